@@ -1,0 +1,94 @@
+// Routes every kernel family to the microkernel of the active ISA (isa.h).
+#include "quantize.h"
+
+#include <limits>
+
+#include "isa.h"
+#include "observe.h"
+#include "ukernels/ukernels.h"
+
+namespace circle_quant {
+
+template <typename Q>
+float max_exact_float() {
+  if constexpr (sizeof(Q) < 4) {
+    return static_cast<float>(std::numeric_limits<Q>::max());
+  } else {
+    // 2^31 - 1 is not a float; the largest float below 2^31 converts without overflow.
+    return 2147483520.0f;
+  }
+}
+
+template <typename Q>
+QuantizeParams make_quantize_params(double scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
+  QuantizeParams p;
+  // Round the reciprocal once, from double: equal to float(1)/float(scale) whenever scale is a
+  // float32 value (double rounding is innocuous for division), and to quantized_decomposed's
+  // `1.0 / scale` for any double scale.
+  p.inv_scale = static_cast<float>(1.0 / scale);
+  p.zero_point = static_cast<float>(zero_point);
+  p.qmin = static_cast<float>(qmin);
+  p.qmax = static_cast<float>(qmax);
+  if (p.qmax > max_exact_float<Q>()) p.qmax = max_exact_float<Q>();
+  return p;
+}
+
+#if defined(__x86_64__)
+#define CIRCLE_QUANT_X86_CASES(name, ...)                                  \
+  case Isa::kAvx512: return ukernels::name##_avx512(__VA_ARGS__);          \
+  case Isa::kAvx2: return ukernels::name##_avx2(__VA_ARGS__);
+#else
+#define CIRCLE_QUANT_X86_CASES(name, ...)
+#endif
+
+// Calls the microkernel family `name` for the active ISA.
+#define CIRCLE_QUANT_DISPATCH(name, ...)                                   \
+  switch (active_isa()) {                                                  \
+    CIRCLE_QUANT_X86_CASES(name, __VA_ARGS__)                              \
+    default: return ukernels::name##_scalar(__VA_ARGS__);                  \
+  }
+
+template <typename Q>
+bool quantize(const float* x, Q* y, size_t n, const QuantizeParams& p) {
+  CIRCLE_QUANT_DISPATCH(f32_quantize, x, y, n, p)
+}
+
+template <typename Q>
+bool quantize_channelwise(const float* x, Q* y, size_t n, const float* inv_scale,
+                          const float* zero_point, float qmin, float qmax) {
+  CIRCLE_QUANT_DISPATCH(f32_quantize_channelwise, x, y, n, inv_scale, zero_point, qmin, qmax)
+}
+
+template <typename Q>
+void dequantize(const Q* x, float* y, size_t n, const DequantizeParams& p) {
+  CIRCLE_QUANT_DISPATCH(dequantize_f32, x, y, n, p)
+}
+
+template <typename Q>
+void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale,
+                            const float* zero_point) {
+  CIRCLE_QUANT_DISPATCH(dequantize_channelwise_f32, x, y, n, scale, zero_point)
+}
+
+MinMax minmax(const float* x, size_t n) { CIRCLE_QUANT_DISPATCH(f32_minmax, x, n) }
+
+size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bins,
+                       uint32_t* counts) {
+  CIRCLE_QUANT_DISPATCH(f32_histogram, x, n, lo, hi, bins, counts)
+}
+
+#undef CIRCLE_QUANT_DISPATCH
+#undef CIRCLE_QUANT_X86_CASES
+
+#define INSTANTIATE(Q)                                                                        \
+  template float max_exact_float<Q>();                                                       \
+  template QuantizeParams make_quantize_params<Q>(double, int64_t, int64_t, int64_t);        \
+  template bool quantize<Q>(const float*, Q*, size_t, const QuantizeParams&);                \
+  template bool quantize_channelwise<Q>(const float*, Q*, size_t, const float*, const float*, \
+                                        float, float);                                       \
+  template void dequantize<Q>(const Q*, float*, size_t, const DequantizeParams&);            \
+  template void dequantize_channelwise<Q>(const Q*, float*, size_t, const float*, const float*);
+CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
+#undef INSTANTIATE
+
+}  // namespace circle_quant

@@ -1,0 +1,88 @@
+#include "isa.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace circle_quant {
+namespace {
+
+bool detect(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+#if defined(__x86_64__) || defined(__i386__)
+    // __builtin_cpu_supports also checks that the OS saves the wider register state (XGETBV).
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+    default:
+      return false;
+  }
+}
+
+Isa best_supported() {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    if (detect(isa)) return isa;
+  }
+  return Isa::kScalar;
+}
+
+// -1: no override; otherwise the Isa value.
+std::atomic<int> g_override{-1};
+
+Isa checked(Isa isa, const char* origin) {
+  if (!detect(isa)) {
+    throw std::runtime_error(fmt::format(
+        "circle_quant: {} asks for the '{}' kernels, but this CPU does not support them "
+        "(best available: '{}')",
+        origin, isa_name(isa), isa_name(best_supported())));
+  }
+  return isa;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(const std::string& name) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (name == isa_name(isa)) return isa;
+  }
+  throw std::invalid_argument(fmt::format(
+      "circle_quant: unknown ISA '{}'; expected one of: scalar, avx2, avx512", name));
+}
+
+bool isa_supported(Isa isa) { return detect(isa); }
+
+Isa active_isa() {
+  const int forced = g_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return static_cast<Isa>(forced);
+  // Read the environment once: kernels call this on every invocation.
+  static const int from_env = [] {
+    const char* env = std::getenv("CIRCLE_QUANT_ISA");
+    if (env == nullptr || *env == '\0') return static_cast<int>(best_supported());
+    return static_cast<int>(parse_isa(env));
+  }();
+  return checked(static_cast<Isa>(from_env), "CIRCLE_QUANT_ISA");
+}
+
+void set_isa_override(Isa isa) {
+  g_override.store(static_cast<int>(checked(isa, "set_isa_override")), std::memory_order_relaxed);
+}
+
+void clear_isa_override() { g_override.store(-1, std::memory_order_relaxed); }
+
+}  // namespace circle_quant

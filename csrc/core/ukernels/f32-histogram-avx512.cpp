@@ -1,0 +1,56 @@
+// AVX-512: histc-compatible binning. Bin indices are computed 16 at a time with the reference's
+// exact float operations; the increments go to 4 interleaved count copies, so runs of equal bins
+// do not serialise on one memory location, and are summed at the end.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "avx512_common.h"
+#include "scalar_common.h"
+#include "ukernels.h"
+
+namespace circle_quant {
+namespace ukernels {
+
+size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_t bins,
+                            uint32_t* counts) {
+  constexpr int kCopies = 4;
+  std::vector<uint32_t> local(static_cast<size_t>(bins) * kCopies, 0);
+  uint32_t* copy[kCopies];
+  for (int k = 0; k < kCopies; ++k) copy[k] = local.data() + k * bins;
+
+  const __m512 vlo = _mm512_set1_ps(lo);
+  const __m512 vhi = _mm512_set1_ps(hi);
+  const __m512 vbins = _mm512_set1_ps(static_cast<float>(bins));
+  const __m512 vrange = _mm512_set1_ps(hi - lo);
+  const __m512i vlast = _mm512_set1_epi32(static_cast<int32_t>(bins - 1));
+  size_t nans = 0;
+  alignas(64) int32_t idx[16];
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : avx512::tail_mask(n - i);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    nans += __builtin_popcount(_mm512_mask_cmp_ps_mask(m, v, v, _CMP_UNORD_Q));
+    const __mmask16 in = _mm512_mask_cmp_ps_mask(m, v, vlo, _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(v, vhi, _CMP_LE_OQ);
+    // (x - lo) * bins / (hi - lo), truncated: the reference's operations in the same order.
+    const __m512 t = _mm512_div_ps(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vbins), vrange);
+    __m512i pos = _mm512_cvttps_epi32(t);
+    pos = _mm512_min_epi32(pos, vlast);
+    _mm512_store_si512(idx, pos);
+    unsigned bits = in;
+    int k = 0;
+    while (bits != 0) {
+      const int lane = __builtin_ctz(bits);
+      bits &= bits - 1;
+      ++copy[k][idx[lane]];
+      k = (k + 1) & (kCopies - 1);
+    }
+  }
+  for (int64_t b = 0; b < bins; ++b) {
+    counts[b] += copy[0][b] + copy[1][b] + copy[2][b] + copy[3][b];
+  }
+  return nans;
+}
+
+}  // namespace ukernels
+}  // namespace circle_quant

@@ -1,0 +1,34 @@
+// Scalar building blocks shared by the reference kernels and the SIMD kernels' tails.
+// They define the numerics (docs/numerics.md): every other path must agree with them bit for bit.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "../quantize.h"
+
+namespace circle_quant {
+namespace ukernels {
+
+// Round half to even (the default FP environment), add the zero point, clamp, then convert.
+// The value is integral and inside [qmin, qmax] before the conversion, so the cast is exact.
+template <typename Q>
+inline Q quantize_one(float x, float inv_scale, float zero_point, float qmin, float qmax) {
+  float v = std::nearbyint(x * inv_scale) + zero_point;
+  v = std::fmin(std::fmax(v, qmin), qmax);  // NaN never gets here: callers report it
+  return static_cast<Q>(static_cast<int32_t>(v));
+}
+
+template <typename Q>
+inline float dequantize_one(Q q, float scale, float zero_point) {
+  return (static_cast<float>(q) - zero_point) * scale;
+}
+
+// histc's bin for a value known to lie in [lo, hi]: the last bin also takes hi.
+inline int64_t histogram_bin(float x, float lo, float hi, int64_t bins) {
+  const int64_t pos = static_cast<int64_t>((x - lo) * static_cast<float>(bins) / (hi - lo));
+  return pos < bins ? pos : bins - 1;
+}
+
+}  // namespace ukernels
+}  // namespace circle_quant

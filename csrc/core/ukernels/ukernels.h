@@ -1,0 +1,48 @@
+// Microkernel declarations. One file per kernel family and ISA, named
+// <input>-<operation>-<isa>.cpp, each templated over the quantized type Q. The scalar kernels are
+// the reference every other path is tested against, bit for bit.
+//
+// Kernels handle any n (including 0) and unaligned pointers. They are single-threaded; the
+// PyTorch layer splits work across threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../observe.h"
+#include "../quantize.h"
+
+namespace circle_quant {
+namespace ukernels {
+
+#define CIRCLE_QUANT_DECLARE_ISA(isa)                                                       \
+  template <typename Q>                                                                     \
+  bool f32_quantize_##isa(const float* x, Q* y, size_t n, const QuantizeParams& p);         \
+  template <typename Q>                                                                     \
+  bool f32_quantize_channelwise_##isa(const float* x, Q* y, size_t n, const float* inv_scale, \
+                                      const float* zero_point, float qmin, float qmax);      \
+  template <typename Q>                                                                     \
+  void dequantize_f32_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);      \
+  template <typename Q>                                                                     \
+  void dequantize_channelwise_f32_##isa(const Q* x, float* y, size_t n, const float* scale,  \
+                                        const float* zero_point);                           \
+  MinMax f32_minmax_##isa(const float* x, size_t n);                                        \
+  /* Adds 1 to counts[bin(x[i])] for every x[i] in [lo, hi] (histc's binning, see */        \
+  /* docs/numerics.md). counts has `bins` entries. Returns the number of NaNs seen. */     \
+  size_t f32_histogram_##isa(const float* x, size_t n, float lo, float hi, int64_t bins,     \
+                             uint32_t* counts);
+
+CIRCLE_QUANT_DECLARE_ISA(scalar)
+#if defined(__x86_64__)
+CIRCLE_QUANT_DECLARE_ISA(avx2)
+CIRCLE_QUANT_DECLARE_ISA(avx512)
+#endif
+
+#undef CIRCLE_QUANT_DECLARE_ISA
+
+// Every quantized type the kernels are instantiated for. Keep in step with the explicit
+// instantiations at the end of each kernel file (CIRCLE_QUANT_FOR_EACH_QTYPE).
+#define CIRCLE_QUANT_FOR_EACH_QTYPE(M) M(uint8_t) M(int8_t) M(uint16_t) M(int16_t) M(int32_t)
+
+}  // namespace ukernels
+}  // namespace circle_quant

@@ -1,0 +1,71 @@
+// Shared by the operator definitions (schema + Meta) and their CPU kernels: argument checks that
+// name the op and argument at fault, dtype dispatch, and the memory layout the kernels walk.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <cstdint>
+
+namespace torch_circle {
+
+// --- argument checks (shape / dtype / scalar values; never data-dependent) -------------------
+
+// quant dtypes the ops accept: uint8, int8, uint16, int16, int32.
+bool is_quant_dtype(at::ScalarType dtype);
+void check_quant_range(const char* op, int64_t quant_min, int64_t quant_max, at::ScalarType dtype);
+void check_scale(const char* op, double scale);
+void check_zero_point(const char* op, int64_t zero_point, int64_t quant_min, int64_t quant_max);
+// float32, or float16/bfloat16 (upcast to float32 as quantized_decomposed does).
+void check_float_input(const char* op, const at::Tensor& input, const char* name = "input");
+void check_quantized_input(const char* op, const at::Tensor& input, at::ScalarType dtype);
+// Returns the axis in [0, dim).
+int64_t check_axis(const char* op, const at::Tensor& input, int64_t axis);
+// scales (and zero_points, when given) are 1-D with one entry per channel of input's axis.
+void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
+                          const at::Tensor& scales, const c10::optional<at::Tensor>& zero_points);
+
+// --- data checks (CPU kernels only) -----------------------------------------------------------
+
+// Every scale finite and > 0, every zero point inside [quant_min, quant_max].
+void check_channel_param_values(const char* op, const at::Tensor& scales,
+                                const c10::optional<at::Tensor>& zero_points, int64_t quant_min,
+                                int64_t quant_max);
+// Raises "<op>: <name> contains NaN at index i (...)" naming the first NaN's position.
+[[noreturn]] void fail_nan(const char* op, const at::Tensor& input, const char* name = "input");
+
+// --- layout -----------------------------------------------------------------------------------
+
+// Output of an elementwise op: same sizes, `dtype`, the input's strides when those are dense.
+at::Tensor empty_like_preserve(const at::Tensor& input, at::ScalarType dtype);
+
+// Returns `input` itself when it already has `like`'s strides, else a copy with them, so that
+// both can be walked as one flat buffer.
+at::Tensor with_strides_of(const at::Tensor& input, const at::Tensor& like);
+
+// A dense tensor's memory seen as [outer, channels, inner] around `axis`: element (o, c, i) sits
+// at offset (o * channels + c) * inner + i, whatever the dimension order in memory.
+struct ChannelLayout {
+  int64_t outer;
+  int64_t channels;
+  int64_t inner;
+};
+ChannelLayout channel_layout(const at::Tensor& dense, int64_t axis);
+
+// Elements per task when splitting flat work across threads.
+constexpr int64_t kGrainSize = 1 << 16;
+
+}  // namespace torch_circle
+
+// Dispatches over the quantized dtypes, binding `Q` to the C type.
+#define TORCH_CIRCLE_DISPATCH_QTYPES(dtype, op, ...)                                         \
+  [&] {                                                                                      \
+    switch (dtype) {                                                                         \
+      case at::kByte: { using Q = uint8_t; return __VA_ARGS__(); }                           \
+      case at::kChar: { using Q = int8_t; return __VA_ARGS__(); }                            \
+      case at::kUInt16: { using Q = uint16_t; return __VA_ARGS__(); }                        \
+      case at::kShort: { using Q = int16_t; return __VA_ARGS__(); }                          \
+      case at::kInt: { using Q = int32_t; return __VA_ARGS__(); }                            \
+      default: TORCH_CHECK(false, op, ": unsupported quantized dtype ", dtype);              \
+    }                                                                                        \
+  }()

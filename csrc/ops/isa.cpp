@@ -1,0 +1,33 @@
+// Kernel-path control, for tests and benchmarks: which ISA the microkernels use.
+#include <torch/library.h>
+
+#include <stdexcept>
+
+#include "core/isa.h"
+
+namespace torch_circle {
+namespace {
+
+std::string active_isa() { return circle_quant::isa_name(circle_quant::active_isa()); }
+
+// "" returns to the automatic choice; anything else must name an ISA this CPU supports.
+void set_isa(const std::string& isa) {
+  try {
+    if (isa.empty()) {
+      circle_quant::clear_isa_override();
+    } else {
+      circle_quant::set_isa_override(circle_quant::parse_isa(isa));
+    }
+  } catch (const std::exception& e) {
+    TORCH_CHECK_VALUE(false, e.what());
+  }
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
+  m.def("_active_isa() -> str", &active_isa);
+  m.def("_set_isa(str isa) -> ()", &set_isa);
+}
+
+}  // namespace torch_circle

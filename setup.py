@@ -1,0 +1,70 @@
+"""Build and package torch-circle.
+
+CMakeLists.txt is the only build description: this file runs CMake for the operator library
+(target ``torch_circle``) and places it in the package as ``torch_circle/_C.<suffix>.so``.
+Build against the installed torch, without build isolation (which would download another torch):
+
+    pip install --no-build-isolation -e .
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    """Configures (once) and builds the CMake tree in build/cmake, then copies the library."""
+
+    def build_extension(self, ext):
+        try:
+            import torch
+        except ImportError:
+            sys.exit("torch-circle: install torch==2.13.0 first, then build with "
+                     "`pip install --no-build-isolation .` (see scripts/setup.sh)")
+        build_dir = Path(os.environ.get("TORCH_CIRCLE_BUILD_DIR", ROOT / "build" / "cmake"))
+        build_dir.mkdir(parents=True, exist_ok=True)
+        configure = [
+            "cmake", "-S", str(ROOT), "-B", str(build_dir),
+            f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+            "-DCMAKE_BUILD_TYPE=Release",
+            # The tests are built by the developer command (README), not by every pip install.
+            f"-DTORCH_CIRCLE_BUILD_TESTS={os.environ.get('TORCH_CIRCLE_BUILD_TESTS', 'OFF')}",
+        ]
+        if shutil.which("ninja"):
+            configure += ["-G", "Ninja"] if not (build_dir / "CMakeCache.txt").exists() else []
+        subprocess.check_call(configure)
+        jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+        subprocess.check_call(["cmake", "--build", str(build_dir), "--target", "torch_circle",
+                               "-j", jobs])
+        target = Path(self.get_ext_fullpath(ext.name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(build_dir / "libtorch_circle.so", target)
+
+
+setup(
+    name="torch-circle",
+    version="0.1.0",
+    description="PyTorch 2 Export int8 quantization, fast CPU kernels and Circle export",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["torch_circle", "torch_circle.*"]),
+    ext_modules=[CMakeExtension("torch_circle._C")],
+    cmdclass={"build_ext": CMakeBuild},
+    # torch is deliberately not a pip requirement: a plain `torch` requirement lets pip replace
+    # the installed CPU build with a multi-GB CUDA one. scripts/setup.sh pins torch==2.13.0.
+    install_requires=["numpy"],
+    extras_require={"test": ["pytest"]},
+    zip_safe=False,
+)
