@@ -38,9 +38,9 @@ class CMakeBuild(build_ext):
             "cmake", "-S", str(ROOT), "-B", str(build_dir),
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             "-DCMAKE_BUILD_TYPE=Release",
-            # The tests are built by the developer command (README), not by every pip install.
-            f"-DTORCH_CIRCLE_BUILD_TESTS={os.environ.get('TORCH_CIRCLE_BUILD_TESTS', 'OFF')}",
         ]
+        # Tests are built by scripts/test.sh, which turns them on in the same build tree; a plain
+        # `pip install` leaves that cached choice alone.
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"] if not (build_dir / "CMakeCache.txt").exists() else []
         subprocess.check_call(configure)

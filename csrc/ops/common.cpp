@@ -8,6 +8,10 @@
 
 namespace torch_circle {
 
+std::string dtype_name(at::ScalarType dtype) {
+  return "torch." + std::string(c10::getDtypeNames(dtype).first);
+}
+
 bool is_quant_dtype(at::ScalarType dtype) {
   switch (dtype) {
     case at::kByte: case at::kChar: case at::kUInt16: case at::kShort: case at::kInt:
@@ -32,10 +36,10 @@ std::pair<int64_t, int64_t> dtype_bounds(at::ScalarType dtype) {
 void check_quant_range(const char* op, int64_t quant_min, int64_t quant_max,
                        at::ScalarType dtype) {
   TORCH_CHECK_TYPE(is_quant_dtype(dtype), op, ": dtype must be one of torch.uint8, torch.int8, ",
-                   "torch.uint16, torch.int16, torch.int32; got ", dtype);
+                   "torch.uint16, torch.int16, torch.int32; got ", dtype_name(dtype));
   const auto [lo, hi] = dtype_bounds(dtype);
   TORCH_CHECK_VALUE(quant_min >= lo && quant_max <= hi, op, ": the range [quant_min, quant_max] = [",
-                    quant_min, ", ", quant_max, "] does not fit in ", dtype, " [", lo, ", ", hi, "]");
+                    quant_min, ", ", quant_max, "] does not fit in ", dtype_name(dtype), " [", lo, ", ", hi, "]");
   TORCH_CHECK_VALUE(quant_min <= quant_max, op, ": quant_min (", quant_min,
                     ") is greater than quant_max (", quant_max, ")");
 }
@@ -54,12 +58,12 @@ void check_zero_point(const char* op, int64_t zero_point, int64_t quant_min, int
 void check_float_input(const char* op, const at::Tensor& input, const char* name) {
   const auto t = input.scalar_type();
   TORCH_CHECK_TYPE(t == at::kFloat || t == at::kHalf || t == at::kBFloat16, op, ": ", name,
-                   " must be a float32, float16 or bfloat16 tensor, got ", t);
+                   " must be a float32, float16 or bfloat16 tensor, got ", dtype_name(t));
 }
 
 void check_quantized_input(const char* op, const at::Tensor& input, at::ScalarType dtype) {
-  TORCH_CHECK_TYPE(input.scalar_type() == dtype, op, ": input has dtype ", input.scalar_type(),
-                   " but the dtype argument says ", dtype);
+  TORCH_CHECK_TYPE(input.scalar_type() == dtype, op, ": input has dtype ", dtype_name(input.scalar_type()),
+                   " but the dtype argument says ", dtype_name(dtype));
 }
 
 int64_t check_axis(const char* op, const at::Tensor& input, int64_t axis) {
@@ -72,18 +76,19 @@ int64_t check_axis(const char* op, const at::Tensor& input, int64_t axis) {
 
 void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
                           const at::Tensor& scales, const c10::optional<at::Tensor>& zero_points) {
-  const int64_t channels = input.size(axis);
+  // sym_size: Meta kernels run this on tensors with symbolic shapes (torch.export dynamic dims).
+  const c10::SymInt channels = input.sym_size(axis);
   TORCH_CHECK_TYPE(at::isFloatingType(scales.scalar_type()), op,
-                   ": scales must be a floating-point tensor, got ", scales.scalar_type());
-  TORCH_CHECK_VALUE(scales.dim() == 1 && scales.size(0) == channels, op, ": scales has shape ",
-                    scales.sizes(), " but input has ", channels, " channels along axis ", axis);
+                   ": scales must be a floating-point tensor, got ", dtype_name(scales.scalar_type()));
+  TORCH_CHECK_VALUE(scales.dim() == 1 && scales.sym_size(0) == channels, op, ": scales has shape ",
+                    scales.sym_sizes(), " but input has ", channels, " channels along axis ", axis);
   if (zero_points.has_value()) {
     const auto& zp = *zero_points;
     TORCH_CHECK_TYPE(zp.scalar_type() != at::kBool && !at::isComplexType(zp.scalar_type()), op,
                      ": zero_points must be an integer or floating-point tensor, got ",
-                     zp.scalar_type());
-    TORCH_CHECK_VALUE(zp.dim() == 1 && zp.size(0) == channels, op, ": zero_points has shape ",
-                      zp.sizes(), " but input has ", channels, " channels along axis ", axis);
+                     dtype_name(zp.scalar_type()));
+    TORCH_CHECK_VALUE(zp.dim() == 1 && zp.sym_size(0) == channels, op, ": zero_points has shape ",
+                      zp.sym_sizes(), " but input has ", channels, " channels along axis ", axis);
   }
 }
 

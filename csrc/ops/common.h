@@ -11,6 +11,9 @@ namespace torch_circle {
 
 // --- argument checks (shape / dtype / scalar values; never data-dependent) -------------------
 
+// "torch.int8" etc.: dtypes as Python users write them, for error messages.
+std::string dtype_name(at::ScalarType dtype);
+
 // quant dtypes the ops accept: uint8, int8, uint16, int16, int32.
 bool is_quant_dtype(at::ScalarType dtype);
 void check_quant_range(const char* op, int64_t quant_min, int64_t quant_max, at::ScalarType dtype);
@@ -66,6 +69,6 @@ constexpr int64_t kGrainSize = 1 << 16;
       case at::kUInt16: { using Q = uint16_t; return __VA_ARGS__(); }                        \
       case at::kShort: { using Q = int16_t; return __VA_ARGS__(); }                          \
       case at::kInt: { using Q = int32_t; return __VA_ARGS__(); }                            \
-      default: TORCH_CHECK(false, op, ": unsupported quantized dtype ", dtype);              \
+      default: TORCH_CHECK(false, op, ": unsupported quantized dtype ", dtype_name(dtype));            \
     }                                                                                        \
   }()

@@ -16,7 +16,7 @@ std::tuple<at::Tensor, at::Tensor> fake_quantize_per_tensor_cachemask_allocate(
     int64_t quant_max) {
   const char* op = "circle_quant::fake_quantize_per_tensor";
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat, op, ": input must be float32, got ",
-                   input.scalar_type());
+                   dtype_name(input.scalar_type()));
   check_fake_range(op, quant_min, quant_max);
   check_scale(op, scale);
   check_zero_point(op, zero_point, quant_min, quant_max);
@@ -28,7 +28,7 @@ std::tuple<at::Tensor, at::Tensor> fake_quantize_per_channel_cachemask_allocate(
     int64_t quant_min, int64_t quant_max) {
   const char* op = "circle_quant::fake_quantize_per_channel";
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat, op, ": input must be float32, got ",
-                   input.scalar_type());
+                   dtype_name(input.scalar_type()));
   check_fake_range(op, quant_min, quant_max);
   axis = check_axis(op, input, axis);
   check_channel_params(op, input, axis, scales, zero_points);

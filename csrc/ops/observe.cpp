@@ -13,21 +13,23 @@ at::Tensor scalar_float(const at::Tensor& like) {
 void check_range_state(const char* op, const at::Tensor& min_val, const at::Tensor& max_val) {
   for (const auto* t : {&min_val, &max_val}) {
     TORCH_CHECK_TYPE(t->scalar_type() == at::kFloat, op, ": ", t == &min_val ? "min_val" : "max_val",
-                     " must be a float32 tensor, got ", t->scalar_type());
+                     " must be a float32 tensor, got ", dtype_name(t->scalar_type()));
   }
-  TORCH_CHECK_VALUE(min_val.sizes() == max_val.sizes(), op, ": min_val has shape ",
-                    min_val.sizes(), " but max_val has shape ", max_val.sizes());
+  TORCH_CHECK_VALUE(min_val.sym_sizes() == max_val.sym_sizes(), op, ": min_val has shape ",
+                    min_val.sym_sizes(), " but max_val has shape ", max_val.sym_sizes());
 }
 
 void check_histogram_state(const char* op, const at::Tensor& histogram, const at::Tensor& min_val,
                            const at::Tensor& max_val) {
   TORCH_CHECK_TYPE(histogram.scalar_type() == at::kFloat, op,
-                   ": histogram must be a float32 tensor, got ", histogram.scalar_type());
-  TORCH_CHECK_VALUE(histogram.dim() == 1 && histogram.numel() > 0, op,
-                    ": histogram must be 1-D with at least one bin, got shape ", histogram.sizes());
+                   ": histogram must be a float32 tensor, got ", dtype_name(histogram.scalar_type()));
+  TORCH_CHECK_VALUE(histogram.dim() == 1 && histogram.sym_size(0) > 0, op,
+                    ": histogram must be 1-D with at least one bin, got shape ",
+                    histogram.sym_sizes());
   check_range_state(op, min_val, max_val);
-  TORCH_CHECK_VALUE(min_val.numel() == 1, op,
-                    ": min_val and max_val must hold one value each, got shape ", min_val.sizes());
+  TORCH_CHECK_VALUE(min_val.sym_numel() == 1, op,
+                    ": min_val and max_val must hold one value each, got shape ",
+                    min_val.sym_sizes());
 }
 
 void check_eps(const char* op, double eps) {
@@ -53,7 +55,8 @@ TensorPair minmax_per_channel_allocate(const at::Tensor& input, int64_t axis) {
   check_float_input(op, input);
   axis = check_axis(op, input, axis);
   const auto opts = input.options().dtype(at::kFloat);
-  return {at::empty({input.size(axis)}, opts), at::empty({input.size(axis)}, opts)};
+  return {at::empty_symint({input.sym_size(axis)}, opts),
+          at::empty_symint({input.sym_size(axis)}, opts)};
 }
 
 TensorPair choose_qparams_allocate(const at::Tensor& min_val, const at::Tensor& max_val,
@@ -63,12 +66,13 @@ TensorPair choose_qparams_allocate(const at::Tensor& min_val, const at::Tensor& 
   check_range_state(op, min_val, max_val);
   TORCH_CHECK_VALUE(min_val.dim() <= 1, op,
                     ": min_val / max_val must be 0-D (per tensor) or 1-D (per channel), got shape ",
-                    min_val.sizes());
+                    min_val.sym_sizes());
   check_quant_range(op, quant_min, quant_max, dtype);
   check_eps(op, eps);
   // Like torchao's observers, a per-tensor result has shape [1].
-  const int64_t n = min_val.dim() == 0 ? 1 : min_val.size(0);
-  return {at::empty({n}, min_val.options()), at::empty({n}, min_val.options().dtype(at::kLong))};
+  const c10::SymInt n = min_val.dim() == 0 ? c10::SymInt(1) : min_val.sym_size(0);
+  return {at::empty_symint({n}, min_val.options()),
+          at::empty_symint({n}, min_val.options().dtype(at::kLong))};
 }
 
 TensorTriple histogram_observe_allocate(const at::Tensor& input, const at::Tensor& histogram,

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Times the circle_quant CPU ops against their torch equivalents and against memcpy.
+
+For every op and buffer size (size = bytes of the float32 input) the table gives the median
+wall time of one call, the bandwidth (bytes = every tensor the op reads + every tensor it writes),
+the peer's time divided by ours (> 1 means circle_quant is faster) and the bandwidth as a
+fraction of memcpy's at the same size (memcpy moves 2 x size bytes: dst.copy_(src)).
+
+    python benchmarks/bench_ops.py                    # full run, 1 KB .. 64 MB
+    python benchmarks/bench_ops.py --quick            # CI smoke test: 1 KB and 256 KB, 10 repeats
+    python benchmarks/bench_ops.py --isa avx2         # force the kernels onto one ISA
+    python benchmarks/bench_ops.py --sizes 4KB,1MB --threads 1 --repeats 50 --markdown
+"""
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shlex
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
+
+import torch_circle
+
+KB, MB = 1 << 10, 1 << 20
+DEFAULT_SIZES = (1 * KB, 16 * KB, 256 * KB, 4 * MB, 64 * MB)
+QUICK_SIZES = (1 * KB, 256 * KB)
+QUICK_REPEATS = 10
+
+TIMED_S_PER_MEASUREMENT = 0.3  # adaptive repeats: aim for this much timed work per (impl, size)
+MIN_REPEATS, MAX_REPEATS = 7, 20_000
+WARMUP_S, MIN_WARMUP = 0.05, 2
+MAX_CALL_S = 2.0  # an impl whose first call takes longer is skipped at that size
+
+# Quantization parameters. Inputs are N(0, 1); the histogram range is wider than any sample.
+SCALE = 8.0 / 127
+UINT8 = (128, 0, 255, torch.uint8)  # zero_point, quant_min, quant_max, dtype
+INT8 = (0, -128, 127, torch.int8)
+CHANNELS = 64
+BINS = 2048
+HIST_RANGE = (-8.0, 8.0)
+
+cq = torch.ops.circle_quant
+qd = torch.ops.quantized_decomposed
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and benchmark cases
+
+
+class Inputs:
+    """The tensors every case draws on, for one buffer size (n float32 elements)."""
+
+    def __init__(self, n: int):
+        gen = torch.Generator().manual_seed(0)
+        self.n = n
+        self.x = torch.randn(n, generator=gen)
+        self.dst = torch.empty_like(self.x)
+        self.q_u8 = cq.quantize_per_tensor(self.x, SCALE, *UINT8)
+        self.qtensor = torch.quantize_per_tensor(self.x, SCALE, UINT8[0], torch.quint8)
+        self.w = self.x.view(CHANNELS, -1)  # weight-like [C, K], quantized along axis 0
+        self.w_scales = (self.w.abs().amax(dim=1) / 127).clamp_min(1e-8)
+        self.w_zero_points = torch.zeros(CHANNELS, dtype=torch.int64)
+        # Histogram state already holding a range wider than x: the steady-state update path.
+        lo, hi = HIST_RANGE
+        self.hist = torch.histc(self.x, BINS, lo, hi)
+        self.hist_min, self.hist_max = torch.tensor(lo), torch.tensor(hi)
+        self._observer = None
+
+    @property
+    def observer(self):
+        """torchao's HistogramObserver, initialised on [lo, hi] (built on first use)."""
+        if self._observer is None:
+            from torchao.quantization.pt2e.observer import HistogramObserver
+
+            self._observer = HistogramObserver(bins=BINS)
+            self._observer(torch.tensor(HIST_RANGE))
+        return self._observer
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    bind: Callable[[Inputs], Callable[[], object]]  # returns the zero-argument call to time
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    bytes_moved: Callable[[int], int]  # n elements -> bytes our op reads + writes
+    ours: Impl
+    peers: Tuple[Impl, ...]
+
+
+def quantize_case(label: str, qparams: tuple, qdtype: torch.dtype) -> Case:
+    zero_point = qparams[0]
+    return Case(
+        f"quantize_per_tensor f32->{label}",
+        lambda n: 4 * n + n,
+        Impl("circle_quant", lambda d: partial(cq.quantize_per_tensor, d.x, SCALE, *qparams)),
+        (
+            Impl("quantized_decomposed",
+                 lambda d: partial(qd.quantize_per_tensor, d.x, SCALE, *qparams)),
+            Impl("torch.quantize_per_tensor (QTensor)",
+                 lambda d: partial(torch.quantize_per_tensor, d.x, SCALE, zero_point, qdtype)),
+        ),
+    )
+
+
+CASES: List[Case] = [
+    quantize_case("uint8", UINT8, torch.quint8),
+    quantize_case("int8", INT8, torch.qint8),
+    Case(
+        "dequantize_per_tensor uint8->f32",
+        lambda n: n + 4 * n,
+        Impl("circle_quant", lambda d: partial(cq.dequantize_per_tensor, d.q_u8, SCALE, *UINT8)),
+        (
+            Impl("quantized_decomposed",
+                 lambda d: partial(qd.dequantize_per_tensor, d.q_u8, SCALE, *UINT8)),
+            Impl("QTensor.dequantize()", lambda d: d.qtensor.dequantize),
+        ),
+    ),
+    Case(
+        f"quantize_per_channel f32->int8 [{CHANNELS}, K] axis 0",
+        lambda n: 4 * n + n + CHANNELS * (4 + 8),
+        Impl("circle_quant", lambda d: partial(
+            cq.quantize_per_channel, d.w, d.w_scales, d.w_zero_points, 0, *INT8[1:])),
+        (Impl("quantized_decomposed", lambda d: partial(
+            qd.quantize_per_channel, d.w, d.w_scales, d.w_zero_points, 0, *INT8[1:])),),
+    ),
+    Case(
+        "minmax f32",
+        lambda n: 4 * n + 2 * 4,
+        Impl("circle_quant", lambda d: partial(cq.minmax, d.x)),
+        (Impl("torch.aminmax", lambda d: partial(torch.aminmax, d.x)),),
+    ),
+    Case(
+        f"histogram observe f32, {BINS} bins (steady state)",
+        lambda n: 4 * n + 2 * (4 * BINS + 2 * 4),  # x + (hist, min, max) read and written
+        Impl("circle_quant", lambda d: partial(
+            cq.histogram_observe, d.x, d.hist, d.hist_min, d.hist_max)),
+        (
+            Impl("torch.histc", lambda d: partial(torch.histc, d.x, BINS, *HIST_RANGE)),
+            Impl("torchao HistogramObserver", lambda d: partial(d.observer, d.x)),
+        ),
+    ),
+]
+
+MEMCPY = Impl("dst.copy_(src) f32", lambda d: partial(d.dst.copy_, d.x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+@dataclass
+class Timing:
+    median_ns: Optional[float] = None
+    repeats: int = 0
+    skipped: str = ""
+
+
+def time_call(fn: Callable[[], object], repeats: Optional[int]) -> Timing:
+    """Median wall time of fn() after a warm-up; adaptive repeat count unless one is given."""
+    clock = time.perf_counter_ns
+    t0 = clock()
+    fn()
+    first = clock() - t0
+    if first > MAX_CALL_S * 1e9:
+        return Timing(skipped=f"skipped: 1 call = {first / 1e9:.1f} s > {MAX_CALL_S:g} s")
+    warm = []
+    while len(warm) < MIN_WARMUP or sum(warm) < WARMUP_S * 1e9:
+        t0 = clock()
+        fn()
+        warm.append(clock() - t0)
+    if repeats is None:
+        per_call = statistics.median(warm)
+        repeats = int(min(MAX_REPEATS, max(MIN_REPEATS, TIMED_S_PER_MEASUREMENT * 1e9 / per_call)))
+    samples = []
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        samples.append(clock() - t0)
+    return Timing(statistics.median(samples), repeats)
+
+
+def run(sizes: Sequence[int], repeats: Optional[int]) -> Dict[Tuple[str, int, str], Timing]:
+    """Times every impl of every case (and memcpy) at every size; keys are (case, size, impl)."""
+    results = {}
+    for size in sizes:
+        inputs = Inputs(size // 4)
+        print(f"  timing {format_size(size)} ...", file=sys.stderr, flush=True)
+        results[("memcpy", size, MEMCPY.name)] = time_call(MEMCPY.bind(inputs), repeats)
+        for case in CASES:
+            for impl in (case.ours, *case.peers):
+                results[(case.name, size, impl.name)] = time_call(impl.bind(inputs), repeats)
+        del inputs
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def format_size(size: int) -> str:
+    for unit, scale in (("MB", MB), ("KB", KB)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*([KM]?)B?\s*", text.upper())
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}; use e.g. 1KB, 256KB, 4MB, 4096")
+    size = int(m.group(1)) * {"": 1, "K": KB, "M": MB}[m.group(2)]
+    if size <= 0 or size % (4 * CHANNELS):
+        raise argparse.ArgumentTypeError(
+            f"size {text!r} must be a positive multiple of {4 * CHANNELS} bytes "
+            f"({CHANNELS} channels of float32 for quantize_per_channel)")
+    return size
+
+
+def format_time(ns: float) -> str:
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}" if ns / scale < 100 else f"{ns / scale:.0f} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def table_rows(sizes: Sequence[int], results) -> Tuple[List[str], List[List[str]]]:
+    header = ["op", "size", "impl", "median", "reps", "GB/s", "peer/ours", "% memcpy"]
+    rows = []
+    memcpy_gbs = {}
+    for size in sizes:
+        t = results[("memcpy", size, MEMCPY.name)]
+        memcpy_gbs[size] = 2 * size / t.median_ns
+        rows.append(["memcpy (reference)", format_size(size), MEMCPY.name,
+                     format_time(t.median_ns), str(t.repeats), f"{memcpy_gbs[size]:.2f}", "",
+                     "100%"])
+    for case in CASES:
+        for size in sizes:
+            moved = case.bytes_moved(size // 4)
+            ours = results[(case.name, size, case.ours.name)]
+            for impl in (case.ours, *case.peers):
+                t = results[(case.name, size, impl.name)]
+                row = [case.name, format_size(size), impl.name]
+                if t.skipped:
+                    rows.append(row + [t.skipped, "", "", "", ""])
+                    continue
+                gbs = moved / t.median_ns  # bytes per ns == GB/s
+                ratio = "" if impl is case.ours else f"{t.median_ns / ours.median_ns:.2f}x"
+                rows.append(row + [format_time(t.median_ns), str(t.repeats), f"{gbs:.2f}", ratio,
+                                   f"{100 * gbs / memcpy_gbs[size]:.0f}%"])
+    return header, rows
+
+
+def print_text_table(header: List[str], rows: List[List[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    numeric = {3, 4, 5, 6, 7}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    previous_op = None
+    for row in rows:
+        shown = list(row)
+        if row[0] == previous_op:
+            shown[0] = ""  # print each op's name once
+        elif previous_op is not None:
+            print()
+        previous_op = row[0]
+        print(line(shown))
+
+
+def print_markdown_table(header: List[str], rows: List[List[str]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if i >= 3 else "---" for i in range(len(header))) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def print_machine() -> None:
+    print(f"CPU:     {cpu_model()}, {os.cpu_count()} logical cores")
+    print(f"torch:   {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}")
+    print(f"kernels: circle_quant ISA = {torch_circle.active_kernel_isa()}")
+    print(f"python:  {platform.python_version()} on {platform.platform()}")
+    print("load:    {:.2f} {:.2f} {:.2f} (1/5/15-min load average before timing; other busy "
+          "processes distort multi-threaded times)".format(*os.getloadavg()))
+
+
+def reproduce_command(args, sizes: Sequence[int], repeats: Optional[int]) -> str:
+    argv = ["python", "benchmarks/bench_ops.py",
+            "--sizes", ",".join(format_size(s).replace(" ", "") for s in sizes),
+            "--threads", str(torch.get_num_threads()),
+            "--isa", torch_circle.active_kernel_isa()]
+    if repeats is not None:
+        argv += ["--repeats", str(repeats)]
+    if args.markdown:
+        argv.append("--markdown")
+    return shlex.join(argv)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=lambda s: [parse_size(t) for t in s.split(",")],
+                   help="comma-separated float32 input sizes (default 1KB,16KB,256KB,4MB,64MB)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads before timing (default: torch.get_num_threads())")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per (op, size, impl); default adapts to the call time")
+    p.add_argument("--isa", choices=torch_circle.ops.KERNEL_ISAS, default=None,
+                   help="run circle_quant kernels under torch_circle.use_kernel_isa(ISA)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke test: sizes 1KB,256KB and {QUICK_REPEATS} repeats")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    args = p.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    repeats = args.repeats or (QUICK_REPEATS if args.quick else None)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    isa = torch_circle.use_kernel_isa(args.isa) if args.isa else contextlib.nullcontext()
+    # QTensors are a deliberate peer here; torchao warns at import about its CUDA extensions.
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
+    warnings.filterwarnings("ignore", module="torchao")
+    start = time.perf_counter()
+    with isa:
+        print_machine()
+        results = run(sizes, repeats)
+        print()
+        header, rows = table_rows(sizes, results)
+        (print_markdown_table if args.markdown else print_text_table)(header, rows)
+        command = reproduce_command(args, sizes, repeats)
+    print()
+    print("bytes = input + output bytes of our op; GB/s = bytes / median time; "
+          "peer/ours = peer time / our time (> 1: circle_quant faster);")
+    print("% memcpy = GB/s / memcpy GB/s at the same size (memcpy moves 2 x size bytes).")
+    print(f"total wall time {time.perf_counter() - start:.0f} s")
+    print(f"reproduce: {command}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+// Helpers shared by the torch-free kernel suites: the ISA-parameterised fixture, guarded buffers
+// that catch out-of-bounds reads and writes, random inputs and bit-exact comparison.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/isa.h"
+
+namespace circle_quant_test {
+
+using circle_quant::Isa;
+
+// Fixture for kernel tests run once per ISA; ISAs this CPU lacks are skipped.
+class IsaTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!circle_quant::isa_supported(GetParam())) {
+      GTEST_SKIP() << circle_quant::isa_name(GetParam()) << " is not supported by this CPU";
+    }
+  }
+};
+
+inline std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
+  return circle_quant::isa_name(info.param);
+}
+
+#define INSTANTIATE_FOR_EACH_ISA(Fixture)                                                     \
+  INSTANTIATE_TEST_SUITE_P(Isa, Fixture,                                                      \
+                           ::testing::Values(::circle_quant::Isa::kScalar,                    \
+                                             ::circle_quant::Isa::kAvx2,                      \
+                                             ::circle_quant::Isa::kAvx512),                   \
+                           ::circle_quant_test::isa_param_name)
+
+// Forces an ISA for the dispatching entry points for the lifetime of the object.
+struct IsaOverride {
+  explicit IsaOverride(Isa isa) { circle_quant::set_isa_override(isa); }
+  ~IsaOverride() { circle_quant::clear_isa_override(); }
+  IsaOverride(const IsaOverride&) = delete;
+  IsaOverride& operator=(const IsaOverride&) = delete;
+};
+
+// Lengths around every vector width and unroll factor, plus a few random ones.
+inline std::vector<size_t> test_sizes(std::mt19937& rng) {
+  std::vector<size_t> sizes = {0, 1, 2, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 1000, 4097};
+  std::uniform_int_distribution<size_t> extra(1, 300);
+  for (int i = 0; i < 6; ++i) sizes.push_back(extra(rng));
+  return sizes;
+}
+
+// Element offsets of the data pointer: aligned storage and misaligned by one element.
+constexpr size_t kOffsets[] = {0, 1};
+
+// n elements preceded by `offset` guard elements (which misaligns data()) and followed by
+// kGuard more. For inputs the guard holds a value that would change the result if read (NaN);
+// for outputs, a sentinel that must survive the kernel.
+template <typename T>
+class Buffer {
+ public:
+  static constexpr size_t kGuard = 64;
+
+  Buffer(size_t n, size_t offset, T guard)
+      : storage_(offset + n + kGuard, guard), offset_(offset), n_(n), guard_(guard) {}
+
+  T* data() { return storage_.data() + offset_; }
+  const T* data() const { return storage_.data() + offset_; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return data()[i]; }
+  const T& operator[](size_t i) const { return data()[i]; }
+
+  // True when no element outside [0, n) was written.
+  bool guard_intact() const {
+    for (size_t i = 0; i < storage_.size(); ++i) {
+      if (i >= offset_ && i < offset_ + n_) continue;
+      if (std::memcmp(&storage_[i], &guard_, sizeof(T)) != 0) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::vector<T> storage_;
+  size_t offset_, n_;
+  T guard_;
+};
+
+inline uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+inline float float_from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// A NaN payload no kernel produces: marks output elements that must stay untouched.
+inline float float_sentinel() { return float_from_bits(0x7fbadbadu); }
+
+inline std::string describe(float v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g (%a, bits 0x%08x)", v, v, float_bits(v));
+  return buf;
+}
+template <typename T>
+std::string describe(T v) {
+  return std::to_string(+v);
+}
+
+// Bit-for-bit equality of two arrays, reporting the first difference.
+template <typename T>
+::testing::AssertionResult same_bits(const T* got, const T* want, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
+      return ::testing::AssertionFailure() << "first difference at index " << i << " of " << n
+                                           << ": got " << describe(got[i]) << ", want "
+                                           << describe(want[i]);
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Uniform in log space over [lo, hi] (lo > 0), rounded to float.
+inline float log_uniform(std::mt19937& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> d(std::log(lo), std::log(hi));
+  return static_cast<float>(std::exp(d(rng)));
+}
+
+inline float uniform(std::mt19937& rng, double lo, double hi) {
+  return static_cast<float>(std::uniform_real_distribution<double>(lo, hi)(rng));
+}
+
+template <typename I>
+I uniform_int(std::mt19937& rng, I lo, I hi) {
+  return std::uniform_int_distribution<I>(lo, hi)(rng);
+}
+
+// Picks one element of a non-empty list uniformly.
+template <typename T, size_t N>
+T pick(std::mt19937& rng, const T (&values)[N]) {
+  return values[uniform_int<size_t>(rng, 0, N - 1)];
+}
+
+// Positions worth placing a special value at: first, middle, last (the last is in the kernels'
+// tail whenever n is not a multiple of the vector width).
+inline std::vector<size_t> special_positions(size_t n) {
+  if (n == 0) return {};
+  return {0, n / 2, n - 1};
+}
+
+}  // namespace circle_quant_test
