@@ -164,10 +164,6 @@ void histogram_search_range(const float* hist, int64_t bins, float min, float ma
   *new_max = min + width * static_cast<float>(end + 1);
 }
 
-}  // namespace circle_quant
-
-namespace circle_quant {
-
 bool minmax_columns(const float* x, size_t rows, size_t cols, size_t row_stride, float* mn,
                     float* mx) {
   bool has_nan = false;

@@ -45,10 +45,6 @@ void histogram_merge(const float* old_hist, float old_min, float old_max,
 void histogram_search_range(const float* hist, int64_t bins, float min, float max,
                             double dst_bins, float* new_min, float* new_max);
 
-}  // namespace circle_quant
-
-namespace circle_quant {
-
 // Per-column min and max of a row-major [rows, cols] buffer (the channel axis innermost), folded
 // into mn/mx (which the caller initialises). NaNs are left out; returns true if any was seen.
 bool minmax_columns(const float* x, size_t rows, size_t cols, size_t row_stride, float* mn,

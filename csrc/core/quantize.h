@@ -50,10 +50,6 @@ template <typename Q>
 void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale,
                             const float* zero_point);
 
-}  // namespace circle_quant
-
-namespace circle_quant {
-
 // Fake quantization (quantize then dequantize in float) for QAT:
 //   q = clamp(nearbyint(x * inv_scale) + zero_point, qmin, qmax);  y = (q - zero_point) * scale
 // mask[i] (if not null) is 1 where the value before clamping lay inside [qmin, qmax]: the

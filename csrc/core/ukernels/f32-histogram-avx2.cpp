@@ -1,9 +1,10 @@
-// AVX2: histc-compatible binning, 8 lanes at a time, with the same interleaved count copies as
-// the AVX-512 kernel; the scalar reference bins the tail.
+// AVX2: histc-compatible binning, 8 lanes at a time, counted into InterleavedCounts
+// (scalar_common.h); the scalar reference bins the tail.
 #include <immintrin.h>
 
 #include <vector>
 
+#include "scalar_common.h"
 #include "ukernels.h"
 
 namespace circle_quant {
@@ -11,10 +12,7 @@ namespace ukernels {
 
 size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t bins,
                           uint32_t* counts) {
-  constexpr int kCopies = 4;
-  std::vector<uint32_t> local(static_cast<size_t>(bins) * kCopies, 0);
-  uint32_t* copy[kCopies];
-  for (int k = 0; k < kCopies; ++k) copy[k] = local.data() + k * bins;
+  InterleavedCounts local(bins);
 
   const __m256 vlo = _mm256_set1_ps(lo);
   const __m256 vhi = _mm256_set1_ps(hi);
@@ -24,7 +22,6 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
   size_t nans = 0;
   alignas(32) int32_t idx[8];
   size_t i = 0;
-  int k = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
     nans += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
@@ -37,13 +34,10 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
     while (bits != 0) {
       const int lane = __builtin_ctz(bits);
       bits &= bits - 1;
-      ++copy[k][idx[lane]];
-      k = (k + 1) & (kCopies - 1);
+      local.add(idx[lane]);
     }
   }
-  for (int64_t b = 0; b < bins; ++b) {
-    counts[b] += copy[0][b] + copy[1][b] + copy[2][b] + copy[3][b];
-  }
+  local.flush(counts);
   return nans + f32_histogram_scalar(x + i, n - i, lo, hi, bins, counts);
 }
 

@@ -1,6 +1,5 @@
 // AVX-512: histc-compatible binning. Bin indices are computed 16 at a time with the reference's
-// exact float operations; the increments go to 4 interleaved count copies, so runs of equal bins
-// do not serialise on one memory location, and are summed at the end.
+// exact float operations, and counted into InterleavedCounts (scalar_common.h).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -14,10 +13,7 @@ namespace ukernels {
 
 size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_t bins,
                             uint32_t* counts) {
-  constexpr int kCopies = 4;
-  std::vector<uint32_t> local(static_cast<size_t>(bins) * kCopies, 0);
-  uint32_t* copy[kCopies];
-  for (int k = 0; k < kCopies; ++k) copy[k] = local.data() + k * bins;
+  InterleavedCounts local(bins);
 
   const __m512 vlo = _mm512_set1_ps(lo);
   const __m512 vhi = _mm512_set1_ps(hi);
@@ -38,17 +34,13 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
     pos = _mm512_min_epi32(pos, vlast);
     _mm512_store_si512(idx, pos);
     unsigned bits = in;
-    int k = 0;
     while (bits != 0) {
       const int lane = __builtin_ctz(bits);
       bits &= bits - 1;
-      ++copy[k][idx[lane]];
-      k = (k + 1) & (kCopies - 1);
+      local.add(idx[lane]);
     }
   }
-  for (int64_t b = 0; b < bins; ++b) {
-    counts[b] += copy[0][b] + copy[1][b] + copy[2][b] + copy[3][b];
-  }
+  local.flush(counts);
   return nans;
 }
 

@@ -32,3 +32,35 @@ inline int64_t histogram_bin(float x, float lo, float hi, int64_t bins) {
 
 }  // namespace ukernels
 }  // namespace circle_quant
+
+#include <vector>
+
+namespace circle_quant {
+namespace ukernels {
+
+// Histogram counts spread over 4 interleaved copies: consecutive increments go to different
+// copies, so runs of equal bins do not serialise on one memory location. flush() adds the copies
+// into the caller's counts.
+class InterleavedCounts {
+ public:
+  explicit InterleavedCounts(int64_t bins) : bins_(bins), copies_(static_cast<size_t>(bins) * 4, 0) {}
+
+  void add(int32_t bin) {
+    ++copies_[static_cast<size_t>(next_) * bins_ + bin];
+    next_ = (next_ + 1) & 3;
+  }
+
+  void flush(uint32_t* counts) const {
+    for (int64_t b = 0; b < bins_; ++b) {
+      counts[b] += copies_[b] + copies_[bins_ + b] + copies_[2 * bins_ + b] + copies_[3 * bins_ + b];
+    }
+  }
+
+ private:
+  int64_t bins_;
+  int next_ = 0;
+  std::vector<uint32_t> copies_;
+};
+
+}  // namespace ukernels
+}  // namespace circle_quant
