@@ -75,11 +75,16 @@ def test_errors():
         cq.fake_quantize_per_tensor(x, 0.1, 0, 0, 255)
 
 
-@pytest.mark.parametrize("op,args", [
+OPCHECK_CASES = [
     (cq.fake_quantize_per_tensor, (torch.randn(3, 5, requires_grad=True), 0.1, 2, 0, 255)),
     (cq.fake_quantize_per_channel, (torch.randn(3, 5, requires_grad=True), torch.rand(3) + 0.05,
                                     torch.zeros(3, dtype=torch.int32), 0, -128, 127)),
     (cq._fake_quantize_per_tensor_cachemask, (torch.randn(3, 5), 0.1, 2, 0, 255)),
-], ids=["per_tensor", "per_channel", "cachemask"])
+    (cq._fake_quantize_per_channel_cachemask, (torch.randn(3, 5), torch.rand(5) + 0.05,
+                                               torch.zeros(5, dtype=torch.int32), 1, -128, 127)),
+]
+
+
+@pytest.mark.parametrize("op,args", OPCHECK_CASES, ids=lambda v: getattr(v, "__name__", None))
 def test_opcheck(op, args):
     opcheck(op, args)
