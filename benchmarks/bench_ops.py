@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -37,6 +37,7 @@ QUICK_REPEATS = 10
 
 TIMED_S_PER_MEASUREMENT = 0.3  # adaptive repeats: aim for this much timed work per (impl, size)
 MIN_REPEATS, MAX_REPEATS = 7, 20_000
+ROUNDS = 5  # timed calls alternate between a case's impls in this many rounds
 WARMUP_S, MIN_WARMUP = 0.05, 2
 MAX_CALL_S = 2.0  # an impl whose first call takes longer is skipped at that size
 
@@ -163,33 +164,50 @@ MEMCPY = Impl("dst.copy_(src) f32", lambda d: partial(d.dst.copy_, d.x))
 
 @dataclass
 class Timing:
-    median_ns: Optional[float] = None
     repeats: int = 0
+    samples: List[int] = field(default_factory=list)  # ns per call
     skipped: str = ""
 
+    @property
+    def median_ns(self) -> float:
+        return statistics.median(self.samples)
 
-def time_call(fn: Callable[[], object], repeats: Optional[int]) -> Timing:
-    """Median wall time of fn() after a warm-up; adaptive repeat count unless one is given."""
+
+def time_calls(fns: Sequence[Callable[[], object]], repeats: Optional[int]) -> List[Timing]:
+    """Median wall time of one call of each fn, measured with time.perf_counter_ns.
+
+    Each fn is warmed up first, and skipped if its first call takes over MAX_CALL_S. Unless
+    `repeats` is given, each fn gets as many timed calls as fit in TIMED_S_PER_MEASUREMENT
+    (within MIN_REPEATS..MAX_REPEATS). The timed calls are spread over ROUNDS rounds that take
+    turns between the fns, so a slow spell on a shared machine hits every fn alike.
+    """
     clock = time.perf_counter_ns
-    t0 = clock()
-    fn()
-    first = clock() - t0
-    if first > MAX_CALL_S * 1e9:
-        return Timing(skipped=f"skipped: 1 call = {first / 1e9:.1f} s > {MAX_CALL_S:g} s")
-    warm = []
-    while len(warm) < MIN_WARMUP or sum(warm) < WARMUP_S * 1e9:
-        t0 = clock()
-        fn()
-        warm.append(clock() - t0)
-    if repeats is None:
-        per_call = statistics.median(warm)
-        repeats = int(min(MAX_REPEATS, max(MIN_REPEATS, TIMED_S_PER_MEASUREMENT * 1e9 / per_call)))
-    samples = []
-    for _ in range(repeats):
-        t0 = clock()
-        fn()
-        samples.append(clock() - t0)
-    return Timing(statistics.median(samples), repeats)
+
+    def timed(fn, calls: int) -> List[int]:
+        out = []
+        for _ in range(calls):
+            t0 = clock()
+            fn()
+            out.append(clock() - t0)
+        return out
+
+    timings, active = [], []
+    for fn in fns:
+        first = timed(fn, 1)[0]
+        if first > MAX_CALL_S * 1e9:
+            timings.append(Timing(skipped=f"skipped, 1 call = {format_time(first)}"))
+            continue
+        warm = []
+        while len(warm) < MIN_WARMUP or sum(warm) < WARMUP_S * 1e9:
+            warm += timed(fn, 1)
+        n = repeats or int(min(MAX_REPEATS, max(
+            MIN_REPEATS, TIMED_S_PER_MEASUREMENT * 1e9 / statistics.median(warm))))
+        timings.append(Timing(repeats=n))
+        active.append((fn, timings[-1]))
+    for r in range(ROUNDS):
+        for fn, t in active:
+            t.samples += timed(fn, t.repeats // ROUNDS + (r < t.repeats % ROUNDS))
+    return timings
 
 
 def run(sizes: Sequence[int], repeats: Optional[int]) -> Dict[Tuple[str, int, str], Timing]:
@@ -198,10 +216,9 @@ def run(sizes: Sequence[int], repeats: Optional[int]) -> Dict[Tuple[str, int, st
     for size in sizes:
         inputs = Inputs(size // 4)
         print(f"  timing {format_size(size)} ...", file=sys.stderr, flush=True)
-        results[("memcpy", size, MEMCPY.name)] = time_call(MEMCPY.bind(inputs), repeats)
-        for case in CASES:
-            for impl in (case.ours, *case.peers):
-                results[(case.name, size, impl.name)] = time_call(impl.bind(inputs), repeats)
+        for name, impls in [("memcpy", [MEMCPY])] + [(c.name, [c.ours, *c.peers]) for c in CASES]:
+            timings = time_calls([impl.bind(inputs) for impl in impls], repeats)
+            results.update({(name, size, impl.name): t for impl, t in zip(impls, timings)})
         del inputs
     return results
 
@@ -238,28 +255,24 @@ def format_time(ns: float) -> str:
 
 def table_rows(sizes: Sequence[int], results) -> Tuple[List[str], List[List[str]]]:
     header = ["op", "size", "impl", "median", "reps", "GB/s", "peer/ours", "% memcpy"]
+    groups = [("memcpy (reference)", "memcpy", lambda n: 8 * n, MEMCPY, ())]
+    groups += [(c.name, c.name, c.bytes_moved, c.ours, c.peers) for c in CASES]
     rows = []
-    memcpy_gbs = {}
-    for size in sizes:
-        t = results[("memcpy", size, MEMCPY.name)]
-        memcpy_gbs[size] = 2 * size / t.median_ns
-        rows.append(["memcpy (reference)", format_size(size), MEMCPY.name,
-                     format_time(t.median_ns), str(t.repeats), f"{memcpy_gbs[size]:.2f}", "",
-                     "100%"])
-    for case in CASES:
+    for label, key, bytes_moved, ours, peers in groups:
         for size in sizes:
-            moved = case.bytes_moved(size // 4)
-            ours = results[(case.name, size, case.ours.name)]
-            for impl in (case.ours, *case.peers):
-                t = results[(case.name, size, impl.name)]
-                row = [case.name, format_size(size), impl.name]
+            memcpy = results[("memcpy", size, MEMCPY.name)]
+            base = results[(key, size, ours.name)]
+            for impl in (ours, *peers):
+                t = results[(key, size, impl.name)]
+                row = [label, format_size(size), impl.name]
                 if t.skipped:
                     rows.append(row + [t.skipped, "", "", "", ""])
                     continue
-                gbs = moved / t.median_ns  # bytes per ns == GB/s
-                ratio = "" if impl is case.ours else f"{t.median_ns / ours.median_ns:.2f}x"
+                gbs = bytes_moved(size // 4) / t.median_ns  # bytes per ns == GB/s
+                ratio = "" if impl is ours or base.skipped else f"{t.median_ns / base.median_ns:.2f}x"
+                share = "" if memcpy.skipped else f"{gbs / (2 * size / memcpy.median_ns):.0%}"
                 rows.append(row + [format_time(t.median_ns), str(t.repeats), f"{gbs:.2f}", ratio,
-                                   f"{100 * gbs / memcpy_gbs[size]:.0f}%"])
+                                   share])
     return header, rows
 
 
@@ -309,6 +322,19 @@ def print_machine() -> None:
           "processes distort multi-threaded times)".format(*os.getloadavg()))
 
 
+def others_cpu_seconds() -> Optional[float]:
+    """CPU seconds used so far by every process but this one (from /proc/stat; None if absent)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    mine = os.times()
+    return busy - (mine.user + mine.system)
+
+
 def reproduce_command(args, sizes: Sequence[int], repeats: Optional[int]) -> str:
     argv = ["python", "benchmarks/bench_ops.py",
             "--sizes", ",".join(format_size(s).replace(" ", "") for s in sizes),
@@ -352,10 +378,11 @@ def main(argv=None) -> None:
     # QTensors are a deliberate peer here; torchao warns at import about its CUDA extensions.
     warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
     warnings.filterwarnings("ignore", module="torchao")
-    start = time.perf_counter()
     with isa:
         print_machine()
+        start, others_before = time.perf_counter(), others_cpu_seconds()
         results = run(sizes, repeats)
+        wall, others_after = time.perf_counter() - start, others_cpu_seconds()
         print()
         header, rows = table_rows(sizes, results)
         (print_markdown_table if args.markdown else print_text_table)(header, rows)
@@ -364,7 +391,12 @@ def main(argv=None) -> None:
     print("bytes = input + output bytes of our op; GB/s = bytes / median time; "
           "peer/ours = peer time / our time (> 1: circle_quant faster);")
     print("% memcpy = GB/s / memcpy GB/s at the same size (memcpy moves 2 x size bytes).")
-    print(f"total wall time {time.perf_counter() - start:.0f} s")
+    print(f"timing took {wall:.0f} s", end="")
+    if others_before is not None:
+        busy = max(0.0, others_after - others_before)
+        print(f"; other processes used {busy:.1f} CPU-s meanwhile ({busy / wall:.0%} of a core)"
+              + (" -- rerun on an idle machine" if busy / wall > 0.05 else ""), end="")
+    print()
     print(f"reproduce: {command}")
 
 

@@ -1,6 +1,7 @@
 // Routes every kernel family to the microkernel of the active ISA (isa.h).
 #include "quantize.h"
 
+#include <cmath>
 #include <limits>
 
 #include "isa.h"
@@ -9,17 +10,22 @@
 
 namespace circle_quant {
 
-template <typename Q>
-float max_exact_float() {
-  if constexpr (sizeof(Q) < 4) {
-    return static_cast<float>(std::numeric_limits<Q>::max());
-  } else {
-    // 2^31 - 1 is not a float; the largest float below 2^31 converts without overflow.
-    return 2147483520.0f;
-  }
+namespace {
+
+// The float nearest to v on the inside of the range: int32 bounds past 2^24 are not all floats,
+// and rounding them outward would let results leave [quant_min, quant_max] (or, for 2^31 - 1,
+// overflow the conversion).
+float float_at_or_above(int64_t v) {
+  const float f = static_cast<float>(v);
+  return static_cast<double>(f) < static_cast<double>(v) ? std::nextafter(f, INFINITY) : f;
+}
+float float_at_or_below(int64_t v) {
+  const float f = static_cast<float>(v);
+  return static_cast<double>(f) > static_cast<double>(v) ? std::nextafter(f, -INFINITY) : f;
 }
 
-template <typename Q>
+}  // namespace
+
 QuantizeParams make_quantize_params(double scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
   QuantizeParams p;
   // Round the reciprocal once, from double: equal to float(1)/float(scale) whenever scale is a
@@ -27,9 +33,8 @@ QuantizeParams make_quantize_params(double scale, int64_t zero_point, int64_t qm
   // `1.0 / scale` for any double scale.
   p.inv_scale = static_cast<float>(1.0 / scale);
   p.zero_point = static_cast<float>(zero_point);
-  p.qmin = static_cast<float>(qmin);
-  p.qmax = static_cast<float>(qmax);
-  if (p.qmax > max_exact_float<Q>()) p.qmax = max_exact_float<Q>();
+  p.qmin = float_at_or_above(qmin);
+  p.qmax = float_at_or_below(qmax);
   return p;
 }
 
@@ -81,8 +86,6 @@ size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bin
 #undef CIRCLE_QUANT_X86_CASES
 
 #define INSTANTIATE(Q)                                                                        \
-  template float max_exact_float<Q>();                                                       \
-  template QuantizeParams make_quantize_params<Q>(double, int64_t, int64_t, int64_t);        \
   template bool quantize<Q>(const float*, Q*, size_t, const QuantizeParams&);                \
   template bool quantize_channelwise<Q>(const float*, Q*, size_t, const float*, const float*, \
                                         float, float);                                       \

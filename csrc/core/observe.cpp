@@ -26,9 +26,12 @@ MinMax finite_minmax(const float* x, size_t n) {
 
 void histogram_edges(float min, float max, float* lo, float* hi) {
   if (min == max) {
-    // histc widens in double, then its float bin edges round the result.
+    // histc widens in double, then its float bin edges round the result. Past 2^24, v +- 1
+    // rounds back to v: widen by one ulp instead so the range never has zero width.
     *lo = static_cast<float>(static_cast<double>(min) - 1.0);
     *hi = static_cast<float>(static_cast<double>(max) + 1.0);
+    if (*lo == min) *lo = std::nextafter(min, -std::numeric_limits<float>::infinity());
+    if (*hi == max) *hi = std::nextafter(max, std::numeric_limits<float>::infinity());
   } else {
     *lo = min;
     *hi = max;

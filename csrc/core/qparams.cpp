@@ -39,7 +39,9 @@ QParams choose_qparams(float min, float max, const QParamsConfig& c) {
   } else {
     const float range = static_cast<float>(c.quant_max - c.quant_min);
     q.scale = std::fmax((max_pos - min_neg) / range, c.eps);
-    const int64_t zp = c.quant_min - static_cast<int32_t>(std::nearbyint(min_neg / q.scale));
+    // |min_neg / scale| <= quant_max - quant_min < 2^32, so int64 holds it; torchao's int32
+    // conversion would overflow for wide int32 ranges.
+    const int64_t zp = c.quant_min - static_cast<int64_t>(std::nearbyint(min_neg / q.scale));
     q.zero_point = zp < c.quant_min ? c.quant_min : (zp > c.quant_max ? c.quant_max : zp);
   }
   return q;

@@ -14,8 +14,8 @@ namespace circle_quant {
 struct QuantizeParams {
   float inv_scale;   // (float)(1.0 / (double)scale)
   float zero_point;
-  float qmin;
-  float qmax;        // for int32, capped below 2^31 so the float->int conversion is defined
+  float qmin;        // quant_min rounded up to a float (exact below 2^24)
+  float qmax;        // quant_max rounded down to a float, so results stay inside the range
 };
 
 struct DequantizeParams {
@@ -23,12 +23,7 @@ struct DequantizeParams {
   float zero_point;
 };
 
-template <typename Q>
 QuantizeParams make_quantize_params(double scale, int64_t zero_point, int64_t qmin, int64_t qmax);
-
-// Largest float that converts to Q without overflow (relevant for int32 only).
-template <typename Q>
-float max_exact_float();
 
 // y[i] = clamp(nearbyint(x[i] * inv_scale) + zero_point, qmin, qmax).
 // Returns false if x holds a NaN; y is then unspecified and the caller must report the error.

@@ -61,6 +61,8 @@ int64_t int32_float_ceiling() {
   return static_cast<int64_t>(std::nextafter(2147483648.0f, 0.0f));
 }
 
+bool exact_in_float(int64_t v) { return static_cast<int64_t>(static_cast<float>(v)) == v; }
+
 // --- kernel tables ---------------------------------------------------------------------------------
 
 template <typename Q>
@@ -99,14 +101,15 @@ Kernels<Q> dispatching_kernels() {
 
 // --- the oracle, written from the spec (quantize.h) ------------------------------------------------
 
-// y = clamp(nearbyint(x * (float)(1.0 / (double)scale)) + zp, qmin, qmax), all in float; the upper
-// bound of int32 is the largest float below 2^31.
+// y = clamp(nearbyint(x * (float)(1.0 / (double)scale)) + zp, qmin, qmax), all in float; bounds
+// that are not floats (int32 past 2^24) are replaced by the nearest float inside the range.
 template <typename Q>
 Q oracle_quantize(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax) {
   const float inv_scale = static_cast<float>(1.0 / static_cast<double>(scale));
   const float v = std::nearbyint(x * inv_scale) + static_cast<float>(zp);
-  const float lo = static_cast<float>(qmin);
-  const float hi = static_cast<float>(std::min(qmax, int32_float_ceiling()));
+  float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
+  while (static_cast<double>(lo) < static_cast<double>(qmin)) lo = std::nextafter(lo, INFINITY);
+  while (static_cast<double>(hi) > static_cast<double>(qmax)) hi = std::nextafter(hi, -INFINITY);
   const float clamped = v < lo ? lo : (v > hi ? hi : v);
   return static_cast<Q>(static_cast<int64_t>(clamped));
 }
@@ -167,7 +170,7 @@ struct Problem {
         inv_scale(n_, offset_, NAN), zero_point(n_, offset_, NAN), q(n_, offset_, Q{0}) {}
 
   QuantizeParams params() const {
-    return make_quantize_params<Q>(tensor_scale, tensor_zero_point, qmin, qmax);
+    return make_quantize_params(tensor_scale, tensor_zero_point, qmin, qmax);
   }
   DequantizeParams dequantize_params() const {
     return {tensor_scale, static_cast<float>(tensor_zero_point)};
@@ -346,7 +349,7 @@ TEST_P(QuantizeKernels, TiesRoundHalfToEven) {
     Buffer<float> in(n, 1, NAN), scale(n, 1, 0.5f), inv(n, 1, 2.0f), zpf(n, 1, float(zp));
     for (size_t i = 0; i < n; ++i) in[i] = x[i % std::size(x)];
     const Kernels<Q> k = kernels<Q>(GetParam());
-    const QuantizeParams p = make_quantize_params<Q>(0.5, zp, qmin, qmax);
+    const QuantizeParams p = make_quantize_params(0.5, zp, qmin, qmax);
     Buffer<Q> a(n, 1, q_sentinel<Q>()), b(n, 1, q_sentinel<Q>());
     ASSERT_TRUE(k.quantize(in.data(), a.data(), n, p));
     ASSERT_TRUE(k.quantize_channelwise(in.data(), b.data(), n, inv.data(), zpf.data(), p.qmin,
@@ -366,11 +369,14 @@ TEST_P(QuantizeKernels, SpecialValuesSaturateOrMapToZeroPoint) {
   for_each_qtype([&](auto tag) {
     using Q = typename decltype(tag)::type;
     for (const Range& r : quant_ranges<Q>(rng)) {
+      if (!exact_in_float(r.qmin) || !exact_in_float(r.qmax)) continue;  // see Int32BoundsNot...
       const int64_t zp = uniform_int(rng, r.qmin, r.qmax);
+      // The zero point is added in float: an int32 one may round to a multiple of 2^k.
+      const int64_t zp_level = static_cast<int64_t>(static_cast<float>(zp));
       const int64_t top = std::min(r.qmax, int32_float_ceiling());
       const std::pair<float, int64_t> cases[] = {
-          {kInf, top},          {-kInf, r.qmin},     {FLT_MAX, top},         {-FLT_MAX, r.qmin},
-          {0.0f, zp},           {-0.0f, zp},         {FLT_TRUE_MIN, zp},     {-FLT_MIN / 2, zp}};
+          {kInf, top},        {-kInf, r.qmin},    {FLT_MAX, top},           {-FLT_MAX, r.qmin},
+          {0.0f, zp_level},   {-0.0f, zp_level},  {FLT_TRUE_MIN, zp_level}, {-FLT_MIN / 2, zp_level}};
       const size_t n = 37;
       for (double scale : {1e-4, 1.0, 10.0}) {
         for (const auto& [value, expected] : cases) {
@@ -378,7 +384,7 @@ TEST_P(QuantizeKernels, SpecialValuesSaturateOrMapToZeroPoint) {
           std::fill(in.data(), in.data() + n, value);
           Buffer<Q> y(n, 1, q_sentinel<Q>());
           ASSERT_TRUE(kernels<Q>(GetParam()).quantize(
-              in.data(), y.data(), n, make_quantize_params<Q>(scale, zp, r.qmin, r.qmax)));
+              in.data(), y.data(), n, make_quantize_params(scale, zp, r.qmin, r.qmax)));
           for (size_t i = 0; i < n; ++i) {
             ASSERT_EQ(int64_t{y[i]}, expected)
                 << "x = " << describe(value) << " scale " << scale << " zp " << zp << " range ["
@@ -388,6 +394,26 @@ TEST_P(QuantizeKernels, SpecialValuesSaturateOrMapToZeroPoint) {
       }
     }
   });
+}
+
+// int32 bounds beyond 2^24 need not be floats. Clamping against their float roundings must still
+// keep every output inside [qmin, qmax], the range the caller declared (and dequantizes with).
+TEST_P(QuantizeKernels, Int32BoundsNotExactInFloatStayInRange) {
+  const Range ranges[] = {{INT32_MIN + 1, INT32_MAX}, {-16777219, 16777219}, {-33554435, 100}};
+  const float values[] = {-kInf, kInf, -FLT_MAX, FLT_MAX, -3e9f, 3e9f};
+  const size_t n = 37;
+  for (const Range& r : ranges) {
+    const QuantizeParams p = make_quantize_params(1.0, 0, r.qmin, r.qmax);
+    for (float value : values) {
+      Buffer<float> in(n, 0, NAN);
+      std::fill(in.data(), in.data() + n, value);
+      Buffer<int32_t> y(n, 0, q_sentinel<int32_t>());
+      ASSERT_TRUE(kernels<int32_t>(GetParam()).quantize(in.data(), y.data(), n, p));
+      EXPECT_TRUE(y[0] >= r.qmin && y[0] <= r.qmax)
+          << "x = " << value << " quantizes to " << y[0] << ", outside [quant_min, quant_max] = ["
+          << r.qmin << ", " << r.qmax << "]";
+    }
+  }
 }
 
 // --- scalar reference against the spec ------------------------------------------------------------
@@ -401,7 +427,7 @@ TEST(QuantizeReference, ScalarKernelsMatchSpecOracle) {
         Buffer<Q> y(p.n, p.offset, q_sentinel<Q>());
         Buffer<float> d(p.n, p.offset, float_sentinel());
         if (per_element) {
-          const QuantizeParams b = make_quantize_params<Q>(1.0, 0, p.qmin, p.qmax);
+          const QuantizeParams b = make_quantize_params(1.0, 0, p.qmin, p.qmax);
           ASSERT_TRUE(ukernels::f32_quantize_channelwise_scalar(
               p.x.data(), y.data(), p.n, p.inv_scale.data(), p.zero_point.data(), b.qmin, b.qmax));
           ukernels::dequantize_channelwise_f32_scalar(p.q.data(), d.data(), p.n, p.scale.data(),
@@ -424,13 +450,12 @@ TEST(QuantizeReference, ScalarKernelsMatchSpecOracle) {
 }
 
 TEST(QuantizeParamsTest, Int32UpperBoundIsCappedBelowTwoToThe31) {
-  const QuantizeParams p = make_quantize_params<int32_t>(0.5, 7, INT32_MIN, INT32_MAX);
+  const QuantizeParams p = make_quantize_params(0.5, 7, INT32_MIN, INT32_MAX);
   EXPECT_LT(p.qmax, 2147483648.0f);
   EXPECT_EQ(p.qmax, std::nextafter(2147483648.0f, 0.0f));
   EXPECT_EQ(p.qmin, -2147483648.0f);
-  EXPECT_EQ(max_exact_float<int32_t>(), p.qmax);
   // The cap only applies to bounds that do not fit: a small int32 range is kept as is.
-  EXPECT_EQ(make_quantize_params<int32_t>(0.5, 0, -1000, 1000).qmax, 1000.0f);
+  EXPECT_EQ(make_quantize_params(0.5, 0, -1000, 1000).qmax, 1000.0f);
 }
 
 TEST(QuantizeParamsTest, FieldsFollowTheSpec) {
@@ -438,13 +463,12 @@ TEST(QuantizeParamsTest, FieldsFollowTheSpec) {
     for_each_qtype([&](auto tag) {
       using Q = typename decltype(tag)::type;
       const int64_t qmin = std::numeric_limits<Q>::min(), qmax = std::numeric_limits<Q>::max();
-      const QuantizeParams p = make_quantize_params<Q>(scale, qmin + 1, qmin, qmax);
+      const QuantizeParams p = make_quantize_params(scale, qmin + 1, qmin, qmax);
       EXPECT_EQ(float_bits(p.inv_scale), float_bits(static_cast<float>(1.0 / scale)));
       EXPECT_EQ(p.zero_point, static_cast<float>(qmin + 1));
       EXPECT_EQ(p.qmin, static_cast<float>(qmin));
       if (sizeof(Q) < 4) {
         EXPECT_EQ(p.qmax, static_cast<float>(qmax));
-        EXPECT_EQ(max_exact_float<Q>(), static_cast<float>(qmax));
       }
     });
   }

@@ -8,12 +8,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "core/isa.h"
+
+namespace circle_quant {
+// Names the ISA in gtest's messages instead of printing its bytes.
+inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+}  // namespace circle_quant
 
 namespace circle_quant_test {
 

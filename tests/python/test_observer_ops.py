@@ -126,6 +126,13 @@ def test_choose_qparams_per_channel_matches_torchao(qscheme):
     assert zp.tolist() == ref_zp.tolist()
 
 
+def test_choose_qparams_wide_int32_range_keeps_its_zero_point():
+    # min / scale exceeds int32 here; torchao's int32 conversion overflows, ours does not.
+    scale, zp = cq.choose_qparams(torch.tensor(-1000.0), torch.tensor(0.0), -(2**31), 2**31 - 1,
+                                  torch.int32, False, EPS)
+    assert zp.item() == 2**31 - 1
+
+
 @pytest.mark.parametrize("lo,hi,message", [
     (INF, -INF, "no data was observed"),
     (float("nan"), 1.0, "NaN"),
@@ -249,6 +256,21 @@ def test_histogram_skips_inf_with_a_warning_and_rejects_nan(capfd):
     x[3] = float("nan")
     with pytest.raises(ValueError, match=r"histogram_observe: input .* NaN"):
         run_histogram([x])
+
+
+@pytest.mark.parametrize("value", [0.5, 3e7, -1e20])
+def test_histogram_of_one_repeated_value(isa, value):
+    # Past 2^24, histc's widening by +-1 rounds away; the range must still have width.
+    hist, mn, mx = run_histogram([torch.full((10,), value)])
+    assert hist.sum().item() == 10 and mn.item() == mx.item() == pytest.approx(value)
+    hist, _, _ = run_histogram([torch.full((10,), value), torch.full((5,), value)])
+    assert hist.sum().item() == 15
+
+
+def test_histogram_of_a_range_wider_than_float_max(isa):
+    x = torch.tensor([-3e38, 0.0, 3e38])  # max - min overflows to inf
+    hist, _, _ = run_histogram([x])
+    assert hist.sum().item() == 3
 
 
 def test_histogram_empty_and_uncalibrated():

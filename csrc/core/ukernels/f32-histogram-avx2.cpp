@@ -18,7 +18,7 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
   const __m256 vhi = _mm256_set1_ps(hi);
   const __m256 vbins = _mm256_set1_ps(static_cast<float>(bins));
   const __m256 vrange = _mm256_set1_ps(hi - lo);
-  const __m256i vlast = _mm256_set1_epi32(static_cast<int32_t>(bins - 1));
+  const __m256 vlast = _mm256_set1_ps(static_cast<float>(bins - 1));
   size_t nans = 0;
   alignas(32) int32_t idx[8];
   size_t i = 0;
@@ -28,8 +28,9 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
     const __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, vlo, _CMP_GE_OQ),
                                     _mm256_cmp_ps(v, vhi, _CMP_LE_OQ));
     const __m256 t = _mm256_div_ps(_mm256_mul_ps(_mm256_sub_ps(v, vlo), vbins), vrange);
+    // NaN and Inf positions go to the last bin, as in histogram_bin() (min_ps returns vlast).
     _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
-                       _mm256_min_epi32(_mm256_cvttps_epi32(t), vlast));
+                       _mm256_cvttps_epi32(_mm256_min_ps(t, vlast)));
     unsigned bits = static_cast<unsigned>(_mm256_movemask_ps(in));
     while (bits != 0) {
       const int lane = __builtin_ctz(bits);

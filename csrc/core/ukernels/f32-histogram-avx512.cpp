@@ -19,7 +19,7 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
   const __m512 vhi = _mm512_set1_ps(hi);
   const __m512 vbins = _mm512_set1_ps(static_cast<float>(bins));
   const __m512 vrange = _mm512_set1_ps(hi - lo);
-  const __m512i vlast = _mm512_set1_epi32(static_cast<int32_t>(bins - 1));
+  const __m512 vlast = _mm512_set1_ps(static_cast<float>(bins - 1));
   size_t nans = 0;
   alignas(64) int32_t idx[16];
   for (size_t i = 0; i < n; i += 16) {
@@ -30,9 +30,9 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
                          _mm512_cmp_ps_mask(v, vhi, _CMP_LE_OQ);
     // (x - lo) * bins / (hi - lo), truncated: the reference's operations in the same order.
     const __m512 t = _mm512_div_ps(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vbins), vrange);
-    __m512i pos = _mm512_cvttps_epi32(t);
-    pos = _mm512_min_epi32(pos, vlast);
-    _mm512_store_si512(idx, pos);
+    // min_ps returns its second operand for NaN: NaN and Inf positions go to the last bin, as in
+    // histogram_bin(); truncation then gives the same index for every finite position.
+    _mm512_store_si512(idx, _mm512_cvttps_epi32(_mm512_min_ps(t, vlast)));
     unsigned bits = in;
     while (bits != 0) {
       const int lane = __builtin_ctz(bits);

@@ -24,10 +24,12 @@ inline float dequantize_one(Q q, float scale, float zero_point) {
   return (static_cast<float>(q) - zero_point) * scale;
 }
 
-// histc's bin for a value known to lie in [lo, hi]: the last bin also takes hi.
+// histc's bin for a value known to lie in [lo, hi]: the last bin also takes hi. A position that
+// is not a number below `bins` (hi itself, or an overflowing range) goes to the last bin, so the
+// index is always valid; the SIMD kernels clamp the same way.
 inline int64_t histogram_bin(float x, float lo, float hi, int64_t bins) {
-  const int64_t pos = static_cast<int64_t>((x - lo) * static_cast<float>(bins) / (hi - lo));
-  return pos < bins ? pos : bins - 1;
+  const float pos = (x - lo) * static_cast<float>(bins) / (hi - lo);
+  return pos < static_cast<float>(bins) ? static_cast<int64_t>(pos) : bins - 1;
 }
 
 }  // namespace ukernels

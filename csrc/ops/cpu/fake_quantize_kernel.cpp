@@ -18,7 +18,7 @@ TensorPair fake_quantize_per_tensor_impl(const at::Tensor& input, double scale, 
   auto [out, mask] = fake_quantize_per_tensor_cachemask_allocate(input, scale, zero_point,
                                                                  quant_min, quant_max);
   const auto x = with_strides_of(input, out);
-  const auto p = circle_quant::make_quantize_params<int32_t>(scale, zero_point, quant_min,
+  const auto p = circle_quant::make_quantize_params(scale, zero_point, quant_min,
                                                              quant_max);
   const float* xp = x.data_ptr<float>();
   float* yp = out.data_ptr<float>();
@@ -59,7 +59,7 @@ TensorPair fake_quantize_per_channel_impl(const at::Tensor& input, const at::Ten
       sc[c * l.inner + i] = sv;
     }
   }
-  const auto bounds = circle_quant::make_quantize_params<int32_t>(1.0, 0, quant_min, quant_max);
+  const auto bounds = circle_quant::make_quantize_params(1.0, 0, quant_min, quant_max);
   const float* xp = x.data_ptr<float>();
   float* yp = out.data_ptr<float>();
   auto* mp = want_mask ? reinterpret_cast<uint8_t*>(mask.data_ptr<bool>()) : nullptr;

@@ -75,7 +75,7 @@ at::Tensor quantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_
   const float* xp = x.data_ptr<float>();
   std::atomic<bool> nan{false};
   TORCH_CIRCLE_DISPATCH_QTYPES(dtype, op, [&] {
-    const auto p = circle_quant::make_quantize_params<Q>(scale, zero_point, quant_min, quant_max);
+    const auto p = circle_quant::make_quantize_params(scale, zero_point, quant_min, quant_max);
     Q* yp = static_cast<Q*>(out.data_ptr());
     at::parallel_for(0, x.numel(), kGrainSize, [&](int64_t b, int64_t e) {
       if (!circle_quant::quantize(xp + b, yp + b, e - b, p)) nan = true;
@@ -129,7 +129,7 @@ at::Tensor quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& s
   std::atomic<bool> nan{false};
   TORCH_CIRCLE_DISPATCH_QTYPES(dtype, op, [&] {
     Q* yp = static_cast<Q*>(out.data_ptr());
-    const auto bounds = circle_quant::make_quantize_params<Q>(1.0, 0, quant_min, quant_max);
+    const auto bounds = circle_quant::make_quantize_params(1.0, 0, quant_min, quant_max);
     for_each_channel_row(
         l,
         [&](int64_t c, int64_t offset) {
