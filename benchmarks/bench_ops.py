@@ -62,7 +62,6 @@ class Inputs:
 
     def __init__(self, n: int):
         gen = torch.Generator().manual_seed(0)
-        self.n = n
         self.x = torch.randn(n, generator=gen)
         self.dst = torch.empty_like(self.x)
         self.q_u8 = cq.quantize_per_tensor(self.x, SCALE, *UINT8)
@@ -269,7 +268,8 @@ def table_rows(sizes: Sequence[int], results) -> Tuple[List[str], List[List[str]
                     rows.append(row + [t.skipped, "", "", "", ""])
                     continue
                 gbs = bytes_moved(size // 4) / t.median_ns  # bytes per ns == GB/s
-                ratio = "" if impl is ours or base.skipped else f"{t.median_ns / base.median_ns:.2f}x"
+                ratio = ("" if impl is ours or base.skipped
+                         else f"{t.median_ns / base.median_ns:.2f}x")
                 share = "" if memcpy.skipped else f"{gbs / (2 * size / memcpy.median_ns):.0%}"
                 rows.append(row + [format_time(t.median_ns), str(t.repeats), f"{gbs:.2f}", ratio,
                                    share])
@@ -318,8 +318,8 @@ def print_machine() -> None:
     print(f"torch:   {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}")
     print(f"kernels: circle_quant ISA = {torch_circle.active_kernel_isa()}")
     print(f"python:  {platform.python_version()} on {platform.platform()}")
-    print("load:    {:.2f} {:.2f} {:.2f} (1/5/15-min load average before timing; other busy "
-          "processes distort multi-threaded times)".format(*os.getloadavg()))
+    print("load:    {:.2f} {:.2f} {:.2f} (1/5/15-min load average before timing)".format(
+        *os.getloadavg()))
 
 
 def others_cpu_seconds() -> Optional[float]:
@@ -375,9 +375,8 @@ def main(argv=None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     isa = torch_circle.use_kernel_isa(args.isa) if args.isa else contextlib.nullcontext()
-    # QTensors are a deliberate peer here; torchao warns at import about its CUDA extensions.
+    # QTensors are a deliberate peer here: silence their deprecation warning.
     warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
-    warnings.filterwarnings("ignore", module="torchao")
     with isa:
         print_machine()
         start, others_before = time.perf_counter(), others_cpu_seconds()

@@ -34,6 +34,32 @@ inline void store_q(Q* y, __m512i v) {
   }
 }
 
+// Stores 64 int32 lanes (four vectors, each inside Q's range) as 64 values of Q. Saturating packs
+// are cheaper than four narrowing moves and harmless because the lanes are in range; the
+// permutes undo the per-128-bit-lane interleaving of the packs.
+template <typename Q>
+inline void store64_q(Q* y, __m512i a, __m512i b, __m512i c, __m512i d) {
+  if constexpr (sizeof(Q) == 1) {
+    const __m512i ab = _mm512_packs_epi32(a, b);
+    const __m512i cd = _mm512_packs_epi32(c, d);
+    const __m512i bytes = std::is_signed_v<Q> ? _mm512_packs_epi16(ab, cd)
+                                              : _mm512_packus_epi16(ab, cd);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, bytes));
+  } else if constexpr (sizeof(Q) == 2) {
+    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m512i ab = std::is_signed_v<Q> ? _mm512_packs_epi32(a, b) : _mm512_packus_epi32(a, b);
+    const __m512i cd = std::is_signed_v<Q> ? _mm512_packs_epi32(c, d) : _mm512_packus_epi32(c, d);
+    _mm512_storeu_si512(y, _mm512_permutexvar_epi64(order, ab));
+    _mm512_storeu_si512(y + 32, _mm512_permutexvar_epi64(order, cd));
+  } else {
+    _mm512_storeu_si512(y, a);
+    _mm512_storeu_si512(y + 16, b);
+    _mm512_storeu_si512(y + 32, c);
+    _mm512_storeu_si512(y + 48, d);
+  }
+}
+
 // Loads 16 values of Q (lanes outside mask read as 0) and widens them to float.
 template <typename Q>
 inline __m512 load_q_as_float(const Q* x, __mmask16 mask) {
