@@ -13,6 +13,9 @@ namespace ukernels {
 size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t bins,
                           uint32_t* counts) {
   InterleavedCounts local(bins);
+  uint32_t* const c[4] = {local.copy(0), local.copy(1), local.copy(2), local.copy(3)};
+  static_assert(InterleavedCounts::kCopies == 4, "the loop below spreads over 4 copies");
+  unsigned k = 0;  // the copy the next count goes to
 
   const __m256 vlo = _mm256_set1_ps(lo);
   const __m256 vhi = _mm256_set1_ps(hi);
@@ -35,7 +38,7 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
     while (bits != 0) {
       const int lane = __builtin_ctz(bits);
       bits &= bits - 1;
-      local.add(idx[lane]);
+      ++c[k++ & 3][idx[lane]];
     }
   }
   local.flush(counts);

@@ -14,6 +14,8 @@ namespace ukernels {
 size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_t bins,
                             uint32_t* counts) {
   InterleavedCounts local(bins);
+  uint32_t* const c[4] = {local.copy(0), local.copy(1), local.copy(2), local.copy(3)};
+  static_assert(InterleavedCounts::kCopies == 4, "the loop below spreads over 4 copies");
 
   const __m512 vlo = _mm512_set1_ps(lo);
   const __m512 vhi = _mm512_set1_ps(hi);
@@ -32,13 +34,18 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
     const __m512 t = _mm512_div_ps(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vbins), vrange);
     // min_ps returns its second operand for NaN: NaN and Inf positions go to the last bin, as in
     // histogram_bin(); truncation then gives the same index for every finite position.
-    _mm512_store_si512(idx, _mm512_cvttps_epi32(_mm512_min_ps(t, vlast)));
-    unsigned bits = in;
-    while (bits != 0) {
-      const int lane = __builtin_ctz(bits);
-      bits &= bits - 1;
-      local.add(idx[lane]);
+    // Compress the in-range lanes to the front, then count them 4 copies at a time.
+    _mm512_store_si512(idx, _mm512_maskz_compress_epi32(
+                                in, _mm512_cvttps_epi32(_mm512_min_ps(t, vlast))));
+    const int count = __builtin_popcount(in);
+    int l = 0;
+    for (; l + 4 <= count; l += 4) {
+      ++c[0][idx[l]];
+      ++c[1][idx[l + 1]];
+      ++c[2][idx[l + 2]];
+      ++c[3][idx[l + 3]];
     }
+    for (; l < count; ++l) ++c[l & 3][idx[l]];
   }
   local.flush(counts);
   return nans;

@@ -40,27 +40,29 @@ inline int64_t histogram_bin(float x, float lo, float hi, int64_t bins) {
 namespace circle_quant {
 namespace ukernels {
 
-// Histogram counts spread over 4 interleaved copies: consecutive increments go to different
-// copies, so runs of equal bins do not serialise on one memory location. flush() adds the copies
-// into the caller's counts.
+// Histogram counts spread over kCopies interleaved copies: consecutive increments go to
+// different copies, so runs of equal bins do not serialise on one memory location. Kernels take
+// the copies' pointers into locals (copy(k)) so the compiler keeps them in registers, increment
+// copy (i % kCopies) for the i-th value, and flush() adds the copies into the caller's counts.
 class InterleavedCounts {
  public:
-  explicit InterleavedCounts(int64_t bins) : bins_(bins), copies_(static_cast<size_t>(bins) * 4, 0) {}
+  static constexpr int kCopies = 4;
 
-  void add(int32_t bin) {
-    ++copies_[static_cast<size_t>(next_) * bins_ + bin];
-    next_ = (next_ + 1) & 3;
-  }
+  explicit InterleavedCounts(int64_t bins)
+      : bins_(bins), copies_(static_cast<size_t>(bins) * kCopies, 0) {}
+
+  uint32_t* copy(int k) { return copies_.data() + static_cast<size_t>(k) * bins_; }
 
   void flush(uint32_t* counts) const {
     for (int64_t b = 0; b < bins_; ++b) {
-      counts[b] += copies_[b] + copies_[bins_ + b] + copies_[2 * bins_ + b] + copies_[3 * bins_ + b];
+      uint32_t sum = 0;
+      for (int k = 0; k < kCopies; ++k) sum += copies_[static_cast<size_t>(k) * bins_ + b];
+      counts[b] += sum;
     }
   }
 
  private:
   int64_t bins_;
-  int next_ = 0;
   std::vector<uint32_t> copies_;
 };
 
