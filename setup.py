@@ -1,7 +1,8 @@
 """Build and package torch-circle.
 
 CMakeLists.txt is the only build description: this file runs CMake for the operator library
-(target ``torch_circle``) and places it in the package as ``torch_circle/_C.<suffix>.so``.
+(``libtorch_circle.so``, no Python) and its Python bindings (``_C.<suffix>.so``) and places both
+in the ``torch_circle`` package.
 Build against the installed torch, without build isolation (which would download another torch):
 
     pip install --no-build-isolation -e .
@@ -23,8 +24,33 @@ class CMakeExtension(Extension):
         super().__init__(name, sources=[])
 
 
+OPS_LIBRARY = "libtorch_circle.so"  # shipped beside the extension, which finds it by RPATH $ORIGIN
+
+
 class CMakeBuild(build_ext):
-    """Configures (once) and builds the CMake tree in build/cmake, then copies the library."""
+    """Configures (once) and builds the CMake tree in build/cmake, then copies the libraries."""
+
+    # The operator library is an extra output of the extension: declare it so that wheels and
+    # editable installs copy it too.
+    def get_outputs(self):
+        outputs = super().get_outputs()
+        return outputs + [str(Path(o).with_name(OPS_LIBRARY)) for o in outputs]
+
+    def get_output_mapping(self):
+        mapping = super().get_output_mapping()
+        extra = {}
+        for built, inplace in mapping.items():
+            if Path(built).name.startswith("_C"):
+                extra[str(Path(built).with_name(OPS_LIBRARY))] = str(Path(inplace).with_name(OPS_LIBRARY))
+        return {**mapping, **extra}
+
+    def copy_extensions_to_source(self):  # editable installs: the package dir is the source tree
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            package_dir = Path(build_py.get_package_dir(".".join(ext.name.split(".")[:-1])))
+            built = (Path(self.build_lib) / self.get_ext_filename(ext.name)).with_name(OPS_LIBRARY)
+            shutil.copyfile(built, package_dir / OPS_LIBRARY)
 
     def build_extension(self, ext):
         try:
@@ -38,6 +64,7 @@ class CMakeBuild(build_ext):
             "cmake", "-S", str(ROOT), "-B", str(build_dir),
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
         ]
         # Tests are built by scripts/test.sh, which turns them on in the same build tree; a plain
         # `pip install` leaves that cached choice alone.
@@ -46,10 +73,11 @@ class CMakeBuild(build_ext):
         subprocess.check_call(configure)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
         subprocess.check_call(["cmake", "--build", str(build_dir), "--target", "torch_circle",
-                               "-j", jobs])
+                               "torch_circle_python", "-j", jobs])
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(build_dir / "libtorch_circle.so", target)
+        shutil.copyfile(build_dir / target.name, target)
+        shutil.copyfile(build_dir / OPS_LIBRARY, target.parent / OPS_LIBRARY)
 
 
 setup(

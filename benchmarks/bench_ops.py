@@ -49,7 +49,7 @@ CHANNELS = 64
 BINS = 2048
 HIST_RANGE = (-8.0, 8.0)
 
-cq = torch.ops.circle_quant
+cq = torch_circle.ops  # the Python API: direct bindings of the torch.ops.circle_quant ops
 qd = torch.ops.quantized_decomposed
 
 

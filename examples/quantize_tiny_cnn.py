@@ -21,7 +21,7 @@ import torch.ao.quantization.fx._decomposed  # noqa: F401  (the PyTorch referenc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_cnn import build_tiny_cnn, example_inputs  # noqa: E402
 
-cq = torch.ops.circle_quant
+cq = torch_circle.ops
 qd = torch.ops.quantized_decomposed
 EPS = torch.finfo(torch.float32).eps
 

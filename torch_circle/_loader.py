@@ -1,22 +1,18 @@
-"""Loads the native operator library, which registers the ``circle_quant::`` ops."""
+"""Loads the native libraries: torch_circle._C (Python bindings), which pulls in
+libtorch_circle.so, whose static initialisers register the ``circle_quant::`` ops."""
+import importlib
 from pathlib import Path
 
-import torch
 
-_LIBRARY = None
+def load_library():
+    """Imports torch_circle._C (registering the ops) and returns the module."""
+    import torch  # noqa: F401  the extension needs torch's libraries loaded first
 
-
-def load_library() -> Path:
-    """Loads ``torch_circle/_C*.so`` once and returns its path."""
-    global _LIBRARY
-    if _LIBRARY is None:
+    try:
+        return importlib.import_module("torch_circle._C")
+    except ImportError as error:
         here = Path(__file__).resolve().parent
-        candidates = sorted(here.glob("_C*.so"))
-        if not candidates:
-            raise ImportError(
-                f"torch_circle: the native library (_C*.so) is missing from {here}. Build it with "
-                "`pip install --no-build-isolation -e .` (or run scripts/setup.sh)."
-            )
-        torch.ops.load_library(str(candidates[0]))
-        _LIBRARY = candidates[0]
-    return _LIBRARY
+        raise ImportError(
+            f"torch_circle: cannot load the native extension from {here} ({error}). Build it with "
+            "`pip install --no-build-isolation -e .` (or run scripts/setup.sh)."
+        ) from error

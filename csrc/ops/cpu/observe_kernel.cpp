@@ -22,6 +22,7 @@ at::Tensor dense_float32(const at::Tensor& input) {
 }
 
 circle_quant::MinMax parallel_minmax(const float* x, int64_t n) {
+  if (n <= kGrainSize) return circle_quant::minmax(x, n);  // one task: skip the partials
   std::vector<circle_quant::MinMax> part(at::get_num_threads(), {kInf, -kInf, false});
   at::parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
     const auto r = circle_quant::minmax(x + b, e - b);
