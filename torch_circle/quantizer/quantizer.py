@@ -1,0 +1,116 @@
+"""CircleQuantizer: a PT2E Quantizer for the Circle conventions.
+
+    m = torch.export.export(model.eval(), example_inputs).module()
+    m = prepare_pt2e(m, CircleQuantizer(preset="uint8"))   # or "int8", "int16"
+    for x in calibration_data: m(x)
+    m = convert_pt2e(m)
+"""
+import warnings
+from typing import Dict, List, Optional, Tuple, Type
+
+import torch
+from torch.fx import GraphModule, Node
+from torchao.quantization.pt2e.quantizer import Quantizer
+
+from . import patterns
+from .config import ConfigOrPreset, QuantizationConfig, as_config, preset
+
+
+def _type_name(module_type: Type[torch.nn.Module]) -> str:
+    return f"{module_type.__module__}.{module_type.__qualname__}"
+
+
+def _module_stack(node: Node) -> List[Tuple[str, str]]:
+    """(qualified name, type name) of the modules that produced node, outermost first."""
+    stack = node.meta.get("nn_module_stack") or {}
+    out = []
+    for fqn, module_type in stack.values():
+        out.append((fqn, module_type if isinstance(module_type, str) else _type_name(module_type)))
+    return out
+
+
+def _source_line(node: Node) -> str:
+    trace = node.meta.get("stack_trace") or ""
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip().startswith("File")]
+    return lines[-1] if lines else "no source location recorded"
+
+
+class CircleQuantizer(Quantizer):
+    """Annotates an exported graph for the uint8, int8 or int16 Circle convention.
+
+    ``set_global`` / ``set_module_name`` / ``set_module_type`` choose the configuration per region,
+    as torchao's quantizers do; pass ``None`` to leave a region in float. A module-name setting wins
+    over a module-type one, which wins over the global one; the innermost module decides.
+    """
+
+    def __init__(self, preset: str = "uint8", observer: str = "histogram"):
+        super().__init__()
+        self.global_config: Optional[QuantizationConfig] = _preset(preset, observer)
+        self.module_name_config: Dict[str, Optional[QuantizationConfig]] = {}
+        self.module_type_config: Dict[str, Optional[QuantizationConfig]] = {}
+        self.left_in_float: Dict[str, List[str]] = {}  # op -> nodes, filled by annotate()
+
+    def set_global(self, config: ConfigOrPreset) -> "CircleQuantizer":
+        self.global_config = as_config(config)
+        return self
+
+    def set_module_name(self, name: str, config: ConfigOrPreset) -> "CircleQuantizer":
+        self.module_name_config[name] = as_config(config)
+        return self
+
+    def set_module_type(self, module_type: Type[torch.nn.Module],
+                        config: ConfigOrPreset) -> "CircleQuantizer":
+        self.module_type_config[_type_name(module_type)] = as_config(config)
+        return self
+
+    def config_for(self, node: Node) -> Optional[QuantizationConfig]:
+        stack = _module_stack(node)
+        for fqn, _ in reversed(stack):
+            for name, config in self.module_name_config.items():
+                if fqn == name or fqn.startswith(name + "."):
+                    return config
+        for _, type_name in reversed(stack):
+            if type_name in self.module_type_config:
+                return self.module_type_config[type_name]
+        return self.global_config
+
+    def annotate(self, model: GraphModule) -> GraphModule:
+        self.left_in_float = {}
+        patterns.mark_data_dependence(model.graph)
+        for node in model.graph.nodes:
+            if (node.op != "call_function" or patterns.is_annotated(node)
+                    or not patterns.depends_on_input(node)):
+                continue
+            config = self.config_for(node)
+            if config is None:
+                continue
+            rule = patterns.RULES.get(node.target)
+            if rule is not None:
+                rule(node, config)
+            elif node.target not in patterns.IGNORED and patterns.is_float_tensor(node):
+                self.left_in_float.setdefault(str(node.target), []).append(
+                    f"{node.name} ({_source_line(node)})")
+        if self.left_in_float:
+            listing = "; ".join(f"{op}: {', '.join(nodes)}" for op, nodes in self.left_in_float.items())
+            warnings.warn(f"CircleQuantizer left these ops in float (no quantization rule): {listing}",
+                          stacklevel=2)
+        return model
+
+    def validate(self, model: GraphModule) -> None:
+        pass
+
+    def prepare_obs_or_fq_callback(self, model: GraphModule, edge_or_node_to_obs_or_fq) -> None:
+        # Tell each observer what it observes, so an uncalibrated one can say so at convert time.
+        for edge_or_node, observer in edge_or_node_to_obs_or_fq.items():
+            if getattr(observer, "observed_name", "unset") is None:
+                if isinstance(edge_or_node, tuple):
+                    producer, consumer = edge_or_node
+                    observer.observed_name = (f"input '{producer.name}' of '{consumer.name}' "
+                                              f"({_source_line(consumer)})")
+                else:
+                    observer.observed_name = (f"output of '{edge_or_node.name}' "
+                                              f"({_source_line(edge_or_node)})")
+
+
+def _preset(name: str, observer: str) -> QuantizationConfig:
+    return preset(name, observer)
