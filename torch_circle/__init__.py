@@ -9,6 +9,8 @@ _load_library()
 
 from . import ops  # noqa: E402
 from .ops import active_kernel_isa, use_kernel_isa  # noqa: E402
+from .workflow import QuantizationReport, calibrate, lower, quantization_report  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ops", "active_kernel_isa", "use_kernel_isa", "__version__"]
+__all__ = ["ops", "active_kernel_isa", "use_kernel_isa", "calibrate", "lower",
+           "quantization_report", "QuantizationReport", "__version__"]

@@ -53,16 +53,13 @@ void upscale_into(const float* hist, float old_min, float old_max, float new_min
     return i < steps / 2 ? start + step * static_cast<float>(i)
                          : end - step * static_cast<float>(steps - 1 - i);
   };
+  // Midpoints increase with i, so the last edge <= mid only moves forward: one linear walk
+  // instead of a bisection per midpoint. `edge` counts the edges <= mid (bucketize, right=True).
+  int64_t edge = 0;
   for (int64_t i = 0; i < fine; ++i) {
     const float mid = linspace(old_min, old_max, old_step, fine + 1, i) + half_fine_bin;
-    // bucketize(right=True) - 1: the last boundary <= mid, found by bisection over the edges.
-    int64_t lo = 0, hi = bins + 1;  // count of edges <= mid lies in [lo, hi)
-    while (lo + 1 < hi) {
-      const int64_t m = (lo + hi) / 2;
-      if (linspace(new_min, new_max, new_step, bins + 1, m) <= mid) lo = m; else hi = m;
-    }
-    int64_t b = linspace(new_min, new_max, new_step, bins + 1, 0) <= mid ? lo : -1;
-    b = b < 0 ? 0 : (b >= bins ? bins - 1 : b);
+    while (edge <= bins && linspace(new_min, new_max, new_step, bins + 1, edge) <= mid) ++edge;
+    const int64_t b = edge == 0 ? 0 : (edge - 1 >= bins ? bins - 1 : edge - 1);
     out[b] += static_cast<double>(hist[i / rate]) / static_cast<double>(rate);
   }
 }

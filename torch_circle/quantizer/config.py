@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import torch
 from torchao.quantization.pt2e.quantizer import QuantizationSpec
 
+from .fake_quantize import CircleFakeQuantize, CirclePerChannelFakeQuantize
 from .observers import CircleHistogramObserver, CircleMinMaxObserver, CirclePerChannelMinMaxObserver
 
 
@@ -41,43 +42,43 @@ class QuantizationConfig:
             qscheme=self.weight.qscheme, ch_axis=ch_axis)
 
 
-def _activation(dtype, qmin, qmax, symmetric, observer: Callable) -> QuantizationSpec:
+# prepare_pt2e passes each spec's dtype, range, qscheme (and ch_axis) to these constructors.
+def _activation(dtype, qmin, qmax, symmetric, constructor: Callable) -> QuantizationSpec:
     qscheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
-    return QuantizationSpec(
-        dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme,
-        observer_or_fake_quant_ctr=observer.with_args(dtype=dtype, qscheme=qscheme,
-                                                      quant_min=qmin, quant_max=qmax))
+    return QuantizationSpec(dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme,
+                            observer_or_fake_quant_ctr=constructor)
 
 
-def _weight(dtype, qmin, qmax, symmetric) -> QuantizationSpec:
+def _weight(dtype, qmin, qmax, symmetric, constructor: Callable) -> QuantizationSpec:
     qscheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
-    return QuantizationSpec(
-        dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme, ch_axis=0,
-        observer_or_fake_quant_ctr=CirclePerChannelMinMaxObserver.with_args(
-            dtype=dtype, qscheme=qscheme, quant_min=qmin, quant_max=qmax))
+    return QuantizationSpec(dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme,
+                            ch_axis=0, observer_or_fake_quant_ctr=constructor)
 
 
 OBSERVERS = {"minmax": CircleMinMaxObserver, "histogram": CircleHistogramObserver}
 
 
-def preset(name: str, observer: str = "histogram") -> QuantizationConfig:
+def preset(name: str, observer: str = "histogram", qat: bool = False) -> QuantizationConfig:
     """The configuration of a preset: 'uint8', 'int8' or 'int16'.
 
-    ``observer`` chooses the activation observer: 'histogram' (L2-optimal range, the default) or
-    'minmax' (the full observed range).
+    ``observer`` chooses the activation observer for post-training quantization: 'histogram'
+    (L2-optimal range, the default) or 'minmax' (the full observed range). With ``qat=True``
+    activations and weights get fake quantizers (moving-average min/max for activations), for
+    ``prepare_qat_pt2e``.
     """
     if observer not in OBSERVERS:
         raise ValueError(f"unknown observer {observer!r}; expected one of {sorted(OBSERVERS)}")
-    obs = OBSERVERS[observer]
+    act = CircleFakeQuantize if qat else OBSERVERS[observer]
+    wgt = CirclePerChannelFakeQuantize if qat else CirclePerChannelMinMaxObserver
     if name == "uint8":
-        return QuantizationConfig(name, _activation(torch.uint8, 0, 255, False, obs),
-                                  _weight(torch.uint8, 0, 255, False), torch.int32)
+        return QuantizationConfig(name, _activation(torch.uint8, 0, 255, False, act),
+                                  _weight(torch.uint8, 0, 255, False, wgt), torch.int32)
     if name == "int8":
-        return QuantizationConfig(name, _activation(torch.int8, -128, 127, False, obs),
-                                  _weight(torch.int8, -127, 127, True), torch.int32)
+        return QuantizationConfig(name, _activation(torch.int8, -128, 127, False, act),
+                                  _weight(torch.int8, -127, 127, True, wgt), torch.int32)
     if name == "int16":
-        return QuantizationConfig(name, _activation(torch.int16, -32767, 32767, True, obs),
-                                  _weight(torch.int8, -127, 127, True), None)
+        return QuantizationConfig(name, _activation(torch.int16, -32767, 32767, True, act),
+                                  _weight(torch.int8, -127, 127, True, wgt), None)
     raise ValueError(f"unknown preset {name!r}; expected 'uint8', 'int8' or 'int16'")
 
 

@@ -32,7 +32,10 @@ class _CircleObserverBase(UniformQuantizationObserverBase):
 
     def __init__(self, dtype=torch.uint8, qscheme=torch.per_tensor_affine, **kwargs):
         super().__init__(dtype=dtype, qscheme=qscheme, **kwargs)
-        self.observed_name: Optional[str] = None  # set by CircleQuantizer, for error messages
+        # Set by CircleQuantizer, for error messages: what this observes, and all observers of
+        # the same model (a plain list, so they are not registered as submodules).
+        self.observed_name: Optional[str] = None
+        self.peers: list = []
 
     @property
     def _op_dtype(self) -> torch.dtype:
@@ -49,9 +52,26 @@ class _CircleObserverBase(UniformQuantizationObserverBase):
     def _describe(self) -> str:
         return f"{type(self).__name__} on {self.observed_name or 'an unnamed tensor'}"
 
+    def has_data(self) -> bool:
+        return bool(self.min_val.numel()) and bool(torch.all(self.min_val <= self.max_val))
+
+    def _uncalibrated_peers(self) -> str:
+        missing = [p._describe() for p in self.peers if not p.has_data()]
+        if len(missing) <= 1:
+            return ""
+        return (f"\n{len(missing)} of the model's {len(self.peers)} observers saw no data:\n  "
+                + "\n  ".join(missing))
+
     def _choose(self, choose, *state):
         try:
             return choose(*state, *self._qparams_args())
+        except ValueError as error:
+            raise ValueError(f"{self._describe()}: {error}{self._uncalibrated_peers()}") from None
+
+    def _observe(self, op, *args):
+        """Runs a statistics op, naming this observer in its errors (NaN in the data, ...)."""
+        try:
+            return op(*args)
         except ValueError as error:
             raise ValueError(f"{self._describe()}: {error}") from None
 
@@ -72,7 +92,7 @@ class CircleMinMaxObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        mn, mx = ops.minmax(x.detach())
+        mn, mx = self._observe(ops.minmax, x.detach())
         if self.averaging_constant is None or self.min_val.item() == math.inf:
             torch.minimum(self.min_val, mn, out=self.min_val)
             torch.maximum(self.max_val, mx, out=self.max_val)
@@ -102,7 +122,7 @@ class CirclePerChannelMinMaxObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        mn, mx = ops.minmax_per_channel(x.detach(), self.ch_axis)
+        mn, mx = self._observe(ops.minmax_per_channel, x.detach(), self.ch_axis)
         if self.min_val.numel() == 0:
             self.min_val, self.max_val = mn, mx
         else:
@@ -116,7 +136,7 @@ class CirclePerChannelMinMaxObserver(_CircleObserverBase):
     def calculate_qparams(self):
         if self.min_val.numel() == 0:
             raise ValueError(f"{self._describe()}: no data was observed; run calibration data "
-                             "through the model before convert_pt2e")
+                             f"through the model before convert_pt2e{self._uncalibrated_peers()}")
         return self._choose(ops.choose_qparams, self.min_val, self.max_val)
 
 
@@ -135,8 +155,8 @@ class CircleHistogramObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        hist, mn, mx = ops.histogram_observe(x.detach(), self.histogram, self.min_val,
-                                             self.max_val, self.upsample_rate)
+        hist, mn, mx = self._observe(ops.histogram_observe, x.detach(), self.histogram,
+                                     self.min_val, self.max_val, self.upsample_rate)
         self.histogram.copy_(hist)
         self.min_val.copy_(mn)
         self.max_val.copy_(mx)

@@ -5,10 +5,12 @@
     for x in calibration_data: m(x)
     m = convert_pt2e(m)
 """
+import os
 import warnings
 from typing import Dict, List, Optional, Tuple, Type
 
 import torch
+import torchao
 from torch.fx import GraphModule, Node
 from torchao.quantization.pt2e.quantizer import Quantizer
 
@@ -29,10 +31,15 @@ def _module_stack(node: Node) -> List[Tuple[str, str]]:
     return out
 
 
+_LIBRARY_DIRS = tuple(os.path.dirname(m.__file__) + os.sep for m in (torch, torchao))
+
+
 def _source_line(node: Node) -> str:
+    """The user's line that created node: the innermost stack frame outside torch and torchao."""
     trace = node.meta.get("stack_trace") or ""
-    lines = [line.strip() for line in trace.strip().splitlines() if line.strip().startswith("File")]
-    return lines[-1] if lines else "no source location recorded"
+    frames = [line.strip() for line in trace.splitlines() if line.strip().startswith("File")]
+    user = [f for f in frames if not any(f'"{d}' in f for d in _LIBRARY_DIRS)]
+    return (user or frames or ["no source location recorded"])[-1]
 
 
 class CircleQuantizer(Quantizer):
@@ -43,24 +50,28 @@ class CircleQuantizer(Quantizer):
     over a module-type one, which wins over the global one; the innermost module decides.
     """
 
-    def __init__(self, preset: str = "uint8", observer: str = "histogram"):
+    def __init__(self, preset: str = "uint8", observer: str = "histogram", qat: bool = False):
         super().__init__()
-        self.global_config: Optional[QuantizationConfig] = _preset(preset, observer)
+        self.qat = qat
+        self.global_config: Optional[QuantizationConfig] = _preset(preset, observer, qat)
         self.module_name_config: Dict[str, Optional[QuantizationConfig]] = {}
         self.module_type_config: Dict[str, Optional[QuantizationConfig]] = {}
         self.left_in_float: Dict[str, List[str]] = {}  # op -> nodes, filled by annotate()
 
+    def _config(self, value: ConfigOrPreset) -> Optional[QuantizationConfig]:
+        return _preset(value, "histogram", self.qat) if isinstance(value, str) else as_config(value)
+
     def set_global(self, config: ConfigOrPreset) -> "CircleQuantizer":
-        self.global_config = as_config(config)
+        self.global_config = self._config(config)
         return self
 
     def set_module_name(self, name: str, config: ConfigOrPreset) -> "CircleQuantizer":
-        self.module_name_config[name] = as_config(config)
+        self.module_name_config[name] = self._config(config)
         return self
 
     def set_module_type(self, module_type: Type[torch.nn.Module],
                         config: ConfigOrPreset) -> "CircleQuantizer":
-        self.module_type_config[_type_name(module_type)] = as_config(config)
+        self.module_type_config[_type_name(module_type)] = self._config(config)
         return self
 
     def config_for(self, node: Node) -> Optional[QuantizationConfig]:
@@ -75,6 +86,8 @@ class CircleQuantizer(Quantizer):
         return self.global_config
 
     def annotate(self, model: GraphModule) -> GraphModule:
+        if not self.qat:
+            _check_inference_graph(model)
         self.left_in_float = {}
         patterns.mark_data_dependence(model.graph)
         for node in model.graph.nodes:
@@ -100,9 +113,14 @@ class CircleQuantizer(Quantizer):
         pass
 
     def prepare_obs_or_fq_callback(self, model: GraphModule, edge_or_node_to_obs_or_fq) -> None:
-        # Tell each observer what it observes, so an uncalibrated one can say so at convert time.
+        # Tell each observer what it observes, so an uncalibrated one can say so at convert time,
+        # and who its peers are, so that message can list every uncalibrated observer at once.
+        peers = []
         for edge_or_node, observer in edge_or_node_to_obs_or_fq.items():
+            observer = getattr(observer, "activation_post_process", observer)  # QAT: the observer
             if getattr(observer, "observed_name", "unset") is None:
+                peers.append(observer)
+                observer.peers = peers
                 if isinstance(edge_or_node, tuple):
                     producer, consumer = edge_or_node
                     observer.observed_name = (f"input '{producer.name}' of '{consumer.name}' "
@@ -112,5 +130,21 @@ class CircleQuantizer(Quantizer):
                                               f"({_source_line(edge_or_node)})")
 
 
-def _preset(name: str, observer: str) -> QuantizationConfig:
-    return preset(name, observer)
+def _preset(name: str, observer: str, qat: bool) -> QuantizationConfig:
+    return preset(name, observer, qat)
+
+
+# Ops whose arguments say the graph was exported in training mode: (target, index of the flag).
+_TRAINING_FLAGS = {torch.ops.aten.batch_norm.default: 5, torch.ops.aten.dropout.default: 2,
+                   torch.ops.aten._native_batch_norm_legit.default: 5}
+
+
+def _check_inference_graph(model: GraphModule) -> None:
+    """Post-training quantization of a training-mode graph calibrates the wrong function."""
+    for node in model.graph.nodes:
+        index = _TRAINING_FLAGS.get(node.target)
+        if index is not None and len(node.args) > index and node.args[index] is True:
+            raise ValueError(
+                f"CircleQuantizer: '{node.name}' ({node.target}, {_source_line(node)}) runs in "
+                "training mode: call model.eval() before torch.export for post-training "
+                "quantization, or use CircleQuantizer(qat=True) with prepare_qat_pt2e")

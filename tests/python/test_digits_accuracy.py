@@ -1,0 +1,64 @@
+"""Real data: a small CNN trained on scikit-learn's bundled digits keeps its accuracy when
+quantized with each 8-bit preset (top-1 drop at most 0.5 points)."""
+import pytest
+import torch
+from torch import nn
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+import torch_circle
+from torch_circle.quantizer import CircleQuantizer
+
+from sklearn import datasets  # a test dependency (requirements/dev.txt)
+
+
+class DigitsCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.ReLU6(), nn.AdaptiveAvgPool2d(2),
+            nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    digits = datasets.load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target)
+    gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(y), generator=gen)
+    train, test = order[:1400], order[1400:]
+    torch.manual_seed(0)
+    model = DigitsCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(12):
+        for idx in torch.randperm(len(train), generator=gen).split(64):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[train[idx]]), y[train[idx]]).backward()
+            optimizer.step()
+    return model.eval(), x[train], x[test], y[test]
+
+
+def accuracy(model, x, y) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item() * 100
+
+
+@pytest.mark.parametrize("preset", ["uint8", "int8"])
+def test_quantized_accuracy_drop_is_at_most_half_a_point(trained, preset):
+    model, x_train, x_test, y_test = trained
+    float_accuracy = accuracy(model, x_test, y_test)
+    assert float_accuracy > 90
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(model, (x_test[:64],), dynamic_shapes=({0: batch},))
+    m = prepare_pt2e(exported.module(), CircleQuantizer(preset))
+    torch_circle.calibrate(m, x_train[:512].split(64), progress=False)
+    quantized = convert_pt2e(m)
+    quantized_accuracy = accuracy(quantized, x_test, y_test)
+    print(f"{preset}: float {float_accuracy:.2f}%, quantized {quantized_accuracy:.2f}%")
+    assert float_accuracy - quantized_accuracy <= 0.5, (float_accuracy, quantized_accuracy)
