@@ -38,14 +38,19 @@ def quant_ops(graph_module):
 
 
 # Converted-vs-float SQNR floors in dB, per model and preset: about 5 dB under what this version
-# measured (resnet 36/37/39, mobilenetv2 46/44/47, encoder 34/34/45, llama 27/28/31 for
-# uint8/int8/int16). int16
+# measured (resnet 36/37/39, mobilenetv2 46/44/47, encoder 34/34/45, llama 27/28/31,
+# nn.TransformerEncoderLayer 32/32/43 for uint8/int8/int16). int16
 # keeps int8 weights, so its gain over 8 bits is limited by the weights.
 MODELS = {
     "resnet": (lambda: seeded(ResNetLike()), (2, 3, 32, 32), {"uint8": 31, "int8": 31, "int16": 34}),
     "mobilenetv2": (lambda: seeded(MobileNetV2Like()), (2, 3, 32, 32), {"uint8": 40, "int8": 39, "int16": 41}),
     "encoder": (lambda: seeded(EncoderLayer()), (2, 8, 32), {"uint8": 29, "int8": 29, "int16": 39}),
     "llama": (lambda: seeded(LlamaBlock()), (2, 8, 32), {"uint8": 22, "int8": 22, "int16": 26}),
+    # nn.TransformerEncoderLayer exports to scaled_dot_product_attention, which the quantizer
+    # decomposes into matmul / softmax / matmul before annotating.
+    "nn.TransformerEncoderLayer": (
+        lambda: seeded(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, activation="gelu")),
+        (2, 8, 32), {"uint8": 27, "int8": 27, "int16": 37}),
 }
 
 

@@ -15,6 +15,7 @@ from torch.fx import GraphModule, Node
 from torchao.quantization.pt2e.quantizer import Quantizer
 
 from . import patterns
+from .decompose import decompose_attention
 from .config import ConfigOrPreset, QuantizationConfig, as_config, preset
 
 
@@ -84,6 +85,9 @@ class CircleQuantizer(Quantizer):
             if type_name in self.module_type_config:
                 return self.module_type_config[type_name]
         return self.global_config
+
+    def transform_for_annotation(self, model: GraphModule) -> GraphModule:
+        return decompose_attention(model)
 
     def annotate(self, model: GraphModule) -> GraphModule:
         if not self.qat:

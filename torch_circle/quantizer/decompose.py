@@ -1,0 +1,60 @@
+"""Graph rewrites run before annotation (Quantizer.transform_for_annotation).
+
+``scaled_dot_product_attention`` is one op in the exported graph, but its quantizable parts are
+matmuls and a softmax: it is rewritten into them, so the scores, the probabilities and the
+output get quantization parameters (and Circle runtimes, which have no attention op in the
+8-bit conventions, receive ops they know).
+"""
+import math
+
+import torch
+from torch.fx import GraphModule, Node
+
+aten = torch.ops.aten
+
+
+def _call(graph, target, args, like: Node) -> Node:
+    """Adds target(*args) with its meta["val"] computed on the fake tensors of its inputs."""
+    node = graph.call_function(target, args)
+    fake_args = [a.meta["val"] if isinstance(a, Node) else a for a in args]
+    val = like.meta["val"]
+    with val.fake_mode:
+        node.meta["val"] = target(*fake_args)
+    for key in ("nn_module_stack", "stack_trace"):
+        if key in like.meta:
+            node.meta[key] = like.meta[key]
+    return node
+
+
+def decompose_attention(model: GraphModule) -> GraphModule:
+    """Replaces each scaled_dot_product_attention by matmul, scale, mask, softmax, matmul."""
+    graph = model.graph
+    for node in list(graph.nodes):
+        if node.target != aten.scaled_dot_product_attention.default:
+            continue
+        q, k, v = node.args[:3]
+        kwargs = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:]))
+        kwargs.update(node.kwargs)
+        if kwargs.get("dropout_p", 0.0) or kwargs.get("enable_gqa", False) or "val" not in node.meta:
+            continue  # training-time dropout or grouped queries: left as is (reported in float)
+        head_dim = q.meta["val"].shape[-1]
+        scale = kwargs.get("scale") or 1.0 / math.sqrt(head_dim)
+        with graph.inserting_before(node):
+            scores = _call(graph, aten.matmul.default, (q, _call(graph, aten.transpose.int, (k, -2, -1), node)), node)
+            scores = _call(graph, aten.mul.Tensor, (scores, scale), node)
+            mask = kwargs.get("attn_mask")
+            if kwargs.get("is_causal"):
+                length, source = q.meta["val"].shape[-2], k.meta["val"].shape[-2]
+                full = _call(graph, aten.full.default, ((length, source), -1e4), node)
+                mask = _call(graph, aten.triu.default, (full, 1), node)
+            if mask is not None:
+                if mask.meta["val"].dtype == torch.bool:  # True = attend
+                    mask = _call(graph, aten.where.ScalarOther, (mask, 0.0, -1e4), node)
+                scores = _call(graph, aten.add.Tensor, (scores, mask), node)
+            probs = _call(graph, aten.softmax.int, (scores, -1), node)
+            out = _call(graph, aten.matmul.default, (probs, v), node)
+        node.replace_all_uses_with(out)
+        graph.erase_node(node)
+    graph.lint()
+    model.recompile()
+    return model
