@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Calibration cost: float forward vs observed forward, and our histogram observer vs torchao's.
 
+Calls of the compared implementations alternate, so load drift affects both alike.
 Table 1: for each model, the median time of one forward of the exported float model and of the
 same model prepared with CircleQuantizer (observers in place), and their ratio (target <= 1.15).
 Table 2: CircleHistogramObserver vs torchao's HistogramObserver on the same batches: time per
@@ -34,6 +35,20 @@ MODELS = {
 }
 
 
+def interleaved_medians(fns, repeats):
+    """Median call time of each fn, calls alternating so drift in machine load hits all alike."""
+    for fn in fns:
+        for _ in range(3):
+            fn()
+    samples = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, samples):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(s) for s in samples]
+
+
 def median_time(fn, repeats):
     for _ in range(3):
         fn()
@@ -62,8 +77,8 @@ def forward_table(repeats, observer):
             observed = prepare_pt2e(torch.export.export(model, (x,)).module(),
                                     CircleQuantizer("uint8", observer=observer))
         with torch.no_grad():
-            t_float = median_time(lambda: exported(x), repeats)
-            t_observed = median_time(lambda: observed(x), repeats)
+            t_float, t_observed = interleaved_medians([lambda: exported(x), lambda: observed(x)],
+                                                      repeats)
         print(f"{name:<40}{fmt(t_float):>12}{fmt(t_observed):>12}{t_observed / t_float:>7.2f}x")
 
 
@@ -84,8 +99,9 @@ def histogram_table(repeats, sizes):
         def fresh(cls):
             return cls(dtype=torch.uint8, qscheme=torch.per_tensor_affine)
 
-        t_ours = median_time(lambda: observe(fresh(CircleHistogramObserver)), repeats) / len(batches)
-        t_ao = median_time(lambda: observe(fresh(HistogramObserver)), repeats) / len(batches)
+        t_ours, t_ao = (t / len(batches) for t in interleaved_medians(
+            [lambda: observe(fresh(CircleHistogramObserver)), lambda: observe(fresh(HistogramObserver))],
+            repeats))
         ours, theirs = observe(fresh(CircleHistogramObserver)), observe(fresh(HistogramObserver))
         q_ours = median_time(ours.calculate_qparams, repeats)
         q_ao = median_time(theirs.calculate_qparams, max(3, repeats // 5))
