@@ -6,7 +6,8 @@ QuantizationConfig that applies to it, and annotates inputs and output the way t
 runtimes expect the op to be quantized:
 
 * weighted ops (conv, linear): activation input, per-channel weight, bias derived from both;
-  a following ReLU / ReLU6 / hardtanh is fused (no requantization between them);
+  a following ReLU / ReLU6 / hardtanh is fused (no requantization between them), as it is after
+  add / sub / mul;
 * ops whose output range is their input's (pooling, layout ops): the output shares the input's
   quantization parameters;
 * softmax, sigmoid, tanh: fixed output parameters, as the runtimes' lookup tables expect;
@@ -97,7 +98,17 @@ FUSABLE_ACTIVATIONS = {aten.relu.default, aten.relu_.default, aten.relu6.default
                        aten.hardtanh.default, aten.hardtanh_.default}
 
 
+# Ops whose Circle counterparts carry a fused activation (CONV_2D, DEPTHWISE_CONV_2D,
+# FULLY_CONNECTED, TRANSPOSE_CONV, ADD, SUB, MUL): only they skip the requantization before it.
+FUSING_OPS = {aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding,
+              aten.conv_transpose1d.default, aten.conv_transpose2d.input, aten.linear.default,
+              aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor,
+              aten.mul.Tensor, aten.mul_.Tensor}
+
+
 def fused_activation(node: Node) -> Optional[Node]:
+    if node.target not in FUSING_OPS:
+        return None
     user = single_user(node)
     return user if user is not None and user.target in FUSABLE_ACTIVATIONS else None
 
