@@ -112,3 +112,24 @@ class LlamaBlock(nn.Module):
         x = x + self.o(y)
         h = self.norm2(x)
         return x + self.down(nn.functional.silu(self.gate(h)) * self.up(h))
+
+
+class OpMix(nn.Module):
+    """The rarer rules in one graph: embedding, conv1d, conv_transpose2d, pad, cat, sigmoid, tanh,
+    mean, sub, div, hardtanh after add."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 8)
+        self.conv1d = nn.Conv1d(8, 8, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.head = nn.Linear(8 + 16, 6)
+
+    def forward(self, tokens, image):
+        seq = self.embed(tokens).transpose(1, 2)                   # [b, 8, t]
+        seq = torch.sigmoid(self.conv1d(seq)) - torch.tanh(seq) / 2
+        pooled_seq = seq.mean(dim=-1)                              # [b, 8]
+        img = nn.functional.pad(self.up(image), (1, 1, 1, 1))      # [b, 4, 2h+2, 2w+2]
+        img = nn.functional.hardtanh(img + 0.5).mean(dim=(2, 3))   # [b, 4]
+        features = torch.cat([pooled_seq, img.repeat(1, 4)], dim=1)
+        return self.head(features)

@@ -146,3 +146,27 @@ def test_presets_and_observer_choice_are_validated():
         CircleQuantizer("uint4")
     with pytest.raises(ValueError, match="unknown observer 'kl'"):
         CircleQuantizer("int8", observer="kl")
+
+
+@pytest.mark.parametrize("preset", ["uint8", "int8", "int16"])
+def test_rarer_ops_are_quantized_and_track_float(preset):
+    from models import OpMix
+
+    model = seeded(OpMix())
+    gen = torch.Generator().manual_seed(4)
+    data = [(torch.randint(0, 50, (2, 12), generator=gen), torch.randn(2, 4, 5, 5, generator=gen))
+            for _ in range(6)]
+    quantizer = CircleQuantizer(preset)
+    m = prepare_pt2e(torch.export.export(model, data[0]).module(), quantizer)
+    for args in data:
+        m(*args)
+    converted = convert_pt2e(m)
+    assert not quantizer.left_in_float
+    quantized_inputs = {n.args[0].target for n in converted.graph.nodes
+                        if n.target == qd.quantize_per_tensor.default and n.args[0].op == "call_function"}
+    aten = torch.ops.aten
+    for op in (aten.conv1d.default, aten.conv_transpose2d.input, aten.embedding.default,
+               aten.cat.default, aten.sigmoid.default, aten.tanh.default, aten.mean.dim):
+        assert op in quantized_inputs, op
+    x = data[0]
+    assert sqnr_db(model(*x), converted(*x)) > {"uint8": 25, "int8": 25, "int16": 30}[preset]

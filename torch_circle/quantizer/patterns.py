@@ -222,7 +222,8 @@ _register([aten.max_pool1d.default, aten.max_pool2d.default, aten.flatten.using_
            aten.t.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
            aten.unsqueeze.default, aten.slice.Tensor, aten.select.int, aten.contiguous.default,
            aten.clone.default, aten.expand.default, aten.pad.default,
-           aten.constant_pad_nd.default, aten.dropout.default, aten.unflatten.int],
+           aten.constant_pad_nd.default, aten.dropout.default, aten.unflatten.int,
+           aten.repeat.default, aten.index_select.default, aten.gather.default],
           shares_input_qparams)
 _register([aten.cat.default, aten.concat.default], concatenation)
 _register([aten.softmax.int, aten._softmax.default, aten.sigmoid.default], fixed_output(_UNIT_RANGE))
