@@ -170,3 +170,14 @@ def test_rarer_ops_are_quantized_and_track_float(preset):
         assert op in quantized_inputs, op
     x = data[0]
     assert sqnr_db(model(*x), converted(*x)) > {"uint8": 25, "int8": 25, "int16": 30}[preset]
+
+
+def test_preset_names_in_overrides_keep_the_observer_and_qat_choice():
+    from torch_circle.quantizer import CircleFakeQuantize, CircleMinMaxObserver
+
+    q = CircleQuantizer("uint8", observer="minmax").set_module_type(nn.Conv2d, "int8")
+    config = next(iter(q.module_type_config.values()))
+    assert config.activation.observer_or_fake_quant_ctr is CircleMinMaxObserver
+    assert config.activation.dtype == torch.int8
+    qat = CircleQuantizer("uint8", qat=True).set_module_name("head", "int16")
+    assert qat.module_name_config["head"].activation.observer_or_fake_quant_ctr is CircleFakeQuantize

@@ -82,9 +82,5 @@ def preset(name: str, observer: str = "histogram", qat: bool = False) -> Quantiz
     raise ValueError(f"unknown preset {name!r}; expected 'uint8', 'int8' or 'int16'")
 
 
+# What set_global / set_module_name / set_module_type accept: None leaves the region in float.
 ConfigOrPreset = Optional[QuantizationConfig | str]
-
-
-def as_config(value: ConfigOrPreset) -> Optional[QuantizationConfig]:
-    """None (leave in float), a preset name, or a QuantizationConfig."""
-    return preset(value) if isinstance(value, str) else value

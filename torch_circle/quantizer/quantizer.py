@@ -16,7 +16,7 @@ from torchao.quantization.pt2e.quantizer import Quantizer
 
 from . import patterns
 from .decompose import decompose_attention
-from .config import ConfigOrPreset, QuantizationConfig, as_config, preset
+from .config import ConfigOrPreset, QuantizationConfig, preset as make_preset
 
 
 def _type_name(module_type: Type[torch.nn.Module]) -> str:
@@ -53,14 +53,15 @@ class CircleQuantizer(Quantizer):
 
     def __init__(self, preset: str = "uint8", observer: str = "histogram", qat: bool = False):
         super().__init__()
-        self.qat = qat
-        self.global_config: Optional[QuantizationConfig] = _preset(preset, observer, qat)
+        self.observer, self.qat = observer, qat
+        self.global_config: Optional[QuantizationConfig] = self._config(preset)
         self.module_name_config: Dict[str, Optional[QuantizationConfig]] = {}
         self.module_type_config: Dict[str, Optional[QuantizationConfig]] = {}
         self.left_in_float: Dict[str, List[str]] = {}  # op -> nodes, filled by annotate()
 
     def _config(self, value: ConfigOrPreset) -> Optional[QuantizationConfig]:
-        return _preset(value, "histogram", self.qat) if isinstance(value, str) else as_config(value)
+        """A preset name (with this quantizer's observer and QAT choice), a config, or None."""
+        return make_preset(value, self.observer, self.qat) if isinstance(value, str) else value
 
     def set_global(self, config: ConfigOrPreset) -> "CircleQuantizer":
         self.global_config = self._config(config)
@@ -132,10 +133,6 @@ class CircleQuantizer(Quantizer):
                 else:
                     observer.observed_name = (f"output of '{edge_or_node.name}' "
                                               f"({_source_line(edge_or_node)})")
-
-
-def _preset(name: str, observer: str, qat: bool) -> QuantizationConfig:
-    return preset(name, observer, qat)
 
 
 # Ops whose arguments say the graph was exported in training mode: (target, index of the flag).
