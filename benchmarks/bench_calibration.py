@@ -18,14 +18,15 @@ import warnings
 from pathlib import Path
 
 import torch
+
+import torch_circle  # noqa: F401
+from torch_circle.quantizer import CircleHistogramObserver, CircleQuantizer  # before torchao: quiet import
 from torchao.quantization.pt2e.observer import HistogramObserver
 from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
 from models import EncoderLayer, LlamaBlock, MobileNetV2Like, ResNetLike, seeded  # noqa: E402
 
-import torch_circle  # noqa: E402,F401
-from torch_circle.quantizer import CircleHistogramObserver, CircleQuantizer  # noqa: E402
 
 MODELS = {
     "ResNet-like, batch 8 x 3x64x64": (ResNetLike, (8, 3, 64, 64)),

@@ -29,6 +29,7 @@ import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
 import torch_circle
+import torch_circle.quantizer  # noqa: F401  imports torchao without its CPU-only log noise
 
 KB, MB = 1 << 10, 1 << 20
 DEFAULT_SIZES = (1 * KB, 16 * KB, 256 * KB, 4 * MB, 64 * MB)

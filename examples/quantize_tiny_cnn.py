@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 import torch
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
 import torch_circle
 import torch.ao.quantization.fx._decomposed  # noqa: F401  (the PyTorch reference ops)
+from torch_circle.quantizer import CircleQuantizer  # before torchao: imports it without log noise
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_cnn import build_tiny_cnn, example_inputs  # noqa: E402
-from torch_circle.quantizer import CircleQuantizer  # noqa: E402
 
 cq = torch_circle.ops
 qd = torch.ops.quantized_decomposed
