@@ -12,7 +12,7 @@ namespace ukernels {
 
 size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t bins,
                           uint32_t* counts) {
-  InterleavedCounts local(bins);
+  InterleavedCounts local(bins, counts, n);
   uint32_t* const c[4] = {local.copy(0), local.copy(1), local.copy(2), local.copy(3)};
   static_assert(InterleavedCounts::kCopies == 4, "the loop below spreads over 4 copies");
   unsigned k = 0;  // the copy the next count goes to
@@ -41,7 +41,7 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
       ++c[k++ & 3][idx[lane]];
     }
   }
-  local.flush(counts);
+  local.flush();
   return nans + f32_histogram_scalar(x + i, n - i, lo, hi, bins, counts);
 }
 

@@ -13,7 +13,7 @@ namespace ukernels {
 
 size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_t bins,
                             uint32_t* counts) {
-  InterleavedCounts local(bins);
+  InterleavedCounts local(bins, counts, n);
   uint32_t* const c[4] = {local.copy(0), local.copy(1), local.copy(2), local.copy(3)};
   static_assert(InterleavedCounts::kCopies == 4, "the loop below spreads over 4 copies");
 
@@ -47,7 +47,7 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
     }
     for (; l < count; ++l) ++c[l & 3][idx[l]];
   }
-  local.flush(counts);
+  local.flush();
   return nans;
 }
 

@@ -44,25 +44,34 @@ namespace ukernels {
 // different copies, so runs of equal bins do not serialise on one memory location. Kernels take
 // the copies' pointers into locals (copy(k)) so the compiler keeps them in registers, increment
 // copy (i % kCopies) for the i-th value, and flush() adds the copies into the caller's counts.
+// For short inputs the copies would cost more (zeroing and summing 4 x bins) than they save:
+// every copy is then the caller's counts itself.
 class InterleavedCounts {
  public:
   static constexpr int kCopies = 4;
 
-  explicit InterleavedCounts(int64_t bins)
-      : bins_(bins), copies_(static_cast<size_t>(bins) * kCopies, 0) {}
+  InterleavedCounts(int64_t bins, uint32_t* counts, size_t n) : bins_(bins), counts_(counts) {
+    if (n >= static_cast<size_t>(bins) * kCopies) {
+      copies_.assign(static_cast<size_t>(bins) * kCopies, 0);
+    }
+  }
 
-  uint32_t* copy(int k) { return copies_.data() + static_cast<size_t>(k) * bins_; }
+  uint32_t* copy(int k) {
+    return copies_.empty() ? counts_ : copies_.data() + static_cast<size_t>(k) * bins_;
+  }
 
-  void flush(uint32_t* counts) const {
+  void flush() const {
+    if (copies_.empty()) return;
     for (int64_t b = 0; b < bins_; ++b) {
       uint32_t sum = 0;
       for (int k = 0; k < kCopies; ++k) sum += copies_[static_cast<size_t>(k) * bins_ + b];
-      counts[b] += sum;
+      counts_[b] += sum;
     }
   }
 
  private:
   int64_t bins_;
+  uint32_t* counts_;
   std::vector<uint32_t> copies_;
 };
 

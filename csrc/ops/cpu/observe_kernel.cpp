@@ -133,16 +133,20 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
   const char* op = "circle_quant::histogram_observe";
   auto [hist_out, min_out, max_out] =
       histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
-  const float old_min = min_val.item<float>();
-  const float old_max = max_val.item<float>();
+  const float old_min = *min_val.contiguous().data_ptr<float>();
+  const float old_max = *max_val.contiguous().data_ptr<float>();
   const bool initialized = !(old_min == kInf || old_max == -kInf);
   TORCH_CHECK_VALUE(!initialized || (std::isfinite(old_min) && std::isfinite(old_max) &&
                                      old_min <= old_max),
                     op, ": the histogram state is corrupt: min_val = ", old_min,
                     ", max_val = ", old_max);
-  hist_out.copy_(histogram);
-  min_out.copy_(min_val);
-  max_out.copy_(max_val);
+  // Returned unchanged when the batch adds nothing (empty, or no finite value).
+  const auto unchanged = [&]() -> TensorTriple {
+    hist_out.copy_(histogram);
+    min_out.copy_(min_val);
+    max_out.copy_(max_val);
+    return {hist_out, min_out, max_out};
+  };
 
   const auto x = dense_float32(input);
   const float* xp = x.data_ptr<float>();
@@ -155,8 +159,8 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
                  " holds Inf values; they are left out of the histogram");
     }
     batch = circle_quant::finite_minmax(xp, n);
-    if (batch.min > batch.max) return {hist_out, min_out, max_out};  // nothing finite to add
   }
+  if (batch.min > batch.max) return unchanged();  // nothing (finite) to add
 
   const int64_t bins = histogram.numel();
   const float new_min = initialized ? std::fmin(old_min, batch.min) : batch.min;
@@ -164,12 +168,12 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
   float lo, hi;
   circle_quant::histogram_edges(new_min, new_max, &lo, &hi);
 
-  // Per-thread integer counts, summed exactly.
-  const int threads = at::get_num_threads();
+  // Per-thread integer counts, summed exactly (one set when a single task does all the work).
+  const int threads = n <= kGrainSize ? 1 : at::get_num_threads();
   std::vector<uint32_t> part(static_cast<size_t>(threads) * bins, 0);
   at::parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
-    circle_quant::histogram_count(xp + b, e - b, lo, hi, bins,
-                                  part.data() + static_cast<size_t>(at::get_thread_num()) * bins);
+    const size_t slot = threads == 1 ? 0 : static_cast<size_t>(at::get_thread_num());
+    circle_quant::histogram_count(xp + b, e - b, lo, hi, bins, part.data() + slot * bins);
   });
   std::vector<uint64_t> counts(bins, 0);
   for (int t = 0; t < threads; ++t) {
@@ -180,8 +184,8 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
   circle_quant::histogram_merge(old_hist.data_ptr<float>(), initialized ? old_min : kInf,
                                 initialized ? old_max : -kInf, counts.data(), new_min, new_max,
                                 bins, upsample_rate, hist_out.data_ptr<float>());
-  min_out.fill_(new_min);
-  max_out.fill_(new_max);
+  *min_out.data_ptr<float>() = new_min;  // direct stores: fill_ would cost dispatcher calls
+  *max_out.data_ptr<float>() = new_max;
   return {hist_out, min_out, max_out};
 }
 
