@@ -46,6 +46,9 @@ minmax_per_channel = _bind("minmax_per_channel")
 choose_qparams = _bind("choose_qparams")
 histogram_observe = _bind("histogram_observe")
 histogram_choose_qparams = _bind("histogram_choose_qparams")
+# In-place state updates for observers: one call per observed batch.
+running_minmax_ = _bind("running_minmax_")
+histogram_observe_ = _bind("histogram_observe_")
 
 KERNEL_ISAS = ("scalar", "avx2", "avx512")
 

@@ -75,6 +75,26 @@ TensorPair choose_qparams_allocate(const at::Tensor& min_val, const at::Tensor& 
           at::empty_symint({n}, min_val.options().dtype(at::kLong))};
 }
 
+void running_minmax_check(const at::Tensor& input, const at::Tensor& min_val,
+                          const at::Tensor& max_val, c10::optional<double> averaging_constant) {
+  const char* op = "circle_quant::running_minmax_";
+  check_float_input(op, input);
+  check_range_state(op, min_val, max_val);
+  TORCH_CHECK_VALUE(min_val.sym_numel() == 1, op,
+                    ": min_val and max_val must hold one value each, got shape ",
+                    min_val.sym_sizes());
+  if (averaging_constant.has_value()) {
+    const double c = *averaging_constant;
+    TORCH_CHECK_VALUE(c > 0 && c <= 1, op, ": averaging_constant must be in (0, 1], got ", c);
+  }
+}
+
+void histogram_observe_inplace_check(const at::Tensor& input, const at::Tensor& histogram,
+                                     const at::Tensor& min_val, const at::Tensor& max_val,
+                                     int64_t upsample_rate) {
+  histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
+}
+
 TensorTriple histogram_observe_allocate(const at::Tensor& input, const at::Tensor& histogram,
                                         const at::Tensor& min_val, const at::Tensor& max_val,
                                         int64_t upsample_rate) {
@@ -108,6 +128,12 @@ TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
       "histogram_observe(Tensor input, Tensor histogram, Tensor min_val, Tensor max_val, "
       "int upsample_rate=16) -> (Tensor histogram, Tensor min_val, Tensor max_val)");
   m.def(
+      "running_minmax_(Tensor input, Tensor(a!) min_val, Tensor(b!) max_val, "
+      "float? averaging_constant=None) -> ()");
+  m.def(
+      "histogram_observe_(Tensor input, Tensor(a!) histogram, Tensor(b!) min_val, "
+      "Tensor(c!) max_val, int upsample_rate=16) -> ()");
+  m.def(
       "histogram_choose_qparams(Tensor histogram, Tensor min_val, Tensor max_val, int quant_min, "
       "int quant_max, ScalarType dtype, bool symmetric, float eps, "
       "bool has_customized_qrange=False) -> (Tensor scale, Tensor zero_point)");
@@ -118,6 +144,8 @@ TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
   m.impl("minmax_per_channel", &minmax_per_channel_allocate);
   m.impl("choose_qparams", &choose_qparams_allocate);
   m.impl("histogram_observe", &histogram_observe_allocate);
+  m.impl("running_minmax_", &running_minmax_check);
+  m.impl("histogram_observe_", &histogram_observe_inplace_check);
   m.impl("histogram_choose_qparams", &histogram_choose_qparams_allocate);
 }
 

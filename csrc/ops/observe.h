@@ -17,6 +17,9 @@ TensorPair minmax_per_channel_allocate(const at::Tensor& input, int64_t axis);
 TensorPair choose_qparams_allocate(const at::Tensor& min_val, const at::Tensor& max_val,
                                    int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
                                    bool symmetric, double eps, bool has_customized_qrange);
+// In-place observer updates (the state tensors are mutated): one call per observed batch.
+void running_minmax_check(const at::Tensor& input, const at::Tensor& min_val,
+                          const at::Tensor& max_val, c10::optional<double> averaging_constant);
 TensorTriple histogram_observe_allocate(const at::Tensor& input, const at::Tensor& histogram,
                                         const at::Tensor& min_val, const at::Tensor& max_val,
                                         int64_t upsample_rate);

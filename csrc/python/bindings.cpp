@@ -113,6 +113,12 @@ PYBIND11_MODULE(_C, m) {
       m, "histogram_observe",
       py::arg("input"), py::arg("histogram"), py::arg("min_val"), py::arg("max_val"),
        py::arg("upsample_rate") = 16);
+  bind<void(const Tensor&, const Tensor&, const Tensor&, std::optional<double>)>(
+      m, "running_minmax_", py::arg("input"), py::arg("min_val"), py::arg("max_val"),
+      py::arg("averaging_constant") = none);
+  bind<void(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t)>(
+      m, "histogram_observe_", py::arg("input"), py::arg("histogram"), py::arg("min_val"),
+      py::arg("max_val"), py::arg("upsample_rate") = 16);
   bind<TensorPair(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, ScalarType, bool,
                   double, bool)>(
       m, "histogram_choose_qparams",

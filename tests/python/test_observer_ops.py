@@ -310,7 +310,26 @@ OPCHECK_CASES = [
     (cq.choose_qparams, (torch.tensor([-1.0, 0.0]), torch.tensor([2.0, 1.0]), -127, 127, torch.int8, True, EPS)),
     (cq.histogram_observe, (torch.randn(100), torch.zeros(64), torch.tensor(-1.0), torch.tensor(1.0))),
     (cq.histogram_choose_qparams, (torch.rand(64), torch.tensor(-1.0), torch.tensor(1.0), 0, 255, torch.uint8, False, EPS)),
+    (cq.running_minmax_, (torch.randn(5, 7), torch.tensor(-0.5), torch.tensor(0.5))),
+    (cq.running_minmax_, (torch.randn(5, 7), torch.tensor(-0.5), torch.tensor(0.5), 0.1)),
+    (cq.histogram_observe_, (torch.randn(100), torch.zeros(64), torch.tensor(-1.0), torch.tensor(1.0))),
 ]
+
+
+def test_in_place_updates_match_the_functional_ops(isa):
+    x = torch.randn(3000) * 2
+    hist, mn, mx = torch.zeros(128), torch.tensor(-1.0), torch.tensor(1.0)
+    expected = cq.histogram_observe(x, hist, mn, mx)
+    cq.histogram_observe_(x, hist, mn, mx)
+    for a, b in zip((hist, mn, mx), expected):
+        assert_bits_equal(a, b)
+    lo, hi = torch.tensor(INF), torch.tensor(-INF)
+    cq.running_minmax_(x, lo, hi, 0.5)  # first batch: plain min / max
+    assert (lo.item(), hi.item()) == (x.min().item(), x.max().item())
+    cq.running_minmax_(x * 2, lo, hi, 0.5)  # then the moving average
+    assert lo.item() == pytest.approx(x.min().item() * 1.5) and hi.item() == pytest.approx(x.max().item() * 1.5)
+    with pytest.raises(ValueError, match=r"averaging_constant must be in \(0, 1\]"):
+        cq.running_minmax_(x, lo, hi, 1.5)
 
 
 @pytest.mark.parametrize("op,args", OPCHECK_CASES, ids=lambda v: getattr(v, "__name__", None))

@@ -92,14 +92,8 @@ class CircleMinMaxObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        mn, mx = self._observe(ops.minmax, x.detach())
-        if self.averaging_constant is None or self.min_val.item() == math.inf:
-            torch.minimum(self.min_val, mn, out=self.min_val)
-            torch.maximum(self.max_val, mx, out=self.max_val)
-        else:
-            c = self.averaging_constant
-            self.min_val.add_(mn - self.min_val, alpha=c)
-            self.max_val.add_(mx - self.max_val, alpha=c)
+        self._observe(ops.running_minmax_, x.detach(), self.min_val, self.max_val,
+                      self.averaging_constant)
         return x
 
     def calculate_qparams(self):
@@ -155,11 +149,8 @@ class CircleHistogramObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        hist, mn, mx = self._observe(ops.histogram_observe, x.detach(), self.histogram,
-                                     self.min_val, self.max_val, self.upsample_rate)
-        self.histogram.copy_(hist)
-        self.min_val.copy_(mn)
-        self.max_val.copy_(mx)
+        self._observe(ops.histogram_observe_, x.detach(), self.histogram, self.min_val,
+                      self.max_val, self.upsample_rate)
         return x
 
     def calculate_qparams(self):

@@ -50,6 +50,28 @@ TensorPair minmax_cpu(const at::Tensor& input) {
   return {mn, mx};
 }
 
+// Running min / max, or their moving average (torchao's MovingAverageMinMaxObserver):
+// m <- m + c * (batch - m) once initialised.
+void running_minmax_cpu(const at::Tensor& input, const at::Tensor& min_val,
+                        const at::Tensor& max_val, c10::optional<double> averaging_constant) {
+  running_minmax_check(input, min_val, max_val, averaging_constant);
+  if (input.numel() == 0) return;
+  const auto x = dense_float32(input);
+  const auto r = parallel_minmax(x.data_ptr<float>(), x.numel());
+  if (r.has_nan) fail_nan("circle_quant::running_minmax_", input);
+  float* mn = min_val.data_ptr<float>();
+  float* mx = max_val.data_ptr<float>();
+  const bool initialized = !(*mn == kInf && *mx == -kInf);
+  if (averaging_constant.has_value() && initialized) {
+    const float c = static_cast<float>(*averaging_constant);
+    *mn = *mn + c * (r.min - *mn);
+    *mx = *mx + c * (r.max - *mx);
+  } else {
+    *mn = std::fmin(*mn, r.min);
+    *mx = std::fmax(*mx, r.max);
+  }
+}
+
 TensorPair minmax_per_channel_cpu(const at::Tensor& input, int64_t axis) {
   const char* op = "circle_quant::minmax_per_channel";
   auto [mn, mx] = minmax_per_channel_allocate(input, axis);
@@ -189,6 +211,15 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
   return {hist_out, min_out, max_out};
 }
 
+void histogram_observe_inplace_cpu(const at::Tensor& input, const at::Tensor& histogram,
+                                   const at::Tensor& min_val, const at::Tensor& max_val,
+                                   int64_t upsample_rate) {
+  const auto [h, mn, mx] = histogram_observe_cpu(input, histogram, min_val, max_val, upsample_rate);
+  histogram.copy_(h);
+  min_val.copy_(mn);
+  max_val.copy_(mx);
+}
+
 TensorPair histogram_choose_qparams_cpu(const at::Tensor& histogram, const at::Tensor& min_val,
                                         const at::Tensor& max_val, int64_t quant_min,
                                         int64_t quant_max, at::ScalarType dtype, bool symmetric,
@@ -227,6 +258,8 @@ TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
   m.impl("minmax_per_channel", &minmax_per_channel_cpu);
   m.impl("choose_qparams", &choose_qparams_cpu);
   m.impl("histogram_observe", &histogram_observe_cpu);
+  m.impl("running_minmax_", &running_minmax_cpu);
+  m.impl("histogram_observe_", &histogram_observe_inplace_cpu);
   m.impl("histogram_choose_qparams", &histogram_choose_qparams_cpu);
 }
 
