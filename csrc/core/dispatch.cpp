@@ -75,6 +75,18 @@ void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale,
   CIRCLE_QUANT_DISPATCH(dequantize_channelwise_f32, x, y, n, scale, zero_point)
 }
 
+bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p,
+                   float scale) {
+  CIRCLE_QUANT_DISPATCH(f32_fake_quantize, x, y, mask, n, p, scale)
+}
+
+bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n,
+                               const float* inv_scale, const float* zero_point, const float* scale,
+                               float qmin, float qmax) {
+  CIRCLE_QUANT_DISPATCH(f32_fake_quantize_channelwise, x, y, mask, n, inv_scale, zero_point, scale,
+                        qmin, qmax)
+}
+
 MinMax minmax(const float* x, size_t n) { CIRCLE_QUANT_DISPATCH(f32_minmax, x, n) }
 
 size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bins,

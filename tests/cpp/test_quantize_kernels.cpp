@@ -493,9 +493,10 @@ TEST(IsaSelection, OverrideAndParsing) {
   }
 }
 
-// --- fake quantization (scalar only) ---------------------------------------------------------------
+// --- fake quantization: every ISA against the spec oracle ------------------------------------------
 
-TEST(FakeQuantize, MatchesSpecOracleWithStraightThroughMask) {
+TEST_P(QuantizeKernels, FakeQuantizeMatchesSpecOracleWithStraightThroughMask) {
+  IsaOverride forced(GetParam());
   const std::vector<Range> ranges = {{0, 255}, {-128, 127}, {-127, 127}, {0, 15}, {-32768, 32767}};
   std::mt19937 rng(11);
   for (bool per_element : {false, true}) {

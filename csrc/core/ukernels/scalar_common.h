@@ -24,6 +24,16 @@ inline float dequantize_one(Q q, float scale, float zero_point) {
   return (static_cast<float>(q) - zero_point) * scale;
 }
 
+// Fake quantization of one value; *mask (if given) is 1 where the value before clamping lay inside
+// [qmin, qmax] (the straight-through gradient passes there).
+inline float fake_quantize_one(float x, float inv_scale, float zero_point, float qmin, float qmax,
+                               float scale, uint8_t* mask) {
+  const float v = std::nearbyint(x * inv_scale) + zero_point;
+  if (mask != nullptr) *mask = (v >= qmin) & (v <= qmax);
+  const float q = std::fmin(std::fmax(v, qmin), qmax);
+  return (q - zero_point) * scale;
+}
+
 // histc's bin for a value known to lie in [lo, hi]: the last bin also takes hi. A position that
 // is not a number below `bins` (hi itself, or an overflowing range) goes to the last bin, so the
 // index is always valid; the SIMD kernels clamp the same way.

@@ -26,6 +26,11 @@ namespace ukernels {
   template <typename Q>                                                                     \
   void dequantize_channelwise_f32_##isa(const Q* x, float* y, size_t n, const float* scale,  \
                                         const float* zero_point);                           \
+  bool f32_fake_quantize_##isa(const float* x, float* y, uint8_t* mask, size_t n,            \
+                               const QuantizeParams& p, float scale);                       \
+  bool f32_fake_quantize_channelwise_##isa(const float* x, float* y, uint8_t* mask, size_t n, \
+                                           const float* inv_scale, const float* zero_point,  \
+                                           const float* scale, float qmin, float qmax);      \
   MinMax f32_minmax_##isa(const float* x, size_t n);                                        \
   /* Adds 1 to counts[bin(x[i])] for every x[i] in [lo, hi] (histc's binning, see */        \
   /* docs/numerics.md). counts has `bins` entries. Returns the number of NaNs seen. */     \
