@@ -10,7 +10,7 @@ cq = torch.ops.circle_quant
 
 @pytest.mark.parametrize("qmin,qmax,zero_point", [(0, 255, 37), (-128, 127, 0), (-127, 127, 0),
                                                   (-32768, 32767, 5)])
-def test_per_tensor_forward_matches_torch_and_quant_dequant(qmin, qmax, zero_point):
+def test_per_tensor_forward_matches_torch_and_quant_dequant(isa, qmin, qmax, zero_point):
     scale = torch.tensor(0.0123).item()  # a float32 value, as observers produce
     x = torch.randn(4, 33) * (qmax - qmin) * scale / 3
     y = cq.fake_quantize_per_tensor(x, scale, zero_point, qmin, qmax)
@@ -21,7 +21,7 @@ def test_per_tensor_forward_matches_torch_and_quant_dequant(qmin, qmax, zero_poi
 
 
 @pytest.mark.parametrize("axis", [0, 1, 3])
-def test_per_channel_forward_matches_torch(axis):
+def test_per_channel_forward_matches_torch(isa, axis):
     x = torch.randn(6, 5, 4, 7)
     c = x.shape[axis]
     scales = torch.rand(c) * 0.05 + 0.005
@@ -34,7 +34,7 @@ def test_per_channel_forward_matches_torch(axis):
     assert_bits_equal(y_cl.contiguous(), ref)
 
 
-def test_straight_through_gradient_is_masked_outside_the_range():
+def test_straight_through_gradient_is_masked_outside_the_range(isa):
     x = torch.linspace(-3, 3, 601, requires_grad=True)
     y = cq.fake_quantize_per_tensor(x, 0.01, 0, -128, 127)  # representable range [-1.28, 1.27]
     y.backward(torch.full_like(x, 2.0))
