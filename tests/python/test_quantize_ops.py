@@ -35,6 +35,11 @@ def edge_values(scale, zero_point, qmin, qmax, n):
     return torch.cat([ties, far])
 
 
+def random_qparams(rng, qmin, qmax):
+    """A scale over five decades and a zero point inside the range (kept float-exact)."""
+    return 10 ** rng.uniform(-4, 1), rng.randint(max(qmin, -1000), min(qmax, 1000))
+
+
 def random_input(shape, scale, qmin, qmax, zero_point):
     span = (qmax - qmin) * scale
     # Cover the representable range and a margin that saturates on both sides.
@@ -56,8 +61,7 @@ def compare_quantize(x, scale, zero_point, qmin, qmax, dtype):
 def test_quantize_per_tensor_matches_decomposed(isa, dtype, qmin, qmax):
     rng = random.Random(f"{dtype}{qmin}{qmax}")
     for shape in random_shapes(rng, 10):
-        scale = 10 ** rng.uniform(-4, 1)
-        zero_point = rng.randint(max(qmin, -1000), min(qmax, 1000))
+        scale, zero_point = random_qparams(rng, qmin, qmax)
         x = random_input(shape, scale, qmin, qmax, zero_point)
         compare_quantize(x, scale, zero_point, qmin, qmax, dtype)
 
@@ -80,8 +84,7 @@ def test_ties_round_half_to_even():
 def test_dequantize_per_tensor_matches_decomposed(isa, dtype, qmin, qmax):
     rng = random.Random(f"dq{dtype}{qmin}")
     for shape in random_shapes(rng, 10):
-        scale = 10 ** rng.uniform(-4, 1)
-        zero_point = rng.randint(max(qmin, -1000), min(qmax, 1000))
+        scale, zero_point = random_qparams(rng, qmin, qmax)
         q = torch.randint(qmin, qmax, shape, dtype=torch.int64).to(dtype)
         args = (scale, zero_point, qmin, qmax, dtype)
         assert_bits_equal(cq.dequantize_per_tensor(q, *args), qd.dequantize_per_tensor(q, *args))
