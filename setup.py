@@ -93,6 +93,7 @@ setup(
     # torch is deliberately not a pip requirement: a plain `torch` requirement lets pip replace
     # the installed CPU build with a multi-GB CUDA one. scripts/setup.sh pins torch==2.13.0.
     install_requires=["numpy"],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "runtime": ["onert", "ai-edge-litert"]},
+    entry_points={"console_scripts": ["torch-circle = torch_circle.cli:main"]},
     zip_safe=False,
 )

@@ -10,7 +10,9 @@ _load_library()
 from . import ops  # noqa: E402
 from .ops import active_kernel_isa, use_kernel_isa  # noqa: E402
 from .workflow import QuantizationReport, calibrate, lower, quantization_report  # noqa: E402
+from .exporter import CircleFileError, CircleModel, ExportError, export, load  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["ops", "active_kernel_isa", "use_kernel_isa", "calibrate", "lower",
-           "quantization_report", "QuantizationReport", "__version__"]
+           "quantization_report", "QuantizationReport", "export", "load", "CircleModel",
+           "ExportError", "CircleFileError", "__version__"]

@@ -18,6 +18,8 @@
 
 namespace py = pybind11;
 
+void register_exporter(py::module_& m);  // exporter_bindings.cpp
+
 namespace {
 
 using Tensor = at::Tensor;
@@ -74,7 +76,8 @@ using OptTensor = std::optional<Tensor>;
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "Direct bindings of the circle_quant ops (see torch_circle.ops)";
+  m.doc() = "Direct bindings of the circle_quant ops (see torch_circle.ops) and the Circle exporter";
+  register_exporter(m);
   const auto none = py::none();
   bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t, ScalarType)>(
       m, "quantize_per_tensor",

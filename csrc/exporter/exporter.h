@@ -1,0 +1,20 @@
+// The exporter's entry point: FX graph in, Circle file bytes out.
+//   import_fx_graph (import/)  →  run_passes (passes/)  →  write_model (serialize/)
+#pragma once
+
+#include "exporter/import/fx_graph.h"
+#include "exporter/ir/graph.h"
+#include "exporter/serialize/circle_writer.h"
+
+#include <string>
+
+namespace torch_circle::exporter {
+
+struct ExportOptions {
+  WriteOptions write;
+  bool verbose = false;  // print each pass's op count to stderr
+};
+
+std::string export_fx_graph(const FxGraph& fx, const ExportOptions& options = {});
+
+}  // namespace torch_circle::exporter

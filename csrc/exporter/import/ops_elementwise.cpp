@@ -1,0 +1,191 @@
+// Importers for elementwise ops: arithmetic, activations, math functions, comparisons, casts.
+#include "exporter/import/fx_importer.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+namespace torch_circle::exporter {
+namespace {
+
+void unary(ImportContext& ctx, const char* type) { ctx.emit(type, {ctx.tensor(0, "input")}, {ctx.output()}); }
+
+// a <op> b with numbers turned into constants; `alpha` scales b first (add / sub's alpha=).
+void binary(ImportContext& ctx, const char* type, bool has_alpha = false) {
+  Tensor* a = ctx.tensor_or_scalar(0, "input");
+  Tensor* b = ctx.tensor_or_scalar(1, "other");
+  if (has_alpha) {
+    double alpha = ctx.float_arg(2, "alpha", 1.0);
+    if (alpha != 1.0) {
+      Tensor* scaled = ctx.temp(b->shape, b->dtype, "alpha_scaled");
+      ctx.emit("MUL", {b, ctx.constant(at::scalar_tensor(alpha, at::kFloat), "alpha")}, {scaled});
+      b = scaled;
+    }
+  }
+  Op* op = ctx.emit(type, {a, b}, {ctx.output()});
+  (void)op;
+}
+
+#define UNARY(target, type) IMPORT_OP({target}, [](ImportContext& ctx) { unary(ctx, type); })
+UNARY("aten.relu.default", "RELU");
+UNARY("aten.sigmoid.default", "LOGISTIC");
+UNARY("aten.tanh.default", "TANH");
+UNARY("aten.hardswish.default", "HARD_SWISH");
+UNARY("aten.exp.default", "EXP");
+UNARY("aten.log.default", "LOG");
+UNARY("aten.sqrt.default", "SQRT");
+UNARY("aten.rsqrt.default", "RSQRT");
+UNARY("aten.neg.default", "NEG");
+UNARY("aten.abs.default", "ABS");
+UNARY("aten.sin.default", "SIN");
+UNARY("aten.cos.default", "COS");
+UNARY("aten.logical_not.default", "LOGICAL_NOT");
+#undef UNARY
+
+IMPORT_OP({"aten.add.Tensor", "aten.add.Scalar"}, [](ImportContext& ctx) { binary(ctx, "ADD", true); });
+IMPORT_OP({"aten.sub.Tensor", "aten.sub.Scalar"}, [](ImportContext& ctx) { binary(ctx, "SUB", true); });
+IMPORT_OP({"aten.mul.Tensor", "aten.mul.Scalar"}, [](ImportContext& ctx) { binary(ctx, "MUL"); });
+IMPORT_OP({"aten.div.Tensor", "aten.div.Scalar"}, [](ImportContext& ctx) { binary(ctx, "DIV"); });
+IMPORT_OP({"aten.div.Tensor_mode"}, [](ImportContext& ctx) {
+  const FxArg* mode = ctx.arg(2, "rounding_mode");
+  if (mode && mode->kind == FxArg::Kind::kString) {
+    if (mode->s != "floor") ctx.fail(fmt::format("div with rounding_mode='{}' is not supported", mode->s));
+    Tensor* a = ctx.tensor_or_scalar(0, "input");
+    Tensor* b = ctx.tensor_or_scalar(1, "other");
+    ctx.emit("FLOOR_DIV", {a, b}, {ctx.output()});
+    return;
+  }
+  binary(ctx, "DIV");
+});
+IMPORT_OP({"aten.rsub.Scalar", "aten.rsub.Tensor"}, [](ImportContext& ctx) {
+  Tensor* a = ctx.tensor_or_scalar(0, "input");
+  Tensor* b = ctx.tensor_or_scalar(1, "other");
+  if (ctx.float_arg(2, "alpha", 1.0) != 1.0) ctx.fail("rsub with alpha other than 1 is not supported");
+  ctx.emit("SUB", {b, a}, {ctx.output()});
+});
+IMPORT_OP({"aten.maximum.default"}, [](ImportContext& ctx) { binary(ctx, "MAXIMUM"); });
+IMPORT_OP({"aten.minimum.default"}, [](ImportContext& ctx) { binary(ctx, "MINIMUM"); });
+IMPORT_OP({"aten.eq.Tensor", "aten.eq.Scalar"}, [](ImportContext& ctx) { binary(ctx, "EQUAL"); });
+IMPORT_OP({"aten.ne.Tensor", "aten.ne.Scalar"}, [](ImportContext& ctx) { binary(ctx, "NOT_EQUAL"); });
+IMPORT_OP({"aten.lt.Tensor", "aten.lt.Scalar"}, [](ImportContext& ctx) { binary(ctx, "LESS"); });
+IMPORT_OP({"aten.le.Tensor", "aten.le.Scalar"}, [](ImportContext& ctx) { binary(ctx, "LESS_EQUAL"); });
+IMPORT_OP({"aten.gt.Tensor", "aten.gt.Scalar"}, [](ImportContext& ctx) { binary(ctx, "GREATER"); });
+IMPORT_OP({"aten.ge.Tensor", "aten.ge.Scalar"}, [](ImportContext& ctx) { binary(ctx, "GREATER_EQUAL"); });
+
+IMPORT_OP({"aten.pow.Tensor_Scalar"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  double exponent = ctx.float_arg(1, "exponent");
+  if (exponent == 2.0) {
+    ctx.emit("MUL", {x, x}, {ctx.output()});  // exact, and quantizes like any MUL
+  } else if (exponent == 0.5) {
+    ctx.emit("SQRT", {x}, {ctx.output()});
+  } else if (exponent == 1.0) {
+    ctx.alias(x);
+  } else {
+    ctx.emit("POW", {x, ctx.constant(at::scalar_tensor(exponent, at::kFloat), "exponent")}, {ctx.output()});
+  }
+});
+IMPORT_OP({"aten.pow.Tensor_Tensor"}, [](ImportContext& ctx) { binary(ctx, "POW"); });
+
+// hardtanh / clamp: a RELU flavour when the bounds match one, else MAXIMUM then MINIMUM.
+void clamp(ImportContext& ctx, std::optional<double> lo, std::optional<double> hi) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (lo == 0.0 && hi == 6.0) return (void)ctx.emit("RELU6", {x}, {out});
+  if (lo == -1.0 && hi == 1.0) return (void)ctx.emit("RELU_N1_TO_1", {x}, {out});
+  if (lo == 0.0 && !hi) return (void)ctx.emit("RELU", {x}, {out});
+  Tensor* current = x;
+  if (lo) {
+    Tensor* next = hi ? ctx.temp(x->shape, x->dtype, "clamp_min") : out;
+    ctx.emit("MAXIMUM", {current, ctx.constant(at::scalar_tensor(*lo, at::kFloat), "min")}, {next});
+    current = next;
+  }
+  if (hi) ctx.emit("MINIMUM", {current, ctx.constant(at::scalar_tensor(*hi, at::kFloat), "max")}, {out});
+  if (!lo && !hi) ctx.alias(x);
+  ctx.alias(out);
+}
+IMPORT_OP({"aten.hardtanh.default"}, [](ImportContext& ctx) {
+  clamp(ctx, ctx.float_arg(1, "min_val", -1.0), ctx.float_arg(2, "max_val", 1.0));
+});
+IMPORT_OP({"aten.relu6.default"}, [](ImportContext& ctx) { clamp(ctx, 0.0, 6.0); });
+IMPORT_OP({"aten.clamp.default"}, [](ImportContext& ctx) {
+  std::optional<double> lo, hi;
+  if (ctx.has_arg(1, "min")) lo = ctx.float_arg(1, "min");
+  if (ctx.has_arg(2, "max")) hi = ctx.float_arg(2, "max");
+  clamp(ctx, lo, hi);
+});
+
+IMPORT_OP({"aten.gelu.default"}, [](ImportContext& ctx) {
+  const FxArg* approximate = ctx.arg(1, "approximate");
+  bool tanh = approximate && approximate->kind == FxArg::Kind::kString && approximate->s == "tanh";
+  Op* op = ctx.emit("GELU", {ctx.tensor(0, "input")}, {ctx.output()});
+  op->attrs["approximate"] = int64_t{tanh};
+});
+
+// silu(x) = x * sigmoid(x): Circle has no SiLU op.
+IMPORT_OP({"aten.silu.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* sig = ctx.temp(x->shape, x->dtype, "sigmoid");
+  ctx.emit("LOGISTIC", {x}, {sig});
+  Tensor* out = ctx.output();
+  ctx.emit("MUL", {x, sig}, {out});
+  ctx.alias(out);
+});
+
+IMPORT_OP({"aten.leaky_relu.default"}, [](ImportContext& ctx) {
+  Op* op = ctx.emit("LEAKY_RELU", {ctx.tensor(0, "input")}, {ctx.output()});
+  op->attrs["alpha"] = ctx.float_arg(1, "negative_slope", 0.01);
+});
+
+// prelu's weight has one slope per channel (dim 1); Circle broadcasts alpha from the right.
+IMPORT_OP({"aten.prelu.default", "aten._prelu_kernel.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* weight = ctx.tensor(1, "weight");
+  if (!weight->is_constant()) ctx.fail("prelu weight must be a constant");
+  at::Tensor alpha = weight->data;
+  if (alpha.numel() > 1 && x->rank() > 2) {
+    std::vector<int64_t> shape(static_cast<size_t>(x->rank() - 1), 1);
+    shape[0] = alpha.numel();
+    alpha = alpha.reshape(shape);
+  }
+  ctx.emit("PRELU", {x, ctx.constant(alpha, "alpha")}, {ctx.output()});
+});
+
+IMPORT_OP({"aten.where.self"}, [](ImportContext& ctx) {
+  Tensor* cond = ctx.tensor(0, "condition");
+  Tensor* a = ctx.tensor_or_scalar(1, "self");
+  Tensor* b = ctx.tensor_or_scalar(2, "other");
+  ctx.emit("SELECT_V2", {cond, a, b}, {ctx.output()});
+});
+
+// Casts: nothing to do when the dtype does not change.
+void cast(ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (out->dtype == x->dtype) return ctx.alias(x);
+  ctx.emit("CAST", {x}, {out});
+}
+IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "aten.type_as.default"},
+          [](ImportContext& ctx) { cast(ctx); });
+
+// --- reductions --------------------------------------------------------------------------------
+
+void reduce(ImportContext& ctx, const char* type, size_t keepdim_index) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> dims = ctx.ints_arg(1, "dim", std::vector<int64_t>{});
+  if (dims.empty())
+    for (int64_t d = 0; d < x->rank(); ++d) dims.push_back(d);
+  for (int64_t& d : dims)
+    if (d < 0) d += x->rank();
+  Op* op = ctx.emit(type, {x}, {ctx.output()});
+  op->attrs = {{"axes", dims}, {"keep_dims", int64_t{ctx.bool_arg(keepdim_index, "keepdim", false)}}};
+}
+IMPORT_OP({"aten.mean.dim"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", 2); });
+IMPORT_OP({"aten.sum.dim_IntList"}, [](ImportContext& ctx) { reduce(ctx, "SUM", 2); });
+IMPORT_OP({"aten.amax.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MAX", 2); });
+IMPORT_OP({"aten.amin.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MIN", 2); });
+IMPORT_OP({"aten.mean.default"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", 99); });
+
+}  // namespace
+}  // namespace torch_circle::exporter

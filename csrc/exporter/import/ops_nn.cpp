@@ -1,0 +1,295 @@
+// Importers for network layers: convolution, linear, pooling, normalization, embedding, softmax.
+// Ops that need a layout change are emitted as "torch.*" ops (NCHW semantics) for the
+// legalize_layout pass.
+#include "exporter/import/fx_importer.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+namespace torch_circle::exporter {
+namespace {
+
+std::vector<int64_t> pair_arg(ImportContext& ctx, size_t index, const char* keyword,
+                              int64_t fallback, size_t spatial) {
+  std::vector<int64_t> values = ctx.ints_arg(index, keyword, std::vector<int64_t>{fallback});
+  if (values.size() == 1) values.assign(spatial, values[0]);
+  if (values.size() != spatial) ctx.fail(fmt::format("'{}' must have {} values", keyword, spatial));
+  for (int64_t v : values)
+    if (v < 0) ctx.fail(fmt::format("'{}' must be static", keyword));
+  return values;
+}
+
+// [top, left, bottom, right] from PyTorch's symmetric padding, or from padding="same"/"valid".
+std::vector<int64_t> conv_padding(ImportContext& ctx, size_t index, const Tensor* weight,
+                                  const std::vector<int64_t>& dilation, size_t spatial) {
+  const FxArg* a = ctx.arg(index, "padding");
+  if (a && a->kind == FxArg::Kind::kString) {
+    if (a->s == "valid") return std::vector<int64_t>(2 * spatial, 0);
+    if (a->s != "same") ctx.fail(fmt::format("padding='{}' is not supported", a->s));
+    std::vector<int64_t> pads(2 * spatial);
+    for (size_t d = 0; d < spatial; ++d) {
+      int64_t total = dilation[d] * (weight->shape[2 + d] - 1);
+      pads[d] = total / 2;  // PyTorch puts the odd element at the end
+      pads[spatial + d] = total - total / 2;
+    }
+    return pads;
+  }
+  std::vector<int64_t> sym = pair_arg(ctx, index, "padding", 0, spatial);
+  std::vector<int64_t> pads(sym);
+  pads.insert(pads.end(), sym.begin(), sym.end());
+  return pads;
+}
+
+// conv1d is a conv2d over [N, C, 1, L]: reshape in, convolve, reshape out.
+Tensor* to_2d(ImportContext& ctx, Tensor* x, const std::string& suffix) {
+  std::vector<int64_t> shape = x->shape;
+  shape.insert(shape.begin() + 2, 1);
+  Tensor* out = ctx.temp(shape, x->dtype, suffix);
+  out->quant = x->quant;
+  ctx.emit("RESHAPE", {x}, {out});
+  return out;
+}
+
+void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* weight = ctx.tensor(1, "weight");
+  Tensor* bias = ctx.tensor_or_null(2, "bias");
+  if (weight->rank() != static_cast<int64_t>(spatial) + 2) ctx.fail("unexpected weight rank");
+  std::vector<int64_t> stride = pair_arg(ctx, 3, "stride", 1, spatial);
+  std::vector<int64_t> dilation = pair_arg(ctx, 5, "dilation", 1, spatial);
+  std::vector<int64_t> pads = conv_padding(ctx, 4, weight, dilation, spatial);
+  int64_t groups;
+  if (convolution_overload) {
+    if (ctx.bool_arg(6, "transposed")) ctx.fail("transposed convolution via aten.convolution is not supported");
+    groups = ctx.int_arg(8, "groups");
+  } else {
+    groups = ctx.int_arg(6, "groups", 1);
+  }
+  Tensor* out = ctx.output();
+
+  if (spatial == 1) {  // as 2-D with a height of 1
+    Tensor* x2 = to_2d(ctx, x, "as_2d");
+    Tensor* w2 = to_2d(ctx, weight, "weight_2d");
+    Tensor* y2 = ctx.temp({out->shape[0], out->shape[1], 1, out->shape[2]}, out->dtype, "out_2d");
+    Op* conv = ctx.emit("torch.conv2d", {x2, w2, bias}, {y2});
+    conv->attrs = {{"stride", std::vector<int64_t>{1, stride[0]}},
+                   {"dilation", std::vector<int64_t>{1, dilation[0]}},
+                   {"padding", std::vector<int64_t>{0, pads[0], 0, pads[1]}},
+                   {"groups", groups}};
+    ctx.emit("RESHAPE", {y2}, {out});
+    ctx.alias(out);
+    return;
+  }
+  Op* conv = ctx.emit("torch.conv2d", {x, weight, bias}, {out});
+  conv->attrs = {{"stride", stride}, {"dilation", dilation}, {"padding", pads}, {"groups", groups}};
+}
+
+IMPORT_OP({"aten.conv2d.default", "aten.conv2d.padding"}, [](ImportContext& ctx) { import_conv(ctx, 2, false); });
+IMPORT_OP({"aten.conv1d.default", "aten.conv1d.padding"}, [](ImportContext& ctx) { import_conv(ctx, 1, false); });
+IMPORT_OP({"aten.convolution.default"}, [](ImportContext& ctx) {
+  Tensor* weight = ctx.tensor(1, "weight");
+  import_conv(ctx, static_cast<size_t>(weight->rank() - 2), true);
+});
+
+IMPORT_OP({"aten.conv_transpose2d.input"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* weight = ctx.tensor(1, "weight");
+  Tensor* bias = ctx.tensor_or_null(2, "bias");
+  std::vector<int64_t> stride = pair_arg(ctx, 3, "stride", 1, 2);
+  std::vector<int64_t> padding = pair_arg(ctx, 4, "padding", 0, 2);
+  std::vector<int64_t> output_padding = pair_arg(ctx, 5, "output_padding", 0, 2);
+  int64_t groups = ctx.int_arg(6, "groups", 1);
+  std::vector<int64_t> dilation = pair_arg(ctx, 7, "dilation", 1, 2);
+  if (groups != 1) ctx.fail("grouped transposed convolution is not supported");
+  if (dilation[0] != 1 || dilation[1] != 1) ctx.fail("dilated transposed convolution is not supported");
+  Op* op = ctx.emit("torch.conv_transpose2d", {x, weight, bias}, {ctx.output()});
+  op->attrs = {{"stride", stride}, {"padding", padding}, {"output_padding", output_padding}};
+});
+
+// linear: FULLY_CONNECTED keeps PyTorch's [out, in] weight.
+IMPORT_OP({"aten.linear.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* weight = ctx.tensor(1, "weight");
+  Tensor* bias = ctx.tensor_or_null(2, "bias");
+  Tensor* out = ctx.output();
+  Op* fc = ctx.emit("FULLY_CONNECTED", {x, weight, bias}, {out});
+  fc->attrs["keep_num_dims"] = int64_t{x->rank() > 2};
+});
+
+// A transposed copy of a 2-D tensor (folded away when it is a constant).
+Tensor* transposed_2d(ImportContext& ctx, Tensor* t, const std::string& suffix) {
+  Tensor* out = ctx.temp({t->shape[1], t->shape[0]}, t->dtype, suffix);
+  out->quant = t->quant;
+  Op* op = ctx.emit("TRANSPOSE", {t}, {out});
+  op->attrs["perm"] = std::vector<int64_t>{1, 0};
+  return out;
+}
+
+// addmm(bias, x, w_t) and mm(x, w_t) with a weight: FULLY_CONNECTED on w_t's transpose.
+void import_mm(ImportContext& ctx, size_t x_index, Tensor* bias, double beta, double alpha) {
+  Tensor* x = ctx.tensor(x_index, "mat1");
+  Tensor* w_t = ctx.tensor(x_index + 1, "mat2");
+  if (beta != 1.0 || alpha != 1.0) ctx.fail("addmm with beta or alpha other than 1 is not supported");
+  Tensor* out = ctx.output();
+  if (!bias && !w_t->is_constant() && !(w_t->producer && w_t->producer->type == "DEQUANTIZE")) {
+    Op* op = ctx.emit("BATCH_MATMUL", {x, w_t}, {out});
+    op->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+    return;
+  }
+  Tensor* weight = transposed_2d(ctx, w_t, "weight");
+  Op* fc = ctx.emit("FULLY_CONNECTED", {x, weight, bias}, {out});
+  fc->attrs["keep_num_dims"] = int64_t{0};
+  ctx.alias(out);
+}
+
+IMPORT_OP({"aten.addmm.default"}, [](ImportContext& ctx) {
+  import_mm(ctx, 1, ctx.tensor(0, "input"), ctx.float_arg(3, "beta", 1.0), ctx.float_arg(4, "alpha", 1.0));
+});
+IMPORT_OP({"aten.mm.default"}, [](ImportContext& ctx) { import_mm(ctx, 0, nullptr, 1.0, 1.0); });
+
+IMPORT_OP({"aten.matmul.default", "aten.bmm.default"}, [](ImportContext& ctx) {
+  Tensor* a = ctx.tensor(0, "input");
+  Tensor* b = ctx.tensor(1, "other");
+  if (a->rank() < 2 || b->rank() < 2) ctx.fail("matmul of vectors is not supported; reshape to 2-D");
+  Op* op = ctx.emit("BATCH_MATMUL", {a, b}, {ctx.output()});
+  op->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+});
+
+// --- pooling -----------------------------------------------------------------------------------
+
+void import_pool(ImportContext& ctx, const char* type, bool has_dilation) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> kernel = pair_arg(ctx, 1, "kernel_size", 1, 2);
+  std::vector<int64_t> stride = ctx.ints_arg(2, "stride", std::vector<int64_t>{});
+  if (stride.empty()) stride = kernel;
+  if (stride.size() == 1) stride.assign(2, stride[0]);
+  std::vector<int64_t> padding = pair_arg(ctx, 3, "padding", 0, 2);
+  bool ceil_mode;
+  if (has_dilation) {
+    std::vector<int64_t> dilation = pair_arg(ctx, 4, "dilation", 1, 2);
+    if (dilation[0] != 1 || dilation[1] != 1) ctx.fail("dilated pooling is not supported");
+    ceil_mode = ctx.bool_arg(5, "ceil_mode", false);
+  } else {
+    ceil_mode = ctx.bool_arg(4, "ceil_mode", false);
+    bool count_include_pad = ctx.bool_arg(5, "count_include_pad", true);
+    if (ctx.has_arg(6, "divisor_override")) ctx.fail("avg_pool2d divisor_override is not supported");
+    if (count_include_pad && (padding[0] || padding[1]))
+      ctx.fail("avg_pool2d with padding counts the padded zeros (count_include_pad=True), which "
+               "Circle's AVERAGE_POOL_2D does not; use count_include_pad=False");
+  }
+  Tensor* out = ctx.output();
+  if (ceil_mode) {
+    // ceil_mode only matters when it changes the output size.
+    for (int d = 0; d < 2; ++d) {
+      int64_t in = x->shape[2 + d];
+      int64_t floor_size = (in + 2 * padding[d] - kernel[d]) / stride[d] + 1;
+      if (in < 0 || out->shape[2 + d] != floor_size) ctx.fail("ceil_mode=True pooling is not supported");
+    }
+  }
+  Op* op = ctx.emit(type, {x}, {out});
+  op->attrs = {{"kernel", kernel}, {"stride", stride},
+               {"padding", std::vector<int64_t>{padding[0], padding[1], padding[0], padding[1]}}};
+}
+
+IMPORT_OP({"aten.max_pool2d.default", "aten.max_pool2d_with_indices.default"},
+          [](ImportContext& ctx) {
+            import_pool(ctx, "torch.max_pool2d", true);
+          });
+IMPORT_OP({"aten.avg_pool2d.default"}, [](ImportContext& ctx) { import_pool(ctx, "torch.avg_pool2d", false); });
+
+// Adaptive average pooling: a MEAN when the output is 1x1, else a pool whose windows tile the
+// input exactly.
+IMPORT_OP({"aten.adaptive_avg_pool2d.default", "aten._adaptive_avg_pool2d.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> size = pair_arg(ctx, 1, "output_size", 1, 2);
+  Tensor* out = ctx.output();
+  int64_t h = x->shape[x->rank() - 2], w = x->shape[x->rank() - 1];
+  if (size[0] == 1 && size[1] == 1) {
+    Op* op = ctx.emit("MEAN", {x}, {out});
+    op->attrs = {{"axes", std::vector<int64_t>{x->rank() - 2, x->rank() - 1}}, {"keep_dims", int64_t{1}}};
+    return;
+  }
+  if (h < 0 || w < 0 || h % size[0] || w % size[1])
+    ctx.fail(fmt::format("adaptive_avg_pool2d from {}x{} to {}x{} has uneven windows", h, w, size[0], size[1]));
+  Op* op = ctx.emit("torch.avg_pool2d", {x}, {out});
+  std::vector<int64_t> window{h / size[0], w / size[1]};
+  op->attrs = {{"kernel", window}, {"stride", window}, {"padding", std::vector<int64_t>{0, 0, 0, 0}}};
+});
+
+// --- normalization -----------------------------------------------------------------------------
+
+// Eval-mode batch norm: fused into the producing conv by fuse_batch_norm, else MUL + ADD.
+void import_batch_norm(ImportContext& ctx, size_t eps_index, bool check_training) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* weight = ctx.tensor_or_null(1, "weight");
+  Tensor* bias = ctx.tensor_or_null(2, "bias");
+  Tensor* mean = ctx.tensor(3, "running_mean");
+  Tensor* var = ctx.tensor(4, "running_var");
+  if (check_training && ctx.bool_arg(5, "training"))
+    ctx.fail("batch norm in training mode; call model.eval() before exporting");
+  double eps = ctx.float_arg(eps_index, "eps");
+  for (Tensor* t : {weight, bias, mean, var})
+    if (t && !t->is_constant()) ctx.fail("batch norm parameters must be constants");
+  Op* op = ctx.emit("torch.batch_norm", {x, weight, bias, mean, var}, {ctx.output(0)});
+  op->attrs["eps"] = eps;
+}
+IMPORT_OP({"aten.batch_norm.default"}, [](ImportContext& ctx) { import_batch_norm(ctx, 7, true); });
+// Returns (out, save_mean, save_invstd); graphs only ever read the first.
+IMPORT_OP({"aten._native_batch_norm_legit_no_training.default"},
+          [](ImportContext& ctx) { import_batch_norm(ctx, 6, false); });
+
+// layer_norm over the last dims: decomposed into MEAN / SUB / MUL / RSQRT ops, which every
+// runtime runs in float.
+IMPORT_OP({"aten.layer_norm.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> normalized = ctx.ints_arg(1, "normalized_shape");
+  Tensor* weight = ctx.tensor_or_null(2, "weight");
+  Tensor* bias = ctx.tensor_or_null(3, "bias");
+  double eps = ctx.float_arg(4, "eps", 1e-5);
+  Op* op = ctx.emit("torch.layer_norm", {x, weight, bias}, {ctx.output()});
+  op->attrs = {{"eps", eps}, {"dims", static_cast<int64_t>(normalized.size())}};
+});
+
+IMPORT_OP({"aten.rms_norm.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> normalized = ctx.ints_arg(1, "normalized_shape");
+  Tensor* weight = ctx.tensor_or_null(2, "weight");
+  std::optional<double> eps;
+  if (ctx.has_arg(3, "eps")) eps = ctx.float_arg(3, "eps");
+  if (normalized.size() != 1) ctx.fail("rms_norm over more than the last dimension is not supported");
+  Op* op = ctx.emit("torch.rms_norm", {x, weight}, {ctx.output()});
+  op->attrs["eps"] = eps ? *eps : static_cast<double>(std::numeric_limits<float>::epsilon());
+});
+
+// --- others ------------------------------------------------------------------------------------
+
+IMPORT_OP({"aten.softmax.int", "aten._softmax.default", "aten._safe_softmax.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = ctx.int_arg(1, "dim");
+  if (dim < 0) dim += x->rank();
+  if (dim != x->rank() - 1) {
+    ctx.fail("softmax over a dimension other than the last is not supported");
+  }
+  Op* op = ctx.emit("SOFTMAX", {x}, {ctx.output()});
+  op->attrs["beta"] = 1.0;
+});
+
+IMPORT_OP({"aten.log_softmax.int", "aten._log_softmax.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = ctx.int_arg(1, "dim");
+  if (dim < 0) dim += x->rank();
+  if (dim != x->rank() - 1) ctx.fail("log_softmax over a dimension other than the last is not supported");
+  ctx.emit("LOG_SOFTMAX", {x}, {ctx.output()});
+});
+
+// embedding(weight, indices): GATHER along axis 0.
+IMPORT_OP({"aten.embedding.default"}, [](ImportContext& ctx) {
+  Tensor* weight = ctx.tensor(0, "weight");
+  Tensor* indices = ctx.tensor(1, "indices");
+  Op* op = ctx.emit("GATHER", {weight, indices}, {ctx.output()});
+  op->attrs = {{"axis", int64_t{0}}, {"batch_dims", int64_t{0}}};
+});
+
+}  // namespace
+}  // namespace torch_circle::exporter

@@ -1,0 +1,183 @@
+// Importers for ops that move data without computing: reshapes, transposes, slices, concat,
+// split, pad, and the identity-like nodes an exported graph carries.
+#include "exporter/import/fx_importer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace torch_circle::exporter {
+namespace {
+
+int64_t wrap_dim(ImportContext& ctx, int64_t dim, int64_t rank) {
+  int64_t wrapped = dim < 0 ? dim + rank : dim;
+  if (wrapped < 0 || wrapped >= std::max<int64_t>(rank, 1))
+    ctx.fail(fmt::format("dimension {} is out of range for rank {}", dim, rank));
+  return wrapped;
+}
+
+// Every reshape-like node becomes RESHAPE to the node's output shape (-1 for a dynamic dim).
+void reshape(ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (std::count(out->shape.begin(), out->shape.end(), -1) > 1)
+    ctx.fail(fmt::format("reshape to {} has more than one dynamic dimension", shape_str(out->shape)));
+  Op* op = ctx.emit("RESHAPE", {x}, {out});
+  op->attrs["shape"] = out->shape;
+}
+IMPORT_OP({"aten.view.default", "aten.reshape.default", "aten._unsafe_view.default",
+           "aten.flatten.using_ints", "aten.squeeze.dim", "aten.squeeze.dims", "aten.squeeze.default",
+           "aten.unsqueeze.default", "aten.view_copy.default", "aten.unflatten.int"},
+          [](ImportContext& ctx) { reshape(ctx); });
+
+void transpose(ImportContext& ctx, Tensor* x, std::vector<int64_t> perm) {
+  if (perm.size() != static_cast<size_t>(x->rank())) ctx.fail("permutation rank mismatch");
+  for (int64_t& p : perm) p = wrap_dim(ctx, p, x->rank());
+  bool identity = true;
+  for (size_t i = 0; i < perm.size(); ++i) identity &= perm[i] == static_cast<int64_t>(i);
+  if (identity) return ctx.alias(x);
+  Op* op = ctx.emit("TRANSPOSE", {x}, {ctx.output()});
+  op->attrs["perm"] = perm;
+}
+IMPORT_OP({"aten.permute.default", "aten.permute_copy.default"}, [](ImportContext& ctx) {
+  transpose(ctx, ctx.tensor(0, "input"), ctx.ints_arg(1, "dims"));
+});
+IMPORT_OP({"aten.transpose.int"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> perm(x->rank());
+  for (int64_t i = 0; i < x->rank(); ++i) perm[i] = i;
+  std::swap(perm[wrap_dim(ctx, ctx.int_arg(1, "dim0"), x->rank())],
+            perm[wrap_dim(ctx, ctx.int_arg(2, "dim1"), x->rank())]);
+  transpose(ctx, x, perm);
+});
+IMPORT_OP({"aten.t.default", "aten.numpy_T.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  if (x->rank() < 2) return ctx.alias(x);
+  transpose(ctx, x, {1, 0});
+});
+
+// slice(x, dim, start, end, step) → STRIDED_SLICE over every dimension.
+IMPORT_OP({"aten.slice.Tensor", "aten.slice_copy.Tensor"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), x->rank());
+  int64_t size = x->shape[dim];
+  int64_t start = ctx.int_arg(2, "start", 0);
+  int64_t end = ctx.int_arg(3, "end", std::numeric_limits<int64_t>::max());
+  int64_t step = ctx.int_arg(4, "step", 1);
+  if (size < 0) ctx.fail("slicing a dynamic dimension is not supported");
+  if (start < 0) start += size;
+  if (end < 0) end += size;
+  start = std::clamp<int64_t>(start, 0, size);
+  end = std::clamp<int64_t>(end, start, size);
+  if (start == 0 && end == size && step == 1) return ctx.alias(x);
+  std::vector<int64_t> begin(x->rank(), 0), stop(x->shape), strides(x->rank(), 1);
+  begin[dim] = start;
+  stop[dim] = end;
+  strides[dim] = step;
+  Op* op = ctx.emit("STRIDED_SLICE", {x}, {ctx.output()});
+  op->attrs = {{"begin", begin}, {"end", stop}, {"strides", strides}, {"shrink_axis_mask", int64_t{0}}};
+});
+
+// select(x, dim, i): a one-element slice with that axis shrunk away.
+IMPORT_OP({"aten.select.int", "aten.select_copy.int"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
+  int64_t index = ctx.int_arg(2, "index");
+  if (x->shape[dim] < 0) ctx.fail("selecting along a dynamic dimension is not supported");
+  if (index < 0) index += x->shape[dim];
+  std::vector<int64_t> begin(x->rank(), 0), stop(x->shape), strides(x->rank(), 1);
+  begin[dim] = index;
+  stop[dim] = index + 1;
+  Op* op = ctx.emit("STRIDED_SLICE", {x}, {ctx.output()});
+  op->attrs = {{"begin", begin}, {"end", stop}, {"strides", strides}, {"shrink_axis_mask", int64_t{1} << dim}};
+});
+
+IMPORT_OP({"aten.cat.default", "aten.concat.default"}, [](ImportContext& ctx) {
+  const FxArg* list = ctx.arg(0, "tensors");
+  if (!list || list->kind != FxArg::Kind::kList) ctx.fail("cat expects a list of tensors");
+  std::vector<Tensor*> inputs;
+  Tensor* out = ctx.output();
+  for (const FxArg& item : list->list) {
+    if (item.kind != FxArg::Kind::kNode) ctx.fail("cat inputs must be tensors");
+    Tensor* t = ctx.values(item.node).size() == 1 ? ctx.values(item.node)[0] : nullptr;
+    if (!t) ctx.fail("cat input is not a single tensor");
+    if (numel(t->shape) == 0 && t->rank() == 1) continue;  // torch.cat skips empty 1-D tensors
+    inputs.push_back(t);
+  }
+  if (inputs.size() == 1) return ctx.alias(inputs[0]);
+  Op* op = ctx.emit("CONCATENATION", inputs, {out});
+  op->attrs["axis"] = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), out->rank());
+});
+
+// split / split_with_sizes / chunk → SPLIT_V with one output per piece.
+void split(ImportContext& ctx, bool sizes_given) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(2, "dim", 0), x->rank());
+  if (x->shape[dim] < 0) ctx.fail("splitting a dynamic dimension is not supported");
+  std::vector<int64_t> sizes;
+  if (sizes_given) {
+    sizes = ctx.ints_arg(1, "split_sizes");
+  } else {
+    int64_t piece = ctx.int_arg(1, "split_size");
+    for (int64_t left = x->shape[dim]; left > 0; left -= piece) sizes.push_back(std::min(piece, left));
+  }
+  std::vector<Tensor*> outputs;
+  for (size_t i = 0; i < sizes.size(); ++i) outputs.push_back(ctx.output(i));
+  Op* op = ctx.emit("SPLIT_V", {x}, outputs);
+  op->attrs = {{"size_splits", sizes}, {"axis", dim}};
+  ctx.bind(outputs);
+}
+IMPORT_OP({"aten.split.Tensor"}, [](ImportContext& ctx) { split(ctx, false); });
+IMPORT_OP({"aten.split_with_sizes.default"}, [](ImportContext& ctx) { split(ctx, true); });
+
+IMPORT_OP({"getitem"}, [](ImportContext& ctx) {
+  const FxArg* source = ctx.arg(0, nullptr);
+  int64_t index = ctx.int_arg(1, nullptr);
+  if (!source || source->kind != FxArg::Kind::kNode) ctx.fail("getitem of a non-node value");
+  const auto& produced = ctx.values(source->node);
+  if (index < 0 || static_cast<size_t>(index) >= produced.size() || !produced[index])
+    ctx.fail(fmt::format("getitem reads output {} that is not exported", index));
+  ctx.alias(produced[index]);
+});
+
+// pad's list runs from the last dimension backwards: (left, right, top, bottom, ...).
+void pad(ImportContext& ctx, double value) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> pad = ctx.ints_arg(1, "pad");
+  if (pad.size() % 2 || static_cast<int64_t>(pad.size() / 2) > x->rank()) ctx.fail("bad pad list");
+  std::vector<int64_t> paddings(2 * x->rank(), 0);  // [before0, after0, before1, after1, ...]
+  for (size_t i = 0; i < pad.size() / 2; ++i) {
+    int64_t dim = x->rank() - 1 - static_cast<int64_t>(i);
+    if (pad[2 * i] < 0 || pad[2 * i + 1] < 0) ctx.fail("negative padding (cropping) is not supported");
+    paddings[2 * dim] = pad[2 * i];
+    paddings[2 * dim + 1] = pad[2 * i + 1];
+  }
+  Op* op = ctx.emit(value == 0.0 ? "PAD" : "PADV2", {x}, {ctx.output()});
+  op->attrs["paddings"] = paddings;
+  if (value != 0.0) op->attrs["value"] = value;
+}
+IMPORT_OP({"aten.constant_pad_nd.default"}, [](ImportContext& ctx) { pad(ctx, ctx.float_arg(2, "value", 0.0)); });
+IMPORT_OP({"aten.pad.default"}, [](ImportContext& ctx) {
+  const FxArg* mode = ctx.arg(2, "mode");
+  if (mode && mode->kind == FxArg::Kind::kString && mode->s != "constant")
+    ctx.fail(fmt::format("pad mode '{}' is not supported (only 'constant')", mode->s));
+  pad(ctx, ctx.float_arg(3, "value", 0.0));
+});
+
+IMPORT_OP({"aten.expand.default", "aten.expand_copy.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (out->shape == x->shape) return ctx.alias(x);
+  Op* op = ctx.emit("BROADCAST_TO", {x}, {out});
+  op->attrs["shape"] = out->shape;
+});
+
+// Nodes that only change metadata or do nothing in eval mode.
+IMPORT_OP({"aten.clone.default", "aten.contiguous.default", "aten.alias.default", "aten.detach.default",
+           "aten.lift_fresh_copy.default", "aten.dropout.default", "aten.feature_dropout.default",
+           "aten.alpha_dropout.default", "aten.native_dropout.default", "aten.identity.default"},
+          [](ImportContext& ctx) { ctx.alias(ctx.tensor(0, "input")); });
+
+}  // namespace
+}  // namespace torch_circle::exporter

@@ -1,0 +1,31 @@
+// The last check before serialization: every op is a Circle builtin the writer knows, and the
+// integer ops read integers. Lists every problem at once, each with the node it came from.
+#include "exporter/passes/passes.h"
+#include "exporter/serialize/op_writers.h"
+
+#include <fmt/format.h>
+
+namespace torch_circle::exporter {
+
+void check_exportable(const Graph& graph) {
+  std::vector<std::string> problems;
+  for (const Op* op : graph.live_ops()) {
+    if (!find_op_writer(op->type)) {
+      problems.push_back(fmt::format("{}: no Circle op for '{}' was produced", op->origin, op->type));
+      continue;
+    }
+    if (op->type == "QUANTIZE" || op->type == "DEQUANTIZE" || op->type == "CAST") continue;
+    const Tensor* out = op->outputs.empty() ? nullptr : op->outputs[0];
+    if (!out || !out->is_quantized()) continue;
+    for (const Tensor* in : op->inputs)
+      if (in && in->dtype == DType::kFloat32)
+        problems.push_back(fmt::format("{}: {} writes {} but reads float tensor '{}'", op->origin, op->type,
+                                       dtype_name(out->dtype), in->name));
+  }
+  if (problems.empty()) return;
+  std::string message = "the graph cannot be written as Circle:";
+  for (const auto& p : problems) message += "\n  - " + p;
+  throw ExportError(message);
+}
+
+}  // namespace torch_circle::exporter

@@ -1,0 +1,179 @@
+// PyTorch convolves and pools NCHW tensors with OIHW weights; Circle's builtin ops are NHWC with
+// OHWI (conv), 1HWO (depthwise) or OHWI (transpose conv) weights and only SAME / VALID padding.
+// This pass rewrites each "torch.*" layout op into its Circle op between two TRANSPOSEs
+// (NCHW → NHWC in front, back behind), transposes the weights (folded later for constants, with
+// per-channel axes remapped) and turns explicit padding into SAME, VALID or a PAD op.
+// sink_transposes then removes the transposes between consecutive NHWC ops.
+#include "exporter/passes/pass_util.h"
+#include "exporter/passes/passes.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+namespace torch_circle::exporter {
+namespace {
+
+[[noreturn]] void fail(const Op& op, const std::string& message) {
+  throw ExportError(fmt::format("{} ({}): {}", op.type, op.origin, message));
+}
+
+// SAME, VALID, or "" when PyTorch's padding [top, left, bottom, right] matches neither.
+std::string circle_padding(const std::vector<int64_t>& in_hw, const std::vector<int64_t>& out_hw,
+                           const std::vector<int64_t>& effective_kernel, const std::vector<int64_t>& stride,
+                           const std::vector<int64_t>& pads) {
+  bool zero = true;
+  for (int64_t p : pads) zero &= p == 0;
+  if (zero) return "VALID";
+  for (int d = 0; d < 2; ++d) {
+    if (in_hw[d] < 0) return "";
+    int64_t same_out = (in_hw[d] + stride[d] - 1) / stride[d];
+    int64_t total = std::max<int64_t>((same_out - 1) * stride[d] + effective_kernel[d] - in_hw[d], 0);
+    if (out_hw[d] != same_out || pads[d] != total / 2 || pads[2 + d] != total - total / 2) return "";
+  }
+  return "SAME";
+}
+
+// Inserts PAD (or PADV2 with `value`) on an NHWC tensor, for paddings no Circle op expresses.
+Tensor* pad_nhwc(Graph& graph, const Op* anchor, Tensor* x, const std::vector<int64_t>& pads,
+                 std::optional<double> value) {
+  std::vector<int64_t> shape = x->shape;
+  shape[1] += pads[0] + pads[2];
+  shape[2] += pads[1] + pads[3];
+  Tensor* out = graph.add_tensor(x->name + "_padded", shape, x->dtype);
+  out->quant = x->quant;
+  Op* pad = graph.insert_before(anchor, value ? "PADV2" : "PAD", {x}, {out});
+  pad->attrs["paddings"] = std::vector<int64_t>{0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0};
+  if (value) pad->attrs["value"] = *value;
+  return out;
+}
+
+// Rewrites `op` (NCHW input 0 and output 0) as `type` on NHWC tensors. Returns the new op.
+Op* to_nhwc(Graph& graph, Op* op, const std::string& type, std::vector<Tensor*> extra_inputs,
+            Tensor* x_nhwc) {
+  Tensor* y = op->outputs[0];
+  Tensor* y_nhwc = graph.add_tensor(y->name + "_nhwc", permute(y->shape, kNchwToNhwc), y->dtype);
+  y_nhwc->quant = y->quant;
+  std::vector<Tensor*> inputs{x_nhwc};
+  inputs.insert(inputs.end(), extra_inputs.begin(), extra_inputs.end());
+  graph.remove_op(op);
+  Op* nhwc = graph.insert_before(op, type, inputs, {y_nhwc});
+  nhwc->origin = op->origin;
+  Op* back = graph.insert_before(op, "TRANSPOSE", {y_nhwc}, {y});
+  back->attrs["perm"] = kNhwcToNchw;
+  if (op->has("fused_activation")) nhwc->attrs["fused_activation"] = op->attrs.at("fused_activation");
+  return nhwc;
+}
+
+std::vector<int64_t> hw(const std::vector<int64_t>& nchw) { return {nchw[2], nchw[3]}; }
+
+void legalize_conv(Graph& graph, Op* op) {
+  Tensor* x = op->inputs[0];
+  Tensor* w = op->inputs[1];
+  Tensor* bias = op->inputs.size() > 2 ? op->inputs[2] : nullptr;
+  if (x->rank() != 4) fail(*op, "expects a 4-D NCHW input");
+  int64_t groups = op->i("groups");
+  int64_t channels = x->shape[1];
+  int64_t out_channels = w->shape[0];
+  std::vector<int64_t> stride = op->ints("stride"), dilation = op->ints("dilation"), pads = op->ints("padding");
+  std::string type;
+  std::vector<int64_t> weight_perm;
+  if (groups == 1) {
+    type = "CONV_2D";
+    weight_perm = {0, 2, 3, 1};  // OIHW → OHWI
+  } else if (groups == channels && w->shape[1] == 1) {
+    type = "DEPTHWISE_CONV_2D";
+    weight_perm = {1, 2, 3, 0};  // O1HW → 1HWO
+  } else {
+    fail(*op, fmt::format("grouped convolution ({} groups over {} channels) is not supported; only "
+                          "groups=1 and depthwise", groups, channels));
+  }
+  std::vector<int64_t> effective{dilation[0] * (w->shape[2] - 1) + 1, dilation[1] * (w->shape[3] - 1) + 1};
+  std::string padding = circle_padding(hw(x->shape), hw(op->outputs[0]->shape), effective, stride, pads);
+  Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
+  if (padding.empty()) {
+    x_nhwc = pad_nhwc(graph, op, x_nhwc, pads, std::nullopt);  // zeros (the zero point when quantized)
+    padding = "VALID";
+  }
+  Tensor* w_circle = insert_transpose(graph, op, w, weight_perm, type == "CONV_2D" ? "_ohwi" : "_1hwo");
+  Op* conv = to_nhwc(graph, op, type, {w_circle, bias}, x_nhwc);
+  conv->attrs.insert({{"stride", stride}, {"dilation", dilation}, {"padding", padding}});
+  if (type == "DEPTHWISE_CONV_2D") conv->attrs["depth_multiplier"] = out_channels / channels;
+}
+
+void legalize_pool(Graph& graph, Op* op) {
+  Tensor* x = op->inputs[0];
+  if (x->rank() != 4) fail(*op, "expects a 4-D NCHW input");
+  bool max_pool = op->type == "torch.max_pool2d";
+  std::vector<int64_t> kernel = op->ints("kernel"), stride = op->ints("stride"), pads = op->ints("padding");
+  std::string padding = circle_padding(hw(x->shape), hw(op->outputs[0]->shape), kernel, stride, pads);
+  Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
+  if (padding.empty()) {
+    if (!max_pool)
+      fail(*op, "average pooling with this padding has no Circle equivalent (Circle's SAME padding "
+                "averages only the valid elements; PyTorch's window placement differs here)");
+    // Max pooling pads with the lowest value so the padding never wins.
+    double lowest = x->quant ? x->quant->scale[0] * (static_cast<double>(quant_range(x->dtype).first) - x->quant->zero_point[0])
+                             : -std::numeric_limits<float>::max();
+    x_nhwc = pad_nhwc(graph, op, x_nhwc, pads, lowest);
+    padding = "VALID";
+  }
+  Op* pool = to_nhwc(graph, op, max_pool ? "MAX_POOL_2D" : "AVERAGE_POOL_2D", {}, x_nhwc);
+  pool->attrs.insert({{"kernel", kernel}, {"stride", stride}, {"padding", padding}});
+}
+
+// TRANSPOSE_CONV computes the VALID-padded full output, (H - 1) * s + k; PyTorch crops `padding`
+// from each side and adds `output_padding` at the end. SAME covers the common case; otherwise a
+// STRIDED_SLICE crops the VALID output.
+void legalize_conv_transpose(Graph& graph, Op* op) {
+  Tensor* x = op->inputs[0];
+  Tensor* w = op->inputs[1];
+  Tensor* bias = op->inputs.size() > 2 ? op->inputs[2] : nullptr;
+  Tensor* y = op->outputs[0];
+  if (x->rank() != 4 || x->shape[2] < 0 || x->shape[3] < 0) fail(*op, "expects a static 4-D NCHW input");
+  std::vector<int64_t> stride = op->ints("stride"), pads = op->ints("padding");
+  int64_t kh = w->shape[2], kw = w->shape[3];
+  std::vector<int64_t> full{(x->shape[2] - 1) * stride[0] + kh, (x->shape[3] - 1) * stride[1] + kw};
+  bool valid = pads[0] == 0 && pads[1] == 0 && y->shape[2] == full[0] && y->shape[3] == full[1];
+  bool same = y->shape[2] == x->shape[2] * stride[0] && y->shape[3] == x->shape[3] * stride[1] &&
+              pads[0] == std::max<int64_t>(kh - stride[0], 0) / 2 && pads[1] == std::max<int64_t>(kw - stride[1], 0) / 2;
+  Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
+  Tensor* w_circle = insert_transpose(graph, op, w, {1, 2, 3, 0}, "_ohwi");  // [I, O, H, W] → [O, H, W, I]
+  if (valid || same) {
+    Op* conv = to_nhwc(graph, op, "TRANSPOSE_CONV", {w_circle, bias}, x_nhwc);
+    conv->attrs.insert({{"stride", stride}, {"padding", std::string(valid ? "VALID" : "SAME")},
+                        {"output_shape", conv->outputs[0]->shape}});
+    return;
+  }
+  if (pads[0] + y->shape[2] > full[0] || pads[1] + y->shape[3] > full[1])
+    fail(*op, "output_padding larger than padding is not supported");
+  Tensor* full_nchw = graph.add_tensor(y->name + "_uncropped", {y->shape[0], y->shape[1], full[0], full[1]}, y->dtype);
+  full_nchw->quant = y->quant;
+  // Build the uncropped op, then crop it back to y.
+  Op* crop = graph.insert_before(op, "STRIDED_SLICE", {full_nchw}, {y});
+  graph.remove_op(op);
+  Op* uncropped = graph.insert_before(crop, "torch.conv_transpose2d", {x, w, bias}, {full_nchw});
+  (void)uncropped;
+  crop->attrs = {{"begin", std::vector<int64_t>{0, 0, pads[0], pads[1]}},
+                 {"end", std::vector<int64_t>{y->shape[0], y->shape[1], pads[0] + y->shape[2], pads[1] + y->shape[3]}},
+                 {"strides", std::vector<int64_t>{1, 1, 1, 1}}, {"shrink_axis_mask", int64_t{0}}};
+  // The x_nhwc / w_circle transposes made above are dead now; the re-run below makes its own.
+  Op* redo = full_nchw->producer;
+  redo->attrs = {{"stride", stride}, {"padding", std::vector<int64_t>{0, 0}}, {"output_padding", std::vector<int64_t>{0, 0}}};
+  redo->origin = op->origin;
+  legalize_conv_transpose(graph, redo);
+}
+
+}  // namespace
+
+void legalize_layout(Graph& graph) {
+  for (Op* op : graph.live_ops()) {
+    if (op->dead) continue;
+    if (op->type == "torch.conv2d") legalize_conv(graph, op);
+    else if (op->type == "torch.max_pool2d" || op->type == "torch.avg_pool2d") legalize_pool(graph, op);
+    else if (op->type == "torch.conv_transpose2d") legalize_conv_transpose(graph, op);
+  }
+  remove_dead_code(graph);
+}
+
+}  // namespace torch_circle::exporter

@@ -1,0 +1,173 @@
+#include "exporter/serialize/circle_writer.h"
+
+#include "exporter/serialize/op_writers.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+namespace torch_circle::exporter {
+namespace {
+
+using Builder = flatbuffers::FlatBufferBuilder;
+constexpr size_t kBufferAlignment = 16;
+
+struct ConstantBytes {
+  const uint8_t* data;
+  size_t size;
+};
+
+ConstantBytes bytes_of(const Tensor& t) {
+  const at::Tensor& data = t.data;
+  return {static_cast<const uint8_t*>(data.data_ptr()), static_cast<size_t>(data.nbytes())};
+}
+
+flatbuffers::Offset<circle::QuantizationParameters> write_quant(Builder& b, const Tensor& t) {
+  if (!t.quant) return 0;
+  const QuantParams& q = *t.quant;
+  return circle::CreateQuantizationParameters(b, 0, 0, b.CreateVector(q.scale), b.CreateVector(q.zero_point),
+                                              circle::QuantizationDetails_NONE, 0, q.per_channel() ? q.axis : 0);
+}
+
+class ModelWriter {
+ public:
+  ModelWriter(const Graph& graph, const WriteOptions& options) : graph_(graph), options_(options) {}
+
+  std::string write() {
+    uint64_t constant_bytes = 0;
+    for (const auto& t : graph_.tensors())
+      if (t->is_constant()) constant_bytes += t->data.nbytes();
+    extended_ = constant_bytes > options_.extended_buffer_threshold;
+
+    buffers_.push_back(circle::CreateBuffer(b_));  // buffers[0]: the empty sentinel
+    std::vector<flatbuffers::Offset<circle::Tensor>> tensors;
+    for (const auto& t : graph_.tensors()) {
+      tensor_index_[t.get()] = static_cast<int32_t>(tensors.size());
+      tensors.push_back(write_tensor(*t));
+    }
+    std::vector<flatbuffers::Offset<circle::Operator>> operators;
+    for (const Op* op : graph_.live_ops()) operators.push_back(write_operator(*op));
+
+    auto indices = [&](const std::vector<Tensor*>& list) {
+      std::vector<int32_t> out;
+      for (const Tensor* t : list) out.push_back(tensor_index_.at(t));
+      return out;
+    };
+    auto subgraph = circle::CreateSubGraph(b_, b_.CreateVector(tensors), b_.CreateVector(indices(graph_.inputs)),
+                                           b_.CreateVector(indices(graph_.outputs)), b_.CreateVector(operators),
+                                           b_.CreateString("main"));
+    bool tflite = options_.format == FileFormat::kTflite;
+    auto model = circle::CreateModel(b_, tflite ? 3 : 0, b_.CreateVector(opcodes_),
+                                     b_.CreateVector(std::vector<decltype(subgraph)>{subgraph}),
+                                     b_.CreateString(options_.description), b_.CreateVector(buffers_));
+    b_.Finish(model, tflite ? "TFL3" : "CIR0");
+    std::string file(reinterpret_cast<const char*>(b_.GetBufferPointer()), b_.GetSize());
+    if (extended_) append_extended_buffers(file);
+    return file;
+  }
+
+ private:
+  uint32_t write_buffer(const Tensor& t) {
+    ConstantBytes bytes = bytes_of(t);
+    if (extended_) {
+      // Offset and size are patched once the flatbuffer's size is known (non-zero placeholders
+      // so the fields are stored and can be mutated in place).
+      extended_tensors_.push_back({static_cast<uint32_t>(buffers_.size()), bytes});
+      buffers_.push_back(circle::CreateBuffer(b_, 0, 1, 1));
+    } else {
+      b_.ForceVectorAlignment(bytes.size, 1, kBufferAlignment);
+      buffers_.push_back(circle::CreateBuffer(b_, b_.CreateVector(bytes.data, bytes.size)));
+    }
+    return static_cast<uint32_t>(buffers_.size() - 1);
+  }
+
+  flatbuffers::Offset<circle::Tensor> write_tensor(const Tensor& t) {
+    if (options_.format == FileFormat::kTflite && static_cast<int>(t.dtype) < 0)
+      throw ExportError(fmt::format("tensor '{}': {} has no TFLite type", t.name, dtype_name(t.dtype)));
+    std::vector<int32_t> shape, signature;
+    bool dynamic = false;
+    for (int64_t d : t.shape) {
+      dynamic |= d < 0;
+      shape.push_back(d < 0 ? 1 : static_cast<int32_t>(d));
+      signature.push_back(static_cast<int32_t>(d));
+    }
+    uint32_t buffer = t.is_constant() ? write_buffer(t) : 0;
+    auto name = b_.CreateString(t.name);
+    auto quant = write_quant(b_, t);
+    auto shape_vec = b_.CreateVector(shape);
+    auto signature_vec = dynamic ? b_.CreateVector(signature) : 0;
+    circle::TensorBuilder tb(b_);
+    tb.add_shape(shape_vec);
+    tb.add_type(static_cast<circle::TensorType>(t.dtype));
+    tb.add_buffer(buffer);
+    tb.add_name(name);
+    if (!quant.IsNull()) tb.add_quantization(quant);
+    if (dynamic) tb.add_shape_signature(signature_vec);
+    tb.add_has_rank(true);
+    return tb.Finish();
+  }
+
+  uint32_t opcode_index(circle::BuiltinOperator code) {
+    auto it = opcode_index_.find(code);
+    if (it != opcode_index_.end()) return it->second;
+    if (options_.format == FileFormat::kTflite && code < 0)
+      throw ExportError(fmt::format("{} is a Circle-only op; it cannot be written as TFLite",
+                                    circle::EnumNameBuiltinOperator(code)));
+    // Readers take builtin_code when the old byte says 127 (the byte cannot hold newer codes);
+    // Circle-only negative codes fit the byte as they are.
+    int8_t deprecated = static_cast<int8_t>(std::min<int32_t>(code, 127));
+    opcodes_.push_back(circle::CreateOperatorCode(b_, deprecated, 0, 1, code));
+    uint32_t index = static_cast<uint32_t>(opcodes_.size() - 1);
+    opcode_index_.emplace(code, index);
+    return index;
+  }
+
+  flatbuffers::Offset<circle::Operator> write_operator(const Op& op) {
+    const OpWriter* writer = find_op_writer(op.type);
+    if (!writer) throw ExportError(fmt::format("internal: {} ({}) is not a Circle op", op.type, op.origin));
+    std::vector<int32_t> inputs, outputs;
+    for (const Tensor* t : op.inputs) inputs.push_back(t ? tensor_index_.at(t) : -1);
+    for (const Tensor* t : op.outputs) outputs.push_back(tensor_index_.at(t));
+    OptionsRef options = writer->options ? writer->options(b_, op) : OptionsRef{};
+    return circle::CreateOperator(b_, opcode_index(writer->code), b_.CreateVector(inputs), b_.CreateVector(outputs),
+                                  options.type, options.table);
+  }
+
+  // ONE's layout for files past 2 GB: each buffer's bytes follow the flatbuffer, 16-byte
+  // aligned, and Buffer.offset / Buffer.size (from the start of the file) locate them.
+  void append_extended_buffers(std::string& file) {
+    std::vector<std::pair<uint64_t, uint64_t>> placement;
+    for (const auto& [index, bytes] : extended_tensors_) {
+      file.resize((file.size() + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment, '\0');
+      placement.emplace_back(file.size(), bytes.size);
+      file.append(reinterpret_cast<const char*>(bytes.data), bytes.size);
+    }
+    auto* model = circle::GetMutableModel(file.data());
+    auto* buffers = model->mutable_buffers();
+    for (size_t i = 0; i < extended_tensors_.size(); ++i) {
+      auto* buffer = buffers->GetMutableObject(extended_tensors_[i].first);
+      if (!buffer->mutate_offset(placement[i].first) || !buffer->mutate_size(placement[i].second))
+        throw ExportError("internal: could not place an extended buffer");
+    }
+  }
+
+  const Graph& graph_;
+  const WriteOptions& options_;
+  Builder b_{1 << 16};
+  bool extended_ = false;
+  std::vector<flatbuffers::Offset<circle::Buffer>> buffers_;
+  std::vector<std::pair<uint32_t, ConstantBytes>> extended_tensors_;
+  std::vector<flatbuffers::Offset<circle::OperatorCode>> opcodes_;
+  std::map<circle::BuiltinOperator, uint32_t> opcode_index_;
+  std::unordered_map<const Tensor*, int32_t> tensor_index_;
+};
+
+}  // namespace
+
+std::string write_model(const Graph& graph, const WriteOptions& options) {
+  return ModelWriter(graph, options).write();
+}
+
+}  // namespace torch_circle::exporter

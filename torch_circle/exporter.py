@@ -1,0 +1,119 @@
+"""Circle export: the Python front end. It only hands the graph over; the walker, the passes and
+the flatbuffers writer are C++ (csrc/exporter).
+
+    cm = torch_circle.export(converted_model, (x,))   # also an ExportedProgram or a float model
+    cm.save("model.circle")
+    outputs = cm.run(x)                               # in ONE's runtime (onert)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from . import _C
+
+ExportError = _C.ExportError
+CircleFileError = _C.CircleFileError
+
+# Nodes convert_pt2e inserts without shape metadata; the exporter derives their shapes itself.
+_SHAPELESS_OK = ("quantized_decomposed.", "circle_quant.")
+
+
+def export(model: Any, example_inputs: Sequence[Any] | None = None, *, format: str = "circle",
+           dynamic_shapes: Any = None, verbose: bool = False) -> "CircleModel":
+    """Exports a model to Circle (or TFLite, ``format="tflite"``).
+
+    ``model`` is a PT2E-converted ``GraphModule`` (``convert_pt2e`` output), an
+    ``ExportedProgram``, or a float ``nn.Module`` (exported here with ``torch.export``;
+    ``dynamic_shapes`` is passed on, and a dim marked dynamic is written as -1 in
+    ``shape_signature``). ``example_inputs`` is needed when the graph has no shape metadata.
+    Raises ``ExportError`` naming every node it cannot export.
+    """
+    if format not in ("circle", "tflite"):
+        raise ValueError(f"format must be 'circle' or 'tflite', not {format!r}")
+    graph_module = _graph_module(model, example_inputs, dynamic_shapes)
+    data = _C.export_graph_module(graph_module, format, verbose)
+    return CircleModel(data)
+
+
+def load(path: str | os.PathLike) -> "CircleModel":
+    """Reads a .circle / .tflite file, verifying it (CircleFileError when malformed)."""
+    path = Path(path)
+    return CircleModel(path.read_bytes(), source=str(path))
+
+
+def _args_tuple(example_inputs):
+    if example_inputs is None:
+        return None
+    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+
+
+def _graph_module(model, example_inputs, dynamic_shapes):
+    args = _args_tuple(example_inputs)
+    if isinstance(model, torch.export.ExportedProgram):
+        return model.module()
+    if isinstance(model, torch.fx.GraphModule) and _has_call_functions(model):
+        if _needs_shapes(model):
+            if args is None:
+                raise ValueError("this graph has no shape metadata: pass example_inputs to export()")
+            from torch.fx.passes.shape_prop import ShapeProp
+            ShapeProp(model).propagate(*args)
+        return model
+    if isinstance(model, torch.nn.Module):
+        if args is None:
+            raise ValueError("exporting an nn.Module needs example_inputs (it is traced with torch.export)")
+        if model.training:
+            raise ValueError(f"{type(model).__name__} is in training mode; call model.eval() before exporting")
+        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes).module()
+    raise TypeError(f"cannot export a {type(model).__name__}: pass an nn.Module, a GraphModule or an ExportedProgram")
+
+
+def _has_call_functions(gm) -> bool:
+    return any(n.op == "call_function" for n in gm.graph.nodes)
+
+
+def _needs_shapes(gm) -> bool:
+    for node in gm.graph.nodes:
+        if node.op in ("call_function", "placeholder") and "val" not in node.meta and "tensor_meta" not in node.meta:
+            if node.op == "placeholder" or not str(node.target).startswith(_SHAPELESS_OK):
+                return True
+    return False
+
+
+class CircleModel:
+    """An exported model: the file's bytes, a summary of what is in it, and ways to run it."""
+
+    def __init__(self, data: bytes, source: str = "<exported>"):
+        self.data = bytes(data)
+        self.info = _C.read_circle(self.data, source)  # verifies: never trust bytes blindly
+
+    @property
+    def format(self) -> str:
+        return "tflite" if self.info["identifier"] == "TFL3" else "circle"
+
+    @property
+    def operators(self) -> list[str]:
+        return [op["op"] for op in self.info["subgraphs"][0]["operators"]]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_bytes(self.data)
+        return path
+
+    def run(self, *inputs, runtime: str = "auto", num_threads: int | None = None) -> list:
+        """Runs the model in a real runtime on numpy arrays or tensors and returns numpy arrays.
+        runtime: "onert" (ONE's runtime, .circle), "litert" (.tflite), or "auto" by format."""
+        from . import runtime as rt
+        return rt.run(self.data, inputs, runtime=runtime, num_threads=num_threads)
+
+    def summary(self) -> str:
+        from .summary import format_summary
+        return format_summary(self.info)
+
+    def __repr__(self) -> str:
+        sg = self.info["subgraphs"][0]
+        return (f"CircleModel({self.format}, {len(self.data):,} bytes, {len(sg['operators'])} ops, "
+                f"{len(sg['tensors'])} tensors)")
