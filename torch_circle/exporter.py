@@ -23,19 +23,20 @@ _SHAPELESS_OK = ("quantized_decomposed.", "circle_quant.")
 
 
 def export(model: Any, example_inputs: Sequence[Any] | None = None, *, format: str = "circle",
-           dynamic_shapes: Any = None, verbose: bool = False) -> "CircleModel":
+           dynamic_shapes: Any = None, verbose: int = 0) -> "CircleModel":
     """Exports a model to Circle (or TFLite, ``format="tflite"``).
 
     ``model`` is a PT2E-converted ``GraphModule`` (``convert_pt2e`` output), an
     ``ExportedProgram``, or a float ``nn.Module`` (exported here with ``torch.export``;
     ``dynamic_shapes`` is passed on, and a dim marked dynamic is written as -1 in
     ``shape_signature``). ``example_inputs`` is needed when the graph has no shape metadata.
+    ``verbose=1`` prints each pass's op count, ``2`` every op after every pass (stderr).
     Raises ``ExportError`` naming every node it cannot export.
     """
     if format not in ("circle", "tflite"):
         raise ValueError(f"format must be 'circle' or 'tflite', not {format!r}")
     graph_module = _graph_module(model, example_inputs, dynamic_shapes)
-    data = _C.export_graph_module(graph_module, format, verbose)
+    data = _C.export_graph_module(graph_module, format, int(verbose))
     return CircleModel(data)
 
 
@@ -65,10 +66,17 @@ def _graph_module(model, example_inputs, dynamic_shapes):
     if isinstance(model, torch.nn.Module):
         if args is None:
             raise ValueError("exporting an nn.Module needs example_inputs (it is traced with torch.export)")
-        if model.training:
-            raise ValueError(f"{type(model).__name__} is in training mode; call model.eval() before exporting")
+        if model.training and _behaves_differently_in_training(model):
+            raise ValueError(f"{type(model).__name__} is in training mode (its batch norm / dropout would be "
+                             "exported as in training); call model.eval() before exporting")
         return torch.export.export(model, args, dynamic_shapes=dynamic_shapes).module()
     raise TypeError(f"cannot export a {type(model).__name__}: pass an nn.Module, a GraphModule or an ExportedProgram")
+
+
+def _behaves_differently_in_training(model) -> bool:
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+    return any(isinstance(m, (_BatchNorm, _DropoutNd)) for m in model.modules())
 
 
 def _has_call_functions(gm) -> bool:

@@ -7,6 +7,7 @@ namespace torch_circle::exporter {
 
 std::string export_fx_graph(const FxGraph& fx, const ExportOptions& options) {
   Graph graph;
+  graph.format = options.write.format;
   import_fx_graph(fx, graph);
   run_passes(graph, PassOptions{options.verbose});
   return write_model(graph, options.write);

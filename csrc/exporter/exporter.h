@@ -12,7 +12,7 @@ namespace torch_circle::exporter {
 
 struct ExportOptions {
   WriteOptions write;
-  bool verbose = false;  // print each pass's op count to stderr
+  int verbose = 0;  // 1: each pass's op count on stderr; 2: every op after every pass
 };
 
 std::string export_fx_graph(const FxGraph& fx, const ExportOptions& options = {});

@@ -210,7 +210,7 @@ void register_exporter(py::module_& m) {
   });
 
   m.def("export_graph_module",
-        [](py::object graph_module, const std::string& format, bool verbose, uint64_t extended_buffer_threshold) {
+        [](py::object graph_module, const std::string& format, int verbose, uint64_t extended_buffer_threshold) {
           ex::ExportOptions options;
           if (format == "tflite") options.write.format = ex::FileFormat::kTflite;
           else if (format != "circle") throw ex::ExportError("format must be 'circle' or 'tflite', not '" + format + "'");
@@ -226,7 +226,7 @@ void register_exporter(py::module_& m) {
           }
           return py::bytes(bytes);
         },
-        py::arg("graph_module"), py::arg("format") = "circle", py::arg("verbose") = false,
+        py::arg("graph_module"), py::arg("format") = "circle", py::arg("verbose") = 0,
         py::arg("extended_buffer_threshold") = 0,
         "Exports an FX GraphModule (aten-level, e.g. ExportedProgram.module()) to Circle bytes");
 

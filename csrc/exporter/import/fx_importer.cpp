@@ -1,5 +1,7 @@
 #include "exporter/import/fx_importer.h"
 
+#include "exporter/import/constant_eval.h"
+
 #include <fmt/format.h>
 
 #include <map>
@@ -178,7 +180,9 @@ Tensor* ImportContext::output(size_t index) {
     fail(e.what());
   }
   std::string name = node_->meta.size() == 1 ? node_->name : fmt::format("{}_{}", node_->name, index);
-  return graph_.add_tensor(name, meta.shape, dtype);
+  Tensor* out = graph_.add_tensor(name, meta.shape, dtype);
+  alias(out, index);
+  return out;
 }
 
 Tensor* ImportContext::output_like(const Tensor* shape_from, DType dtype) {
@@ -187,7 +191,9 @@ Tensor* ImportContext::output_like(const Tensor* shape_from, DType dtype) {
     out->dtype = dtype;
     return out;
   }
-  return graph_.add_tensor(node_->name, shape_from->shape, dtype);
+  Tensor* out = graph_.add_tensor(node_->name, shape_from->shape, dtype);
+  alias(out);
+  return out;
 }
 
 Tensor* ImportContext::temp(const std::vector<int64_t>& shape, DType dtype, const std::string& suffix) {
@@ -199,9 +205,16 @@ Tensor* ImportContext::constant(const at::Tensor& value, const std::string& suff
 }
 
 Op* ImportContext::emit(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs) {
-  Op* op = graph_.add_op(std::move(type), std::move(inputs), outputs, origin());
-  if (values_[node_index_].empty()) values_[node_index_] = std::move(outputs);
-  return op;
+  return graph_.add_op(std::move(type), std::move(inputs), std::move(outputs), origin());
+}
+
+Tensor* ImportContext::reshape(Tensor* x, const std::vector<int64_t>& shape, const std::string& suffix, Tensor* out) {
+  if (!out) {
+    out = temp(shape, x->dtype, suffix);
+    out->quant = x->quant;
+  }
+  emit("RESHAPE", {x}, {out})->attrs["shape"] = shape;
+  return out;
 }
 
 void ImportContext::alias(Tensor* tensor, size_t index) {
@@ -256,10 +269,6 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       continue;
     } else if (node.op == "call_function") {
       const ImportFn* importer = find_importer(node.target);
-      if (!importer) {
-        unsupported.push_back(ctx.origin());
-        continue;
-      }
       // A node whose inputs failed to import is skipped: its own error would only repeat.
       bool inputs_ok = true;
       std::function<void(const FxArg&)> check = [&](const FxArg& a) {
@@ -272,6 +281,11 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       for (const auto& kv : node.kwargs) check(kv.second);
       if (!inputs_ok) continue;
       try {
+        if (try_evaluate_constant(ctx)) continue;
+        if (!importer) {
+          unsupported.push_back(ctx.origin());
+          continue;
+        }
         (*importer)(ctx);
       } catch (const ExportError& e) {
         broken.push_back(e.what());

@@ -35,16 +35,20 @@ class ImportContext {
   // A tensor argument, or a Python number turned into a rank-0 float32 constant.
   Tensor* tensor_or_scalar(size_t index, const char* keyword);
 
-  // The node's output tensor(s), shaped from its FX metadata; `shape_from` when it has none.
+  // The node's output tensor(s), shaped from its FX metadata (`shape_from` when it has none),
+  // bound as what the node produces.
   Tensor* output(size_t index = 0);
   Tensor* output_like(const Tensor* shape_from, DType dtype);
   // A tensor in the middle of a decomposition.
   Tensor* temp(const std::vector<int64_t>& shape, DType dtype, const std::string& suffix);
   Tensor* constant(const at::Tensor& value, const std::string& suffix);
 
+  // RESHAPE of `x` to `shape` into `out` (a new tensor named after the node when null).
+  Tensor* reshape(Tensor* x, const std::vector<int64_t>& shape, const std::string& suffix, Tensor* out = nullptr);
+
   // Adds an op tagged with the current node as its origin.
   Op* emit(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs);
-  // The current node produces `tensor` (no op needed: identity-like nodes).
+  // The current node produces `tensor` instead (identity-like nodes, decompositions).
   void alias(Tensor* tensor, size_t index = 0);
   void bind(std::vector<Tensor*> outputs);  // node outputs, for multi-output nodes
 

@@ -31,7 +31,6 @@ void binary(ImportContext& ctx, const char* type, bool has_alpha = false) {
 UNARY("aten.relu.default", "RELU");
 UNARY("aten.sigmoid.default", "LOGISTIC");
 UNARY("aten.tanh.default", "TANH");
-UNARY("aten.hardswish.default", "HARD_SWISH");
 UNARY("aten.exp.default", "EXP");
 UNARY("aten.log.default", "LOG");
 UNARY("aten.sqrt.default", "SQRT");
@@ -133,12 +132,29 @@ IMPORT_OP({"aten.silu.default"}, [](ImportContext& ctx) {
   ctx.alias(out);
 });
 
+// hardswish(x) = x * relu6(x + 3) / 6, written out: onert has no HARD_SWISH kernel. In a
+// quantized graph these run in float between the DEQUANTIZE / QUANTIZE that PyTorch's reference
+// graph has around hardswish too.
+IMPORT_OP({"aten.hardswish.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* shifted = ctx.temp(x->shape, x->dtype, "plus3");
+  ctx.emit("ADD", {x, ctx.constant(at::scalar_tensor(3.0, at::kFloat), "three")}, {shifted});
+  Tensor* gate = ctx.temp(x->shape, x->dtype, "relu6");
+  ctx.emit("RELU6", {shifted}, {gate});
+  Tensor* product = ctx.temp(x->shape, x->dtype, "gated");
+  ctx.emit("MUL", {x, gate}, {product});
+  Tensor* out = ctx.output();
+  ctx.emit("MUL", {product, ctx.constant(at::scalar_tensor(1.0 / 6.0, at::kFloat), "sixth")}, {out});
+  ctx.alias(out);
+});
+
 IMPORT_OP({"aten.leaky_relu.default"}, [](ImportContext& ctx) {
   Op* op = ctx.emit("LEAKY_RELU", {ctx.tensor(0, "input")}, {ctx.output()});
   op->attrs["alpha"] = ctx.float_arg(1, "negative_slope", 0.01);
 });
 
-// prelu's weight has one slope per channel (dim 1); Circle broadcasts alpha from the right.
+// prelu(x) = relu(x) + alpha * min(x, 0), written out: onert has no PRELU kernel. The weight
+// has one slope per channel (dim 1); Circle broadcasts from the right, so it becomes [C, 1, ...].
 IMPORT_OP({"aten.prelu.default", "aten._prelu_kernel.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   Tensor* weight = ctx.tensor(1, "weight");
@@ -149,7 +165,15 @@ IMPORT_OP({"aten.prelu.default", "aten._prelu_kernel.default"}, [](ImportContext
     shape[0] = alpha.numel();
     alpha = alpha.reshape(shape);
   }
-  ctx.emit("PRELU", {x, ctx.constant(alpha, "alpha")}, {ctx.output()});
+  Tensor* positive = ctx.temp(x->shape, x->dtype, "positive");
+  ctx.emit("RELU", {x}, {positive});
+  Tensor* negative = ctx.temp(x->shape, x->dtype, "negative");
+  ctx.emit("MINIMUM", {x, ctx.constant(at::scalar_tensor(0.0, at::kFloat), "zero")}, {negative});
+  Tensor* scaled = ctx.temp(x->shape, x->dtype, "scaled");
+  ctx.emit("MUL", {negative, ctx.constant(alpha, "alpha")}, {scaled});
+  Tensor* out = ctx.output();
+  ctx.emit("ADD", {positive, scaled}, {out});
+  ctx.alias(out);
 });
 
 IMPORT_OP({"aten.where.self"}, [](ImportContext& ctx) {

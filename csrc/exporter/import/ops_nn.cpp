@@ -45,10 +45,7 @@ std::vector<int64_t> conv_padding(ImportContext& ctx, size_t index, const Tensor
 Tensor* to_2d(ImportContext& ctx, Tensor* x, const std::string& suffix) {
   std::vector<int64_t> shape = x->shape;
   shape.insert(shape.begin() + 2, 1);
-  Tensor* out = ctx.temp(shape, x->dtype, suffix);
-  out->quant = x->quant;
-  ctx.emit("RESHAPE", {x}, {out});
-  return out;
+  return ctx.reshape(x, shape, suffix);
 }
 
 void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) {
@@ -67,6 +64,8 @@ void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) 
     groups = ctx.int_arg(6, "groups", 1);
   }
   Tensor* out = ctx.output();
+  // Circle runtimes (onert, TFLite) reject CONV_2D without a bias tensor: give it zeros.
+  if (!bias) bias = ctx.constant(at::zeros({weight->shape[0]}, at::kFloat), "zero_bias");
 
   if (spatial == 1) {  // as 2-D with a height of 1
     Tensor* x2 = to_2d(ctx, x, "as_2d");
@@ -77,7 +76,7 @@ void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) 
                    {"dilation", std::vector<int64_t>{1, dilation[0]}},
                    {"padding", std::vector<int64_t>{0, pads[0], 0, pads[1]}},
                    {"groups", groups}};
-    ctx.emit("RESHAPE", {y2}, {out});
+    ctx.reshape(y2, out->shape, "", out);
     ctx.alias(out);
     return;
   }

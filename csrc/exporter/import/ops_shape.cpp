@@ -57,7 +57,41 @@ IMPORT_OP({"aten.t.default", "aten.numpy_T.default"}, [](ImportContext& ctx) {
   transpose(ctx, x, {1, 0});
 });
 
-// slice(x, dim, start, end, step) → STRIDED_SLICE over every dimension.
+// A SLICE (or STRIDED_SLICE when step > 1) of `x` along `dim`, written to `out`.
+void slice_along(ImportContext& ctx, Tensor* x, int64_t dim, int64_t start, int64_t end, int64_t step, Tensor* out) {
+  if (x->rank() > 4 && numel(x->shape) >= 0) {
+    // Runtimes slice up to 4-D (onert 0.1.0 silently miscomputes 5-D): slice [before, n, after].
+    int64_t before = 1, after = 1;
+    for (int64_t d = 0; d < dim; ++d) before *= x->shape[d];
+    for (int64_t d = dim + 1; d < x->rank(); ++d) after *= x->shape[d];
+    Tensor* flat = ctx.reshape(x, {before, x->shape[dim], after}, "as_3d");
+    int64_t n = (end - start + step - 1) / step;
+    Tensor* piece = ctx.temp({before, n, after}, x->dtype, "slice_3d");
+    slice_along(ctx, flat, 1, start, end, step, piece);
+    ctx.reshape(piece, out->shape, "", out);
+    return;
+  }
+  std::vector<int64_t> begin(x->rank(), 0);
+  begin[dim] = start;
+  if (step == 1) {
+    // Whole dims keep their size; -1 ("to the end") only where the size is dynamic: onert 0.1.0
+    // misreads -1 sizes.
+    std::vector<int64_t> size(x->shape);
+    size[dim] = end - start;
+    Op* op = ctx.emit("SLICE", {x}, {out});
+    op->attrs = {{"begin", begin}, {"size", size}};
+    return;
+  }
+  std::vector<int64_t> stop(x->shape), strides(x->rank(), 1);
+  stop[dim] = end;
+  strides[dim] = step;
+  for (int64_t& s : stop)
+    if (s < 0) ctx.fail("strided slicing of a tensor with dynamic dims is not supported");
+  Op* op = ctx.emit("STRIDED_SLICE", {x}, {out});
+  op->attrs = {{"begin", begin}, {"end", stop}, {"strides", strides}, {"shrink_axis_mask", int64_t{0}}};
+}
+
+// slice(x, dim, start, end, step): SLICE (or STRIDED_SLICE for step > 1).
 IMPORT_OP({"aten.slice.Tensor", "aten.slice_copy.Tensor"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), x->rank());
@@ -71,26 +105,49 @@ IMPORT_OP({"aten.slice.Tensor", "aten.slice_copy.Tensor"}, [](ImportContext& ctx
   start = std::clamp<int64_t>(start, 0, size);
   end = std::clamp<int64_t>(end, start, size);
   if (start == 0 && end == size && step == 1) return ctx.alias(x);
-  std::vector<int64_t> begin(x->rank(), 0), stop(x->shape), strides(x->rank(), 1);
-  begin[dim] = start;
-  stop[dim] = end;
-  strides[dim] = step;
-  Op* op = ctx.emit("STRIDED_SLICE", {x}, {ctx.output()});
-  op->attrs = {{"begin", begin}, {"end", stop}, {"strides", strides}, {"shrink_axis_mask", int64_t{0}}};
+  slice_along(ctx, x, dim, start, end, step, ctx.output());
 });
 
-// select(x, dim, i): a one-element slice with that axis shrunk away.
+IMPORT_OP({"aten.narrow.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
+  int64_t start = ctx.int_arg(2, "start");
+  if (start < 0) start += x->shape[dim];
+  slice_along(ctx, x, dim, start, start + ctx.int_arg(3, "length"), 1, ctx.output());
+});
+
+// select(x, dim, i): a one-element SLICE, then a RESHAPE that drops the axis.
 IMPORT_OP({"aten.select.int", "aten.select_copy.int"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
   int64_t index = ctx.int_arg(2, "index");
   if (x->shape[dim] < 0) ctx.fail("selecting along a dynamic dimension is not supported");
   if (index < 0) index += x->shape[dim];
-  std::vector<int64_t> begin(x->rank(), 0), stop(x->shape), strides(x->rank(), 1);
-  begin[dim] = index;
-  stop[dim] = index + 1;
-  Op* op = ctx.emit("STRIDED_SLICE", {x}, {ctx.output()});
-  op->attrs = {{"begin", begin}, {"end", stop}, {"strides", strides}, {"shrink_axis_mask", int64_t{1} << dim}};
+  std::vector<int64_t> kept = x->shape;
+  kept[dim] = 1;
+  Tensor* piece = ctx.temp(kept, x->dtype, "slice");
+  slice_along(ctx, x, dim, index, index + 1, 1, piece);
+  Tensor* out = ctx.output();
+  ctx.reshape(piece, out->shape, "", out);
+  ctx.alias(out);
+});
+
+// unbind(x, dim): one SLICE + RESHAPE per index.
+IMPORT_OP({"aten.unbind.int"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), x->rank());
+  if (x->shape[dim] < 0) ctx.fail("unbinding a dynamic dimension is not supported");
+  std::vector<int64_t> kept = x->shape;
+  kept[dim] = 1;
+  std::vector<Tensor*> outputs;
+  for (int64_t i = 0; i < x->shape[dim]; ++i) {
+    Tensor* piece = ctx.temp(kept, x->dtype, "slice");
+    slice_along(ctx, x, dim, i, i + 1, 1, piece);
+    Tensor* out = ctx.output(static_cast<size_t>(i));
+    ctx.reshape(piece, out->shape, "", out);
+    outputs.push_back(out);
+  }
+  ctx.bind(outputs);
 });
 
 IMPORT_OP({"aten.cat.default", "aten.concat.default"}, [](ImportContext& ctx) {
@@ -110,7 +167,7 @@ IMPORT_OP({"aten.cat.default", "aten.concat.default"}, [](ImportContext& ctx) {
   op->attrs["axis"] = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), out->rank());
 });
 
-// split / split_with_sizes / chunk → SPLIT_V with one output per piece.
+// split / split_with_sizes / chunk → one SLICE per piece (onert 0.1.0's SPLIT_V returns zeros).
 void split(ImportContext& ctx, bool sizes_given) {
   Tensor* x = ctx.tensor(0, "input");
   int64_t dim = wrap_dim(ctx, ctx.int_arg(2, "dim", 0), x->rank());
@@ -123,9 +180,13 @@ void split(ImportContext& ctx, bool sizes_given) {
     for (int64_t left = x->shape[dim]; left > 0; left -= piece) sizes.push_back(std::min(piece, left));
   }
   std::vector<Tensor*> outputs;
-  for (size_t i = 0; i < sizes.size(); ++i) outputs.push_back(ctx.output(i));
-  Op* op = ctx.emit("SPLIT_V", {x}, outputs);
-  op->attrs = {{"size_splits", sizes}, {"axis", dim}};
+  int64_t start = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    Tensor* out = ctx.output(i);
+    slice_along(ctx, x, dim, start, start + sizes[i], 1, out);
+    outputs.push_back(out);
+    start += sizes[i];
+  }
   ctx.bind(outputs);
 }
 IMPORT_OP({"aten.split.Tensor"}, [](ImportContext& ctx) { split(ctx, false); });
@@ -175,9 +236,23 @@ IMPORT_OP({"aten.expand.default", "aten.expand_copy.default"}, [](ImportContext&
 
 // Nodes that only change metadata or do nothing in eval mode.
 IMPORT_OP({"aten.clone.default", "aten.contiguous.default", "aten.alias.default", "aten.detach.default",
-           "aten.lift_fresh_copy.default", "aten.dropout.default", "aten.feature_dropout.default",
-           "aten.alpha_dropout.default", "aten.native_dropout.default", "aten.identity.default"},
+           "aten.lift_fresh_copy.default", "aten.identity.default"},
           [](ImportContext& ctx) { ctx.alias(ctx.tensor(0, "input")); });
+IMPORT_OP({"aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default",
+           "aten.native_dropout.default"},
+          [](ImportContext& ctx) {
+            if (ctx.bool_arg(2, "train", false)) ctx.fail("dropout in training mode; call model.eval() before exporting");
+            ctx.alias(ctx.tensor(0, "input"));
+          });
+
+// repeat(x, reps): TILE (a leading rep for each new leading dim becomes a RESHAPE first).
+IMPORT_OP({"aten.repeat.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> reps = ctx.ints_arg(1, "repeats");
+  if (static_cast<int64_t>(reps.size()) != x->rank()) ctx.fail("repeat that adds dimensions is not supported");
+  Op* op = ctx.emit("TILE", {x}, {ctx.output()});
+  op->attrs["multiples"] = reps;
+});
 
 }  // namespace
 }  // namespace torch_circle::exporter

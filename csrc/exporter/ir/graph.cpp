@@ -238,6 +238,19 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));
 }
 
+std::string dump(const Graph& graph) {
+  std::string text;
+  for (const Op* op : graph.live_ops()) {
+    std::vector<std::string> ins;
+    for (const Tensor* t : op->inputs) ins.push_back(t ? t->name : "-");
+    text += fmt::format("  {}({})", op->type, fmt::join(ins, ", "));
+    for (const Tensor* t : op->outputs)
+      text += fmt::format(" -> {} {} {}{}", t->name, shape_str(t->shape), dtype_name(t->dtype), t->quant ? " q" : "");
+    text += "\n";
+  }
+  return text;
+}
+
 void validate(const Graph& graph) {
   std::set<const Tensor*> available(graph.inputs.begin(), graph.inputs.end());
   for (const auto& tensor : graph.tensors())

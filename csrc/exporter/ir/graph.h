@@ -88,6 +88,10 @@ struct ExportError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The file format being written, and with it the runtime whose integer kernels decide which
+// ops may run quantized: Circle files target ONE's onert, TFLite files LiteRT.
+enum class FileFormat { kCircle, kTflite };
+
 class Graph {
  public:
   Graph() = default;
@@ -123,6 +127,7 @@ class Graph {
 
   std::vector<Tensor*> inputs;
   std::vector<Tensor*> outputs;
+  FileFormat format = FileFormat::kCircle;
 
  private:
   std::string unique_name(const std::string& base);
@@ -136,6 +141,8 @@ class Graph {
 bool is_graph_output(const Graph& graph, const Tensor* tensor);
 int64_t numel(const std::vector<int64_t>& shape);  // -1 when a dim is dynamic
 std::string shape_str(const std::vector<int64_t>& shape);
+// One line per op ("CONV_2D(x_nhwc, w) -> y [1, 8, 8, 16] uint8"), for debugging.
+std::string dump(const Graph& graph);
 // Checks the graph is well formed (producers / users agree, ops in topological order).
 void validate(const Graph& graph);
 

@@ -9,21 +9,9 @@
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
-#include <set>
 
 namespace torch_circle::exporter {
 namespace {
-
-// Ops with integer kernels in Circle runtimes (ONE's onert / luci-interpreter, TFLite).
-const std::set<std::string>& quantizable_ops() {
-  static const std::set<std::string> ops{
-      "torch.conv2d", "torch.conv_transpose2d", "FULLY_CONNECTED", "BATCH_MATMUL",
-      "ADD", "SUB", "MUL", "torch.avg_pool2d", "torch.max_pool2d", "MEAN", "SUM", "REDUCE_MAX",
-      "SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU",
-      "PRELU", "GELU", "RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "CONCATENATION", "SPLIT_V",
-      "PAD", "PADV2", "GATHER", "MAXIMUM", "MINIMUM", "BROADCAST_TO"};
-  return ops;
-}
 
 bool has_bias_slot(const Op& op) {
   return op.type == "torch.conv2d" || op.type == "torch.conv_transpose2d" || op.type == "FULLY_CONNECTED";
@@ -41,7 +29,7 @@ Op* dequantize_producer(const Tensor* t) {
 
 void fold_quantization(Graph& graph) {
   for (Op* op : graph.live_ops()) {
-    if (op->dead || !quantizable_ops().count(op->type)) continue;
+    if (op->dead || !runs_quantized(graph, op->type)) continue;
 
     // Outputs: each read only by one QUANTIZE.
     std::vector<Op*> quantizes;

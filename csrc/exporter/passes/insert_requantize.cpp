@@ -4,11 +4,10 @@
 //     concat, split) read and write with the same parameters;
 //   - LOGISTIC / SOFTMAX / TANH write the fixed output parameters TFLite's kernels assume
 //     (scale 1/256 or 1/128 with the zero point of the dtype's range; 1/32768 for int16).
-// It also turns a DEQUANTIZE → QUANTIZE pair into one requantize, or into nothing when the two
-// agree.
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
+#include <algorithm>
 #include <set>
 
 namespace torch_circle::exporter {
@@ -17,7 +16,7 @@ namespace {
 const std::set<std::string>& same_params_ops() {
   static const std::set<std::string> ops{"RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "PAD", "PADV2",
                                          "MAX_POOL_2D", "GATHER", "CONCATENATION", "SPLIT_V",
-                                         "BROADCAST_TO", "REDUCE_MAX"};
+                                         "BROADCAST_TO", "TILE", "REDUCE_MAX"};
   return ops;
 }
 
@@ -34,34 +33,27 @@ std::optional<QuantParams> fixed_output_params(const std::string& type, DType dt
   return q;
 }
 
+// Emits ops ahead of `anchor` that requantize `in` into `out`: one QUANTIZE between different
+// dtypes; DEQUANTIZE + QUANTIZE within one dtype (onert 0.1.0 has no uint8 → uint8 QUANTIZE).
+void requantize(Graph& graph, const Op* anchor, Tensor* in, Tensor* out) {
+  Tensor* source = in;
+  if (in->dtype == out->dtype) {
+    source = graph.add_tensor(in->name + "_real", in->shape, DType::kFloat32);
+    graph.insert_before(anchor, "DEQUANTIZE", {in}, {source});
+  }
+  graph.insert_before(anchor, "QUANTIZE", {source}, {out});
+}
+
 Tensor* requantized(Graph& graph, const Op* anchor, Tensor* in, const QuantParams& quant, DType dtype) {
   Tensor* out = graph.add_tensor(in->name + "_requantized", in->shape, dtype);
   out->quant = quant;
-  graph.insert_before(anchor, "QUANTIZE", {in}, {out});
+  requantize(graph, anchor, in, out);
   return out;
-}
-
-// DEQUANTIZE → QUANTIZE with nothing between.
-void fold_dequantize_quantize(Graph& graph) {
-  for (Op* q : graph.live_ops()) {
-    if (q->dead || q->type != "QUANTIZE") continue;
-    Op* dq = q->inputs[0]->producer;
-    if (!dq || dq->type != "DEQUANTIZE" || dq->inputs[0]->is_constant()) continue;
-    Tensor* source = dq->inputs[0];
-    Tensor* target = q->outputs[0];
-    if (source->dtype == target->dtype && source->quant == target->quant && !is_graph_output(graph, target)) {
-      graph.remove_op(q);
-      graph.replace_all_uses(target, source);
-    } else {
-      graph.set_input(q, 0, source);
-    }
-  }
 }
 
 }  // namespace
 
 void insert_requantize(Graph& graph) {
-  fold_dequantize_quantize(graph);
   for (Op* op : graph.live_ops()) {
     if (op->dead || op->outputs.empty()) continue;
     Tensor* out = op->outputs[0];
@@ -79,7 +71,11 @@ void insert_requantize(Graph& graph) {
       op->outputs[0] = native;
       native->producer = op;
       out->producer = nullptr;
-      graph.insert_after(op, "QUANTIZE", {native}, {out});
+      // Right after `op` (inserted last-first): [DEQUANTIZE →] QUANTIZE.
+      Tensor* source = native;
+      if (native->dtype == out->dtype) source = graph.add_tensor(out->name + "_real", out->shape, DType::kFloat32);
+      graph.insert_after(op, "QUANTIZE", {source}, {out});
+      if (source != native) graph.insert_after(op, "DEQUANTIZE", {native}, {source});
     }
   }
   remove_dead_code(graph);

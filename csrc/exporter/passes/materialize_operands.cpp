@@ -49,6 +49,11 @@ void materialize_operands(Graph& graph) {
       append(int32_constant(graph, *op, op->ints("begin"), "begin"));
       append(int32_constant(graph, *op, op->ints("end"), "end"));
       append(int32_constant(graph, *op, op->ints("strides"), "strides"));
+    } else if (t == "SLICE") {
+      append(int32_constant(graph, *op, op->ints("begin"), "begin"));
+      append(int32_constant(graph, *op, op->ints("size"), "size"));
+    } else if (t == "TILE") {
+      append(int32_constant(graph, *op, op->ints("multiples"), "multiples"));
     } else if (t == "SPLIT_V") {
       append(int32_constant(graph, *op, op->ints("size_splits"), "size_splits"));
       append(int32_constant(graph, *op, {op->i("axis")}, "axis", {}));

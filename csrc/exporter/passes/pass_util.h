@@ -26,6 +26,11 @@ Tensor* insert_transpose(Graph& graph, const Op* anchor, Tensor* input, const st
 // The only op reading `tensor`, when it has exactly one reader and is not a graph output.
 Op* sole_user(const Graph& graph, const Tensor* tensor);
 
+// Whether the runtime the graph targets has an integer kernel for `type` (an op type before or
+// after legalization: "torch.conv2d" and "CONV_2D" alike). onert 0.1.0 runs far fewer ops on
+// integers than LiteRT; an op without a kernel stays in float between DEQUANTIZE and QUANTIZE.
+bool runs_quantized(const Graph& graph, const std::string& type);
+
 // Integer range of a quantized dtype.
 std::pair<int64_t, int64_t> quant_range(DType dtype);
 // round-half-even(x / scale) + zero_point, clamped, as `dtype`: the numerics spec's quantize.

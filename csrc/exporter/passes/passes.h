@@ -30,11 +30,12 @@ void insert_requantize(Graph& graph);     // QUANTIZE where an op needs other qp
 void fold_constants(Graph& graph);        // ops whose inputs are all constants
 void fold_constant_dequantize(Graph& graph);  // weights left in float: DEQUANTIZE folded away
 void remove_dead_code(Graph& graph);      // ops whose outputs nobody reads
+void merge_duplicate_ops(Graph& graph);   // the same op on the same inputs, computed once
 void materialize_operands(Graph& graph);  // attrs that Circle takes as tensors (shape, perm, axes)
 void check_exportable(const Graph& graph);  // every op is a Circle op with consistent dtypes
 
 struct PassOptions {
-  bool verbose = false;  // print the op count after each pass (debugging)
+  int verbose = 0;  // 1: op count after each pass; 2: also every op (stderr, for debugging)
 };
 
 // The whole pipeline, in order.

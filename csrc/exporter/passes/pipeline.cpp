@@ -22,6 +22,7 @@ const std::vector<std::pair<std::string, std::function<void(Graph&)>>>& pass_pip
       {"fold_constants", fold_constants},
       {"insert_requantize", insert_requantize},
       {"fold_constant_dequantize", fold_constant_dequantize},
+      {"merge_duplicate_ops", merge_duplicate_ops},
       {"remove_dead_code", remove_dead_code},
       {"materialize_operands", materialize_operands},
   };
@@ -34,6 +35,7 @@ void run_passes(Graph& graph, const PassOptions& options) {
     pass(graph);
     validate(graph);
     if (options.verbose) std::fprintf(stderr, "[torch-circle] %-26s %zu ops\n", name.c_str(), graph.live_ops().size());
+    if (options.verbose > 1) std::fprintf(stderr, "%s", dump(graph).c_str());
   }
   check_exportable(graph);
 }

@@ -19,9 +19,16 @@ bool close(float a, float b) { return std::fabs(a - b) <= 1e-6f * std::max(std::
 void quantize_bias(Graph& graph) {
   for (Op* op : graph.live_ops()) {
     bool has_bias = op->type == "torch.conv2d" || op->type == "torch.conv_transpose2d" || op->type == "FULLY_CONNECTED";
-    if (!has_bias || op->inputs.size() < 3 || !op->inputs[2] || !op->outputs[0]->is_quantized()) continue;
+    if (!has_bias || !op->outputs[0]->is_quantized()) continue;
     Tensor* input = op->inputs[0];
     Tensor* weight = op->inputs[1];
+    // Integer convs always get a bias: runtimes reject CONV_2D without one, and a fully
+    // connected op may become a 1x1 CONV_2D (legalize_fully_connected).
+    if (op->inputs.size() < 3) op->inputs.resize(3, nullptr);
+    if (!op->inputs[2]) {
+      int64_t channels = op->type == "torch.conv_transpose2d" ? weight->shape[1] : weight->shape[0];
+      graph.set_input(op, 2, graph.add_constant(op->outputs[0]->name + "_zero_bias", at::zeros({channels}, at::kFloat)));
+    }
     Tensor* bias = op->inputs[2];
     if (!bias->is_constant())
       throw ExportError(fmt::format("{} ({}): the bias of a quantized op must be a constant", op->type, op->origin));

@@ -3,25 +3,70 @@
 //     q → DEQUANTIZE → RESHAPE → ...     becomes     q → RESHAPE → DEQUANTIZE → ...
 // The moved tensor keeps the parameters (a transpose remaps a per-channel axis). This lets a
 // weight transposed in the graph (addmm's mat2) fold to a quantized constant, and lets layout
-// ops the quantizer did not annotate stay integer.
+// ops the quantizer did not annotate stay integer. A DEQUANTIZE → QUANTIZE pair left behind
+// becomes one requantize, or nothing when the two agree.
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
 #include <set>
 
 namespace torch_circle::exporter {
+namespace {
+
+// DEQUANTIZE → QUANTIZE with nothing between.
+void fold_dequantize_quantize(Graph& graph) {
+  for (Op* q : graph.live_ops()) {
+    if (q->dead || q->type != "QUANTIZE") continue;
+    Op* dq = q->inputs[0]->producer;
+    if (!dq || dq->type != "DEQUANTIZE" || dq->inputs[0]->is_constant()) continue;
+    Tensor* source = dq->inputs[0];
+    Tensor* target = q->outputs[0];
+    if (source->dtype == target->dtype) {
+      // Same dtype: nothing to do when the parameters agree; otherwise the pair stays, because
+      // it is how a same-dtype requantize runs everywhere (onert has no uint8 → uint8 QUANTIZE).
+      if (source->quant == target->quant && !is_graph_output(graph, target)) {
+        graph.remove_op(q);
+        graph.replace_all_uses(target, source);
+      }
+    } else {
+      graph.set_input(q, 0, source);  // QUANTIZE uint8 ↔ int8 requantizes directly
+    }
+  }
+}
+
+// Where a reshape leaves the channel axis (same size, same number of elements before it), if
+// anywhere: reshapes that add or drop size-1 dims keep per-channel parameters valid.
+std::optional<int32_t> reshaped_axis(const std::vector<int64_t>& from, const std::vector<int64_t>& to, int32_t axis) {
+  int64_t before = 1;
+  for (int32_t d = 0; d < axis; ++d) before *= from[d];
+  int64_t prefix = 1;
+  for (size_t j = 0; j < to.size(); ++j) {
+    if (prefix == before && to[j] == from[axis]) return static_cast<int32_t>(j);
+    prefix *= to[j];
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 void sink_dequantize(Graph& graph) {
-  static const std::set<std::string> layout_ops{"RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "BROADCAST_TO"};
+  static const std::set<std::string> layout_ops{"RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "BROADCAST_TO", "TILE"};
   for (Op* op : graph.live_ops()) {
-    if (op->dead || !layout_ops.count(op->type)) continue;
+    if (op->dead || !layout_ops.count(op->type) || !runs_quantized(graph, op->type)) continue;
     Op* dq = op->inputs[0]->producer;
     if (!dq || dq->type != "DEQUANTIZE" || op->outputs[0]->dtype != DType::kFloat32) continue;
     Tensor* q = dq->inputs[0];
     std::optional<QuantParams> quant = q->quant;
     if (quant->per_channel()) {
-      if (op->type != "TRANSPOSE") continue;  // a reshape or slice can move or cut the channel axis
-      quant = permute_quant(quant, op->ints("perm"));
+      if (op->type == "TRANSPOSE") {
+        quant = permute_quant(quant, op->ints("perm"));
+      } else if (op->type == "RESHAPE") {
+        std::optional<int32_t> axis = reshaped_axis(q->shape, op->outputs[0]->shape, quant->axis);
+        if (!axis) continue;
+        quant->axis = *axis;
+      } else {
+        continue;  // a slice can cut the channel axis
+      }
     }
     Tensor* out = op->outputs[0];
     Tensor* moved = graph.add_tensor(out->name + "_q", out->shape, q->dtype);
@@ -32,6 +77,7 @@ void sink_dequantize(Graph& graph) {
     out->producer = nullptr;
     graph.insert_after(op, "DEQUANTIZE", {moved}, {out});
   }
+  fold_dequantize_quantize(graph);
   remove_dead_code(graph);
 }
 

@@ -165,6 +165,19 @@ bool try_sink(Graph& graph, Op* op) {
     sink(graph, op, perm, perm);
     return true;
   }
+  if (op->type == "SLICE" || op->type == "TILE") {
+    Op* t = transpose_producer(op->inputs[0]);
+    if (!t) return false;
+    const std::vector<int64_t>& perm = t->ints("perm");
+    for (const char* key : {"begin", "size", "multiples"}) {
+      if (!op->has(key)) continue;
+      std::vector<int64_t> values = op->ints(key), moved(values.size());
+      for (size_t i = 0; i < perm.size(); ++i) moved[perm[i]] = values[i];
+      op->attrs[key] = moved;
+    }
+    sink(graph, op, perm, perm);
+    return true;
+  }
   if (reduce_ops().count(op->type)) {
     Op* t = transpose_producer(op->inputs[0]);
     if (!t) return false;

@@ -84,8 +84,10 @@ class ModelWriter {
   }
 
   flatbuffers::Offset<circle::Tensor> write_tensor(const Tensor& t) {
-    if (options_.format == FileFormat::kTflite && static_cast<int>(t.dtype) < 0)
-      throw ExportError(fmt::format("tensor '{}': {} has no TFLite type", t.name, dtype_name(t.dtype)));
+    if (options_.format == FileFormat::kTflite && t.dtype == DType::kUInt8 && t.quant && t.quant->per_channel())
+      throw ExportError(fmt::format(
+          "tensor '{}': TFLite has no kernels for uint8 weights with per-channel parameters (ONE's "
+          "uint8 convention); quantize with the int8 preset for TFLite, or export format='circle'", t.name));
     std::vector<int32_t> shape, signature;
     bool dynamic = false;
     for (int64_t d : t.shape) {

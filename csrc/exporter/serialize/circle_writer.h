@@ -8,8 +8,6 @@
 
 namespace torch_circle::exporter {
 
-enum class FileFormat { kCircle, kTflite };
-
 struct WriteOptions {
   FileFormat format = FileFormat::kCircle;
   std::string description = "torch-circle";

@@ -132,6 +132,8 @@ const std::map<std::string, std::function<OptionsRef(Builder&, const Op&)>>& opt
                     circle::CreateCastOptions(b, static_cast<circle::TensorType>(op.inputs[0]->dtype),
                                               static_cast<circle::TensorType>(op.outputs[0]->dtype)));
        }},
+      {"SLICE", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_SliceOptions, circle::CreateSliceOptions(b)); }},
+      {"TILE", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_TileOptions, circle::CreateTileOptions(b)); }},
       {"PAD", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_PadOptions, circle::CreatePadOptions(b)); }},
       {"PADV2", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_PadV2Options, circle::CreatePadV2Options(b)); }},
       {"QUANTIZE", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_QuantizeOptions, circle::CreateQuantizeOptions(b)); }},
