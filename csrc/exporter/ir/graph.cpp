@@ -157,7 +157,7 @@ std::unique_ptr<Op> make_op(std::string type, std::vector<Tensor*> inputs, std::
   op->type = std::move(type);
   op->inputs = std::move(inputs);
   op->outputs = std::move(outputs);
-  op->origin = anchor->origin;
+  op->origin = anchor ? anchor->origin : "";
   attach(op.get());
   return op;
 }
