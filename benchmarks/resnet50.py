@@ -167,7 +167,7 @@ MODELS = {
     # name: (builder, example input shape, description)
     "resnet50": (resnet50, (1, 3, 224, 224), "ResNet-50 (bottleneck [3,4,6,3], widths 64..2048, 1000 classes)"),
     "mobilenet_v2": (mobilenet_v2, (1, 3, 224, 224), "MobileNetV2 (width 1.0, 1000 classes)"),
-    "tiny_resnet": (tiny_resnet, (1, 3, 64, 64), "tiny bottleneck ResNet ([1,1,1,1], widths 16..128, 100 classes)"),
+    "tiny_resnet": (tiny_resnet, (1, 3, 224, 224), "tiny bottleneck ResNet ([1,1,1,1], widths 16..128, 100 classes)"),
 }
 
 

@@ -148,9 +148,16 @@ struct GraphCopier {
   }
 };
 
+// Names in a file from anywhere need not be UTF-8: undecodable bytes become U+FFFD.
+py::str text(const std::string& bytes) {
+  PyObject* decoded = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()), "replace");
+  if (!decoded) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(decoded);
+}
+
 py::dict tensor_dict(const torch_circle::reader::TensorInfo& t) {
   py::dict d;
-  d["name"] = t.name;
+  d["name"] = text(t.name);
   d["shape"] = t.shape;
   d["shape_signature"] = t.shape_signature;
   d["dtype"] = t.dtype;
@@ -164,21 +171,21 @@ py::dict tensor_dict(const torch_circle::reader::TensorInfo& t) {
 
 py::dict model_dict(const torch_circle::reader::ModelInfo& info) {
   py::dict d;
-  d["identifier"] = info.identifier;
+  d["identifier"] = text(info.identifier);
   d["version"] = info.version;
-  d["description"] = info.description;
+  d["description"] = text(info.description);
   d["file_size"] = info.file_size;
   d["buffer_count"] = info.buffer_count;
   d["extended_buffers"] = info.extended_buffers;
   py::list subgraphs;
   for (const auto& sg : info.subgraphs) {
     py::dict s;
-    s["name"] = sg.name;
+    s["name"] = text(sg.name);
     py::list tensors, operators;
     for (const auto& t : sg.tensors) tensors.append(tensor_dict(t));
     for (const auto& op : sg.operators) {
       py::dict o;
-      o["op"] = op.op;
+      o["op"] = text(op.op);
       o["inputs"] = op.inputs;
       o["outputs"] = op.outputs;
       o["options"] = op.options;

@@ -62,3 +62,26 @@ def test_quantized_accuracy_drop_is_at_most_half_a_point(trained, preset):
     quantized_accuracy = accuracy(quantized, x_test, y_test)
     print(f"{preset}: float {float_accuracy:.2f}%, quantized {quantized_accuracy:.2f}%")
     assert float_accuracy - quantized_accuracy <= 0.5, (float_accuracy, quantized_accuracy)
+
+
+@pytest.mark.parametrize("preset,fmt", [("uint8", "circle"), ("int8", "tflite")])
+def test_exported_model_predicts_like_the_converted_model(trained, preset, fmt):
+    """The whole test set through the exported file in a real runtime: onert runs ONE's uint8
+    convention, LiteRT TFLite's int8 one. Same argmax as PyTorch's converted graph."""
+    import numpy as np
+
+    model, x_train, x_test, y_test = trained
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(model, (x_test[:64],), dynamic_shapes=({0: batch},))
+    m = prepare_pt2e(exported.module(), CircleQuantizer(preset))
+    torch_circle.calibrate(m, x_train[:512].split(64), progress=False)
+    quantized = convert_pt2e(m)
+    cm = torch_circle.export(torch.export.export(quantized, (x_test[:64],), dynamic_shapes=({0: batch},)),
+                             format=fmt)
+    runtime_logits = cm.run(x_test)[0]
+    with torch.no_grad():
+        reference = quantized(x_test).numpy()
+    agree = np.mean(runtime_logits.argmax(1) == reference.argmax(1))
+    runtime_accuracy = np.mean(runtime_logits.argmax(1) == y_test.numpy()) * 100
+    print(f"{preset} in {fmt}: argmax agreement {agree:.2%}, accuracy {runtime_accuracy:.2f}%")
+    assert agree == 1.0

@@ -24,6 +24,14 @@ uint64_t element_size(circle::TensorType type) {
   }
 }
 
+// A name from the file, safe to put in an error message (which must be valid text).
+std::string printable(const flatbuffers::String* name) {
+  std::string out = name ? name->str() : "";
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126) c = '?';
+  return out.size() > 80 ? out.substr(0, 80) + "..." : out;
+}
+
 template <typename T>
 std::vector<T> to_vector(const flatbuffers::Vector<T>* v) {
   return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>{};
@@ -83,7 +91,7 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
     const char* name = circle::EnumNameBuiltinOperator(static_cast<circle::BuiltinOperator>(builtin));
     std::string label = name && *name ? name : fmt::format("BUILTIN_{}", builtin);
     if (builtin == circle::BuiltinOperator_CUSTOM && code->custom_code())
-      label = "CUSTOM(" + code->custom_code()->str() + ")";
+      label = "CUSTOM(" + printable(code->custom_code()) + ")";
     opcode_names.emplace_back(builtin, label);
   }
 
@@ -101,27 +109,28 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
       const circle::Tensor* tensor = sg->tensors()->Get(static_cast<flatbuffers::uoffset_t>(t));
       TensorInfo ti;
       ti.name = tensor->name() ? tensor->name()->str() : "";
+      const std::string shown = printable(tensor->name());
       ti.shape = to_vector(tensor->shape());
       ti.shape_signature = to_vector(tensor->shape_signature());
       ti.dtype_code = tensor->type();
       const char* type_name = circle::EnumNameTensorType(tensor->type());
       if (tensor->type() < circle::TensorType_MIN || tensor->type() > circle::TensorType_MAX || !type_name || !*type_name)
-        fail(source, fmt::format("{}: tensor {} ('{}') has unknown type {}", where, t, ti.name, int(tensor->type())));
+        fail(source, fmt::format("{}: tensor {} ('{}') has unknown type {}", where, t, shown, int(tensor->type())));
       ti.dtype = type_name;
       ti.buffer = tensor->buffer();
       if (ti.buffer >= info.buffer_count && !(ti.buffer == 0 && info.buffer_count == 0))
         fail(source, fmt::format("{}: tensor {} ('{}') refers to buffer {} but the model has {} buffers", where, t,
-                                 ti.name, ti.buffer, info.buffer_count));
+                                 shown, ti.buffer, info.buffer_count));
       ti.data_bytes = ti.buffer < buffer_bytes.size() ? buffer_bytes[ti.buffer] : 0;
       uint64_t elements = 1;
       for (int32_t d : ti.shape) {
-        if (d < 0) fail(source, fmt::format("{}: tensor {} ('{}') has negative dimension {}", where, t, ti.name, d));
+        if (d < 0) fail(source, fmt::format("{}: tensor {} ('{}') has negative dimension {}", where, t, shown, d));
         elements = d == 0 ? 0 : (elements > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d) ? 0 : elements * d);
       }
       uint64_t esize = element_size(tensor->type());
       if (ti.data_bytes && esize && ti.data_bytes != elements * esize)
         fail(source, fmt::format("{}: tensor {} ('{}') has {} bytes of data for shape [{}] of {} ({} expected)", where, t,
-                                 ti.name, ti.data_bytes, fmt::join(ti.shape, ", "), ti.dtype, elements * esize));
+                                 shown, ti.data_bytes, fmt::join(ti.shape, ", "), ti.dtype, elements * esize));
       if (const circle::QuantizationParameters* q = tensor->quantization()) {
         ti.scale = to_vector(q->scale());
         ti.zero_point = to_vector(q->zero_point());
@@ -130,10 +139,10 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
           if (ti.quantized_dimension < 0 || static_cast<size_t>(ti.quantized_dimension) >= ti.shape.size() ||
               static_cast<size_t>(ti.shape[ti.quantized_dimension]) != ti.scale.size())
             fail(source, fmt::format("{}: tensor {} ('{}') has {} scales that do not match dimension {} of shape [{}]",
-                                     where, t, ti.name, ti.scale.size(), ti.quantized_dimension, fmt::join(ti.shape, ", ")));
+                                     where, t, shown, ti.scale.size(), ti.quantized_dimension, fmt::join(ti.shape, ", ")));
         }
         if (!ti.zero_point.empty() && ti.zero_point.size() != ti.scale.size())
-          fail(source, fmt::format("{}: tensor {} ('{}') has {} scales but {} zero points", where, t, ti.name,
+          fail(source, fmt::format("{}: tensor {} ('{}') has {} scales but {} zero points", where, t, shown,
                                    ti.scale.size(), ti.zero_point.size()));
       }
       sub.tensors.push_back(std::move(ti));
