@@ -154,14 +154,37 @@ def op_histogram(data: bytes) -> Counter:
     return ops
 
 
-def output_quantization(data: bytes) -> Optional[Tuple[float, int]]:
-    """(scale, zero point) of the first output tensor of subgraph 0, when it is quantized."""
+def _tensor_quantization(data: bytes, which: str) -> Tuple[str, Optional[Tuple[float, int]]]:
+    """Type name and (scale, zero point) of the first input / output tensor of subgraph 0."""
     circle = _circle()
+    types = {v: k for k, v in vars(circle.TensorType.TensorType).items() if not k.startswith("_")}
     sg = circle.Model.Model.GetRootAs(data, 0).Subgraphs(0)
-    q = sg.Tensors(sg.Outputs(0)).Quantization()
-    if q is None or q.ScaleLength() == 0:
-        return None
-    return float(q.Scale(0)), int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
+    tensor = sg.Tensors(sg.Inputs(0) if which == "input" else sg.Outputs(0))
+    q = tensor.Quantization()
+    qparams = None
+    if q is not None and q.ScaleLength():
+        qparams = float(q.Scale(0)), int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
+    return types.get(tensor.Type(), str(tensor.Type())), qparams
+
+
+_INT_RANGES = {"UINT8": (np.uint8, 0, 255), "INT8": (np.int8, -128, 127), "INT16": (np.int16, -32768, 32767)}
+
+
+def file_inputs(data: bytes, inputs: List[np.ndarray]) -> Tuple[List[np.ndarray], str]:
+    """The float inputs as the file takes them: quantized with its own input qparams when its input
+    tensor is an integer one (then the file's first op is not a QUANTIZE of a float input)."""
+    kind, qparams = _tensor_quantization(data, "input")
+    if kind == "FLOAT32":
+        return inputs, ""
+    if kind not in _INT_RANGES or qparams is None:
+        return inputs, f"{kind} input without quantization parameters"
+    dtype, lo, hi = _INT_RANGES[kind]
+    scale, zero_point = qparams
+    return [np.clip(np.round(x / scale) + zero_point, lo, hi).astype(dtype) for x in inputs], f"{kind.lower()} input"
+
+
+def output_quantization(data: bytes) -> Optional[Tuple[float, int]]:
+    return _tensor_quantization(data, "output")[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,10 +208,13 @@ def run_in_onert(path: Path, inputs: List[np.ndarray], workdir: Path) -> Tuple[O
     proc = subprocess.run([sys.executable, "-c", _ONERT_CHILD, str(runtime_py), str(path), str(in_path),
                            str(out_path)], capture_output=True, text=True)
     if proc.returncode != 0:
-        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        # onert prints its reason ("Fail to load model: ...") before the exception's generic status
+        lines = [line.strip() for line in (proc.stdout + "\n" + proc.stderr).splitlines()
+                 if line.strip() and not line.startswith((" ", "Traceback", "^"))]
+        detail = " | ".join(lines[-3:]) if lines else f"exit code {proc.returncode}"
         if proc.returncode < 0:
-            return None, f"onert crashed (signal {-proc.returncode}){': ' + lines[-1] if lines else ''}"
-        return None, "onert: " + one_line(lines[-1] if lines else f"exit code {proc.returncode}")
+            return None, f"onert crashed (signal {-proc.returncode}): {one_line(detail)}"
+        return None, "onert: " + one_line(detail)
     return np.load(out_path), ""
 
 
@@ -311,9 +337,11 @@ def graph_output_qparams(gm: torch.fx.GraphModule) -> Optional[Tuple[float, int]
 
 def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor], refs: np.ndarray,
                   float_argmax: np.ndarray, workdir: Path) -> str:
-    outs, error = run_in_onert(path, [x.numpy() for x in eval_x], workdir)
+    inputs, input_note = file_inputs(r.data, [x.numpy() for x in eval_x])
+    outs, error = run_in_onert(path, inputs, workdir)
     if outs is None:
         return error
+    note = f" [{input_note}]" if input_note else ""
     outs = outs.reshape(refs.shape) if outs.size == refs.size else outs
     if outs.shape != refs.shape:
         return f"output shape {outs.shape[1:]} != PyTorch {refs.shape[1:]}"
@@ -325,14 +353,14 @@ def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor],
     err = float(np.abs(outs.astype(np.float64) - refs.astype(np.float64)).max())
     n = len(eval_x)
     if not case.quantized:
-        return f"max abs err {err:.2e} (|ref| max {np.abs(refs).max():.1f}, {n} inputs)"
+        return f"max abs err {err:.2e} (|ref| max {np.abs(refs).max():.1f}, {n} inputs){note}"
     agree_q = int((outs.argmax(-1) == refs.argmax(-1)).sum())
     agree_f = int((outs.argmax(-1) == float_argmax).sum())
     if case.out_qparams is None:
         steps = f"max abs err {err:.2e} (output not quantized in the graph)"
     else:
         steps = f"max err {err / case.out_qparams[0]:.2f} steps"
-    return f"{steps}; argmax = quantized graph {agree_q}/{n}, = float model {agree_f}/{n}"
+    return f"{steps}; argmax = quantized graph {agree_q}/{n}, = float model {agree_f}/{n}{note}"
 
 
 # ---------------------------------------------------------------------------------------------

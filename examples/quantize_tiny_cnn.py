@@ -5,11 +5,14 @@
    for bit against torch.ops.quantized_decomposed.
 2. The PT2E flow: torch.export -> prepare_pt2e(CircleQuantizer) -> calibrate -> convert_pt2e for
    each preset, with the converted model's SQNR against float and its weakest layer.
+3. Export: each converted model -> .circle (ONE's uint8 convention, run in onert) or .tflite
+   (TFLite's int8 / int16, run in LiteRT), and the runtime's outputs against PyTorch's.
 
-    python examples/quantize_tiny_cnn.py [--batches 16] [--observer histogram|minmax]
+    python examples/quantize_tiny_cnn.py [--batches 16] [--observer histogram|minmax] [--out DIR]
 """
 import argparse
 import math
+import numpy as np
 import sys
 import time
 from pathlib import Path
@@ -70,6 +73,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=16, help="calibration batches of 8")
     parser.add_argument("--observer", choices=["histogram", "minmax"], default="histogram")
+    parser.add_argument("--out", default="build/models", help="where the exported files go")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -118,12 +122,13 @@ def main():
 
     print("\nPT2E: torch.export -> prepare_pt2e(CircleQuantizer) -> calibrate -> convert_pt2e")
     test = [example_inputs(seed=1000 + s) for s in range(4)]
-    model_sqnr = {}
+    model_sqnr, converted_models = {}, {}
     for preset in ("uint8", "int8", "int16"):
         exported = torch.export.export(model, (batches[0],)).module()
         prepared = prepare_pt2e(exported, CircleQuantizer(preset, observer=args.observer))
         torch_circle.calibrate(prepared, batches, label=f"  calibrating {preset}")
         converted = convert_pt2e(prepared)
+        converted_models[preset] = converted
         with torch.no_grad():
             reference = torch.cat([model(x) for x in test])
             quantized = torch.cat([converted(x) for x in test])
@@ -133,7 +138,37 @@ def main():
         print(f"  {preset:<6} model output SQNR {model_sqnr[preset]:5.1f} dB, top-1 agreement "
               f"{(reference.argmax(1) == quantized.argmax(1)).float().mean().item() * 100:5.1f}%, "
               f"weakest layer {weakest[0]} ({weakest[2]:.1f} dB)")
-    ok = identical and worst > 20 and min(model_sqnr.values()) > 20
+
+    print("\nExport: converted model -> file -> a runtime nobody here wrote, against PyTorch")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    agreement_ok = True
+    targets = [("float", "circle", model), ("uint8", "circle", converted_models["uint8"]),
+               ("int8", "tflite", converted_models["int8"]), ("int16", "tflite", converted_models["int16"])]
+    for preset, fmt, source in targets:
+        t0 = time.perf_counter()
+        cm = torch_circle.export(source, (batches[0],), format=fmt)
+        export_ms = (time.perf_counter() - t0) * 1e3
+        path = cm.save(out_dir / f"tiny_cnn_{preset}.{fmt}")
+        with torch.no_grad():
+            expected = torch.cat([source(t) for t in test]).numpy()
+        actual = np.concatenate([cm.run(t)[0] for t in test])  # the file's batch size is static
+        runtime = "onert" if fmt == "circle" else "LiteRT"
+        argmax = np.mean(actual.argmax(1) == expected.argmax(1)) * 100
+        if preset == "float":
+            error = np.abs(actual - expected).max()
+            agreement_ok &= error <= 1e-5
+            detail = f"max |diff| {error:.1e}"
+        else:
+            sg = cm.info["subgraphs"][0]
+            dq = next(op for op in sg["operators"] if sg["outputs"][0] in op["outputs"])
+            steps = np.abs(actual - expected).max() / sg["tensors"][dq["inputs"][0]]["scale"][0]
+            agreement_ok &= steps <= (1.001 if preset != "int16" else 2.001)
+            detail = f"max |diff| {steps:.2f} output steps"
+        agreement_ok &= argmax == 100
+        print(f"  {preset:<6} {path} ({len(cm.data):,} bytes, {len(cm.operators)} ops, {export_ms:.0f} ms) "
+              f"in {runtime}: {detail}, argmax agreement {argmax:.1f}%")
+    ok = identical and worst > 20 and min(model_sqnr.values()) > 20 and agreement_ok
     return 0 if ok else 1
 
 

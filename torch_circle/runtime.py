@@ -32,11 +32,27 @@ def run(model: bytes, inputs: Sequence, runtime: str = "auto", num_threads: int 
     if runtime == "auto":
         runtime = "litert" if identifier == b"TFL3" else "onert"
     arrays = [_as_numpy(x) for x in inputs]
+    _check_shapes(model, arrays)
     if runtime == "onert":
         return run_onert(model, arrays)
     if runtime == "litert":
         return run_litert(model, arrays, num_threads=num_threads)
     raise ValueError(f"runtime must be 'onert', 'litert' or 'auto', not {runtime!r}")
+
+
+def _check_shapes(model: bytes, arrays: Sequence[np.ndarray]) -> None:
+    """Static dims must match (runtimes fail obscurely otherwise); -1 dims take any size."""
+    from . import _C
+    sg = _C.read_circle(model, "<model>")["subgraphs"][0]
+    if len(arrays) != len(sg["inputs"]):
+        raise ValueError(f"the model takes {len(sg['inputs'])} inputs, got {len(arrays)}")
+    for k, (index, x) in enumerate(zip(sg["inputs"], arrays)):
+        t = sg["tensors"][index]
+        dims = t["shape_signature"] or t["shape"]
+        if len(dims) != x.ndim or any(d >= 0 and d != n for d, n in zip(dims, x.shape)):
+            raise ValueError(f"input {k} ('{t['name']}'): the model expects shape "
+                             f"{['?' if d < 0 else d for d in dims]}, got {list(x.shape)} (export with "
+                             "dynamic_shapes to accept other sizes)")
 
 
 def run_onert(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
