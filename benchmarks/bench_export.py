@@ -29,10 +29,12 @@ Each file runs in onert in a child process, so a runtime crash becomes a table e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import gc
 import importlib.metadata
+import io
 import os
 import platform
 import shlex
@@ -65,17 +67,6 @@ TARGET_SPEEDUP = 5.0
 # torch.export's pytree deprecation noise when deep-copying / re-exporting programs.
 warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 
-TICO_WARNINGS: List[str] = []  # everything TICO warned about, reported at the end
-try:
-    with warnings.catch_warnings(record=True) as _caught:
-        warnings.simplefilter("always")
-        import tico
-    TICO_WARNINGS += [f"import tico: {w.category.__name__}: {w.message}" for w in _caught]
-    TICO_ERROR = None
-except Exception as error:  # noqa: BLE001  (not installed, or broken against this torch)
-    tico, TICO_ERROR = None, f"{type(error).__name__}: {error}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -84,6 +75,18 @@ def one_line(error: BaseException | str, limit: int = 240) -> str:
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     text = " | ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+TICO_WARNINGS: List[str] = []  # everything TICO warned about, reported at the end
+CURRENT_CASE = [""]
+try:
+    with warnings.catch_warnings(record=True) as _caught:
+        warnings.simplefilter("always")
+        import tico
+    TICO_WARNINGS += [f"import tico: {w.category.__name__}: {one_line(str(w.message), 200)}" for w in _caught]
+    TICO_ERROR = None
+except Exception as error:  # noqa: BLE001  (not installed, or broken against this torch)
+    tico, TICO_ERROR = None, f"{type(error).__name__}: {error}"
 
 
 def fmt_s(seconds: Optional[float]) -> str:
@@ -258,11 +261,14 @@ def torch_circle_convert(program) -> bytes:
 
 
 def tico_convert(program) -> bytes:
-    with warnings.catch_warnings(record=True) as caught:
+    printed = io.StringIO()  # TICO prints some warnings ("[QuantCheck] ...") to stdout
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
         warnings.simplefilter("always")
         binary = tico.convert_from_exported_program(program).circle_binary
-    for w in caught:
-        message = f"tico conversion: {w.category.__name__}: {one_line(str(w.message), 200)}"
+    messages = [f"{w.category.__name__}: {one_line(str(w.message), 200)}" for w in caught]
+    messages += [f"printed: {line.strip()}" for line in printed.getvalue().splitlines() if line.strip()]
+    for message in messages:
+        message = f"{CURRENT_CASE[0]}: {message}"
         if message not in TICO_WARNINGS:
             TICO_WARNINGS.append(message)
     return bytes(binary)
@@ -271,6 +277,7 @@ def tico_convert(program) -> bytes:
 def time_conversions(case: Case, repeats: int, exporters: Dict[str, Callable]) -> List[Result]:
     """N rounds; in each, every exporter converts a fresh deep copy of the same program."""
     results = [Result(case.name, name, "ExportedProgram") for name in exporters]
+    CURRENT_CASE[0] = case.name
     if case.program is None:
         for r in results:
             r.error = case.setup_error
@@ -289,7 +296,7 @@ def time_conversions(case: Case, repeats: int, exporters: Dict[str, Callable]) -
             try:
                 data = exporters[r.exporter](program)
             except Exception as error:  # noqa: BLE001
-                r.error = one_line(error)
+                r.error = explain(r.exporter, one_line(error))
                 r.times.clear()
                 if os.environ.get("BENCH_TRACEBACK"):
                     traceback.print_exc()
@@ -299,6 +306,12 @@ def time_conversions(case: Case, repeats: int, exporters: Dict[str, Callable]) -
             print(f"  {case.name:9s} {r.exporter:12s} run {round_ + 1}/{repeats}: "
                   f"{fmt_s(r.times[-1])}", file=sys.stderr, flush=True)
     return results
+
+
+def explain(exporter: str, error: str) -> str:
+    if exporter == "tico" and "Unsupported quantization range: (-2147483648, 2147483647)" in error:
+        return "tico rejects the graph's int32 bias quantize/dequantize nodes: " + error
+    return error
 
 
 def time_plain(fn: Callable, repeats: int, fresh: Callable = lambda: None) -> Tuple[Optional[float], str]:
@@ -383,6 +396,7 @@ def main(argv=None) -> int:
                         help="skip timing torch-circle with torch.export capture included")
     parser.add_argument("--save-dir", type=Path, default=None, help="keep the .circle files here")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # the report and stderr's progress lines in order
     model_name = args.model or ("tiny_resnet" if args.quick else "resnet50")
     repeats = args.repeats or (2 if args.quick else 5)
     n_eval = args.eval_inputs or (2 if args.quick else 4)

@@ -11,7 +11,8 @@ export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 step() { printf '\n== %s\n' "$*"; }
 
 # --- Debian packages ---------------------------------------------------------------------------
-APT_PACKAGES=(g++ make libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev)
+# clang + libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh (Debian 12's clang is 14).
+APT_PACKAGES=(g++ make libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev clang libclang-rt-14-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh), builds the GoogleTest suites, runs them with ctest, then pytest.
+# Sets up (scripts/setup.sh), builds the GoogleTest suites, runs them with ctest, fuzzes the
+# .circle reader for FUZZ_SECONDS (default 60; 0 skips), then runs pytest.
 #   bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,12 @@ cmake -S . -B "$BUILD" -DTORCH_CIRCLE_BUILD_TESTS=ON \
   -DCMAKE_PREFIX_PATH="$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')" > /dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)"
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+if (( FUZZ_SECONDS > 0 )); then
+  printf '\n== Fuzzing the .circle reader for %s s (libFuzzer)\n' "$FUZZ_SECONDS"
+  bash scripts/fuzz.sh "$FUZZ_SECONDS"
+fi
 
 printf '\n== Python tests (pytest)\n'
 "$PYTHON" -m pytest tests/python -q "$@"

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstring>
 #include <fstream>
 #include <limits>
 
@@ -32,9 +33,17 @@ std::string printable(const flatbuffers::String* name) {
   return out.size() > 80 ? out.substr(0, 80) + "..." : out;
 }
 
+// flatbuffers 2.0.8's Verifier checks only a vector's 4-byte length field, so the elements of an
+// 8-byte vector ([long] zero_point) may be misaligned in a hostile file: copy them bytewise.
 template <typename T>
 std::vector<T> to_vector(const flatbuffers::Vector<T>* v) {
-  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>{};
+  std::vector<T> out(v ? v->size() : 0);
+  for (size_t i = 0; i < out.size(); ++i) {
+    T x;
+    std::memcpy(&x, v->Data() + i * sizeof(T), sizeof(T));
+    out[i] = flatbuffers::EndianScalar(x);
+  }
+  return out;
 }
 
 }  // namespace
