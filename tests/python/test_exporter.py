@@ -28,6 +28,10 @@ def _zoo():
     image = torch.randn(2, 3, 32, 32, generator=gen)
     tokens = torch.randn(2, 8, 32, generator=gen)
     layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    grouped = torch.nn.Sequential(  # ResNeXt-style grouped conv, strided
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=4), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
     return {
         "tiny_cnn": (build_tiny_cnn(), (torch.randn(4, 1, 16, 16, generator=gen),)),
         "resnet": (models.seeded(models.ResNetLike()), (image,)),
@@ -35,6 +39,7 @@ def _zoo():
         "encoder": (models.seeded(models.EncoderLayer()), (tokens,)),
         "transformer_encoder_layer": (models.seeded(layer), (tokens,)),
         "llama_block": (models.seeded(models.LlamaBlock()), (tokens,)),
+        "grouped_conv": (models.seeded(grouped), (image,)),
     }
 
 
@@ -90,7 +95,7 @@ QUANTIZED = [("uint8", "circle"), ("int8", "tflite"), ("int16", "tflite")]
 # near-tie (docs/numerics.md), and the float regions of transformers (norms, GELU, softmax
 # inputs) add one more. int16 steps are 256 times finer, so the same rounding shows as one step
 # more, more often. Measured (benchmarks/README.md): CNNs 0-1 steps, transformers 2 (3 in int16).
-CNNS = ("tiny_cnn", "resnet", "mobilenet_v2")
+CNNS = ("tiny_cnn", "resnet", "mobilenet_v2", "grouped_conv")
 
 
 def step_bounds(name, preset):

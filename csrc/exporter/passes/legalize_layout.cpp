@@ -67,6 +67,59 @@ Op* to_nhwc(Graph& graph, Op* op, const std::string& type, std::vector<Tensor*> 
 
 std::vector<int64_t> hw(const std::vector<int64_t>& nchw) { return {nchw[2], nchw[3]}; }
 
+// Rows [start, start + length) of a constant, with their per-channel parameters.
+Tensor* constant_rows(Graph& graph, const Tensor* c, int64_t start, int64_t length, const std::string& suffix) {
+  Tensor* rows = graph.add_constant(c->name + suffix, c->data.narrow(0, start, length));
+  if (c->quant) {
+    QuantParams q = *c->quant;
+    if (q.per_channel() && q.axis == 0) {
+      q.scale.assign(c->quant->scale.begin() + start, c->quant->scale.begin() + start + length);
+      q.zero_point.assign(c->quant->zero_point.begin() + start, c->quant->zero_point.begin() + start + length);
+    }
+    rows->quant = q;
+  }
+  return rows;
+}
+
+// A grouped convolution is `groups` convolutions side by side: each reads its slice of the
+// input channels with its slice of the filters, and the outputs are concatenated.
+void legalize_grouped_conv(Graph& graph, Op* op, Tensor* x_nhwc, const std::string& padding) {
+  Tensor* w = op->inputs[1];
+  Tensor* bias = op->inputs.size() > 2 ? op->inputs[2] : nullptr;
+  Tensor* y = op->outputs[0];
+  if (!w->is_constant() || (bias && !bias->is_constant()))
+    fail(*op, "a grouped convolution needs constant weights and bias");
+  int64_t groups = op->i("groups");
+  int64_t in_per_group = w->shape[1], out_per_group = w->shape[0] / groups;
+  std::vector<int64_t> y_nhwc_shape = permute(y->shape, kNchwToNhwc);
+  std::vector<Tensor*> pieces;
+  for (int64_t g = 0; g < groups; ++g) {
+    std::string suffix = fmt::format("_group{}", g);
+    std::vector<int64_t> size = x_nhwc->shape;
+    size[3] = in_per_group;
+    Tensor* x_g = graph.add_tensor(x_nhwc->name + suffix, size, x_nhwc->dtype);
+    x_g->quant = x_nhwc->quant;
+    Op* slice = graph.insert_before(op, "SLICE", {x_nhwc}, {x_g});
+    slice->attrs = {{"begin", std::vector<int64_t>{0, 0, 0, g * in_per_group}}, {"size", size}};
+    Tensor* w_g = constant_rows(graph, w, g * out_per_group, out_per_group, suffix);
+    Tensor* w_ohwi = insert_transpose(graph, op, w_g, {0, 2, 3, 1}, "_ohwi");
+    Tensor* b_g = bias ? constant_rows(graph, bias, g * out_per_group, out_per_group, suffix) : nullptr;
+    std::vector<int64_t> piece_shape = y_nhwc_shape;
+    piece_shape[3] = out_per_group;
+    Tensor* y_g = graph.add_tensor(y->name + suffix, piece_shape, y->dtype);
+    y_g->quant = y->quant;
+    Op* conv = graph.insert_before(op, "CONV_2D", {x_g, w_ohwi, b_g}, {y_g});
+    conv->attrs = {{"stride", op->ints("stride")}, {"dilation", op->ints("dilation")}, {"padding", padding}};
+    if (op->has("fused_activation")) conv->attrs["fused_activation"] = op->attrs.at("fused_activation");
+    pieces.push_back(y_g);
+  }
+  Tensor* y_nhwc = graph.add_tensor(y->name + "_nhwc", y_nhwc_shape, y->dtype);
+  y_nhwc->quant = y->quant;
+  graph.insert_before(op, "CONCATENATION", pieces, {y_nhwc})->attrs["axis"] = int64_t{3};
+  graph.remove_op(op);
+  graph.insert_before(op, "TRANSPOSE", {y_nhwc}, {y})->attrs["perm"] = kNhwcToNchw;
+}
+
 void legalize_conv(Graph& graph, Op* op) {
   Tensor* x = op->inputs[0];
   Tensor* w = op->inputs[1];
@@ -85,8 +138,8 @@ void legalize_conv(Graph& graph, Op* op) {
     type = "DEPTHWISE_CONV_2D";
     weight_perm = {1, 2, 3, 0};  // O1HW → 1HWO
   } else {
-    fail(*op, fmt::format("grouped convolution ({} groups over {} channels) is not supported; only "
-                          "groups=1 and depthwise", groups, channels));
+    type = "CONV_2D";  // grouped: one CONV_2D per group, concatenated (below)
+    weight_perm = {0, 2, 3, 1};
   }
   std::vector<int64_t> effective{dilation[0] * (w->shape[2] - 1) + 1, dilation[1] * (w->shape[3] - 1) + 1};
   std::string padding = circle_padding(hw(x->shape), hw(op->outputs[0]->shape), effective, stride, pads);
@@ -95,6 +148,7 @@ void legalize_conv(Graph& graph, Op* op) {
     x_nhwc = pad_nhwc(graph, op, x_nhwc, pads, std::nullopt);  // zeros (the zero point when quantized)
     padding = "VALID";
   }
+  if (groups > 1 && type == "CONV_2D") return legalize_grouped_conv(graph, op, x_nhwc, padding);
   Tensor* w_circle = insert_transpose(graph, op, w, weight_perm, type == "CONV_2D" ? "_ohwi" : "_1hwo");
   Op* conv = to_nhwc(graph, op, type, {w_circle, bias}, x_nhwc);
   conv->attrs.insert({{"stride", stride}, {"dilation", dilation}, {"padding", padding}});
