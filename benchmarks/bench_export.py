@@ -102,6 +102,17 @@ def version(dist: str) -> str:
         return "not installed"
 
 
+def cpu_seconds() -> Tuple[float, float]:
+    """(CPU-seconds all processes have used, CPU-seconds this process and its children used)."""
+    ours = sum(os.times()[:4])
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+        return busy / os.sysconf("SC_CLK_TCK"), ours
+    except (OSError, ValueError, IndexError):
+        return float("nan"), ours
+
+
 def machine_info() -> List[str]:
     cpu = platform.processor() or "unknown"
     try:
@@ -122,7 +133,6 @@ def machine_info() -> List[str]:
         f"onert {version('onert')}, torch-circle {torch_circle.__version__}, "
         f"circle-schema {version('circle-schema')}, numpy {np.__version__}",
         f"python:   {platform.python_version()} on {platform.platform()}",
-        f"load:     {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1/5/15-min load average at start)",
     ]
 
 
@@ -409,6 +419,8 @@ def main(argv=None) -> int:
                                       ("--no-capture-timing", args.no_capture_timing)) if on]
 
     wall = time.perf_counter()
+    cpu_start = cpu_seconds()
+    load_start = os.getloadavg()
     build, shape, description = MODELS[model_name]
     model = build()
     if args.no_inplace_relu:
@@ -559,7 +571,13 @@ def main(argv=None) -> int:
         for w in TICO_WARNINGS:
             print(f"  {one_line(w, 300)}")
         print()
-    print(f"total wall time {time.perf_counter() - wall:.0f} s")
+    elapsed = time.perf_counter() - wall
+    cpu_end = cpu_seconds()
+    others = (cpu_end[0] - cpu_start[0]) - (cpu_end[1] - cpu_start[1])
+    print(f"total wall time {elapsed:.0f} s; other processes used {max(others, 0):.0f} CPU-s meanwhile "
+          f"({max(others, 0) / elapsed:.0%} of one core); load average (1/5/15 min) "
+          f"{' '.join(f'{v:.2f}' for v in load_start)} at start, "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at end")
     print("reproduce: " + " ".join(shlex.quote(c) if " " not in c else c for c in command))
     return 0
 

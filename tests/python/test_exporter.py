@@ -40,6 +40,8 @@ def _zoo():
         "transformer_encoder_layer": (models.seeded(layer), (tokens,)),
         "llama_block": (models.seeded(models.LlamaBlock()), (tokens,)),
         "grouped_conv": (models.seeded(grouped), (image,)),
+        "op_mix": (models.seeded(models.OpMix()), (torch.randint(0, 50, (2, 6), generator=gen),
+                                                   torch.randn(2, 4, 4, 4, generator=gen))),
     }
 
 
@@ -68,12 +70,16 @@ def convert(model, args, preset):
 
 
 def output_scale(cm) -> float:
-    """The scale of the integer tensor the model's output is dequantized from."""
+    """The scale of the integer tensor the model's output is dequantized from (behind any
+    layout ops that follow the DEQUANTIZE)."""
     sg = cm.info["subgraphs"][0]
-    out = sg["outputs"][0]
-    producer = next(op for op in sg["operators"] if out in op["outputs"])
-    assert producer["op"] == "DEQUANTIZE", "the output of a quantized model comes out of a DEQUANTIZE"
-    return sg["tensors"][producer["inputs"][0]]["scale"][0]
+    tensor = sg["outputs"][0]
+    while True:
+        producer = next(op for op in sg["operators"] if tensor in op["outputs"])
+        if producer["op"] == "DEQUANTIZE":
+            return sg["tensors"][producer["inputs"][0]]["scale"][0]
+        assert producer["op"] in ("TRANSPOSE", "RESHAPE"), "a quantized model's output is dequantized"
+        tensor = producer["inputs"][0]
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -95,7 +101,7 @@ QUANTIZED = [("uint8", "circle"), ("int8", "tflite"), ("int16", "tflite")]
 # near-tie (docs/numerics.md), and the float regions of transformers (norms, GELU, softmax
 # inputs) add one more. int16 steps are 256 times finer, so the same rounding shows as one step
 # more, more often. Measured (benchmarks/README.md): CNNs 0-1 steps, transformers 2 (3 in int16).
-CNNS = ("tiny_cnn", "resnet", "mobilenet_v2", "grouped_conv")
+CNNS = ("tiny_cnn", "resnet", "mobilenet_v2", "grouped_conv", "op_mix")
 
 
 def step_bounds(name, preset):

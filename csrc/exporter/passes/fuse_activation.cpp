@@ -10,7 +10,7 @@ namespace torch_circle::exporter {
 
 void fuse_activation(Graph& graph) {
   static const std::set<std::string> producers{
-      "torch.conv2d", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
+      "torch.conv2d", "torch.conv_transpose2d", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV",
       "torch.avg_pool2d", "torch.max_pool2d", "CONCATENATION"};
   static const std::set<std::string> activations{"RELU", "RELU6", "RELU_N1_TO_1"};
   for (Op* act : graph.live_ops()) {

@@ -176,6 +176,93 @@ void legalize_pool(Graph& graph, Op* op) {
   pool->attrs.insert({{"kernel", kernel}, {"stride", stride}, {"padding", padding}});
 }
 
+// Zeros in `like`'s domain (its zero point when quantized), as a constant of `shape`.
+Tensor* zeros_like_domain(Graph& graph, const Tensor* like, const std::vector<int64_t>& shape) {
+  at::Tensor zeros = at::zeros(shape, dtype_to_torch(like->dtype));
+  if (like->quant) zeros.fill_(like->quant->zero_point[0]);
+  Tensor* c = graph.add_constant(like->name + "_zeros", zeros);
+  c->quant = like->quant;
+  return c;
+}
+
+Tensor* emit_nhwc(Graph& graph, const Op* anchor, const char* type, std::vector<Tensor*> inputs,
+                  const Tensor* like, const std::vector<int64_t>& shape, const std::string& suffix) {
+  Tensor* out = graph.add_tensor(like->name + suffix, shape, like->dtype);
+  out->quant = like->quant;
+  graph.insert_before(anchor, type, std::move(inputs), {out});
+  return out;
+}
+
+// onert 0.1.0 has no TRANSPOSE_CONV kernel. A transposed convolution is a stride-1 convolution,
+// with the kernel flipped and its in/out channels swapped, over the input with (stride - 1) zeros
+// inserted between pixels and (k - 1 - padding) zeros around. The zeros go in with RESHAPE +
+// CONCATENATION (4-D only), then SLICE / PAD trim the borders.
+void legalize_conv_transpose_as_conv(Graph& graph, Op* op) {
+  Tensor* x = op->inputs[0];
+  Tensor* w = op->inputs[1];
+  Tensor* bias = op->inputs.size() > 2 ? op->inputs[2] : nullptr;
+  Tensor* y = op->outputs[0];
+  if (numel(x->shape) < 0) fail(*op, "needs a static input shape");
+  at::Tensor weights;
+  std::optional<QuantParams> weight_quant;
+  if (w->is_constant()) {
+    weights = w->data;
+    weight_quant = w->quant;
+  } else if (w->producer && w->producer->type == "DEQUANTIZE" && w->producer->inputs[0]->is_constant()) {
+    const Tensor* q = w->producer->inputs[0];  // the op stays float: use the real weights
+    weights = dequantize_constant(q->data, *q->quant);
+  } else {
+    fail(*op, "needs constant weights");
+  }
+  std::vector<int64_t> stride = op->ints("stride"), pads = op->ints("padding"), extra = op->ints("output_padding");
+  int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
+  int64_t kh = w->shape[2], kw = w->shape[3];
+  Tensor* cur = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
+  // Zero insertion: width, then height (each leaves stride - 1 zeros after the last pixel too).
+  if (stride[1] > 1) {
+    Tensor* r = emit_nhwc(graph, op, "RESHAPE", {cur}, cur, {n * h, wd, 1, c}, "_cols");
+    r->producer->attrs["shape"] = r->shape;
+    Tensor* cat = emit_nhwc(graph, op, "CONCATENATION", {r, zeros_like_domain(graph, cur, {n * h, wd, stride[1] - 1, c})},
+                            cur, {n * h, wd, stride[1], c}, "_colzeros");
+    cat->producer->attrs["axis"] = int64_t{2};
+    cur = emit_nhwc(graph, op, "RESHAPE", {cat}, cur, {n, h, wd * stride[1], c}, "_wide");
+    cur->producer->attrs["shape"] = cur->shape;
+  }
+  if (stride[0] > 1) {
+    int64_t row = cur->shape[2] * c;
+    Tensor* r = emit_nhwc(graph, op, "RESHAPE", {cur}, cur, {n, h, 1, row}, "_rows");
+    r->producer->attrs["shape"] = r->shape;
+    Tensor* cat = emit_nhwc(graph, op, "CONCATENATION", {r, zeros_like_domain(graph, cur, {n, h, stride[0] - 1, row})},
+                            cur, {n, h, stride[0], row}, "_rowzeros");
+    cat->producer->attrs["axis"] = int64_t{2};
+    cur = emit_nhwc(graph, op, "RESHAPE", {cat}, cur, {n, h * stride[0], cur->shape[2], c}, "_tall");
+    cur->producer->attrs["shape"] = cur->shape;
+  }
+  // Borders: k - 1 - padding zeros before; after, that plus output_padding, minus the stride - 1
+  // zeros already there. Negative amounts crop.
+  std::vector<int64_t> before{kh - 1 - pads[0], kw - 1 - pads[1]};
+  std::vector<int64_t> after{kh - 1 - pads[0] + extra[0] - (stride[0] - 1), kw - 1 - pads[1] + extra[1] - (stride[1] - 1)};
+  std::vector<int64_t> begin{0, std::max<int64_t>(-before[0], 0), std::max<int64_t>(-before[1], 0), 0};
+  std::vector<int64_t> size = cur->shape;
+  for (int d = 0; d < 2; ++d) size[1 + d] -= begin[1 + d] + std::max<int64_t>(-after[d], 0);
+  if (size != cur->shape) {
+    cur = emit_nhwc(graph, op, "SLICE", {cur}, cur, size, "_cropped");
+    cur->producer->attrs = {{"begin", begin}, {"size", size}};
+  }
+  std::vector<int64_t> pad{std::max<int64_t>(before[0], 0), std::max<int64_t>(before[1], 0),
+                           std::max<int64_t>(after[0], 0), std::max<int64_t>(after[1], 0)};
+  if (pad[0] || pad[1] || pad[2] || pad[3]) cur = pad_nhwc(graph, op, cur, pad, std::nullopt);
+  // Kernel: [in, out, kh, kw] → flipped [out, kh, kw, in]; per-channel parameters move with `out`.
+  at::Tensor kernel = weights.flip({2, 3}).permute({1, 2, 3, 0}).contiguous();
+  Tensor* k = graph.add_constant(w->name + "_flipped", kernel);
+  k->quant = weight_quant;
+  if (k->quant && k->quant->per_channel()) k->quant->axis = k->quant->axis == 1 ? 0 : 3;
+  if (!bias) bias = graph.add_constant(y->name + "_zero_bias", at::zeros({w->shape[1]}, at::kFloat));
+  Op* conv = to_nhwc(graph, op, "CONV_2D", {k, bias}, cur);
+  conv->attrs.insert({{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
+                      {"padding", std::string("VALID")}});
+}
+
 // TRANSPOSE_CONV computes the VALID-padded full output, (H - 1) * s + k; PyTorch crops `padding`
 // from each side and adds `output_padding` at the end. SAME covers the common case; otherwise a
 // STRIDED_SLICE crops the VALID output.
@@ -225,6 +312,8 @@ void legalize_layout(Graph& graph) {
     if (op->dead) continue;
     if (op->type == "torch.conv2d") legalize_conv(graph, op);
     else if (op->type == "torch.max_pool2d" || op->type == "torch.avg_pool2d") legalize_pool(graph, op);
+    else if (op->type == "torch.conv_transpose2d" && graph.format == FileFormat::kCircle)
+      legalize_conv_transpose_as_conv(graph, op);
     else if (op->type == "torch.conv_transpose2d") legalize_conv_transpose(graph, op);
   }
   remove_dead_code(graph);

@@ -52,7 +52,8 @@ Op* sole_user(const Graph& graph, const Tensor* tensor) {
 bool runs_quantized(const Graph& graph, const std::string& type) {
   // Measured with single-op models in onert 0.1.0 (uint8) and LiteRT 2.3 (int8 / int16).
   static const std::set<std::string> onert{
-      "torch.conv2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
+      // (torch.conv_transpose2d becomes CONV_2D over zero-inserted input for onert.)
+      "torch.conv2d", "torch.conv_transpose2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
       "torch.avg_pool2d", "AVERAGE_POOL_2D", "torch.max_pool2d", "MAX_POOL_2D", "MEAN", "CONCATENATION",
       "RESHAPE", "TRANSPOSE", "PAD", "SLICE", "GATHER", "SOFTMAX", "LOGISTIC", "TANH", "MAXIMUM"};
   static const std::set<std::string> litert{

@@ -16,7 +16,7 @@ void decompose_norms(Graph& graph);       // layer norm / RMS norm → MEAN, SUB
 void fuse_activation(Graph& graph);       // conv / fc / add ... + RELU / RELU6 → fused activation
 
 // Quantization.
-void sink_dequantize(Graph& graph);       // dq → layout op becomes layout op → dq (qparams propagate)
+void propagate_qparams(Graph& graph);     // dq sinks / q rises through layout ops, taking qparams along
 void fold_quantization(Graph& graph);     // dq → op → q becomes one quantized op; weights as integers
 void quantize_bias(Graph& graph);         // conv / fc bias → int32 (int64 for int16) at s_in * s_w
 

@@ -12,7 +12,7 @@ const std::vector<std::pair<std::string, std::function<void(Graph&)>>>& pass_pip
       {"fuse_batch_norm", fuse_batch_norm},
       {"decompose_norms", decompose_norms},
       {"fuse_activation", fuse_activation},
-      {"sink_dequantize", sink_dequantize},
+      {"propagate_qparams", propagate_qparams},
       {"fold_constants", fold_constants},
       {"fold_quantization", fold_quantization},
       {"quantize_bias", quantize_bias},

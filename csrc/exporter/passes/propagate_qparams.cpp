@@ -1,10 +1,11 @@
-// Propagates quantization through ops that only move data. A float layout op reading a
-// DEQUANTIZE output runs on the integers instead and the DEQUANTIZE moves behind it:
+// Propagates quantization parameters through ops that only move data, in both directions:
 //     q → DEQUANTIZE → RESHAPE → ...     becomes     q → RESHAPE → DEQUANTIZE → ...
+//     ... → RESHAPE → QUANTIZE → q       becomes     ... → QUANTIZE → RESHAPE → q
 // The moved tensor keeps the parameters (a transpose remaps a per-channel axis). This lets a
-// weight transposed in the graph (addmm's mat2) fold to a quantized constant, and lets layout
-// ops the quantizer did not annotate stay integer. A DEQUANTIZE → QUANTIZE pair left behind
-// becomes one requantize, or nothing when the two agree.
+// weight transposed in the graph (addmm's mat2) fold to a quantized constant, lets layout ops the
+// quantizer did not annotate stay integer, and puts a QUANTIZE right behind the op it belongs
+// to when an importer decomposed a node (conv1d = reshape, conv2d, reshape). A DEQUANTIZE →
+// QUANTIZE pair left behind becomes one requantize, or nothing when the two agree.
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
@@ -49,7 +50,7 @@ std::optional<int32_t> reshaped_axis(const std::vector<int64_t>& from, const std
 
 }  // namespace
 
-void sink_dequantize(Graph& graph) {
+void propagate_qparams(Graph& graph) {
   static const std::set<std::string> layout_ops{"RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "BROADCAST_TO", "TILE"};
   for (Op* op : graph.live_ops()) {
     if (op->dead || !layout_ops.count(op->type) || !runs_quantized(graph, op->type)) continue;
@@ -76,6 +77,24 @@ void sink_dequantize(Graph& graph) {
     moved->producer = op;
     out->producer = nullptr;
     graph.insert_after(op, "DEQUANTIZE", {moved}, {out});
+  }
+  // QUANTIZE up through a float layout op whose output only it reads.
+  for (Op* q : graph.live_ops()) {
+    if (q->dead || q->type != "QUANTIZE") continue;
+    Op* op = q->inputs[0]->producer;
+    Tensor* out = q->outputs[0];
+    if (!op || op->dead || !layout_ops.count(op->type) || !runs_quantized(graph, op->type) ||
+        !sole_user(graph, q->inputs[0]) || op->inputs[0]->dtype != DType::kFloat32 || out->quant->per_channel())
+      continue;
+    Tensor* x = op->inputs[0];
+    Tensor* x_q = graph.add_tensor(x->name + "_q", x->shape, out->dtype);
+    x_q->quant = out->quant;
+    graph.remove_op(q);
+    graph.insert_before(op, "QUANTIZE", {x}, {x_q});
+    graph.set_input(op, 0, x_q);
+    op->outputs[0]->producer = nullptr;
+    op->outputs[0] = out;
+    out->producer = op;
   }
   fold_dequantize_quantize(graph);
   remove_dead_code(graph);
