@@ -29,6 +29,7 @@ Each file runs in onert in a child process, so a runtime crash becomes a table e
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import copy
 import dataclasses
@@ -38,6 +39,7 @@ import io
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,15 +54,36 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-import torch_circle
-from torch_circle.quantizer import CircleQuantizer  # before torchao: silences its CUDA warnings
-from torch_circle.quantizer import preset as circle_preset
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _use_this_checkout() -> str:
+    """Benchmarks the torch_circle of the checkout this script is in when it is built there (an
+    editable install may point elsewhere); --snapshot imports a copy, so a rebuild during the run
+    cannot pull the native library from under the process (which crashes it)."""
+    package = ROOT / "torch_circle"
+    if not any(package.glob("_C*.so")):
+        return "installed package"
+    if "--snapshot" in sys.argv:
+        tmp = Path(tempfile.mkdtemp(prefix="bench_export_"))
+        shutil.copytree(package, tmp / "torch_circle", ignore=shutil.ignore_patterns("__pycache__"))
+        atexit.register(shutil.rmtree, tmp, True)
+        sys.path.insert(0, str(tmp))
+        return f"a snapshot of {package} taken at start"
+    sys.path.insert(0, str(ROOT))
+    return "this checkout"
+
+
+PACKAGE_ORIGIN = _use_this_checkout()
+
+import torch_circle  # noqa: E402
+from torch_circle.quantizer import CircleQuantizer  # noqa: E402  before torchao: silences its CUDA warnings
+from torch_circle.quantizer import preset as circle_preset  # noqa: E402
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from resnet50 import MODELS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_TIME_S = 1.0  # the issue's targets for ResNet-50
 TARGET_SPEEDUP = 5.0
 
@@ -113,6 +136,17 @@ def cpu_seconds() -> Tuple[float, float]:
         return float("nan"), ours
 
 
+def git_state() -> str:
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,  # noqa: E731
+                                        text=True, timeout=10).stdout.strip()
+        head = run("rev-parse", "--short", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"; checkout at git {head}{' with uncommitted changes' if dirty else ''}" if head else ""
+
+
 def machine_info() -> List[str]:
     cpu = platform.processor() or "unknown"
     try:
@@ -132,6 +166,7 @@ def machine_info() -> List[str]:
         f"versions: torch {torch.__version__}, torchao {version('torchao')}, tico {tico_v}, "
         f"onert {version('onert')}, torch-circle {torch_circle.__version__}, "
         f"circle-schema {version('circle-schema')}, numpy {np.__version__}",
+        f"package:  torch_circle from {Path(torch_circle.__file__).parent} ({PACKAGE_ORIGIN}{git_state()})",
         f"python:   {platform.python_version()} on {platform.platform()}",
     ]
 
@@ -373,7 +408,8 @@ def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor],
         if qp is None:
             return f"{outs.dtype} output without quantization parameters"
         outs = (outs.astype(np.float64) - qp[1]) * qp[0]
-    err = float(np.abs(outs.astype(np.float64) - refs.astype(np.float64)).max())
+    diff = np.abs(outs.astype(np.float64) - refs.astype(np.float64))
+    err = float(diff.max())
     n = len(eval_x)
     if not case.quantized:
         return f"max abs err {err:.2e} (|ref| max {np.abs(refs).max():.1f}, {n} inputs){note}"
@@ -382,7 +418,9 @@ def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor],
     if case.out_qparams is None:
         steps = f"max abs err {err:.2e} (output not quantized in the graph)"
     else:
-        steps = f"max err {err / case.out_qparams[0]:.2f} steps"
+        scale = case.out_qparams[0]
+        steps = (f"max err {err / scale:.2f} steps (mean {diff.mean() / scale:.2f}, "
+                 f"{(diff <= 1.01 * scale).mean():.0%} within 1 step)")
     return f"{steps}; argmax = quantized graph {agree_q}/{n}, = float model {agree_f}/{n}{note}"
 
 
@@ -404,6 +442,8 @@ def main(argv=None) -> int:
                         help="skip the uint8-fb case (uint8 with float bias, the form TICO accepts)")
     parser.add_argument("--no-capture-timing", action="store_true",
                         help="skip timing torch-circle with torch.export capture included")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="import a copy of this checkout's torch_circle (safe while it is being rebuilt)")
     parser.add_argument("--save-dir", type=Path, default=None, help="keep the .circle files here")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # the report and stderr's progress lines in order
@@ -416,7 +456,8 @@ def main(argv=None) -> int:
                "--eval-inputs", str(n_eval), "--calib-inputs", str(n_calib)]
     command += [flag for flag, on in (("--no-inplace-relu", args.no_inplace_relu),
                                       ("--no-float-bias-variant", args.no_float_bias_variant),
-                                      ("--no-capture-timing", args.no_capture_timing)) if on]
+                                      ("--no-capture-timing", args.no_capture_timing),
+                                      ("--snapshot", args.snapshot)) if on]
 
     wall = time.perf_counter()
     cpu_start = cpu_seconds()

@@ -37,17 +37,6 @@ def sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
     return math.inf if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
 
 
-def output_step(cm) -> float:
-    """Scale of the integer tensor the model's output is dequantized from."""
-    sg = cm.info["subgraphs"][0]
-    tensor = sg["outputs"][0]
-    while True:
-        op = next(op for op in sg["operators"] if tensor in op["outputs"])
-        if op["op"] == "DEQUANTIZE":
-            return sg["tensors"][op["inputs"][0]]["scale"][0]
-        tensor = op["inputs"][0]  # through the layout ops that may follow it
-
-
 def collect_activations(model, batches, observer):
     """Runs calibration batches and observes every leaf module's output with the C++ ops."""
     state, hooks = {}, []
@@ -171,7 +160,7 @@ def main():
             agreement_ok &= error <= 1e-5
             detail = f"max |diff| {error:.1e}"
         else:
-            steps = np.abs(actual - expected).max() / output_step(cm)
+            steps = np.abs(actual - expected).max() / cm.output_step()
             agreement_ok &= steps <= (1.001 if preset != "int16" else 2.001)
             detail = f"max |diff| {steps:.2f} output steps"
         agreement_ok &= argmax == 100

@@ -106,6 +106,23 @@ class CircleModel:
     def operators(self) -> list[str]:
         return [op["op"] for op in self.info["subgraphs"][0]["operators"]]
 
+    def output_step(self, index: int = 0) -> float | None:
+        """The quantization step (scale) of the integer tensor model output `index` is dequantized
+        from, looking through layout ops after the DEQUANTIZE; None when the output is computed in
+        float. The natural unit for comparing a quantized model's outputs."""
+        sg = self.info["subgraphs"][0]
+        tensor = sg["outputs"][index]
+        producers = {t: op for op in sg["operators"] for t in op["outputs"]}
+        while tensor in producers:
+            op = producers[tensor]
+            if op["op"] == "DEQUANTIZE":
+                scale = sg["tensors"][op["inputs"][0]]["scale"]
+                return scale[0] if len(scale) == 1 else None
+            if op["op"] not in ("TRANSPOSE", "RESHAPE"):
+                return None
+            tensor = op["inputs"][0]
+        return None
+
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.write_bytes(self.data)

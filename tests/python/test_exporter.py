@@ -70,16 +70,9 @@ def convert(model, args, preset):
 
 
 def output_scale(cm) -> float:
-    """The scale of the integer tensor the model's output is dequantized from (behind any
-    layout ops that follow the DEQUANTIZE)."""
-    sg = cm.info["subgraphs"][0]
-    tensor = sg["outputs"][0]
-    while True:
-        producer = next(op for op in sg["operators"] if tensor in op["outputs"])
-        if producer["op"] == "DEQUANTIZE":
-            return sg["tensors"][producer["inputs"][0]]["scale"][0]
-        assert producer["op"] in ("TRANSPOSE", "RESHAPE"), "a quantized model's output is dequantized"
-        tensor = producer["inputs"][0]
+    step = cm.output_step()
+    assert step is not None, "a quantized model's output is dequantized from integers"
+    return step
 
 
 @pytest.mark.parametrize("name", list(ZOO))
