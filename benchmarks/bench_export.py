@@ -534,6 +534,23 @@ def main(argv=None) -> int:
                 continue
             r.check = check_outputs(case, r, path, eval_x, refs_by_case[r.case], float_argmax, workdir)
 
+    # Noise floor of the quantized comparisons: how far the quantized PyTorch graph itself moves
+    # when its input gets +-0.5 input-quantization-step uniform noise (rounding-level differences).
+    noise_floor: Dict[str, str] = {}
+    for case in cases:
+        if not case.quantized or case.reference is None or case.out_qparams is None:
+            continue
+        in_q = next((n for n in case.reference.graph.nodes if "quantize_per_tensor" in str(n.target)
+                     and n.args and getattr(n.args[0], "op", "") == "placeholder"), None)
+        if in_q is None or not isinstance(in_q.args[1], float):
+            continue
+        noise_gen = torch.Generator().manual_seed(99)
+        with torch.no_grad():
+            noisy = [x + (torch.rand(x.shape, generator=noise_gen) - 0.5) * in_q.args[1] for x in eval_x]
+            moved = np.stack([case.reference(x).numpy() for x in noisy])
+        d = np.abs(moved.astype(np.float64) - refs_by_case[case.name]) / case.out_qparams[0]
+        noise_floor[case.name] = f"max {d.max():.2f} steps, mean {d.mean():.2f}, {(d <= 1.01).mean():.0%} within 1 step"
+
     # ------------------------------------------------------------------ report
     print()
     print(f"Circle export benchmark: {description}, input {'x'.join(map(str, shape))}, "
@@ -563,6 +580,8 @@ def main(argv=None) -> int:
     print(fmt_row(tuple("-" * w for w in widths) + ("-" * 16,)))
     for row in rows:
         print(fmt_row(row))
+    for name, text in noise_floor.items():
+        print(f"noise floor {name}: the quantized PyTorch graph itself, input +-0.5 input step of noise: {text}")
     print()
     print("ops by type (top 5):")
     for r in results:

@@ -240,3 +240,21 @@ def test_command_line_convert_inspect_verify(tmp_path):
     bad.write_bytes(out.read_bytes()[:100])
     run = subprocess.run(cli + ["verify", str(bad)], capture_output=True, text=True)
     assert run.returncode == 1 and "bad.circle" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_in_place_ops_export_as_their_out_of_place_twins():
+    class InPlace(torch.nn.Module):
+        def forward(self, x):
+            y = torch.nn.functional.relu(x * 2, inplace=True)
+            return y.add_(1)
+
+    class ReadsMutated(torch.nn.Module):
+        def forward(self, x):
+            y = x * 2
+            z = y.relu_()
+            return z + y  # y was mutated: its value here is z's
+
+    x = torch.randn(3, 5)
+    for model in (InPlace(), ReadsMutated()):  # torch.export points later reads at the mutated value
+        cm = torch_circle.export(model, (x,))
+        np.testing.assert_allclose(cm.run(x)[0], model(x.clone()).numpy(), rtol=1e-6, atol=1e-6)

@@ -31,6 +31,38 @@ const ImportFn* find_importer(const std::string& target) {
   return it == registry().end() ? nullptr : &it->second;
 }
 
+namespace {
+// "aten.relu_.default" → "aten.relu.default": the out-of-place op of an in-place one, if any.
+std::string out_of_place(const std::string& target) {
+  size_t first = target.find('.'), second = target.find('.', first + 1);
+  if (first == std::string::npos || second == std::string::npos || target[second - 1] != '_' ||
+      target[second - 2] == '_')
+    return "";
+  return target.substr(0, second - 1) + target.substr(second);
+}
+
+bool reads_node(const FxArg& a, int node) {
+  if (a.kind == FxArg::Kind::kNode) return a.node == node;
+  for (const FxArg& item : a.list)
+    if (reads_node(item, node)) return true;
+  return false;
+}
+
+// An in-place op is its out-of-place twin when nothing after it reads the tensor it mutated.
+bool mutated_input_read_later(const FxGraph& fx, size_t index) {
+  const FxNode& node = fx.nodes[index];
+  if (node.args.empty() || node.args[0].kind != FxArg::Kind::kNode) return false;
+  int mutated = node.args[0].node;
+  for (size_t later = index + 1; later < fx.nodes.size(); ++later) {
+    for (const FxArg& a : fx.nodes[later].args)
+      if (reads_node(a, mutated)) return true;
+    for (const auto& kv : fx.nodes[later].kwargs)
+      if (reads_node(kv.second, mutated)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 // --- ImportContext ----------------------------------------------------------------------------
 
 std::string ImportContext::origin() const {
@@ -269,6 +301,14 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       continue;
     } else if (node.op == "call_function") {
       const ImportFn* importer = find_importer(node.target);
+      if (!importer && !out_of_place(node.target).empty()) {
+        importer = find_importer(out_of_place(node.target));
+        if (importer && mutated_input_read_later(fx, index)) {
+          broken.push_back(ctx.origin() + ": an in-place op whose input is read again afterwards; "
+                                          "export a model without in-place ops on shared tensors");
+          continue;
+        }
+      }
       // A node whose inputs failed to import is skipped: its own error would only repeat.
       bool inputs_ok = true;
       std::function<void(const FxArg&)> check = [&](const FxArg& a) {
