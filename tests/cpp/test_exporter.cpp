@@ -180,13 +180,15 @@ TEST(Exporter, ReportsEveryUnsupportedNodeAtOnce) {
   int a = b.call("aten.frobnicate.default", {node(x)}, {2, 3});
   int c = b.call("aten.relu.default", {node(a)}, {2, 3});
   int d = b.call("aten.unknown_op.default", {node(x)}, {2, 3});
-  b.output({c, d});
+  int e = b.call("aten.downstream_unknown.default", {node(c)}, {2, 3});  // behind a failed node
+  b.output({e, d});
   try {
     ex::export_fx_graph(b.graph);
     FAIL() << "expected an ExportError";
   } catch (const ex::ExportError& e) {
     std::string message = e.what();
-    EXPECT_NE(message.find("2 node(s)"), std::string::npos) << message;
+    EXPECT_NE(message.find("3 node(s)"), std::string::npos) << message;
+    EXPECT_NE(message.find("aten.downstream_unknown.default"), std::string::npos) << message;
     EXPECT_NE(message.find("aten.frobnicate.default"), std::string::npos) << message;
     EXPECT_NE(message.find("aten.unknown_op.default"), std::string::npos) << message;
     EXPECT_EQ(message.find("aten.relu"), std::string::npos) << "a node fed by an unsupported one is not blamed";

@@ -13,3 +13,12 @@ def test_bench_ops_quick_run_prints_table_and_command():
                 "minmax", "histogram", "memcpy"):
         assert row in out, row
     assert "reproduce: python benchmarks/bench_ops.py" in out
+
+
+def test_bench_export_quick_run_prints_table_targets_and_command():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_export.py"), "--quick"],
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    for row in ("float     torch-circle", "uint8     torch-circle", "targets (issue, for ResNet-50)",
+                "ratios (same case, same program)"):
+        assert row in out, row
+    assert "reproduce: python benchmarks/bench_export.py" in out

@@ -309,7 +309,8 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
           continue;
         }
       }
-      // A node whose inputs failed to import is skipped: its own error would only repeat.
+      // A node whose inputs failed to import is not imported (its own error would only repeat),
+      // but an unsupported op is listed wherever it sits.
       bool inputs_ok = true;
       std::function<void(const FxArg&)> check = [&](const FxArg& a) {
         if (a.kind == FxArg::Kind::kNode && ctx.values(a.node).empty() &&
@@ -319,7 +320,10 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       };
       for (const FxArg& a : node.args) check(a);
       for (const auto& kv : node.kwargs) check(kv.second);
-      if (!inputs_ok) continue;
+      if (!inputs_ok) {
+        if (!importer) unsupported.push_back(ctx.origin());
+        continue;
+      }
       try {
         if (try_evaluate_constant(ctx)) continue;
         if (!importer) {
