@@ -68,7 +68,6 @@ IMPORT_OP({"aten.scaled_dot_product_attention.default"}, [](ImportContext& ctx) 
   ctx.emit("SOFTMAX", {logits}, {probs})->attrs["beta"] = 1.0;
   Tensor* out = ctx.output();
   ctx.emit("BATCH_MATMUL", {probs, v}, {out})->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
-  ctx.alias(out);
 });
 
 }  // namespace

@@ -23,8 +23,7 @@ void binary(ImportContext& ctx, const char* type, bool has_alpha = false) {
       b = scaled;
     }
   }
-  Op* op = ctx.emit(type, {a, b}, {ctx.output()});
-  (void)op;
+  ctx.emit(type, {a, b}, {ctx.output()});
 }
 
 #define UNARY(target, type) IMPORT_OP({target}, [](ImportContext& ctx) { unary(ctx, type); })
@@ -101,8 +100,7 @@ void clamp(ImportContext& ctx, std::optional<double> lo, std::optional<double> h
     current = next;
   }
   if (hi) ctx.emit("MINIMUM", {current, ctx.constant(at::scalar_tensor(*hi, at::kFloat), "max")}, {out});
-  if (!lo && !hi) ctx.alias(x);
-  ctx.alias(out);
+  if (!lo && !hi) ctx.alias(x);  // clamp() without bounds is the identity
 }
 IMPORT_OP({"aten.hardtanh.default"}, [](ImportContext& ctx) {
   clamp(ctx, ctx.float_arg(1, "min_val", -1.0), ctx.float_arg(2, "max_val", 1.0));
@@ -129,7 +127,6 @@ IMPORT_OP({"aten.silu.default"}, [](ImportContext& ctx) {
   ctx.emit("LOGISTIC", {x}, {sig});
   Tensor* out = ctx.output();
   ctx.emit("MUL", {x, sig}, {out});
-  ctx.alias(out);
 });
 
 // hardswish(x) = x * relu6(x + 3) / 6, written out: onert has no HARD_SWISH kernel. In a
@@ -145,7 +142,6 @@ IMPORT_OP({"aten.hardswish.default"}, [](ImportContext& ctx) {
   ctx.emit("MUL", {x, gate}, {product});
   Tensor* out = ctx.output();
   ctx.emit("MUL", {product, ctx.constant(at::scalar_tensor(1.0 / 6.0, at::kFloat), "sixth")}, {out});
-  ctx.alias(out);
 });
 
 IMPORT_OP({"aten.leaky_relu.default"}, [](ImportContext& ctx) {
@@ -173,7 +169,6 @@ IMPORT_OP({"aten.prelu.default", "aten._prelu_kernel.default"}, [](ImportContext
   ctx.emit("MUL", {negative, ctx.constant(alpha, "alpha")}, {scaled});
   Tensor* out = ctx.output();
   ctx.emit("ADD", {positive, scaled}, {out});
-  ctx.alias(out);
 });
 
 IMPORT_OP({"aten.where.self"}, [](ImportContext& ctx) {

@@ -77,7 +77,6 @@ void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) 
                    {"padding", std::vector<int64_t>{0, pads[0], 0, pads[1]}},
                    {"groups", groups}};
     ctx.reshape(y2, out->shape, "", out);
-    ctx.alias(out);
     return;
   }
   Op* conv = ctx.emit("torch.conv2d", {x, weight, bias}, {out});
@@ -139,7 +138,6 @@ void import_mm(ImportContext& ctx, size_t x_index, Tensor* bias, double beta, do
   Tensor* weight = transposed_2d(ctx, w_t, "weight");
   Op* fc = ctx.emit("FULLY_CONNECTED", {x, weight, bias}, {out});
   fc->attrs["keep_num_dims"] = int64_t{0};
-  ctx.alias(out);
 }
 
 IMPORT_OP({"aten.addmm.default"}, [](ImportContext& ctx) {

@@ -129,7 +129,6 @@ IMPORT_OP({"aten.select.int", "aten.select_copy.int"}, [](ImportContext& ctx) {
   slice_along(ctx, x, dim, index, index + 1, 1, piece);
   Tensor* out = ctx.output();
   ctx.reshape(piece, out->shape, "", out);
-  ctx.alias(out);
 });
 
 // unbind(x, dim): one SLICE + RESHAPE per index.

@@ -53,9 +53,7 @@ void fuse_batch_norm(Graph& graph) {
     std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(x->rank() - 1, 1)), 1);
     shape[0] = a.numel();
     Tensor* scaled = graph.add_tensor(y->name + "_scaled", x->shape, x->dtype);
-    Op* mul = graph.insert_before(bn, "MUL", {x, graph.add_constant(y->name + "_scale", a.to(at::kFloat).reshape(shape))},
-                                  {scaled});
-    (void)mul;
+    graph.insert_before(bn, "MUL", {x, graph.add_constant(y->name + "_scale", a.to(at::kFloat).reshape(shape))}, {scaled});
     graph.remove_op(bn);
     graph.insert_before(bn, "ADD", {scaled, graph.add_constant(y->name + "_shift", b.to(at::kFloat).reshape(shape))}, {y});
   }

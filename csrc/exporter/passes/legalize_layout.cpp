@@ -293,8 +293,7 @@ void legalize_conv_transpose(Graph& graph, Op* op) {
   // Build the uncropped op, then crop it back to y.
   Op* crop = graph.insert_before(op, "STRIDED_SLICE", {full_nchw}, {y});
   graph.remove_op(op);
-  Op* uncropped = graph.insert_before(crop, "torch.conv_transpose2d", {x, w, bias}, {full_nchw});
-  (void)uncropped;
+  graph.insert_before(crop, "torch.conv_transpose2d", {x, w, bias}, {full_nchw});
   crop->attrs = {{"begin", std::vector<int64_t>{0, 0, pads[0], pads[1]}},
                  {"end", std::vector<int64_t>{y->shape[0], y->shape[1], pads[0] + y->shape[2], pads[1] + y->shape[3]}},
                  {"strides", std::vector<int64_t>{1, 1, 1, 1}}, {"shrink_axis_mask", int64_t{0}}};
