@@ -137,6 +137,9 @@ bool try_sink(Graph& graph, Op* op) {
   size_t rank = static_cast<size_t>(op->outputs[0]->rank());
   if (unary_ops().count(op->type) || binary_ops().count(op->type)) {
     if (op->outputs.size() != 1) return false;
+    // Past a model output's DEQUANTIZE a transpose would move floats instead of integers and
+    // meet nothing to cancel with.
+    if (op->type == "DEQUANTIZE" && is_graph_output(graph, op->outputs[0])) return false;
     auto perm = shared_perm(*op, rank);
     if (!perm) return false;
     if (op->outputs[0]->quant && op->outputs[0]->quant->per_channel()) return false;
