@@ -258,3 +258,27 @@ def test_in_place_ops_export_as_their_out_of_place_twins():
     for model in (InPlace(), ReadsMutated()):  # torch.export points later reads at the mutated value
         cm = torch_circle.export(model, (x,))
         np.testing.assert_allclose(cm.run(x)[0], model(x.clone()).numpy(), rtol=1e-6, atol=1e-6)
+
+
+class MoreOps(torch.nn.Module):
+    """Ops detection and segmentation heads use: group norm, nearest upsampling, max / argmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.conv = torch.nn.GroupNorm(2, 4), torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        up = torch.nn.functional.interpolate(self.conv(x), scale_factor=(2, 3), mode="nearest")
+        values, _ = x.max(dim=1)
+        return up, self.norm(x), values, x.argmax(dim=-1), x.amax(dim=2, keepdim=True)
+
+
+@pytest.mark.parametrize("fmt", ["circle", "tflite"])
+def test_more_ops_match_pytorch(fmt):
+    model, x = models.seeded(MoreOps()), torch.randn(2, 4, 3, 5)
+    cm = torch_circle.export(model, (x,), format=fmt)
+    official(cm.data)
+    for actual, expected in zip(cm.run(x), model(x)):
+        expected = expected.detach().numpy()
+        assert actual.dtype == expected.dtype and actual.shape == expected.shape
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)

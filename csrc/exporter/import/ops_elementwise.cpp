@@ -190,6 +190,17 @@ IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "at
 
 // --- reductions --------------------------------------------------------------------------------
 
+// Reductions keep the reduced dims and a RESHAPE drops them when asked: onert 0.1.0's shape
+// checks reject several reductions without keep_dims.
+Tensor* reduce_into(ImportContext& ctx, const char* type, Tensor* x, std::vector<int64_t> dims, bool keepdim, Tensor* out) {
+  std::vector<int64_t> kept = x->shape;
+  for (int64_t d : dims) kept[d] = 1;
+  Tensor* reduced = keepdim ? out : ctx.temp(kept, out->dtype, "kept");
+  ctx.emit(type, {x}, {reduced})->attrs = {{"axes", dims}, {"keep_dims", int64_t{1}}};
+  if (!keepdim) ctx.reshape(reduced, out->shape, "", out);
+  return out;
+}
+
 void reduce(ImportContext& ctx, const char* type, size_t keepdim_index) {
   Tensor* x = ctx.tensor(0, "input");
   std::vector<int64_t> dims = ctx.ints_arg(1, "dim", std::vector<int64_t>{});
@@ -197,14 +208,50 @@ void reduce(ImportContext& ctx, const char* type, size_t keepdim_index) {
     for (int64_t d = 0; d < x->rank(); ++d) dims.push_back(d);
   for (int64_t& d : dims)
     if (d < 0) d += x->rank();
-  Op* op = ctx.emit(type, {x}, {ctx.output()});
-  op->attrs = {{"axes", dims}, {"keep_dims", int64_t{ctx.bool_arg(keepdim_index, "keepdim", false)}}};
+  reduce_into(ctx, type, x, dims, ctx.bool_arg(keepdim_index, "keepdim", false), ctx.output());
 }
 IMPORT_OP({"aten.mean.dim"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", 2); });
 IMPORT_OP({"aten.sum.dim_IntList"}, [](ImportContext& ctx) { reduce(ctx, "SUM", 2); });
 IMPORT_OP({"aten.amax.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MAX", 2); });
 IMPORT_OP({"aten.amin.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MIN", 2); });
 IMPORT_OP({"aten.mean.default"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", 99); });
+
+// argmax(x, dim, keepdim): ARG_MAX (int64 indices, as PyTorch returns).
+IMPORT_OP({"aten.argmax.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  if (!ctx.has_arg(1, "dim")) ctx.fail("argmax over the flattened tensor is not supported; give dim");
+  int64_t dim = ctx.int_arg(1, "dim");
+  if (dim < 0) dim += x->rank();
+  Tensor* out = ctx.output();
+  Tensor* indices = out;
+  bool keepdim = ctx.bool_arg(2, "keepdim", false);
+  if (keepdim) {
+    std::vector<int64_t> reduced = x->shape;
+    reduced.erase(reduced.begin() + dim);
+    indices = ctx.temp(reduced, out->dtype, "indices");
+  }
+  ctx.emit("ARG_MAX", {x}, {indices})->attrs["axis"] = dim;
+  if (keepdim) ctx.reshape(indices, out->shape, "", out);
+});
+
+// max(x, dim, keepdim) → (values, indices): REDUCE_MAX, and ARG_MAX only if the indices are read.
+IMPORT_OP({"aten.max.dim"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = ctx.int_arg(1, "dim");
+  if (dim < 0) dim += x->rank();
+  bool keepdim = ctx.bool_arg(2, "keepdim", false);
+  reduce_into(ctx, "REDUCE_MAX", x, {dim}, keepdim, ctx.output(0));
+  Tensor* indices = ctx.output(1);
+  if (keepdim) {
+    std::vector<int64_t> reduced = x->shape;
+    reduced.erase(reduced.begin() + dim);
+    Tensor* flat = ctx.temp(reduced, indices->dtype, "indices");
+    ctx.emit("ARG_MAX", {x}, {flat})->attrs["axis"] = dim;
+    ctx.reshape(flat, indices->shape, "", indices);
+  } else {
+    ctx.emit("ARG_MAX", {x}, {indices})->attrs["axis"] = dim;  // dropped by dead-code removal if unread
+  }
+});
 
 }  // namespace
 }  // namespace torch_circle::exporter

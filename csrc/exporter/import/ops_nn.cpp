@@ -259,6 +259,78 @@ IMPORT_OP({"aten.rms_norm.default"}, [](ImportContext& ctx) {
   op->attrs["eps"] = eps ? *eps : static_cast<double>(std::numeric_limits<float>::epsilon());
 });
 
+// group_norm(x, G, weight, bias, eps): statistics over [N, G, C/G * spatial], written out as
+// RESHAPE / MEAN / SUB / MUL / RSQRT, then the per-channel affine.
+IMPORT_OP({"aten.group_norm.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t groups = ctx.int_arg(1, "num_groups");
+  Tensor* weight = ctx.tensor_or_null(2, "weight");
+  Tensor* bias = ctx.tensor_or_null(3, "bias");
+  double eps = ctx.float_arg(4, "eps", 1e-5);
+  if (numel(x->shape) < 0 || x->rank() < 2) ctx.fail("group_norm needs a static input of rank >= 2");
+  int64_t n = x->shape[0], c = x->shape[1];
+  if (c % groups) ctx.fail(fmt::format("{} channels do not split into {} groups", c, groups));
+  int64_t per_group = numel(x->shape) / (n * groups);
+  Tensor* grouped = ctx.reshape(x, {n, groups, per_group}, "grouped");
+  auto mean_of = [&](Tensor* t, const char* suffix) {
+    Tensor* m = ctx.temp({n, groups, 1}, DType::kFloat32, suffix);
+    ctx.emit("MEAN", {t}, {m})->attrs = {{"axes", std::vector<int64_t>{2}}, {"keep_dims", int64_t{1}}};
+    return m;
+  };
+  Tensor* mean = mean_of(grouped, "mean");
+  Tensor* centered = ctx.temp(grouped->shape, DType::kFloat32, "centered");
+  ctx.emit("SUB", {grouped, mean}, {centered});
+  Tensor* squared = ctx.temp(grouped->shape, DType::kFloat32, "squared");
+  ctx.emit("MUL", {centered, centered}, {squared});
+  Tensor* var = mean_of(squared, "var");
+  Tensor* var_eps = ctx.temp(var->shape, DType::kFloat32, "var_eps");
+  ctx.emit("ADD", {var, ctx.constant(at::scalar_tensor(eps, at::kFloat), "eps")}, {var_eps});
+  Tensor* inv_std = ctx.temp(var->shape, DType::kFloat32, "inv_std");
+  ctx.emit("RSQRT", {var_eps}, {inv_std});
+  Tensor* normed = ctx.temp(grouped->shape, DType::kFloat32, "normed");
+  ctx.emit("MUL", {centered, inv_std}, {normed});
+  Tensor* out = ctx.output();
+  Tensor* result = ctx.reshape(normed, x->shape, "normed_nchw", (weight || bias) ? nullptr : out);
+  std::vector<int64_t> per_channel(static_cast<size_t>(x->rank() - 1), 1);
+  per_channel[0] = c;
+  for (auto [param, type] : {std::pair{weight, "MUL"}, std::pair{bias, "ADD"}}) {
+    if (!param) continue;
+    if (!param->is_constant()) ctx.fail("group_norm weight and bias must be constants");
+    bool last = param == bias || !bias;
+    Tensor* next = last ? out : ctx.temp(x->shape, DType::kFloat32, "scaled");
+    ctx.emit(type, {result, ctx.constant(param->data.reshape(per_channel), "affine")}, {next});
+    result = next;
+  }
+});
+
+// Nearest upsampling by whole factors, written as copies: [..., W] → [..., W, s] → [..., W * s],
+// with RESHAPE and CONCATENATION only (no layout change, at most 4-D, runs in every runtime;
+// onert 0.1.0 has no RESIZE_NEAREST_NEIGHBOR kernel).
+IMPORT_OP({"aten.upsample_nearest2d.vec", "aten.upsample_nearest2d.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (x->rank() != 4 || numel(x->shape) < 0) ctx.fail("nearest upsampling needs a static 4-D input");
+  int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+  if (out->shape[2] % h || out->shape[3] % w)
+    ctx.fail(fmt::format("nearest upsampling from {}x{} to {}x{} is not by whole factors", h, w, out->shape[2], out->shape[3]));
+  int64_t sh = out->shape[2] / h, sw = out->shape[3] / w;
+  // `times` copies of t along a new axis 2: [rows, cols, 1] x times → [rows, cols, times].
+  auto copies = [&](Tensor* t, std::vector<int64_t> column_shape, int64_t times, const char* suffix) {
+    Tensor* column = ctx.reshape(t, column_shape, suffix);
+    std::vector<int64_t> shape = column_shape;
+    shape[2] = times;
+    Tensor* repeated = ctx.temp(shape, t->dtype, suffix);
+    repeated->quant = t->quant;
+    ctx.emit("CONCATENATION", std::vector<Tensor*>(static_cast<size_t>(times), column), {repeated})
+        ->attrs["axis"] = int64_t{2};
+    return repeated;
+  };
+  Tensor* current = x;
+  if (sw > 1) current = copies(current, {n * c * h, w, 1}, sw, "wide");              // [N*C*H, W, sw]
+  if (sh > 1) current = copies(current, {n * c, h, 1, w * sw}, sh, "tall");          // [N*C, H, sh, W*sw]
+  ctx.reshape(current, out->shape, "", out);
+});
+
 // --- others ------------------------------------------------------------------------------------
 
 IMPORT_OP({"aten.softmax.int", "aten._softmax.default", "aten._safe_softmax.default"}, [](ImportContext& ctx) {

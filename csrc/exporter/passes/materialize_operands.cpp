@@ -52,6 +52,8 @@ void materialize_operands(Graph& graph) {
     } else if (t == "SLICE") {
       append(int32_constant(graph, *op, op->ints("begin"), "begin"));
       append(int32_constant(graph, *op, op->ints("size"), "size"));
+    } else if (t == "ARG_MAX") {
+      append(int32_constant(graph, *op, {op->i("axis")}, "axis"));
     } else if (t == "TILE") {
       append(int32_constant(graph, *op, op->ints("multiples"), "multiples"));
     } else if (t == "SPLIT_V") {

@@ -132,6 +132,10 @@ const std::map<std::string, std::function<OptionsRef(Builder&, const Op&)>>& opt
                     circle::CreateCastOptions(b, static_cast<circle::TensorType>(op.inputs[0]->dtype),
                                               static_cast<circle::TensorType>(op.outputs[0]->dtype)));
        }},
+      {"ARG_MAX", [](Builder& b, const Op& op) {
+         return ref(circle::BuiltinOptions_ArgMaxOptions,
+                    circle::CreateArgMaxOptions(b, static_cast<circle::TensorType>(op.outputs[0]->dtype)));
+       }},
       {"SLICE", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_SliceOptions, circle::CreateSliceOptions(b)); }},
       {"TILE", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_TileOptions, circle::CreateTileOptions(b)); }},
       {"PAD", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_PadOptions, circle::CreatePadOptions(b)); }},
