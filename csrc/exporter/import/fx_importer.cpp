@@ -97,6 +97,13 @@ const FxArg& ImportContext::require(size_t index, const char* keyword) const {
   return *a;
 }
 
+const FxArg* ImportContext::given(size_t index, const char* keyword, bool has_fallback) const {
+  const FxArg* a = arg(index, keyword);
+  if (a && a->kind != FxArg::Kind::kNone) return a;
+  if (has_fallback) return nullptr;
+  return &require(index, keyword);  // a None where a value is required fails in the caller's check
+}
+
 Tensor* ImportContext::node_tensor(const FxArg& a) {
   if (a.node < 0 || static_cast<size_t>(a.node) >= node_index_)
     fail(fmt::format("refers to node #{} that is not before it", a.node));
@@ -133,11 +140,8 @@ Tensor* ImportContext::tensor_or_scalar(size_t index, const char* keyword) {
 }
 
 int64_t ImportContext::int_arg(size_t index, const char* keyword, std::optional<int64_t> fallback) const {
-  const FxArg* a = arg(index, keyword);
-  if (!a || a->kind == FxArg::Kind::kNone) {
-    if (fallback) return *fallback;
-    require(index, keyword);
-  }
+  const FxArg* a = given(index, keyword, fallback.has_value());
+  if (!a) return *fallback;
   if (a->kind == FxArg::Kind::kInt) return a->i;
   if (a->kind == FxArg::Kind::kBool) return a->b;
   if (a->kind == FxArg::Kind::kNode)
@@ -147,22 +151,16 @@ int64_t ImportContext::int_arg(size_t index, const char* keyword, std::optional<
 }
 
 double ImportContext::float_arg(size_t index, const char* keyword, std::optional<double> fallback) const {
-  const FxArg* a = arg(index, keyword);
-  if (!a || a->kind == FxArg::Kind::kNone) {
-    if (fallback) return *fallback;
-    require(index, keyword);
-  }
+  const FxArg* a = given(index, keyword, fallback.has_value());
+  if (!a) return *fallback;
   if (a->kind == FxArg::Kind::kFloat) return a->f;
   if (a->kind == FxArg::Kind::kInt) return static_cast<double>(a->i);
   fail(fmt::format("argument '{}' must be a number", keyword));
 }
 
 bool ImportContext::bool_arg(size_t index, const char* keyword, std::optional<bool> fallback) const {
-  const FxArg* a = arg(index, keyword);
-  if (!a || a->kind == FxArg::Kind::kNone) {
-    if (fallback) return *fallback;
-    require(index, keyword);
-  }
+  const FxArg* a = given(index, keyword, fallback.has_value());
+  if (!a) return *fallback;
   if (a->kind == FxArg::Kind::kBool) return a->b;
   if (a->kind == FxArg::Kind::kInt) return a->i != 0;
   fail(fmt::format("argument '{}' must be a bool", keyword));
@@ -170,11 +168,8 @@ bool ImportContext::bool_arg(size_t index, const char* keyword, std::optional<bo
 
 std::vector<int64_t> ImportContext::ints_arg(size_t index, const char* keyword,
                                              std::optional<std::vector<int64_t>> fallback) const {
-  const FxArg* a = arg(index, keyword);
-  if (!a || a->kind == FxArg::Kind::kNone) {
-    if (fallback) return *fallback;
-    require(index, keyword);
-  }
+  const FxArg* a = given(index, keyword, fallback.has_value());
+  if (!a) return *fallback;
   if (a->kind == FxArg::Kind::kInt) return {a->i};
   if (a->kind != FxArg::Kind::kList) fail(fmt::format("argument '{}' must be a list of integers", keyword));
   std::vector<int64_t> values;
@@ -192,11 +187,8 @@ std::vector<int64_t> ImportContext::ints_arg(size_t index, const char* keyword,
 
 at::ScalarType ImportContext::dtype_arg(size_t index, const char* keyword,
                                         std::optional<at::ScalarType> fallback) const {
-  const FxArg* a = arg(index, keyword);
-  if (!a || a->kind == FxArg::Kind::kNone) {
-    if (fallback) return *fallback;
-    require(index, keyword);
-  }
+  const FxArg* a = given(index, keyword, fallback.has_value());
+  if (!a) return *fallback;
   if (a->kind != FxArg::Kind::kDtype) fail(fmt::format("argument '{}' must be a dtype", keyword));
   return static_cast<at::ScalarType>(a->i);
 }

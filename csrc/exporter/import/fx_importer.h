@@ -61,6 +61,8 @@ class ImportContext {
 
  private:
   const FxArg& require(size_t index, const char* keyword) const;
+  // The argument if given (not None); nullptr when absent and the caller has a fallback.
+  const FxArg* given(size_t index, const char* keyword, bool has_fallback) const;
   Tensor* node_tensor(const FxArg& arg);
 
   Graph& graph_;
