@@ -94,6 +94,10 @@ setup(
     # the installed CPU build with a multi-GB CUDA one. scripts/setup.sh pins torch==2.13.0.
     install_requires=["numpy"],
     extras_require={"test": ["pytest"], "runtime": ["onert", "ai-edge-litert"]},
-    entry_points={"console_scripts": ["torch-circle = torch_circle.cli:main"]},
+    entry_points={
+        "console_scripts": ["torch-circle = torch_circle.cli:main"],
+        # torch.compile(model, backend="circle_quant") finds the backend here, no import needed.
+        "torch_dynamo_backends": ["circle_quant = torch_circle.backend:circle_quant_backend"],
+    },
     zip_safe=False,
 )

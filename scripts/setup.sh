@@ -12,7 +12,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 # --- Debian packages ---------------------------------------------------------------------------
 # clang + libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh (Debian 12's clang is 14).
-APT_PACKAGES=(g++ make libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev clang libclang-rt-14-dev)
+# g++-aarch64-linux-gnu + qemu-user: the AArch64 kernel tests of scripts/test_arm.sh.
+APT_PACKAGES=(g++ make libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev clang libclang-rt-14-dev
+              g++-aarch64-linux-gnu qemu-user)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

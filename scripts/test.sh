@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh), builds the GoogleTest suites, runs them with ctest, fuzzes the
-# .circle reader for FUZZ_SECONDS (default 60; 0 skips), then runs pytest.
+# Sets up (scripts/setup.sh), builds the GoogleTest suites, runs them with ctest, runs the
+# torch-free kernel tests cross built for AArch64 under qemu-user (scripts/test_arm.sh; ARM_TESTS=0
+# skips), fuzzes the .circle reader for FUZZ_SECONDS (default 60; 0 skips), then runs pytest.
 #   bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +10,16 @@ bash scripts/setup.sh
 
 BUILD=build/cmake
 printf '\n== C++ tests (GoogleTest via ctest)\n'
-cmake -S . -B "$BUILD" -DTORCH_CIRCLE_BUILD_TESTS=ON \
+# Python_EXECUTABLE: the interpreter with torch, which also writes the TorchScript test models.
+cmake -S . -B "$BUILD" -DTORCH_CIRCLE_BUILD_TESTS=ON -DPython_EXECUTABLE="$(command -v "$PYTHON")" \
   -DCMAKE_PREFIX_PATH="$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')" > /dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)"
+
+if [[ ${ARM_TESTS:-1} != 0 ]]; then
+  printf '\n== AArch64 kernel tests (cross build, ctest under qemu-user)\n'
+  bash scripts/test_arm.sh
+fi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 if (( FUZZ_SECONDS > 0 )); then

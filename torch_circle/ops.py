@@ -49,12 +49,19 @@ histogram_choose_qparams = _bind("histogram_choose_qparams")
 # In-place state updates for observers: one call per observed batch.
 running_minmax_ = _bind("running_minmax_")
 histogram_observe_ = _bind("histogram_observe_")
+# Fused int8 layers (docs/kernels.md): pack once (the torch.ops entry: not a hot path), run many
+# times (direct binding: at M = 1 the call overhead is a large part of the time).
+linear_prepack = _ops.linear_prepack.default
+quantized_linear = _bind("quantized_linear")
 
-KERNEL_ISAS = ("scalar", "avx2", "avx512")
+# Every ISA name the kernels know, lowest first per architecture (CIRCLE_QUANT_ISA takes the same
+# names); a CPU runs the ones it supports. Only the integer GEMM has avxvnni / avx512vnni / NEON
+# variants; other kernels use the next level down.
+KERNEL_ISAS = ("scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon", "neondot")
 
 
 def active_kernel_isa() -> str:
-    """The instruction set the kernels use now: 'scalar', 'avx2' or 'avx512'."""
+    """The instruction set the kernels use now: one of KERNEL_ISAS."""
     return _ops._active_isa()
 
 

@@ -46,9 +46,21 @@ QuantizeParams make_quantize_params(double scale, int64_t zero_point, int64_t qm
 #define CIRCLE_QUANT_X86_CASES(name, ...)
 #endif
 
+// The elementwise families have scalar, avx2 and avx512 variants; other levels use the one below
+// (isa.h).
+Isa elementwise_isa(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512Vnni: return Isa::kAvx512;
+    case Isa::kAvxVnni: return Isa::kAvx2;
+    case Isa::kNeon:
+    case Isa::kNeonDot: return Isa::kScalar;
+    default: return isa;
+  }
+}
+
 // Calls the microkernel family `name` for the active ISA.
 #define CIRCLE_QUANT_DISPATCH(name, ...)                                   \
-  switch (active_isa()) {                                                  \
+  switch (elementwise_isa(active_isa())) {                                                  \
     CIRCLE_QUANT_X86_CASES(name, __VA_ARGS__)                              \
     default: return ukernels::name##_scalar(__VA_ARGS__);                  \
   }

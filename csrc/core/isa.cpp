@@ -4,6 +4,11 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include <fmt/format.h>
 
 namespace circle_quant {
@@ -17,9 +22,19 @@ bool detect(Isa isa) {
     // __builtin_cpu_supports also checks that the OS saves the wider register state (XGETBV).
     case Isa::kAvx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvxVnni:
+      return detect(Isa::kAvx2) && __builtin_cpu_supports("avxvnni");
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    case Isa::kAvx512Vnni:
+      return detect(Isa::kAvx512) && __builtin_cpu_supports("avx512vnni");
+#endif
+#if defined(__aarch64__)
+    case Isa::kNeon:
+      return true;
+    case Isa::kNeonDot:
+      return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
     default:
       return false;
@@ -27,10 +42,11 @@ bool detect(Isa isa) {
 }
 
 Isa best_supported() {
-  for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
-    if (detect(isa)) return isa;
+  Isa best = Isa::kScalar;
+  for (Isa isa : kAllIsas) {
+    if (detect(isa)) best = isa;  // kAllIsas is ordered lowest first
   }
-  return Isa::kScalar;
+  return best;
 }
 
 // -1: no override; otherwise the Isa value.
@@ -52,17 +68,23 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2: return "avx2";
+    case Isa::kAvxVnni: return "avxvnni";
     case Isa::kAvx512: return "avx512";
+    case Isa::kAvx512Vnni: return "avx512vnni";
+    case Isa::kNeon: return "neon";
+    case Isa::kNeonDot: return "neondot";
   }
   return "unknown";
 }
 
 Isa parse_isa(const std::string& name) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+  std::string names;
+  for (Isa isa : kAllIsas) {
     if (name == isa_name(isa)) return isa;
+    names += names.empty() ? isa_name(isa) : fmt::format(", {}", isa_name(isa));
   }
-  throw std::invalid_argument(fmt::format(
-      "circle_quant: unknown ISA '{}'; expected one of: scalar, avx2, avx512", name));
+  throw std::invalid_argument(
+      fmt::format("circle_quant: unknown ISA '{}'; expected one of: {}", name, names));
 }
 
 bool isa_supported(Isa isa) { return detect(isa); }

@@ -1,8 +1,13 @@
 // Run-time choice of the instruction set the microkernels use.
 //
 // Every kernel family has a scalar reference and SIMD variants; the variant is picked once from
-// the CPU's features. The environment variable CIRCLE_QUANT_ISA (scalar | avx2 | avx512) or
+// the CPU's features. The environment variable CIRCLE_QUANT_ISA (one of the names below) or
 // set_isa_override() forces a lower path, so tests run every path on one machine.
+//
+// Levels are ordered within an architecture. Kernel families without a variant for a level use
+// the next one down: the elementwise kernels (quantize, observers) run their avx2 code under
+// avxvnni and their avx512 code under avx512vnni; only the integer GEMM uses the VNNI levels, and
+// on ARM only the GEMM has NEON variants so far.
 #pragma once
 
 #include <string>
@@ -12,12 +17,20 @@ namespace circle_quant {
 enum class Isa {
   kScalar = 0,
   kAvx2 = 1,    // AVX2 + FMA
-  kAvx512 = 2,  // AVX-512 F/BW/DQ/VL
+  kAvxVnni = 2,    // AVX2 + AVX-VNNI (vpdpbusd on ymm, VEX encoded)
+  kAvx512 = 3,     // AVX-512 F/BW/DQ/VL
+  kAvx512Vnni = 4, // AVX-512 F/BW/DQ/VL + VNNI (vpdpbusd on zmm)
+  kNeon = 5,       // AArch64 Advanced SIMD (always present on AArch64)
+  kNeonDot = 6,    // + the dot product extension (sdot / udot, Armv8.2-A DotProd)
 };
+
+// Every Isa value, lowest first, for parsing, listing and tests.
+constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2,  Isa::kAvxVnni, Isa::kAvx512,
+                            Isa::kAvx512Vnni, Isa::kNeon, Isa::kNeonDot};
 
 const char* isa_name(Isa isa);
 
-// Parses "scalar", "avx2", "avx512"; throws std::invalid_argument naming the accepted values.
+// Parses an isa_name() (scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot); throws std::invalid_argument naming the accepted values.
 Isa parse_isa(const std::string& name);
 
 // True when this CPU (and OS) can run kernels built for `isa`.

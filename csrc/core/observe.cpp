@@ -56,11 +56,28 @@ void upscale_into(const float* hist, float old_min, float old_max, float new_min
   // Midpoints increase with i, so the last edge <= mid only moves forward: one linear walk
   // instead of a bisection per midpoint. `edge` counts the edges <= mid (bucketize, right=True).
   int64_t edge = 0;
-  for (int64_t i = 0; i < fine; ++i) {
-    const float mid = linspace(old_min, old_max, old_step, fine + 1, i) + half_fine_bin;
+  auto advance = [&](float mid) {
     while (edge <= bins && linspace(new_min, new_max, new_step, bins + 1, edge) <= mid) ++edge;
-    const int64_t b = edge == 0 ? 0 : (edge - 1 >= bins ? bins - 1 : edge - 1);
-    out[b] += static_cast<double>(hist[i / rate]) / static_cast<double>(rate);
+    return edge == 0 ? int64_t{0} : (edge - 1 >= bins ? bins - 1 : edge - 1);
+  };
+  auto midpoint = [&](int64_t i) {
+    return linspace(old_min, old_max, old_step, fine + 1, i) + half_fine_bin;
+  };
+  for (int64_t ob = 0; ob < bins; ++ob) {
+    if (hist[ob] == 0.0f) continue;  // nothing to move; the walk catches up at the next bin
+    const double part = static_cast<double>(hist[ob]) / static_cast<double>(rate);
+    const int64_t first = ob * rate, last = first + rate - 1;
+    // The new range contains the old one, so new bins are at least as wide as old ones and the
+    // parts of one old bin usually share a new bin: test the two ends before walking every part.
+    const int64_t edge_before = edge;
+    const int64_t b_first = advance(midpoint(first));
+    const int64_t b_last = advance(midpoint(last));
+    if (b_first == b_last) {
+      for (int64_t i = first; i <= last; ++i) out[b_first] += part;  // same sums as the walk
+      continue;
+    }
+    edge = edge_before;
+    for (int64_t i = first; i <= last; ++i) out[advance(midpoint(i))] += part;
   }
 }
 

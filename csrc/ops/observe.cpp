@@ -92,16 +92,16 @@ void running_minmax_check(const at::Tensor& input, const at::Tensor& min_val,
 void histogram_observe_inplace_check(const at::Tensor& input, const at::Tensor& histogram,
                                      const at::Tensor& min_val, const at::Tensor& max_val,
                                      int64_t upsample_rate) {
-  histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
+  const char* op = "circle_quant::histogram_observe";
+  check_float_input(op, input);
+  check_histogram_state(op, histogram, min_val, max_val);
+  TORCH_CHECK_VALUE(upsample_rate >= 1, op, ": upsample_rate must be >= 1, got ", upsample_rate);
 }
 
 TensorTriple histogram_observe_allocate(const at::Tensor& input, const at::Tensor& histogram,
                                         const at::Tensor& min_val, const at::Tensor& max_val,
                                         int64_t upsample_rate) {
-  const char* op = "circle_quant::histogram_observe";
-  check_float_input(op, input);
-  check_histogram_state(op, histogram, min_val, max_val);
-  TORCH_CHECK_VALUE(upsample_rate >= 1, op, ": upsample_rate must be >= 1, got ", upsample_rate);
+  histogram_observe_inplace_check(input, histogram, min_val, max_val, upsample_rate);
   return {at::empty_like(histogram), at::empty_like(min_val), at::empty_like(max_val)};
 }
 

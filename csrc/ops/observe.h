@@ -20,6 +20,9 @@ TensorPair choose_qparams_allocate(const at::Tensor& min_val, const at::Tensor& 
 // In-place observer updates (the state tensors are mutated): one call per observed batch.
 void running_minmax_check(const at::Tensor& input, const at::Tensor& min_val,
                           const at::Tensor& max_val, c10::optional<double> averaging_constant);
+void histogram_observe_inplace_check(const at::Tensor& input, const at::Tensor& histogram,
+                                     const at::Tensor& min_val, const at::Tensor& max_val,
+                                     int64_t upsample_rate);
 TensorTriple histogram_observe_allocate(const at::Tensor& input, const at::Tensor& histogram,
                                         const at::Tensor& min_val, const at::Tensor& max_val,
                                         int64_t upsample_rate);

@@ -122,6 +122,10 @@ PYBIND11_MODULE(_C, m) {
   bind<void(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t)>(
       m, "histogram_observe_", py::arg("input"), py::arg("histogram"), py::arg("min_val"),
       py::arg("max_val"), py::arg("upsample_rate") = 16);
+  // Hot at batch 1 (one call per layer per token): the typed handle saves ~1 us over torch.ops.
+  bind<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, ScalarType)>(
+      m, "quantized_linear", py::arg("input"), py::arg("packed_weight"), py::arg("params"),
+      py::arg("multiplier"), py::arg("output_dtype"));
   bind<TensorPair(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, ScalarType, bool,
                   double, bool)>(
       m, "histogram_choose_qparams",

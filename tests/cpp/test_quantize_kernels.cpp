@@ -475,7 +475,7 @@ TEST(QuantizeParamsTest, FieldsFollowTheSpec) {
 }
 
 TEST(IsaSelection, OverrideAndParsing) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : kAllIsas) {
     EXPECT_EQ(parse_isa(isa_name(isa)), isa);
     if (isa_supported(isa)) {
       IsaOverride forced(isa);
@@ -489,7 +489,7 @@ TEST(IsaSelection, OverrideAndParsing) {
     parse_isa("sse2");
     ADD_FAILURE() << "parse_isa accepted 'sse2'";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avx512"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot"), std::string::npos) << e.what();
   }
 }
 

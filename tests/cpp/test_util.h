@@ -39,11 +39,40 @@ inline std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
   return circle_quant::isa_name(info.param);
 }
 
+// The ISA levels of the architecture the tests were built for, lowest first: the other
+// architecture's levels could only be skipped.
+inline std::vector<Isa> architecture_isas() {
+  std::vector<Isa> isas;
+  for (Isa isa : circle_quant::kAllIsas) {
+    const bool arm = isa == Isa::kNeon || isa == Isa::kNeonDot;
+#if defined(__x86_64__)
+    const bool here = !arm;
+#elif defined(__aarch64__)
+    const bool here = isa == Isa::kScalar || arm;
+#else
+    const bool here = isa == Isa::kScalar;
+#endif
+    // Levels this CPU cannot run are left out, not skipped: the tests only list what they ran
+    // (the VEX avxvnni kernel has an EVEX twin that runs on AVX512-VNNI machines).
+    if (here && circle_quant::isa_supported(isa)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+// The levels with their own elementwise kernels (quantize, observers): scalar, avx2, avx512.
+// The others run the code of the level below (dispatch.cpp), so testing them again adds nothing.
+inline std::vector<Isa> elementwise_isas() {
+  std::vector<Isa> isas;
+  for (Isa isa : architecture_isas()) {
+    if (isa == Isa::kScalar || isa == Isa::kAvx2 || isa == Isa::kAvx512) isas.push_back(isa);
+  }
+  return isas;
+}
+
+// Instantiates an IsaTest suite for the elementwise kernels once per elementwise_isas() level.
 #define INSTANTIATE_FOR_EACH_ISA(Fixture)                                                     \
   INSTANTIATE_TEST_SUITE_P(Isa, Fixture,                                                      \
-                           ::testing::Values(::circle_quant::Isa::kScalar,                    \
-                                             ::circle_quant::Isa::kAvx2,                      \
-                                             ::circle_quant::Isa::kAvx512),                   \
+                           ::testing::ValuesIn(::circle_quant_test::elementwise_isas()),      \
                            ::circle_quant_test::isa_param_name)
 
 // Forces an ISA for the dispatching entry points for the lifetime of the object.

@@ -149,26 +149,18 @@ TensorPair choose_qparams_cpu(const at::Tensor& min_val, const at::Tensor& max_v
   return {scale, zero_point};
 }
 
-TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& histogram,
-                                   const at::Tensor& min_val, const at::Tensor& max_val,
-                                   int64_t upsample_rate) {
+// Adds `input` to the running histogram state (hist, *min, *max: `bins` floats and two scalars),
+// in place. The functional op runs it on copies of the state, the in-place op on the state itself.
+void observe_histogram(const at::Tensor& input, float* hist, int64_t bins, float* min_val,
+                       float* max_val, int64_t upsample_rate) {
   const char* op = "circle_quant::histogram_observe";
-  auto [hist_out, min_out, max_out] =
-      histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
-  const float old_min = *min_val.contiguous().data_ptr<float>();
-  const float old_max = *max_val.contiguous().data_ptr<float>();
+  const float old_min = *min_val;
+  const float old_max = *max_val;
   const bool initialized = !(old_min == kInf || old_max == -kInf);
   TORCH_CHECK_VALUE(!initialized || (std::isfinite(old_min) && std::isfinite(old_max) &&
                                      old_min <= old_max),
                     op, ": the histogram state is corrupt: min_val = ", old_min,
                     ", max_val = ", old_max);
-  // Returned unchanged when the batch adds nothing (empty, or no finite value).
-  const auto unchanged = [&]() -> TensorTriple {
-    hist_out.copy_(histogram);
-    min_out.copy_(min_val);
-    max_out.copy_(max_val);
-    return {hist_out, min_out, max_out};
-  };
 
   const auto x = dense_float32(input);
   const float* xp = x.data_ptr<float>();
@@ -182,9 +174,8 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
     }
     batch = circle_quant::finite_minmax(xp, n);
   }
-  if (batch.min > batch.max) return unchanged();  // nothing (finite) to add
+  if (batch.min > batch.max) return;  // nothing (finite) to add: the state stays as it is
 
-  const int64_t bins = histogram.numel();
   const float new_min = initialized ? std::fmin(old_min, batch.min) : batch.min;
   const float new_max = initialized ? std::fmax(old_max, batch.max) : batch.max;
   float lo, hi;
@@ -192,28 +183,54 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
 
   // Per-thread integer counts, summed exactly (one set when a single task does all the work).
   const int threads = n <= kGrainSize ? 1 : at::get_num_threads();
-  std::vector<uint32_t> part(static_cast<size_t>(threads) * bins, 0);
+  // Scratch reused across calls. Worker threads must use this thread's buffer through a plain
+  // pointer: naming a thread_local inside the lambda would give each worker its own (empty) one.
+  thread_local std::vector<uint32_t> part;
+  part.assign(static_cast<size_t>(threads) * bins, 0);
+  uint32_t* const part_data = part.data();
   at::parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
     const size_t slot = threads == 1 ? 0 : static_cast<size_t>(at::get_thread_num());
-    circle_quant::histogram_count(xp + b, e - b, lo, hi, bins, part.data() + slot * bins);
+    circle_quant::histogram_count(xp + b, e - b, lo, hi, bins, part_data + slot * bins);
   });
-  std::vector<uint64_t> counts(bins, 0);
+  thread_local std::vector<uint64_t> counts;
+  counts.assign(bins, 0);
   for (int t = 0; t < threads; ++t) {
     for (int64_t b = 0; b < bins; ++b) counts[b] += part[static_cast<size_t>(t) * bins + b];
   }
+  // histogram_merge reads the old histogram completely before writing the new one, so the two
+  // may be the same buffer.
+  circle_quant::histogram_merge(hist, initialized ? old_min : kInf, initialized ? old_max : -kInf,
+                                counts.data(), new_min, new_max, bins, upsample_rate, hist);
+  *min_val = new_min;
+  *max_val = new_max;
+}
 
-  const auto old_hist = histogram.contiguous();
-  circle_quant::histogram_merge(old_hist.data_ptr<float>(), initialized ? old_min : kInf,
-                                initialized ? old_max : -kInf, counts.data(), new_min, new_max,
-                                bins, upsample_rate, hist_out.data_ptr<float>());
-  *min_out.data_ptr<float>() = new_min;  // direct stores: fill_ would cost dispatcher calls
-  *max_out.data_ptr<float>() = new_max;
+TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& histogram,
+                                   const at::Tensor& min_val, const at::Tensor& max_val,
+                                   int64_t upsample_rate) {
+  auto [hist_out, min_out, max_out] =
+      histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
+  hist_out.copy_(histogram);
+  min_out.copy_(min_val);
+  max_out.copy_(max_val);
+  observe_histogram(input, hist_out.data_ptr<float>(), hist_out.numel(), min_out.data_ptr<float>(),
+                    max_out.data_ptr<float>(), upsample_rate);
   return {hist_out, min_out, max_out};
 }
 
+// The observer's per-batch call: works on the state tensors directly when they are dense float32
+// (always, for state the observer created), else through the functional op.
 void histogram_observe_inplace_cpu(const at::Tensor& input, const at::Tensor& histogram,
                                    const at::Tensor& min_val, const at::Tensor& max_val,
                                    int64_t upsample_rate) {
+  histogram_observe_inplace_check(input, histogram, min_val, max_val, upsample_rate);
+  const bool direct = histogram.is_contiguous() && histogram.scalar_type() == at::kFloat &&
+                      min_val.scalar_type() == at::kFloat && max_val.scalar_type() == at::kFloat;
+  if (direct) {
+    observe_histogram(input, histogram.data_ptr<float>(), histogram.numel(),
+                      min_val.data_ptr<float>(), max_val.data_ptr<float>(), upsample_rate);
+    return;
+  }
   const auto [h, mn, mx] = histogram_observe_cpu(input, histogram, min_val, max_val, upsample_rate);
   histogram.copy_(h);
   min_val.copy_(mn);

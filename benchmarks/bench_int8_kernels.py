@@ -1,0 +1,831 @@
+#!/usr/bin/env python3
+"""int8 GEMM / conv kernels: circle_quant against oneDNN (the ops the x86 inductor path calls) and
+FBGEMM (PyTorch's quantized engine), on BERT-base linears and ResNet-18/50 / MobileNetV2 conv layers.
+
+Every implementation computes the same thing from the same bytes: uint8 activations (per-tensor
+scale, non-zero zero point), int8 symmetric per-channel weights, a float bias, and a uint8 output
+requantized inside the kernel (no post-op). Peers are called the way their users' graphs call them:
+
+  oneDNN  torch.ops.onednn.qlinear_prepack + qlinear_pointwise.tensor, qconv_prepack +
+          qconv_pointwise.tensor (channels-last input): what torchao's x86 inductor passes put into a
+          frozen graph (plain uint8 / int8 tensors, the input scale / zero point as 0-d tensors)
+  FBGEMM  torch.backends.quantized.engine = "fbgemm"; torch.ops.quantized.linear_prepack + linear,
+          conv2d_prepack + conv2d on quint8 / qint8 QTensors (channels-last input)
+  ours    torch.ops.circle_quant.linear_prepack + quantized_linear, conv2d_prepack +
+          quantized_conv2d (see ours_linear / ours_conv; "n/a" until the ops are built)
+
+Timing: per shape and thread count, each implementation is warmed up, then its timed calls
+(time.perf_counter_ns around one call) alternate with the other implementations' in 5 rounds; the
+cell is the median. The number of calls adapts to the call time. GOPS = 2 * MACs / median time; the
+peak is measured on this machine (see measure_cpu). The table's speedups are peer time / our time.
+
+    python benchmarks/bench_int8_kernels.py                     # full run, threads 1 and 2
+    python benchmarks/bench_int8_kernels.py --quick             # smoke test (a few shapes, 1 thread)
+    python benchmarks/bench_int8_kernels.py --only linear --threads 1 --target-s 0.5
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import ctypes
+import functools
+import importlib
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# QTensors are the FBGEMM peer's interface: silence their deprecation warning.
+warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
+
+TARGET_LINEAR = 1.2  # the issue's targets: ours >= 1.2x oneDNN on BERT linears, >= 1.0x on convs
+TARGET_CONV = 1.0
+ROUNDS = 5
+NOISY = 2.0  # a median over NOISY x the fastest call: most calls were interrupted ("!" in the table)
+# perf_counter_ns (wall) by default; --clock cpu times the calling thread's CPU time instead, which
+# a busy machine cannot inflate (valid at 1 thread only: the kernels then run on the calling thread).
+CLOCK = [time.perf_counter_ns]
+# The statistic in the table: the median (default), or with --stat min the fastest call, an
+# estimate of the uncontended time when a busy machine interrupts most calls.
+STAT = ["median"]
+MIN_REPS, MAX_REPS = 10, 20_000
+WARMUP_S, MIN_WARMUP = 0.03, 3
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+
+
+@dataclass(frozen=True)
+class LinearShape:
+    m: int
+    k: int
+    n: int
+    group: str = "BERT-base linear"
+
+    @property
+    def kind(self) -> str:
+        return "linear"
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k
+
+    @property
+    def label(self) -> str:
+        return f"M={self.m} {self.k}->{self.n}"
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    group: str       # model the layer comes from
+    cin: int
+    cout: int
+    hw: int          # square input height = width
+    k: int
+    stride: int = 1
+    groups: int = 1
+    batch: int = 1
+
+    @property
+    def kind(self) -> str:
+        return "conv"
+
+    @property
+    def pad(self) -> int:
+        return (self.k - 1) // 2
+
+    @property
+    def out_hw(self) -> int:
+        return (self.hw + 2 * self.pad - self.k) // self.stride + 1
+
+    @property
+    def macs(self) -> int:
+        return self.batch * self.cout * self.out_hw ** 2 * (self.cin // self.groups) * self.k ** 2
+
+    @property
+    def label(self) -> str:
+        if self.groups == self.cin == self.cout:
+            kind = f"dw{self.k}x{self.k} s{self.stride} {self.cin}"
+        else:
+            kind = f"{self.k}x{self.k} s{self.stride} {self.cin}->{self.cout}"
+        return f"{kind} {self.hw}x{self.hw}" + (f" b{self.batch}" if self.batch != 1 else "")
+
+
+BERT_LINEARS = [LinearShape(m, k, n) for m in (1, 8, 32, 128, 512)
+                for k, n in ((768, 768), (768, 3072), (3072, 768))]
+
+R18, R50, MV2 = "ResNet-18 conv", "ResNet-50 conv", "MobileNetV2 conv"
+CONVS = [
+    # ResNet-18: stem, one 3x3 per stage (stride 1), the stride-2 3x3 and 1x1 downsample per stage
+    ConvShape(R18, 3, 64, 224, 7, 2),
+    ConvShape(R18, 64, 64, 56, 3),
+    ConvShape(R18, 64, 128, 56, 3, 2),
+    ConvShape(R18, 64, 128, 56, 1, 2),
+    ConvShape(R18, 128, 128, 28, 3),
+    ConvShape(R18, 128, 256, 28, 3, 2),
+    ConvShape(R18, 256, 256, 14, 3),
+    ConvShape(R18, 256, 512, 14, 3, 2),
+    ConvShape(R18, 512, 512, 7, 3),
+    # ResNet-50 (v1.5, stride on the 3x3): the bottleneck 1x1s; its 3x3s at stride 1 equal ResNet-18's
+    ConvShape(R50, 64, 64, 56, 1),
+    ConvShape(R50, 64, 256, 56, 1),
+    ConvShape(R50, 256, 64, 56, 1),
+    ConvShape(R50, 256, 128, 56, 1),
+    ConvShape(R50, 128, 128, 56, 3, 2),
+    ConvShape(R50, 128, 512, 28, 1),
+    ConvShape(R50, 512, 128, 28, 1),
+    ConvShape(R50, 256, 512, 56, 1, 2),
+    ConvShape(R50, 1024, 256, 14, 1),
+    ConvShape(R50, 256, 1024, 14, 1),
+    ConvShape(R50, 2048, 512, 7, 1),
+    ConvShape(R50, 512, 2048, 7, 1),
+    # MobileNetV2 (width 1.0): stem, every depthwise shape, the expand / project 1x1s around them
+    ConvShape(MV2, 3, 32, 224, 3, 2),
+    ConvShape(MV2, 32, 32, 112, 3, 1, 32),
+    ConvShape(MV2, 32, 16, 112, 1),
+    ConvShape(MV2, 16, 96, 112, 1),
+    ConvShape(MV2, 96, 96, 112, 3, 2, 96),
+    ConvShape(MV2, 96, 24, 56, 1),
+    ConvShape(MV2, 24, 144, 56, 1),
+    ConvShape(MV2, 144, 144, 56, 3, 1, 144),
+    ConvShape(MV2, 144, 24, 56, 1),
+    ConvShape(MV2, 144, 144, 56, 3, 2, 144),
+    ConvShape(MV2, 144, 32, 28, 1),
+    ConvShape(MV2, 32, 192, 28, 1),
+    ConvShape(MV2, 192, 192, 28, 3, 1, 192),
+    ConvShape(MV2, 192, 192, 28, 3, 2, 192),
+    ConvShape(MV2, 192, 64, 14, 1),
+    ConvShape(MV2, 64, 384, 14, 1),
+    ConvShape(MV2, 384, 384, 14, 3, 1, 384),
+    ConvShape(MV2, 384, 64, 14, 1),
+    ConvShape(MV2, 384, 96, 14, 1),
+    ConvShape(MV2, 576, 576, 14, 3, 1, 576),
+    ConvShape(MV2, 576, 576, 14, 3, 2, 576),
+    ConvShape(MV2, 576, 160, 7, 1),
+    ConvShape(MV2, 960, 960, 7, 3, 1, 960),
+    ConvShape(MV2, 960, 160, 7, 1),
+    ConvShape(MV2, 160, 960, 7, 1),
+    ConvShape(MV2, 320, 1280, 7, 1),
+]
+
+QUICK_SHAPES = [LinearShape(1, 768, 768), LinearShape(32, 768, 3072),
+                ConvShape(R18, 256, 256, 14, 3), ConvShape(MV2, 384, 384, 14, 3, 1, 384),
+                ConvShape(MV2, 64, 384, 14, 1)]
+
+# ---------------------------------------------------------------------------------------------
+# Problem data: the same quantized tensors for every implementation
+
+
+@dataclass
+class Problem:
+    shape: object
+    x: torch.Tensor            # uint8 activations: [M, K] or NCHW with channels-last memory
+    x_scale: float
+    x_zp: int
+    w: torch.Tensor            # int8 weights [N, K] or [Cout, Cin/groups, k, k]
+    w_scale: torch.Tensor      # float32 [N]
+    w_zp: torch.Tensor         # int64 zeros [N] (symmetric weights)
+    bias: torch.Tensor         # float32 [N]
+    y_scale: float
+    y_zp: int
+    reference: torch.Tensor    # float reference output, quantized with (y_scale, y_zp) -> uint8
+
+    @staticmethod
+    def make(shape, seed: int = 0) -> "Problem":
+        gen = torch.Generator().manual_seed(seed)
+        x_scale, x_zp = 0.02, 115
+        if shape.kind == "linear":
+            x = torch.randint(0, 256, (shape.m, shape.k), dtype=torch.uint8, generator=gen)
+            w = torch.randint(-127, 128, (shape.n, shape.k), dtype=torch.int8, generator=gen)
+            fan_in, n = shape.k, shape.n
+        else:
+            x = torch.randint(0, 256, (shape.batch, shape.cin, shape.hw, shape.hw), dtype=torch.uint8,
+                              generator=gen).contiguous(memory_format=torch.channels_last)
+            w = torch.randint(-127, 128, (shape.cout, shape.cin // shape.groups, shape.k, shape.k),
+                              dtype=torch.int8, generator=gen)
+            fan_in, n = shape.cin // shape.groups * shape.k ** 2, shape.cout
+        # Weight scales that give outputs of about unit scale, varying per channel.
+        w_scale = (torch.rand(n, generator=gen) + 0.5) / (127 * x_scale * 128 * fan_in ** 0.5) * 4
+        bias = torch.randn(n, generator=gen) * 0.1
+        xf = (x.float() - x_zp) * x_scale
+        wf = w.float() * w_scale.view(-1, *([1] * (w.dim() - 1)))
+        if shape.kind == "linear":
+            ref = torch.nn.functional.linear(xf, wf, bias)
+        else:
+            ref = torch.nn.functional.conv2d(xf, wf, bias, shape.stride, shape.pad, 1, shape.groups)
+        lo, hi = min(float(ref.min()), 0.0), max(float(ref.max()), 0.0)
+        y_scale = max(hi - lo, 1e-6) / 255
+        y_zp = int(min(255, max(0, round(-lo / y_scale))))
+        return Problem(shape, x, x_scale, x_zp, w, w_scale, torch.zeros(n, dtype=torch.int64), bias,
+                       y_scale, y_zp, ref)
+
+    def quantized_reference(self) -> torch.Tensor:
+        return torch.clamp(torch.round(self.reference / self.y_scale) + self.y_zp, 0, 255).to(torch.uint8)
+
+
+def as_uint8(y) -> torch.Tensor:
+    """An implementation's output as a plain uint8 tensor (QTensors give their integer values)."""
+    return y.int_repr() if y.is_quantized else y
+
+
+# ---------------------------------------------------------------------------------------------
+# Peers
+
+
+def onednn_available() -> Optional[str]:
+    if not torch.backends.mkldnn.is_available():
+        return "torch built without oneDNN"
+    if not hasattr(torch.ops.onednn, "qlinear_pointwise"):
+        return "torch.ops.onednn.qlinear_pointwise missing"
+    return None
+
+
+def fbgemm_available() -> Optional[str]:
+    if "fbgemm" not in torch.backends.quantized.supported_engines:
+        return "torch built without FBGEMM"
+    return None
+
+
+def _onednn_x_qparams(p: Problem) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Input scale / zero point as the frozen inductor graph passes them: 0-d float32 / int32
+    constants to the .tensor overloads (its generated code reads qconv_pointwise.tensor(buf, x_scale,
+    x_zp, ...))."""
+    return torch.tensor(p.x_scale, dtype=torch.float32), torch.tensor(p.x_zp, dtype=torch.int32)
+
+
+def onednn_linear(p: Problem) -> Callable[[], torch.Tensor]:
+    # As torchao's x86 inductor pass lowers dequant -> linear -> quant after freezing:
+    # qlinear_prepack(int8 weight, x_shape), then qlinear_pointwise with a uint8 output.
+    packed = torch.ops.onednn.qlinear_prepack(p.w, list(p.x.shape))
+    op = torch.ops.onednn.qlinear_pointwise.tensor
+    args = (p.x, *_onednn_x_qparams(p), packed, p.w_scale, p.w_zp, p.bias, p.y_scale, p.y_zp, torch.uint8,
+            "none", [], "")
+    return lambda: op(*args)
+
+
+def onednn_conv(p: Problem) -> Callable[[], torch.Tensor]:
+    s = p.shape
+    stride, pad, dil = [s.stride] * 2, [s.pad] * 2, [1, 1]
+    packed = torch.ops.onednn.qconv_prepack(p.w, p.w_scale, p.x_scale, p.x_zp, stride, pad, dil, s.groups,
+                                            list(p.x.shape))
+    op = torch.ops.onednn.qconv_pointwise.tensor  # what the x86 pass emits (qconv2d_pointwise: same kernel)
+    args = (p.x, *_onednn_x_qparams(p), packed, p.w_scale, p.w_zp, p.bias, stride, pad, dil, s.groups,
+            p.y_scale, p.y_zp, torch.uint8, "none", [], "")
+    return lambda: op(*args)
+
+
+def _qtensors(p: Problem):
+    qx = torch._make_per_tensor_quantized_tensor(p.x, p.x_scale, p.x_zp)  # keeps channels-last strides
+    qw = torch._make_per_channel_quantized_tensor(p.w, p.w_scale.double(), p.w_zp, 0)
+    return qx, qw
+
+
+def fbgemm_linear(p: Problem) -> Callable[[], torch.Tensor]:
+    qx, qw = _qtensors(p)
+    packed = torch.ops.quantized.linear_prepack(qw, p.bias)
+    op = torch.ops.quantized.linear
+    return lambda: op(qx, packed, p.y_scale, p.y_zp)
+
+
+def fbgemm_conv(p: Problem) -> Callable[[], torch.Tensor]:
+    s = p.shape
+    qx, qw = _qtensors(p)
+    packed = torch.ops.quantized.conv2d_prepack(qw, p.bias, [s.stride] * 2, [s.pad] * 2, [1, 1], s.groups)
+    op = torch.ops.quantized.conv2d
+    return lambda: op(qx, packed, p.y_scale, p.y_zp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ours: torch.ops.circle_quant (being written; keep each call in one small function)
+
+OURS_REQUANT = "float"  # requantization family passed to the prepack ops ("float" = FBGEMM/oneDNN rounding)
+NO_ACTIVATION = (None, None)  # activation_min / max (float?): None = no fused clamp
+
+
+@functools.lru_cache(None)
+def import_torch_circle(modules: Tuple[str, ...] = ("torch_circle",)) -> Optional[str]:
+    """Imports this checkout's torch_circle; returns None, or why it cannot be used.
+
+    Other people rebuild the native library while benchmarks run, so (1) the package is imported
+    from a snapshot copy, which a rebuild cannot swap out under this process (that crashes it), and
+    (2) a child process imports the snapshot first: a library that aborts while loading (a bad op
+    schema, a missing symbol) makes "ours" n/a instead of killing the benchmark."""
+    package = ROOT / "torch_circle"
+    if not any(package.glob("*.so")):
+        return "torch_circle not built in this checkout"
+    snapshot = Path(tempfile.mkdtemp(prefix="torch_circle_snapshot_"))
+    atexit.register(shutil.rmtree, snapshot, True)
+    shutil.copytree(package, snapshot / "torch_circle", ignore=shutil.ignore_patterns("__pycache__"))
+    # The child loads the native library (where an abort would happen); Python-level import errors
+    # of the other modules are caught below, in this process.
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import torch_circle"
+    probe = subprocess.run([sys.executable, "-c", code, str(snapshot)], capture_output=True, text=True)
+    if probe.returncode != 0:
+        lines = [ln.strip() for ln in probe.stderr.strip().splitlines() if ln.strip()]
+        tail = next((ln for ln in reversed(lines) if "Error" in ln or "what()" in ln), lines[-1] if lines else "")
+        return f"torch_circle import failed (exit code {probe.returncode}): {tail[:140]}"
+    sys.path.insert(0, str(snapshot))
+    try:
+        for m in modules:
+            importlib.import_module(m)
+    except Exception as error:  # noqa: BLE001
+        return f"torch_circle import failed: {type(error).__name__}: {str(error)[:120]}"
+    return None
+
+
+def ours_status(kind: str) -> Optional[str]:
+    """None when our ops for `kind` ("linear" / "conv") exist, else the reason for "n/a"."""
+    error = import_torch_circle()
+    if error:
+        return error
+    names = ("linear_prepack", "quantized_linear") if kind == "linear" else ("conv2d_prepack", "quantized_conv2d")
+    if not all(hasattr(torch.ops.circle_quant, n) for n in names):
+        return "circle_quant ops not built"
+    return None
+
+
+def ours_linear(p: Problem) -> Callable[[], torch.Tensor]:
+    """circle_quant::linear_prepack + quantized_linear on the problem's tensors, uint8 output."""
+    cq = torch.ops.circle_quant
+    packed, params, multiplier = cq.linear_prepack(
+        p.w, p.w_scale, p.w_zp, p.bias, p.x_scale, p.x_zp, torch.uint8,
+        p.y_scale, p.y_zp, torch.uint8, *NO_ACTIVATION, OURS_REQUANT)
+    op = cq.quantized_linear.default
+    return lambda: op(p.x, packed, params, multiplier, torch.uint8)
+
+
+def ours_conv(p: Problem) -> Callable[[], torch.Tensor]:
+    """circle_quant::conv2d_prepack + quantized_conv2d; NCHW logical input, channels-last memory."""
+    s = p.shape
+    cq = torch.ops.circle_quant
+    kernel, stride, pad, dil = [s.k] * 2, [s.stride] * 2, [s.pad] * 2, [1, 1]
+    packed, params, multiplier = cq.conv2d_prepack(
+        p.w, p.w_scale, p.w_zp, p.bias, stride, pad, dil, s.groups, p.x_scale, p.x_zp, torch.uint8,
+        p.y_scale, p.y_zp, torch.uint8, *NO_ACTIVATION, OURS_REQUANT)
+    op = cq.quantized_conv2d.default
+    return lambda: op(p.x, packed, params, multiplier, kernel, stride, pad, dil, s.groups, torch.uint8)
+
+
+@dataclass(frozen=True)
+class Impl:
+    name: str
+    build: Dict[str, Callable[[Problem], Callable[[], torch.Tensor]]]  # kind -> builder
+    status: Callable[[str], Optional[str]]  # kind -> None (usable) or reason
+
+
+IMPLS = [
+    Impl("oneDNN", {"linear": onednn_linear, "conv": onednn_conv}, lambda kind: onednn_available()),
+    Impl("FBGEMM", {"linear": fbgemm_linear, "conv": fbgemm_conv}, lambda kind: fbgemm_available()),
+    Impl("ours", {"linear": ours_linear, "conv": ours_conv}, ours_status),
+]
+
+# ---------------------------------------------------------------------------------------------
+# This CPU's int8 peak, measured
+
+_CPU_PROBE_C = r"""
+#include <stdint.h>
+#include <time.h>
+static double now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
+/* 200 dependent adds per iteration: 1 cycle each, so adds / ns = GHz */
+double add_chain_ns(long iters) {
+    uint64_t x = 0; double t0 = now_ns();
+    for (long i = 0; i < iters; i++) __asm__ volatile(".rept 200\n\tadd $1, %0\n\t.endr" : "+r"(x));
+    return now_ns() - t0;
+}
+/* 16 independent vpdpbusd zmm accumulators (latency 4-5 needs >= 10 to be throughput-bound) */
+#define V(a) "vpdpbusd %%zmm30, %%zmm31, %%zmm" #a "\n\t"
+double vnni_zmm_ns(long iters) {
+    double t0 = now_ns();
+    for (long i = 0; i < iters; i++)
+        __asm__ volatile(".rept 10\n\t" V(0) V(1) V(2) V(3) V(4) V(5) V(6) V(7) V(8) V(9) V(10) V(11)
+                         V(12) V(13) V(14) V(15) ".endr"
+                         ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                             "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    __asm__ volatile("vzeroupper" ::: "memory");
+    return now_ns() - t0;
+}
+"""
+
+
+@dataclass
+class CpuPeak:
+    ghz: Dict[int, float]           # threads -> measured clock (GHz, mean over the busy cores)
+    vnni_per_cycle: float           # measured vpdpbusd zmm per cycle on one core
+    vnni_per_cycle_used: float      # the value the peak uses (measured, rounded to 0.5)
+    method: str
+
+    def peak_gops(self, threads: int) -> float:
+        cores = min(threads, os.cpu_count() or threads)
+        ghz = self.ghz.get(threads) or self.ghz[1]
+        return self.vnni_per_cycle_used * 64 * 2 * ghz * cores  # 64 u8*s8 MACs per zmm, 2 ops per MAC
+
+
+def _cpuinfo_mhz() -> Optional[float]:
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu MHz"):
+                    return float(line.split(":")[1])
+    return None
+
+
+def measure_cpu(threads: Sequence[int]) -> CpuPeak:
+    """Clock and vpdpbusd throughput from a tiny C probe (gcc, run through ctypes, which releases
+    the GIL, so every core of a multi-thread count is busy while its clock is measured). Without
+    a compiler: /proc/cpuinfo's "cpu MHz" (a VM reports the nominal clock there) and 2 per cycle."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or platform.machine() not in ("x86_64", "AMD64"):
+        mhz = _cpuinfo_mhz() or 0.0
+        return CpuPeak({t: mhz / 1e3 for t in threads}, float("nan"), 2.0,
+                       'clock = /proc/cpuinfo "cpu MHz" (no C compiler to measure it); '
+                       "2 vpdpbusd zmm per cycle assumed")
+    tmp = Path(tempfile.mkdtemp(prefix="cpu_probe_"))
+    try:
+        (tmp / "probe.c").write_text(_CPU_PROBE_C)
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", str(tmp / "probe.c"), "-o", str(tmp / "probe.so")],
+                       check=True, capture_output=True)
+        lib = ctypes.CDLL(str(tmp / "probe.so"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lib.add_chain_ns.restype = lib.vnni_zmm_ns.restype = ctypes.c_double
+    lib.add_chain_ns.argtypes = lib.vnni_zmm_ns.argtypes = [ctypes.c_long]
+    # Many short samples, best one kept: a sample the scheduler interrupts only reads slower, and
+    # on a shared machine some samples always are.
+    iters, samples = 15_000, 300  # 3 M dependent adds, about 1 ms at 3.5 GHz, per sample
+
+    def clock_ghz(n_threads: int) -> float:
+        results: List[float] = []
+
+        def work():
+            results.append(max(iters * 200 / lib.add_chain_ns(iters) for _ in range(samples)))
+
+        pool = [threading.Thread(target=work) for _ in range(n_threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return statistics.mean(results)
+
+    ghz = {t: clock_ghz(t) for t in sorted(set(threads) | {1})}
+    per_ns = max(iters * 160 / lib.vnni_zmm_ns(iters) for _ in range(samples))
+    per_cycle = per_ns / ghz[1]
+    used = max(0.5, round(per_cycle * 2) / 2)
+    method = ("clock = a chain of dependent 64-bit adds (1 per cycle), best of "
+              f"{samples} samples of {iters * 200 / 1e6:g} M adds on every busy core; vpdpbusd zmm "
+              f"throughput with 16 independent accumulators: {per_cycle:.2f} per cycle (the peak uses {used:g})")
+    return CpuPeak(ghz, per_cycle, used, method)
+
+
+# ---------------------------------------------------------------------------------------------
+# oneDNN's chosen implementation (its verbose log, captured from fd 1)
+
+
+def onednn_impl(fn: Callable[[], object]) -> str:
+    """The implementation name oneDNN logs for one call of fn (e.g. brg_matmul:avx512_core_vnni)."""
+    if not hasattr(torch.backends.mkldnn, "verbose"):
+        return "?"
+    sys.stdout.flush()
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        saved = os.dup(1)
+        try:
+            os.dup2(log.fileno(), 1)
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                fn()
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        lines = log.read().decode(errors="replace").splitlines()
+    impls = [ln.split(",")[6] for ln in lines if ",exec,cpu," in ln and len(ln.split(",")) > 6
+             and ln.split(",")[5] != "reorder"]
+    return impls[-1] if impls else "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+CPU_CLOCK_WARNINGS: List[str] = []
+
+
+def check_cpu_clock(before: Tuple[float, float]) -> None:
+    """With --clock cpu, only the calling thread's CPU time counts: if the process burned much more
+    CPU than this thread while timing, work ran on other threads and the cells undercount it."""
+    if CLOCK[0] not in (time.thread_time, time.thread_time_ns):
+        return
+    process, thread = time.process_time() - before[0], time.thread_time() - before[1]
+    if process > 1.1 * thread + 0.01:
+        CPU_CLOCK_WARNINGS.append(f"process CPU {process:.2f} s vs timing thread {thread:.2f} s")
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], target_s: float) -> List[Tuple[float, int, float]]:
+    """(median ns, repeats, fastest ns) per fn. Each fn is warmed up, gets as many timed calls as fit in
+    target_s (MIN_REPS..MAX_REPS), and the calls alternate between the fns in ROUNDS rounds, so a
+    slow spell of this shared machine hits every implementation alike."""
+    clock = CLOCK[0]
+    plans = []
+    for fn in fns:
+        warm: List[int] = []
+        while len(warm) < MIN_WARMUP or sum(warm) < WARMUP_S * 1e9:
+            t0 = clock()
+            fn()
+            warm.append(clock() - t0)
+        reps = int(min(MAX_REPS, max(MIN_REPS, target_s * 1e9 / statistics.median(warm))))
+        plans.append((fn, reps, []))
+    cpu_before = (time.process_time(), time.thread_time())
+    for r in range(ROUNDS):
+        for fn, reps, samples in plans:
+            for _ in range(reps // ROUNDS + (r < reps % ROUNDS)):
+                t0 = clock()
+                fn()
+                samples.append(clock() - t0)
+    check_cpu_clock(cpu_before)
+    return [(statistics.median(samples), reps, min(samples)) for _, reps, samples in plans]
+
+
+# ---------------------------------------------------------------------------------------------
+# Run and report
+
+
+@dataclass
+class Row:
+    shape: object
+    threads: int
+    ns: Dict[str, Optional[float]] = field(default_factory=dict)   # impl -> median ns (None: n/a)
+    fastest: Dict[str, float] = field(default_factory=dict)         # impl -> fastest call, ns
+    median: Dict[str, float] = field(default_factory=dict)          # impl -> median, ns
+    why: Dict[str, str] = field(default_factory=dict)               # impl -> reason for n/a
+    ref_steps: Dict[str, int] = field(default_factory=dict)         # impl -> max |y - float ref| steps
+    onednn_impl: str = ""
+
+
+def run(shapes, threads: Sequence[int], target_s: float) -> List[Row]:
+    rows: List[Row] = []
+    status = {(impl.name, kind): impl.status(kind) for impl in IMPLS for kind in ("linear", "conv")}
+    for i, shape in enumerate(shapes):
+        problem = Problem.make(shape, seed=i)
+        calls: Dict[str, Callable[[], torch.Tensor]] = {}
+        why: Dict[str, str] = {}
+        outputs: Dict[str, torch.Tensor] = {}
+        for impl in IMPLS:
+            reason = status[(impl.name, shape.kind)]
+            if reason is None:
+                engine = torch.backends.quantized.engine
+                try:
+                    if impl.name == "FBGEMM":
+                        torch.backends.quantized.engine = "fbgemm"  # the packed weight remembers it
+                    calls[impl.name] = impl.build[shape.kind](problem)
+                    outputs[impl.name] = as_uint8(calls[impl.name]())
+                except Exception as error:  # noqa: BLE001  a failing impl is a table entry
+                    calls.pop(impl.name, None)
+                    reason = f"error: {type(error).__name__}: {str(error).splitlines()[0][:100]}"
+                finally:
+                    torch.backends.quantized.engine = engine
+            if reason is not None:
+                why[impl.name] = reason
+        ref = problem.quantized_reference().int()
+        # -1: wrong output shape (reported as such)
+        ref_steps = {n: int((y.int() - ref).abs().max()) if y.shape == ref.shape else -1 for n, y in outputs.items()}
+        impl_name = onednn_impl(calls["oneDNN"]) if "oneDNN" in calls else ""
+        for t in threads:
+            torch.set_num_threads(t)
+            names = list(calls)
+            timings = time_interleaved([calls[n] for n in names], target_s) if names else []
+            row = Row(shape, t, why=dict(why), ref_steps=ref_steps, onednn_impl=impl_name)
+            for impl in IMPLS:
+                row.ns[impl.name] = None
+            for n, (median, _, fastest) in zip(names, timings):
+                row.median[n], row.fastest[n] = median, fastest
+                row.ns[n] = fastest if STAT[0] == "min" else median
+            rows.append(row)
+            cells = "  ".join(f"{n} {row.ns[n] / 1e3:.1f} us" for n in names)
+            print(f"  [{len(rows)}/{len(shapes) * len(threads)}] {shape.group} {shape.label} threads {t}: {cells}",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def is_noisy(row: Row, impl: str) -> bool:
+    return impl in row.median and row.median[impl] > NOISY * row.fastest[impl]
+
+
+def fmt_us(ns: Optional[float]) -> str:
+    if ns is None:
+        return "n/a"
+    us = ns / 1e3
+    return f"{us:.1f}" if us < 100 else f"{us:.0f}"
+
+
+def speedup_cell(peer: Optional[float], ours: Optional[float]) -> str:
+    return "n/a" if peer is None or ours is None else f"{peer / ours:.2f}x"
+
+
+def target_cell(row: Row, ours_reason: str) -> str:
+    target = TARGET_LINEAR if row.shape.kind == "linear" else TARGET_CONV
+    peer, ours = row.ns.get("oneDNN"), row.ns.get("ours")
+    if ours is None:
+        return f">= {target:.1f}x: n/a ({ours_reason})"
+    if peer is None:
+        return f">= {target:.1f}x: n/a (no oneDNN)"
+    s = peer / ours
+    digits = 3 if abs(s - target) < 0.01 else 2  # a near miss never reads "short by 0.00x"
+    return f">= {target:.1f}x: met" if s >= target else \
+        f">= {target:.1f}x: short by {target - s:.{digits}f}x ({s / target:.0%} of target)"
+
+
+def print_table(rows: List[Row], peak: CpuPeak) -> None:
+    header = ["layer", "shape", "thr", "oneDNN us", "FBGEMM us", "ours us",
+              "GOPS oneDNN", "GOPS FBGEMM", "GOPS ours", "% peak oneDNN", "% peak FBGEMM", "% peak ours",
+              "ours vs oneDNN", "ours vs FBGEMM", "target (vs oneDNN)", "max diff vs float ref (steps)", "oneDNN impl"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if i < 2 or i >= 14 else "---:" for i in range(len(header))) + "|")
+    for row in rows:
+        ops = 2 * row.shape.macs
+        peak_g = peak.peak_gops(row.threads)
+        gops = {n: (ops / ns if ns else None) for n, ns in row.ns.items()}  # ops per ns == GOPS
+        ours_reason = row.why.get("ours", "").split(":", 1)[0]  # details are in the header's "ours:" line
+        diffs = ", ".join(f"{n} {v}" if v >= 0 else f"{n} WRONG SHAPE" for n, v in row.ref_steps.items())
+        cells = [row.shape.group, row.shape.label, str(row.threads),
+                 *[fmt_us(row.ns[n]) + ("!" if is_noisy(row, n) else "") for n in ("oneDNN", "FBGEMM", "ours")],
+                 *["n/a" if gops[n] is None else f"{gops[n]:.0f}" for n in ("oneDNN", "FBGEMM", "ours")],
+                 *["n/a" if gops[n] is None else f"{gops[n] / peak_g:.0%}" for n in ("oneDNN", "FBGEMM", "ours")],
+                 speedup_cell(row.ns["oneDNN"], row.ns["ours"]) if row.ns["ours"] is not None
+                 else f"n/a ({ours_reason})",
+                 speedup_cell(row.ns["FBGEMM"], row.ns["ours"]) if row.ns["ours"] is not None else "n/a",
+                 target_cell(row, ours_reason), diffs, row.onednn_impl]
+        print("| " + " | ".join(cells) + " |")
+
+
+def geomean(values: List[float]) -> Optional[float]:
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def print_summary(rows: List[Row]) -> None:
+    print("Summary (geometric means over the rows of each group; speedup = peer time / other time):")
+    groups: Dict[Tuple[str, int], List[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.shape.group, row.threads), []).append(row)
+    for (group, threads), rs in groups.items():
+        def gm(a, b):
+            vals = [r.ns[a] / r.ns[b] for r in rs if r.ns.get(a) and r.ns.get(b)]
+            g = geomean(vals)
+            return "n/a" if g is None else f"{g:.2f}x"
+        target = TARGET_LINEAR if rs[0].shape.kind == "linear" else TARGET_CONV
+        met = [r for r in rs if r.ns.get("ours") and r.ns.get("oneDNN") and r.ns["oneDNN"] / r.ns["ours"] >= target]
+        have = [r for r in rs if r.ns.get("ours") and r.ns.get("oneDNN")]
+        verdict = f"target >= {target:.1f}x met on {len(met)}/{len(have)} shapes" if have else "ours n/a"
+        print(f"  {group:18s} threads {threads}: ours vs oneDNN {gm('oneDNN', 'ours')}, ours vs FBGEMM "
+              f"{gm('FBGEMM', 'ours')}, FBGEMM vs oneDNN {gm('oneDNN', 'FBGEMM')} ({len(rs)} shapes); {verdict}")
+
+
+def cpu_description() -> Tuple[str, str]:
+    info: Dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    family = info.get("cpu family", "?")
+    model = info.get("model", "?")
+    flags = set(info.get("flags", "").split())
+    arch = {"25": "Zen 3/Zen 4 (family 19h)", "26": "Zen 5 (family 1Ah)"}.get(family, "") \
+        if "AMD" in info.get("vendor_id", "") else ""
+    have = [f for f in ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f in flags]
+    desc = f"{info.get('model name', platform.processor() or '?')}, cpu family {family} model {model}" \
+           + (f" = {arch}" if arch else "") + f", {os.cpu_count()} logical cores"
+    return desc, "int8 ISA flags: " + (", ".join(have) or "none") + \
+        ("" if "avx_vnni" in flags else " (no avx_vnni)")
+
+
+def reproduce(args, threads: Sequence[int]) -> str:
+    argv = ["python", "benchmarks/bench_int8_kernels.py"]
+    if args.quick:
+        argv.append("--quick")
+    argv += ["--threads", ",".join(map(str, threads)), "--target-s", f"{args.target_s:g}"]
+    if args.only:
+        argv += ["--only", args.only]
+    if args.clock != "wall":
+        argv += ["--clock", args.clock]
+    if args.stat != "median":
+        argv += ["--stat", args.stat]
+    return shlex.join(argv)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2; --quick 1)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 5 shapes, short timing")
+    p.add_argument("--only", choices=("linear", "conv"), default=None, help="only linear or only conv shapes")
+    p.add_argument("--target-s", type=float, default=None,
+                   help="timed seconds per implementation and cell (default 0.25; --quick 0.02)")
+    p.add_argument("--stat", choices=("median", "min"), default="median",
+                   help="table statistic: median of the calls (default) or the fastest call (busy machines)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: perf_counter (default); cpu: the thread's CPU time, immune to other "
+                        "processes' load (only with --threads 1)")
+    args = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
+    STAT[0] = args.stat
+    if args.clock == "cpu":
+        if threads != [1]:
+            p.error("--clock cpu needs --threads 1 (other threads' time would not be counted)")
+        CLOCK[0] = time.thread_time_ns
+    args.target_s = args.target_s or (0.02 if args.quick else 0.25)
+    shapes = QUICK_SHAPES if args.quick else BERT_LINEARS + CONVS
+    if args.only:
+        shapes = [s for s in shapes if s.kind == args.only]
+    command = reproduce(args, threads)
+    print(f"reproduce: {command}")
+    print()
+
+    print("measuring the clock and vpdpbusd throughput ...", file=sys.stderr, flush=True)
+    peak = measure_cpu(threads)
+    cpu, flags = cpu_description()
+    start, load = time.perf_counter(), os.getloadavg()
+    cpu_before = _busy_seconds()
+    rows = run(shapes, threads, args.target_s)
+    wall = time.perf_counter() - start
+    others = None if cpu_before is None else _busy_seconds() - cpu_before
+
+    print("int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights, float bias, "
+          "uint8 output requantized in the kernel; conv batch 1, channels-last input")
+    print(f"CPU:     {cpu}; {flags}")
+    print(f"torch:   {torch.__version__}, oneDNN {_onednn_version()}, quantized engines "
+          f"{torch.backends.quantized.supported_engines} (FBGEMM peer: engine 'fbgemm')")
+    print(f"python:  {platform.python_version()} on {platform.platform()}")
+    print(f"clock:   " + ", ".join(f"{t} thread{'s' if t > 1 else ''} {peak.ghz[t]:.2f} GHz" for t in threads)
+          + f" ({peak.method})")
+    print("peak:    vpdpbusd zmm per cycle x 64 u8*s8 MACs x 2 ops/MAC x clock x cores = "
+          + ", ".join(f"{peak.peak_gops(t):.0f} GOPS at {t} thread{'s' if t > 1 else ''}" for t in threads))
+    print(f"ours:    linear {ours_status('linear') or 'available'}; conv {ours_status('conv') or 'available'}")
+    print()
+    print_table(rows, peak)
+    print()
+    print_summary(rows)
+    errors = sorted({f"{n}: {w}" for r in rows for n, w in r.why.items() if w.startswith("error")})
+    for e in errors:
+        print(f"  failed: {e}")
+    off = [(r, n, v) for r in rows if r.threads == threads[0] for n, v in r.ref_steps.items() if v > 1 or v < 0]
+    if off:
+        print("  outputs more than 1 step off the exact result: " + "; ".join(
+            f"{n} {v if v >= 0 else 'wrong shape'} steps on {r.shape.group} {r.shape.label}" for r, n, v in off))
+    print()
+    print(f"clock: {'thread CPU time (time.thread_time_ns)' if args.clock == 'cpu' else 'wall (time.perf_counter_ns)'}")
+    if CPU_CLOCK_WARNINGS:
+        print(f"WARNING: --clock cpu undercounts {len(CPU_CLOCK_WARNINGS)} cells: work ran on other threads "
+              f"(e.g. {CPU_CLOCK_WARNINGS[0]}); use the wall clock on an idle machine.")
+    noisy = sum(1 for r in rows for n in r.median if is_noisy(r, n))
+    if noisy:
+        print(f"{noisy} cells marked '!': their median is over {NOISY:g}x their fastest call, so most calls were "
+              "interrupted (busy machine); treat them as invalid.")
+    print(f"us = {'fastest of the timed calls (--stat min)' if args.stat == 'min' else 'median time of one call'}; GOPS = 2 x MACs / that time; % peak = GOPS / peak at that thread count; "
+          "ours vs X = X time / our time (> 1: ours faster); max diff vs float ref = largest difference "
+          "from the exact result rounded half-to-even, in output quantization steps (0-1 is rounding).")
+    note = f"; other processes used {others:.0f} CPU-s meanwhile ({others / wall:.0%} of one core)" \
+        if others is not None else ""
+    print(f"timing took {wall:.0f} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start{note}")
+    if others is not None and others / wall > 0.1:
+        print("WARNING: the machine was busy. Multi-thread cells suffer most: an OpenMP parallel region "
+              "waits for its slowest thread, and a descheduled thread costs a whole scheduler slice. Rerun idle.")
+    print(f"reproduce: {command}")
+    return 0
+
+
+def _onednn_version() -> str:
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            return line.split("v", 1)[-1].split()[0] if " v" in line else line.strip()
+    return "?"
+
+
+def _busy_seconds() -> Optional[float]:
+    """CPU seconds every other process used so far (from /proc/stat; None where absent)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
+    mine = os.times()
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK") - (mine.user + mine.system)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

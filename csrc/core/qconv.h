@@ -1,0 +1,148 @@
+// Quantized 2-D convolution (torch-free core): im2col + the integer GEMM of qgemm.h, and a
+// depthwise kernel of its own.
+//
+//   out[n, oh, ow, oc] = requantize(acc + bias[oc]),
+//   acc = Σ_{kh, kw, ic} (x[n, oh·sh - ph + kh·dh, ow·sw - pw + kw·dw, g·Cg + ic] - za)
+//                        · (w[oc, ic, kh, kw] - zb[oc])          (g = oc / (OC / groups))
+//
+// Taps outside the image read as za, so they contribute (za - za) · (...) = 0: this is PyTorch's
+// zero padding of the dequantized input. Activations and outputs are NHWC (channels innermost,
+// PyTorch's channels_last); weights arrive in torch's [OC, C/groups, KH, KW] layout. Numerics
+// (int32 accumulation, output stages) are qgemm.h's; docs/numerics.md ("Integer GEMM", "Conv").
+//
+// Paths:
+//   - general (any groups): per group, the input patches of a tile of output pixels are gathered
+//     into rows of K = KH·KW·Cg bytes in (kh, kw, ic) order (im2col), then qgemm() multiplies
+//     them with the group's packed weights. A 1x1, stride-1, unpadded conv with groups == 1 needs
+//     no gather: the NHWC input rows are the GEMM rows.
+//   - depthwise (Cg == 1 and OC == groups): q8-dwconv microkernels (ukernels/qdwconv_ukernels.h),
+//     SIMD across channels, walking output rows; then the GEMM's output stage.
+//   Depthwise with a channel multiplier (Cg == 1, OC = m·groups, m > 1) takes the general path.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "qgemm.h"
+
+namespace circle_quant {
+
+enum class ConvKind { kGemm = 0, kDepthwise = 1 };
+
+// The weight tensor's geometry ([out_channels, group_in_channels, kernel_h, kernel_w]).
+struct ConvWeightShape {
+  int64_t out_channels = 0;
+  int64_t group_in_channels = 0;  // C / groups
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t groups = 1;
+
+  int64_t in_channels() const { return group_in_channels * groups; }
+  int64_t group_out_channels() const { return groups > 0 ? out_channels / groups : 0; }
+  int64_t taps() const { return kernel_h * kernel_w; }
+  int64_t reduction() const { return taps() * group_in_channels; }  // K = KH·KW·C/groups
+  // K of one group's packed GEMM: K rounded up to kGemmKr, the padding taps reading the input
+  // zero point (so they add (za - za)·(w - zb) = 0) and saving the GEMM kernels their partial
+  // last group of 4. 1x1 kernels keep K = C/groups: the pointwise path reads the input rows.
+  int64_t gemm_reduction() const {
+    return taps() == 1 ? reduction() : packed_k(reduction());
+  }
+};
+
+// Throws std::invalid_argument unless every size is positive, groups divides out_channels and
+// the reduction fits kMaxGemmK.
+void check_conv_weight_shape(const ConvWeightShape& shape);
+
+ConvKind conv_kind(const ConvWeightShape& shape);
+
+// Depthwise packed layout, two sections (kernels read one or the other):
+//   pairs: for tap pair q (taps 2q and 2q + 1, (kh, kw) order) and channel c, one int32 at
+//          [q · depthwise_channel_stride(C) + c] whose low int16 is w'(2q, c) and high int16
+//          w'(2q + 1, c), w' = w - zb[c] (exact in int16: |w'| ≤ 255). What one vpmaddwd lane
+//          multiplies (scalar, AVX2, AVX-512 kernels).
+//   quads: for tap group g (taps 4g .. 4g + 3) and 64-channel block b, 256 bytes at
+//          [(g · blocks + b) · 256]: byte k·64 + l·16 + j·4 + i holds the stored int8 weight
+//          (uint8 weights minus 128) of tap 4g + i, channel 64b + 16l + 4k + j. That is the
+//          order in which byte and word unpacks of four taps' channel vectors leave the input
+//          bytes, so one vpdpbusd lane multiplies 4 taps of a channel (VNNI kernels).
+//   The missing taps of the last pair / group and the padding channels are 0.
+constexpr int64_t kDepthwiseChannelAlign = 16;
+int64_t depthwise_channel_stride(int64_t channels);
+constexpr int64_t kDepthwiseQuadChannels = 64;
+size_t depthwise_pairs_bytes(const ConvWeightShape& shape);
+size_t depthwise_quads_bytes(const ConvWeightShape& shape);
+
+// Bytes of packed weight data: general conv: `groups` blocks of packed_weight_bytes(OC/groups, K)
+// back to back; depthwise: the pairs section, then the quads section (both multiples of 64).
+size_t conv_packed_weight_bytes(const ConvWeightShape& shape);
+
+// Packs torch-layout weights (contiguous [OC, Cg, KH, KW], int8, or uint8 when is_unsigned) into
+// caller-provided arrays: data (conv_packed_weight_bytes, 4-byte aligned), zero_point_out and
+// column_sum_out (OC entries each). zero_point has OC entries or 1 (broadcast).
+//   general:   each group through pack_weights() with the reduction in (kh, kw, ic) order;
+//              zero_point_out / column_sum_out are pack_weights()'s, group after group.
+//   depthwise: zero_point_out = zb in the stored int8 domain (uint8 zero points minus 128, as
+//              pack_weights() stores them), column_sum_out[c] = Σ_t w'(t, c).
+// Throws std::invalid_argument on a bad shape or zero point. Returns whether any weight zero point
+// is non-zero (general path: the GEMM then needs row sums).
+bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape,
+                       const int32_t* zero_point, size_t zero_point_count, int8_t* data,
+                       int32_t* zero_point_out, int32_t* column_sum_out);
+
+struct ConvWeightsView {
+  ConvWeightShape shape;
+  ConvKind kind = ConvKind::kGemm;
+  const int8_t* data = nullptr;
+  const int32_t* zero_point = nullptr;  // OC entries
+  const int32_t* column_sum = nullptr;  // OC entries
+  bool has_weight_zero_point = false;
+
+  // The packed GEMM weights of group g (general path only).
+  PackedWeightsView group(int64_t g) const;
+};
+
+// Owning form, for tests and C++ callers.
+struct ConvWeights {
+  ConvWeightShape shape;
+  std::vector<int32_t> storage;  // int32 so the depthwise layout is aligned
+  std::vector<int32_t> zero_point, column_sum;
+  bool has_weight_zero_point = false;
+  ConvWeightsView view() const;
+};
+ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape,
+                              const int32_t* zero_point, size_t zero_point_count);
+
+// Spatial geometry of one call.
+struct Conv2dGeometry {
+  int64_t batch = 0, in_h = 0, in_w = 0;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+};
+
+// floor((in + 2·pad - dilation·(kernel - 1) - 1) / stride) + 1, as PyTorch; ≤ 0 when the
+// dilated kernel does not fit.
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+struct ConvActivations {
+  const void* data = nullptr;  // NHWC, contiguous [batch, in_h, in_w, C]
+  bool is_signed = false;      // int8 (true) or uint8
+  int32_t zero_point = 0;      // inside the type's range
+};
+
+// Output pixels [pixel_begin, pixel_end) of the flattened (n, oh, ow) index, all channels:
+// out is NHWC contiguous [batch, out_h, out_w, OC] of stage.type. bias: int32 at scale sa·sb[oc]
+// (OC entries) or nullptr. Single-threaded (thread-local scratch only); every output pixel is
+// computed on its own, so any split across threads gives the same bits.
+void qconv2d(const ConvActivations& x, const Conv2dGeometry& geometry, const ConvWeightsView& w,
+             const int32_t* bias, const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end,
+             void* out);
+
+// Multiply-accumulates per output pixel (for choosing a parallel grain).
+int64_t qconv_macs_per_pixel(const ConvWeightShape& shape);
+
+// The microkernel qconv2d() uses for these weights under the active ISA
+// (e.g. "q8-dwconv-c64-avx512vnni", or qgemm_kernel_name()).
+const char* qconv_kernel_name(const ConvWeightsView& w);
+
+}  // namespace circle_quant

@@ -1,0 +1,396 @@
+// Integer GEMM: weight packing, output stage set-up and the tiling driver (qgemm.h).
+#include "qgemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "isa.h"
+#include "ukernels/qgemm_ukernels.h"
+
+namespace circle_quant {
+
+int64_t packed_k(int64_t k) { return (k + kGemmKr - 1) / kGemmKr * kGemmKr; }
+
+size_t packed_weight_bytes(int64_t n, int64_t k) {
+  const int64_t blocks = (n + kGemmNr - 1) / kGemmNr;
+  return static_cast<size_t>(blocks) * static_cast<size_t>(packed_k(k)) * kGemmNr;
+}
+
+namespace {
+
+void check_weight_shape(int64_t n, int64_t k) {
+  if (n < 0 || k < 0) throw std::invalid_argument("circle_quant: negative GEMM weight shape");
+  if (k > kMaxGemmK) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: reduction length {} exceeds the int8 GEMM's limit of {} (int32 "
+        "accumulators could overflow)", k, kMaxGemmK));
+  }
+}
+
+}  // namespace
+
+bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
+                  const int32_t* zero_point, size_t zero_point_count, int8_t* data,
+                  int32_t* zero_point_out, int32_t* column_sum_out) {
+  check_weight_shape(n, k);
+  if (zero_point_count != 1 && zero_point_count != static_cast<size_t>(n)) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: {} weight zero points for {} output channels", zero_point_count, n));
+  }
+  // uint8 weights are stored as int8 (b - 128); the zero point moves with them, so b - zb keeps
+  // its value.
+  const int32_t offset = is_unsigned ? 128 : 0;
+  const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
+  const int64_t kp = packed_k(k);
+  const size_t block_stride = static_cast<size_t>(kp) * kGemmNr;
+  std::fill(data, data + packed_weight_bytes(n, k), int8_t{0});
+  bool any_zero_point = false;
+  for (int64_t c = 0; c < n; ++c) {
+    const int32_t zp = zero_point[zero_point_count == 1 ? 0 : c];
+    if (zp < lo || zp > hi) {
+      throw std::invalid_argument(fmt::format(
+          "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, c, lo, hi));
+    }
+    zero_point_out[c] = zp - offset;
+    any_zero_point |= zp != offset;
+    int8_t* block = data + static_cast<size_t>(c / kGemmNr) * block_stride;
+    const size_t lane = static_cast<size_t>(c % kGemmNr);
+    int32_t sum = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const size_t at = static_cast<size_t>(c) * row_stride + static_cast<size_t>(i);
+      const int32_t v = is_unsigned ? static_cast<int32_t>(static_cast<const uint8_t*>(weight)[at]) - 128
+                                    : static_cast<int32_t>(static_cast<const int8_t*>(weight)[at]);
+      block[static_cast<size_t>(i / 4) * (kGemmNr * kGemmKr) + lane * kGemmKr + static_cast<size_t>(i % 4)] =
+          static_cast<int8_t>(v);
+      sum += v;
+    }
+    column_sum_out[c] = sum;
+  }
+  return any_zero_point;
+}
+
+PackedWeightsView PackedWeights::view() const {
+  PackedWeightsView v;
+  v.n = n;
+  v.k = k;
+  v.k_padded = packed_k(k);
+  v.n_blocks = (n + kGemmNr - 1) / kGemmNr;
+  v.data = data.data();
+  v.zero_point = zero_point.data();
+  v.column_sum = column_sum.data();
+  v.has_weight_zero_point = has_weight_zero_point;
+  return v;
+}
+
+PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k,
+                           const int32_t* zero_point, size_t zero_point_count) {
+  check_weight_shape(n, k);  // before sizing the arrays
+  PackedWeights w;
+  w.n = n;
+  w.k = k;
+  w.data.resize(packed_weight_bytes(n, k));
+  w.zero_point.resize(static_cast<size_t>(n));
+  w.column_sum.resize(static_cast<size_t>(n));
+  w.has_weight_zero_point =
+      pack_weights(weight, is_unsigned, n, k, static_cast<size_t>(k), zero_point,
+                   zero_point_count, w.data.data(), w.zero_point.data(), w.column_sum.data());
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output stage.
+
+void quantize_multiplier(double m, int32_t* fixed_multiplier, int32_t* shift) {
+  if (!(m > 0.0) || !std::isfinite(m)) {
+    throw std::invalid_argument(fmt::format("circle_quant: requantization multiplier {} is not a "
+                                            "positive finite number", m));
+  }
+  int exponent = 0;
+  const double mantissa = std::frexp(m, &exponent);  // m = mantissa · 2^exponent, [0.5, 1)
+  int64_t q = static_cast<int64_t>(std::round(mantissa * static_cast<double>(1ll << 31)));
+  if (q == (1ll << 31)) {  // rounding carried into the next power of two
+    q /= 2;
+    ++exponent;
+  }
+  if (exponent < -31) {  // too small to represent: the product rounds to 0 anyway
+    q = 0;
+    exponent = 0;
+  }
+  if (exponent > 30) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: requantization multiplier {} is too large for fixed point", m));
+  }
+  *fixed_multiplier = static_cast<int32_t>(q);
+  *shift = exponent;
+}
+
+namespace {
+
+// gemmlowp's SaturatingRoundingDoublingHighMul: round(a·b / 2^31), ties away from zero... in the
+// specific form the runtimes use (nudge, then truncating division).
+int32_t saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
+  if (a == b && a == std::numeric_limits<int32_t>::min()) return std::numeric_limits<int32_t>::max();
+  const int64_t ab = static_cast<int64_t>(a) * static_cast<int64_t>(b);
+  const int64_t nudge = ab >= 0 ? (1ll << 30) : (1 - (1ll << 30));
+  return static_cast<int32_t>((ab + nudge) / (1ll << 31));
+}
+
+// gemmlowp's RoundingDivideByPOT: x / 2^exponent rounded half away from zero.
+int32_t rounding_divide_by_pot(int32_t x, int exponent) {
+  const int32_t mask = static_cast<int32_t>((1ll << exponent) - 1);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+}  // namespace
+
+int32_t multiply_by_quantized_multiplier(int32_t x, int32_t fixed_multiplier, int32_t shift) {
+  const int left = shift > 0 ? shift : 0;
+  const int right = shift > 0 ? 0 : -shift;
+  // The runtimes shift left in int32; saturate instead of relying on overflow (only reachable
+  // with multipliers ≥ 1, which real layers do not have).
+  const int64_t shifted = static_cast<int64_t>(x) * (int64_t{1} << left);
+  const int32_t x_shifted = static_cast<int32_t>(std::clamp<int64_t>(
+      shifted, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x_shifted, fixed_multiplier),
+                                right);
+}
+
+namespace {
+
+void type_range(OutputType type, int32_t* lo, int32_t* hi) {
+  switch (type) {
+    case OutputType::kUint8: *lo = 0; *hi = 255; return;
+    case OutputType::kInt8: *lo = -128; *hi = 127; return;
+    case OutputType::kInt16: *lo = -32768; *hi = 32767; return;
+    case OutputType::kFloat: *lo = 0; *hi = 0; return;
+  }
+}
+
+void check_scale(double s, const char* what) {
+  if (!(s > 0.0) || !std::isfinite(s)) {
+    throw std::invalid_argument(fmt::format("circle_quant: {} {} is not a positive finite number", what, s));
+  }
+}
+
+// A real activation bound as an output integer, the way each family's runtime computes it:
+// PyTorch's quantize (multiply by the float reciprocal, ties to even) for kFloat, TFLite's
+// CalculateActivationRangeQuantized (float division, ties away from zero) for kFixedPoint.
+int64_t quantize_bound(double v, RequantMode mode, double scale, int32_t zero_point) {
+  float q;
+  if (mode == RequantMode::kFloat) {
+    q = std::nearbyint(static_cast<float>(v) * static_cast<float>(1.0 / scale));
+  } else {
+    q = std::round(static_cast<float>(v) / static_cast<float>(scale));
+  }
+  // Far-away bounds only need to land outside the type's range.
+  return static_cast<int64_t>(std::clamp(q, -1e9f, 1e9f)) + zero_point;
+}
+
+}  // namespace
+
+void compute_output_stage(OutputType type, RequantMode mode, double input_scale,
+                          const float* weight_scale, size_t weight_scale_count, int64_t n,
+                          double output_scale, int32_t output_zero_point, double activation_min,
+                          double activation_max, float* multiplier, int32_t* fixed_multiplier,
+                          int32_t* fixed_shift, OutputStage* stage) {
+  check_scale(input_scale, "input scale");
+  if (weight_scale_count != 1 && weight_scale_count != static_cast<size_t>(n)) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: {} weight scales for {} output channels", weight_scale_count, n));
+  }
+  if (std::isnan(activation_min) || std::isnan(activation_max) || activation_min > activation_max) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
+  }
+  const bool float_out = type == OutputType::kFloat;
+  if (!float_out) check_scale(output_scale, "output scale");
+  stage->type = type;
+  stage->mode = mode;
+  for (int64_t c = 0; c < n; ++c) {
+    const double ws = weight_scale[weight_scale_count == 1 ? 0 : c];
+    check_scale(ws, "weight scale");
+    // The accumulator's scale is float(sa) · float(sb) as the bias is quantized with it (and as
+    // the Circle file records it); the ratio to sy is rounded once.
+    const double acc_scale = static_cast<double>(static_cast<float>(input_scale) * static_cast<float>(ws));
+    const double m = float_out ? acc_scale : acc_scale / output_scale;
+    multiplier[c] = static_cast<float>(m);
+    if (mode == RequantMode::kFixedPoint && !float_out) {
+      quantize_multiplier(m, &fixed_multiplier[c], &fixed_shift[c]);
+    } else if (fixed_multiplier != nullptr) {
+      fixed_multiplier[c] = 0;
+      fixed_shift[c] = 0;
+    }
+  }
+  stage->multiplier = multiplier;
+  stage->fixed_multiplier = fixed_multiplier;
+  stage->fixed_shift = fixed_shift;
+  if (float_out) {
+    stage->zero_point = 0;
+    stage->qmin = stage->qmax = 0;
+    stage->fmin = static_cast<float>(activation_min);
+    stage->fmax = static_cast<float>(activation_max);
+    return;
+  }
+  int32_t lo = 0, hi = 0;
+  type_range(type, &lo, &hi);
+  if (output_zero_point < lo || output_zero_point > hi) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: output zero point {} is outside [{}, {}]", output_zero_point, lo, hi));
+  }
+  stage->zero_point = output_zero_point;
+  int64_t qmin = lo, qmax = hi;
+  if (std::isfinite(activation_min)) {
+    qmin = std::max<int64_t>(qmin, quantize_bound(activation_min, mode, output_scale, output_zero_point));
+  }
+  if (std::isfinite(activation_max)) {
+    qmax = std::min<int64_t>(qmax, quantize_bound(activation_max, mode, output_scale, output_zero_point));
+  }
+  if (qmin > qmax) qmin = qmax;  // an activation range inside one quantization step
+  stage->qmin = static_cast<int32_t>(qmin);
+  stage->qmax = static_cast<int32_t>(qmax);
+  stage->fmin = -std::numeric_limits<float>::infinity();
+  stage->fmax = std::numeric_limits<float>::infinity();
+}
+
+void make_output_stage(OutputType type, RequantMode mode, double input_scale,
+                       const float* weight_scale, size_t weight_scale_count, int64_t n,
+                       double output_scale, int32_t output_zero_point, double activation_min,
+                       double activation_max, OutputStageStorage* storage) {
+  storage->multiplier.assign(static_cast<size_t>(n), 0.0f);
+  storage->fixed_multiplier.assign(static_cast<size_t>(n), 0);
+  storage->fixed_shift.assign(static_cast<size_t>(n), 0);
+  compute_output_stage(type, mode, input_scale, weight_scale, weight_scale_count, n, output_scale,
+                       output_zero_point, activation_min, activation_max,
+                       storage->multiplier.data(), storage->fixed_multiplier.data(),
+                       storage->fixed_shift.data(), &storage->stage);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver.
+
+namespace {
+
+ukernels::GemmMicrokernel microkernel_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::kAvx512Vnni: return ukernels::q8_gemm_avx512vnni();
+    case Isa::kAvxVnni: return ukernels::q8_gemm_avxvnni();
+    // AVX-512 without VNNI has no faster exact int8 product than AVX2's.
+    case Isa::kAvx512:
+    case Isa::kAvx2: return ukernels::q8_gemm_avx2();
+#endif
+#if defined(__aarch64__)
+    case Isa::kNeonDot: return ukernels::q8_gemm_neondot();
+    case Isa::kNeon: return ukernels::q8_gemm_neon();
+#endif
+    default: return ukernels::q8_gemm_scalar();
+  }
+}
+
+// Weights of one column chunk stay in L2 while every row tile streams past them.
+constexpr size_t kChunkBytes = 256 * 1024;
+constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
+
+}  // namespace
+
+const char* qgemm_kernel_name() { return microkernel_for(active_isa()).name; }
+
+void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w,
+           int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
+           void* out, size_t out_stride) {
+  if (m_begin >= m_end || n_begin >= n_end) return;
+  if (n_begin % static_cast<int64_t>(kGemmNr) != 0) {
+    throw std::invalid_argument("circle_quant: qgemm's n_begin must be a multiple of 16");
+  }
+  const ukernels::GemmMicrokernel uk = microkernel_for(active_isa());
+  const size_t k = static_cast<size_t>(w.k);
+  const size_t rows = static_cast<size_t>(m_end - m_begin);
+  const size_t cols = static_cast<size_t>(n_end - n_begin);
+
+  // The kernel reads A as uint8 (x86) or int8 (ARM). Activations of the other signedness are
+  // moved by 128 (flip the sign bit) into scratch, and so is their zero point: a - za is
+  // unchanged. O(M·K) against the GEMM's O(M·N·K).
+  const bool flip = a.is_signed != uk.a_signed;
+  const int32_t za = a.zero_point + (flip ? (a.is_signed ? 128 : -128) : 0);
+  thread_local std::vector<uint8_t> flipped;
+  const uint8_t* a_rows =
+      static_cast<const uint8_t*>(a.data) + static_cast<size_t>(m_begin) * a.stride;
+  size_t a_stride = a.stride;
+  if (flip && k > 0) {
+    flipped.resize(rows * k);
+    for (size_t i = 0; i < rows; ++i) {
+      const uint8_t* src = a_rows + i * a.stride;
+      uint8_t* dst = flipped.data() + i * k;
+      for (size_t j = 0; j < k; ++j) dst[j] = static_cast<uint8_t>(src[j] ^ 0x80u);
+    }
+    a_rows = flipped.data();
+    a_stride = k;
+  }
+
+  // Σ (a - za)(b - zb) = Σ a·b - za·Σb - zb·Σa + K·za·zb: the kernel computes Σ a·b; the
+  // per-channel terms (with the bias) are summed here once per call, the per-row ones only when
+  // a weight zero point is non-zero. All modulo 2^32, like every int32 sum of the kernels
+  // (docs/numerics.md, "Integer GEMM"); the exact total fits in int32.
+  thread_local std::vector<int32_t> channel_term_buffer, row_sum_buffer;
+  channel_term_buffer.resize(cols);
+  uint32_t* term = reinterpret_cast<uint32_t*>(channel_term_buffer.data());
+  const int32_t* column_sum = w.column_sum + n_begin;
+  const int32_t* zb = w.zero_point + n_begin;
+  for (size_t j = 0; j < cols; ++j) {
+    term[j] = bias != nullptr ? static_cast<uint32_t>(bias[n_begin + j]) : 0u;
+  }
+  if (za != 0) {
+    const uint32_t uza = static_cast<uint32_t>(za);
+    for (size_t j = 0; j < cols; ++j) term[j] -= uza * static_cast<uint32_t>(column_sum[j]);
+    if (w.has_weight_zero_point) {
+      const uint32_t kza = static_cast<uint32_t>(k) * uza;
+      for (size_t j = 0; j < cols; ++j) term[j] += kza * static_cast<uint32_t>(zb[j]);
+    }
+  }
+  const int32_t* row_sums = nullptr;
+  if (w.has_weight_zero_point) {
+    row_sum_buffer.resize(rows);
+    ukernels::q8_row_sums(rows, k, a_rows, a_stride, uk.a_signed, row_sum_buffer.data());
+    row_sums = row_sum_buffer.data();
+  }
+
+  // Tiles: uk.mr rows × uk.max_blocks blocks. The channels are cut into chunks of about
+  // kChunkBytes of packed weights; each chunk stays in L2 while every row tile passes over it
+  // (a row tile's A, mr · K bytes, stays in L1). Large M thus reads the weights from memory
+  // once, and A once per chunk.
+  const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
+  uint8_t* out_rows = static_cast<uint8_t*>(out) + static_cast<size_t>(m_begin) * out_stride * elem;
+  const size_t block_stride = w.block_stride();
+  const size_t first_block = static_cast<size_t>(n_begin) / kGemmNr;
+  const size_t end_block = (static_cast<size_t>(n_end) + kGemmNr - 1) / kGemmNr;
+  const size_t chunk_blocks = std::max<size_t>(
+      uk.max_blocks, kChunkBytes / std::max<size_t>(block_stride, 1) / uk.max_blocks * uk.max_blocks);
+  alignas(64) int32_t acc[kMaxTile];
+  const size_t acc_stride = uk.max_blocks * kGemmNr;
+
+  for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
+    const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
+    for (size_t i = 0; i < rows; i += uk.mr) {
+      const size_t mr = std::min(uk.mr, rows - i);
+      for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
+        const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
+        uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, w.data + nb * block_stride,
+                      block_stride, acc, acc_stride);
+        const size_t n0 = nb * kGemmNr;
+        const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
+        const size_t j0 = n0 - static_cast<size_t>(n_begin);
+        uk.requantize(mr, nc, acc, acc_stride, channel_term_buffer.data() + j0, w.zero_point + n0,
+                      row_sums != nullptr ? row_sums + i : nullptr, stage, n0,
+                      out_rows + (i * out_stride + n0) * elem, out_stride);
+      }
+    }
+  }
+}
+
+}  // namespace circle_quant

@@ -1,0 +1,100 @@
+// Integer GEMM microkernels: the contract every ISA implements (see qgemm.h for the packed
+// weight layout). Files are named q8-gemm-<MR>x<16·blocks>c4-<isa>.cpp and
+// qs32-requantize-<isa>.cpp; the scalar ones are the reference the tests compare against.
+//
+// The driver (qgemm.cpp) splits the work into tiles; a tile is up to `mr` rows of A and up to
+// `max_blocks` blocks of 16 output channels. For each tile it calls:
+//   1. accumulate: raw dot products of A's bytes with the packed int8 weights (no zero points);
+//   2. requantize: adds the per-channel and per-row compensation terms and the bias, then
+//      converts to the output type, clamps and stores.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../qgemm.h"
+
+namespace circle_quant {
+namespace ukernels {
+
+// acc[i * acc_stride + j] = Σ_{kk < k} A(i, kk) · B(kk, j)   for i < mr, j < 16 · blocks.
+//   A(i, kk) = a[i * a_stride + kk], read as uint8 on x86 (u8·s8 dot products) and as int8 on ARM
+//   (s8·s8), see GemmMicrokernel::a_signed. The kernel reads no byte of a past a[i*a_stride+k-1]
+//   (K need not be a multiple of 4), and nothing of rows i ≥ mr.
+//   B: `blocks` consecutive packed blocks starting at b, block_stride bytes apart.
+// Exact int32 arithmetic (callers guarantee K ≤ kMaxGemmK so no sum can overflow).
+// blocks ≤ max_blocks, 1 ≤ mr ≤ GemmMicrokernel::mr, acc_stride ≥ 16 · blocks.
+using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint8_t* a,
+                                  size_t a_stride, const int8_t* b, size_t block_stride,
+                                  int32_t* acc, size_t acc_stride);
+
+// out(i, j) for i < rows, j < cols:
+//   total = acc[i * acc_stride + j] + channel_term[j] - (row_sum ? zb[j] * row_sum[i] : 0)
+//   (int32 arithmetic modulo 2^32; the exact result fits, see kMaxGemmK)
+//   then the output stage of `stage` for channel (n0 + j), stored at out + i * out_stride + j
+//   (elements of stage.type).
+// channel_term[j] = bias[j] - za'·column_sum[j] + K·za'·zb[j] (za' = activation zero point in the
+// A domain the accumulate kernel read) is computed by the driver.
+using RequantizeFn = void (*)(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+                              const int32_t* channel_term, const int32_t* zb,
+                              const int32_t* row_sum, const OutputStage& stage, size_t n0,
+                              void* out, size_t out_stride);
+
+// The driver's accumulator tile holds this many int32: mr · max_blocks · 16 must not exceed it.
+constexpr size_t kMaxTileAccumulators = 1024;
+
+struct GemmMicrokernel {
+  const char* name;           // e.g. "q8-gemm-8x48c4-avx512vnni"
+  GemmAccumulateFn accumulate;
+  RequantizeFn requantize;
+  size_t mr;                  // rows per tile
+  size_t max_blocks;          // 16-channel blocks per tile
+  bool a_signed;              // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
+};
+
+// The microkernel set of each ISA (defined in the ISA's files; absent ISAs are not declared).
+GemmMicrokernel q8_gemm_scalar();
+#if defined(__x86_64__)
+GemmMicrokernel q8_gemm_avx2();        // vpmaddwd on widened int16: exact, no vpmaddubsw saturation
+GemmMicrokernel q8_gemm_avxvnni();     // vpdpbusd ymm (VEX encoded)
+GemmMicrokernel q8_gemm_avx512vnni();  // vpdpbusd zmm
+// The avxvnni kernel's code with EVEX-encoded vpdpbusd ymm (needs AVX512-VNNI + VL): for tests
+// on machines without AVX-VNNI; the dispatcher never picks it.
+GemmMicrokernel q8_gemm_avxvnni_evex();
+#endif
+#if defined(__aarch64__)
+GemmMicrokernel q8_gemm_neon();        // smull/sadalp, for cores without the dot product
+GemmMicrokernel q8_gemm_neondot();     // sdot
+#endif
+
+// Scalar requantization of one tile: the reference output stage, also used by SIMD kernels for
+// their column remainders.
+void qs32_requantize_scalar(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+                            const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
+                            const OutputStage& stage, size_t n0, void* out, size_t out_stride);
+
+#if defined(__x86_64__)
+// SIMD output stages, bit-exact with the scalar one (shift in [-31, 30] for kFixedPoint).
+void qs32_requantize_avx2(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+                          const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
+                          const OutputStage& stage, size_t n0, void* out, size_t out_stride);
+void qs32_requantize_avx512(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+                            const int32_t* channel_term, const int32_t* zb,
+                            const int32_t* row_sum, const OutputStage& stage, size_t n0,
+                            void* out, size_t out_stride);
+#endif
+
+// The exact accumulator total of output (i, j) from a tile's raw dot product, modulo 2^32.
+inline int32_t qgemm_total(int32_t acc, int32_t channel_term, const int32_t* zb,
+                           const int32_t* row_sum, size_t i, size_t j) {
+  uint32_t t = static_cast<uint32_t>(acc) + static_cast<uint32_t>(channel_term);
+  if (row_sum != nullptr) t -= static_cast<uint32_t>(zb[j]) * static_cast<uint32_t>(row_sum[i]);
+  return static_cast<int32_t>(t);
+}
+
+// Row sums Σk A(i, k) in the A domain the kernel reads (uint8 or int8 interpretation).
+void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed,
+                 int32_t* row_sum);
+
+}  // namespace ukernels
+}  // namespace circle_quant

@@ -1,0 +1,117 @@
+// CPU kernels of linear_prepack / quantized_linear: the plan is built by make_gemm_plan
+// (qgemm_plan.cpp), a call reads its header and runs circle_quant::qgemm over the rows, split
+// across threads.
+//
+// Threading: every output element is computed by the same instructions whatever range of rows
+// and 16-channel blocks a thread gets (qgemm.h), so results do not depend on the thread count.
+// Small calls (BERT at batch 1: M = 1) run on the calling thread when starting the pool would
+// cost more than the work; larger ones split rows when there are enough of them, else channels.
+#include <ATen/Parallel.h>
+
+#include <limits>
+
+#include "../common.h"
+#include "../qgemm_plan.h"
+#include "../quantized_linear.h"
+
+namespace torch_circle {
+namespace {
+
+// Multiply-accumulates below which a task is not worth handing to another thread: ~10 us on a
+// VNNI core (50-100 GMAC/s), against a few microseconds to start an OpenMP region, and much more
+// when the other cores are busy and the team has to wait for them.
+constexpr int64_t kMinTaskMacs = 1 << 20;
+constexpr int64_t kNr = static_cast<int64_t>(circle_quant::kGemmNr);
+constexpr int64_t kRowTile = 4;  // rows per microkernel tile on every ISA: splits stay aligned to it
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_cpu(
+    const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
+    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point,
+    at::ScalarType input_dtype, double output_scale, int64_t output_zero_point,
+    at::ScalarType output_dtype, c10::optional<double> activation_min,
+    c10::optional<double> activation_max, c10::string_view requant) {
+  return make_gemm_plan("circle_quant::linear_prepack", weight, weight_scale, weight_zero_point, bias,
+                        input_scale, input_zero_point, input_dtype, output_scale, output_zero_point,
+                        output_dtype,
+                        activation_min.value_or(-std::numeric_limits<double>::infinity()),
+                        activation_max.value_or(std::numeric_limits<double>::infinity()), requant);
+}
+
+at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
+                                const at::Tensor& params, const at::Tensor& multiplier,
+                                at::ScalarType output_dtype) {
+  const char* op = "circle_quant::quantized_linear";
+  const GemmPlan plan = read_gemm_plan(op, packed_weight, params, multiplier);
+  const auto in_dtype = input.scalar_type();
+  TORCH_CHECK_TYPE(in_dtype == at::kByte || in_dtype == at::kChar, op,
+                   ": input must be a uint8 or int8 tensor, got ", dtype_name(in_dtype));
+  TORCH_CHECK_TYPE(in_dtype == (plan.input_signed ? at::kChar : at::kByte), op, ": input has dtype ",
+                   dtype_name(in_dtype), " but the weights were prepacked for ",
+                   plan.input_signed ? "torch.int8" : "torch.uint8", " activations");
+  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == plan.weights.k, op, ": input has shape ",
+                    input.sizes(), " but the prepacked weight has in_features = ", plan.weights.k);
+  TORCH_CHECK_TYPE(output_dtype == plan.output_dtype, op, ": output_dtype is ", dtype_name(output_dtype),
+                   " but the weights were prepacked for ", dtype_name(plan.output_dtype), " output");
+  TORCH_CHECK_VALUE(input.device().is_cpu(), op, ": input must be a CPU tensor, got ", input.device());
+
+  const int64_t n = plan.weights.n, k = plan.weights.k;
+  c10::SmallVector<int64_t, 6> sizes(input.sizes().begin(), input.sizes().end());
+  sizes.back() = n;
+  auto out = at::empty(sizes, input.options().dtype(output_dtype));
+  const int64_t m = k > 0 ? input.numel() / k : out.numel() / n;
+  if (m == 0) return out;
+
+  // Rows may be strided (a slice of a wider tensor) as long as each row is dense.
+  at::Tensor x = input;
+  size_t row_stride = static_cast<size_t>(k);
+  if (input.dim() == 2 && input.stride(1) == 1 && input.stride(0) >= k) {
+    row_stride = static_cast<size_t>(input.stride(0));
+  } else if (!input.is_contiguous()) {
+    x = input.contiguous();
+  }
+  circle_quant::GemmActivations a;
+  a.data = x.const_data_ptr();
+  a.is_signed = plan.input_signed;
+  a.zero_point = plan.input_zero_point;
+  a.stride = row_stride;
+  void* y = out.data_ptr();
+  const size_t y_stride = static_cast<size_t>(n);
+
+  auto run = [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    circle_quant::qgemm(a, m0, m1, plan.weights, n0, n1, plan.bias, plan.stage, y, y_stride);
+  };
+
+  const int64_t blocks = plan.weights.n_blocks;
+  const int64_t row_macs = blocks * kNr * plan.weights.k_padded;  // per row, all channels
+  const int threads = at::get_num_threads();
+  if (threads <= 1 || m * row_macs < 2 * kMinTaskMacs || at::in_parallel_region()) {
+    run(0, m, 0, n);
+    return out;
+  }
+  const int64_t row_tiles = (m + kRowTile - 1) / kRowTile;
+  if (row_tiles >= threads) {
+    // Enough rows for every thread: each streams all weights (they stay in L2 per chunk, qgemm).
+    const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / (kRowTile * row_macs));
+    at::parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
+      run(t0 * kRowTile, std::min(m, t1 * kRowTile), 0, n);
+    });
+  } else {
+    // Few rows (M = 1 decoding, small batches): split output channels, each thread reads only its
+    // share of the weights.
+    const int64_t block_macs = m * kNr * plan.weights.k_padded;
+    const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / std::max<int64_t>(1, block_macs));
+    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+      run(0, m, b0 * kNr, std::min(n, b1 * kNr));
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
+  m.impl("linear_prepack", &linear_prepack_cpu);
+  m.impl("quantized_linear", &quantized_linear_cpu);
+}
+
+}  // namespace torch_circle

@@ -1,0 +1,351 @@
+// Building and reading prepacked conv2d plans (qconv_plan.h).
+#include "qconv_plan.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "common.h"
+#include "qgemm_plan.h"
+
+namespace torch_circle {
+namespace {
+
+// Header entries. kMagic tells a conv plan from any other int32 tensor (a linear plan
+// included); kVersion changes whenever the layout does.
+enum ConvPlanHeader : int64_t {
+  kMagicIndex = 0,
+  kVersionIndex,
+  kKindIndex,  // circle_quant::ConvKind
+  kOutChannelsIndex,
+  kGroupInChannelsIndex,
+  kKernelHIndex,
+  kKernelWIndex,
+  kGroupsIndex,
+  kStrideHIndex,
+  kStrideWIndex,
+  kPadHIndex,
+  kPadWIndex,
+  kDilationHIndex,
+  kDilationWIndex,
+  kInputZeroPointIndex,
+  kInputSignedIndex,
+  kOutputTypeIndex,   // circle_quant::OutputType
+  kRequantModeIndex,  // circle_quant::RequantMode
+  kOutputZeroPointIndex,
+  kQminIndex,
+  kQmaxIndex,
+  kFminBitsIndex,
+  kFmaxBitsIndex,
+  kHasWeightZeroPointIndex,
+  kHasBiasIndex,
+  kHeaderEntries,
+};
+static_assert(kHeaderEntries <= kConvPlanHeader, "conv plan header overflows kConvPlanHeader");
+
+constexpr int32_t kMagic = 0x56435143;  // "CQCV" in little-endian bytes
+constexpr int32_t kVersion = 1;
+
+enum ConvPlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow };
+
+int32_t float_bits(float f) {
+  int32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+float bits_float(int32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+at::ScalarType output_scalar_type(circle_quant::OutputType type) {
+  switch (type) {
+    case circle_quant::OutputType::kUint8: return at::kByte;
+    case circle_quant::OutputType::kInt8: return at::kChar;
+    case circle_quant::OutputType::kInt16: return at::kShort;
+    case circle_quant::OutputType::kFloat: return at::kFloat;
+  }
+  return at::kFloat;
+}
+
+void check_pair(const char* op, const char* name, at::IntArrayRef v, int64_t min) {
+  TORCH_CHECK_VALUE(v.size() == 2, op, ": ", name, " must have 2 entries (height, width), got ", v);
+  TORCH_CHECK_VALUE(v[0] >= min && v[1] >= min, op, ": ", name, " must be >= ", min, ", got ", v);
+}
+
+circle_quant::ConvWeightShape weight_shape(const char* op, const at::Tensor& weight, int64_t groups) {
+  TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
+                   ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
+  TORCH_CHECK_VALUE(weight.dim() == 4, op,
+                    ": weight must be 4-D [out_channels, in_channels / groups, kernel_h, kernel_w], "
+                    "got shape ", weight.sizes());
+  TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
+  circle_quant::ConvWeightShape s;
+  s.out_channels = weight.size(0);
+  s.group_in_channels = weight.size(1);
+  s.kernel_h = weight.size(2);
+  s.kernel_w = weight.size(3);
+  s.groups = groups;
+  TORCH_CHECK_VALUE(s.out_channels > 0 && s.group_in_channels > 0 && s.kernel_h > 0 && s.kernel_w > 0,
+                    op, ": weight shape ", weight.sizes(), " has an empty dimension");
+  TORCH_CHECK_VALUE(s.out_channels % groups == 0, op, ": out_channels (", s.out_channels,
+                    ") must be divisible by groups (", groups, ")");
+  TORCH_CHECK_VALUE(s.reduction() <= circle_quant::kMaxGemmK, op,
+                    ": kernel_h * kernel_w * in_channels / groups = ", s.reduction(),
+                    " exceeds the int8 kernels' limit of ", circle_quant::kMaxGemmK,
+                    " (int32 accumulators could overflow)");
+  return s;
+}
+
+// Shape of packed_weight for these weights.
+std::array<int64_t, 2> packed_shape(const circle_quant::ConvWeightShape& s) {
+  if (circle_quant::conv_kind(s) == circle_quant::ConvKind::kDepthwise) {
+    // Two sections of whole 64-byte rows (qconv.h).
+    return {static_cast<int64_t>(circle_quant::conv_packed_weight_bytes(s)) / 64, 64};
+  }
+  const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
+  const int64_t blocks = (s.group_out_channels() + nr - 1) / nr;
+  return {s.groups * blocks * nr, circle_quant::packed_k(s.reduction())};
+}
+
+}  // namespace
+
+void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef padding,
+                     at::IntArrayRef dilation, int64_t groups) {
+  check_pair(op, "stride", stride, 1);
+  check_pair(op, "padding", padding, 0);
+  check_pair(op, "dilation", dilation, 1);
+  TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(
+    const char* op, const at::Tensor& weight, int64_t groups, const at::TensorOptions& options) {
+  // The same checks and shapes as weight_shape() / packed_shape(), on symbolic sizes so that
+  // tracing with dynamic shapes works too.
+  TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
+                   ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
+  TORCH_CHECK_VALUE(weight.dim() == 4, op,
+                    ": weight must be 4-D [out_channels, in_channels / groups, kernel_h, kernel_w], "
+                    "got shape ", weight.sym_sizes());
+  TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
+  const auto sz = weight.sym_sizes();
+  const c10::SymInt& oc = sz[0];
+  const c10::SymInt& cg = sz[1];
+  TORCH_CHECK_VALUE(oc > 0 && cg > 0 && sz[2] > 0 && sz[3] > 0, op, ": weight shape ", sz,
+                    " has an empty dimension");
+  TORCH_CHECK_VALUE(oc % groups == 0, op, ": out_channels (", oc, ") must be divisible by groups (",
+                    groups, ")");
+  const c10::SymInt taps = sz[2] * sz[3];
+  const c10::SymInt k = taps * cg;
+  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": kernel_h * kernel_w * in_channels / groups = ",
+                    k, " exceeds the int8 kernels' limit of ", circle_quant::kMaxGemmK,
+                    " (int32 accumulators could overflow)");
+  const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
+  const int64_t align = circle_quant::kDepthwiseChannelAlign;
+  std::vector<c10::SymInt> packed;
+  if (cg == 1 && oc == groups) {
+    // conv_packed_weight_bytes() / 64: the int32 pairs, then the 256-byte quad blocks.
+    const int64_t quad = circle_quant::kDepthwiseQuadChannels;
+    const c10::SymInt pairs_rows = (taps + 1) / 2 * ((oc + (align - 1)) / align * align) * 4 / 64;
+    const c10::SymInt quads_rows = (taps + 3) / 4 * ((oc + (quad - 1)) / quad) * 4;
+    packed = {pairs_rows + quads_rows, c10::SymInt(64)};
+  } else {
+    const int64_t kr = static_cast<int64_t>(circle_quant::kGemmKr);
+    packed = {(oc / groups + (nr - 1)) / nr * nr * groups, (k + (kr - 1)) / kr * kr};
+  }
+  return {at::empty_symint(packed, options.dtype(at::kChar)),
+          at::empty_symint({oc * kConvPlanRows + kConvPlanHeader}, options.dtype(at::kInt)),
+          at::empty_symint({oc}, options.dtype(at::kFloat))};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
+    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
+    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
+    double activation_max, c10::string_view requant) {
+  check_conv_args(op, stride, padding, dilation, groups);
+  const auto s = weight_shape(op, weight, groups);
+  TORCH_CHECK_VALUE(weight.device().is_cpu(), op, ": weight must be a CPU tensor, got ", weight.device());
+  const int64_t oc = s.out_channels, k = s.reduction();
+
+  // Bias, output stage and every argument check as the linear layer's: the weight as [OC, K]
+  // rows in the (kh, kw, ic) order of the patches.
+  const auto rows = weight.permute({0, 2, 3, 1}).contiguous().view({oc, k});
+  const auto [gemm_packed, gemm_params, multiplier] = make_gemm_plan(
+      op, rows, weight_scale, weight_zero_point, bias, input_scale, input_zero_point, input_dtype,
+      output_scale, output_zero_point, output_dtype, activation_min, activation_max, requant);
+  const GemmPlan gemm = read_gemm_plan(op, gemm_packed, gemm_params, multiplier);
+
+  auto [packed, params, unused_multiplier] = empty_conv_plan(op, weight, groups, weight.options());
+  TORCH_INTERNAL_ASSERT(packed.numel() == static_cast<int64_t>(circle_quant::conv_packed_weight_bytes(s)),
+                        op, ": packed_weight's shape disagrees with the core's packed size");
+  params.zero_();
+  int32_t* p = params.data_ptr<int32_t>();
+  int32_t* row_base = p + kConvPlanHeader;
+  auto row = [&](int64_t r) { return row_base + r * oc; };
+
+  const auto w = weight.contiguous();
+  const auto wz = weight_zero_point.to(at::kInt).contiguous().view(-1);
+  bool has_wzp = false;
+  try {
+    has_wzp = circle_quant::pack_conv_weights(
+        w.data_ptr(), w.scalar_type() == at::kByte, s, wz.data_ptr<int32_t>(),
+        static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(), row(kZeroPointRow),
+        row(kColumnSumRow));
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    const std::string prefix = "circle_quant: ";  // the core's prefix: name the op instead
+    if (what.compare(0, prefix.size(), prefix) == 0) what = what.substr(prefix.size());
+    TORCH_CHECK_VALUE(false, op, ": ", what);
+  }
+  if (gemm.bias != nullptr) std::memcpy(row(kBiasRow), gemm.bias, sizeof(int32_t) * oc);
+  std::memcpy(row(kFixedMultRow), gemm.stage.fixed_multiplier, sizeof(int32_t) * oc);
+  std::memcpy(row(kFixedShiftRow), gemm.stage.fixed_shift, sizeof(int32_t) * oc);
+
+  p[kMagicIndex] = kMagic;
+  p[kVersionIndex] = kVersion;
+  p[kKindIndex] = static_cast<int32_t>(circle_quant::conv_kind(s));
+  p[kOutChannelsIndex] = static_cast<int32_t>(oc);
+  p[kGroupInChannelsIndex] = static_cast<int32_t>(s.group_in_channels);
+  p[kKernelHIndex] = static_cast<int32_t>(s.kernel_h);
+  p[kKernelWIndex] = static_cast<int32_t>(s.kernel_w);
+  p[kGroupsIndex] = static_cast<int32_t>(groups);
+  p[kStrideHIndex] = static_cast<int32_t>(stride[0]);
+  p[kStrideWIndex] = static_cast<int32_t>(stride[1]);
+  p[kPadHIndex] = static_cast<int32_t>(padding[0]);
+  p[kPadWIndex] = static_cast<int32_t>(padding[1]);
+  p[kDilationHIndex] = static_cast<int32_t>(dilation[0]);
+  p[kDilationWIndex] = static_cast<int32_t>(dilation[1]);
+  p[kInputZeroPointIndex] = gemm.input_zero_point;
+  p[kInputSignedIndex] = gemm.input_signed ? 1 : 0;
+  p[kOutputTypeIndex] = static_cast<int32_t>(gemm.stage.type);
+  p[kRequantModeIndex] = static_cast<int32_t>(gemm.stage.mode);
+  p[kOutputZeroPointIndex] = gemm.stage.zero_point;
+  p[kQminIndex] = gemm.stage.qmin;
+  p[kQmaxIndex] = gemm.stage.qmax;
+  p[kFminBitsIndex] = float_bits(gemm.stage.fmin);
+  p[kFmaxBitsIndex] = float_bits(gemm.stage.fmax);
+  p[kHasWeightZeroPointIndex] = has_wzp ? 1 : 0;
+  p[kHasBiasIndex] = gemm.bias != nullptr ? 1 : 0;
+  return {packed, params, multiplier};
+}
+
+int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight,
+                           const at::Tensor& params, const at::Tensor& multiplier) {
+  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op,
+                   ": packed_weight must be int8 (from conv2d_prepack), got ",
+                   dtype_name(packed_weight.scalar_type()));
+  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op,
+                   ": params must be int32 (from conv2d_prepack), got ", dtype_name(params.scalar_type()));
+  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op,
+                   ": multiplier must be float32 (from conv2d_prepack), got ",
+                   dtype_name(multiplier.scalar_type()));
+  TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
+                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (conv2d_prepack's "
+                    "outputs), got shapes ", packed_weight.sizes(), ", ", params.sizes(), ", ",
+                    multiplier.sizes());
+  const int64_t oc = multiplier.size(0);
+  TORCH_CHECK_VALUE(params.size(0) == kConvPlanHeader + kConvPlanRows * oc, op, ": params ",
+                    params.sizes(), " and multiplier ", multiplier.sizes(),
+                    " do not belong to one conv2d_prepack result");
+  return oc;
+}
+
+ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                        const at::Tensor& multiplier) {
+  const int64_t oc = conv_plan_channels(op, packed_weight, params, multiplier);
+  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(),
+                    op, ": the prepacked tensors must be contiguous");
+  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() &&
+                        multiplier.device().is_cpu(),
+                    op, ": the prepacked tensors must be on the CPU");
+  const int32_t* p = params.const_data_ptr<int32_t>();
+  TORCH_CHECK_VALUE(p[kMagicIndex] == kMagic, op,
+                    ": params is not a conv2d plan (bad magic number); build it with "
+                    "circle_quant::conv2d_prepack");
+  TORCH_CHECK_VALUE(p[kVersionIndex] == kVersion, op, ": params has conv plan version ",
+                    p[kVersionIndex], " but this build reads version ", kVersion,
+                    "; prepack the weights again");
+
+  ConvPlan plan;
+  auto& w = plan.weights;
+  w.shape.out_channels = p[kOutChannelsIndex];
+  w.shape.group_in_channels = p[kGroupInChannelsIndex];
+  w.shape.kernel_h = p[kKernelHIndex];
+  w.shape.kernel_w = p[kKernelWIndex];
+  w.shape.groups = p[kGroupsIndex];
+  const bool sane = w.shape.out_channels == oc && w.shape.group_in_channels > 0 &&
+                    w.shape.kernel_h > 0 && w.shape.kernel_w > 0 && w.shape.groups > 0 &&
+                    oc % w.shape.groups == 0 && w.shape.reduction() <= circle_quant::kMaxGemmK;
+  TORCH_CHECK_VALUE(sane, op, ": params header describes an invalid conv (", w.shape.out_channels,
+                    " output channels, ", w.shape.group_in_channels, " input channels per group, kernel ",
+                    w.shape.kernel_h, "x", w.shape.kernel_w, ", groups ", w.shape.groups, ")");
+  w.kind = circle_quant::conv_kind(w.shape);
+  const auto ps = packed_shape(w.shape);
+  TORCH_CHECK_VALUE(p[kKindIndex] == static_cast<int32_t>(w.kind) && packed_weight.size(0) == ps[0] &&
+                        packed_weight.size(1) == ps[1],
+                    op, ": packed_weight ", packed_weight.sizes(), " does not match the params header (expected [",
+                    ps[0], ", ", ps[1], "])");
+  const int32_t type = p[kOutputTypeIndex], mode = p[kRequantModeIndex];
+  TORCH_CHECK_VALUE(type >= 0 && type <= 3 && (mode == 0 || mode == 1), op,
+                    ": params has an invalid output type or requantization mode");
+
+  const int32_t* rows = p + kConvPlanHeader;
+  w.data = packed_weight.const_data_ptr<int8_t>();
+  w.zero_point = rows + kZeroPointRow * oc;
+  w.column_sum = rows + kColumnSumRow * oc;
+  w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
+
+  auto& s = plan.stage;
+  s.type = static_cast<circle_quant::OutputType>(type);
+  s.mode = static_cast<circle_quant::RequantMode>(mode);
+  s.multiplier = multiplier.const_data_ptr<float>();
+  s.fixed_multiplier = rows + kFixedMultRow * oc;
+  s.fixed_shift = rows + kFixedShiftRow * oc;
+  s.zero_point = p[kOutputZeroPointIndex];
+  s.qmin = p[kQminIndex];
+  s.qmax = p[kQmaxIndex];
+  s.fmin = bits_float(p[kFminBitsIndex]);
+  s.fmax = bits_float(p[kFmaxBitsIndex]);
+
+  plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * oc : nullptr;
+  plan.input_zero_point = p[kInputZeroPointIndex];
+  plan.input_signed = p[kInputSignedIndex] != 0;
+  plan.output_dtype = output_scalar_type(s.type);
+  plan.stride = {p[kStrideHIndex], p[kStrideWIndex]};
+  plan.padding = {p[kPadHIndex], p[kPadWIndex]};
+  plan.dilation = {p[kDilationHIndex], p[kDilationWIndex]};
+  return plan;
+}
+
+std::vector<c10::SymInt> conv2d_output_sizes(const char* op, const at::Tensor& input,
+                                             int64_t out_channels, at::IntArrayRef kernel_size,
+                                             at::IntArrayRef stride, at::IntArrayRef padding,
+                                             at::IntArrayRef dilation, int64_t groups) {
+  check_pair(op, "kernel_size", kernel_size, 1);
+  check_conv_args(op, stride, padding, dilation, groups);
+  TORCH_CHECK_TYPE(input.scalar_type() == at::kByte || input.scalar_type() == at::kChar, op,
+                   ": input must be a uint8 or int8 tensor, got ", dtype_name(input.scalar_type()));
+  TORCH_CHECK_VALUE(input.dim() == 4, op, ": input must be 4-D [N, C, H, W], got shape ",
+                    input.sym_sizes());
+  const auto sizes = input.sym_sizes();
+  TORCH_CHECK_VALUE(sizes[1] % groups == 0, op, ": input has ", sizes[1],
+                    " channels, not divisible by groups (", groups, ")");
+  std::vector<c10::SymInt> out{sizes[0], c10::SymInt(out_channels)};
+  for (int i = 0; i < 2; ++i) {
+    const c10::SymInt in = sizes[2 + i];
+    const int64_t reach = dilation[i] * (kernel_size[i] - 1) + 1;
+    const c10::SymInt padded = in + 2 * padding[i];
+    TORCH_CHECK_VALUE(padded >= reach, op, ": the ", i == 0 ? "height" : "width", " ", in,
+                      " plus padding ", 2 * padding[i], " is smaller than the dilated kernel (",
+                      reach, ")");
+    out.push_back((padded - reach) / stride[i] + 1);
+  }
+  return out;
+}
+
+}  // namespace torch_circle

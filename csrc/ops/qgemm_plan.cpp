@@ -1,0 +1,328 @@
+// A prepacked quantized GEMM layer as three tensors (qgemm_plan.h): building it once, reading it
+// per call.
+//
+// params (int32) = header (kPlanHeader entries, below) followed by kPlanRows rows of N entries:
+//   row 0  bias          int32 at scale float(sa)·float(sb[n]) (0 without a bias)
+//   row 1  zero_point    weight zero point in the stored int8 domain (PackedWeightsView)
+//   row 2  column_sum    Σk stored weight (PackedWeightsView)
+//   row 3  fixed_mult    M0 of the fixed-point multiplier (0 in float mode)
+//   row 4  fixed_shift   its exponent
+// Everything a call needs is in the header, so read_gemm_plan() checks O(1) entries, never the
+// per-channel data (that was validated when the plan was built).
+#include "qgemm_plan.h"
+
+#include <c10/util/string_view.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "common.h"
+
+namespace torch_circle {
+namespace {
+
+// Header entries. kMagic guards against passing some other int32 tensor as `params`; kVersion
+// changes whenever the layout does, so a plan saved in a TorchScript file by another build is
+// rejected instead of misread.
+enum PlanHeader : int64_t {
+  kMagicIndex = 0,
+  kVersionIndex,
+  kChannelsIndex,          // N
+  kReductionIndex,         // K
+  kInputZeroPointIndex,    // za
+  kInputSignedIndex,       // 1: int8 activations, 0: uint8
+  kOutputTypeIndex,        // circle_quant::OutputType
+  kRequantModeIndex,       // circle_quant::RequantMode
+  kOutputZeroPointIndex,   // zy
+  kQminIndex,              // integer clamp (fused activation ∩ type range)
+  kQmaxIndex,
+  kFminBitsIndex,          // float clamp (float output), as IEEE bits
+  kFmaxBitsIndex,
+  kHasWeightZeroPointIndex,
+  kHasBiasIndex,
+  kReservedIndex,
+  kHeaderEntries,
+};
+static_assert(kHeaderEntries == kPlanHeader, "header layout and kPlanHeader disagree");
+
+constexpr int32_t kMagic = 0x50475143;  // "CQGP" in little-endian bytes
+constexpr int32_t kVersion = 1;
+
+enum PlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow };
+
+int32_t float_bits(float f) {
+  int32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+float bits_float(int32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+circle_quant::OutputType output_type(const char* op, at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kByte: return circle_quant::OutputType::kUint8;
+    case at::kChar: return circle_quant::OutputType::kInt8;
+    case at::kShort: return circle_quant::OutputType::kInt16;
+    case at::kFloat: return circle_quant::OutputType::kFloat;
+    default:
+      TORCH_CHECK_TYPE(false, op, ": output_dtype must be torch.uint8, torch.int8, torch.int16 or ",
+                       "torch.float32, got ", dtype_name(dtype));
+  }
+}
+
+at::ScalarType output_scalar_type(circle_quant::OutputType type) {
+  switch (type) {
+    case circle_quant::OutputType::kUint8: return at::kByte;
+    case circle_quant::OutputType::kInt8: return at::kChar;
+    case circle_quant::OutputType::kInt16: return at::kShort;
+    case circle_quant::OutputType::kFloat: return at::kFloat;
+  }
+  return at::kFloat;
+}
+
+circle_quant::RequantMode requant_mode(const char* op, c10::string_view requant) {
+  if (requant == "float") return circle_quant::RequantMode::kFloat;
+  if (requant == "fixed_point") return circle_quant::RequantMode::kFixedPoint;
+  TORCH_CHECK_VALUE(false, op, ": requant must be \"float\" or \"fixed_point\", got \"",
+                    std::string(requant.data(), requant.size()), "\"");
+}
+
+// 1 entry (per tensor) or n entries (per channel), 0-D or 1-D.
+void check_param_count(const char* op, const at::Tensor& t, const char* name, int64_t n) {
+  TORCH_CHECK_VALUE(t.dim() <= 1, op, ": ", name, " must be 0-D or 1-D, got shape ", t.sizes());
+  TORCH_CHECK_VALUE(t.numel() == 1 || t.numel() == n, op, ": ", name, " has ", t.numel(),
+                    " entries; expected 1 (per tensor) or ", n, " (one per output channel)");
+}
+
+// The core throws std::invalid_argument with a "circle_quant: ..." message; name the op instead.
+template <typename Fn>
+auto core_call(const char* op, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    const std::string prefix = "circle_quant: ";
+    if (what.compare(0, prefix.size(), prefix) == 0) what = what.substr(prefix.size());
+    TORCH_CHECK_VALUE(false, op, ": ", what);
+  }
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
+    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
+    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
+    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
+    double activation_max, c10::string_view requant) {
+  // --- arguments -------------------------------------------------------------------------------
+  TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
+                   ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
+  TORCH_CHECK_VALUE(weight.dim() == 2, op, ": weight must be 2-D [out_features, in_features], got shape ",
+                    weight.sizes());
+  TORCH_CHECK_VALUE(weight.device().is_cpu(), op, ": weight must be a CPU tensor, got ", weight.device());
+  const int64_t n = weight.size(0), k = weight.size(1);
+  TORCH_CHECK_VALUE(n > 0, op, ": weight has no output channels");
+  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": in_features = ", k,
+                    " exceeds the int8 GEMM's limit of ", circle_quant::kMaxGemmK,
+                    " (int32 accumulators could overflow)");
+
+  TORCH_CHECK_TYPE(at::isFloatingType(weight_scale.scalar_type()), op,
+                   ": weight_scale must be a float tensor, got ", dtype_name(weight_scale.scalar_type()));
+  check_param_count(op, weight_scale, "weight_scale", n);
+  TORCH_CHECK_TYPE(at::isIntegralType(weight_zero_point.scalar_type(), /*includeBool=*/false), op,
+                   ": weight_zero_point must be an integer tensor, got ",
+                   dtype_name(weight_zero_point.scalar_type()));
+  check_param_count(op, weight_zero_point, "weight_zero_point", n);
+
+  TORCH_CHECK_TYPE(input_dtype == at::kByte || input_dtype == at::kChar, op,
+                   ": input_dtype must be torch.uint8 or torch.int8, got ", dtype_name(input_dtype));
+  const int64_t in_lo = input_dtype == at::kByte ? 0 : -128, in_hi = input_dtype == at::kByte ? 255 : 127;
+  TORCH_CHECK_VALUE(input_zero_point >= in_lo && input_zero_point <= in_hi, op, ": input_zero_point ",
+                    input_zero_point, " is outside ", dtype_name(input_dtype), "'s range [", in_lo, ", ",
+                    in_hi, "]");
+  TORCH_CHECK_VALUE(std::isfinite(input_scale) && input_scale > 0, op,
+                    ": input_scale must be finite and > 0, got ", input_scale);
+  const auto out_type = output_type(op, output_dtype);
+  const auto mode = requant_mode(op, requant);
+  if (out_type != circle_quant::OutputType::kFloat) {
+    TORCH_CHECK_VALUE(std::isfinite(output_scale) && output_scale > 0, op,
+                      ": output_scale must be finite and > 0, got ", output_scale);
+  }
+  TORCH_CHECK_VALUE(!std::isnan(activation_min) && !std::isnan(activation_max) &&
+                        activation_min <= activation_max,
+                    op, ": activation_min (", activation_min, ") must not be greater than activation_max (",
+                    activation_max, ")");
+
+  at::Tensor bias_f;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), op, ": bias must be a float tensor, got ",
+                     dtype_name(bias->scalar_type()));
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
+                      "] (one entry per output channel), got ", bias->sizes());
+    bias_f = bias->to(at::kFloat).contiguous();
+    const float* b = bias_f.data_ptr<float>();
+    for (int64_t c = 0; c < n; ++c) {
+      TORCH_CHECK_VALUE(std::isfinite(b[c]), op, ": bias[", c, "] = ", b[c],
+                        " is not finite (NaN or Inf cannot be quantized)");
+    }
+  }
+
+  const auto ws = weight_scale.to(at::kFloat).contiguous().view(-1);
+  const auto wz = weight_zero_point.to(at::kInt).contiguous().view(-1);
+  const float* ws_p = ws.data_ptr<float>();
+  for (int64_t c = 0; c < ws.numel(); ++c) {
+    TORCH_CHECK_VALUE(std::isfinite(ws_p[c]) && ws_p[c] > 0, op, ": weight_scale[", c, "] = ", ws_p[c],
+                      " must be finite and > 0");
+  }
+
+  // --- packing -----------------------------------------------------------------------------------
+  const int64_t kp = circle_quant::packed_k(k);
+  const int64_t blocks = (n + static_cast<int64_t>(circle_quant::kGemmNr) - 1) /
+                         static_cast<int64_t>(circle_quant::kGemmNr);
+  auto packed = at::empty({blocks * static_cast<int64_t>(circle_quant::kGemmNr), kp}, at::kChar);
+  auto params = at::zeros({kPlanHeader + kPlanRows * n}, at::kInt);
+  auto multiplier = at::empty({n}, at::kFloat);
+  int32_t* p = params.data_ptr<int32_t>();
+  int32_t* rows = p + kPlanHeader;
+  auto row = [&](int64_t r) { return rows + r * n; };
+
+  const auto w = weight.contiguous();
+  const bool has_wzp = core_call(op, [&] {
+    return circle_quant::pack_weights(w.data_ptr(), w.scalar_type() == at::kByte, n, k,
+                                      static_cast<size_t>(k), wz.data_ptr<int32_t>(),
+                                      static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(),
+                                      row(kZeroPointRow), row(kColumnSumRow));
+  });
+
+  circle_quant::OutputStage stage;
+  core_call(op, [&] {
+    circle_quant::compute_output_stage(out_type, mode, input_scale, ws_p,
+                                       static_cast<size_t>(ws.numel()), n, output_scale,
+                                       static_cast<int32_t>(output_zero_point), activation_min,
+                                       activation_max, multiplier.data_ptr<float>(),
+                                       row(kFixedMultRow), row(kFixedShiftRow), &stage);
+    return 0;
+  });
+
+  // Bias as the Circle exporter stores it (csrc/exporter/passes/quantize_bias.cpp): scale
+  // float(sa)·float(sb[n]) in float, quantized with the spec's formula x · (1 / scale), ties to
+  // even, clamped to int32 (docs/numerics.md).
+  if (bias_f.defined()) {
+    const float* b = bias_f.data_ptr<float>();
+    const float sa = static_cast<float>(input_scale);
+    for (int64_t c = 0; c < n; ++c) {
+      const float scale = sa * ws_p[ws.numel() == 1 ? 0 : c];
+      const float inv = 1.0f / scale;
+      TORCH_CHECK_VALUE(scale > 0 && std::isfinite(inv), op, ": the bias scale input_scale * weight_scale[",
+                        c, "] = ", scale, " underflows float32");
+      const double q = static_cast<double>(std::nearbyint(b[c] * inv));
+      row(kBiasRow)[c] = static_cast<int32_t>(std::min<double>(
+          std::max<double>(q, std::numeric_limits<int32_t>::min()), std::numeric_limits<int32_t>::max()));
+    }
+  }
+
+  p[kMagicIndex] = kMagic;
+  p[kVersionIndex] = kVersion;
+  p[kChannelsIndex] = static_cast<int32_t>(n);
+  p[kReductionIndex] = static_cast<int32_t>(k);
+  p[kInputZeroPointIndex] = static_cast<int32_t>(input_zero_point);
+  p[kInputSignedIndex] = input_dtype == at::kChar ? 1 : 0;
+  p[kOutputTypeIndex] = static_cast<int32_t>(out_type);
+  p[kRequantModeIndex] = static_cast<int32_t>(mode);
+  p[kOutputZeroPointIndex] = stage.zero_point;
+  p[kQminIndex] = stage.qmin;
+  p[kQmaxIndex] = stage.qmax;
+  p[kFminBitsIndex] = float_bits(stage.fmin);
+  p[kFmaxBitsIndex] = float_bits(stage.fmax);
+  p[kHasWeightZeroPointIndex] = has_wzp ? 1 : 0;
+  p[kHasBiasIndex] = bias_f.defined() ? 1 : 0;
+  return {packed, params, multiplier};
+}
+
+int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight,
+                           const at::Tensor& params, const at::Tensor& multiplier) {
+  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op,
+                   ": packed_weight must be int8 (from the *_prepack op), got ",
+                   dtype_name(packed_weight.scalar_type()));
+  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op, ": params must be int32 (from the *_prepack op), got ",
+                   dtype_name(params.scalar_type()));
+  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op,
+                   ": multiplier must be float32 (from the *_prepack op), got ",
+                   dtype_name(multiplier.scalar_type()));
+  TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
+                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (the *_prepack op's "
+                    "outputs), got shapes ", packed_weight.sizes(), ", ", params.sizes(), ", ",
+                    multiplier.sizes());
+  const int64_t n = multiplier.size(0);
+  TORCH_CHECK_VALUE(params.size(0) == kPlanHeader + kPlanRows * n &&
+                        packed_weight.size(0) % static_cast<int64_t>(circle_quant::kGemmNr) == 0 &&
+                        packed_weight.size(0) >= n &&
+                        packed_weight.size(0) < n + static_cast<int64_t>(circle_quant::kGemmNr),
+                    op, ": packed_weight ", packed_weight.sizes(), ", params ", params.sizes(),
+                    " and multiplier ", multiplier.sizes(), " do not belong to one prepacked layer");
+  return n;
+}
+
+GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                        const at::Tensor& multiplier) {
+  const int64_t n = gemm_plan_channels(op, packed_weight, params, multiplier);
+  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(),
+                    op, ": the prepacked tensors must be contiguous");
+  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() &&
+                        multiplier.device().is_cpu(),
+                    op, ": the prepacked tensors must be on the CPU");
+  const int32_t* p = params.const_data_ptr<int32_t>();
+  TORCH_CHECK_VALUE(p[kMagicIndex] == kMagic, op,
+                    ": params is not a prepacked plan (bad magic number); build it with the *_prepack op");
+  TORCH_CHECK_VALUE(p[kVersionIndex] == kVersion, op, ": params has plan version ", p[kVersionIndex],
+                    " but this build reads version ", kVersion, "; prepack the weights again");
+  const int64_t k = p[kReductionIndex];
+  TORCH_CHECK_VALUE(p[kChannelsIndex] == n && k >= 0 && k <= circle_quant::kMaxGemmK &&
+                        packed_weight.size(1) == circle_quant::packed_k(k),
+                    op, ": params header (N = ", p[kChannelsIndex], ", K = ", k,
+                    ") disagrees with packed_weight ", packed_weight.sizes(), " and multiplier ",
+                    multiplier.sizes());
+  const int32_t type = p[kOutputTypeIndex], mode = p[kRequantModeIndex];
+  TORCH_CHECK_VALUE(type >= 0 && type <= 3 && (mode == 0 || mode == 1), op,
+                    ": params has an invalid output type or requantization mode");
+
+  const int32_t* rows = p + kPlanHeader;
+  GemmPlan plan;
+  auto& w = plan.weights;
+  w.n = n;
+  w.k = k;
+  w.k_padded = packed_weight.size(1);
+  w.n_blocks = packed_weight.size(0) / static_cast<int64_t>(circle_quant::kGemmNr);
+  w.data = packed_weight.const_data_ptr<int8_t>();
+  w.zero_point = rows + kZeroPointRow * n;
+  w.column_sum = rows + kColumnSumRow * n;
+  w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
+
+  auto& s = plan.stage;
+  s.type = static_cast<circle_quant::OutputType>(type);
+  s.mode = static_cast<circle_quant::RequantMode>(mode);
+  s.multiplier = multiplier.const_data_ptr<float>();
+  s.fixed_multiplier = rows + kFixedMultRow * n;
+  s.fixed_shift = rows + kFixedShiftRow * n;
+  s.zero_point = p[kOutputZeroPointIndex];
+  s.qmin = p[kQminIndex];
+  s.qmax = p[kQmaxIndex];
+  s.fmin = bits_float(p[kFminBitsIndex]);
+  s.fmax = bits_float(p[kFmaxBitsIndex]);
+
+  plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * n : nullptr;
+  plan.input_zero_point = p[kInputZeroPointIndex];
+  plan.input_signed = p[kInputSignedIndex] != 0;
+  plan.output_dtype = output_scalar_type(s.type);
+  return plan;
+}
+
+}  // namespace torch_circle

@@ -1,0 +1,65 @@
+// A prepacked quantized layer (linear or conv2d) as three plain tensors, shared by the
+// *_prepack ops that build it and the quantized_* ops that run it.
+//
+// Plain tensors rather than a custom class: torch.export, torch.compile (as graph constants),
+// TorchScript and the Meta kernels all handle them without extra registration, and a module
+// caches them as buffers.
+//
+//   packed_weight  int8 [n_blocks * 16, k_padded]: the blocks of circle_quant::pack_weights()
+//                  (the shape gives the padded sizes; its bytes are the packed layout).
+//   params         int32 1-D: kPlanHeader header entries, then kPlanRows rows of N entries
+//                  (bias, weight zero point, column sum, fixed-point multiplier, shift).
+//   multiplier     float32 [N]: the output stage's float multipliers. N = multiplier.numel()
+//                  is what the Meta kernels read.
+//
+// Everything static is computed at pack time (bias quantized with scale sa·sb[n] as the Circle
+// file stores it, multipliers, clamp bounds); a call only adds the activation zero point's
+// O(N) compensation (qgemm.cpp).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+#include "core/qgemm.h"
+
+namespace torch_circle {
+
+// params = kPlanHeader int32 header entries (layout in qgemm_plan.cpp: magic, version, N, K,
+// activation zero point and signedness, output type, requantization mode, output zero point,
+// clamp bounds, flags), then kPlanRows rows of N entries.
+constexpr int64_t kPlanHeader = 16;
+constexpr int64_t kPlanRows = 5;
+
+// View of a plan, checked against the tensors' shapes and header.
+struct GemmPlan {
+  circle_quant::PackedWeightsView weights;
+  circle_quant::OutputStage stage;
+  const int32_t* bias = nullptr;  // N entries, int32 at scale sa·sb[n]
+  int32_t input_zero_point = 0;
+  bool input_signed = false;      // the activations the plan was packed for: int8 or uint8
+  at::ScalarType output_dtype = at::kByte;
+};
+
+// weight: [N, K] int8 or uint8 (row major; conv weights are reordered to (kh, kw, ic) by the
+// caller). weight_scale / weight_zero_point: N entries or 1. bias: float [N] or none.
+// requant: "float" (PyTorch family) or "fixed_point" (TFLite / ONE family), docs/numerics.md.
+// output_dtype: uint8, int8, int16 or float32. Errors name `op`.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
+    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
+    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
+    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
+    double activation_max, c10::string_view requant);
+
+// Checks the three tensors (dtypes, shapes, header) and returns views into them; the tensors
+// must outlive the view. Errors name `op`.
+GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                        const at::Tensor& multiplier);
+
+// The number of output channels a plan produces (for Meta kernels: multiplier.size(0)), checking
+// only shapes and dtypes.
+int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight,
+                           const at::Tensor& params, const at::Tensor& multiplier);
+
+}  // namespace torch_circle

@@ -1,0 +1,175 @@
+"""Replaces matched chains with circle_quant.quantized_linear / quantized_conv2d on weights
+prepacked once, here, at compile time.
+
+The prepacked tensors become buffers of the graph module (get_attr nodes); for inductor the
+compiler turns them into extra graph inputs. The fused op reads the integer
+tensor under the input's dequantize, so when that tensor is itself the output of a fused op the
+quantize → dequantize pair between two layers disappears and the int8 tensor flows through
+directly (conv outputs stay channels_last).
+"""
+from typing import List, Optional, Set
+
+import torch
+from torch.fx import GraphModule, Node
+
+from .constants import Constants
+from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, LAYER_LIKE, QUANTIZE_PER_TENSOR,
+                       LayerMatch, NoMatch, arg, is_call, match_layer)
+from .report import FusionReport
+
+_cq = torch.ops.circle_quant
+
+
+def _has_conv_op() -> bool:
+    return hasattr(_cq, "quantized_conv2d") and hasattr(_cq, "conv2d_prepack")
+
+
+def _weight_params(m: LayerMatch, constants: Constants):
+    """(int weight, scales, zero points) of the weight's dequantize as tensors."""
+    dq = m.weight
+    w = constants.value(dq.args[0])
+    scale, zero_point = constants.value(arg(dq, 1, "scales", arg(dq, 1, "scale"))), constants.value(
+        arg(dq, 2, "zero_points", arg(dq, 2, "zero_point")))
+    if not isinstance(w, torch.Tensor) or w.dtype not in (torch.int8, torch.uint8):
+        raise NoMatch(f"weight is not an int8 / uint8 constant ({getattr(w, 'dtype', type(w).__name__)})")
+    if is_call(dq, DEQUANTIZE_PER_CHANNEL):
+        axis = arg(dq, 3, "axis")
+        if axis not in (0, -w.dim()):
+            raise NoMatch(f"weight is quantized per channel along axis {axis}, not the output channels")
+    if zero_point is None:
+        zero_point = 0
+    scale = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
+    zero_point = torch.as_tensor(zero_point).to(torch.int32).reshape(-1)
+    return w, scale, zero_point
+
+
+def _bias(m: LayerMatch, constants: Constants) -> Optional[torch.Tensor]:
+    if m.bias is None:
+        return None
+    value = constants.value(m.bias)
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise NoMatch("bias is not a float constant")
+    return value.float()
+
+
+def _prepack(m: LayerMatch, constants: Constants, requant: str):
+    w, w_scale, w_zp = _weight_params(m, constants)
+    bias = _bias(m, constants)
+    out = m.out_quant
+    out_args = (out.scale, out.zero_point, out.dtype) if out else (1.0, 0, torch.float32)
+    common = (m.x_quant.scale, m.x_quant.zero_point, m.x_quant.dtype, *out_args, m.act_min, m.act_max, requant)
+    try:
+        if m.kind == "linear":
+            if w.dim() != 2:
+                raise NoMatch(f"linear weight has {w.dim()} dimensions")
+            return _cq.linear_prepack.default(w, w_scale, w_zp, bias, *common), ()
+        if not _has_conv_op():
+            raise NoMatch("circle_quant.quantized_conv2d is not in this build")
+        if w.dim() != 4:
+            raise NoMatch(f"conv2d weight has {w.dim()} dimensions")
+        stride, padding, dilation, groups = m.conv
+        packed = _cq.conv2d_prepack.default(w, w_scale, w_zp, bias, list(stride), list(padding),
+                                            list(dilation), groups, *common)
+        return packed, (list(w.shape[2:]), list(stride), list(padding), list(dilation), groups)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise NoMatch(f"prepack rejected it: {str(error).splitlines()[0]}") from error
+
+
+# Ops that commute with dequantize (max is monotonic; layout ops move values): with the same
+# parameters on both sides, quantize(op(dequantize(x))) == op(x) exactly, on the integers.
+_aten = torch.ops.aten
+_INTEGER_EXACT = {
+    _aten.max_pool2d.default, torch.nn.functional.max_pool2d, _aten.view.default, _aten.reshape.default,
+    _aten.flatten.using_ints, torch.flatten, _aten.permute.default, _aten.transpose.int, _aten.squeeze.dim,
+    _aten.unsqueeze.default, _aten.contiguous.default, _aten.clone.default,
+}
+_MAX_POOL = {_aten.max_pool2d.default, torch.nn.functional.max_pool2d}
+_INTEGER_EXACT_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze", "contiguous"}
+
+
+def fold_integer_ops(gm: GraphModule) -> int:
+    """Runs max pooling and layout ops between dequantize / quantize with equal parameters on the
+    integers themselves: two float passes fewer, and the integer tensor reaches the next fused
+    layer directly (PT2E quantizers give such ops their input's parameters). Returns the count."""
+    count = 0
+    for q in list(gm.graph.nodes):
+        if not is_call(q, QUANTIZE_PER_TENSOR):
+            continue
+        op = q.args[0]
+        if not isinstance(op, Node) or len(op.users) != 1 or not op.args:
+            continue
+        exact = is_call(op, _INTEGER_EXACT) or (op.op == "call_method" and op.target in _INTEGER_EXACT_METHODS)
+        if op.target is torch.nn.functional.max_pool2d and (arg(op, 6, "return_indices", False)):
+            exact = False
+        dq = op.args[0]
+        if not exact or not is_call(dq, DEQUANTIZE_PER_TENSOR) or dq.kwargs.get("out_dtype") not in (None, torch.float32):
+            continue
+        if tuple(dq.args[1:6]) != tuple(q.args[1:6]) or any(isinstance(a, Node) for a in q.args[1:6]):
+            continue
+        if is_call(op, _MAX_POOL):
+            # torch's CPU max pool on integer tensors indexes with the element type (wrong past
+            # 255 positions for uint8), and inductor's int8 max-pool pattern falls back to an op
+            # only QuantizedCPU tensors have: pool exactly converted values instead.
+            with gm.graph.inserting_before(op):
+                as_float = gm.graph.call_method("to", (dq.args[0], torch.float32))
+            op.replace_input_with(dq, as_float)
+            with gm.graph.inserting_after(op):
+                back = gm.graph.call_method("to", (op, q.args[5]))
+            q.replace_all_uses_with(back)
+        else:
+            op.replace_input_with(dq, dq.args[0])
+            q.replace_all_uses_with(op)
+        gm.graph.erase_node(q)
+        count += 1
+    return count
+
+
+def _layer_nodes(gm: GraphModule) -> List[Node]:
+    return [n for n in gm.graph.nodes if is_call(n, LAYER_LIKE)]
+
+
+def _looks_quantized(node: Node) -> bool:
+    return any(is_call(a, DEQUANTIZE) for a in node.args[:2])
+
+
+def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool,
+         report: FusionReport) -> Set[int]:
+    """Rewrites gm in place; returns the graph inputs the prepacked weights were built from."""
+    used_inputs: Set[int] = set()
+    graph = gm.graph
+    count = 0
+    for node in _layer_nodes(gm):
+        if not _looks_quantized(node):
+            continue
+        try:
+            m = match_layer(node, float_output)
+            (packed, params, multiplier), conv_args = _prepack(m, constants, requant)
+        except NoMatch as why:
+            report.unmatched.append((node.name, str(why)))
+            continue
+        prefix = f"_circle_quant_{m.kind}_{count}"
+        count += 1
+        attrs = []
+        for suffix, tensor in (("packed_weight", packed), ("params", params), ("multiplier", multiplier)):
+            gm.register_buffer(f"{prefix}_{suffix}", tensor)
+            attrs.append(f"{prefix}_{suffix}")
+        out_dtype = m.out_quant.dtype if m.out_quant else torch.float32
+        with graph.inserting_before(m.layer):
+            getters = [graph.get_attr(a) for a in attrs]
+            if m.kind == "linear":
+                fused = graph.call_function(_cq.quantized_linear.default, (m.x, *getters, out_dtype))
+            else:
+                fused = graph.call_function(_cq.quantized_conv2d.default, (m.x, *getters, *conv_args, out_dtype))
+        last = m.last
+        fused.meta.update({k: v for k, v in last.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        last.replace_all_uses_with(fused)
+        for n in reversed(m.nodes):
+            graph.erase_node(n)
+        for x in (*m.weight.args, *m.weight.kwargs.values(), m.bias):
+            used_inputs |= constants.dependencies(x)
+        report.add_fused(m.kind, node.name, m.out_quant is None)
+    report.integer_ops = fold_integer_ops(gm)
+    graph.eliminate_dead_code()
+    graph.lint()
+    gm.recompile()
+    return used_inputs
