@@ -27,6 +27,10 @@ each shape is compiled statically.
     python benchmarks/bench_int8_e2e.py                       # all models, batch 1 and 32
     python benchmarks/bench_int8_e2e.py --quick               # smoke test: tiny models, batch 1
     python benchmarks/bench_int8_e2e.py --models resnet18 --batch 1 --target-s 5
+    python benchmarks/bench_int8_e2e.py --quick --no-freezing # a misconfigured peer: column says NONE
+
+On a shared machine: "!" marks a median over 1.5x the fastest call; --clock cpu (with --threads 1)
+times the thread's CPU time; --stat min reports the fastest call.
 """
 from __future__ import annotations
 

@@ -22,6 +22,10 @@ peak is measured on this machine (see measure_cpu). The table's speedups are pee
     python benchmarks/bench_int8_kernels.py                     # full run, threads 1 and 2
     python benchmarks/bench_int8_kernels.py --quick             # smoke test (a few shapes, 1 thread)
     python benchmarks/bench_int8_kernels.py --only linear --threads 1 --target-s 0.5
+    python benchmarks/bench_int8_kernels.py --threads 1 --clock cpu   # on a busy machine
+
+On a shared machine: "!" marks a median over 2x the fastest call (most calls were interrupted);
+--clock cpu (1 thread only) times the thread's CPU time; --stat min reports the fastest call.
 """
 from __future__ import annotations
 

@@ -108,7 +108,10 @@ void store_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride
     for (size_t j = 0; j < main; j += 4) {
       const int32x4_t t = total4(a + j, channel_term + j, zb + j, row_sum != nullptr, rs);
       const float32x4_t v = vmulq_f32(vcvtq_f32_s32(t), vld1q_f32(stage.multiplier + n0 + j));
-      vst1q_f32(y + j, vminnmq_f32(vmaxnmq_f32(v, lo), hi));
+      // Compare and select, as the scalar reference's comparisons do: fmaxnm / fminnm order -0
+      // below +0, the comparisons treat them as equal, and the two pick different zeros.
+      const float32x4_t above = vbslq_f32(vcgtq_f32(v, lo), v, lo);
+      vst1q_f32(y + j, vbslq_f32(vcltq_f32(above, hi), above, hi));
     }
   }
 }
