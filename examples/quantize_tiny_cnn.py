@@ -166,8 +166,33 @@ def main():
         agreement_ok &= argmax == 100
         print(f"  {preset:<6} {path} ({len(cm.data):,} bytes, {len(cm.operators)} ops, {export_ms:.0f} ms) "
               f"in {runtime}: {detail}, argmax agreement {argmax:.1f}%")
-    ok = identical and worst > 20 and min(model_sqnr.values()) > 20 and agreement_ok
+    print("\nRun fast: torch.compile(converted, backend='circle_quant') against the converted model")
+    compiled_ok = True
+    for preset in ("uint8", "int8"):
+        converted = converted_models[preset]
+        fast = torch.compile(converted, backend="circle_quant")
+        with torch.no_grad():
+            expected = torch.cat([converted(t) for t in test])
+            actual = torch.cat([fast(t) for t in test])
+            report = torch_circle.backend.last_report()
+            eager_ms, fast_ms = (median_ms(f, test[0]) for f in (converted, fast))
+        argmax = (actual.argmax(1) == expected.argmax(1)).float().mean().item() * 100
+        compiled_ok &= argmax == 100 and report.fused > 0
+        print(f"  {preset:<6} {report.fused} layers fused; max |diff| {(actual - expected).abs().max():.2e}, "
+              f"argmax agreement {argmax:.1f}%; {fast_ms:.2f} ms vs {eager_ms:.2f} ms per batch "
+              f"({eager_ms / fast_ms:.1f}x)")
+    ok = identical and worst > 20 and min(model_sqnr.values()) > 20 and agreement_ok and compiled_ok
     return 0 if ok else 1
+
+
+def median_ms(fn, x, calls: int = 30) -> float:
+    fn(x)  # warm up (compiles on the first call)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return sorted(times)[len(times) // 2]
 
 
 if __name__ == "__main__":
