@@ -211,24 +211,6 @@ int64_t qconv_macs_per_pixel(const ConvWeightShape& s) { return s.out_channels *
 
 namespace {
 
-// The GEMM microkernel set qgemm() runs under `isa` (the same choice as qgemm.cpp's): its
-// requantize is the output stage of the depthwise path, its A domain the one im2col writes.
-ukernels::GemmMicrokernel gemm_microkernel_for(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__)
-    case Isa::kAvx512Vnni: return ukernels::q8_gemm_avx512vnni();
-    case Isa::kAvxVnni: return ukernels::q8_gemm_avxvnni();
-    case Isa::kAvx512:
-    case Isa::kAvx2: return ukernels::q8_gemm_avx2();
-#endif
-#if defined(__aarch64__)
-    case Isa::kNeonDot: return ukernels::q8_gemm_neondot();
-    case Isa::kNeon: return ukernels::q8_gemm_neon();
-#endif
-    default: return ukernels::q8_gemm_scalar();
-  }
-}
-
 ukernels::DwConvMicrokernel dwconv_microkernel_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
@@ -385,7 +367,7 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   }
 
   // Write the patches in the domain the GEMM kernel reads, so qgemm() need not copy them again.
-  const bool kernel_signed = gemm_microkernel_for(isa).a_signed;
+  const bool kernel_signed = ukernels::gemm_microkernel_for(isa).a_signed;
   const bool flip = x.is_signed != kernel_signed;
   const int32_t za = x.zero_point + (flip ? (x.is_signed ? 128 : -128) : 0);
   const uint8_t* x_begin = static_cast<const uint8_t*>(x.data);
@@ -430,7 +412,7 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
       ukernels::dwconv_rows_supported(s.kernel_w, geo.stride_w, geo.dilation_w)
           ? (x.is_signed ? dk.rows_s8 : dk.rows_u8)
           : nullptr;
-  const ukernels::RequantizeFn requantize = gemm_microkernel_for(isa).requantize;
+  const ukernels::RequantizeFn requantize = ukernels::gemm_microkernel_for(isa).requantize;
   const size_t elem = element_size(stage.type);
   const uint8_t* input = static_cast<const uint8_t*>(x.data);
   const size_t pixel_bytes = static_cast<size_t>(channels);

@@ -276,7 +276,13 @@ void make_output_stage(OutputType type, RequantMode mode, double input_scale,
 
 namespace {
 
-ukernels::GemmMicrokernel microkernel_for(Isa isa) {
+// Weights of one column chunk stay in L2 while every row tile streams past them.
+constexpr size_t kChunkBytes = 256 * 1024;
+constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
+
+}  // namespace
+
+ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::kAvx512Vnni: return ukernels::q8_gemm_avx512vnni();
@@ -292,14 +298,7 @@ ukernels::GemmMicrokernel microkernel_for(Isa isa) {
     default: return ukernels::q8_gemm_scalar();
   }
 }
-
-// Weights of one column chunk stay in L2 while every row tile streams past them.
-constexpr size_t kChunkBytes = 256 * 1024;
-constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
-
-}  // namespace
-
-const char* qgemm_kernel_name() { return microkernel_for(active_isa()).name; }
+const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
 
 void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w,
            int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
@@ -308,7 +307,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   if (n_begin % static_cast<int64_t>(kGemmNr) != 0) {
     throw std::invalid_argument("circle_quant: qgemm's n_begin must be a multiple of 16");
   }
-  const ukernels::GemmMicrokernel uk = microkernel_for(active_isa());
+  const ukernels::GemmMicrokernel uk = ukernels::gemm_microkernel_for(active_isa());
   const size_t k = static_cast<size_t>(w.k);
   const size_t rows = static_cast<size_t>(m_end - m_begin);
   const size_t cols = static_cast<size_t>(n_end - n_begin);

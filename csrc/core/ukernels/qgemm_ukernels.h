@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../isa.h"
 #include "../qgemm.h"
 
 namespace circle_quant {
@@ -66,6 +67,10 @@ GemmMicrokernel q8_gemm_avxvnni_evex();
 GemmMicrokernel q8_gemm_neon();        // smull/sadalp, for cores without the dot product
 GemmMicrokernel q8_gemm_neondot();     // sdot
 #endif
+
+// The microkernel set qgemm() runs under `isa` (defined in qgemm.cpp); conv uses the same one so
+// im2col writes the A domain the GEMM reads and depthwise shares its output stage.
+GemmMicrokernel gemm_microkernel_for(Isa isa);
 
 // Scalar requantization of one tile: the reference output stage, also used by SIMD kernels for
 // their column remainders.
