@@ -415,6 +415,34 @@ class Row:
     peer: str = ""
     agree: str = ""
     layers: int = 0  # nn.Conv2d + nn.Linear in the model
+    profile: Dict[str, Dict[str, float]] = field(default_factory=dict)  # --profile: variant -> ms by category
+
+
+# --profile: where a forward's time goes, by the self CPU time torch.profiler records per op (and,
+# with inductor's kernel profiling on, per generated C++ kernel). First match wins.
+PROFILE_CATEGORIES = [
+    ("int8 conv/linear", re.compile(r"^(circle_quant::quantized_|onednn::q(conv|linear))")),
+    ("float matmul/attention", re.compile(r"^aten::(bmm|mm|addmm|baddbmm|matmul|_scaled_dot_product)")),
+    ("pooling", re.compile(r"max_pool|avg_pool|adaptive")),
+    ("inductor elementwise", re.compile(r"cpp_fused|kernel_cpp")),
+]
+PROFILE_OTHER = "other (dispatch, copies, framework)"
+
+
+def profile_forward(fn, x, calls: int = 3) -> Dict[str, float]:
+    """ms per forward by category (PROFILE_CATEGORIES), from torch.profiler's self CPU times."""
+    from torch.profiler import ProfilerActivity, profile
+    with torch.no_grad():
+        fn(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(calls):
+                fn(x)
+    out: Dict[str, float] = Counter()
+    for event in prof.key_averages():
+        name = event.key
+        category = next((c for c, rx in PROFILE_CATEGORIES if rx.search(name)), PROFILE_OTHER)
+        out[category] += event.self_cpu_time_total / 1e3 / calls
+    return dict(out)
 
 
 def run_one(spec: ModelSpec, batch: int, args) -> Row:
@@ -464,6 +492,11 @@ def run_one(spec: ModelSpec, batch: int, args) -> Row:
             row.fastest_ms[name] = timed[name][2] * 1e3
             row.median_ms[name] = timed[name][0] * 1e3
     progress("  ".join(f"{n} {row.ms[n]:.2f} ms" for n in ready))
+    if args.profile:
+        for name in ("x86 int8", "ours"):
+            if name in ready:
+                progress(f"profiling {name} ...")
+                row.profile[name] = profile_forward(ready[name], x)
     del ready, outputs
     torch._dynamo.reset()
     gc.collect()
@@ -557,6 +590,18 @@ def print_details(rows: List[Row]) -> None:
                   + ", ".join(f"{op.replace('torch.ops.', '')} x{k}" for op, k in fp32_in_int8.items()))
 
 
+def print_profile(rows: List[Row]) -> None:
+    columns = [c for c, _ in PROFILE_CATEGORIES] + [PROFILE_OTHER]
+    print("Where the time goes (--profile): ms per forward by torch.profiler's self CPU time, 3 profiled calls "
+          "(inductor's generated kernels are recorded one by one; profiling adds a little overhead)")
+    print("| model | batch | variant | " + " | ".join(columns) + " | total |")
+    print("|---|---:|---|" + "---:|" * (len(columns) + 1))
+    for r in rows:
+        for name, cats in r.profile.items():
+            cells = [f"{cats.get(c, 0.0):.2f}" for c in columns]
+            print(f"| {r.model} | {r.batch} | {name} | " + " | ".join(cells) + f" | {sum(cats.values()):.2f} |")
+
+
 def machine_lines(args) -> List[str]:
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -587,6 +632,8 @@ def reproduce(args) -> str:
         argv += ["--clock", args.clock]
     if args.stat != "median":
         argv += ["--stat", args.stat]
+    if args.profile:
+        argv.append("--profile")
     if args.variants != list(VARIANTS):
         argv += ["--variants", ",".join(args.variants)]
     return shlex.join(argv)
@@ -615,6 +662,9 @@ def main(argv=None) -> int:
                         "processes' load (only with --threads 1)")
     p.add_argument("--calib-samples", type=int, default=8, help="calibration samples (batches of the timed size)")
     p.add_argument("--eval-samples", type=int, default=4, help="samples for the agreement column")
+    p.add_argument("--profile", action="store_true",
+                   help="also print where the x86 int8 and ours variants spend a forward (torch.profiler, by "
+                        "category: int8 layers, float matmuls, pooling, inductor's elementwise kernels, other)")
     args = p.parse_args(argv)
     args.models = (args.models or ("resnet18,bert" if args.quick else "resnet18,mobilenet_v2,bert")).split(",")
     args.batch = [int(b) for b in (args.batch or ("1" if args.quick else "1,32")).split(",")]
@@ -641,6 +691,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     # The x86 tutorial requires freezing (its int8 fusions are freezing passes); fp32 inductor gets it too.
     torch._inductor.config.freezing = not args.no_freezing
+    if args.profile:  # record each generated C++ kernel as a profiler event (set before compiling)
+        torch._inductor.config.cpp.enable_kernel_profile = True
 
     command = reproduce(args)
     print(f"reproduce: {command}")
@@ -677,6 +729,9 @@ def main(argv=None) -> int:
         print(f"{n_noisy} cells marked '!': median over {NOISY:g}x the fastest call, i.e. most calls were "
               "interrupted by other processes; treat them as invalid.")
     print()
+    if args.profile:
+        print_profile(rows)
+        print()
     print_details(rows)
     print()
     print(f"total wall time {wall:.0f} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, "

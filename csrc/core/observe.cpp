@@ -1,8 +1,12 @@
 #include "observe.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -40,8 +44,44 @@ void histogram_edges(float min, float max, float* lo, float* hi) {
 
 namespace {
 
+// Exponents of the lowest and the highest set bit of a finite double x > 0: x is an odd
+// multiple of 2^lowest, and 2^highest <= x < 2^(highest + 1).
+int lowest_bit_exponent(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  const int biased = static_cast<int>((bits >> 52) & 0x7ff);
+  uint64_t mantissa = bits & ((uint64_t{1} << 52) - 1);
+  if (biased != 0) mantissa |= uint64_t{1} << 52;  // normal: the implicit bit
+  return (biased == 0 ? -1074 : biased - 1075) + __builtin_ctzll(mantissa);
+}
+int highest_bit_exponent(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  const int biased = static_cast<int>((bits >> 52) & 0x7ff);
+  if (biased != 0) return biased - 1023;
+  return -1011 - __builtin_clzll(bits);  // subnormal: 63 - clz is the bit, times 2^-1074
+}
+
+// *acc += part, `count` times in a row: what torchao's bincount does with the `count` equal
+// parts of one old bin that land in one new bin. When no partial sum can round, the result is
+// exactly *acc + count·part, one add instead of `count` dependent ones: the operands are
+// multiples of 2^low, and every partial sum is one too and below 2^(low + 52), so representable.
+inline void add_repeated(double* acc, double part, int64_t count) {
+  if (part > 0.0) {
+    int low = lowest_bit_exponent(part);
+    if (*acc > 0.0) low = std::min(low, lowest_bit_exponent(*acc));
+    const double largest = *acc + static_cast<double>(count) * part;  // within an ulp or two
+    if (low > -1000 && highest_bit_exponent(largest) < low + 51) {
+      *acc += static_cast<double>(count) * part;  // exact, as is count·part
+      return;
+    }
+  }
+  for (int64_t i = 0; i < count; ++i) *acc += part;
+}
+
 // Spreads `hist` (bins over [old_min, old_max], old_min < old_max) onto `bins` bins over
-// [new_min, new_max]: each old bin is split into `rate` parts whose midpoints pick the new bin.
+// [new_min, new_max]: each old bin is split into `rate` parts whose midpoints pick the new bin
+// (torchao's repeat_interleave + bucketize(right=True) + bincount, in its order of additions).
 void upscale_into(const float* hist, float old_min, float old_max, float new_min, float new_max,
                   int64_t bins, int64_t rate, double* out) {
   const int64_t fine = bins * rate;
@@ -53,31 +93,41 @@ void upscale_into(const float* hist, float old_min, float old_max, float new_min
     return i < steps / 2 ? start + step * static_cast<float>(i)
                          : end - step * static_cast<float>(steps - 1 - i);
   };
-  // Midpoints increase with i, so the last edge <= mid only moves forward: one linear walk
-  // instead of a bisection per midpoint. `edge` counts the edges <= mid (bucketize, right=True).
-  int64_t edge = 0;
-  auto advance = [&](float mid) {
-    while (edge <= bins && linspace(new_min, new_max, new_step, bins + 1, edge) <= mid) ++edge;
-    return edge == 0 ? int64_t{0} : (edge - 1 >= bins ? bins - 1 : edge - 1);
-  };
   auto midpoint = [&](int64_t i) {
     return linspace(old_min, old_max, old_step, fine + 1, i) + half_fine_bin;
   };
+  // first_part[j]: the first part whose midpoint reaches edge j (edge_j <= mid), found from an
+  // estimate and corrected with the exact float midpoints. Midpoints increase with the part
+  // index, so part i lands in bin (number of edges with first_part <= i) - 1, clamped.
+  thread_local std::vector<int64_t> first_part;
+  first_part.resize(static_cast<size_t>(bins) + 1);
+  const double parts_per_unit = static_cast<double>(fine) / (static_cast<double>(old_max) - old_min);
+  for (int64_t j = 0; j <= bins; ++j) {
+    const float edge = linspace(new_min, new_max, new_step, bins + 1, j);
+    const double estimate = (static_cast<double>(edge) - old_min) * parts_per_unit - 0.5;
+    int64_t i = estimate <= 0 ? 0 : estimate >= static_cast<double>(fine)
+                                        ? fine
+                                        : static_cast<int64_t>(std::ceil(estimate));
+    while (i < fine && midpoint(i) < edge) ++i;
+    while (i > 0 && midpoint(i - 1) >= edge) --i;
+    first_part[j] = i;
+  }
+  // Dividing by a power of two is multiplying by its exact reciprocal (and 4x cheaper).
+  const bool rate_is_power_of_two = (rate & (rate - 1)) == 0;
+  const double inv_rate = 1.0 / static_cast<double>(rate);
+  int64_t edges_reached = 0;  // edges j with first_part[j] <= the current part
   for (int64_t ob = 0; ob < bins; ++ob) {
-    if (hist[ob] == 0.0f) continue;  // nothing to move; the walk catches up at the next bin
-    const double part = static_cast<double>(hist[ob]) / static_cast<double>(rate);
-    const int64_t first = ob * rate, last = first + rate - 1;
-    // The new range contains the old one, so new bins are at least as wide as old ones and the
-    // parts of one old bin usually share a new bin: test the two ends before walking every part.
-    const int64_t edge_before = edge;
-    const int64_t b_first = advance(midpoint(first));
-    const int64_t b_last = advance(midpoint(last));
-    if (b_first == b_last) {
-      for (int64_t i = first; i <= last; ++i) out[b_first] += part;  // same sums as the walk
-      continue;
+    if (hist[ob] == 0.0f) continue;
+    const double part = rate_is_power_of_two ? static_cast<double>(hist[ob]) * inv_rate
+                                             : static_cast<double>(hist[ob]) / static_cast<double>(rate);
+    const int64_t end = (ob + 1) * rate;
+    for (int64_t i = ob * rate; i < end;) {
+      while (edges_reached <= bins && first_part[edges_reached] <= i) ++edges_reached;
+      const int64_t target = std::clamp<int64_t>(edges_reached - 1, 0, bins - 1);
+      const int64_t next = edges_reached <= bins ? std::min(first_part[edges_reached], end) : end;
+      add_repeated(&out[target], part, next - i);  // the parts i .. next - 1 share the bin
+      i = next;
     }
-    edge = edge_before;
-    for (int64_t i = first; i <= last; ++i) out[advance(midpoint(i))] += part;
   }
 }
 

@@ -391,6 +391,14 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
       group_stage.multiplier = stage.multiplier != nullptr ? stage.multiplier + c0 : nullptr;
       group_stage.fixed_multiplier = stage.fixed_multiplier != nullptr ? stage.fixed_multiplier + c0 : nullptr;
       group_stage.fixed_shift = stage.fixed_shift != nullptr ? stage.fixed_shift + c0 : nullptr;
+      ResidualAdd group_residual;
+      if (stage.residual != nullptr) {  // qgemm() indexes it like its output: rows from p0, channels from c0
+        group_residual = *stage.residual;
+        group_residual.other = static_cast<const uint8_t*>(group_residual.other) +
+                               static_cast<size_t>(p0) * group_residual.other_stride * elem +
+                               static_cast<size_t>(c0) * elem;
+        group_stage.residual = &group_residual;
+      }
       qgemm(a, 0, rows, w.group(g), 0, ng, bias != nullptr ? bias + c0 : nullptr, group_stage,
             out_bytes + static_cast<size_t>(p0 * oc + c0) * elem, static_cast<size_t>(oc));
     }
@@ -412,7 +420,8 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
       ukernels::dwconv_rows_supported(s.kernel_w, geo.stride_w, geo.dilation_w)
           ? (x.is_signed ? dk.rows_s8 : dk.rows_u8)
           : nullptr;
-  const ukernels::RequantizeFn requantize = ukernels::gemm_microkernel_for(isa).requantize;
+  const ukernels::GemmMicrokernel gemm_kernels = ukernels::gemm_microkernel_for(isa);
+  const ukernels::RequantizeFn requantize = gemm_kernels.requantize;
   const size_t elem = element_size(stage.type);
   const uint8_t* input = static_cast<const uint8_t*>(x.data);
   const size_t pixel_bytes = static_cast<size_t>(channels);
@@ -496,10 +505,18 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
         rows += pixels;
         ow += pixels;
       }
+      uint8_t* tile = out_bytes + static_cast<size_t>(p + q) * pixel_bytes * elem;
       requantize(static_cast<size_t>(rows), static_cast<size_t>(channels), acc, acc_stride,
-                 channel_term.data(), w.zero_point, nullptr, stage, 0,
-                 out_bytes + static_cast<size_t>(p + q) * pixel_bytes * elem,
+                 channel_term.data(), w.zero_point, nullptr, stage, 0, tile,
                  static_cast<size_t>(channels));
+      if (stage.residual != nullptr) {
+        const ResidualAdd& r = *stage.residual;
+        gemm_kernels.add_residual(
+            static_cast<size_t>(rows), static_cast<size_t>(channels), tile,
+            static_cast<size_t>(channels),
+            static_cast<const uint8_t*>(r.other) + static_cast<size_t>(p + q) * r.other_stride * elem,
+            r.other_stride, stage.type, stage.mode, r);
+      }
     }
     p += row_pixels;
   }
@@ -518,6 +535,9 @@ void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeig
     throw std::invalid_argument(fmt::format(
         "circle_quant: conv output pixels [{}, {}) outside the {} of the output", pixel_begin,
         pixel_end, geo.batch * out_h * out_w));
+  }
+  if (stage.residual != nullptr && stage.type == OutputType::kFloat) {
+    throw std::invalid_argument("circle_quant: a fused residual add needs a quantized output");
   }
   const Isa isa = active_isa();
   if (w.kind == ConvKind::kDepthwise) {

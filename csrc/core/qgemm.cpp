@@ -178,6 +178,18 @@ void check_scale(double s, const char* what) {
   }
 }
 
+// A scale the kernels use as float32, with its float reciprocal: both must be normal numbers
+// (a scale that underflows to 0, or whose reciprocal overflows, would silently lose the clamp).
+void check_float_scale(double s, const char* what) {
+  check_scale(s, what);
+  const float f = static_cast<float>(s), inv = static_cast<float>(1.0 / s);
+  if (!std::isnormal(f) || !std::isnormal(inv)) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: {} {} is outside float32's range (it and its reciprocal must be normal "
+        "float32 numbers)", what, s));
+  }
+}
+
 // A real activation bound as an output integer, the way each family's runtime computes it:
 // PyTorch's quantize (multiply by the float reciprocal, ties to even) for kFloat, TFLite's
 // CalculateActivationRangeQuantized (float division, ties away from zero) for kFixedPoint.
@@ -209,7 +221,7 @@ void compute_output_stage(OutputType type, RequantMode mode, double input_scale,
         "circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
   }
   const bool float_out = type == OutputType::kFloat;
-  if (!float_out) check_scale(output_scale, "output scale");
+  if (!float_out) check_float_scale(output_scale, "output scale");
   stage->type = type;
   stage->mode = mode;
   for (int64_t c = 0; c < n; ++c) {
@@ -271,6 +283,63 @@ void make_output_stage(OutputType type, RequantMode mode, double input_scale,
                        storage->fixed_shift.data(), &storage->stage);
 }
 
+void make_residual_add(OutputType type, RequantMode mode, double layer_scale,
+                       int32_t layer_zero_point, double other_scale, int32_t other_zero_point,
+                       double output_scale, int32_t output_zero_point, double activation_min,
+                       double activation_max, ResidualAdd* add) {
+  if (type == OutputType::kFloat) {
+    throw std::invalid_argument("circle_quant: a fused residual add needs a quantized output");
+  }
+  check_float_scale(layer_scale, "layer output scale");
+  check_float_scale(other_scale, "residual scale");
+  check_float_scale(output_scale, "add output scale");
+  if (std::isnan(activation_min) || std::isnan(activation_max) || activation_min > activation_max) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
+  }
+  int32_t lo = 0, hi = 0;
+  type_range(type, &lo, &hi);
+  for (const auto& [zp, what] : {std::pair{layer_zero_point, "layer output"},
+                                 std::pair{other_zero_point, "residual"},
+                                 std::pair{output_zero_point, "add output"}}) {
+    if (zp < lo || zp > hi) {
+      throw std::invalid_argument(
+          fmt::format("circle_quant: {} zero point {} is outside [{}, {}]", what, zp, lo, hi));
+    }
+  }
+  // The scales as the graph's float32 tensors / the Circle file hold them.
+  const float sy = static_cast<float>(layer_scale), sr = static_cast<float>(other_scale);
+  const float so = static_cast<float>(output_scale);
+  add->layer_scale = sy;
+  add->other_scale = sr;
+  add->inv_output_scale = static_cast<float>(1.0 / output_scale);
+  add->layer_zero_point = layer_zero_point;
+  add->other_zero_point = other_zero_point;
+  add->output_zero_point = output_zero_point;
+  int64_t qmin = lo, qmax = hi;
+  if (std::isfinite(activation_min)) {
+    qmin = std::max<int64_t>(qmin, quantize_bound(activation_min, mode, output_scale, output_zero_point));
+  }
+  if (std::isfinite(activation_max)) {
+    qmax = std::min<int64_t>(qmax, quantize_bound(activation_max, mode, output_scale, output_zero_point));
+  }
+  if (qmin > qmax) qmin = qmax;
+  add->qmin = static_cast<int32_t>(qmin);
+  add->qmax = static_cast<int32_t>(qmax);
+  // TFLite's Prepare of ADD: both inputs rescaled to twice the larger scale, with 20 (16-bit:
+  // 15) bits of headroom, then to the output.
+  add->left_shift = type == OutputType::kInt16 ? 15 : 20;
+  const double twice_max = 2.0 * std::max<double>(sy, sr);
+  const double output_real = twice_max / static_cast<double>(static_cast<float>(1 << add->left_shift) * so);
+  add->layer_multiplier = add->layer_shift = add->other_multiplier = add->other_shift = 0;
+  add->output_multiplier = add->output_shift = 0;
+  if (mode == RequantMode::kFixedPoint) {
+    quantize_multiplier(sy / twice_max, &add->layer_multiplier, &add->layer_shift);
+    quantize_multiplier(sr / twice_max, &add->other_multiplier, &add->other_shift);
+    quantize_multiplier(output_real, &add->output_multiplier, &add->output_shift);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Driver.
 
@@ -298,16 +367,39 @@ ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa) {
     default: return ukernels::q8_gemm_scalar();
   }
 }
+ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa, size_t blocks) {
+  const GemmMicrokernel primary = gemm_microkernel_for(isa);
+#if defined(__x86_64__)
+  if (isa == Isa::kAvx512Vnni && blocks > 0) {
+    // How full the last tile of each width is (1 = the width divides the blocks).
+    const GemmMicrokernel wide = q8_gemm_avx512vnni_6x64();
+    auto fullness = [blocks](size_t width) {
+      const size_t last = blocks % width == 0 ? width : blocks % width;
+      return static_cast<double>(last) / static_cast<double>(width);
+    };
+    if (fullness(wide.max_blocks) > fullness(primary.max_blocks)) return wide;
+  }
+#else
+  (void)blocks;
+#endif
+  return primary;
+}
+
 const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
 
 void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w,
            int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
            void* out, size_t out_stride) {
   if (m_begin >= m_end || n_begin >= n_end) return;
+  if (stage.residual != nullptr && stage.type == OutputType::kFloat) {
+    throw std::invalid_argument("circle_quant: a fused residual add needs a quantized output");
+  }
   if (n_begin % static_cast<int64_t>(kGemmNr) != 0) {
     throw std::invalid_argument("circle_quant: qgemm's n_begin must be a multiple of 16");
   }
-  const ukernels::GemmMicrokernel uk = ukernels::gemm_microkernel_for(active_isa());
+  const size_t call_blocks = static_cast<size_t>((n_end - n_begin + static_cast<int64_t>(kGemmNr) - 1) /
+                                                  static_cast<int64_t>(kGemmNr));
+  const ukernels::GemmMicrokernel uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks);
   const size_t k = static_cast<size_t>(w.k);
   const size_t rows = static_cast<size_t>(m_end - m_begin);
   const size_t cols = static_cast<size_t>(n_end - n_begin);
@@ -384,9 +476,16 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
         const size_t n0 = nb * kGemmNr;
         const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
         const size_t j0 = n0 - static_cast<size_t>(n_begin);
+        uint8_t* tile = out_rows + (i * out_stride + n0) * elem;
         uk.requantize(mr, nc, acc, acc_stride, channel_term_buffer.data() + j0, w.zero_point + n0,
-                      row_sums != nullptr ? row_sums + i : nullptr, stage, n0,
-                      out_rows + (i * out_stride + n0) * elem, out_stride);
+                      row_sums != nullptr ? row_sums + i : nullptr, stage, n0, tile, out_stride);
+        if (stage.residual != nullptr) {
+          const ResidualAdd& r = *stage.residual;
+          const size_t row = static_cast<size_t>(m_begin) + i;
+          uk.add_residual(mr, nc, tile, out_stride,
+                          static_cast<const uint8_t*>(r.other) + (row * r.other_stride + n0) * elem,
+                          r.other_stride, stage.type, stage.mode, r);
+        }
       }
     }
   }

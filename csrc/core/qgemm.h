@@ -94,6 +94,8 @@ enum class RequantMode {
 
 enum class OutputType { kUint8 = 0, kInt8 = 1, kInt16 = 2, kFloat = 3 };
 
+struct ResidualAdd;
+
 // What the kernels read (pointers into per-channel arrays, n entries each).
 struct OutputStage {
   OutputType type = OutputType::kUint8;
@@ -107,7 +109,43 @@ struct OutputStage {
   int32_t qmin = 0, qmax = 255;
   float fmin = -std::numeric_limits<float>::infinity();
   float fmax = std::numeric_limits<float>::infinity();
+  // Optional residual add applied to each output tile right after the stage above, while the
+  // tile is still in L1 (quantized outputs only; see ResidualAdd).
+  const ResidualAdd* residual = nullptr;
 };
+
+// A residual add fused into a layer's output (the ResNet / MobileNetV2 / transformer skip
+// connection): with y the layer's quantized output (its own scale and zero point, clamp
+// included) and r the other operand, of the same integer type and laid out like the output,
+//
+//   out = quantize_out(act(dequantize(y) + dequantize(r)))
+//
+// in place of y. Float family: exactly the PT2E reference graph's dequantize → add → [relu] →
+// quantize, in float32. Fixed-point family: the TFLite / ONE integer ADD (inputs shifted left by
+// 20 bits, 16-bit outputs by 15, and rescaled by 31-bit multipliers). docs/numerics.md, "Fused
+// residual add".
+struct ResidualAdd {
+  const void* other = nullptr;  // r: element (m, n) at other + m * other_stride + n (elements)
+  size_t other_stride = 0;
+  // Float family.
+  float layer_scale = 1, other_scale = 1, inv_output_scale = 1;
+  int32_t layer_zero_point = 0, other_zero_point = 0, output_zero_point = 0;
+  int32_t qmin = 0, qmax = 255;  // output clamp: activation bounds ∩ the type's range
+  // Fixed-point family.
+  int32_t left_shift = 20;
+  int32_t layer_multiplier = 0, layer_shift = 0, other_multiplier = 0, other_shift = 0;
+  int32_t output_multiplier = 0, output_shift = 0;
+};
+
+// Fills everything but other / other_stride. type: the common type of y, r and out (uint8, int8
+// or int16); mode: the layer's requantization family. activation_min / max: real bounds applied
+// after the add (−inf / +inf: none), made integer bounds as make_output_stage() does. Throws
+// std::invalid_argument on non-positive or non-finite scales, zero points outside the type or
+// activation_min > activation_max.
+void make_residual_add(OutputType type, RequantMode mode, double layer_scale,
+                       int32_t layer_zero_point, double other_scale, int32_t other_zero_point,
+                       double output_scale, int32_t output_zero_point, double activation_min,
+                       double activation_max, ResidualAdd* add);
 
 // Owning form of the per-channel arrays plus the stage pointing into them.
 struct OutputStageStorage {

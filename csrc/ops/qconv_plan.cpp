@@ -30,45 +30,17 @@ enum ConvPlanHeader : int64_t {
   kDilationWIndex,
   kInputZeroPointIndex,
   kInputSignedIndex,
-  kOutputTypeIndex,   // circle_quant::OutputType
-  kRequantModeIndex,  // circle_quant::RequantMode
-  kOutputZeroPointIndex,
-  kQminIndex,
-  kQmaxIndex,
-  kFminBitsIndex,
-  kFmaxBitsIndex,
-  kHasWeightZeroPointIndex,
+  kOutputStageIndex,  // kOutputStageEntries entries (write_output_stage in qgemm_plan.h)
+  kHasWeightZeroPointIndex = kOutputStageIndex + kOutputStageEntries,
   kHasBiasIndex,
   kHeaderEntries,
 };
 static_assert(kHeaderEntries <= kConvPlanHeader, "conv plan header overflows kConvPlanHeader");
 
 constexpr int32_t kMagic = 0x56435143;  // "CQCV" in little-endian bytes
-constexpr int32_t kVersion = 1;
+constexpr int32_t kVersion = 2;         // 2: the output scale is stored
 
 enum ConvPlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow };
-
-int32_t float_bits(float f) {
-  int32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
-
-float bits_float(int32_t b) {
-  float f;
-  std::memcpy(&f, &b, sizeof f);
-  return f;
-}
-
-at::ScalarType output_scalar_type(circle_quant::OutputType type) {
-  switch (type) {
-    case circle_quant::OutputType::kUint8: return at::kByte;
-    case circle_quant::OutputType::kInt8: return at::kChar;
-    case circle_quant::OutputType::kInt16: return at::kShort;
-    case circle_quant::OutputType::kFloat: return at::kFloat;
-  }
-  return at::kFloat;
-}
 
 void check_pair(const char* op, const char* name, at::IntArrayRef v, int64_t min) {
   TORCH_CHECK_VALUE(v.size() == 2, op, ": ", name, " must have 2 entries (height, width), got ", v);
@@ -222,13 +194,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   p[kDilationWIndex] = static_cast<int32_t>(dilation[1]);
   p[kInputZeroPointIndex] = gemm.input_zero_point;
   p[kInputSignedIndex] = gemm.input_signed ? 1 : 0;
-  p[kOutputTypeIndex] = static_cast<int32_t>(gemm.stage.type);
-  p[kRequantModeIndex] = static_cast<int32_t>(gemm.stage.mode);
-  p[kOutputZeroPointIndex] = gemm.stage.zero_point;
-  p[kQminIndex] = gemm.stage.qmin;
-  p[kQmaxIndex] = gemm.stage.qmax;
-  p[kFminBitsIndex] = float_bits(gemm.stage.fmin);
-  p[kFmaxBitsIndex] = float_bits(gemm.stage.fmax);
+  write_output_stage(gemm.stage, gemm.output_scale, p + kOutputStageIndex);
   p[kHasWeightZeroPointIndex] = has_wzp ? 1 : 0;
   p[kHasBiasIndex] = gemm.bias != nullptr ? 1 : 0;
   return {packed, params, multiplier};
@@ -290,9 +256,6 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
                         packed_weight.size(1) == ps[1],
                     op, ": packed_weight ", packed_weight.sizes(), " does not match the params header (expected [",
                     ps[0], ", ", ps[1], "])");
-  const int32_t type = p[kOutputTypeIndex], mode = p[kRequantModeIndex];
-  TORCH_CHECK_VALUE(type >= 0 && type <= 3 && (mode == 0 || mode == 1), op,
-                    ": params has an invalid output type or requantization mode");
 
   const int32_t* rows = p + kConvPlanHeader;
   w.data = packed_weight.const_data_ptr<int8_t>();
@@ -300,22 +263,14 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
   w.column_sum = rows + kColumnSumRow * oc;
   w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
 
-  auto& s = plan.stage;
-  s.type = static_cast<circle_quant::OutputType>(type);
-  s.mode = static_cast<circle_quant::RequantMode>(mode);
-  s.multiplier = multiplier.const_data_ptr<float>();
-  s.fixed_multiplier = rows + kFixedMultRow * oc;
-  s.fixed_shift = rows + kFixedShiftRow * oc;
-  s.zero_point = p[kOutputZeroPointIndex];
-  s.qmin = p[kQminIndex];
-  s.qmax = p[kQmaxIndex];
-  s.fmin = bits_float(p[kFminBitsIndex]);
-  s.fmax = bits_float(p[kFmaxBitsIndex]);
+  plan.stage = read_output_stage(op, p + kOutputStageIndex, multiplier.const_data_ptr<float>(),
+                                 rows + kFixedMultRow * oc, rows + kFixedShiftRow * oc,
+                                 &plan.output_scale);
 
   plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * oc : nullptr;
   plan.input_zero_point = p[kInputZeroPointIndex];
   plan.input_signed = p[kInputSignedIndex] != 0;
-  plan.output_dtype = output_scalar_type(s.type);
+  plan.output_dtype = output_scalar_type(plan.stage.type);
   plan.stride = {p[kStrideHIndex], p[kStrideWIndex]};
   plan.padding = {p[kPadHIndex], p[kPadWIndex]};
   plan.dilation = {p[kDilationHIndex], p[kDilationWIndex]};

@@ -36,6 +36,7 @@ struct ConvPlan {
   int32_t input_zero_point = 0;
   bool input_signed = false;
   at::ScalarType output_dtype = at::kByte;
+  float output_scale = 1;  // sy (1 for float output)
   std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
 };
 

@@ -34,22 +34,28 @@ enum PlanHeader : int64_t {
   kReductionIndex,         // K
   kInputZeroPointIndex,    // za
   kInputSignedIndex,       // 1: int8 activations, 0: uint8
-  kOutputTypeIndex,        // circle_quant::OutputType
-  kRequantModeIndex,       // circle_quant::RequantMode
-  kOutputZeroPointIndex,   // zy
-  kQminIndex,              // integer clamp (fused activation ∩ type range)
-  kQmaxIndex,
-  kFminBitsIndex,          // float clamp (float output), as IEEE bits
-  kFmaxBitsIndex,
-  kHasWeightZeroPointIndex,
+  kOutputStageIndex,       // kOutputStageEntries entries (write_output_stage)
+  kHasWeightZeroPointIndex = kOutputStageIndex + kOutputStageEntries,
   kHasBiasIndex,
-  kReservedIndex,
   kHeaderEntries,
 };
 static_assert(kHeaderEntries == kPlanHeader, "header layout and kPlanHeader disagree");
 
 constexpr int32_t kMagic = 0x50475143;  // "CQGP" in little-endian bytes
-constexpr int32_t kVersion = 1;
+constexpr int32_t kVersion = 2;         // 2: the output scale is stored
+
+// Output stage entries, relative to the stage's first header entry.
+enum OutputStageEntry : int64_t {
+  kTypeEntry = 0,     // circle_quant::OutputType
+  kModeEntry,         // circle_quant::RequantMode
+  kZeroPointEntry,    // zy
+  kQminEntry,         // integer clamp (fused activation ∩ type range)
+  kQmaxEntry,
+  kFminBitsEntry,     // float clamp (float output), as IEEE bits
+  kFmaxBitsEntry,
+  kScaleBitsEntry,    // sy as float bits (1 for float output): what a fused residual add needs
+};
+static_assert(kScaleBitsEntry + 1 == kOutputStageEntries, "output stage entries disagree");
 
 enum PlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow };
 
@@ -75,16 +81,6 @@ circle_quant::OutputType output_type(const char* op, at::ScalarType dtype) {
       TORCH_CHECK_TYPE(false, op, ": output_dtype must be torch.uint8, torch.int8, torch.int16 or ",
                        "torch.float32, got ", dtype_name(dtype));
   }
-}
-
-at::ScalarType output_scalar_type(circle_quant::OutputType type) {
-  switch (type) {
-    case circle_quant::OutputType::kUint8: return at::kByte;
-    case circle_quant::OutputType::kInt8: return at::kChar;
-    case circle_quant::OutputType::kInt16: return at::kShort;
-    case circle_quant::OutputType::kFloat: return at::kFloat;
-  }
-  return at::kFloat;
 }
 
 circle_quant::RequantMode requant_mode(const char* op, c10::string_view requant) {
@@ -115,6 +111,49 @@ auto core_call(const char* op, Fn&& fn) {
 }
 
 }  // namespace
+
+at::ScalarType output_scalar_type(circle_quant::OutputType type) {
+  switch (type) {
+    case circle_quant::OutputType::kUint8: return at::kByte;
+    case circle_quant::OutputType::kInt8: return at::kChar;
+    case circle_quant::OutputType::kInt16: return at::kShort;
+    case circle_quant::OutputType::kFloat: return at::kFloat;
+  }
+  return at::kFloat;
+}
+
+void write_output_stage(const circle_quant::OutputStage& stage, double output_scale, int32_t* fields) {
+  fields[kTypeEntry] = static_cast<int32_t>(stage.type);
+  fields[kModeEntry] = static_cast<int32_t>(stage.mode);
+  fields[kZeroPointEntry] = stage.zero_point;
+  fields[kQminEntry] = stage.qmin;
+  fields[kQmaxEntry] = stage.qmax;
+  fields[kFminBitsEntry] = float_bits(stage.fmin);
+  fields[kFmaxBitsEntry] = float_bits(stage.fmax);
+  fields[kScaleBitsEntry] = float_bits(
+      stage.type == circle_quant::OutputType::kFloat ? 1.0f : static_cast<float>(output_scale));
+}
+
+circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields,
+                                            const float* multiplier, const int32_t* fixed_multiplier,
+                                            const int32_t* fixed_shift, float* output_scale) {
+  const int32_t type = fields[kTypeEntry], mode = fields[kModeEntry];
+  TORCH_CHECK_VALUE(type >= 0 && type <= 3 && (mode == 0 || mode == 1), op,
+                    ": params has an invalid output type or requantization mode");
+  circle_quant::OutputStage s;
+  s.type = static_cast<circle_quant::OutputType>(type);
+  s.mode = static_cast<circle_quant::RequantMode>(mode);
+  s.multiplier = multiplier;
+  s.fixed_multiplier = fixed_multiplier;
+  s.fixed_shift = fixed_shift;
+  s.zero_point = fields[kZeroPointEntry];
+  s.qmin = fields[kQminEntry];
+  s.qmax = fields[kQmaxEntry];
+  s.fmin = bits_float(fields[kFminBitsEntry]);
+  s.fmax = bits_float(fields[kFmaxBitsEntry]);
+  *output_scale = bits_float(fields[kScaleBitsEntry]);
+  return s;
+}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
@@ -235,13 +274,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
   p[kReductionIndex] = static_cast<int32_t>(k);
   p[kInputZeroPointIndex] = static_cast<int32_t>(input_zero_point);
   p[kInputSignedIndex] = input_dtype == at::kChar ? 1 : 0;
-  p[kOutputTypeIndex] = static_cast<int32_t>(out_type);
-  p[kRequantModeIndex] = static_cast<int32_t>(mode);
-  p[kOutputZeroPointIndex] = stage.zero_point;
-  p[kQminIndex] = stage.qmin;
-  p[kQmaxIndex] = stage.qmax;
-  p[kFminBitsIndex] = float_bits(stage.fmin);
-  p[kFmaxBitsIndex] = float_bits(stage.fmax);
+  write_output_stage(stage, output_scale, p + kOutputStageIndex);
   p[kHasWeightZeroPointIndex] = has_wzp ? 1 : 0;
   p[kHasBiasIndex] = bias_f.defined() ? 1 : 0;
   return {packed, params, multiplier};
@@ -290,10 +323,6 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
                     op, ": params header (N = ", p[kChannelsIndex], ", K = ", k,
                     ") disagrees with packed_weight ", packed_weight.sizes(), " and multiplier ",
                     multiplier.sizes());
-  const int32_t type = p[kOutputTypeIndex], mode = p[kRequantModeIndex];
-  TORCH_CHECK_VALUE(type >= 0 && type <= 3 && (mode == 0 || mode == 1), op,
-                    ": params has an invalid output type or requantization mode");
-
   const int32_t* rows = p + kPlanHeader;
   GemmPlan plan;
   auto& w = plan.weights;
@@ -306,22 +335,13 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
   w.column_sum = rows + kColumnSumRow * n;
   w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
 
-  auto& s = plan.stage;
-  s.type = static_cast<circle_quant::OutputType>(type);
-  s.mode = static_cast<circle_quant::RequantMode>(mode);
-  s.multiplier = multiplier.const_data_ptr<float>();
-  s.fixed_multiplier = rows + kFixedMultRow * n;
-  s.fixed_shift = rows + kFixedShiftRow * n;
-  s.zero_point = p[kOutputZeroPointIndex];
-  s.qmin = p[kQminIndex];
-  s.qmax = p[kQmaxIndex];
-  s.fmin = bits_float(p[kFminBitsIndex]);
-  s.fmax = bits_float(p[kFmaxBitsIndex]);
-
+  plan.stage = read_output_stage(op, p + kOutputStageIndex, multiplier.const_data_ptr<float>(),
+                                 rows + kFixedMultRow * n, rows + kFixedShiftRow * n,
+                                 &plan.output_scale);
   plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * n : nullptr;
   plan.input_zero_point = p[kInputZeroPointIndex];
   plan.input_signed = p[kInputSignedIndex] != 0;
-  plan.output_dtype = output_scalar_type(s.type);
+  plan.output_dtype = output_scalar_type(plan.stage.type);
   return plan;
 }
 

@@ -26,10 +26,13 @@
 namespace torch_circle {
 
 // params = kPlanHeader int32 header entries (layout in qgemm_plan.cpp: magic, version, N, K,
-// activation zero point and signedness, output type, requantization mode, output zero point,
-// clamp bounds, flags), then kPlanRows rows of N entries.
+// activation zero point and signedness, the output stage, flags), then kPlanRows rows of N
+// entries.
 constexpr int64_t kPlanHeader = 16;
 constexpr int64_t kPlanRows = 5;
+// Header entries of the output stage (type, requantization mode, zero point, clamp bounds,
+// output scale), the same block in linear and conv plans.
+constexpr int64_t kOutputStageEntries = 8;
 
 // View of a plan, checked against the tensors' shapes and header.
 struct GemmPlan {
@@ -39,7 +42,18 @@ struct GemmPlan {
   int32_t input_zero_point = 0;
   bool input_signed = false;      // the activations the plan was packed for: int8 or uint8
   at::ScalarType output_dtype = at::kByte;
+  float output_scale = 1;         // sy (1 for float output)
 };
+
+at::ScalarType output_scalar_type(circle_quant::OutputType type);
+
+// The output stage's scalar fields and output scale, stored at fields[0, kOutputStageEntries) of
+// a plan header, and read back with the per-channel arrays pointed at the plan's rows (the type
+// and mode are checked; errors name `op`).
+void write_output_stage(const circle_quant::OutputStage& stage, double output_scale, int32_t* fields);
+circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields,
+                                            const float* multiplier, const int32_t* fixed_multiplier,
+                                            const int32_t* fixed_shift, float* output_scale);
 
 // weight: [N, K] int8 or uint8 (row major; conv weights are reordered to (kh, kw, ic) by the
 // caller). weight_scale / weight_zero_point: N entries or 1. bias: float [N] or none.

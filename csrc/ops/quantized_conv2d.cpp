@@ -1,9 +1,11 @@
 // Quantized conv2d: schemas, argument checks and Meta kernels. conv2d_prepack packs the weights
 // once (qconv_plan.h); quantized_conv2d runs the layer on uint8 / int8 NHWC activations (a
-// channels_last tensor; contiguous NCHW is converted) and returns a channels_last tensor.
+// channels_last tensor; contiguous NCHW is converted) and returns a channels_last tensor;
+// quantized_conv2d_add also adds a residual `other` in the same pass (fused_add.h).
 #include "quantized_conv2d.h"
 
 #include "common.h"
+#include "fused_add.h"
 #include "qconv_plan.h"
 
 namespace torch_circle {
@@ -39,6 +41,19 @@ at::Tensor quantized_conv2d_allocate(const at::Tensor& input, const at::Tensor& 
   return at::empty_symint(sizes, input.options().dtype(output_dtype), at::MemoryFormat::ChannelsLast);
 }
 
+at::Tensor quantized_conv2d_add_allocate(
+    const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+    const at::Tensor& multiplier, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, at::ScalarType output_dtype,
+    const at::Tensor& other, double other_scale, int64_t other_zero_point, double output_scale,
+    int64_t output_zero_point, c10::optional<double> activation_min,
+    c10::optional<double> activation_max) {
+  auto out = quantized_conv2d_allocate(input, packed_weight, params, multiplier, kernel_size, stride,
+                                       padding, dilation, groups, output_dtype);
+  check_fused_add_operand("circle_quant::quantized_conv2d_add", out, other);
+  return out;
+}
+
 TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
   m.def(
       "conv2d_prepack(Tensor weight, Tensor weight_scale, Tensor weight_zero_point, Tensor? bias, "
@@ -50,11 +65,25 @@ TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
       "quantized_conv2d(Tensor input, Tensor packed_weight, Tensor params, Tensor multiplier, "
       "int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, int groups, "
       "ScalarType output_dtype) -> Tensor");
+  m.def(
+      "quantized_conv2d_add(Tensor input, Tensor packed_weight, Tensor params, Tensor multiplier, "
+      "int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, int groups, "
+      "ScalarType output_dtype, Tensor other, float other_scale, int other_zero_point, "
+      "float output_scale, int output_zero_point, float? activation_min=None, "
+      "float? activation_max=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
   m.impl("conv2d_prepack", &conv2d_prepack_allocate);
   m.impl("quantized_conv2d", &quantized_conv2d_allocate);
+  m.impl("quantized_conv2d_add", &quantized_conv2d_add_allocate);
+}
+
+// Inference ops, not differentiable (as the linear ones).
+TORCH_LIBRARY_IMPL(circle_quant, Autograd, m) {
+  m.impl("conv2d_prepack", torch::CppFunction::makeFallthrough());
+  m.impl("quantized_conv2d", torch::CppFunction::makeFallthrough());
+  m.impl("quantized_conv2d_add", torch::CppFunction::makeFallthrough());
 }
 
 }  // namespace torch_circle

@@ -9,11 +9,17 @@
 //   quantized_linear(input, packed_weight, params, multiplier, output_dtype) -> Tensor
 //     input [..., K] uint8 / int8 (the dtype the plan was packed for) → output [..., N] in
 //     output_dtype (must equal the plan's: uint8, int8, int16 or float32).
+//   quantized_linear_add(input, packed_weight, params, multiplier, output_dtype, other,
+//                        other_scale, other_zero_point, output_scale, output_zero_point,
+//                        activation_min, activation_max) -> Tensor
+//     quantized_linear followed by a residual add, in one pass (fused_add.h): other has the
+//     output's shape and dtype; the result is quantized with (output_scale, output_zero_point).
 //
 // The schemas and what each argument means: docs/kernels.md. Numerics: docs/numerics.md.
 #include "quantized_linear.h"
 
 #include "common.h"
+#include "fused_add.h"
 #include "qgemm_plan.h"
 
 namespace torch_circle {
@@ -55,6 +61,18 @@ at::Tensor quantized_linear_allocate(const at::Tensor& input, const at::Tensor& 
   return at::empty_symint(sizes, input.options().dtype(output_dtype));
 }
 
+at::Tensor quantized_linear_add_allocate(const at::Tensor& input, const at::Tensor& packed_weight,
+                                         const at::Tensor& params, const at::Tensor& multiplier,
+                                         at::ScalarType output_dtype, const at::Tensor& other,
+                                         double other_scale, int64_t other_zero_point,
+                                         double output_scale, int64_t output_zero_point,
+                                         c10::optional<double> activation_min,
+                                         c10::optional<double> activation_max) {
+  auto out = quantized_linear_allocate(input, packed_weight, params, multiplier, output_dtype);
+  check_fused_add_operand("circle_quant::quantized_linear_add", out, other);
+  return out;
+}
+
 TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
   // activation_min / max: the fused activation's real bounds (None = unbounded; ReLU: 0 / None,
   // ReLU6: 0 / 6). The schema language has no -inf literal, hence the optionals.
@@ -66,11 +84,17 @@ TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
   m.def(
       "quantized_linear(Tensor input, Tensor packed_weight, Tensor params, Tensor multiplier, "
       "ScalarType output_dtype) -> Tensor");
+  m.def(
+      "quantized_linear_add(Tensor input, Tensor packed_weight, Tensor params, Tensor multiplier, "
+      "ScalarType output_dtype, Tensor other, float other_scale, int other_zero_point, "
+      "float output_scale, int output_zero_point, float? activation_min=None, "
+      "float? activation_max=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
   m.impl("linear_prepack", &linear_prepack_meta);
   m.impl("quantized_linear", &quantized_linear_allocate);
+  m.impl("quantized_linear_add", &quantized_linear_add_allocate);
 }
 
 // Inference ops, not differentiable: outputs carry no gradient history (rather than autograd's
@@ -78,6 +102,7 @@ TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
 TORCH_LIBRARY_IMPL(circle_quant, Autograd, m) {
   m.impl("linear_prepack", torch::CppFunction::makeFallthrough());
   m.impl("quantized_linear", torch::CppFunction::makeFallthrough());
+  m.impl("quantized_linear_add", torch::CppFunction::makeFallthrough());
 }
 
 }  // namespace torch_circle

@@ -87,6 +87,7 @@ std::vector<KernelUnderTest> all_microkernels() {
   // The avxvnni code with EVEX encoding: runs wherever AVX512-VNNI does.
   v.push_back({"avxvnni_evex", ukernels::q8_gemm_avxvnni_evex(), isa_supported(Isa::kAvx512Vnni)});
   v.push_back({"avx512vnni", ukernels::q8_gemm_avx512vnni(), isa_supported(Isa::kAvx512Vnni)});
+  v.push_back({"avx512vnni_6x64", ukernels::q8_gemm_avx512vnni_6x64(), isa_supported(Isa::kAvx512Vnni)});
 #endif
   return v;
 }
@@ -266,29 +267,6 @@ std::vector<RequantizeUnderTest> all_requantizers() {
   v.push_back({"neon", &ukernels::qs32_requantize_neon, true});
 #endif
   return v;
-}
-
-void type_bounds(OutputType t, int32_t* lo, int32_t* hi) {
-  switch (t) {
-    case OutputType::kUint8: *lo = 0; *hi = 255; return;
-    case OutputType::kInt8: *lo = -128; *hi = 127; return;
-    case OutputType::kInt16: *lo = -32768; *hi = 32767; return;
-    case OutputType::kFloat: *lo = 0; *hi = 0; return;
-  }
-}
-
-size_t element_size(OutputType t) {
-  return t == OutputType::kFloat ? 4 : t == OutputType::kInt16 ? 2 : 1;
-}
-
-const char* type_name(OutputType t) {
-  switch (t) {
-    case OutputType::kUint8: return "uint8";
-    case OutputType::kInt8: return "int8";
-    case OutputType::kInt16: return "int16";
-    case OutputType::kFloat: return "float";
-  }
-  return "?";
 }
 
 // A random multiplier for channel c: tiny, ties-prone powers of two, near 1, above 1 (left
@@ -1003,6 +981,22 @@ TEST_P(QgemmTest, KernelName) {
     EXPECT_NE(name.find("scalar"), std::string::npos);
   }
 }
+
+#if defined(__x86_64__)
+TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
+  // 64-channel tiles where 64 divides the width better than 48 (most CNN layers), 48-channel
+  // ones otherwise (BERT's 768 / 3072, and ties). Results never depend on it (the tests above).
+  for (size_t blocks : {4u, 7u, 8u, 16u, 32u, 10u}) {
+    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks).name,
+                 "q8-gemm-6x64c4-avx512vnni") << blocks << " blocks";
+  }
+  for (size_t blocks : {1u, 2u, 3u, 5u, 6u, 48u, 192u}) {
+    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks).name,
+                 "q8-gemm-8x48c4-avx512vnni") << blocks << " blocks";
+  }
+  EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx2, 4).name, ukernels::q8_gemm_avx2().name);
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Isa, QgemmTest, ::testing::ValuesIn(architecture_isas()), isa_param_name);
 

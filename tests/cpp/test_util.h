@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/isa.h"
+#include "core/qgemm.h"
 
 namespace circle_quant {
 // Names the ISA in gtest's messages instead of printing its bytes.
@@ -57,6 +58,33 @@ inline std::vector<Isa> architecture_isas() {
     if (here && circle_quant::isa_supported(isa)) isas.push_back(isa);
   }
   return isas;
+}
+
+// Range, element size and name of a GEMM output type.
+inline void type_bounds(circle_quant::OutputType t, int32_t* lo, int32_t* hi) {
+  using circle_quant::OutputType;
+  switch (t) {
+    case OutputType::kUint8: *lo = 0; *hi = 255; return;
+    case OutputType::kInt8: *lo = -128; *hi = 127; return;
+    case OutputType::kInt16: *lo = -32768; *hi = 32767; return;
+    case OutputType::kFloat: *lo = 0; *hi = 0; return;
+  }
+}
+
+inline size_t element_size(circle_quant::OutputType t) {
+  using circle_quant::OutputType;
+  return t == OutputType::kFloat ? 4 : t == OutputType::kInt16 ? 2 : 1;
+}
+
+inline const char* type_name(circle_quant::OutputType t) {
+  using circle_quant::OutputType;
+  switch (t) {
+    case OutputType::kUint8: return "uint8";
+    case OutputType::kInt8: return "int8";
+    case OutputType::kInt16: return "int16";
+    case OutputType::kFloat: return "float";
+  }
+  return "?";
 }
 
 // The levels with their own elementwise kernels (quantize, observers): scalar, avx2, avx512.

@@ -93,6 +93,42 @@ def test_fused_model_agrees_with_the_converted_graph(name, preset, delegate):
     assert (actual - expected).abs().mean().item() <= step * 0.01
 
 
+@pytest.mark.parametrize("name,adds", [("resnet", 2), ("mobilenet", 2), ("encoder", 2), ("llama", 2)])
+def test_residual_adds_are_fused_into_the_layer_before_them(name, adds):
+    gm, x = converted(name)
+    with torch.no_grad():
+        expected = gm(x)
+    compiled = backend.compile_graph(gm, [x], options={"delegate": "eager"})
+    assert compiled.report.fused_adds == adds, compiled.report.summary()
+    targets = [str(n.target) for n in compiled.gm.graph.nodes if n.op == "call_function"]
+    assert sum("_add" in t for t in targets) == adds
+    # The add's quantize, the layer's quantize / dequantize pair and the add itself are gone.
+    assert not any(t in ("aten.add.Tensor", "<built-in function add>") for t in targets) or name == "llama"
+    assert torch.equal(compiled(x), expected)
+
+
+def test_adds_that_cannot_be_fused_stay():
+    class Broadcast(nn.Module):  # the residual broadcasts: the fused add does not
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.bias = nn.Parameter(torch.randn(16))
+
+        def forward(self, x):
+            return self.fc(x) + self.bias
+
+    model = seeded(Broadcast(), 0)
+    x = torch.randn(4, 16)
+    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), CircleQuantizer(preset="uint8"))
+    prepared(x)
+    gm = convert_pt2e(prepared)
+    with torch.no_grad():
+        expected = gm(x)
+    compiled = backend.compile_graph(gm, [x], options={"delegate": "eager"})
+    assert compiled.report.fused_adds == 0 and len(compiled.report.fused_linear) == 1
+    assert torch.equal(compiled(x), expected)
+
+
 @pytest.mark.parametrize("preset", ["uint8", "int8"])
 def test_fixed_point_requantization(preset):
     gm, x = converted("mlp", preset)

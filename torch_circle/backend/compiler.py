@@ -53,8 +53,9 @@ def _parse_options(options: Optional[Dict[str, Any]]):
 # Nodes inductor cannot improve on: they either are our kernels or copy / reinterpret tensors.
 _NO_COMPUTE = {torch.ops.circle_quant.quantized_linear.default} | DEQUANTIZE | QUANTIZE_PER_TENSOR | \
     QUANTIZE_PER_CHANNEL
-if hasattr(torch.ops.circle_quant, "quantized_conv2d"):
-    _NO_COMPUTE.add(torch.ops.circle_quant.quantized_conv2d.default)
+_NO_COMPUTE |= {getattr(torch.ops.circle_quant, name).default
+                for name in ("quantized_linear_add", "quantized_conv2d", "quantized_conv2d_add")
+                if hasattr(torch.ops.circle_quant, name)}
 _LAYOUT = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "size", "getitem",
            "squeeze", "unsqueeze", "t", "expand", "_unsafe_view", "clone", "detach", "alias"}
 

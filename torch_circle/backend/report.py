@@ -12,6 +12,7 @@ class FusionReport:
     fused_conv2d: List[str] = field(default_factory=list)
     float_output: List[str] = field(default_factory=list)  # fused layers that end in float
     unmatched: List[Tuple[str, str]] = field(default_factory=list)  # (node, why) quantized layers left as is
+    fused_adds: int = 0   # residual adds (+ activation) folded into a fused layer's output
     integer_ops: int = 0  # max pools / layout ops moved onto the integers (q / dq pairs removed)
     delegate: str = ""   # what runs the rest: "inductor" or "eager"
     requant: str = ""
@@ -28,6 +29,7 @@ class FusionReport:
     def summary(self) -> str:
         text = (f"circle_quant: fused {len(self.fused_linear)} linear, {len(self.fused_conv2d)} conv2d "
                 f"({len(self.float_output)} with float output; requant={self.requant}); "
+                f"{self.fused_adds} residual add(s) fused into them; "
                 f"{self.integer_ops} pooling / layout op(s) on integers; "
                 f"the rest runs on {self.delegate}")
         if self.unmatched:

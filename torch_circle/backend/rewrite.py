@@ -7,14 +7,17 @@ tensor under the input's dequantize, so when that tensor is itself the output of
 quantize → dequantize pair between two layers disappears and the int8 tensor flows through
 directly (conv outputs stay channels_last).
 """
+import operator
+from dataclasses import dataclass
 from typing import List, Optional, Set
 
 import torch
 from torch.fx import GraphModule, Node
 
 from .constants import Constants
-from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, LAYER_LIKE, QUANTIZE_PER_TENSOR,
-                       LayerMatch, NoMatch, arg, is_call, match_layer)
+from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, LAYER_LIKE, OUTPUT_DTYPES,
+                       QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds, arg, is_call, match_layer,
+                       per_tensor_params, target_of)
 from .report import FusionReport
 
 _cq = torch.ops.circle_quant
@@ -124,6 +127,107 @@ def fold_integer_ops(gm: GraphModule) -> int:
     return count
 
 
+_ADD = {_aten.add.Tensor, torch.add, operator.add}
+_FUSED_WITH_ADD = {_cq.quantized_linear.default: "quantized_linear_add"}
+if _has_conv_op():
+    _FUSED_WITH_ADD[_cq.quantized_conv2d.default] = "quantized_conv2d_add"
+
+
+_SHAPE_KEY = "circle_quant_shape"  # set on fused nodes: the replaced layer's output shape
+
+
+def _shape(node: Node):
+    """The node's static shape from tracing metadata, or None. Nodes convert_pt2e inserted carry
+    none: quantize / dequantize take their input's."""
+    if not isinstance(node, Node):
+        return None
+    value = node.meta.get("val", node.meta.get("example_value"))
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if _SHAPE_KEY in node.meta:
+        return node.meta[_SHAPE_KEY]
+    if is_call(node, DEQUANTIZE_PER_TENSOR | QUANTIZE_PER_TENSOR) and node.args:
+        return _shape(node.args[0])
+    return None
+
+
+@dataclass
+class AddMatch:
+    layer: Node                  # the fused quantized_linear / quantized_conv2d node
+    removed: List[Node]          # quantize, activation, add, the layer's dequantize: erased
+    quantize: Node               # the add's output quantize, whose value the fused op replaces
+    other: Node                  # the integer tensor under the other operand's dequantize
+    other_quant: TensorQuant
+    out_quant: TensorQuant
+    act_min: Optional[float]
+    act_max: Optional[float]
+
+
+def _match_add(add: Node) -> Optional[AddMatch]:
+    """A residual add of a fused layer's dequantized output and another dequantized tensor,
+    followed by an optional activation and a quantize, or None. Everything must be per tensor,
+    of one integer type and of one shape (the fused add neither broadcasts nor converts)."""
+    if not is_call(add, _ADD) or len(add.args) != 2 or add.kwargs.get("alpha", 1) != 1:
+        return None
+    if not all(is_call(a, DEQUANTIZE_PER_TENSOR) for a in add.args) or add.args[0] is add.args[1]:
+        return None
+    for layer_dq, other_dq in (add.args, tuple(reversed(add.args))):
+        layer = layer_dq.args[0]
+        if is_call(layer, _FUSED_WITH_ADD) and len(layer.users) == 1 and len(layer_dq.users) == 1:
+            break
+    else:
+        return None
+    last, act_min, act_max = add, None, None
+    if len(add.users) == 1:
+        user = next(iter(add.users))
+        bounds = activation_bounds(user)
+        if bounds is not None and user.args and user.args[0] is add:
+            last, (act_min, act_max) = user, bounds
+    if len(last.users) != 1:
+        return None
+    quantize = next(iter(last.users))
+    if not is_call(quantize, QUANTIZE_PER_TENSOR) or quantize.args[0] is not last:
+        return None
+    try:
+        layer_q = per_tensor_params(layer_dq, OUTPUT_DTYPES, "layer dequantize")
+        other_q = per_tensor_params(other_dq, OUTPUT_DTYPES, "residual dequantize")
+        out_q = per_tensor_params(quantize, OUTPUT_DTYPES, "add output quantize")
+    except NoMatch:
+        return None
+    if not layer_q.dtype == other_q.dtype == out_q.dtype == layer.args[-1]:
+        return None
+    shape = _shape(layer_dq)
+    if shape is None or shape != _shape(other_dq) or shape != _shape(add):
+        return None
+    removed = [quantize, *([last] if last is not add else []), add, layer_dq]
+    return AddMatch(layer, removed, quantize, other_dq.args[0], other_q, out_q, act_min, act_max)
+
+
+def fuse_residual_adds(gm: GraphModule) -> int:
+    """Folds dequantize → add (→ activation) → quantize after a fused layer into the layer's
+    *_add op: the add runs on each output tile while it is in cache, and the layer's quantized
+    output, the two dequantizes and the add's float tensor disappear (what the x86 path does with
+    oneDNN's binary post-op). Numerically the add is the reference graph's, in float
+    (docs/numerics.md, "Fused residual add"). Returns the count."""
+    graph = gm.graph
+    count = 0
+    for node in list(graph.nodes):
+        m = _match_add(node)
+        if m is None:
+            continue
+        op = getattr(_cq, _FUSED_WITH_ADD[target_of(m.layer)]).default
+        with graph.inserting_before(m.quantize):  # after both operands, wherever they were computed
+            fused = graph.call_function(op, (*m.layer.args, m.other, m.other_quant.scale, m.other_quant.zero_point,
+                                             m.out_quant.scale, m.out_quant.zero_point, m.act_min, m.act_max))
+        fused.meta.update({k: v for k, v in m.layer.meta.items() if k in ("stack_trace", "nn_module_stack",
+                                                                            _SHAPE_KEY)})
+        m.quantize.replace_all_uses_with(fused)
+        for dead in (*m.removed, m.layer):
+            graph.erase_node(dead)
+        count += 1
+    return count
+
+
 def _layer_nodes(gm: GraphModule) -> List[Node]:
     return [n for n in gm.graph.nodes if is_call(n, LAYER_LIKE)]
 
@@ -162,12 +266,14 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
                 fused = graph.call_function(_cq.quantized_conv2d.default, (m.x, *getters, *conv_args, out_dtype))
         last = m.last
         fused.meta.update({k: v for k, v in last.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        fused.meta[_SHAPE_KEY] = _shape(m.layer)
         last.replace_all_uses_with(fused)
         for n in reversed(m.nodes):
             graph.erase_node(n)
         for x in (*m.weight.args, *m.weight.kwargs.values(), m.bias):
             used_inputs |= constants.dependencies(x)
         report.add_fused(m.kind, node.name, m.out_quant is None)
+    report.fused_adds = fuse_residual_adds(gm)
     report.integer_ops = fold_integer_ops(gm)
     graph.eliminate_dead_code()
     graph.lint()

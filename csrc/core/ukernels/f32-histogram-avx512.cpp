@@ -34,9 +34,24 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
     const __m512 t = _mm512_div_ps(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vbins), vrange);
     // min_ps returns its second operand for NaN: NaN and Inf positions go to the last bin, as in
     // histogram_bin(); truncation then gives the same index for every finite position.
+    const __m512i bin = _mm512_cvttps_epi32(_mm512_min_ps(t, vlast));
+    if (in == 0xFFFF) {
+      // Every lane counts (the usual case): take the indices out of the register two at a time,
+      // without a round trip through memory, and spread them over the 4 copies.
+      const __m128i quarter[4] = {_mm512_castsi512_si128(bin), _mm512_extracti32x4_epi32(bin, 1),
+                                  _mm512_extracti32x4_epi32(bin, 2), _mm512_extracti32x4_epi32(bin, 3)};
+      for (const __m128i& q : quarter) {
+        const uint64_t lo_pair = static_cast<uint64_t>(_mm_cvtsi128_si64(q));
+        const uint64_t hi_pair = static_cast<uint64_t>(_mm_extract_epi64(q, 1));
+        ++c[0][static_cast<uint32_t>(lo_pair)];
+        ++c[1][lo_pair >> 32];
+        ++c[2][static_cast<uint32_t>(hi_pair)];
+        ++c[3][hi_pair >> 32];
+      }
+      continue;
+    }
     // Compress the in-range lanes to the front, then count them 4 copies at a time.
-    _mm512_store_si512(idx, _mm512_maskz_compress_epi32(
-                                in, _mm512_cvttps_epi32(_mm512_min_ps(t, vlast))));
+    _mm512_store_si512(idx, _mm512_maskz_compress_epi32(in, bin));
     const int count = __builtin_popcount(in);
     int l = 0;
     for (; l + 4 <= count; l += 4) {

@@ -16,7 +16,7 @@ struct VexDot {
 
 GemmMicrokernel q8_gemm_avxvnni() {
   return {"q8-gemm-6x16c4-avxvnni", &AvxVnniKernel<VexDot>::accumulate, &qs32_requantize_avx2,
-          kAvxVnniMr, kAvxVnniBlocks, false};
+          kAvxVnniMr, kAvxVnniBlocks, false, &q8_vadd_avx2};
 }
 
 }  // namespace ukernels

@@ -16,7 +16,7 @@ struct EvexDot {
 
 GemmMicrokernel q8_gemm_avxvnni_evex() {
   return {"q8-gemm-6x16c4-avxvnni-evex", &AvxVnniKernel<EvexDot>::accumulate,
-          &qs32_requantize_avx2, kAvxVnniMr, kAvxVnniBlocks, false};
+          &qs32_requantize_avx2, kAvxVnniMr, kAvxVnniBlocks, false, &q8_vadd_avx2};
 }
 
 }  // namespace ukernels

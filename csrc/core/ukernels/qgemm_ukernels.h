@@ -41,6 +41,14 @@ using RequantizeFn = void (*)(size_t rows, size_t cols, const int32_t* acc, size
                               const int32_t* row_sum, const OutputStage& stage, size_t n0,
                               void* out, size_t out_stride);
 
+// The fused residual add (ResidualAdd in qgemm.h) on one output tile, in place: for i < rows,
+// j < cols, y = out[i * out_stride + j] (the layer's quantized output) and r = other[i *
+// other_stride + j], both of `type` (uint8, int8 or int16), become the add's output under `mode`.
+// Files q8-vadd-<isa>.cpp; SIMD versions must match q8_vadd_scalar bit for bit.
+using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_stride,
+                               const void* other, size_t other_stride, OutputType type,
+                               RequantMode mode, const ResidualAdd& add);
+
 // The driver's accumulator tile holds this many int32: mr · max_blocks · 16 must not exceed it.
 constexpr size_t kMaxTileAccumulators = 1024;
 
@@ -51,6 +59,7 @@ struct GemmMicrokernel {
   size_t mr;                  // rows per tile
   size_t max_blocks;          // 16-channel blocks per tile
   bool a_signed;              // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
+  ResidualAddFn add_residual;  // the ISA's fused residual add (shared by its kernels)
 };
 
 // The microkernel set of each ISA (defined in the ISA's files; absent ISAs are not declared).
@@ -58,7 +67,8 @@ GemmMicrokernel q8_gemm_scalar();
 #if defined(__x86_64__)
 GemmMicrokernel q8_gemm_avx2();        // vpmaddwd on widened int16: exact, no vpmaddubsw saturation
 GemmMicrokernel q8_gemm_avxvnni();     // vpdpbusd ymm (VEX encoded)
-GemmMicrokernel q8_gemm_avx512vnni();  // vpdpbusd zmm
+GemmMicrokernel q8_gemm_avx512vnni();  // vpdpbusd zmm, 8 rows × 48 channels
+GemmMicrokernel q8_gemm_avx512vnni_6x64();  // the same, 6 rows × 64 channels
 // The avxvnni kernel's code with EVEX-encoded vpdpbusd ymm (needs AVX512-VNNI + VL): for tests
 // on machines without AVX-VNNI; the dispatcher never picks it.
 GemmMicrokernel q8_gemm_avxvnni_evex();
@@ -71,6 +81,25 @@ GemmMicrokernel q8_gemm_neondot();     // sdot
 // The microkernel set qgemm() runs under `isa` (defined in qgemm.cpp); conv uses the same one so
 // im2col writes the A domain the GEMM reads and depthwise shares its output stage.
 GemmMicrokernel gemm_microkernel_for(Isa isa);
+// The one qgemm() runs for a call over `blocks` 16-channel blocks: where an ISA has kernels of
+// several tile widths, the one whose last tile in a row of tiles is fullest (the others share
+// accumulate domain, requantization and residual add, so the choice never changes results).
+GemmMicrokernel gemm_microkernel_for(Isa isa, size_t blocks);
+
+// The fused residual add of each ISA: scalar reference, and SIMD ones for the float family on
+// 8-bit types (other cases go to the scalar code).
+void q8_vadd_scalar(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
+                    size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+#if defined(__x86_64__)
+void q8_vadd_avx2(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
+                  size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+void q8_vadd_avx512(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
+                    size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+#endif
+#if defined(__aarch64__)
+void q8_vadd_neon(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
+                  size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+#endif
 
 // Scalar requantization of one tile: the reference output stage, also used by SIMD kernels for
 // their column remainders.

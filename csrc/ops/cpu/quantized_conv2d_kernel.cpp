@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "../common.h"
+#include "../fused_add.h"
 #include "../qconv_plan.h"
 #include "../quantized_conv2d.h"
 #include "core/qconv.h"
@@ -38,15 +39,14 @@ void check_matches_plan(const char* op, const char* name, at::IntArrayRef given,
                     " differs from the prepacked weight's [", packed[0], ", ", packed[1], "]");
 }
 
-at::Tensor quantized_conv2d_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
-                                const at::Tensor& params, const at::Tensor& multiplier,
-                                at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                at::ScalarType output_dtype) {
-  const char* op = "circle_quant::quantized_conv2d";
+at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor& packed_weight,
+                      const at::Tensor& params, const at::Tensor& multiplier,
+                      at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                      at::IntArrayRef dilation, int64_t groups, at::ScalarType output_dtype,
+                      const FusedAddArgs* add) {
   auto out = quantized_conv2d_allocate(input, packed_weight, params, multiplier, kernel_size,
                                        stride, padding, dilation, groups, output_dtype);
-  const ConvPlan plan = read_conv_plan(op, packed_weight, params, multiplier);
+  ConvPlan plan = read_conv_plan(op, packed_weight, params, multiplier);
   const auto& shape = plan.weights.shape;
   check_matches_plan(op, "kernel_size", kernel_size, {shape.kernel_h, shape.kernel_w});
   check_matches_plan(op, "stride", stride, plan.stride);
@@ -76,6 +76,11 @@ at::Tensor quantized_conv2d_cpu(const at::Tensor& input, const at::Tensor& packe
   geo.pad_w = padding[1];
   geo.dilation_h = dilation[0];
   geo.dilation_w = dilation[1];
+  FusedAdd fused;
+  if (add != nullptr) {
+    fused = make_fused_add(op, plan.stage, plan.output_scale, out, *add);
+    plan.stage.residual = &fused.params;
+  }
   const int64_t pixels = out.size(0) * out.size(2) * out.size(3);
   if (pixels == 0) return out;
 
@@ -90,11 +95,34 @@ at::Tensor quantized_conv2d_cpu(const at::Tensor& input, const at::Tensor& packe
   return out;
 }
 
+at::Tensor quantized_conv2d_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
+                                const at::Tensor& params, const at::Tensor& multiplier,
+                                at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                at::ScalarType output_dtype) {
+  return run_conv2d("circle_quant::quantized_conv2d", input, packed_weight, params, multiplier,
+                    kernel_size, stride, padding, dilation, groups, output_dtype, nullptr);
+}
+
+at::Tensor quantized_conv2d_add_cpu(
+    const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+    const at::Tensor& multiplier, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, at::ScalarType output_dtype,
+    const at::Tensor& other, double other_scale, int64_t other_zero_point, double output_scale,
+    int64_t output_zero_point, c10::optional<double> activation_min,
+    c10::optional<double> activation_max) {
+  const FusedAddArgs add{other, other_scale, other_zero_point, output_scale, output_zero_point,
+                    activation_min, activation_max};
+  return run_conv2d("circle_quant::quantized_conv2d_add", input, packed_weight, params, multiplier,
+                    kernel_size, stride, padding, dilation, groups, output_dtype, &add);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
   m.impl("conv2d_prepack", &conv2d_prepack_cpu);
   m.impl("quantized_conv2d", &quantized_conv2d_cpu);
+  m.impl("quantized_conv2d_add", &quantized_conv2d_add_cpu);
 }
 
 }  // namespace torch_circle

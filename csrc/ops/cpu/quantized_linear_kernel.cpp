@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "../common.h"
+#include "../fused_add.h"
 #include "../qgemm_plan.h"
 #include "../quantized_linear.h"
 
@@ -37,11 +38,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_cpu(
                         activation_max.value_or(std::numeric_limits<double>::infinity()), requant);
 }
 
-at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
-                                const at::Tensor& params, const at::Tensor& multiplier,
-                                at::ScalarType output_dtype) {
-  const char* op = "circle_quant::quantized_linear";
-  const GemmPlan plan = read_gemm_plan(op, packed_weight, params, multiplier);
+at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor& packed_weight,
+                      const at::Tensor& params, const at::Tensor& multiplier,
+                      at::ScalarType output_dtype, const FusedAddArgs* add) {
+  GemmPlan plan = read_gemm_plan(op, packed_weight, params, multiplier);
   const auto in_dtype = input.scalar_type();
   TORCH_CHECK_TYPE(in_dtype == at::kByte || in_dtype == at::kChar, op,
                    ": input must be a uint8 or int8 tensor, got ", dtype_name(in_dtype));
@@ -58,6 +58,11 @@ at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packe
   c10::SmallVector<int64_t, 6> sizes(input.sizes().begin(), input.sizes().end());
   sizes.back() = n;
   auto out = at::empty(sizes, input.options().dtype(output_dtype));
+  FusedAdd fused;
+  if (add != nullptr) {
+    fused = make_fused_add(op, plan.stage, plan.output_scale, out, *add);
+    plan.stage.residual = &fused.params;
+  }
   const int64_t m = k > 0 ? input.numel() / k : out.numel() / n;
   if (m == 0) return out;
 
@@ -107,11 +112,32 @@ at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packe
   return out;
 }
 
+at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
+                                const at::Tensor& params, const at::Tensor& multiplier,
+                                at::ScalarType output_dtype) {
+  return run_linear("circle_quant::quantized_linear", input, packed_weight, params, multiplier,
+                    output_dtype, nullptr);
+}
+
+at::Tensor quantized_linear_add_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
+                                    const at::Tensor& params, const at::Tensor& multiplier,
+                                    at::ScalarType output_dtype, const at::Tensor& other,
+                                    double other_scale, int64_t other_zero_point,
+                                    double output_scale, int64_t output_zero_point,
+                                    c10::optional<double> activation_min,
+                                    c10::optional<double> activation_max) {
+  const FusedAddArgs add{other, other_scale, other_zero_point, output_scale, output_zero_point,
+                    activation_min, activation_max};
+  return run_linear("circle_quant::quantized_linear_add", input, packed_weight, params, multiplier,
+                    output_dtype, &add);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
   m.impl("linear_prepack", &linear_prepack_cpu);
   m.impl("quantized_linear", &quantized_linear_cpu);
+  m.impl("quantized_linear_add", &quantized_linear_add_cpu);
 }
 
 }  // namespace torch_circle
