@@ -107,6 +107,17 @@ def test_residual_adds_are_fused_into_the_layer_before_them(name, adds):
     assert torch.equal(compiled(x), expected)
 
 
+def test_residual_adds_fuse_with_a_dynamic_batch():
+    gm, x = converted("resnet", dynamic_batch=True)
+    torch._dynamo.reset()
+    compiled = torch.compile(gm, backend="circle_quant", dynamic=True, options={"delegate": "eager"})
+    with torch.no_grad():
+        for batch in (2, 3, 5):
+            xb = torch.randn(batch, *x.shape[1:])
+            assert torch.equal(compiled(xb), gm(xb))
+    assert backend.last_report().fused_adds == 2
+
+
 def test_adds_that_cannot_be_fused_stay():
     class Broadcast(nn.Module):  # the residual broadcasts: the fused add does not
         def __init__(self):

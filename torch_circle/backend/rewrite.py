@@ -137,13 +137,14 @@ _SHAPE_KEY = "circle_quant_shape"  # set on fused nodes: the replaced layer's ou
 
 
 def _shape(node: Node):
-    """The node's static shape from tracing metadata, or None. Nodes convert_pt2e inserted carry
-    none: quantize / dequantize take their input's."""
+    """The node's shape from tracing metadata, as strings (a symbolic size compares by its symbol:
+    no guard), or None. Nodes convert_pt2e inserted carry none: quantize / dequantize take their
+    input's."""
     if not isinstance(node, Node):
         return None
     value = node.meta.get("val", node.meta.get("example_value"))
     if isinstance(value, torch.Tensor):
-        return tuple(value.shape)
+        return tuple(str(d) for d in value.shape)
     if _SHAPE_KEY in node.meta:
         return node.meta[_SHAPE_KEY]
     if is_call(node, DEQUANTIZE_PER_TENSOR | QUANTIZE_PER_TENSOR) and node.args:
