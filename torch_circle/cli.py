@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -47,20 +48,27 @@ def _verify(args) -> int:
         return 0
     rng = np.random.default_rng(0)
     inputs = []
-    for i in sg["inputs"]:
+    for k, i in enumerate(sg["inputs"]):
         t = sg["tensors"][i]
         shape = [1 if d < 0 else d for d in (t["shape_signature"] or t["shape"])]
         dtype = np.dtype(t["dtype"].lower())
+        megabytes = math.prod(shape) * dtype.itemsize / 2**20
+        if megabytes > args.max_input_mb:
+            raise ValueError(f"{args.model}: input {k} ('{t['name']}') of shape {shape} needs "
+                             f"{megabytes:,.0f} MB, more than --max-input-mb {args.max_input_mb}; "
+                             "not run (--no-run checks the structure only)")
         if dtype.kind == "f":
             inputs.append(rng.standard_normal(shape).astype(dtype))
         else:
             info = np.iinfo(dtype) if dtype.kind in "iu" else None
             inputs.append(rng.integers(info.min if info else 0, (info.max if info else 1) + 1, shape).astype(dtype))
-    try:
-        outputs = cm.run(*inputs)
+    try:  # in a child process: a runtime crashing on a hostile file must not take us with it
+        outputs = runtime.run_isolated(cm.data, inputs)
     except runtime.RuntimeNotInstalled as error:
         print(f"not run: {error}")
         return 0
+    except runtime.RuntimeFailed as error:
+        raise ValueError(f"{args.model}: {error}") from None
     for k, out in enumerate(outputs):
         finite = bool(np.isfinite(out).all()) if out.dtype.kind == "f" else True
         print(f"  output {k}: {out.dtype} {list(out.shape)}{'' if finite else '  (contains NaN/Inf)'}")
@@ -83,10 +91,15 @@ def main(argv=None) -> int:
     p = sub.add_parser("verify", help="check a model is well formed and runs in onert / LiteRT")
     p.add_argument("model")
     p.add_argument("--no-run", action="store_true", help="only check the file's structure")
+    p.add_argument("--max-input-mb", type=float, default=1024,
+                   help="largest random input to run the model on (default 1024)")
     p.set_defaults(run=_verify)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # `torch-circle inspect m.circle | head`: the reader left early
+        sys.stdout = None  # nothing more can be written; keep interpreter shutdown quiet
+        return 0
     except (ValueError, OSError, TypeError) as error:  # CircleFileError / ExportError are ValueErrors
         print(f"torch-circle {args.command}: error: {error}", file=sys.stderr)
         return 1

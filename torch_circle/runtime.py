@@ -8,6 +8,9 @@ input bytes without checking their dtype, so inputs are checked here first.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 from typing import Sequence
 
@@ -19,6 +22,10 @@ _NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int
 
 class RuntimeNotInstalled(ImportError):
     pass
+
+
+class RuntimeFailed(RuntimeError):
+    """The runtime rejected a model or died running it."""
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -114,3 +121,58 @@ def run_litert(model: bytes, inputs: Sequence[np.ndarray], num_threads: int | No
         interpreter.set_tensor(d["index"], x)
     interpreter.invoke()
     return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
+
+
+def run_isolated(model: bytes, inputs: Sequence, runtime: str = "auto",
+                 timeout: float | None = None) -> list[np.ndarray]:
+    """run() in a child process. A runtime can crash on a file that is well formed but that it
+    cannot execute (onert 0.1.0 segfaults on some); here that is a RuntimeFailed, not the death of
+    the caller. For files from elsewhere (``torch-circle verify``)."""
+    arrays = [_as_numpy(x) for x in inputs]
+    _check_shapes(model, arrays)
+    name = "LiteRT" if runtime == "litert" or (runtime == "auto" and model[4:8] == b"TFL3") else "onert"
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, f) for f in ("model", "inputs.npz", "outputs.npz")]
+        with open(paths[0], "wb") as f:
+            f.write(model)
+        np.savez(paths[1], *arrays)
+        try:
+            child = subprocess.run([sys.executable, "-m", "torch_circle.runtime", *paths, runtime],
+                                   capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeFailed(f"{name} did not finish running the model in {timeout} s") from None
+        if child.returncode < 0:
+            raise RuntimeFailed(f"{name} crashed ({signal.Signals(-child.returncode).name}) running the "
+                                "model: the file is well formed, but the runtime cannot execute it")
+        message = (child.stderr.strip().splitlines() or ["(no message)"])[-1]
+        if child.returncode == _EXIT_NOT_INSTALLED:
+            raise RuntimeNotInstalled(message)
+        if child.returncode != 0:
+            raise RuntimeFailed(f"{name} cannot run the model: {message}")
+        with np.load(paths[2]) as outputs:
+            return [outputs[f"arr_{k}"] for k in range(len(outputs.files))]
+
+
+_EXIT_NOT_INSTALLED = 3
+
+
+def _run_child(model_path: str, inputs_path: str, outputs_path: str, runtime: str) -> int:
+    """The child side of run_isolated: one message line on stderr when it fails."""
+    with open(model_path, "rb") as f:
+        model = f.read()
+    with np.load(inputs_path) as saved:
+        inputs = [saved[f"arr_{k}"] for k in range(len(saved.files))]
+    try:
+        outputs = run(model, inputs, runtime=runtime)
+    except RuntimeNotInstalled as error:
+        print(error, file=sys.stderr)
+        return _EXIT_NOT_INSTALLED
+    except Exception as error:  # noqa: BLE001  reported to the parent as one line
+        print(f"{type(error).__name__}: {error}".replace("\n", " | "), file=sys.stderr)
+        return 1
+    np.savez(outputs_path, *outputs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_run_child(*sys.argv[1:5]))

@@ -6,6 +6,8 @@
 #include "exporter/passes/passes.h"
 #include "exporter/reader/circle_reader.h"
 
+#include <circle_schema_generated.h>
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -308,6 +310,28 @@ TEST(Reader, RejectsTruncatedFlippedAndGarbageFilesWithoutCrashing) {
   }
   EXPECT_THROW(read(std::string(64, 'x')), rd::ReadError);
   EXPECT_THROW(read(""), rd::ReadError);
+}
+
+TEST(Reader, RejectsOperatorsThatReadTensorsNothingWroteYet) {
+  std::string bytes = ex::export_fx_graph(conv_relu_graph(1, 1));
+  auto read = [&] {
+    rd::read_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "loop.circle");
+  };
+  ASSERT_NO_THROW(read());
+  // Well formed to the flatbuffers verifier, every index in range: the first operator now reads
+  // the last one's output, which runtimes would read uninitialized (or crash on).
+  auto* operators = circle::GetMutableModel(bytes.data())->mutable_subgraphs()->GetMutableObject(0)
+                        ->mutable_operators();
+  ASSERT_GE(operators->size(), 2u);
+  int32_t last_output = operators->Get(operators->size() - 1)->outputs()->Get(0);
+  operators->GetMutableObject(0)->mutable_inputs()->Mutate(0, last_output);
+  try {
+    read();
+    FAIL() << "accepted an operator reading a tensor written after it";
+  } catch (const rd::ReadError& e) {
+    EXPECT_NE(std::string(e.what()).find("operator 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no earlier operator writes"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Reader, ErrorsNameTheFileAndTheBrokenElement) {

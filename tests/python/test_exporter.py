@@ -218,6 +218,88 @@ def test_corrupt_files_give_clear_errors(tmp_path):
             pass
 
 
+def _crafted(good: bytes, mutate) -> bytes:
+    """A well-formed file (the flatbuffers verifier accepts it) with a semantic fault."""
+    import flatbuffers
+    from circle_schema import circle
+    model = circle.Model.ModelT.InitFromPackedBuf(good, 0)
+    mutate(model, model.subgraphs[0])
+    builder = flatbuffers.Builder(len(good))
+    builder.Finish(model.Pack(builder), file_identifier=b"CIR0")
+    return bytes(builder.Output())
+
+
+def _first_op_with_weights(graph):  # input, weights, bias: the first CONV_2D
+    return next(op for op in graph.operators if len(op.inputs) == 3)
+
+
+def test_files_with_broken_dataflow_are_rejected_before_a_runtime_sees_them(tmp_path):
+    model, args = ZOO["tiny_cnn"]
+    good = torch_circle.export(model, args).data
+
+    def drop_inputs(model, graph):  # a CONV_2D without its filter
+        _first_op_with_weights(graph).inputs = _first_op_with_weights(graph).inputs[:1]
+
+    def empty_weights(model, graph):  # the filter's data removed
+        model.buffers[graph.tensors[_first_op_with_weights(graph).inputs[1]].buffer].data = None
+
+    def self_loop(model, graph):  # an operator reading its own output
+        op = graph.operators[1]
+        op.inputs = [op.outputs[0], *op.inputs[1:]]
+
+    def never_written_output(model, graph):
+        graph.outputs = [len(graph.tensors)]
+        graph.tensors.append(type(graph.tensors[0])())
+        graph.tensors[-1].shape, graph.tensors[-1].name = [1], "dangling"
+
+    expected = {drop_inputs: "needs at least 2", empty_weights: "no earlier operator writes",
+                self_loop: "no earlier operator writes", never_written_output: "never written"}
+    for mutate, message in expected.items():
+        path = tmp_path / f"{mutate.__name__}.circle"
+        path.write_bytes(_crafted(good, mutate))
+        with pytest.raises(torch_circle.CircleFileError, match=message) as error:
+            torch_circle.load(path)
+        assert str(path) in str(error.value)
+
+
+def test_verify_survives_a_runtime_crash(tmp_path, monkeypatch):
+    """verify runs the model in a child process: a runtime that dies on a file becomes an error
+    message naming the file (here the child is killed the way a segfault would kill it)."""
+    from torch_circle import cli, runtime
+    model, args = ZOO["tiny_cnn"]
+    path = tmp_path / "tiny.circle"
+    torch_circle.export(model, args).save(path)
+
+    real_run = subprocess.run
+
+    def crash(command, **kwargs):
+        if command[1:3] == ["-m", "torch_circle.runtime"]:
+            command = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(runtime.subprocess, "run", crash)
+    assert cli.main(["verify", str(path)]) == 1
+    with pytest.raises(runtime.RuntimeFailed, match="crashed .SIGSEGV."):
+        runtime.run_isolated(path.read_bytes(), [args[0].numpy()])
+    monkeypatch.undo()
+    outputs = runtime.run_isolated(path.read_bytes(), [args[0].numpy()])  # the real child
+    np.testing.assert_allclose(outputs[0], model(*args).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_verify_refuses_inputs_too_large_to_run(tmp_path, capsys):
+    from torch_circle import cli
+    model, args = ZOO["tiny_cnn"]
+    path = tmp_path / "huge.circle"
+
+    def huge_input(model, graph):
+        graph.tensors[graph.inputs[0]].shape = [4, 1, 16, 1 << 28]
+        graph.tensors[graph.inputs[0]].shapeSignature = None
+
+    path.write_bytes(_crafted(torch_circle.export(model, args).data, huge_input))
+    assert cli.main(["verify", str(path)]) == 1
+    assert "--max-input-mb" in capsys.readouterr().err
+
+
 def test_command_line_convert_inspect_verify(tmp_path):
     model, args = ZOO["tiny_cnn"]
     program = torch.export.export(convert(model, args, "uint8"), args)

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -44,6 +45,75 @@ std::vector<T> to_vector(const flatbuffers::Vector<T>* v) {
     out[i] = flatbuffers::EndianScalar(x);
   }
   return out;
+}
+
+// The fewest inputs an operator can run with: runtimes index these inputs without checking
+// (a one-input CONV_2D reads a filter that is not there). Ops not listed are not checked.
+size_t minimum_inputs(int32_t builtin) {
+  switch (builtin) {
+    case circle::BuiltinOperator_STRIDED_SLICE: return 4;
+    case circle::BuiltinOperator_TRANSPOSE_CONV: case circle::BuiltinOperator_SLICE:
+      return 3;
+    case circle::BuiltinOperator_CONV_2D: case circle::BuiltinOperator_DEPTHWISE_CONV_2D:
+    case circle::BuiltinOperator_FULLY_CONNECTED: case circle::BuiltinOperator_ADD:
+    case circle::BuiltinOperator_SUB: case circle::BuiltinOperator_MUL:
+    case circle::BuiltinOperator_DIV: case circle::BuiltinOperator_MAXIMUM:
+    case circle::BuiltinOperator_MINIMUM: case circle::BuiltinOperator_BATCH_MATMUL:
+    case circle::BuiltinOperator_POW: case circle::BuiltinOperator_SQUARED_DIFFERENCE:
+    case circle::BuiltinOperator_PAD: case circle::BuiltinOperator_PADV2:
+    case circle::BuiltinOperator_MIRROR_PAD: case circle::BuiltinOperator_MEAN:
+    case circle::BuiltinOperator_SUM: case circle::BuiltinOperator_REDUCE_MAX:
+    case circle::BuiltinOperator_TRANSPOSE: case circle::BuiltinOperator_GATHER:
+    case circle::BuiltinOperator_PRELU: case circle::BuiltinOperator_BROADCAST_TO:
+    case circle::BuiltinOperator_SELECT_V2:
+      return builtin == circle::BuiltinOperator_SELECT_V2 ? 3 : 2;
+    default: return 1;
+  }
+}
+
+// Dataflow a runtime relies on without checking it: operators run in file order, so every input
+// must be a subgraph input, constant data, or the output of an earlier operator (an operator
+// reading its own output, or a filter whose data was removed, crashes runtimes); a tensor has one
+// writer.
+void check_dataflow(const SubgraphInfo& sub, const std::string& where, const std::string& source) {
+  std::vector<char> available(sub.tensors.size(), 0), written(sub.tensors.size(), 0);
+  for (size_t t = 0; t < sub.tensors.size(); ++t) {
+    const TensorInfo& tensor = sub.tensors[t];
+    bool empty = std::find(tensor.shape.begin(), tensor.shape.end(), 0) != tensor.shape.end();
+    available[t] = tensor.is_constant() || tensor.is_variable || (empty && tensor.shape_signature.empty());
+  }
+  for (int32_t i : sub.inputs) {
+    if (sub.tensors[i].is_constant())
+      fail(source, fmt::format("{}: subgraph input tensor {} ('{}') also holds constant data", where, i,
+                               sub.tensors[i].name));
+    available[i] = written[i] = 1;
+  }
+  for (size_t o = 0; o < sub.operators.size(); ++o) {
+    const OperatorInfo& op = sub.operators[o];
+    size_t present = std::count_if(op.inputs.begin(), op.inputs.end(), [](int32_t i) { return i >= 0; });
+    if (present < minimum_inputs(op.builtin_code))
+      fail(source, fmt::format("{}: operator {} ({}) has {} input(s); {} needs at least {}", where, o, op.op,
+                               present, op.op, minimum_inputs(op.builtin_code)));
+    if (op.outputs.empty()) fail(source, fmt::format("{}: operator {} ({}) has no output", where, o, op.op));
+    for (size_t k = 0; k < op.inputs.size(); ++k) {
+      int32_t i = op.inputs[k];
+      if (i >= 0 && !available[i])
+        fail(source, fmt::format("{}: operator {} ({}) input {} reads tensor {} ('{}'), which holds no data and "
+                                 "no earlier operator writes",
+                                 where, o, op.op, k, i, sub.tensors[i].name));
+    }
+    for (int32_t i : op.outputs) {
+      if (written[i] || sub.tensors[i].is_constant())
+        fail(source, fmt::format("{}: operator {} ({}) writes tensor {} ('{}'), which is {}", where, o, op.op, i,
+                                 sub.tensors[i].name,
+                                 sub.tensors[i].is_constant() ? "constant data" : "already written"));
+      available[i] = written[i] = 1;
+    }
+  }
+  for (int32_t i : sub.outputs)
+    if (!available[i])
+      fail(source, fmt::format("{}: subgraph output tensor {} ('{}') is never written", where, i,
+                               sub.tensors[i].name));
 }
 
 }  // namespace
@@ -126,6 +196,7 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
       if (tensor->type() < circle::TensorType_MIN || tensor->type() > circle::TensorType_MAX || !type_name || !*type_name)
         fail(source, fmt::format("{}: tensor {} ('{}') has unknown type {}", where, t, shown, int(tensor->type())));
       ti.dtype = type_name;
+      ti.is_variable = tensor->is_variable();
       ti.buffer = tensor->buffer();
       if (ti.buffer >= info.buffer_count && !(ti.buffer == 0 && info.buffer_count == 0))
         fail(source, fmt::format("{}: tensor {} ('{}') refers to buffer {} but the model has {} buffers", where, t,
@@ -180,6 +251,7 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
       }
       sub.operators.push_back(std::move(oi));
     }
+    check_dataflow(sub, where, source);
     info.subgraphs.push_back(std::move(sub));
   }
   return info;

@@ -1,6 +1,7 @@
 // Reads a .circle / .tflite file that may come from anywhere: the flatbuffers Verifier first,
 // then a bounds check of every index the format stores (operator codes, tensors, buffers,
-// subgraphs). A malformed file raises ReadError naming the file and the broken element; it
+// subgraphs), and of the dataflow runtimes assume (inputs written before they are read, one
+// writer per tensor, the fewest inputs an operator indexes). A malformed file raises ReadError naming the file and the broken element; it
 // never crashes. torch-free, so the fuzzer builds it alone.
 #pragma once
 
@@ -26,6 +27,7 @@ struct TensorInfo {
   std::vector<float> scale;
   std::vector<int64_t> zero_point;
   int32_t quantized_dimension = 0;
+  bool is_variable = false;  // state a runtime keeps between runs (written by no operator)
   bool is_constant() const { return data_bytes > 0; }
 };
 
