@@ -14,6 +14,7 @@ class FusionReport:
     unmatched: List[Tuple[str, str]] = field(default_factory=list)  # (node, why) quantized layers left as is
     fused_adds: int = 0   # residual adds (+ activation) folded into a fused layer's output
     integer_ops: int = 0  # max pools / layout ops moved onto the integers (q / dq pairs removed)
+    lookup_tables: int = 0  # elementwise chains between dequantize and quantize run as 256-entry tables
     delegate: str = ""   # what runs the rest: "inductor" or "eager"
     requant: str = ""
 
@@ -31,6 +32,7 @@ class FusionReport:
                 f"({len(self.float_output)} with float output; requant={self.requant}); "
                 f"{self.fused_adds} residual add(s) fused into them; "
                 f"{self.integer_ops} pooling / layout op(s) on integers; "
+                f"{self.lookup_tables} elementwise chain(s) as lookup tables; "
                 f"the rest runs on {self.delegate}")
         if self.unmatched:
             text += f"; {len(self.unmatched)} quantized layer(s) left unfused: " + "; ".join(

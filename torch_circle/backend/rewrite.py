@@ -15,7 +15,7 @@ import torch
 from torch.fx import GraphModule, Node
 
 from .constants import Constants
-from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, LAYER_LIKE, OUTPUT_DTYPES,
+from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE, OUTPUT_DTYPES,
                        QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds, arg, is_call, match_layer,
                        per_tensor_params, target_of)
 from .report import FusionReport
@@ -229,6 +229,79 @@ def fuse_residual_adds(gm: GraphModule) -> int:
     return count
 
 
+# Elementwise aten ops that lack torch.Tag.pointwise in torch 2.13.
+_UNTAGGED_POINTWISE = {torch.ops.aten.hardswish, torch.ops.aten.hardswish_}
+
+
+def _is_elementwise_step(node: Node) -> bool:
+    """A deterministic pointwise aten op of one tensor (its other arguments are constants)."""
+    target = target_of(node)
+    if not isinstance(target, torch._ops.OpOverload):
+        return False
+    if torch.Tag.pointwise not in target.tags and target.overloadpacket not in _UNTAGGED_POINTWISE:
+        return False
+    if torch.Tag.nondeterministic_seeded in target.tags:
+        return False
+    operands = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, Node)]
+    return len(operands) == 1 and node.args and node.args[0] is operands[0]
+
+
+# Arithmetic a fused float kernel does in a few instructions: a chain of only these is left to
+# inductor (a table would cut its fusion for no gain).
+_CHEAP_STEPS = {torch.ops.aten.add, torch.ops.aten.sub, torch.ops.aten.mul, torch.ops.aten.div, torch.ops.aten.neg,
+                torch.ops.aten.abs, torch.ops.aten.relu, torch.ops.aten.relu_, torch.ops.aten.clamp,
+                torch.ops.aten.clamp_min, torch.ops.aten.clamp_max, torch.ops.aten.hardtanh}
+
+
+def _run_chain(dq: Node, chain: List[Node], q: Node, values: torch.Tensor) -> torch.Tensor:
+    """The reference graph's dequantize → chain → quantize, run on the given integer values."""
+    x = target_of(dq)(values, *dq.args[1:], **dq.kwargs)
+    for node in chain:
+        x = target_of(node)(x, *node.args[1:], **node.kwargs)
+    return target_of(q)(x, *q.args[1:], **q.kwargs)
+
+
+def fold_lookup_tables(gm: GraphModule) -> int:
+    """Replaces dequantize → elementwise ops (GELU, sigmoid, tanh, SiLU, hardswish, exp, ...) →
+    quantize on 8-bit per-tensor integers with circle_quant.lookup_table: the chain is a function
+    of one byte, so a 256-entry table, computed here by the reference ops themselves, gives the
+    reference's results with one gather per element instead of a float pass that evaluates the
+    function per element. Returns the count."""
+    graph = gm.graph
+    count = 0
+    for q in list(graph.nodes):
+        if not is_call(q, QUANTIZE_PER_TENSOR) or any(isinstance(a, Node) for a in (*q.args[1:], *q.kwargs.values())):
+            continue
+        chain, node = [], q.args[0]
+        while isinstance(node, Node) and len(node.users) == 1 and _is_elementwise_step(node):
+            chain.insert(0, node)
+            node = node.args[0]
+        dq = node
+        if all(target_of(n).overloadpacket in _CHEAP_STEPS for n in chain):
+            continue
+        if not is_call(dq, DEQUANTIZE_PER_TENSOR) or any(
+                isinstance(a, Node) for a in (*dq.args[1:], *dq.kwargs.values())):
+            continue
+        in_dtype, out_dtype = arg(dq, 5, "dtype"), arg(q, 5, "dtype")
+        if in_dtype not in INPUT_DTYPES or out_dtype not in INPUT_DTYPES:
+            continue
+        low, high = INPUT_DTYPES[in_dtype]
+        try:
+            table = _run_chain(dq, chain, q, torch.arange(low, high + 1).to(in_dtype))
+        except (RuntimeError, TypeError, ValueError):  # an op that cannot run on its own: leave it
+            continue
+        name = f"_circle_quant_table_{count}"
+        gm.register_buffer(name, table.contiguous())
+        with graph.inserting_before(q):
+            looked_up = graph.call_function(_cq.lookup_table.default, (dq.args[0], graph.get_attr(name)))
+        looked_up.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        q.replace_all_uses_with(looked_up)
+        for dead in (q, *reversed(chain)):
+            graph.erase_node(dead)
+        count += 1
+    return count
+
+
 def _layer_nodes(gm: GraphModule) -> List[Node]:
     return [n for n in gm.graph.nodes if is_call(n, LAYER_LIKE)]
 
@@ -276,6 +349,7 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
         report.add_fused(m.kind, node.name, m.out_quant is None)
     report.fused_adds = fuse_residual_adds(gm)
     report.integer_ops = fold_integer_ops(gm)
+    report.lookup_tables = fold_lookup_tables(gm)
     graph.eliminate_dead_code()
     graph.lint()
     gm.recompile()
