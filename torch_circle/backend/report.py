@@ -15,6 +15,7 @@ class FusionReport:
     fused_adds: int = 0   # residual adds (+ activation) folded into a fused layer's output
     integer_ops: int = 0  # max pools / layout ops moved onto the integers (q / dq pairs removed)
     lookup_tables: int = 0  # elementwise chains between dequantize and quantize run as 256-entry tables
+    softmaxes: int = 0  # dequantize → softmax → quantize run as quantized_softmax
     delegate: str = ""   # what runs the rest: "inductor" or "eager"
     requant: str = ""
 
@@ -33,6 +34,7 @@ class FusionReport:
                 f"{self.fused_adds} residual add(s) fused into them; "
                 f"{self.integer_ops} pooling / layout op(s) on integers; "
                 f"{self.lookup_tables} elementwise chain(s) as lookup tables; "
+                f"{self.softmaxes} softmax(es) on integers; "
                 f"the rest runs on {self.delegate}")
         if self.unmatched:
             text += f"; {len(self.unmatched)} quantized layer(s) left unfused: " + "; ".join(

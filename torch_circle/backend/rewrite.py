@@ -15,9 +15,9 @@ import torch
 from torch.fx import GraphModule, Node
 
 from .constants import Constants
-from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE, OUTPUT_DTYPES,
-                       QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds, arg, is_call, match_layer,
-                       per_tensor_params, target_of)
+from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE,
+                       OUTPUT_DTYPES, QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds,
+                       arg, is_call, match_layer, per_tensor_params, target_of)
 from .report import FusionReport
 
 _cq = torch.ops.circle_quant
@@ -302,6 +302,49 @@ def fold_lookup_tables(gm: GraphModule) -> int:
     return count
 
 
+_SOFTMAX = {torch.ops.aten._softmax.default, torch.ops.aten.softmax.int}
+
+
+def fuse_quantized_softmax(gm: GraphModule) -> int:
+    """Replaces dequantize → softmax over the last dimension → quantize on 8-bit per-tensor
+    integers with circle_quant.quantized_softmax: one pass per row on bytes, its exps read from
+    tables, instead of a float kernel that evaluates the dequantize chain and exp per element in
+    each of softmax's three passes. Returns the count."""
+    graph = gm.graph
+    count = 0
+    for q in list(graph.nodes):
+        if not is_call(q, QUANTIZE_PER_TENSOR):
+            continue
+        softmax = q.args[0]
+        if not is_call(softmax, _SOFTMAX) or len(softmax.users) != 1:
+            continue
+        dq, dim = softmax.args[0], arg(softmax, 1, "dim")
+        if target_of(softmax) is torch.ops.aten._softmax.default and arg(softmax, 2, "half_to_float"):
+            continue
+        if arg(softmax, 2, "dtype") not in (None, torch.float32) and target_of(softmax) is torch.ops.aten.softmax.int:
+            continue
+        shape = _shape(dq)  # convert_pt2e's dequantize carries no metadata: its input's shape
+        if not is_call(dq, DEQUANTIZE_PER_TENSOR) or shape is None or dim not in (-1, len(shape) - 1):
+            continue
+        try:
+            x_quant = per_tensor_params(dq, INPUT_DTYPES, "softmax input dequantize")
+            out_quant = per_tensor_params(q, INPUT_DTYPES, "softmax output quantize")
+        except NoMatch:
+            continue
+        if dq.kwargs.get("out_dtype") not in (None, torch.float32):
+            continue
+        with graph.inserting_before(q):
+            fused = graph.call_function(_cq.quantized_softmax.default, (
+                dq.args[0], x_quant.scale, x_quant.zero_point, out_quant.scale, out_quant.zero_point,
+                arg(q, 3, "quant_min"), arg(q, 4, "quant_max"), out_quant.dtype))
+        fused.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        q.replace_all_uses_with(fused)
+        graph.erase_node(q)
+        graph.erase_node(softmax)
+        count += 1
+    return count
+
+
 def _layer_nodes(gm: GraphModule) -> List[Node]:
     return [n for n in gm.graph.nodes if is_call(n, LAYER_LIKE)]
 
@@ -350,6 +393,7 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
     report.fused_adds = fuse_residual_adds(gm)
     report.integer_ops = fold_integer_ops(gm)
     report.lookup_tables = fold_lookup_tables(gm)
+    report.softmaxes = fuse_quantized_softmax(gm)
     graph.eliminate_dead_code()
     graph.lint()
     gm.recompile()
