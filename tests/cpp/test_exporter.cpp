@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 namespace ex = torch_circle::exporter;
@@ -344,4 +345,113 @@ TEST(Reader, ErrorsNameTheFileAndTheBrokenElement) {
     EXPECT_NE(std::string(e.what()).find("model.circle"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("identifier"), std::string::npos);
   }
+}
+
+// --- importers for ops written out in other ops ------------------------------------------------
+
+namespace {
+ex::ExportOptions tflite_options() {
+  ex::ExportOptions options;
+  options.write.format = ex::FileFormat::kTflite;
+  return options;
+}
+}  // namespace
+
+TEST(Importers, HardsigmoidIsRelu6OfXPlusThreeDividedBySix) {
+  FxBuilder b;
+  int x = b.placeholder("x", {2, 3});
+  b.output({b.call("aten.hardsigmoid.default", {node(x)}, {2, 3})});
+  rd::ModelInfo info = export_and_read(b.graph);
+  EXPECT_EQ(op_names(info), (std::vector<std::string>{"ADD", "DIV"}));  // the RELU6 fuses into the ADD
+  EXPECT_EQ(info.subgraphs[0].operators[0].options, "AddOptions");
+}
+
+TEST(Importers, ReductionsWithoutDimsReduceEveryDim) {
+  FxBuilder b;
+  int x = b.placeholder("x", {2, 3, 4});
+  int sum = b.call("aten.sum.default", {node(x)}, {});
+  int max = b.call("aten.max.default", {node(x)}, {});
+  b.output({sum, max});
+  rd::ModelInfo info = export_and_read(b.graph);
+  EXPECT_EQ(op_names(info), (std::vector<std::string>{"SUM", "RESHAPE", "REDUCE_MAX", "RESHAPE"}));
+  const auto& axes = tensor(info, info.subgraphs[0].operators[0].inputs[1]);
+  EXPECT_EQ(axes.shape, (std::vector<int32_t>{3}));
+  EXPECT_TRUE(tensor(info, info.subgraphs[0].outputs[0]).shape.empty());
+}
+
+TEST(Importers, GatherReadsTheFlattenedInputAtComputedPositions) {
+  FxBuilder b;
+  int x = b.placeholder("x", {2, 5, 8});
+  ex::FxNode index;
+  index.name = "index";
+  index.op = "placeholder";
+  index.target = "index";
+  index.meta = {{{2, 3, 8}, at::kLong}};
+  int i = b.add(std::move(index));
+  b.output({b.call("aten.gather.default", {node(x), i64(1), node(i)}, {2, 3, 8})});
+  rd::ModelInfo info = export_and_read(b.graph);
+  // int64 index → int32, times the stride of dim 1 (8), plus each element's offset elsewhere.
+  EXPECT_EQ(op_names(info), (std::vector<std::string>{"RESHAPE", "CAST", "MUL", "ADD", "GATHER"}));
+  EXPECT_EQ(tensor(info, info.subgraphs[0].outputs[0]).shape, (std::vector<int32_t>{2, 3, 8}));
+}
+
+TEST(Importers, ReflectPaddingIsOneGatherPerPaddedDim) {
+  FxBuilder b;
+  int x = b.placeholder("x", {1, 2, 4, 4});
+  FxArg mode = FxArg::of_string("reflect");
+  b.output({b.call("aten.pad.default", {node(x), ints({1, 1, 2, 0}), mode}, {1, 2, 6, 6})});
+  rd::ModelInfo info = export_and_read(b.graph);
+  ASSERT_EQ(op_names(info), (std::vector<std::string>{"GATHER", "GATHER"}));
+  // Height padded 2 before: one source row per output row.
+  const auto& rows = tensor(info, info.subgraphs[0].operators[0].inputs[1]);
+  EXPECT_EQ(rows.shape, (std::vector<int32_t>{6}));
+}
+
+TEST(Importers, ChunkSplitsIntoPiecesOfCeilSize) {
+  FxBuilder b;
+  int x = b.placeholder("x", {2, 5});
+  ex::FxNode chunk;
+  chunk.name = "chunk";
+  chunk.op = "call_function";
+  chunk.target = "aten.chunk.default";
+  chunk.args = {node(x), i64(2), i64(1)};
+  chunk.meta = {{{2, 3}, at::kFloat}, {{2, 2}, at::kFloat}};
+  int c = b.add(std::move(chunk));
+  int first = b.call("getitem", {node(c), i64(0)}, {2, 3});
+  int second = b.call("getitem", {node(c), i64(1)}, {2, 2});
+  b.output({first, second});
+  rd::ModelInfo info = export_and_read(b.graph);
+  EXPECT_EQ(op_names(info), (std::vector<std::string>{"SLICE", "SLICE"}));
+  EXPECT_EQ(tensor(info, info.subgraphs[0].outputs[1]).shape, (std::vector<int32_t>{2, 2}));
+}
+
+TEST(Importers, CeilModeMaxPoolPadsTheWindowsPastTheEdge) {
+  FxBuilder b;
+  int x = b.placeholder("x", {1, 2, 8, 8});
+  // 3x3 windows, stride 2, padding 1 over 8 pixels: 4 windows fit, ceil_mode adds a 5th, which
+  // needs one more row / column of padding at the end (2 there, 1 before: not SAME).
+  b.output({b.call("aten.max_pool2d.default",
+                   {node(x), ints({3, 3}), ints({2, 2}), ints({1, 1}), ints({1, 1}), FxArg::of_bool(true)},
+                   {1, 2, 5, 5})});
+  rd::ModelInfo info = export_and_read(b.graph);
+  std::vector<std::string> ops = op_names(info);
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "PADV2"), ops.end());
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "MAX_POOL_2D"), ops.end());
+  EXPECT_EQ(tensor(info, info.subgraphs[0].outputs[0]).shape, (std::vector<int32_t>{1, 2, 5, 5}));
+}
+
+TEST(Importers, TfliteTransposedConvWithOutputPaddingCropsTheValidOutput) {
+  FxBuilder b;
+  int x = b.placeholder("x", {1, 4, 5, 5});
+  int w = b.constant("w", at::randn({4, 3, 3, 3}));
+  int bias = b.constant("b", at::randn({3}));
+  // stride 2, padding 1, output_padding 1: 10x10 out of the 11x11 VALID result.
+  int y = b.call("aten.conv_transpose2d.input",
+                 {node(x), node(w), node(bias), ints({2, 2}), ints({1, 1}), ints({1, 1})}, {1, 3, 10, 10});
+  b.output({y});
+  rd::ModelInfo info = export_and_read(b.graph, tflite_options());
+  std::vector<std::string> ops = op_names(info);
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "TRANSPOSE_CONV"), ops.end());
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "STRIDED_SLICE"), ops.end());
+  EXPECT_EQ(tensor(info, info.subgraphs[0].outputs[0]).shape, (std::vector<int32_t>{1, 3, 10, 10}));
 }

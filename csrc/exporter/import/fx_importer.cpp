@@ -125,7 +125,7 @@ Tensor* ImportContext::tensor_or_null(size_t index, const char* keyword) {
   return tensor(index, keyword);
 }
 
-Tensor* ImportContext::tensor_or_scalar(size_t index, const char* keyword) {
+Tensor* ImportContext::tensor_or_scalar(size_t index, const char* keyword, DType scalar_dtype) {
   const FxArg& a = require(index, keyword);
   switch (a.kind) {
     case FxArg::Kind::kNode: return node_tensor(a);
@@ -133,7 +133,7 @@ Tensor* ImportContext::tensor_or_scalar(size_t index, const char* keyword) {
     case FxArg::Kind::kFloat:
     case FxArg::Kind::kBool: {
       double value = a.kind == FxArg::Kind::kFloat ? a.f : a.kind == FxArg::Kind::kInt ? a.i : a.b;
-      return constant(at::scalar_tensor(value, at::kFloat), "scalar");
+      return constant(at::scalar_tensor(value, dtype_to_torch(scalar_dtype)), "scalar");
     }
     default: fail(fmt::format("argument '{}' must be a tensor or a number", keyword));
   }

@@ -32,8 +32,8 @@ class ImportContext {
                                 std::optional<std::vector<int64_t>> fallback = {}) const;
   at::ScalarType dtype_arg(size_t index, const char* keyword,
                            std::optional<at::ScalarType> fallback = {}) const;
-  // A tensor argument, or a Python number turned into a rank-0 float32 constant.
-  Tensor* tensor_or_scalar(size_t index, const char* keyword);
+  // A tensor argument, or a Python number turned into a rank-0 constant of `scalar_dtype`.
+  Tensor* tensor_or_scalar(size_t index, const char* keyword, DType scalar_dtype = DType::kFloat32);
 
   // The node's output tensor(s), shaped from its FX metadata (`shape_from` when it has none),
   // bound as what the node produces.

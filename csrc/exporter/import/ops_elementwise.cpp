@@ -9,12 +9,36 @@
 namespace torch_circle::exporter {
 namespace {
 
+// An argument index past every positional one: the argument is looked up by keyword only.
+constexpr size_t kKeywordOnly = 99;
+
 void unary(ImportContext& ctx, const char* type) { ctx.emit(type, {ctx.tensor(0, "input")}, {ctx.output()}); }
+
+// The two operands of a binary op, a number turned into a constant of the other operand's
+// dtype (i > 3 on an int32 tensor compares int32s; runtimes reject mixed operand types). A
+// fractional number next to an integer tensor stays float32, as PyTorch promotes it.
+std::pair<Tensor*, Tensor*> binary_operands(ImportContext& ctx) {
+  const FxArg* a = ctx.arg(0, "input");
+  const FxArg* b = ctx.arg(1, "other");
+  auto is_tensor = [](const FxArg* arg) { return arg && arg->kind == FxArg::Kind::kNode; };
+  auto number_dtype = [](const FxArg* number, const Tensor* other) {
+    bool fractional = number && number->kind == FxArg::Kind::kFloat;
+    return fractional && is_integer(other->dtype) ? DType::kFloat32 : other->dtype;
+  };
+  if (is_tensor(a) && !is_tensor(b)) {
+    Tensor* ta = ctx.tensor(0, "input");
+    return {ta, ctx.tensor_or_scalar(1, "other", number_dtype(b, ta))};
+  }
+  if (!is_tensor(a) && is_tensor(b)) {
+    Tensor* tb = ctx.tensor(1, "other");
+    return {ctx.tensor_or_scalar(0, "input", number_dtype(a, tb)), tb};
+  }
+  return {ctx.tensor_or_scalar(0, "input"), ctx.tensor_or_scalar(1, "other")};
+}
 
 // a <op> b with numbers turned into constants; `alpha` scales b first (add / sub's alpha=).
 void binary(ImportContext& ctx, const char* type, bool has_alpha = false) {
-  Tensor* a = ctx.tensor_or_scalar(0, "input");
-  Tensor* b = ctx.tensor_or_scalar(1, "other");
+  auto [a, b] = binary_operands(ctx);
   if (has_alpha) {
     double alpha = ctx.float_arg(2, "alpha", 1.0);
     if (alpha != 1.0) {
@@ -49,16 +73,14 @@ IMPORT_OP({"aten.div.Tensor_mode"}, [](ImportContext& ctx) {
   const FxArg* mode = ctx.arg(2, "rounding_mode");
   if (mode && mode->kind == FxArg::Kind::kString) {
     if (mode->s != "floor") ctx.fail(fmt::format("div with rounding_mode='{}' is not supported", mode->s));
-    Tensor* a = ctx.tensor_or_scalar(0, "input");
-    Tensor* b = ctx.tensor_or_scalar(1, "other");
+    auto [a, b] = binary_operands(ctx);
     ctx.emit("FLOOR_DIV", {a, b}, {ctx.output()});
     return;
   }
   binary(ctx, "DIV");
 });
 IMPORT_OP({"aten.rsub.Scalar", "aten.rsub.Tensor"}, [](ImportContext& ctx) {
-  Tensor* a = ctx.tensor_or_scalar(0, "input");
-  Tensor* b = ctx.tensor_or_scalar(1, "other");
+  auto [a, b] = binary_operands(ctx);
   if (ctx.float_arg(2, "alpha", 1.0) != 1.0) ctx.fail("rsub with alpha other than 1 is not supported");
   ctx.emit("SUB", {b, a}, {ctx.output()});
 });
@@ -129,19 +151,33 @@ IMPORT_OP({"aten.silu.default"}, [](ImportContext& ctx) {
   ctx.emit("MUL", {x, sig}, {out});
 });
 
-// hardswish(x) = x * relu6(x + 3) / 6, written out: onert has no HARD_SWISH kernel. In a
-// quantized graph these run in float between the DEQUANTIZE / QUANTIZE that PyTorch's reference
-// graph has around hardswish too.
-IMPORT_OP({"aten.hardswish.default"}, [](ImportContext& ctx) {
-  Tensor* x = ctx.tensor(0, "input");
+// relu6(x + 3), the gate of hardsigmoid and hardswish. Circle has HARD_SWISH but onert 0.1.0 has
+// no kernel for it, and no hard sigmoid op at all, so both are written out. In a quantized graph
+// these ops run in float between the DEQUANTIZE / QUANTIZE that PyTorch's reference graph has
+// around the activation too.
+Tensor* relu6_of_x_plus_3(ImportContext& ctx, Tensor* x) {
   Tensor* shifted = ctx.temp(x->shape, x->dtype, "plus3");
   ctx.emit("ADD", {x, ctx.constant(at::scalar_tensor(3.0, at::kFloat), "three")}, {shifted});
   Tensor* gate = ctx.temp(x->shape, x->dtype, "relu6");
   ctx.emit("RELU6", {shifted}, {gate});
+  return gate;
+}
+
+// `numerator` / 6 as a division, the way PyTorch's kernels compute both activations, so the float
+// results are the same bits (a multiplication by 1/6 can round differently).
+void divide_by_six(ImportContext& ctx, Tensor* numerator) {
+  ctx.emit("DIV", {numerator, ctx.constant(at::scalar_tensor(6.0, at::kFloat), "six")}, {ctx.output()});
+}
+
+IMPORT_OP({"aten.hardsigmoid.default"}, [](ImportContext& ctx) {
+  divide_by_six(ctx, relu6_of_x_plus_3(ctx, ctx.tensor(0, "input")));
+});
+IMPORT_OP({"aten.hardswish.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* gate = relu6_of_x_plus_3(ctx, x);
   Tensor* product = ctx.temp(x->shape, x->dtype, "gated");
   ctx.emit("MUL", {x, gate}, {product});
-  Tensor* out = ctx.output();
-  ctx.emit("MUL", {product, ctx.constant(at::scalar_tensor(1.0 / 6.0, at::kFloat), "sixth")}, {out});
+  divide_by_six(ctx, product);
 });
 
 IMPORT_OP({"aten.leaky_relu.default"}, [](ImportContext& ctx) {
@@ -171,11 +207,33 @@ IMPORT_OP({"aten.prelu.default", "aten._prelu_kernel.default"}, [](ImportContext
   ctx.emit("ADD", {positive, scaled}, {out});
 });
 
-IMPORT_OP({"aten.where.self"}, [](ImportContext& ctx) {
-  Tensor* cond = ctx.tensor(0, "condition");
-  Tensor* a = ctx.tensor_or_scalar(1, "self");
-  Tensor* b = ctx.tensor_or_scalar(2, "other");
-  ctx.emit("SELECT_V2", {cond, a, b}, {ctx.output()});
+// where(cond, a, b): SELECT_V2, which broadcasts like torch.where. Numbers (where(c, x, 0.0))
+// become constants of the output's dtype.
+IMPORT_OP({"aten.where.self", "aten.where.ScalarOther", "aten.where.ScalarSelf", "aten.where.Scalar"},
+          [](ImportContext& ctx) {
+            Tensor* cond = ctx.tensor(0, "condition");
+            Tensor* out = ctx.output();
+            Tensor* a = ctx.tensor_or_scalar(1, "self", out->dtype);
+            Tensor* b = ctx.tensor_or_scalar(2, "other", out->dtype);
+            ctx.emit("SELECT_V2", {cond, a, b}, {out});
+          });
+
+// masked_fill(x, mask, value) = where(mask, value, x).
+IMPORT_OP({"aten.masked_fill.Scalar", "aten.masked_fill.Tensor"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* mask = ctx.tensor(1, "mask");
+  Tensor* value = ctx.tensor_or_scalar(2, "value", x->dtype);
+  ctx.emit("SELECT_V2", {mask, value, x}, {ctx.output()});
+});
+
+// square(x) = x * x; reciprocal(x) = 1 / x (as PyTorch computes it).
+IMPORT_OP({"aten.square.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  ctx.emit("MUL", {x, x}, {ctx.output()});
+});
+IMPORT_OP({"aten.reciprocal.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  ctx.emit("DIV", {ctx.constant(at::scalar_tensor(1.0, at::kFloat), "one"), x}, {ctx.output()});
 });
 
 // Casts: nothing to do when the dtype does not change.
@@ -193,6 +251,16 @@ IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "at
 // Reductions keep the reduced dims and a RESHAPE drops them when asked: onert 0.1.0's shape
 // checks reject several reductions without keep_dims.
 Tensor* reduce_into(ImportContext& ctx, const char* type, Tensor* x, std::vector<int64_t> dims, bool keepdim, Tensor* out) {
+  if (std::string(type) == "REDUCE_MIN" && ctx.graph().format == FileFormat::kCircle) {
+    // onert 0.1.0 cannot load REDUCE_MIN (it reports an unsupported LOGICAL_NOT): write
+    // min(x) = -max(-x), exact in float.
+    Tensor* negated = ctx.temp(x->shape, x->dtype, "negated");
+    ctx.emit("NEG", {x}, {negated});
+    Tensor* max_of_negated = ctx.temp(out->shape, out->dtype, "max_of_negated");
+    reduce_into(ctx, "REDUCE_MAX", negated, dims, keepdim, max_of_negated);
+    ctx.emit("NEG", {max_of_negated}, {out});
+    return out;
+  }
   std::vector<int64_t> kept = x->shape;
   for (int64_t d : dims) kept[d] = 1;
   Tensor* reduced = keepdim ? out : ctx.temp(kept, out->dtype, "kept");
@@ -214,7 +282,54 @@ IMPORT_OP({"aten.mean.dim"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", 2); })
 IMPORT_OP({"aten.sum.dim_IntList"}, [](ImportContext& ctx) { reduce(ctx, "SUM", 2); });
 IMPORT_OP({"aten.amax.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MAX", 2); });
 IMPORT_OP({"aten.amin.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MIN", 2); });
-IMPORT_OP({"aten.mean.default"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", 99); });
+// Reductions over every dim (x.sum(), x.max()): no dim and no keepdim arguments.
+IMPORT_OP({"aten.mean.default"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", kKeywordOnly); });
+IMPORT_OP({"aten.sum.default"}, [](ImportContext& ctx) { reduce(ctx, "SUM", kKeywordOnly); });
+IMPORT_OP({"aten.max.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MAX", kKeywordOnly); });
+IMPORT_OP({"aten.min.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MIN", kKeywordOnly); });
+
+// var / std over `dim` with Bessel's `correction`: sum((x - mean)^2) / (N - correction), then
+// SQRT for std. Every runtime runs these ops in float.
+void variance(ImportContext& ctx, bool standard_deviation) {
+  Tensor* x = ctx.tensor(0, "input");
+  const std::string& target = ctx.node().target;
+  std::vector<int64_t> dims = ctx.ints_arg(1, "dim", std::vector<int64_t>{});
+  if (dims.empty())
+    for (int64_t d = 0; d < x->rank(); ++d) dims.push_back(d);
+  int64_t count = 1;
+  for (int64_t& d : dims) {
+    if (d < 0) d += x->rank();
+    if (x->shape[d] < 0) ctx.fail("variance over a dynamic dimension is not supported");
+    count *= x->shape[d];
+  }
+  double correction;
+  bool keepdim;
+  if (target.find(".correction") != std::string::npos) {
+    correction = ctx.float_arg(kKeywordOnly, "correction", 1.0);
+    keepdim = ctx.bool_arg(kKeywordOnly, "keepdim", false);
+  } else {  // var.dim(x, dim, unbiased, keepdim)
+    correction = ctx.bool_arg(2, "unbiased", true) ? 1.0 : 0.0;
+    keepdim = ctx.bool_arg(3, "keepdim", false);
+  }
+  std::vector<int64_t> kept = x->shape;
+  for (int64_t d : dims) kept[d] = 1;
+  Tensor* mean = ctx.temp(kept, x->dtype, "mean");
+  reduce_into(ctx, "MEAN", x, dims, true, mean);
+  Tensor* centered = ctx.temp(x->shape, x->dtype, "centered");
+  ctx.emit("SUB", {x, mean}, {centered});
+  Tensor* squared = ctx.temp(x->shape, x->dtype, "squared");
+  ctx.emit("MUL", {centered, centered}, {squared});
+  Tensor* out = ctx.output();
+  Tensor* total = ctx.temp(out->shape, x->dtype, "sum_squares");
+  reduce_into(ctx, "SUM", squared, dims, keepdim, total);
+  Tensor* divisor = ctx.constant(at::scalar_tensor(std::max(static_cast<double>(count) - correction, 0.0), at::kFloat), "count");
+  if (!standard_deviation) return (void)ctx.emit("DIV", {total, divisor}, {out});
+  Tensor* var = ctx.temp(out->shape, x->dtype, "var");
+  ctx.emit("DIV", {total, divisor}, {var});
+  ctx.emit("SQRT", {var}, {out});
+}
+IMPORT_OP({"aten.var.dim", "aten.var.correction"}, [](ImportContext& ctx) { variance(ctx, false); });
+IMPORT_OP({"aten.std.dim", "aten.std.correction"}, [](ImportContext& ctx) { variance(ctx, true); });
 
 // argmax(x, dim, keepdim): ARG_MAX (int64 indices, as PyTorch returns).
 IMPORT_OP({"aten.argmax.default"}, [](ImportContext& ctx) {

@@ -153,6 +153,29 @@ IMPORT_OP({"aten.matmul.default", "aten.bmm.default"}, [](ImportContext& ctx) {
   op->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
 });
 
+// baddbmm(input, b1, b2, beta, alpha) = beta * input + alpha * (b1 @ b2).
+IMPORT_OP({"aten.baddbmm.default"}, [](ImportContext& ctx) {
+  Tensor* input = ctx.tensor(0, "input");
+  Tensor* b1 = ctx.tensor(1, "batch1");
+  Tensor* b2 = ctx.tensor(2, "batch2");
+  double beta = ctx.float_arg(3, "beta", 1.0), alpha = ctx.float_arg(4, "alpha", 1.0);
+  Tensor* out = ctx.output();
+  auto scaled = [&](Tensor* t, double factor, const char* suffix) {
+    if (factor == 1.0) return t;
+    Tensor* result = ctx.temp(t->shape, t->dtype, suffix);
+    ctx.emit("MUL", {t, ctx.constant(at::scalar_tensor(factor, at::kFloat), suffix)}, {result});
+    return result;
+  };
+  bool add_input = beta != 0.0;  // PyTorch ignores input when beta is 0 (NaNs in it included)
+  Tensor* product = add_input || alpha != 1.0 ? ctx.temp(out->shape, out->dtype, "product") : out;
+  ctx.emit("BATCH_MATMUL", {b1, b2}, {product})->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+  if (add_input) {
+    ctx.emit("ADD", {scaled(input, beta, "beta"), scaled(product, alpha, "alpha")}, {out});
+  } else if (product != out) {
+    ctx.emit("MUL", {product, ctx.constant(at::scalar_tensor(alpha, at::kFloat), "alpha")}, {out});
+  }
+});
+
 // --- pooling -----------------------------------------------------------------------------------
 
 void import_pool(ImportContext& ctx, const char* type, bool has_dilation) {
@@ -176,17 +199,19 @@ void import_pool(ImportContext& ctx, const char* type, bool has_dilation) {
                "Circle's AVERAGE_POOL_2D does not; use count_include_pad=False");
   }
   Tensor* out = ctx.output();
+  // [top, left, bottom, right]. ceil_mode adds windows that run past the bottom / right edge:
+  // they become extra padding there, which legalize_layout fills with the lowest value (max pool)
+  // or expresses as SAME (average pool, whose partial windows average only real elements then).
+  std::vector<int64_t> pads{padding[0], padding[1], padding[0], padding[1]};
   if (ceil_mode) {
-    // ceil_mode only matters when it changes the output size.
     for (int d = 0; d < 2; ++d) {
       int64_t in = x->shape[2 + d];
-      int64_t floor_size = (in + 2 * padding[d] - kernel[d]) / stride[d] + 1;
-      if (in < 0 || out->shape[2 + d] != floor_size) ctx.fail("ceil_mode=True pooling is not supported");
+      if (in < 0 || out->shape[2 + d] < 0) ctx.fail("ceil_mode=True pooling over a dynamic size is not supported");
+      pads[2 + d] += std::max<int64_t>((out->shape[2 + d] - 1) * stride[d] + kernel[d] - (in + 2 * padding[d]), 0);
     }
   }
   Op* op = ctx.emit(type, {x}, {out});
-  op->attrs = {{"kernel", kernel}, {"stride", stride},
-               {"padding", std::vector<int64_t>{padding[0], padding[1], padding[0], padding[1]}}};
+  op->attrs = {{"kernel", kernel}, {"stride", stride}, {"padding", pads}};
 }
 
 IMPORT_OP({"aten.max_pool2d.default", "aten.max_pool2d_with_indices.default"},

@@ -167,17 +167,13 @@ IMPORT_OP({"aten.cat.default", "aten.concat.default"}, [](ImportContext& ctx) {
 });
 
 // split / split_with_sizes / chunk → one SLICE per piece (onert 0.1.0's SPLIT_V returns zeros).
-void split(ImportContext& ctx, bool sizes_given) {
-  Tensor* x = ctx.tensor(0, "input");
+// `piece` is the size of every piece but the last; `sizes` (when given) lists them all.
+void split_into(ImportContext& ctx, Tensor* x, int64_t piece, std::vector<int64_t> sizes = {}) {
   int64_t dim = wrap_dim(ctx, ctx.int_arg(2, "dim", 0), x->rank());
   if (x->shape[dim] < 0) ctx.fail("splitting a dynamic dimension is not supported");
-  std::vector<int64_t> sizes;
-  if (sizes_given) {
-    sizes = ctx.ints_arg(1, "split_sizes");
-  } else {
-    int64_t piece = ctx.int_arg(1, "split_size");
+  if (sizes.empty() && piece < 1) ctx.fail("split size must be positive");
+  if (sizes.empty())
     for (int64_t left = x->shape[dim]; left > 0; left -= piece) sizes.push_back(std::min(piece, left));
-  }
   std::vector<Tensor*> outputs;
   int64_t start = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -188,7 +184,20 @@ void split(ImportContext& ctx, bool sizes_given) {
   }
   ctx.bind(outputs);
 }
+void split(ImportContext& ctx, bool sizes_given) {
+  Tensor* x = ctx.tensor(0, "input");
+  if (sizes_given) return split_into(ctx, x, 0, ctx.ints_arg(1, "split_sizes"));
+  split_into(ctx, x, ctx.int_arg(1, "split_size"));
+}
 IMPORT_OP({"aten.split.Tensor"}, [](ImportContext& ctx) { split(ctx, false); });
+// chunk(x, n, dim) is a split into pieces of ceil(size / n) (fewer than n when they run out).
+IMPORT_OP({"aten.chunk.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t chunks = ctx.int_arg(1, "chunks");
+  int64_t size = x->shape[wrap_dim(ctx, ctx.int_arg(2, "dim", 0), x->rank())];
+  if (chunks < 1) ctx.fail("chunk count must be positive");
+  split_into(ctx, x, std::max<int64_t>((size + chunks - 1) / chunks, 1));
+});
 IMPORT_OP({"aten.split_with_sizes.default"}, [](ImportContext& ctx) { split(ctx, true); });
 
 IMPORT_OP({"getitem"}, [](ImportContext& ctx) {
@@ -201,31 +210,150 @@ IMPORT_OP({"getitem"}, [](ImportContext& ctx) {
   ctx.alias(produced[index]);
 });
 
-// pad's list runs from the last dimension backwards: (left, right, top, bottom, ...).
-void pad(ImportContext& ctx, double value) {
-  Tensor* x = ctx.tensor(0, "input");
-  std::vector<int64_t> pad = ctx.ints_arg(1, "pad");
+// pad's list runs from the last dimension backwards: (left, right, top, bottom, ...). Returns
+// [before0, after0, before1, after1, ...] over every dim of x.
+std::vector<int64_t> paddings_per_dim(ImportContext& ctx, const Tensor* x, const std::vector<int64_t>& pad) {
   if (pad.size() % 2 || static_cast<int64_t>(pad.size() / 2) > x->rank()) ctx.fail("bad pad list");
-  std::vector<int64_t> paddings(2 * x->rank(), 0);  // [before0, after0, before1, after1, ...]
+  std::vector<int64_t> paddings(2 * x->rank(), 0);
   for (size_t i = 0; i < pad.size() / 2; ++i) {
     int64_t dim = x->rank() - 1 - static_cast<int64_t>(i);
     if (pad[2 * i] < 0 || pad[2 * i + 1] < 0) ctx.fail("negative padding (cropping) is not supported");
     paddings[2 * dim] = pad[2 * i];
     paddings[2 * dim + 1] = pad[2 * i + 1];
   }
+  return paddings;
+}
+
+void constant_pad(ImportContext& ctx, double value) {
+  Tensor* x = ctx.tensor(0, "input");
   Op* op = ctx.emit(value == 0.0 ? "PAD" : "PADV2", {x}, {ctx.output()});
-  op->attrs["paddings"] = paddings;
+  op->attrs["paddings"] = paddings_per_dim(ctx, x, ctx.ints_arg(1, "pad"));
   if (value != 0.0) op->attrs["value"] = value;
 }
-IMPORT_OP({"aten.constant_pad_nd.default"}, [](ImportContext& ctx) { pad(ctx, ctx.float_arg(2, "value", 0.0)); });
+
+// Reflect, replicate and circular padding copy elements of x: each padded dim is one GATHER with
+// constant source positions, e.g. reflect by 2 on [a b c d] reads positions [2 1 0 1 2 3 2 1].
+// GATHER runs in every runtime, float and quantized (onert 0.1.0 has no MIRROR_PAD kernel).
+void copying_pad(ImportContext& ctx, const std::string& mode, const std::vector<int64_t>& pad) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  std::vector<int64_t> paddings = paddings_per_dim(ctx, x, pad);
+  std::vector<int64_t> padded_dims;
+  for (int64_t d = 0; d < x->rank(); ++d)
+    if (paddings[2 * d] || paddings[2 * d + 1]) padded_dims.push_back(d);
+  if (padded_dims.empty()) return ctx.alias(x);
+  Tensor* current = x;
+  for (int64_t d : padded_dims) {
+    int64_t n = x->shape[d], before = paddings[2 * d], after = paddings[2 * d + 1];
+    if (n < 0) ctx.fail(fmt::format("{} padding of a dynamic dimension is not supported", mode));
+    int64_t limit = mode == "reflect" ? n - 1 : mode == "circular" ? n : std::numeric_limits<int64_t>::max();
+    if (before > limit || after > limit)
+      ctx.fail(fmt::format("{} padding by {} / {} of a dimension of size {} is not supported", mode, before, after, n));
+    std::vector<int32_t> positions;
+    for (int64_t i = -before; i < n + after; ++i) {
+      int64_t j = i;
+      if (mode == "reflect") j = i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i;
+      else if (mode == "replicate") j = std::clamp<int64_t>(i, 0, n - 1);
+      else j = (i % n + n) % n;  // circular
+      positions.push_back(static_cast<int32_t>(j));
+    }
+    std::vector<int64_t> shape = current->shape;
+    shape[d] = n + before + after;
+    Tensor* next = d == padded_dims.back() ? out : ctx.temp(shape, x->dtype, "padded");
+    next->quant = x->quant;
+    Tensor* index = ctx.constant(at::tensor(positions, at::kInt), "positions");
+    ctx.emit("GATHER", {current, index}, {next})->attrs = {{"axis", d}, {"batch_dims", int64_t{0}}};
+    current = next;
+  }
+}
+
+IMPORT_OP({"aten.constant_pad_nd.default"}, [](ImportContext& ctx) { constant_pad(ctx, ctx.float_arg(2, "value", 0.0)); });
 IMPORT_OP({"aten.pad.default"}, [](ImportContext& ctx) {
   const FxArg* mode = ctx.arg(2, "mode");
-  if (mode && mode->kind == FxArg::Kind::kString && mode->s != "constant")
-    ctx.fail(fmt::format("pad mode '{}' is not supported (only 'constant')", mode->s));
-  pad(ctx, ctx.float_arg(3, "value", 0.0));
+  std::string name = mode && mode->kind == FxArg::Kind::kString ? mode->s : "constant";
+  if (name == "constant") return constant_pad(ctx, ctx.float_arg(3, "value", 0.0));
+  if (name != "reflect" && name != "replicate" && name != "circular")
+    ctx.fail(fmt::format("pad mode '{}' is not supported", name));
+  copying_pad(ctx, name, ctx.ints_arg(1, "pad"));
+});
+IMPORT_OP({"aten.reflection_pad1d.default", "aten.reflection_pad2d.default", "aten.reflection_pad3d.default"},
+          [](ImportContext& ctx) { copying_pad(ctx, "reflect", ctx.ints_arg(1, "padding")); });
+IMPORT_OP({"aten.replication_pad1d.default", "aten.replication_pad2d.default", "aten.replication_pad3d.default"},
+          [](ImportContext& ctx) { copying_pad(ctx, "replicate", ctx.ints_arg(1, "padding")); });
+
+// --- indexing: everything becomes GATHER (float and quantized in every runtime) ---------------
+
+// index_select(x, dim, index): GATHER along dim.
+IMPORT_OP({"aten.index_select.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
+  Tensor* index = ctx.tensor(2, "index");
+  ctx.emit("GATHER", {x, index}, {ctx.output()})->attrs = {{"axis", dim}, {"batch_dims", int64_t{0}}};
 });
 
-IMPORT_OP({"aten.expand.default", "aten.expand_copy.default"}, [](ImportContext& ctx) {
+// x[:, idx] (aten.index.Tensor with one index tensor, the others None): GATHER along that dim;
+// the result's shape is x's with that dim replaced by idx's shape, as in PyTorch.
+IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  const FxArg* list = ctx.arg(1, "indices");
+  if (!list || list->kind != FxArg::Kind::kList) ctx.fail("index expects a list of indices");
+  int64_t dim = -1;
+  Tensor* index = nullptr;
+  for (size_t d = 0; d < list->list.size(); ++d) {
+    const FxArg& item = list->list[d];
+    if (item.kind == FxArg::Kind::kNone) continue;
+    if (index || item.kind != FxArg::Kind::kNode)
+      ctx.fail("indexing with more than one index tensor is not supported; index one dim at a time");
+    index = ctx.values(item.node).size() == 1 ? ctx.values(item.node)[0] : nullptr;
+    dim = static_cast<int64_t>(d);
+  }
+  if (!index) ctx.fail("index without an index tensor");
+  if (index->dtype == DType::kBool) ctx.fail("indexing with a boolean mask is not supported (its output size depends on the data)");
+  ctx.emit("GATHER", {x, index}, {ctx.output()})->attrs = {{"axis", dim}, {"batch_dims", int64_t{0}}};
+});
+
+// gather(x, dim, index): out[i][j][k] = x[i][index[i][j][k]][k] (dim 1). Circle's GATHER takes
+// whole slices, so x is flattened and each output element's flat position is computed:
+// index * stride(dim) plus a constant for its position in the other dims. The position
+// arithmetic is int32 (folded away when the index is a constant).
+IMPORT_OP({"aten.gather.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
+  Tensor* index = ctx.tensor(2, "index");
+  if (numel(x->shape) < 0 || numel(index->shape) < 0) ctx.fail("gather needs static shapes");
+  if (index->rank() != x->rank()) ctx.fail("gather's index must have the input's rank");
+  if (numel(x->shape) > std::numeric_limits<int32_t>::max()) ctx.fail("gather from more than 2^31 elements");
+  std::vector<int64_t> strides(x->rank(), 1);
+  for (int64_t d = x->rank() - 2; d >= 0; --d) strides[d] = strides[d + 1] * x->shape[d + 1];
+  at::Tensor offsets = at::zeros(index->shape, at::kLong);
+  for (int64_t d = 0; d < x->rank(); ++d) {
+    if (d == dim) continue;
+    std::vector<int64_t> along(x->rank(), 1);
+    along[d] = index->shape[d];
+    offsets = offsets + at::arange(index->shape[d], at::kLong).reshape(along) * strides[d];
+  }
+  Tensor* flat = ctx.reshape(x, {numel(x->shape)}, "flat");
+  Tensor* positions;
+  if (index->is_constant()) {
+    positions = ctx.constant((index->data.to(at::kLong) * strides[dim] + offsets).to(at::kInt), "positions");
+  } else {
+    Tensor* index32 = index;
+    if (index->dtype != DType::kInt32) {
+      index32 = ctx.temp(index->shape, DType::kInt32, "index_i32");
+      ctx.emit("CAST", {index}, {index32});
+    }
+    Tensor* scaled = index32;
+    if (strides[dim] != 1) {
+      scaled = ctx.temp(index->shape, DType::kInt32, "index_scaled");
+      ctx.emit("MUL", {index32, ctx.constant(at::scalar_tensor(strides[dim], at::kInt), "stride")}, {scaled});
+    }
+    positions = ctx.temp(index->shape, DType::kInt32, "positions");
+    ctx.emit("ADD", {scaled, ctx.constant(offsets.to(at::kInt), "offsets")}, {positions});
+  }
+  ctx.emit("GATHER", {flat, positions}, {ctx.output()})->attrs = {{"axis", int64_t{0}}, {"batch_dims", int64_t{0}}};
+});
+
+IMPORT_OP({"aten.expand.default", "aten.expand_copy.default", "aten.expand_as.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   Tensor* out = ctx.output();
   if (out->shape == x->shape) return ctx.alias(x);

@@ -278,9 +278,9 @@ void legalize_conv_transpose(Graph& graph, Op* op) {
   bool valid = pads[0] == 0 && pads[1] == 0 && y->shape[2] == full[0] && y->shape[3] == full[1];
   bool same = y->shape[2] == x->shape[2] * stride[0] && y->shape[3] == x->shape[3] * stride[1] &&
               pads[0] == std::max<int64_t>(kh - stride[0], 0) / 2 && pads[1] == std::max<int64_t>(kw - stride[1], 0) / 2;
-  Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
-  Tensor* w_circle = insert_transpose(graph, op, w, {1, 2, 3, 0}, "_ohwi");  // [I, O, H, W] → [O, H, W, I]
   if (valid || same) {
+    Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
+    Tensor* w_circle = insert_transpose(graph, op, w, {1, 2, 3, 0}, "_ohwi");  // [I, O, H, W] → [O, H, W, I]
     Op* conv = to_nhwc(graph, op, "TRANSPOSE_CONV", {w_circle, bias}, x_nhwc);
     conv->attrs.insert({{"stride", stride}, {"padding", std::string(valid ? "VALID" : "SAME")},
                         {"output_shape", conv->outputs[0]->shape}});
@@ -288,20 +288,21 @@ void legalize_conv_transpose(Graph& graph, Op* op) {
   }
   if (pads[0] + y->shape[2] > full[0] || pads[1] + y->shape[3] > full[1])
     fail(*op, "output_padding larger than padding is not supported");
+  // The uncropped (VALID) transposed convolution, then a crop back to y. `op` goes first so that
+  // the crop can take over y as its output.
   Tensor* full_nchw = graph.add_tensor(y->name + "_uncropped", {y->shape[0], y->shape[1], full[0], full[1]}, y->dtype);
   full_nchw->quant = y->quant;
-  // Build the uncropped op, then crop it back to y.
-  Op* crop = graph.insert_before(op, "STRIDED_SLICE", {full_nchw}, {y});
+  Op* uncropped = graph.insert_before(op, "torch.conv_transpose2d", {x, w, bias}, {full_nchw});
+  uncropped->attrs = {{"stride", stride}, {"padding", std::vector<int64_t>{0, 0}},
+                      {"output_padding", std::vector<int64_t>{0, 0}}};
+  uncropped->origin = op->origin;
   graph.remove_op(op);
-  graph.insert_before(crop, "torch.conv_transpose2d", {x, w, bias}, {full_nchw});
+  Op* crop = graph.insert_after(uncropped, "STRIDED_SLICE", {full_nchw}, {y});
   crop->attrs = {{"begin", std::vector<int64_t>{0, 0, pads[0], pads[1]}},
                  {"end", std::vector<int64_t>{y->shape[0], y->shape[1], pads[0] + y->shape[2], pads[1] + y->shape[3]}},
                  {"strides", std::vector<int64_t>{1, 1, 1, 1}}, {"shrink_axis_mask", int64_t{0}}};
-  // The x_nhwc / w_circle transposes made above are dead now; the re-run below makes its own.
-  Op* redo = full_nchw->producer;
-  redo->attrs = {{"stride", stride}, {"padding", std::vector<int64_t>{0, 0}}, {"output_padding", std::vector<int64_t>{0, 0}}};
-  redo->origin = op->origin;
-  legalize_conv_transpose(graph, redo);
+  crop->origin = op->origin;
+  legalize_conv_transpose(graph, uncropped);  // VALID now
 }
 
 }  // namespace

@@ -111,6 +111,14 @@ class ModelWriter {
     return tb.Finish();
   }
 
+  // OperatorCode.version: LiteRT looks each (code, version) pair up in its op resolver and
+  // refuses a model whose version is outside the registered range. Every builtin the exporter
+  // writes is registered from version 1, except BROADCAST_TO: its version 1 was withdrawn (the
+  // op's code was renumbered), so LiteRT registers versions 2 and 3 only. onert ignores versions.
+  static int32_t opcode_version(circle::BuiltinOperator code) {
+    return code == circle::BuiltinOperator_BROADCAST_TO ? 2 : 1;
+  }
+
   uint32_t opcode_index(circle::BuiltinOperator code) {
     auto it = opcode_index_.find(code);
     if (it != opcode_index_.end()) return it->second;
@@ -120,7 +128,7 @@ class ModelWriter {
     // Readers take builtin_code when the old byte says 127 (the byte cannot hold newer codes);
     // Circle-only negative codes fit the byte as they are.
     int8_t deprecated = static_cast<int8_t>(std::min<int32_t>(code, 127));
-    opcodes_.push_back(circle::CreateOperatorCode(b_, deprecated, 0, 1, code));
+    opcodes_.push_back(circle::CreateOperatorCode(b_, deprecated, 0, opcode_version(code), code));
     uint32_t index = static_cast<uint32_t>(opcodes_.size() - 1);
     opcode_index_.emplace(code, index);
     return index;
