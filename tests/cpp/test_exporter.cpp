@@ -164,7 +164,9 @@ TEST(Exporter, QuantizedConvFoldsQdqIntoIntegerTensors) {
   const auto& out = tensor(info, conv_op.outputs[0]);
   EXPECT_EQ(in.dtype, "UINT8");
   EXPECT_EQ(in.zero_point, (std::vector<int64_t>{128}));
-  EXPECT_EQ(weight.dtype, "INT8");
+  // int8 weights under uint8 activations are stored as uint8 + 128 (legalize_weight_signedness).
+  EXPECT_EQ(weight.dtype, "UINT8");
+  EXPECT_EQ(weight.zero_point, std::vector<int64_t>(6, 128));
   EXPECT_EQ(weight.shape, (std::vector<int32_t>{6, 3, 3, 4}));
   EXPECT_EQ(weight.quantized_dimension, 0);
   ASSERT_EQ(weight.scale.size(), 6u);

@@ -4,8 +4,9 @@
 // quantized, Circle runs `op` on the integers directly: this pass rewires it to read q_in and
 // write q_out, which carries the quantization parameters. Integer weights behind a DEQUANTIZE
 // become quantized constants (per-channel parameters and quantized_dimension included); float
-// constants an integer op reads are quantized here. Ops Circle runtimes have no integer kernel
-// for stay in float, with their DEQUANTIZE / QUANTIZE edges.
+// constants an integer op reads are quantized here, but never a conv / fully connected layer's
+// float weights: those mark a layer the quantizer left in float. Ops Circle runtimes have no
+// integer kernel for stay in float, with their DEQUANTIZE / QUANTIZE edges.
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
@@ -55,7 +56,10 @@ void fold_quantization(Graph& graph) {
         ok = weight ? q->is_constant() || q->dtype == qtype : (q->dtype == qtype && !q->quant->per_channel());
         any_dequantized |= !weight;
       } else {
-        ok = in->is_constant();
+        // A float weight means the quantizer left this layer in float (e.g. set_module_name(...,
+        // None)): it stays a float op between DEQUANTIZE and QUANTIZE. Other float constants
+        // (a scalar operand, clamp bounds) are quantized below.
+        ok = in->is_constant() && !is_weight_slot(*op, slot);
       }
     }
     if (!ok || !any_dequantized) continue;

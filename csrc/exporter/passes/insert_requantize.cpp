@@ -1,9 +1,22 @@
 // Integer kernels make assumptions about quantization parameters that a PT2E graph need not
-// satisfy. Where they differ, this pass inserts a QUANTIZE (integer → integer requantize):
-//   - ops that move data without arithmetic (reshape, transpose, slice, pad, max pool, gather,
-//     concat, split) read and write with the same parameters;
+// satisfy. Where they differ, this pass inserts a requantize (integer → integer):
+//   - ops whose integer kernels do no rescaling write their output with the parameters they
+//     read (TFLite's reference kernels and onert's check this at most in debug builds, and
+//     otherwise compute silently wrong numbers): data movement (reshape, transpose, slice, pad,
+//     gather, concat, split, broadcast, tile), selection (max pool, reduce max, maximum,
+//     minimum) and averaging (AVERAGE_POOL_2D: the window's integer mean, in the input's
+//     parameters). MEAN, SUM and the arithmetic ops rescale themselves and need nothing here.
 //   - LOGISTIC / SOFTMAX / TANH write the fixed output parameters TFLite's kernels assume
 //     (scale 1/256 or 1/128 with the zero point of the dtype's range; 1/32768 for int16).
+//
+// Where the requantize goes: an op with one quantized input computes with its input's
+// parameters and is followed by one requantize to the parameters the graph wants. For data
+// movement and selection this gives the same integers as requantizing the input, but for an
+// average it is the only correct place: requantizing the input first would clamp each element
+// to the output's (usually narrower) range before averaging. Ops with several quantized inputs
+// (concat, maximum, minimum) have each input requantized to the output's parameters instead,
+// which is exact because clamping and rounding commute with selecting elements. Constant inputs
+// are requantized at export time.
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
@@ -14,9 +27,9 @@ namespace torch_circle::exporter {
 namespace {
 
 const std::set<std::string>& same_params_ops() {
-  static const std::set<std::string> ops{"RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "PAD", "PADV2",
-                                         "MAX_POOL_2D", "GATHER", "CONCATENATION", "SPLIT_V",
-                                         "BROADCAST_TO", "TILE", "REDUCE_MAX"};
+  static const std::set<std::string> ops{
+      "RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "PAD", "PADV2", "GATHER", "CONCATENATION", "SPLIT_V",
+      "BROADCAST_TO", "TILE", "MAX_POOL_2D", "REDUCE_MAX", "MAXIMUM", "MINIMUM", "AVERAGE_POOL_2D"};
   return ops;
 }
 
@@ -33,22 +46,66 @@ std::optional<QuantParams> fixed_output_params(const std::string& type, DType dt
   return q;
 }
 
-// Emits ops ahead of `anchor` that requantize `in` into `out`: one QUANTIZE between different
-// dtypes; DEQUANTIZE + QUANTIZE within one dtype (onert 0.1.0 has no uint8 → uint8 QUANTIZE).
-void requantize(Graph& graph, const Op* anchor, Tensor* in, Tensor* out) {
+bool same_quantization(const Tensor* a, const Tensor* b) { return a->dtype == b->dtype && a->quant == b->quant; }
+
+// Ops that requantize `in` into `out`, placed right before or right after `anchor`: one
+// QUANTIZE between different dtypes; DEQUANTIZE + QUANTIZE within one dtype (onert 0.1.0 has no
+// uint8 → uint8 QUANTIZE).
+enum class Place { kBefore, kAfter };
+void emit_requantize(Graph& graph, const Op* anchor, Place place, Tensor* in, Tensor* out) {
   Tensor* source = in;
-  if (in->dtype == out->dtype) {
-    source = graph.add_tensor(in->name + "_real", in->shape, DType::kFloat32);
-    graph.insert_before(anchor, "DEQUANTIZE", {in}, {source});
+  if (in->dtype == out->dtype) source = graph.add_tensor(in->name + "_real", in->shape, DType::kFloat32);
+  if (place == Place::kBefore) {
+    if (source != in) graph.insert_before(anchor, "DEQUANTIZE", {in}, {source});
+    graph.insert_before(anchor, "QUANTIZE", {source}, {out});
+  } else {  // each lands right after `anchor`, so the last one goes in first
+    graph.insert_after(anchor, "QUANTIZE", {source}, {out});
+    if (source != in) graph.insert_after(anchor, "DEQUANTIZE", {in}, {source});
   }
-  graph.insert_before(anchor, "QUANTIZE", {source}, {out});
 }
 
-Tensor* requantized(Graph& graph, const Op* anchor, Tensor* in, const QuantParams& quant, DType dtype) {
-  Tensor* out = graph.add_tensor(in->name + "_requantized", in->shape, dtype);
-  out->quant = quant;
-  requantize(graph, anchor, in, out);
+// `in` with `like`'s dtype and parameters: a new constant for a constant, else a requantize
+// placed ahead of `anchor`.
+Tensor* requantized_like(Graph& graph, const Op* anchor, Tensor* in, const Tensor* like) {
+  if (in->is_constant()) {
+    at::Tensor real = dequantize_constant(in->data, *in->quant);
+    Tensor* c = graph.add_constant(in->name + "_requantized", quantize_constant(real, *like->quant, like->dtype));
+    c->quant = like->quant;
+    return c;
+  }
+  Tensor* out = graph.add_tensor(in->name + "_requantized", in->shape, like->dtype);
+  out->quant = like->quant;
+  emit_requantize(graph, anchor, Place::kBefore, in, out);
   return out;
+}
+
+// `op` writes a new tensor with `dtype` / `native` parameters; a requantize after it produces
+// the tensor `op` wrote before, so its readers (and graph outputs) are unchanged.
+void requantize_output(Graph& graph, Op* op, DType dtype, const QuantParams& native) {
+  Tensor* out = op->outputs[0];
+  Tensor* written = graph.add_tensor(out->name + "_native", out->shape, dtype);
+  written->quant = native;
+  op->outputs[0] = written;
+  written->producer = op;
+  out->producer = nullptr;
+  emit_requantize(graph, op, Place::kAfter, written, out);
+}
+
+void match_input_and_output_params(Graph& graph, Op* op) {
+  Tensor* out = op->outputs[0];
+  std::vector<size_t> quantized_slots;
+  for (size_t slot = 0; slot < op->inputs.size(); ++slot)
+    if (op->inputs[slot] && op->inputs[slot]->quant) quantized_slots.push_back(slot);
+  if (quantized_slots.empty()) return;
+  Tensor* first = op->inputs[quantized_slots[0]];
+  if (quantized_slots.size() == 1 && !first->is_constant() && !first->quant->per_channel()) {
+    if (!same_quantization(first, out)) requantize_output(graph, op, first->dtype, *first->quant);
+    return;
+  }
+  for (size_t slot : quantized_slots) {
+    Tensor* in = op->inputs[slot];
+    if (!same_quantization(in, out)) graph.set_input(op, slot, requantized_like(graph, op, in, out));
+  }
 }
 
 }  // namespace
@@ -59,23 +116,9 @@ void insert_requantize(Graph& graph) {
     Tensor* out = op->outputs[0];
     if (!out->quant || out->quant->per_channel()) continue;
     if (same_params_ops().count(op->type)) {
-      size_t data_inputs = op->type == "CONCATENATION" ? op->inputs.size() : 1;
-      for (size_t slot = 0; slot < data_inputs; ++slot) {
-        Tensor* in = op->inputs[slot];
-        if (in && in->quant && (in->quant != out->quant || in->dtype != out->dtype))
-          graph.set_input(op, slot, requantized(graph, op, in, *out->quant, out->dtype));
-      }
+      match_input_and_output_params(graph, op);
     } else if (auto fixed = fixed_output_params(op->type, out->dtype); fixed && *fixed != *out->quant) {
-      Tensor* native = graph.add_tensor(out->name + "_fixed_range", out->shape, out->dtype);
-      native->quant = *fixed;
-      op->outputs[0] = native;
-      native->producer = op;
-      out->producer = nullptr;
-      // Right after `op` (inserted last-first): [DEQUANTIZE →] QUANTIZE.
-      Tensor* source = native;
-      if (native->dtype == out->dtype) source = graph.add_tensor(out->name + "_real", out->shape, DType::kFloat32);
-      graph.insert_after(op, "QUANTIZE", {source}, {out});
-      if (source != native) graph.insert_after(op, "DEQUANTIZE", {native}, {source});
+      requantize_output(graph, op, out->dtype, *fixed);
     }
   }
   remove_dead_code(graph);

@@ -19,6 +19,7 @@ void fuse_activation(Graph& graph);       // conv / fc / add ... + RELU / RELU6 
 void propagate_qparams(Graph& graph);     // dq sinks / q rises through layout ops, taking qparams along
 void fold_quantization(Graph& graph);     // dq → op → q becomes one quantized op; weights as integers
 void quantize_bias(Graph& graph);         // conv / fc bias → int32 (int64 for int16) at s_in * s_w
+void legalize_weight_signedness(Graph& graph);  // int8 weights under uint8 activations → uint8 (+128)
 
 // Layout.
 void legalize_layout(Graph& graph);       // torch.conv2d, pools ... → NHWC Circle ops + TRANSPOSE

@@ -16,6 +16,7 @@ const std::vector<std::pair<std::string, std::function<void(Graph&)>>>& pass_pip
       {"fold_constants", fold_constants},
       {"fold_quantization", fold_quantization},
       {"quantize_bias", quantize_bias},
+      {"legalize_weight_signedness", legalize_weight_signedness},
       {"legalize_layout", legalize_layout},
       {"legalize_fully_connected", legalize_fully_connected},
       {"sink_transposes", sink_transposes},

@@ -1,0 +1,470 @@
+// Single exporter passes on small hand-built IR graphs: what each pass rewrites, and what it
+// must leave alone. No importer, no Python; each test builds the IR a pass sees in the pipeline.
+#include "exporter/ir/graph.h"
+#include "exporter/passes/pass_util.h"
+#include "exporter/passes/passes.h"
+
+#include <gtest/gtest.h>
+
+namespace ex = torch_circle::exporter;
+using ex::DType;
+using ex::Graph;
+using ex::Op;
+using ex::QuantParams;
+using ex::Tensor;
+
+namespace {
+
+QuantParams per_tensor(float scale, int64_t zero_point) {
+  QuantParams q;
+  q.scale = {scale};
+  q.zero_point = {zero_point};
+  return q;
+}
+
+Tensor* quantized_tensor(Graph& g, const std::string& name, std::vector<int64_t> shape, DType dtype,
+                         const QuantParams& q) {
+  Tensor* t = g.add_tensor(name, std::move(shape), dtype);
+  t->quant = q;
+  return t;
+}
+
+Tensor* graph_input(Graph& g, const std::string& name, std::vector<int64_t> shape, DType dtype = DType::kFloat32) {
+  Tensor* t = g.add_tensor(name, std::move(shape), dtype);
+  g.inputs.push_back(t);
+  return t;
+}
+
+std::vector<std::string> op_types(const Graph& g) {
+  std::vector<std::string> types;
+  for (const Op* op : g.live_ops()) types.push_back(op->type);
+  return types;
+}
+
+Op* only_op(const Graph& g, const std::string& type) {
+  Op* found = nullptr;
+  for (Op* op : g.live_ops())
+    if (op->type == type) {
+      EXPECT_EQ(found, nullptr) << "more than one " << type;
+      found = op;
+    }
+  EXPECT_NE(found, nullptr) << "no " << type;
+  return found;
+}
+
+// x (float) → QUANTIZE → DEQUANTIZE, the way a PT2E graph hands an activation to an op.
+Tensor* dequantized_input(Graph& g, const std::string& name, std::vector<int64_t> shape, DType dtype,
+                          const QuantParams& q) {
+  Tensor* x = graph_input(g, name, shape);
+  Tensor* xq = quantized_tensor(g, name + "_q", shape, dtype, q);
+  g.add_op("QUANTIZE", {x}, {xq});
+  Tensor* xdq = g.add_tensor(name + "_dq", shape, DType::kFloat32);
+  g.add_op("DEQUANTIZE", {xq}, {xdq});
+  return xdq;
+}
+
+// float `y` → QUANTIZE → DEQUANTIZE → graph output.
+void quantized_output(Graph& g, Tensor* y, DType dtype, const QuantParams& q) {
+  Tensor* yq = quantized_tensor(g, y->name + "_q", y->shape, dtype, q);
+  g.add_op("QUANTIZE", {y}, {yq});
+  Tensor* out = g.add_tensor(y->name + "_out", y->shape, DType::kFloat32);
+  g.add_op("DEQUANTIZE", {yq}, {out});
+  g.outputs.push_back(out);
+}
+
+}  // namespace
+
+// --- fuse_batch_norm -----------------------------------------------------------------------------
+
+namespace {
+Op* add_batch_norm(Graph& g, Tensor* x, Tensor* y, const at::Tensor& gamma, const at::Tensor& beta,
+                   const at::Tensor& mean, const at::Tensor& var, double eps) {
+  Op* bn = g.add_op("torch.batch_norm",
+                    {x, g.add_constant("gamma", gamma), g.add_constant("beta", beta), g.add_constant("mean", mean),
+                     g.add_constant("var", var)},
+                    {y});
+  bn->attrs["eps"] = eps;
+  return bn;
+}
+}  // namespace
+
+TEST(FuseBatchNorm, FoldsIntoTheFloatConvBeforeIt) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 2, 4, 4});
+  at::Tensor w = at::randn({3, 2, 3, 3});
+  at::Tensor b = at::randn({3});
+  Tensor* c = g.add_tensor("c", {1, 3, 4, 4}, DType::kFloat32);
+  g.add_op("torch.conv2d", {x, g.add_constant("w", w), g.add_constant("b", b)}, {c});
+  Tensor* y = g.add_tensor("y", {1, 3, 4, 4}, DType::kFloat32);
+  at::Tensor gamma = at::tensor({1.5f, -2.0f, 0.5f}), beta = at::tensor({0.1f, 0.2f, -0.3f});
+  at::Tensor mean = at::tensor({0.3f, -1.0f, 2.0f}), var = at::tensor({4.0f, 0.25f, 1.0f});
+  add_batch_norm(g, c, y, gamma, beta, mean, var, 0.0);
+  g.outputs.push_back(y);
+
+  ex::fuse_batch_norm(g);
+  ex::validate(g);
+  ASSERT_EQ(op_types(g), std::vector<std::string>{"torch.conv2d"});
+  Op* conv = only_op(g, "torch.conv2d");
+  EXPECT_EQ(conv->outputs[0]->name, "y");  // the block keeps its user-visible name
+  at::Tensor a = gamma / at::sqrt(var);
+  EXPECT_TRUE(at::allclose(conv->inputs[1]->data, w * a.reshape({-1, 1, 1, 1})));
+  EXPECT_TRUE(at::allclose(conv->inputs[2]->data, (b - mean) * a + beta));
+}
+
+TEST(FuseBatchNorm, ElsewhereBecomesMulAndAddPerChannel) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 3, 2, 2});
+  Tensor* y = g.add_tensor("y", {1, 3, 2, 2}, DType::kFloat32);
+  at::Tensor gamma = at::tensor({2.0f, 1.0f, 4.0f}), beta = at::tensor({1.0f, 0.0f, -1.0f});
+  at::Tensor mean = at::tensor({0.0f, 1.0f, 2.0f}), var = at::tensor({1.0f, 4.0f, 16.0f});
+  add_batch_norm(g, x, y, gamma, beta, mean, var, 0.0);
+  g.outputs.push_back(y);
+
+  ex::fuse_batch_norm(g);
+  ex::validate(g);
+  ASSERT_EQ(op_types(g), (std::vector<std::string>{"MUL", "ADD"}));
+  Op* mul = only_op(g, "MUL");
+  Op* add = only_op(g, "ADD");
+  EXPECT_EQ(mul->inputs[0], x);
+  EXPECT_EQ(add->outputs[0], y);
+  // Shaped [C, 1, 1] to broadcast over dim 1 of NCHW.
+  EXPECT_EQ(mul->inputs[1]->shape, (std::vector<int64_t>{3, 1, 1}));
+  EXPECT_TRUE(at::allclose(mul->inputs[1]->data.flatten(), at::tensor({2.0f, 0.5f, 1.0f})));
+  EXPECT_TRUE(at::allclose(add->inputs[1]->data.flatten(), at::tensor({1.0f, -0.5f, -3.0f})));
+}
+
+TEST(FuseBatchNorm, ConvWhoseOutputIsReadElsewhereIsNotChanged) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 2, 4, 4});
+  at::Tensor w = at::randn({2, 2, 1, 1});
+  Tensor* c = g.add_tensor("c", {1, 2, 4, 4}, DType::kFloat32);
+  g.add_op("torch.conv2d", {x, g.add_constant("w", w)}, {c});
+  Tensor* y = g.add_tensor("y", {1, 2, 4, 4}, DType::kFloat32);
+  add_batch_norm(g, c, y, at::ones({2}), at::zeros({2}), at::zeros({2}), at::full({2}, 4.0f), 0.0);
+  g.outputs = {y, c};  // the conv's own output is a model output too
+
+  ex::fuse_batch_norm(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"torch.conv2d", "MUL", "ADD"}));
+  EXPECT_TRUE(at::equal(only_op(g, "torch.conv2d")->inputs[1]->data, w));
+}
+
+// --- propagate_qparams ---------------------------------------------------------------------------
+
+TEST(PropagateQparams, DequantizeSinksBelowReshapeWhichThenRunsOnIntegers) {
+  Graph g;
+  QuantParams q = per_tensor(0.05f, 128);
+  Tensor* xdq = dequantized_input(g, "x", {2, 8}, DType::kUInt8, q);
+  Tensor* r = g.add_tensor("r", {2, 2, 4}, DType::kFloat32);
+  g.add_op("RESHAPE", {xdq}, {r});
+  Tensor* y = g.add_tensor("y", {2, 2, 4}, DType::kFloat32);
+  g.add_op("TANH", {r}, {y});  // a float reader
+  g.outputs.push_back(y);
+
+  ex::propagate_qparams(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"QUANTIZE", "RESHAPE", "DEQUANTIZE", "TANH"}));
+  Op* reshape = only_op(g, "RESHAPE");
+  EXPECT_EQ(reshape->inputs[0]->dtype, DType::kUInt8);
+  EXPECT_EQ(reshape->outputs[0]->dtype, DType::kUInt8);
+  EXPECT_EQ(reshape->outputs[0]->quant, q);
+}
+
+TEST(PropagateQparams, PerChannelAxisFollowsATranspose) {
+  Graph g;
+  QuantParams q;
+  q.scale = {0.1f, 0.2f, 0.3f};
+  q.zero_point = {0, 0, 0};
+  q.axis = 0;
+  Tensor* w = g.add_constant("w", at::randint(-127, 128, {3, 5}).to(at::kChar));
+  w->quant = q;
+  Tensor* wdq = g.add_tensor("w_dq", {3, 5}, DType::kFloat32);
+  g.add_op("DEQUANTIZE", {w}, {wdq});
+  Tensor* wt = g.add_tensor("w_t", {5, 3}, DType::kFloat32);
+  g.add_op("TRANSPOSE", {wdq}, {wt})->attrs["perm"] = std::vector<int64_t>{1, 0};
+  g.outputs.push_back(wt);
+
+  ex::propagate_qparams(g);
+  ex::validate(g);
+  Op* transpose = only_op(g, "TRANSPOSE");
+  ASSERT_TRUE(transpose->outputs[0]->quant);
+  EXPECT_EQ(transpose->outputs[0]->quant->axis, 1);
+  EXPECT_EQ(transpose->outputs[0]->quant->scale, q.scale);
+}
+
+TEST(PropagateQparams, QuantizeRisesAboveReshapeAndEqualPairsCancel) {
+  Graph g;
+  QuantParams q = per_tensor(0.02f, 3);
+  Tensor* xdq = dequantized_input(g, "x", {4, 4}, DType::kInt8, q);
+  Tensor* r = g.add_tensor("r", {16}, DType::kFloat32);
+  g.add_op("RESHAPE", {xdq}, {r});
+  quantized_output(g, r, DType::kInt8, q);  // the same parameters again: the requantize is a no-op
+
+  ex::propagate_qparams(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"QUANTIZE", "RESHAPE", "DEQUANTIZE"}));
+  EXPECT_EQ(only_op(g, "RESHAPE")->inputs[0]->dtype, DType::kInt8);
+}
+
+TEST(PropagateQparams, DequantizeQuantizeAcrossDtypesBecomesOneQuantize) {
+  Graph g;
+  Tensor* xdq = dequantized_input(g, "x", {4}, DType::kUInt8, per_tensor(0.1f, 128));
+  quantized_output(g, xdq, DType::kInt8, per_tensor(0.1f, 0));
+
+  ex::propagate_qparams(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"QUANTIZE", "QUANTIZE", "DEQUANTIZE"}));
+  Op* requantize = g.live_ops()[1];
+  EXPECT_EQ(requantize->inputs[0]->dtype, DType::kUInt8);
+  EXPECT_EQ(requantize->outputs[0]->dtype, DType::kInt8);
+}
+
+// --- fold_quantization ---------------------------------------------------------------------------
+
+// dq(x) → conv(weight) → q, with integer weights behind a DEQUANTIZE or float weights.
+namespace {
+void conv_between_qdq(Graph& g, bool integer_weights) {
+  Tensor* xdq = dequantized_input(g, "x", {1, 2, 4, 4}, DType::kUInt8, per_tensor(0.05f, 128));
+  Tensor* weight;
+  if (integer_weights) {
+    QuantParams wq;
+    wq.scale = {0.01f, 0.02f};
+    wq.zero_point = {0, 0};
+    Tensor* w = g.add_constant("w", at::randint(-127, 128, {2, 2, 3, 3}).to(at::kChar));
+    w->quant = wq;
+    weight = g.add_tensor("w_dq", {2, 2, 3, 3}, DType::kFloat32);
+    g.add_op("DEQUANTIZE", {w}, {weight});
+  } else {
+    weight = g.add_constant("w", at::randn({2, 2, 3, 3}));
+  }
+  Tensor* y = g.add_tensor("y", {1, 2, 4, 4}, DType::kFloat32);
+  g.add_op("torch.conv2d", {xdq, weight, g.add_constant("b", at::randn({2}))}, {y}, "node 'conv'");
+  quantized_output(g, y, DType::kUInt8, per_tensor(0.1f, 100));
+}
+}  // namespace
+
+TEST(FoldQuantization, ConvWithIntegerWeightsBecomesAnIntegerConv) {
+  Graph g;
+  conv_between_qdq(g, true);
+  ex::fold_quantization(g);
+  ex::validate(g);
+  Op* conv = only_op(g, "torch.conv2d");
+  EXPECT_EQ(conv->inputs[0]->dtype, DType::kUInt8);
+  EXPECT_EQ(conv->inputs[1]->dtype, DType::kInt8);
+  EXPECT_EQ(conv->inputs[1]->quant->scale.size(), 2u);
+  EXPECT_EQ(conv->outputs[0]->dtype, DType::kUInt8);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"QUANTIZE", "torch.conv2d", "DEQUANTIZE"}));
+}
+
+TEST(FoldQuantization, ConvWithFloatWeightsStaysFloatBetweenDequantizeAndQuantize) {
+  // A layer the quantizer left in float (CircleQuantizer(...).set_module_name(name, None)) keeps
+  // float weights and a float op; quantizing its weights here would change its numbers.
+  Graph g;
+  conv_between_qdq(g, false);
+  ex::fold_quantization(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"QUANTIZE", "DEQUANTIZE", "torch.conv2d", "QUANTIZE", "DEQUANTIZE"}));
+  Op* conv = only_op(g, "torch.conv2d");
+  for (const Tensor* t : {conv->inputs[0], conv->inputs[1], conv->outputs[0]}) {
+    EXPECT_EQ(t->dtype, DType::kFloat32) << t->name;
+    EXPECT_FALSE(t->quant) << t->name;
+  }
+}
+
+TEST(FoldQuantization, FloatScalarOperandOfAnIntegerOpIsQuantized) {
+  Graph g;
+  Tensor* xdq = dequantized_input(g, "x", {4}, DType::kInt8, per_tensor(0.05f, 0));
+  Tensor* y = g.add_tensor("y", {4}, DType::kFloat32);
+  g.add_op("MUL", {xdq, g.add_constant("half", at::scalar_tensor(0.5f))}, {y});
+  quantized_output(g, y, DType::kInt8, per_tensor(0.025f, 0));
+  ex::fold_quantization(g);
+  ex::validate(g);
+  Op* mul = only_op(g, "MUL");
+  ASSERT_TRUE(mul->inputs[1]->is_constant());
+  EXPECT_EQ(mul->inputs[1]->dtype, DType::kInt8);
+  EXPECT_NEAR(ex::dequantize_constant(mul->inputs[1]->data, *mul->inputs[1]->quant).item<float>(), 0.5f, 0.005f);
+}
+
+// --- legalize_weight_signedness ------------------------------------------------------------------
+
+// An integer conv as fold_quantization leaves it: uint8 activations, int8 per-channel weights.
+namespace {
+Op* uint8_conv_with_int8_weights(Graph& g, const at::Tensor& w, const QuantParams& wq) {
+  Tensor* x = graph_input(g, "x", {1, 2, 4, 4}, DType::kUInt8);
+  x->quant = per_tensor(0.05f, 128);
+  Tensor* weight = g.add_constant("w", w);
+  weight->quant = wq;
+  Tensor* y = quantized_tensor(g, "y", {1, 2, 4, 4}, DType::kUInt8, per_tensor(0.1f, 100));
+  g.outputs.push_back(y);
+  return g.add_op("torch.conv2d", {x, weight}, {y}, "node 'conv' (aten.conv2d.default)");
+}
+}  // namespace
+
+TEST(LegalizeWeightSignedness, Int8WeightsUnderUint8ActivationsBecomeTheSameUint8Weights) {
+  Graph g;
+  at::Tensor w = at::tensor({-128, -1, 0, 127}, at::kChar).repeat({9}).reshape({2, 2, 3, 3});
+  QuantParams wq;
+  wq.scale = {0.01f, 0.02f};
+  wq.zero_point = {0, -3};
+  Op* conv = uint8_conv_with_int8_weights(g, w, wq);
+  ex::legalize_weight_signedness(g);
+  ex::validate(g);
+  const Tensor* shifted = conv->inputs[1];
+  EXPECT_EQ(shifted->dtype, DType::kUInt8);
+  EXPECT_EQ(shifted->quant->zero_point, (std::vector<int64_t>{128, 125}));
+  EXPECT_EQ(shifted->quant->scale, wq.scale);
+  // Bit-exact: every weight dequantizes to the same real value.
+  EXPECT_TRUE(at::equal(ex::dequantize_constant(shifted->data, *shifted->quant), ex::dequantize_constant(w, wq)));
+}
+
+TEST(LegalizeWeightSignedness, TfliteRefusesNamingTheNodeAndTheInt8Preset) {
+  Graph g;
+  g.format = ex::FileFormat::kTflite;
+  QuantParams wq;
+  wq.scale = {0.01f, 0.02f};
+  wq.zero_point = {0, 0};
+  uint8_conv_with_int8_weights(g, at::zeros({2, 2, 3, 3}, at::kChar), wq);
+  try {
+    ex::legalize_weight_signedness(g);
+    FAIL() << "expected an ExportError";
+  } catch (const ex::ExportError& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find("node 'conv'"), std::string::npos) << message;
+    EXPECT_NE(message.find("uint8 activations with int8 weights"), std::string::npos) << message;
+    EXPECT_NE(message.find("CircleQuantizer(\"int8\")"), std::string::npos) << message;
+  }
+}
+
+TEST(LegalizeWeightSignedness, MatchingTypesAreLeftAlone) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 2, 4, 4}, DType::kInt8);
+  x->quant = per_tensor(0.05f, 0);
+  Tensor* w = g.add_constant("w", at::zeros({2, 2, 3, 3}, at::kChar));
+  w->quant = per_tensor(0.01f, 0);
+  Tensor* y = quantized_tensor(g, "y", {1, 2, 4, 4}, DType::kInt8, per_tensor(0.1f, 0));
+  g.outputs.push_back(y);
+  Op* conv = g.add_op("torch.conv2d", {x, w}, {y});
+  ex::legalize_weight_signedness(g);
+  EXPECT_EQ(conv->inputs[1], w);
+}
+
+// --- insert_requantize ---------------------------------------------------------------------------
+
+TEST(InsertRequantize, AveragePoolAveragesInItsInputParametersThenRequantizes) {
+  // Runtimes' integer AVERAGE_POOL_2D assume equal input and output parameters. Requantizing
+  // after the pool (not before) keeps the window's elements from being clamped to the output's
+  // narrower range before they are averaged.
+  Graph g;
+  QuantParams in_q = per_tensor(0.1f, 128), out_q = per_tensor(0.03f, 90);
+  Tensor* x = graph_input(g, "x", {1, 4, 4, 2}, DType::kUInt8);
+  x->quant = in_q;
+  Tensor* y = quantized_tensor(g, "y", {1, 2, 2, 2}, DType::kUInt8, out_q);
+  g.add_op("AVERAGE_POOL_2D", {x}, {y});
+  g.outputs.push_back(y);
+
+  ex::insert_requantize(g);
+  ex::validate(g);
+  ASSERT_EQ(op_types(g), (std::vector<std::string>{"AVERAGE_POOL_2D", "DEQUANTIZE", "QUANTIZE"}));
+  Op* pool = only_op(g, "AVERAGE_POOL_2D");
+  EXPECT_EQ(pool->inputs[0], x);
+  EXPECT_EQ(pool->outputs[0]->quant, in_q);
+  EXPECT_EQ(only_op(g, "QUANTIZE")->outputs[0], y);  // the model output is still `y`
+  EXPECT_EQ(y->quant, out_q);
+}
+
+TEST(InsertRequantize, EveryOpWhoseKernelDoesNotRescaleGetsMatchingParameters) {
+  for (const char* type : {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE",
+                           "PAD", "GATHER", "BROADCAST_TO", "TILE", "REDUCE_MAX"}) {
+    Graph g;
+    Tensor* x = graph_input(g, "x", {4}, DType::kInt8);
+    x->quant = per_tensor(0.1f, -3);
+    Tensor* y = quantized_tensor(g, "y", {4}, DType::kInt8, per_tensor(0.2f, 5));
+    g.add_op(type, {x}, {y});
+    g.outputs.push_back(y);
+    ex::insert_requantize(g);
+    ex::validate(g);
+    Op* op = only_op(g, type);
+    EXPECT_EQ(op->inputs[0]->quant, op->outputs[0]->quant) << type;
+    EXPECT_EQ(op->inputs[0]->dtype, op->outputs[0]->dtype) << type;
+  }
+}
+
+TEST(InsertRequantize, OpsThatRescaleThemselvesAreLeftAlone) {
+  for (const char* type : {"MEAN", "SUM", "ADD", "CONV_2D"}) {
+    Graph g;
+    Tensor* x = graph_input(g, "x", {4}, DType::kUInt8);
+    x->quant = per_tensor(0.1f, 128);
+    Tensor* y = quantized_tensor(g, "y", {4}, DType::kUInt8, per_tensor(0.2f, 5));
+    g.add_op(type, {x}, {y});
+    g.outputs.push_back(y);
+    ex::insert_requantize(g);
+    EXPECT_EQ(op_types(g), std::vector<std::string>{type});
+  }
+}
+
+TEST(InsertRequantize, MaximumHasEachInputRequantizedAndConstantsAtExportTime) {
+  Graph g;
+  QuantParams out_q = per_tensor(0.02f, -10);
+  Tensor* a = graph_input(g, "a", {4}, DType::kInt8);
+  a->quant = per_tensor(0.05f, 3);
+  Tensor* bound = g.add_constant("bound", at::tensor({-64}, at::kChar));
+  bound->quant = per_tensor(0.01f, 0);  // -0.64
+  Tensor* y = quantized_tensor(g, "y", {4}, DType::kInt8, out_q);
+  g.add_op("MAXIMUM", {a, bound}, {y});
+  g.outputs.push_back(y);
+
+  ex::insert_requantize(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"DEQUANTIZE", "QUANTIZE", "MAXIMUM"}));
+  Op* maximum = only_op(g, "MAXIMUM");
+  EXPECT_EQ(maximum->outputs[0], y);
+  for (const Tensor* in : maximum->inputs) EXPECT_EQ(in->quant, out_q) << in->name;
+  const Tensor* c = maximum->inputs[1];
+  ASSERT_TRUE(c->is_constant());
+  EXPECT_EQ(c->data.item<int8_t>(), -42);  // round(-0.64 / 0.02) - 10
+}
+
+TEST(InsertRequantize, ConcatenationInputsAreRequantizedToTheOutput) {
+  Graph g;
+  QuantParams out_q = per_tensor(0.1f, 128);
+  Tensor* a = graph_input(g, "a", {2}, DType::kUInt8);
+  a->quant = out_q;
+  Tensor* b = graph_input(g, "b", {2}, DType::kUInt8);
+  b->quant = per_tensor(0.3f, 10);
+  Tensor* y = quantized_tensor(g, "y", {4}, DType::kUInt8, out_q);
+  g.add_op("CONCATENATION", {a, b}, {y})->attrs["axis"] = int64_t{0};
+  g.outputs.push_back(y);
+
+  ex::insert_requantize(g);
+  ex::validate(g);
+  Op* concat = only_op(g, "CONCATENATION");
+  EXPECT_EQ(concat->inputs[0], a);  // already matching
+  EXPECT_EQ(concat->inputs[1]->quant, out_q);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"DEQUANTIZE", "QUANTIZE", "CONCATENATION"}));
+}
+
+TEST(InsertRequantize, RequantizeAcrossDtypesIsOneQuantize) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {4}, DType::kUInt8);
+  x->quant = per_tensor(0.1f, 128);
+  Tensor* y = quantized_tensor(g, "y", {2, 2}, DType::kInt8, per_tensor(0.1f, 0));
+  g.add_op("RESHAPE", {x}, {y});
+  g.outputs.push_back(y);
+  ex::insert_requantize(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"RESHAPE", "QUANTIZE"}));
+  EXPECT_EQ(only_op(g, "RESHAPE")->outputs[0]->dtype, DType::kUInt8);
+}
+
+TEST(InsertRequantize, LogisticWritesTheFixedRangeItsKernelAssumes) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {4}, DType::kUInt8);
+  x->quant = per_tensor(0.1f, 128);
+  Tensor* y = quantized_tensor(g, "y", {4}, DType::kUInt8, per_tensor(0.003f, 2));
+  g.add_op("LOGISTIC", {x}, {y});
+  g.outputs.push_back(y);
+  ex::insert_requantize(g);
+  ex::validate(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"LOGISTIC", "DEQUANTIZE", "QUANTIZE"}));
+  EXPECT_EQ(only_op(g, "LOGISTIC")->outputs[0]->quant, per_tensor(1.0f / 256, 0));
+}
