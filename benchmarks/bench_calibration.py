@@ -2,14 +2,18 @@
 """Calibration cost: float forward vs observed forward, and our histogram observer vs torchao's.
 
 Calls of the compared implementations alternate, so load drift affects both alike.
-Table 1: for each model, the median time of one forward of the exported float model and of the
-same model prepared with CircleQuantizer (observers in place), and their ratio (target <= 1.15).
+Table 1: for each model, the median time of one forward of the float graph prepare_pt2e starts
+from (exported, batch norms folded into convolutions, attention decomposed: the same graph apart
+from the observers) and of the model prepared with CircleQuantizer (observers in place), and
+their ratio (target <= 1.15). Tiny models, plus realistic sizes (ResNet-18 at 224x224, a
+BERT-base-width encoder layer) unless --quick.
 Table 2: CircleHistogramObserver vs torchao's HistogramObserver on the same batches: time per
 observed batch, time of calculate_qparams, and the resulting scale / zero point.
 
     python benchmarks/bench_calibration.py [--repeats 30] [--quick]
 """
 import argparse
+import importlib.util
 import shlex
 import statistics
 import sys
@@ -25,14 +29,31 @@ from torchao.quantization.pt2e.observer import HistogramObserver
 from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
+sys.path.insert(1, str(Path(__file__).resolve().parent))  # benchmarks/models.py imports resnet50
 from models import EncoderLayer, LlamaBlock, MobileNetV2Like, ResNetLike, seeded  # noqa: E402
 
 
-MODELS = {
-    "ResNet-like, batch 8 x 3x64x64": (ResNetLike, (8, 3, 64, 64)),
-    "MobileNetV2-like, batch 8 x 3x64x64": (MobileNetV2Like, (8, 3, 64, 64)),
-    "encoder layer, batch 8 x 128 x 32": (EncoderLayer, (8, 128, 32)),
-    "Llama-style block, batch 8 x 128 x 32": (LlamaBlock, (8, 128, 32)),
+def _load_benchmark_models():
+    """benchmarks/models.py, under its own name: the tests' models.py already holds 'models'."""
+    spec = importlib.util.spec_from_file_location("benchmark_models", Path(__file__).resolve().parent / "models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+realistic = _load_benchmark_models()
+from torch_circle.workflow import _float_reference  # noqa: E402
+
+# name -> (model builder, input shape)
+TINY_MODELS = {
+    "ResNet-like, batch 8 x 3x64x64": (lambda: seeded(ResNetLike()), (8, 3, 64, 64)),
+    "MobileNetV2-like, batch 8 x 3x64x64": (lambda: seeded(MobileNetV2Like()), (8, 3, 64, 64)),
+    "encoder layer, batch 8 x 128 x 32": (lambda: seeded(EncoderLayer()), (8, 128, 32)),
+    "Llama-style block, batch 8 x 128 x 32": (lambda: seeded(LlamaBlock()), (8, 128, 32)),
+}
+REALISTIC_MODELS = {
+    "ResNet-18, batch 8 x 3x224x224": (realistic.resnet18, (8, 3, 224, 224)),
+    "BERT-base layer, batch 8 x 128 x 768": (lambda: realistic.bert_encoder(layers=1), (8, 128, 768)),
 }
 
 
@@ -65,14 +86,14 @@ def fmt(seconds):
     return f"{seconds * 1e3:8.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:8.1f} us"
 
 
-def forward_table(repeats, observer):
-    print(f"Observed forward ({observer} activation observers) vs float forward, medians of "
-          f"{repeats} calls")
+def forward_table(repeats, observer, models):
+    print(f"Observed forward ({observer} activation observers) vs the same float graph, medians "
+          f"of {repeats} calls")
     print(f"{'model':<40}{'float':>12}{'observed':>12}{'ratio':>8}")
-    for name, (build, shape) in MODELS.items():
-        model = seeded(build())
+    for name, (build, shape) in models.items():
+        model = build().eval()
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-        exported = torch.export.export(model, (x,)).module()
+        exported = _float_reference(model, (x,))  # BN folded, attention decomposed, as prepared
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             observed = prepare_pt2e(torch.export.export(model, (x,)).module(),
@@ -122,7 +143,8 @@ def main():
     repeats = 5 if args.quick else args.repeats
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"kernels {torch_circle.active_kernel_isa()}\n")
-    forward_table(repeats, args.observer)
+    models = TINY_MODELS if args.quick else {**TINY_MODELS, **REALISTIC_MODELS}
+    forward_table(repeats, args.observer, models)
     histogram_table(repeats, [4096, 65536] if args.quick else [4096, 65536, 1 << 20])
     print("\nreproduce: python benchmarks/bench_calibration.py " + " ".join(map(shlex.quote, sys.argv[1:])))
 

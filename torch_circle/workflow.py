@@ -1,10 +1,13 @@
 """The steps around prepare_pt2e / convert_pt2e: calibration with progress, a per-layer accuracy
 report, and lowering a converted graph onto the circle_quant ops."""
+import copy
+import inspect
 import math
+import operator
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
@@ -40,30 +43,52 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _call(model, batch):
+def _positional_input_count(model) -> Optional[int]:
+    """How many positional inputs model's forward takes, or None if it takes *args."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+
+
+def _model_inputs(batch, input_count: Optional[int], input_fn: Optional[Callable]):
+    """The positional and keyword inputs a batch stands for (see calibrate)."""
+    if input_fn is not None:
+        batch = input_fn(batch)
     if isinstance(batch, dict):
-        return model(**batch)
+        return (), batch
     if isinstance(batch, (tuple, list)):
-        return model(*batch)
-    return model(batch)
+        if input_fn is None and input_count is not None and len(batch) > input_count:
+            batch = batch[:input_count]  # (inputs..., target...): the extra items are labels
+        return tuple(batch), {}
+    return (batch,), {}
 
 
 def calibrate(model: torch.nn.Module, batches: Iterable, *, max_batches: Optional[int] = None,
-              progress: bool = True, label: str = "calibrating") -> int:
+              progress: bool = True, label: str = "calibrating",
+              input_fn: Optional[Callable[[Any], Any]] = None) -> int:
     """Runs calibration batches through a prepared model (no gradients) and returns their count.
 
-    A batch may be a tensor, a tuple / list of positional inputs, or a dict of keyword inputs; a
-    DataLoader of (inputs, labels) pairs works with ``batches=(x for x, _ in loader)``. A progress
-    bar goes to stderr unless ``progress=False``.
+    A batch may be a tensor, a tuple / list of positional inputs, or a dict of keyword inputs.
+    A tuple / list with more items than the model's forward takes positional inputs is an
+    (inputs..., target...) batch, as a DataLoader of (x, y) pairs yields: the leading items are
+    the inputs, the rest is ignored. ``input_fn`` maps each batch to the model's inputs instead
+    (a tensor, tuple or dict), for any other layout, e.g. ``input_fn=lambda b: b["pixels"]``.
+    A progress bar goes to stderr unless ``progress=False``.
     """
     total = max_batches if max_batches is not None else (len(batches) if hasattr(batches, "__len__") else None)
     bar = _Progress(total, label, progress)
+    input_count = _positional_input_count(model)
     count = 0
     with torch.no_grad():
         for batch in batches:
             if max_batches is not None and count >= max_batches:
                 break
-            _call(model, batch)
+            args, kwargs = _model_inputs(batch, input_count, input_fn)
+            model(*args, **kwargs)
             count += 1
             bar.update(count)
     bar.update(count, final=True)
@@ -105,17 +130,31 @@ def _quantized_outputs(converted: GraphModule) -> Dict[str, str]:
     return out
 
 
+def _op_label(node: Node) -> str:
+    """The op's short name; a tuple element (max.dim's values) is labelled with its op."""
+    if node.target is operator.getitem and isinstance(node.args[0], Node):
+        return f"{_op_label(node.args[0])}[{node.args[1]}]"
+    return str(node.target).replace("aten.", "").replace(".default", "")
+
+
 @dataclass
 class QuantizationReport:
-    """SQNR (dB) of each quantized op's output against the float model, in graph order."""
+    """SQNR (dB) of each quantized op's output against the float model, in graph order.
+
+    ``not_compared`` lists quantized ops that have no float counterpart to compare with, and
+    why; ``table()`` prints them under the SQNR rows, so every quantized op shows up."""
 
     rows: List[Tuple[str, str, float]] = field(default_factory=list)  # (node, op, sqnr_db)
+    not_compared: List[Tuple[str, str, str]] = field(default_factory=list)  # (node, op, reason)
 
     def table(self) -> str:
-        width = max([len(r[0]) for r in self.rows] + [4]) + 2
-        op_width = max([len(r[1]) for r in self.rows] + [2]) + 2
+        everything = self.rows + self.not_compared
+        width = max([len(r[0]) for r in everything] + [4]) + 2
+        op_width = max([len(r[1]) for r in everything] + [2]) + 2
         lines = [f"{'node':<{width}}{'op':<{op_width}}{'SQNR dB':>9}"]
         lines += [f"{n:<{width}}{op:<{op_width}}{s:>9.1f}" for n, op, s in self.rows]
+        lines += [f"{n:<{width}}{op:<{op_width}}{'-':>9}  not compared: {why}"
+                  for n, op, why in self.not_compared]
         if self.rows:
             worst = min(self.rows, key=lambda r: r[2])
             lines.append(f"worst: {worst[0]} ({worst[2]:.1f} dB)")
@@ -140,46 +179,81 @@ class QuantizationReport:
         return path
 
 
-def quantization_report(float_model: torch.nn.Module, converted: GraphModule,
-                        inputs: Sequence) -> QuantizationReport:
+def _float_reference(float_model: torch.nn.Module, example_args: Tuple) -> GraphModule:
+    """The float graph quantization started from, rewritten as prepare_pt2e rewrote it before
+    annotation: batch norms folded into convolutions, and CircleQuantizer's own rewrites
+    (attention decomposed into matmul / softmax / matmul), so quantized ops and float ops
+    correspond name for name."""
+    from torchao.quantization.pt2e.utils import _fuse_conv_bn_
+    from .quantizer.decompose import rewrite_for_annotation
+
+    if isinstance(float_model, GraphModule):
+        reference = copy.deepcopy(float_model)  # the rewrites below work in place
+    else:
+        reference = torch.export.export(float_model.eval(), example_args).module()
+    _fuse_conv_bn_(reference)
+    return rewrite_for_annotation(reference)
+
+
+def quantization_report(float_model: torch.nn.Module, converted: GraphModule, inputs: Sequence, *,
+                        input_fn: Optional[Callable[[Any], Any]] = None) -> QuantizationReport:
     """Compares every quantized op of ``converted`` with the same op of ``float_model``.
 
     ``float_model`` is the model before quantization (an nn.Module or its exported GraphModule);
-    ``inputs`` are batches as for ``calibrate``. Ops are matched by their node names, which
-    torch.export makes deterministic; batch norms are folded into convolutions first, as
-    prepare_pt2e does, so the folded outputs compare like for like.
+    ``inputs`` are batches as for ``calibrate`` (positional inputs; ``input_fn`` as there). Ops
+    are matched by their node names, which torch.export makes deterministic, after the float
+    graph gets the rewrites prepare_pt2e made (conv + batch norm folding, the quantizer's
+    attention decomposition). A quantized op without a float op of the same name, target and
+    shape is listed in ``not_compared`` with the reason.
     """
-    from torchao.quantization.pt2e.utils import _fuse_conv_bn_
-
     batches = list(inputs)
     if not batches:
         raise ValueError("quantization_report: no input batch was given")
-    reference = float_model
-    if not isinstance(reference, GraphModule):
-        first = batches[0] if isinstance(batches[0], (tuple, list)) else (batches[0],)
-        reference = torch.export.export(float_model.eval(), tuple(first)).module()
-    _fuse_conv_bn_(reference)
+    input_count = _positional_input_count(converted)
+    arg_batches = []
+    for batch in batches:
+        args, kwargs = _model_inputs(batch, input_count, input_fn)
+        if kwargs:
+            raise ValueError("quantization_report: batches must be positional inputs, not dicts; "
+                             "use input_fn to order them")
+        arg_batches.append(args)
+    reference = _float_reference(float_model, arg_batches[0])
     carriers = _quantized_outputs(converted)
+    quantized_nodes = {n.name: n for n in converted.graph.nodes}
+    float_nodes = {n.name: n for n in reference.graph.nodes}
     signal: Dict[str, float] = {}
     noise: Dict[str, float] = {}
+    unmatched: Dict[str, str] = {}
+    for name in carriers:
+        float_node = float_nodes.get(name)
+        if float_node is None:
+            unmatched[name] = "the float graph has no op of this name"
+        elif float_node.target != quantized_nodes[name].target:
+            unmatched[name] = f"the float op of this name is {_op_label(float_node)}"
+    compared = [name for name in carriers if name not in unmatched]
     with torch.no_grad():
-        for batch in batches:
-            args = batch if isinstance(batch, (tuple, list)) else (batch,)
-            ref = _Recorder(reference, set(carriers))
+        for args in arg_batches:
+            ref = _Recorder(reference, set(compared))
             ref.run(*args)
-            quant = _Recorder(converted, set(carriers.values()))
+            quant = _Recorder(converted, {carriers[name] for name in compared})
             quant.run(*args)
-            for name, carrier in carriers.items():
-                if name in ref.values and ref.values[name].shape == quant.values[carrier].shape:
-                    r, q = ref.values[name], quant.values[carrier]
-                    signal[name] = signal.get(name, 0.0) + r.pow(2).sum().item()
-                    noise[name] = noise.get(name, 0.0) + (r - q).pow(2).sum().item()
-    ops = {n.name: str(n.target).replace("aten.", "").replace(".default", "")
-           for n in converted.graph.nodes}
-    rows = [(name, ops[name], math.inf if noise[name] == 0 else
-             10 * math.log10(max(signal[name], 1e-30) / noise[name]))
-            for name in carriers if name in noise]
-    return QuantizationReport(rows)
+            for name in compared:
+                r, q = ref.values.get(name), quant.values.get(carriers[name])
+                if r is None or q is None or r.shape != q.shape:
+                    unmatched[name] = (f"float output {tuple(r.shape) if r is not None else None} "
+                                       f"vs quantized {tuple(q.shape) if q is not None else None}")
+                    continue
+                signal[name] = signal.get(name, 0.0) + r.pow(2).sum().item()
+                noise[name] = noise.get(name, 0.0) + (r - q).pow(2).sum().item()
+    rows, not_compared = [], []
+    for name in carriers:
+        op = _op_label(quantized_nodes[name])
+        if name in unmatched:
+            not_compared.append((name, op, unmatched[name]))
+        else:
+            sqnr = math.inf if noise[name] == 0 else 10 * math.log10(max(signal[name], 1e-30) / noise[name])
+            rows.append((name, op, sqnr))
+    return QuantizationReport(rows, not_compared)
 
 
 # --- lowering ----------------------------------------------------------------------------------

@@ -133,3 +133,63 @@ class OpMix(nn.Module):
         img = nn.functional.hardtanh(img + 0.5).mean(dim=(2, 3))   # [b, 4]
         features = torch.cat([pooled_seq, img.repeat(1, 4)], dim=1)
         return self.head(features)
+
+
+class BertStyleAttention(nn.Module):
+    """Scores plus HF BERT's extended mask, built in forward from a 0/1 token mask input."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, x, keep):
+        scores = self.q(x) @ self.k(x).transpose(-1, -2) / 4
+        mask = (1.0 - keep[:, None, :].float()) * -10000.0
+        return torch.softmax(scores + mask, -1)
+
+
+class PaddedEncoder(nn.Module):
+    """nn.TransformerEncoderLayer with a boolean key padding mask input (-inf inside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+
+    def forward(self, x, keep):
+        return self.layer(x, src_key_padding_mask=keep == 0)
+
+
+class MaskedSdpa(nn.Module):
+    """scaled_dot_product_attention with a boolean attention mask input (True = attend)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, x, attend):
+        return nn.functional.scaled_dot_product_attention(
+            self.q(x), self.k(x), self.v(x), attn_mask=attend[:, None, :])
+
+
+class MoreOps(nn.Module):
+    """MobileNetV3's squeeze-excitation gate (hardsigmoid), a scalar rsub, resizing, clamps, PReLU
+    and a batch norm that follows no conv. ``exportable=True`` leaves out the ops the Circle
+    exporter has no importer for yet (hardsigmoid, bilinear upsampling)."""
+
+    def __init__(self, exportable: bool = False):
+        super().__init__()
+        self.exportable = exportable
+        self.conv = nn.Conv2d(4, 4, 1)
+        self.prelu = nn.PReLU(4)
+        self.norm = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        if not self.exportable:
+            x = x * nn.functional.hardsigmoid(x.mean((2, 3), keepdim=True))
+        y = self.norm(self.prelu(x) + (1.0 - x))
+        fused = self.conv(y).clamp(0.0, 6.0)                      # a RELU6 after the conv
+        clipped = y.clamp(-0.5, 0.5)                              # an op of its own
+        up = nn.functional.interpolate(fused + clipped, scale_factor=2)
+        if self.exportable:
+            return up
+        return up + nn.functional.interpolate(y, scale_factor=2, mode="bilinear")

@@ -364,3 +364,40 @@ def test_more_ops_match_pytorch(fmt):
         expected = expected.detach().numpy()
         assert actual.dtype == expected.dtype and actual.shape == expected.shape
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def _calibrated(model, args, batches=6):
+    """uint8 PT2E model calibrated on random float inputs (integer / boolean inputs kept)."""
+    gen = torch.Generator().manual_seed(7)
+    prepared = prepare_pt2e(torch.export.export(model, args).module(), CircleQuantizer("uint8"))
+    for _ in range(batches):
+        prepared(*[torch.randn(a.shape, generator=gen) if a.is_floating_point() else a for a in args])
+    return convert_pt2e(prepared)
+
+
+def _padding(dtype):
+    keep = torch.ones(2, 8, dtype=dtype)
+    keep[1, 5:] = 0
+    return keep
+
+
+# Models whose quantized graph keeps a float region between quantized ops: a masked attention
+# add fed by a model input (it gets DEQUANTIZE / QUANTIZE at its edges), PReLU with float slopes,
+# a batch norm after no conv.
+FLOAT_REGIONS = {
+    "bert_mask": (models.BertStyleAttention, lambda: (torch.randn(2, 8, 16), _padding(torch.long))),
+    "sdpa_bool_mask": (models.MaskedSdpa, lambda: (torch.randn(2, 8, 16), _padding(torch.bool))),
+    "more_ops": (lambda: models.MoreOps(exportable=True), lambda: (torch.randn(2, 4, 6, 6),)),
+}
+
+
+@pytest.mark.parametrize("name", list(FLOAT_REGIONS))
+def test_float_regions_of_quantized_models_run_in_onert(name):
+    pytest.importorskip("onert")
+    build, make_args = FLOAT_REGIONS[name]
+    args = make_args()
+    converted = _calibrated(models.seeded(build()).eval(), args)
+    cm = torch_circle.export(converted, args)
+    assert "DEQUANTIZE" in cm.operators
+    steps = np.abs(cm.run(*args, runtime="onert")[0] - converted(*args).detach().numpy()) / output_scale(cm)
+    assert steps.max() <= 2 + 1e-3, f"{steps.max():.2f} steps"

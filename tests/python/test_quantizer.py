@@ -5,9 +5,11 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e import move_exported_model_to_eval
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
 
-from models import EncoderLayer, LlamaBlock, MobileNetV2Like, ResNetLike, seeded
+from models import (BertStyleAttention, EncoderLayer, LlamaBlock, MobileNetV2Like, MoreOps,
+                    PaddedEncoder, ResNetLike, seeded)
 from torch_circle.quantizer import CircleQuantizer
 
 qd = torch.ops.quantized_decomposed
@@ -181,3 +183,149 @@ def test_preset_names_in_overrides_keep_the_observer_and_qat_choice():
     assert config.activation.dtype == torch.int8
     qat = CircleQuantizer("uint8", qat=True).set_module_name("head", "int16")
     assert qat.module_name_config["head"].activation.observer_or_fake_quant_ctr is CircleFakeQuantize
+
+
+# --- attention masks from model inputs -------------------------------------------------------
+
+MASKED = {"bert_mask": (BertStyleAttention, (2, 8, 16)), "padding_mask": (PaddedEncoder, (2, 8, 32))}
+
+
+def quantize_masked(name, keep):
+    build, shape = MASKED[name]
+    model = seeded(build())
+    gen = torch.Generator().manual_seed(2)
+    data = [torch.randn(shape, generator=gen) for _ in range(6)]
+    quantizer = CircleQuantizer("uint8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left in float unannounced, no Inf observed
+        m = prepare_pt2e(torch.export.export(model, (data[0], keep)).module(), quantizer)
+        for x in data:
+            m(x, keep)
+    return model, convert_pt2e(m), data[0]
+
+
+@pytest.mark.parametrize("name", list(MASKED))
+def test_attention_mask_from_an_input_keeps_working(name):
+    keep = torch.ones(2, 8, dtype=torch.long)
+    keep[1, 5:] = 0  # the second sequence is padded
+    model, converted, x = quantize_masked(name, keep)
+    _, unmasked, _ = quantize_masked(name, torch.ones(2, 8, dtype=torch.long))
+    softmax = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.softmax.int)
+    assert softmax.args[0].target != qd.dequantize_per_tensor.default  # masked scores stay float
+    with torch.no_grad():
+        masked_sqnr = sqnr_db(model(x, keep), converted(x, keep))
+        unmasked_sqnr = sqnr_db(model(x, torch.ones_like(keep)), unmasked(x, torch.ones_like(keep)))
+    assert masked_sqnr > unmasked_sqnr - 4, (masked_sqnr, unmasked_sqnr)
+
+
+def test_mask_subgraph_shared_with_activations_is_still_quantized():
+    # A tensor that builds the mask and also feeds the network is an activation: only the part
+    # of the graph that exists for the mask stays float.
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q = nn.Linear(8, 8)
+
+        def forward(self, x):
+            gate = torch.sigmoid(x.mean(-1, keepdim=True))    # [b, t, 1], used twice
+            scores = self.q(x) @ x.transpose(-1, -2)
+            mask = (gate.transpose(-1, -2) < 0.5) * -1e4
+            return torch.softmax(scores + mask, -1) @ (x * gate)
+
+    m = prepare_pt2e(torch.export.export(Shared(), (torch.randn(2, 4, 8),)).module(), CircleQuantizer())
+    annotated = {n.target for n in m.graph.nodes if n.op == "call_function"
+                 and any(u.op == "call_module" for u in n.users)}
+    assert torch.ops.aten.sigmoid.default in annotated
+
+
+# --- QAT conv + batch norm, tuple outputs, and the rarer ops ---------------------------------
+
+def test_qat_conv_bn_relu_is_one_pattern():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()).train()
+    x = torch.randn(4, 3, 8, 8)
+    quantizer = CircleQuantizer("uint8", qat=True)
+    m = prepare_qat_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+    assert not quantizer.left_in_float
+    m(x)
+    move_exported_model_to_eval(m)
+    converted = convert_pt2e(m)
+    targets = [n.target for n in converted.graph.nodes if n.op == "call_function"
+               and not str(n.target).startswith("quantized_decomposed")]
+    assert targets == [torch.ops.aten.conv2d.default, torch.ops.aten.relu.default]
+
+
+class TupleOps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        pooled, indices = nn.functional.max_pool2d(y, 2, return_indices=True)
+        return (nn.functional.adaptive_max_pool2d(y, 2), y.max(dim=-1).values, pooled,
+                indices)
+
+
+def test_tuple_output_ops_share_their_input_qparams():
+    m = prepare_pt2e(torch.export.export(TupleOps().eval(), (torch.randn(2, 3, 8, 8),)).module(),
+                     CircleQuantizer())
+    m(torch.randn(2, 3, 8, 8))
+    converted = convert_pt2e(m)
+    aten = torch.ops.aten
+    tuple_ops = [n for n in converted.graph.nodes if n.target in
+                 (aten.adaptive_max_pool2d.default, aten.max.dim, aten.max_pool2d_with_indices.default)]
+    assert len(tuple_ops) == 3
+    for op in tuple_ops:
+        dq_in = op.args[0]
+        values = next(u for u in op.users if u.args[1] == 0)
+        q_out = next(iter(values.users))
+        assert dq_in.target == qd.dequantize_per_tensor.default
+        assert q_out.target == qd.quantize_per_tensor.default and q_out.args[1:3] == dq_in.args[1:3]
+        for indices in (u for u in op.users if u.args[1] == 1):
+            assert all(not str(u.target).startswith("quantized") for u in indices.users)
+
+
+def test_any_op_left_in_float_is_warned_tuple_output_or_not():
+    class Sorted(nn.Module):
+        def forward(self, x):
+            return torch.sort(torch.relu(x), dim=-1).values
+
+    quantizer = CircleQuantizer()
+    with pytest.warns(UserWarning, match=r"left these ops in float.*aten\.sort\.default: sort \(.*test_quantizer\.py"):
+        prepare_pt2e(torch.export.export(Sorted(), (torch.randn(2, 4),)).module(), quantizer)
+    assert list(quantizer.left_in_float) == ["aten.sort.default"]
+
+
+@pytest.mark.parametrize("preset", ["uint8", "int8", "int16"])
+def test_more_ops_are_quantized_and_track_float(preset):
+    model = seeded(MoreOps())
+    data = calibration((2, 4, 6, 6))
+    quantizer = CircleQuantizer(preset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converted = quantize(model, data[0], quantizer, data)
+    assert not quantizer.left_in_float
+    aten = torch.ops.aten
+    nodes = {n.target: n for n in converted.graph.nodes}
+
+    def output_qparams(node):
+        q = next(u for u in node.users if u.target == qd.quantize_per_tensor.default)
+        return q.args[1:3]
+
+    def input_qparams(node):
+        return node.args[0].args[1:3]
+
+    assert output_qparams(nodes[aten.hardsigmoid.default]) == {
+        "uint8": (1 / 256, 0), "int8": (1 / 256, -128), "int16": (1 / 32768, 0)}[preset]
+    upsample = nodes[aten.upsample_nearest2d.vec]
+    assert output_qparams(upsample) == input_qparams(upsample)  # nearest: shared
+    for target in (aten.rsub.Scalar, aten.upsample_bilinear2d.vec, aten.batch_norm.default):
+        assert output_qparams(nodes[target]) and input_qparams(nodes[target])
+    assert nodes[aten.prelu.default].args[1].op == "get_attr"  # float slopes, as the exporter wants
+    clamps = [n for n in converted.graph.nodes if n.target == aten.clamp.default]
+    fused = [c for c in clamps if c.args[0].target == aten.conv2d.default]
+    own = [c for c in clamps if c.args[0].target == qd.dequantize_per_tensor.default]
+    assert len(fused) == 1 and len(own) == 1  # clamp(-0.5, 0.5) requantizes on its own
+    x = calibration((2, 4, 6, 6), 1)[0]
+    with torch.no_grad():
+        assert sqnr_db(model(x), converted(x)) > {"uint8": 25, "int8": 25, "int16": 30}[preset]

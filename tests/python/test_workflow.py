@@ -119,3 +119,81 @@ def test_qat_training_improves_the_quantized_model(preset):
     converted = convert_pt2e(m)
     after = nn.functional.mse_loss(converted(x), y).item()
     assert after < before / 10, (before, after)
+
+
+def test_calibrate_takes_input_target_batches_and_input_fn(capsys):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU()).eval()
+    m = prepared(model, example=torch.randn(8, 4))
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    assert torch_circle.calibrate(m, DataLoader(TensorDataset(x, y), batch_size=8)) == 8
+    assert "8/8 batches" in capsys.readouterr().err  # the loader's length is the bar's total
+    records = [{"pixels": x[i:i + 8], "label": y[i:i + 8]} for i in range(0, 64, 8)]
+    assert torch_circle.calibrate(m, records, input_fn=lambda r: r["pixels"], progress=False) == 8
+
+
+def test_report_compares_every_quantized_op_of_decomposed_attention():
+    model = seeded(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)).eval()
+    data = batches(3, (2, 8, 32))
+    m = prepared(model, example=data[0])
+    torch_circle.calibrate(m, data, progress=False)
+    converted = convert_pt2e(m)
+    report = torch_circle.quantization_report(model, converted, data[:2])
+    carriers = torch_circle.workflow._quantized_outputs(converted)
+    assert [row[0] for row in report.rows] == list(carriers) and not report.not_compared
+    ops = {row[1] for row in report.rows}
+    assert {"matmul", "softmax.int", "mul.Tensor"} <= ops  # made by the attention decomposition
+    assert all(row[2] > 20 for row in report.rows), report.table()
+
+
+def test_report_lists_ops_without_a_float_counterpart():
+    model, data = seeded(ResNetLike()), batches()
+    m = prepared(model)
+    torch_circle.calibrate(m, data, progress=False)
+    converted = convert_pt2e(m)
+    other = torch.export.export(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval(),
+                                (data[0],)).module()
+    report = torch_circle.quantization_report(other, converted, data[:1])
+    assert report.not_compared and "not compared" in report.table()
+    assert len(report.rows) + len(report.not_compared) == len(torch_circle.workflow._quantized_outputs(converted))
+
+
+def test_inf_during_calibration_warning_names_the_observer():
+    x = torch.randn(2, 8)
+    m = prepared(nn.Sequential(nn.Hardtanh()).eval(), example=x)  # the clamp keeps Inf local
+    x[0, 0] = float("inf")
+    with pytest.warns(UserWarning, match=r"CircleHistogramObserver on input '\w+' of 'hardtanh' "
+                                         r"\(File .*Inf values"):
+        m(x)
+
+
+def test_qat_conv_bn_relu_folds_trains_and_runs_in_onert():
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    import numpy as np
+
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1)).eval()
+    student = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                            nn.Conv2d(8, 4, 3, padding=1), nn.BatchNorm2d(4)).train()
+    x = torch.randn(32, 3, 8, 8)
+    y = teacher(x).detach()
+    m = prepare_qat_pt2e(torch.export.export(student, (x,)).module(), CircleQuantizer("uint8", qat=True))
+    optimizer = torch.optim.Adam(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(m(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 3, (losses[0], losses[-1])
+    move_exported_model_to_eval(m)
+    converted = convert_pt2e(m)
+    float_ops = [str(n.target) for n in converted.graph.nodes if n.op == "call_function"
+                 and not str(n.target).startswith("quantized_decomposed")]
+    assert float_ops == ["aten.conv2d.default", "aten.relu.default", "aten.conv2d.default"]
+    pytest.importorskip("onert")
+    cm = torch_circle.export(converted, (x,))  # the graph keeps the training batch size
+    steps = np.abs(cm.run(x)[0] - converted(x).detach().numpy()) / cm.output_step()
+    assert steps.max() <= 1 + 1e-3

@@ -26,6 +26,13 @@ def _call(graph, target, args, like: Node) -> Node:
     return node
 
 
+def rewrite_for_annotation(model: GraphModule) -> GraphModule:
+    """Every rewrite CircleQuantizer makes before annotating (transform_for_annotation).
+    quantization_report repeats them on the float reference, so each quantized op has a float
+    counterpart of the same name to compare with."""
+    return decompose_attention(model)
+
+
 def decompose_attention(model: GraphModule) -> GraphModule:
     """Replaces each scaled_dot_product_attention by matmul, scale, mask, softmax, matmul."""
     graph = model.graph
@@ -49,7 +56,13 @@ def decompose_attention(model: GraphModule) -> GraphModule:
                 mask = _call(graph, aten.triu.default, (full, 1), node)
             if mask is not None:
                 if mask.meta["val"].dtype == torch.bool:  # True = attend
-                    mask = _call(graph, aten.where.ScalarOther, (mask, 0.0, -1e4), node)
+                    # Additive: 0 where attended, the lowest float where not (softmax gives it
+                    # weight 0, as SDPA's -inf; a fully masked row stays finite). Arithmetic
+                    # rather than where(): the exporter and onert run CAST / SUB / MUL.
+                    dtype = scores.meta["val"].dtype
+                    mask = _call(graph, aten.to.dtype, (mask, dtype), node)
+                    mask = _call(graph, aten.sub.Tensor, (mask, 1.0), node)
+                    mask = _call(graph, aten.mul.Tensor, (mask, torch.finfo(dtype).max), node)
                 scores = _call(graph, aten.add.Tensor, (scores, mask), node)
             probs = _call(graph, aten.softmax.int, (scores, -1), node)
             out = _call(graph, aten.matmul.default, (probs, v), node)

@@ -15,6 +15,7 @@ An observer that never saw data raises at ``calculate_qparams`` (so at ``convert
 message that names what it observes, instead of silently using scale 1.0.
 """
 import math
+import warnings
 from typing import Optional
 
 import torch
@@ -69,11 +70,21 @@ class _CircleObserverBase(UniformQuantizationObserverBase):
             raise ValueError(f"{self._describe()}: {error}{self._uncalibrated_peers()}") from None
 
     def _observe(self, op, *args):
-        """Runs a statistics op, naming this observer in its errors (NaN in the data, ...)."""
+        """Runs a statistics op, naming this observer in its errors (NaN in the data)."""
         try:
             return op(*args)
         except ValueError as error:
             raise ValueError(f"{self._describe()}: {error}") from None
+
+    def _observe_naming_warnings(self, op, *args):
+        """_observe, and the op's warnings (Inf left out of a histogram), which know only the op
+        and the shape, are re-issued naming this observer. Costs a few microseconds a call."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = self._observe(op, *args)
+        for warning in caught:
+            warnings.warn(f"{self._describe()}: {warning.message}", warning.category, stacklevel=3)
+        return result
 
 
 class CircleMinMaxObserver(_CircleObserverBase):
@@ -149,8 +160,8 @@ class CircleHistogramObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        self._observe(ops.histogram_observe_, x.detach(), self.histogram, self.min_val,
-                      self.max_val, self.upsample_rate)
+        self._observe_naming_warnings(ops.histogram_observe_, x.detach(), self.histogram,
+                                      self.min_val, self.max_val, self.upsample_rate)
         return x
 
     def calculate_qparams(self):

@@ -6,19 +6,24 @@ QuantizationConfig that applies to it, and annotates inputs and output the way t
 runtimes expect the op to be quantized:
 
 * weighted ops (conv, linear): activation input, per-channel weight, bias derived from both;
-  a following ReLU / ReLU6 / hardtanh is fused (no requantization between them), as it is after
-  add / sub / mul;
+  a following activation Circle fuses (ReLU, ReLU6, RELU_N1_TO_1 bounds) gets the only
+  requantization, as after add / sub / mul; in QAT graphs a batch norm between conv and
+  activation is part of the pattern, so convert_pt2e can fold it;
 * ops whose output range is their input's (pooling, layout ops): the output shares the input's
   quantization parameters;
-* softmax, sigmoid, tanh: fixed output parameters, as the runtimes' lookup tables expect;
-* an additive attention mask (``scores + constant`` feeding softmax) stays in float: a mask of
-  -1e4 or -inf would otherwise set the quantization range of the scores;
+* ops returning several tensors (max.dim, adaptive / indexed max pooling, unbind, split): the
+  float ones share the input's parameters;
+* softmax, sigmoid, hardsigmoid, tanh: fixed output parameters, as the runtimes' lookup tables
+  expect;
+* masked attention scores (``scores + mask``, masked_fill, where, feeding softmax) stay in float
+  with everything that only builds the mask, constant or from a model input: a mask of -1e4 or
+  -inf would otherwise set the quantization range of the scores;
 * every other supported op: activation inputs and output.
 
 Ops that depend on no model input (constants such as masks built in forward) are left alone.
 """
 import operator
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch.fx import Node
@@ -40,23 +45,63 @@ Rule = Callable[[Node, QuantizationConfig], None]
 # --- helpers ---------------------------------------------------------------------------------
 
 DATA_KEY = "circle_depends_on_input"
+AFTER_MATMUL_KEY = "circle_after_matmul"
+MASK_KEY = "circle_attention_mask"
+
+# Products of two activations (or of an activation and a weight): attention scores descend from
+# one, attention masks (built from token ids, padding flags or constants) do not.
+MATMUL_OPS = {aten.matmul.default, aten.bmm.default, aten.mm.default, aten.linear.default,
+              aten.baddbmm.default, aten.einsum.default}
 
 
-def mark_data_dependence(graph) -> None:
-    """Marks each node with whether it depends on a model input (constants do not)."""
+def mark_dataflow(graph) -> None:
+    """Marks each node with whether it depends on a model input (constants do not), whether a
+    matmul lies upstream of it, and whether it only builds an attention mask (mask_cone)."""
     for node in graph.nodes:
-        if node.op == "placeholder":
-            node.meta[DATA_KEY] = True
-        else:
-            node.meta[DATA_KEY] = any(a.meta.get(DATA_KEY, False) for a in node.all_input_nodes)
+        inputs = node.all_input_nodes
+        node.meta[DATA_KEY] = node.op == "placeholder" or any(
+            a.meta.get(DATA_KEY, False) for a in inputs)
+        node.meta[AFTER_MATMUL_KEY] = node.target in MATMUL_OPS or any(
+            a.meta.get(AFTER_MATMUL_KEY, False) for a in inputs)
+        node.meta.pop(MASK_KEY, None)
+    for node in graph.nodes:
+        operands = masked_scores_operands(node)
+        if operands is not None:
+            _mark_mask_cone(node, operands[1])
+
+
+def _mark_mask_cone(masked: Node, masks) -> None:
+    """Marks the nodes that exist only to build the masks of `masked`: they stay in float, since
+    quantizing a mask of -1e4 or -inf would either break it or set its consumers' ranges."""
+    cone = {masked}
+    pending = [m for m in masks if m.op == "call_function"]
+    while pending:
+        node = pending.pop()
+        if node in cone or not all(user in cone for user in node.users):
+            continue  # also used as an activation elsewhere: quantized there as usual
+        cone.add(node)
+        node.meta[MASK_KEY] = True
+        pending.extend(a for a in node.all_input_nodes if a.op == "call_function")
 
 
 def depends_on_input(node: Node) -> bool:
     return node.meta.get(DATA_KEY, True)
 
+
+def builds_attention_mask(node: Node) -> bool:
+    return node.meta.get(MASK_KEY, False)
+
+
 def is_float_tensor(arg) -> bool:
     val = arg.meta.get("val") if isinstance(arg, Node) else None
     return isinstance(val, torch.Tensor) and val.is_floating_point()
+
+
+def produces_float(node: Node) -> bool:
+    """A float tensor output, or a tuple / list holding one (max.dim's values, ...)."""
+    val = node.meta.get("val")
+    values = val if isinstance(val, (tuple, list)) else (val,)
+    return any(isinstance(v, torch.Tensor) and v.is_floating_point() for v in values)
 
 
 def is_annotated(node: Node) -> bool:
@@ -77,16 +122,30 @@ def float_inputs(node: Node) -> Iterable[Node]:
                 yield a
 
 
-SOFTMAX = {torch.ops.aten.softmax.int, torch.ops.aten._softmax.default}
-MASK_OPS = {torch.ops.aten.add.Tensor, torch.ops.aten.sub.Tensor}
+SOFTMAX = {aten.softmax.int, aten._softmax.default}
+# Ways to apply a mask to attention scores: additive (scores + mask), or by selection.
+MASKING_OPS = {aten.add.Tensor, aten.sub.Tensor, aten.masked_fill.Scalar, aten.masked_fill.Tensor,
+               aten.where.self, aten.where.ScalarOther, aten.where.ScalarSelf}
+
+
+def masked_scores_operands(node: Node) -> Optional[Tuple[Node, List[Node]]]:
+    """(scores, masks) if node applies a mask to attention scores, else None.
+
+    The pattern: a masking op whose only user is a softmax, exactly one of whose operands
+    descends from a matmul (the scores); the others (the mask, a boolean condition) do not. The
+    mask may be a constant or come from a model input (token ids, a padding mask, a float mask).
+    """
+    if node.target not in MASKING_OPS or len(node.users) != 1 or next(iter(node.users)).target not in SOFTMAX:
+        return None
+    operands = [a for a in node.args if isinstance(a, Node)]
+    scores = [a for a in operands if a.meta.get(AFTER_MATMUL_KEY, False)]
+    if len(scores) != 1 or not is_float_tensor(scores[0]):
+        return None
+    return scores[0], [a for a in operands if a is not scores[0]]
 
 
 def is_masked_scores(node: Node) -> bool:
-    """``scores + mask`` feeding only a softmax, the mask a constant: an attention mask."""
-    if node.target not in MASK_OPS or len(node.users) != 1 or next(iter(node.users)).target not in SOFTMAX:
-        return False
-    operands = list(float_inputs(node))
-    return len(operands) == 2 and sum(depends_on_input(a) for a in operands) == 1
+    return masked_scores_operands(node) is not None
 
 
 def single_user(node: Node) -> Optional[Node]:
@@ -94,33 +153,70 @@ def single_user(node: Node) -> Optional[Node]:
     return users[0] if len(users) == 1 else None
 
 
-FUSABLE_ACTIVATIONS = {aten.relu.default, aten.relu_.default, aten.relu6.default,
-                       aten.hardtanh.default, aten.hardtanh_.default}
+# The activations Circle fuses into the op before them, by (min, max) clamp bounds: RELU, RELU6,
+# RELU_N1_TO_1. A clamp to other bounds is an op of its own (MAXIMUM / MINIMUM) and requantizes.
+_FUSABLE_BOUNDS = {(0.0, None), (0.0, 6.0), (-1.0, 1.0)}
+_CLAMP_BOUNDS = {  # target -> its (min, max) from the node's arguments
+    aten.relu.default: lambda n: (0.0, None),
+    aten.relu_.default: lambda n: (0.0, None),
+    aten.relu6.default: lambda n: (0.0, 6.0),
+    aten.hardtanh.default: lambda n: _bounds(n, ("min_val", -1.0), ("max_val", 1.0)),
+    aten.hardtanh_.default: lambda n: _bounds(n, ("min_val", -1.0), ("max_val", 1.0)),
+    aten.clamp.default: lambda n: _bounds(n, ("min", None), ("max", None)),
+    aten.clamp_.default: lambda n: _bounds(n, ("min", None), ("max", None)),
+}
 
+
+def _bounds(node: Node, *params):
+    """The node's arguments 1 and 2 as floats (None: unbounded); params: (kwarg name, default)."""
+    values = []
+    for index, (name, default) in enumerate(params, start=1):
+        value = node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
+        values.append(None if value is None else float(value))
+    return tuple(values)
+
+
+def is_fusable_activation(node: Node) -> bool:
+    bounds = _CLAMP_BOUNDS.get(node.target)
+    return bounds is not None and bounds(node) in _FUSABLE_BOUNDS
+
+
+CONV_OPS = {aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding,
+            aten.conv_transpose1d.default, aten.conv_transpose2d.input}
+BATCH_NORM = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 
 # Ops whose Circle counterparts carry a fused activation (CONV_2D, DEPTHWISE_CONV_2D,
 # FULLY_CONNECTED, TRANSPOSE_CONV, ADD, SUB, MUL): only they skip the requantization before it.
-FUSING_OPS = {aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding,
-              aten.conv_transpose1d.default, aten.conv_transpose2d.input, aten.linear.default,
-              aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor,
-              aten.mul.Tensor, aten.mul_.Tensor}
+FUSING_OPS = CONV_OPS | {aten.linear.default, aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor,
+                         aten.sub_.Tensor, aten.mul.Tensor, aten.mul_.Tensor}
 
 
-def fused_activation(node: Node) -> Optional[Node]:
-    if node.target not in FUSING_OPS:
-        return None
-    user = single_user(node)
-    return user if user is not None and user.target in FUSABLE_ACTIVATIONS else None
+def fused_successors(node: Node) -> List[Node]:
+    """The ops after node that run without a requantization before them.
+
+    A batch norm after a conv (QAT graphs: prepare_pt2e folds it before annotation in
+    post-training quantization), then an activation Circle can fuse. torchao's QAT conv-BN
+    folding at convert_pt2e needs exactly this: no observer between conv and BN.
+    """
+    chain, last = [], node
+    if node.target in CONV_OPS:
+        bn = single_user(last)
+        if bn is not None and bn.target in BATCH_NORM and bn.args[0] is node:
+            chain.append(bn)
+            last = bn
+    if node.target in FUSING_OPS:
+        activation = single_user(last)
+        if activation is not None and is_fusable_activation(activation):
+            chain.append(activation)
+    return chain
 
 
 def annotate_output(node: Node, inputs: Dict[Node, object], config: QuantizationConfig) -> None:
-    """Annotates node's inputs; its output, or that of a fused activation that follows it."""
-    activation = fused_activation(node)
-    if activation is None:
-        annotate(node, inputs, config.activation)
-    else:
-        annotate(node, inputs, None)
-        annotate(activation, {}, config.activation)
+    """Annotates node's inputs, and the output of node or of the last op fused after it."""
+    chain = fused_successors(node)
+    annotate(node, inputs, None if chain else config.activation)
+    for fused in chain:
+        annotate(fused, {}, config.activation if fused is chain[-1] else None)
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -151,11 +247,15 @@ def weighted(weight_axis: int) -> Rule:
     return rule
 
 
+def masked_scores(node: Node, config: QuantizationConfig) -> None:
+    """scores + mask (or a masked_fill / where of the scores) feeding a softmax: the scores come
+    in quantized, the mask and the result stay float, so -1e4 / -inf survive to the softmax."""
+    scores, _ = masked_scores_operands(node)
+    annotate(node, {scores: config.activation}, None)
+
+
 def elementwise(node: Node, config: QuantizationConfig) -> None:
     """Every float input and the output get their own activation parameters."""
-    if is_masked_scores(node):  # quantized scores in, float out to the softmax
-        annotate(node, {a: config.activation for a in float_inputs(node) if depends_on_input(a)}, None)
-        return
     annotate_output(node, {a: config.activation for a in float_inputs(node)}, config)
 
 
@@ -165,6 +265,33 @@ def shares_input_qparams(node: Node, config: QuantizationConfig) -> None:
     if not is_float_tensor(x):
         return
     annotate(node, {x: config.activation}, SharedQuantizationSpec((x, node)))
+
+
+def pieces_share_input_qparams(node: Node, config: QuantizationConfig) -> None:
+    """Ops returning several tensors: the float ones (max.dim's values, unbind's slices) keep the
+    input's parameters, as max pooling and slicing do; integer ones (indices) are left alone."""
+    x = node.args[0]
+    if not is_float_tensor(x):
+        return
+    annotate(node, {x: config.activation}, None)
+    for user in node.users:
+        if user.target is operator.getitem and is_float_tensor(user):
+            annotate(user, {}, SharedQuantizationSpec((x, node)))
+
+
+def data_input_only(node: Node, config: QuantizationConfig) -> None:
+    """A batch norm without a conv before it: the input and output are activations; the
+    statistics and affine parameters stay float (the exporter folds them into MUL + ADD)."""
+    x = node.args[0]
+    if is_float_tensor(x):
+        annotate(node, {x: config.activation}, config.activation)
+
+
+def prelu(node: Node, config: QuantizationConfig) -> None:
+    """Input and output are activations; the slopes stay float. The exporter writes PReLU as
+    RELU, MINIMUM, MUL by the slopes, ADD (onert has no PRELU kernel) and needs the slopes as a
+    float constant; a float slope next to an 8-bit input costs no accuracy."""
+    annotate(node, {node.args[0]: config.activation}, config.activation)
 
 
 def concatenation(node: Node, config: QuantizationConfig) -> None:
@@ -182,6 +309,13 @@ def concatenation(node: Node, config: QuantizationConfig) -> None:
 _UNIT_RANGE = {torch.uint8: (1 / 256, 0), torch.int8: (1 / 256, -128), torch.int16: (1 / 32768, 0)}
 _SIGNED_UNIT_RANGE = {torch.uint8: (1 / 128, 128), torch.int8: (1 / 128, 0),
                       torch.int16: (1 / 32768, 0)}
+
+
+def rule_for(node: Node) -> Optional[Rule]:
+    """The rule that annotates node, or None if it has none (it stays in float)."""
+    if is_masked_scores(node):
+        return masked_scores
+    return RULES.get(node.target)
 
 
 def fixed_output(table) -> Rule:
@@ -217,17 +351,26 @@ _register([aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor,
            aten.gelu.default, aten.silu.default, aten.silu_.default, aten.leaky_relu.default,
            aten.layer_norm.default, aten.rms_norm.default, aten.rsqrt.default, aten.pow.Tensor_Scalar,
            aten.embedding.default, aten.adaptive_avg_pool1d.default, aten.adaptive_avg_pool2d.default,
-           aten.avg_pool1d.default, aten.avg_pool2d.default, aten.neg.default], elementwise)
+           aten.avg_pool1d.default, aten.avg_pool2d.default, aten.neg.default,
+           aten.rsub.Scalar, aten.rsub.Tensor, aten.clamp.default, aten.clamp_.default,
+           aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default], elementwise)
 _register([aten.max_pool1d.default, aten.max_pool2d.default, aten.flatten.using_ints,
            aten.reshape.default, aten.view.default, aten.permute.default, aten.transpose.int,
            aten.t.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
            aten.unsqueeze.default, aten.slice.Tensor, aten.select.int, aten.contiguous.default,
            aten.clone.default, aten.expand.default, aten.pad.default,
            aten.constant_pad_nd.default, aten.dropout.default, aten.unflatten.int,
-           aten.repeat.default, aten.index_select.default, aten.gather.default],
-          shares_input_qparams)
+           aten.repeat.default, aten.index_select.default, aten.gather.default,
+           aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default], shares_input_qparams)
+_register([aten.max.dim, aten.min.dim, aten.adaptive_max_pool1d.default,
+           aten.adaptive_max_pool2d.default, aten.max_pool1d_with_indices.default,
+           aten.max_pool2d_with_indices.default, aten.unbind.int, aten.split.Tensor,
+           aten.split_with_sizes.default, aten.chunk.default], pieces_share_input_qparams)
+_register(BATCH_NORM, data_input_only)
+_register([aten.prelu.default], prelu)
 _register([aten.cat.default, aten.concat.default], concatenation)
-_register([aten.softmax.int, aten._softmax.default, aten.sigmoid.default], fixed_output(_UNIT_RANGE))
+_register([aten.softmax.int, aten._softmax.default, aten.sigmoid.default,
+           aten.hardsigmoid.default, aten.hardsigmoid_.default], fixed_output(_UNIT_RANGE))
 _register([aten.tanh.default], fixed_output(_SIGNED_UNIT_RANGE))
 
 # Ops that carry no numerics worth quantizing (or none at all): never reported as left in float.

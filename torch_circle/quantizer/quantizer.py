@@ -15,7 +15,7 @@ from torch.fx import GraphModule, Node
 from torchao.quantization.pt2e.quantizer import Quantizer
 
 from . import patterns
-from .decompose import decompose_attention
+from .decompose import rewrite_for_annotation
 from .config import ConfigOrPreset, QuantizationConfig, preset as make_preset
 
 
@@ -88,24 +88,25 @@ class CircleQuantizer(Quantizer):
         return self.global_config
 
     def transform_for_annotation(self, model: GraphModule) -> GraphModule:
-        return decompose_attention(model)
+        return rewrite_for_annotation(model)
 
     def annotate(self, model: GraphModule) -> GraphModule:
         if not self.qat:
             _check_inference_graph(model)
         self.left_in_float = {}
-        patterns.mark_data_dependence(model.graph)
+        patterns.mark_dataflow(model.graph)
         for node in model.graph.nodes:
             if (node.op != "call_function" or patterns.is_annotated(node)
-                    or not patterns.depends_on_input(node)):
+                    or not patterns.depends_on_input(node) or patterns.builds_attention_mask(node)):
                 continue
             config = self.config_for(node)
             if config is None:
                 continue
-            rule = patterns.RULES.get(node.target)
+            rule = patterns.rule_for(node)
             if rule is not None:
                 rule(node, config)
-            elif node.target not in patterns.IGNORED and patterns.is_float_tensor(node):
+            if (not patterns.is_annotated(node) and node.target not in patterns.IGNORED
+                    and patterns.produces_float(node)):
                 self.left_in_float.setdefault(str(node.target), []).append(
                     f"{node.name} ({_source_line(node)})")
         if self.left_in_float:
