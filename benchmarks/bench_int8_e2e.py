@@ -421,10 +421,11 @@ class Row:
 # --profile: where a forward's time goes, by the self CPU time torch.profiler records per op (and,
 # with inductor's kernel profiling on, per generated C++ kernel). First match wins.
 PROFILE_CATEGORIES = [
-    ("int8 conv/linear", re.compile(r"^(circle_quant::quantized_|onednn::q(conv|linear))")),
+    ("int8 conv/linear", re.compile(r"^(circle_quant::quantized_(linear|conv2d)|onednn::q(conv|linear))")),
     ("float matmul/attention", re.compile(r"^aten::(bmm|mm|addmm|baddbmm|matmul|_scaled_dot_product)")),
     ("pooling", re.compile(r"max_pool|avg_pool|adaptive")),
-    ("inductor elementwise", re.compile(r"cpp_fused|kernel_cpp")),
+    # softmax, GELU, norms, quantize / dequantize: inductor's kernels or our integer ops
+    ("elementwise", re.compile(r"cpp_fused|kernel_cpp|^circle_quant::(quantized_softmax|lookup_table)")),
 ]
 PROFILE_OTHER = "other (dispatch, copies, framework)"
 
@@ -664,7 +665,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-samples", type=int, default=4, help="samples for the agreement column")
     p.add_argument("--profile", action="store_true",
                    help="also print where the x86 int8 and ours variants spend a forward (torch.profiler, by "
-                        "category: int8 layers, float matmuls, pooling, inductor's elementwise kernels, other)")
+                        "category: int8 layers, float matmuls, pooling, elementwise (inductor's kernels, circle_quant softmax / lookup tables), other)")
     args = p.parse_args(argv)
     args.models = (args.models or ("resnet18,bert" if args.quick else "resnet18,mobilenet_v2,bert")).split(",")
     args.batch = [int(b) for b in (args.batch or ("1" if args.quick else "1,32")).split(",")]

@@ -173,8 +173,8 @@ class MaskedSdpa(nn.Module):
 
 class MoreOps(nn.Module):
     """MobileNetV3's squeeze-excitation gate (hardsigmoid), a scalar rsub, resizing, clamps, PReLU
-    and a batch norm that follows no conv. ``exportable=True`` leaves out the ops the Circle
-    exporter has no importer for yet (hardsigmoid, bilinear upsampling)."""
+    and a batch norm that follows no conv. ``exportable=True`` leaves out bilinear upsampling,
+    which the Circle exporter has no importer for yet."""
 
     def __init__(self, exportable: bool = False):
         super().__init__()
@@ -184,8 +184,7 @@ class MoreOps(nn.Module):
         self.norm = nn.BatchNorm2d(4)
 
     def forward(self, x):
-        if not self.exportable:
-            x = x * nn.functional.hardsigmoid(x.mean((2, 3), keepdim=True))
+        x = x * nn.functional.hardsigmoid(x.mean((2, 3), keepdim=True))
         y = self.norm(self.prelu(x) + (1.0 - x))
         fused = self.conv(y).clamp(0.0, 6.0)                      # a RELU6 after the conv
         clipped = y.clamp(-0.5, 0.5)                              # an op of its own

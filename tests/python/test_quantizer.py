@@ -315,8 +315,9 @@ def test_more_ops_are_quantized_and_track_float(preset):
     def input_qparams(node):
         return node.args[0].args[1:3]
 
-    assert output_qparams(nodes[aten.hardsigmoid.default]) == {
-        "uint8": (1 / 256, 0), "int8": (1 / 256, -128), "int16": (1 / 32768, 0)}[preset]
+    # hardsigmoid observes its own range (a fixed 1/256 would stop short of an exact 1.0)
+    fixed_table_params = {"uint8": (1 / 256, 0), "int8": (1 / 256, -128), "int16": (1 / 32768, 0)}[preset]
+    assert tuple(output_qparams(nodes[aten.hardsigmoid.default])) != fixed_table_params
     upsample = nodes[aten.upsample_nearest2d.vec]
     assert output_qparams(upsample) == input_qparams(upsample)  # nearest: shared
     for target in (aten.rsub.Scalar, aten.upsample_bilinear2d.vec, aten.batch_norm.default):

@@ -13,8 +13,9 @@ runtimes expect the op to be quantized:
   quantization parameters;
 * ops returning several tensors (max.dim, adaptive / indexed max pooling, unbind, split): the
   float ones share the input's parameters;
-* softmax, sigmoid, hardsigmoid, tanh: fixed output parameters, as the runtimes' lookup tables
-  expect;
+* softmax, sigmoid, tanh: fixed output parameters, as the runtimes' lookup tables expect
+  (hardsigmoid, exported as ADD + DIV, observes its range: a fixed uint8 range stops at 255/256,
+  and the gate is often exactly 1);
 * masked attention scores (``scores + mask``, masked_fill, where, feeding softmax) stay in float
   with everything that only builds the mask, constant or from a model input: a mask of -1e4 or
   -inf would otherwise set the quantization range of the scores;
@@ -369,8 +370,7 @@ _register([aten.max.dim, aten.min.dim, aten.adaptive_max_pool1d.default,
 _register(BATCH_NORM, data_input_only)
 _register([aten.prelu.default], prelu)
 _register([aten.cat.default, aten.concat.default], concatenation)
-_register([aten.softmax.int, aten._softmax.default, aten.sigmoid.default,
-           aten.hardsigmoid.default, aten.hardsigmoid_.default], fixed_output(_UNIT_RANGE))
+_register([aten.softmax.int, aten._softmax.default, aten.sigmoid.default], fixed_output(_UNIT_RANGE))
 _register([aten.tanh.default], fixed_output(_SIGNED_UNIT_RANGE))
 
 # Ops that carry no numerics worth quantizing (or none at all): never reported as left in float.
