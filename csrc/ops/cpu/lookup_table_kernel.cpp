@@ -12,9 +12,7 @@ namespace {
 
 at::Tensor lookup_table_cpu(const at::Tensor& input, const at::Tensor& table) {
   auto out = lookup_table_allocate(input, table);
-  const auto dense = input.is_non_overlapping_and_dense() && input.strides() == out.strides()
-                         ? input
-                         : with_strides_of(input, out);
+  const auto dense = with_strides_of(input, out);  // the input itself when already laid out like out
   const auto entries = table.contiguous();
   uint8_t lut[256];
   std::memcpy(lut, entries.data_ptr(), 256);
