@@ -31,6 +31,30 @@ cq = torch_circle.ops
 qd = torch.ops.quantized_decomposed
 EPS = torch.finfo(torch.float32).eps
 
+# The job's pass/fail limits, and why.
+MIN_SQNR_DB = 20.0  # every tensor's round trip and every preset's model output
+FLOAT_TOLERANCE = 1e-5  # float .circle in onert: same ops, float32 rounding order only
+# Quantized files: the runtimes requantize in fixed point, PyTorch's reference in float. At a
+# near-tie the two round one step apart (docs/numerics.md, "two requantization families"), once
+# per layer; int16's steps are 256x finer, so a layer's float error spans more of them.
+STEP_TOLERANCE = {"uint8": 1, "int8": 1, "int16": 2}
+
+FAILED: list[str] = []
+
+
+def check(what: str, value, limit, *, at_least: bool = False) -> None:
+    """Records a failed check with its measured value and limit; the job prints them all at the end."""
+    ok = value >= limit if at_least else value <= limit
+    if not ok:
+        FAILED.append(f"{what}: {value} (limit: {'>=' if at_least else '<='} {limit})")
+
+
+def max_step_difference(actual: np.ndarray, expected: np.ndarray, step: float) -> int:
+    """Largest difference in integer output steps. Both sides are dequantized integers
+    (q - zero_point) * step, so rounding x / step recovers q - zero_point exactly; comparing
+    those integers avoids reading 2 steps as 2.0016 after a float division."""
+    return int(np.abs(np.rint(actual / step) - np.rint(expected / step)).max())
+
 
 def sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
     noise = (ref - approx).pow(2).sum().item()
@@ -117,6 +141,9 @@ def main():
     for name, kind, scale, zp, sqnr in rows:
         print(f"{name:<{width}}{kind:<16}{scale:<20}{zp:>10}{sqnr:>10.1f}")
     worst = min(r[4] for r in rows)
+    check("op layer: results differing from quantized_decomposed", 0 if identical else 1, 0)
+    check(f"op layer: worst round-trip SQNR dB ({min(rows, key=lambda r: r[4])[0]})", round(worst, 2),
+          MIN_SQNR_DB, at_least=True)
     print(f"\n{len(rows)} tensors in {elapsed * 1e3:.0f} ms; worst SQNR {worst:.1f} dB; "
           f"bit-identical to quantized_decomposed: {'yes' if identical else 'NO'}")
 
@@ -133,6 +160,7 @@ def main():
             reference = torch.cat([model(x) for x in test])
             quantized = torch.cat([converted(x) for x in test])
         model_sqnr[preset] = sqnr_db(reference, quantized)
+        check(f"PT2E {preset}: model output SQNR dB", round(model_sqnr[preset], 2), MIN_SQNR_DB, at_least=True)
         report = torch_circle.quantization_report(model, converted, test[:1])
         weakest = min(report.rows, key=lambda r: r[2])
         print(f"  {preset:<6} model output SQNR {model_sqnr[preset]:5.1f} dB, top-1 agreement "
@@ -142,7 +170,6 @@ def main():
     print("\nExport: converted model -> file -> a runtime nobody here wrote, against PyTorch")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    agreement_ok = True
     targets = [("float", "circle", model), ("uint8", "circle", converted_models["uint8"]),
                ("int8", "tflite", converted_models["int8"]), ("int16", "tflite", converted_models["int16"])]
     for preset, fmt, source in targets:
@@ -156,18 +183,17 @@ def main():
         runtime = "onert" if fmt == "circle" else "LiteRT"
         argmax = np.mean(actual.argmax(1) == expected.argmax(1)) * 100
         if preset == "float":
-            error = np.abs(actual - expected).max()
-            agreement_ok &= error <= 1e-5
+            error = float(np.abs(actual - expected).max())
+            check(f"{preset} {fmt} in {runtime}: max |diff|", error, FLOAT_TOLERANCE)
             detail = f"max |diff| {error:.1e}"
         else:
-            steps = np.abs(actual - expected).max() / cm.output_step()
-            agreement_ok &= steps <= (1.001 if preset != "int16" else 2.001)
-            detail = f"max |diff| {steps:.2f} output steps"
-        agreement_ok &= argmax == 100
+            steps = max_step_difference(actual, expected, cm.output_step())
+            check(f"{preset} {fmt} in {runtime}: output steps from PyTorch", steps, STEP_TOLERANCE[preset])
+            detail = f"max |diff| {steps} output step{'s' if steps != 1 else ''}"
+        check(f"{preset} {fmt} in {runtime}: argmax disagreement %", 100 - argmax, 0)
         print(f"  {preset:<6} {path} ({len(cm.data):,} bytes, {len(cm.operators)} ops, {export_ms:.0f} ms) "
               f"in {runtime}: {detail}, argmax agreement {argmax:.1f}%")
     print("\nRun fast: torch.compile(converted, backend='circle_quant') against the converted model")
-    compiled_ok = True
     for preset in ("uint8", "int8"):
         converted = converted_models[preset]
         fast = torch.compile(converted, backend="circle_quant")
@@ -177,12 +203,18 @@ def main():
             report = torch_circle.backend.last_report()
             eager_ms, fast_ms = (median_ms(f, test[0]) for f in (converted, fast))
         argmax = (actual.argmax(1) == expected.argmax(1)).float().mean().item() * 100
-        compiled_ok &= argmax == 100 and report.fused > 0
+        check(f"{preset} circle_quant backend: argmax disagreement %", 100 - argmax, 0)
+        check(f"{preset} circle_quant backend: layers left unfused (of 6)", 6 - min(report.fused, 6), 0)
         print(f"  {preset:<6} {report.fused} layers fused; max |diff| {(actual - expected).abs().max():.2e}, "
               f"argmax agreement {argmax:.1f}%; {fast_ms:.2f} ms vs {eager_ms:.2f} ms per batch "
               f"({eager_ms / fast_ms:.1f}x)")
-    ok = identical and worst > 20 and min(model_sqnr.values()) > 20 and agreement_ok and compiled_ok
-    return 0 if ok else 1
+    if FAILED:
+        print(f"\nFAILED: {len(FAILED)} check{'s' if len(FAILED) > 1 else ''}:", file=sys.stderr)
+        for line in FAILED:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print("\nAll checks passed.")
+    return 0
 
 
 def median_ms(fn, x, calls: int = 30) -> float:
