@@ -96,3 +96,24 @@ def test_compile_fullgraph_through_bindings():
 def test_meta_tensors_through_bindings():
     out = ops.quantize_per_tensor(torch.empty(2, 3, device="meta"), 0.1, 0, 0, 255, torch.uint8)
     assert out.device.type == "meta" and out.dtype == torch.uint8 and out.shape == (2, 3)
+
+
+def test_importing_the_quantizer_drops_only_torchao_cuda_library_noise():
+    """torchao's import on a CPU torch logs that its CUDA kernel libraries cannot load, and torch
+    logs a deprecation note about a torchao Enum: torch_circle drops exactly those, while the
+    same loggers' other messages still reach the user."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from torch_circle.quantizer import CircleQuantizer\n"
+        "logging.getLogger('torchao').warning('Failed to load /x/_C_other.so: kept')\n"
+        "logging.getLogger('torch.utils._pytree').warning('%s is an Enum subclass (kept)', int)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "_C_cutlass" not in result.stderr and "_C_mxfp8" not in result.stderr, result.stderr
+    assert "KernelPreference" not in result.stderr, result.stderr
+    assert "Failed to load /x/_C_other.so: kept" in result.stderr
+    assert "is an Enum subclass (kept)" in result.stderr
