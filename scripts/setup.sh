@@ -12,7 +12,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 # --- Debian packages ---------------------------------------------------------------------------
 # clang + libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh (Debian 12's clang is 14).
-# g++-aarch64-linux-gnu + qemu-user: the AArch64 kernel tests of scripts/test_arm.sh.
+# g++-aarch64-linux-gnu + qemu-user: the AArch64 kernel tests of scripts/test_arm.sh; qemu-user
+# also emulates the lesser x86 CPUs of scripts/test_x86_tiers.sh.
 APT_PACKAGES=(g++ make libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev clang libclang-rt-14-dev
               g++-aarch64-linux-gnu qemu-user)
 missing=()

@@ -3,8 +3,6 @@
 // value, without reading A or B past their ends. Also the driver under each forced ISA and the
 // automatic choice. Built for AArch64 only; scripts/test_arm.sh runs it under qemu-user, once
 // with dotprod and once on an emulated Cortex-A72 (no dotprod).
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -32,35 +30,8 @@ GemmMicrokernel microkernel(Isa isa) {
   return isa == Isa::kNeonDot ? ukernels::q8_gemm_neondot() : ukernels::q8_gemm_neon();
 }
 
-// n bytes ending exactly where an inaccessible region starts: a read one byte past the end (or
-// of a row after the last one, up to kGuardBytes away) faults instead of passing unnoticed.
-class GuardedBytes {
- public:
-  static constexpr size_t kGuardBytes = 64 * 1024;
-
-  explicit GuardedBytes(size_t n) : n_(n) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t data_bytes = (n + page - 1) / page * page;
-    const size_t guard_bytes = (kGuardBytes + page - 1) / page * page;
-    total_ = data_bytes + guard_bytes;
-    void* p = mmap(nullptr, total_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) std::abort();
-    base_ = static_cast<uint8_t*>(p);
-    if (mprotect(base_ + data_bytes, guard_bytes, PROT_NONE) != 0) std::abort();
-    data_ = base_ + data_bytes - n;
-  }
-  ~GuardedBytes() { munmap(base_, total_); }
-  GuardedBytes(const GuardedBytes&) = delete;
-  GuardedBytes& operator=(const GuardedBytes&) = delete;
-
-  uint8_t* data() { return data_; }
-  size_t size() const { return n_; }
-
- private:
-  size_t n_, total_;
-  uint8_t* base_;
-  uint8_t* data_;
-};
+// Over-reads up to a row past the last one must fault: a 64 KiB inaccessible region.
+constexpr size_t kGuardBytes = 64 * 1024;
 
 // The packed layout of qgemm.h, written from its description: byte (kk, j) of block nb at
 // nb · block_stride + (kk / 4) · 64 + j · 4 + kk % 4, block_stride = round_up(k, 4) · 16, zero
@@ -107,14 +78,14 @@ constexpr int32_t kAccSentinel = 0x5a5a5a5a;
   const std::vector<int8_t> packed = pack(w, n, k, blocks, &block_stride);
 
   // A: the last row ends at the guard; the bytes between rows are junk that must not matter.
-  GuardedBytes a(mr == 0 ? 0 : (mr - 1) * a_stride + k);
+  Guarded<uint8_t> a(mr == 0 ? 0 : (mr - 1) * a_stride + k, kGuardBytes);
   for (size_t i = 0; i < a.size(); ++i) a.data()[i] = static_cast<uint8_t>(rng());
   for (size_t i = 0; i < mr; ++i) {
     for (size_t kk = 0; kk < k; ++kk) {
       a.data()[i * a_stride + kk] = static_cast<uint8_t>(value(rng, values, true));
     }
   }
-  GuardedBytes b(packed.size());
+  Guarded<uint8_t> b(packed.size(), kGuardBytes);
   std::memcpy(b.data(), packed.data(), packed.size());
 
   const size_t acc_rows = uk.mr + 1;

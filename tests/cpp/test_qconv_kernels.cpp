@@ -5,8 +5,6 @@
 // points, uint8 / int8 activations, int8 / uint8 weights, every output type, both
 // requantization families, split pixel ranges.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,32 +26,6 @@ namespace {
 using namespace circle_quant;
 using namespace circle_quant_test;
 
-// --- memory whose end touches an unmapped page ---------------------------------------------------
-
-// `n` bytes ending right before a PROT_NONE page: a kernel reading one byte too many faults.
-class EdgeBytes {
- public:
-  explicit EdgeBytes(size_t n) : n_(n) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t data_pages = (n + page - 1) / page + 1;
-    size_ = (data_pages + 1) * page;
-    void* base = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) throw std::runtime_error("mmap failed");
-    base_ = static_cast<uint8_t*>(base);
-    mprotect(base_ + data_pages * page, page, PROT_NONE);
-    data_ = base_ + data_pages * page - n;
-  }
-  ~EdgeBytes() { munmap(base_, size_); }
-  EdgeBytes(const EdgeBytes&) = delete;
-  EdgeBytes& operator=(const EdgeBytes&) = delete;
-  uint8_t* data() { return data_; }
-  size_t size() const { return n_; }
-
- private:
-  uint8_t* base_ = nullptr;
-  uint8_t* data_ = nullptr;
-  size_t size_ = 0, n_ = 0;
-};
 
 // --- depthwise microkernels ----------------------------------------------------------------------
 
@@ -116,14 +88,14 @@ void check_dwconv_kernels(std::mt19937& rng, const DwKernelCase& tc) {
   // page; some taps share one (as padding taps share the zero point row).
   const size_t input_stride = tc.channels * uniform_int<size_t>(rng, 1, 2) + uniform_int<size_t>(rng, 0, 3);
   const size_t run_bytes = (tc.pixels - 1) * input_stride + tc.channels;
-  std::vector<std::unique_ptr<EdgeBytes>> runs;
+  std::vector<std::unique_ptr<Guarded<uint8_t>>> runs;
   std::vector<const uint8_t*> taps(tc.taps);
   for (auto& ptr : taps) {
     if (!runs.empty() && uniform_int<int>(rng, 0, 4) == 0) {
       ptr = runs[uniform_int<size_t>(rng, 0, runs.size() - 1)]->data();
       continue;
     }
-    runs.push_back(std::make_unique<EdgeBytes>(run_bytes));
+    runs.push_back(std::make_unique<Guarded<uint8_t>>(run_bytes));
     fill_bytes(rng, runs.back()->data(), run_bytes, extreme);
     ptr = runs.back()->data();
   }
@@ -210,10 +182,10 @@ TEST(DwConvKernels, RowFormMatchesScalar) {
         const ukernels::DwConvWeights dw = ukernels::dwconv_weights(w.view());
         // Each kernel row reads columns [0, (pixels - 1) · stride + kernel_w) of its input row.
         const size_t row_bytes = ((pixels - 1) * stride_w + kernel_w) * channels;
-        std::vector<std::unique_ptr<EdgeBytes>> rows;
+        std::vector<std::unique_ptr<Guarded<uint8_t>>> rows;
         std::vector<const uint8_t*> row_ptr, taps_ptr;
         for (size_t kh = 0; kh < kernel_h; ++kh) {
-          rows.push_back(std::make_unique<EdgeBytes>(row_bytes));
+          rows.push_back(std::make_unique<Guarded<uint8_t>>(row_bytes));
           fill_bytes(rng, rows.back()->data(), row_bytes, 20);
           row_ptr.push_back(rows.back()->data());
           for (size_t kw = 0; kw < kernel_w; ++kw) taps_ptr.push_back(rows.back()->data() + kw * channels);
@@ -253,7 +225,7 @@ TEST(DwConvKernels, ExtremeProducts) {
             shape.group_in_channels = 1;
             shape.kernel_h = shape.kernel_w = 5;
             const ConvWeights w = pack_conv_weights(weight.data(), weight_unsigned, shape, &zp, 1);
-            EdgeBytes x(channels);
+            Guarded<uint8_t> x(channels);
             std::memset(x.data(), xb, channels);
             std::vector<const uint8_t*> rows(taps, x.data());
             const size_t stride = acc_stride(channels);

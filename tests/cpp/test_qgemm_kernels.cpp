@@ -4,8 +4,6 @@
 // output stage, fixed-point multipliers).
 #include <gtest/gtest.h>
 
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -34,60 +32,28 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int32_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr int32_t kInt32Max = std::numeric_limits<int32_t>::max();
 
-// --- memory that faults on over-reads --------------------------------------------------------
 
-// n elements of T ending exactly at an inaccessible page: reading one element past the end
-// crashes the test instead of passing silently.
-template <typename T>
-class Guarded {
- public:
-  explicit Guarded(size_t n) : n_(n) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = (n * sizeof(T) + page - 1) / page * page;
-    map_bytes_ = bytes + page;
-    void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    base_ = static_cast<char*>(p);
-    mprotect(base_ + bytes, page, PROT_NONE);
-    data_ = reinterpret_cast<T*>(base_ + bytes - n * sizeof(T));
-  }
-  ~Guarded() { munmap(base_, map_bytes_); }
-  Guarded(const Guarded&) = delete;
-  Guarded& operator=(const Guarded&) = delete;
-
-  T* data() { return data_; }
-  T& operator[](size_t i) { return data_[i]; }
-  size_t size() const { return n_; }
-
- private:
-  char* base_ = nullptr;
-  size_t map_bytes_ = 0;
-  T* data_ = nullptr;
-  size_t n_ = 0;
-};
-
-template <typename T>
-void copy_to(Guarded<T>& dst, const std::vector<T>& src) {
-  std::copy(src.begin(), src.end(), dst.data());
-}
 
 // --- the microkernels --------------------------------------------------------------------------
 
+// A kernel's descriptor function is compiled with its ISA's flags, so it may itself execute that
+// ISA's instructions: call it only where the CPU supports the ISA (a pre-AVX CPU faults on the
+// AVX2 descriptor's VEX moves).
 struct KernelUnderTest {
   std::string label;
-  GemmMicrokernel uk;
+  GemmMicrokernel (*descriptor)();
   bool supported;
 };
 
 std::vector<KernelUnderTest> all_microkernels() {
-  std::vector<KernelUnderTest> v = {{"scalar", ukernels::q8_gemm_scalar(), true}};
+  std::vector<KernelUnderTest> v = {{"scalar", &ukernels::q8_gemm_scalar, true}};
 #if defined(__x86_64__)
-  v.push_back({"avx2", ukernels::q8_gemm_avx2(), isa_supported(Isa::kAvx2)});
-  v.push_back({"avxvnni", ukernels::q8_gemm_avxvnni(), isa_supported(Isa::kAvxVnni)});
+  v.push_back({"avx2", &ukernels::q8_gemm_avx2, isa_supported(Isa::kAvx2)});
+  v.push_back({"avxvnni", &ukernels::q8_gemm_avxvnni, isa_supported(Isa::kAvxVnni)});
   // The avxvnni code with EVEX encoding: runs wherever AVX512-VNNI does.
-  v.push_back({"avxvnni_evex", ukernels::q8_gemm_avxvnni_evex(), isa_supported(Isa::kAvx512Vnni)});
-  v.push_back({"avx512vnni", ukernels::q8_gemm_avx512vnni(), isa_supported(Isa::kAvx512Vnni)});
-  v.push_back({"avx512vnni_6x64", ukernels::q8_gemm_avx512vnni_6x64(), isa_supported(Isa::kAvx512Vnni)});
+  v.push_back({"avxvnni_evex", &ukernels::q8_gemm_avxvnni_evex, isa_supported(Isa::kAvx512Vnni)});
+  v.push_back({"avx512vnni", &ukernels::q8_gemm_avx512vnni, isa_supported(Isa::kAvx512Vnni)});
+  v.push_back({"avx512vnni_6x64", &ukernels::q8_gemm_avx512vnni_6x64, isa_supported(Isa::kAvx512Vnni)});
 #endif
   return v;
 }
@@ -108,7 +74,7 @@ class MicrokernelTest : public ::testing::TestWithParam<std::string> {
     for (const auto& k : all_microkernels()) {
       if (k.label == GetParam()) {
         if (!k.supported) GTEST_SKIP() << k.label << " is not supported by this CPU";
-        uk_ = k.uk;
+        uk_ = k.descriptor();
         return;
       }
     }
@@ -182,7 +148,7 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
     std::memcpy(b.data() + nb * block_stride, packed.data.data() + nb * packed_stride, packed_stride);
   }
   Guarded<uint8_t> a(a_rows.size());
-  copy_to(a, a_rows);
+  a.assign(a_rows);
 
   const size_t acc_stride = blocks * kGemmNr + uniform_int<size_t>(rng, 0, 8);
   const int32_t sentinel = 0x5eed5eed;
@@ -984,6 +950,7 @@ TEST_P(QgemmTest, KernelName) {
 
 #if defined(__x86_64__)
 TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
+  if (!isa_supported(Isa::kAvx512Vnni)) GTEST_SKIP() << "the descriptors run AVX512-VNNI code";
   // 64-channel tiles where 64 divides the width better than 48 (most CNN layers), 48-channel
   // ones otherwise (BERT's 768 / 3072, and ties). Results never depend on it (the tests above).
   for (size_t blocks : {4u, 7u, 8u, 16u, 32u, 10u}) {

@@ -7,8 +7,6 @@
 // add (split row / channel / pixel ranges, groups, depthwise).
 #include <gtest/gtest.h>
 
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -40,37 +38,6 @@ constexpr int kScale = 1;  // under qemu: fewer random cases
 constexpr int kScale = 3;
 #endif
 
-// --- bytes whose end touches an unmapped page ---------------------------------------------------
-
-// n bytes ending right before a PROT_NONE page: a kernel reading one byte too many faults.
-class EdgeBytes {
- public:
-  explicit EdgeBytes(size_t n) : n_(n) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t bytes = (n + page - 1) / page * page;
-    map_bytes_ = bytes + page;
-    void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
-    base_ = static_cast<uint8_t*>(p);
-    mprotect(base_ + bytes, page, PROT_NONE);
-    data_ = base_ + bytes - n;
-  }
-  ~EdgeBytes() { munmap(base_, map_bytes_); }
-  EdgeBytes(const EdgeBytes&) = delete;
-  EdgeBytes& operator=(const EdgeBytes&) = delete;
-
-  uint8_t* data() { return data_; }
-  const uint8_t* data() const { return data_; }
-  size_t size() const { return n_; }
-  void assign(const std::vector<uint8_t>& v) { std::memcpy(data_, v.data(), std::min(v.size(), n_)); }
-  std::vector<uint8_t> bytes() const { return std::vector<uint8_t>(data_, data_ + n_); }
-
- private:
-  uint8_t* base_ = nullptr;
-  size_t map_bytes_ = 0;
-  uint8_t* data_ = nullptr;
-  size_t n_ = 0;
-};
 
 // --- quantized elements -------------------------------------------------------------------------
 
@@ -324,15 +291,15 @@ Tile random_tile(std::mt19937& rng) {
 // Runs `fn` on the tile: out and other end at an unmapped page; the add's own other / other_stride
 // are left null (the kernels take the operand as arguments). Returns the out bytes.
 std::vector<uint8_t> run_tile(ukernels::ResidualAddFn fn, const Tile& t, const ResidualAdd& add_in) {
-  EdgeBytes out(t.out.size()), other(t.other.size());
+  Guarded<uint8_t> out(t.out.size()), other(t.other.size());
   out.assign(t.out);
   other.assign(t.other);
   ResidualAdd add = add_in;
   add.other = nullptr;
   add.other_stride = 0;
   fn(t.rows, t.cols, out.data(), t.out_stride, other.data(), t.other_stride, t.p.type, t.p.mode, add);
-  EXPECT_TRUE(other.bytes() == t.other) << "the residual operand was modified";
-  return out.bytes();
+  EXPECT_TRUE(other.to_vector() == t.other) << "the residual operand was modified";
+  return out.to_vector();
 }
 
 // got against want inside the tile; every byte between the columns and the stride untouched in
@@ -828,7 +795,7 @@ TEST(ResidualAddSetup, FieldsFollowTheSpec) {
 struct Residual {
   AddParams p;
   size_t stride = 0;
-  std::unique_ptr<EdgeBytes> data;
+  std::unique_ptr<Guarded<uint8_t>> data;
   ResidualAdd add;
 };
 
@@ -848,7 +815,7 @@ void make_residual(std::mt19937& rng, OutputType type, RequantMode mode, double 
   random_activation(rng, &p);
   res->stride = cols + (uniform_int<int>(rng, 0, 2) == 0 ? 0 : uniform_int<size_t>(rng, 1, 9));
   const size_t elem = element_size(type);
-  res->data = std::make_unique<EdgeBytes>(Tile::bytes(rows, cols, res->stride, elem));
+  res->data = std::make_unique<Guarded<uint8_t>>(Tile::bytes(rows, cols, res->stride, elem));
   for (size_t b = 0; b < res->data->size(); ++b) res->data->data()[b] = static_cast<uint8_t>(b * 29 + 3);
   for (size_t i = 0; i < rows; ++i) {
     for (size_t j = 0; j < cols; ++j) {
@@ -972,7 +939,7 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
 
     const size_t elem = element_size(c.type);
     const size_t out_bytes = static_cast<size_t>(c.m) * c.out_stride * elem;
-    const std::vector<uint8_t> residual_before = res.data->bytes();
+    const std::vector<uint8_t> residual_before = res.data->to_vector();
     std::vector<uint8_t> want(out_bytes, 0xA5);
     qgemm(act, 0, c.m, packed.view(), 0, c.n, bias, st.stage, want.data(), c.out_stride);
     ukernels::q8_vadd_scalar(static_cast<size_t>(c.m), static_cast<size_t>(c.n), want.data(),
@@ -1010,7 +977,7 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
       ASSERT_TRUE(same_elements(got, want_rows, c.type, c.out_stride))
           << "rows [" << m0 << ", " << m1 << "), channels split at " << ncut;
     }
-    ASSERT_TRUE(res.data->bytes() == residual_before) << "the residual operand was modified";
+    ASSERT_TRUE(res.data->to_vector() == residual_before) << "the residual operand was modified";
   }
 }
 
@@ -1091,7 +1058,7 @@ class ResidualAddQconvTest : public IsaTest {
 
     const size_t elem = element_size(type);
     const size_t out_bytes = static_cast<size_t>(pixels) * oc * elem;
-    const std::vector<uint8_t> residual_before = res.data->bytes();
+    const std::vector<uint8_t> residual_before = res.data->to_vector();
     Buffer<uint8_t> want(out_bytes, 0, 0xA5);
     qconv2d(x, geo, w.view(), bias.data(), st.stage, 0, pixels, want.data());
     ukernels::q8_vadd_scalar(static_cast<size_t>(pixels), oc, want.data(), oc, res.data->data(),
@@ -1126,7 +1093,7 @@ class ResidualAddQconvTest : public IsaTest {
                                 want_bytes, type, oc))
           << "pixel ranges " << desc.str();
     }
-    ASSERT_TRUE(res.data->bytes() == residual_before) << "the residual operand was modified";
+    ASSERT_TRUE(res.data->to_vector() == residual_before) << "the residual operand was modified";
   }
 };
 

@@ -3,11 +3,16 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
+#include <stdexcept>
 #include <ostream>
 #include <random>
 #include <string>
@@ -34,6 +39,55 @@ class IsaTest : public ::testing::TestWithParam<Isa> {
       GTEST_SKIP() << circle_quant::isa_name(GetParam()) << " is not supported by this CPU";
     }
   }
+};
+
+// --- memory whose end touches an inaccessible page --------------------------------------------
+
+// Whether Guarded buffers protect the page(s) after their data. Always, except where the
+// environment says CIRCLE_QUANT_TEST_GUARD_PAGES=0: scripts/test_x86_tiers.sh sets it under qemu,
+// whose TCG (7.2) faults on the masked-off lanes of vpmaskmov loads and stores, which real CPUs
+// never touch; there the tests still check every value, only over-reads go unnoticed.
+inline bool guard_pages_enabled() {
+  const char* env = std::getenv("CIRCLE_QUANT_TEST_GUARD_PAGES");
+  return env == nullptr || std::string(env) != "0";
+}
+
+// n elements of T ending exactly at an inaccessible region of at least guard_bytes: a kernel
+// reading or writing one element past the end (or a row after the last, within guard_bytes)
+// crashes the test instead of passing silently.
+template <typename T>
+class Guarded {
+ public:
+  explicit Guarded(size_t n, size_t guard_bytes = 1) : n_(n) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t data_bytes = (n * sizeof(T) + page - 1) / page * page;
+    const size_t guard = (std::max<size_t>(guard_bytes, 1) + page - 1) / page * page;
+    map_bytes_ = data_bytes + guard;
+    void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
+    base_ = static_cast<char*>(p);
+    if (guard_pages_enabled() && mprotect(base_ + data_bytes, guard, PROT_NONE) != 0) {
+      throw std::runtime_error("mprotect failed");
+    }
+    data_ = reinterpret_cast<T*>(base_ + data_bytes - n * sizeof(T));
+  }
+  ~Guarded() { munmap(base_, map_bytes_); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  T& operator[](size_t i) { return data_[i]; }
+  size_t size() const { return n_; }
+  // Copies up to size() elements of v to the front.
+  void assign(const std::vector<T>& v) { std::copy_n(v.begin(), std::min(v.size(), n_), data_); }
+  std::vector<T> to_vector() const { return std::vector<T>(data_, data_ + n_); }
+
+ private:
+  char* base_ = nullptr;
+  size_t map_bytes_ = 0;
+  T* data_ = nullptr;
+  size_t n_ = 0;
 };
 
 inline std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
