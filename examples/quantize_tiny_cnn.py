@@ -49,50 +49,6 @@ def check(what: str, value, limit, *, at_least: bool = False) -> None:
         FAILED.append(f"{what}: {value} (limit: {'>=' if at_least else '<='} {limit})")
 
 
-def max_step_difference(actual: np.ndarray, expected: np.ndarray, step: float) -> int:
-    """Largest difference in integer output steps. Both sides are dequantized integers
-    (q - zero_point) * step, so rounding x / step recovers q - zero_point exactly; comparing
-    those integers avoids reading 2 steps as 2.0016 after a float division."""
-    return int(np.abs(np.rint(actual / step) - np.rint(expected / step)).max())
-
-
-def sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
-    noise = (ref - approx).pow(2).sum().item()
-    return math.inf if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
-
-
-def collect_activations(model, batches, observer):
-    """Runs calibration batches and observes every leaf module's output with the C++ ops."""
-    state, hooks = {}, []
-
-    def hook(name):
-        def observe(_module, _inputs, out):
-            if observer == "histogram":
-                h, mn, mx = state.get(name, (torch.zeros(2048), torch.tensor(math.inf), torch.tensor(-math.inf)))
-                state[name] = cq.histogram_observe(out, h, mn, mx)
-            else:
-                mn, mx = cq.minmax(out)
-                old = state.get(name, (mn, mx))
-                state[name] = (torch.minimum(old[0], mn), torch.maximum(old[1], mx))
-        return observe
-
-    for name, module in model.named_modules():
-        if len(list(module.children())) == 0:
-            hooks.append(module.register_forward_hook(hook(name)))
-    outputs = {}
-    with torch.no_grad():
-        for x in batches:
-            model(x)
-        # One more batch to measure the round trip on.
-        probe = batches[0]
-        capture = [m.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o))
-                   for n, m in model.named_modules() if len(list(m.children())) == 0]
-        model(probe)
-    for h in hooks + capture:
-        h.remove()
-    return state, outputs
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=16, help="calibration batches of 8")
@@ -187,7 +143,7 @@ def main():
             check(f"{preset} {fmt} in {runtime}: max |diff|", error, FLOAT_TOLERANCE)
             detail = f"max |diff| {error:.1e}"
         else:
-            steps = max_step_difference(actual, expected, cm.output_step())
+            steps = int(cm.output_steps(actual, expected).max())  # whole steps, compared as integers
             check(f"{preset} {fmt} in {runtime}: output steps from PyTorch", steps, STEP_TOLERANCE[preset])
             detail = f"max |diff| {steps} output step{'s' if steps != 1 else ''}"
         check(f"{preset} {fmt} in {runtime}: argmax disagreement %", 100 - argmax, 0)

@@ -123,6 +123,32 @@ class CircleModel:
             tensor = op["inputs"][0]
         return None
 
+    def output_steps(self, actual, expected, index: int = 0):
+        """|actual - expected| in whole output steps, as an integer numpy array: how far a runtime's
+        output `index` is from PyTorch's converted model, counted on the integers both dequantize.
+
+        Both are (q - zero_point) * step, so dividing by the step and rounding recovers the
+        integers exactly; comparing those avoids reading 2 steps as 2.0016 after a float division.
+        Raises ValueError when the output is float, or when either side is not on the output's
+        integer grid (then a step count would hide sub-step differences)."""
+        import numpy as np
+
+        step = self.output_step(index)
+        if step is None:
+            raise ValueError(f"output {index} of this model is computed in float, not dequantized "
+                             "from integers: compare it with a float tolerance")
+        counts = []
+        for name, values in (("actual", actual), ("expected", expected)):
+            scaled = np.asarray(values, dtype=np.float64) / step
+            whole = np.rint(scaled)
+            off = float(np.abs(scaled - whole).max()) if scaled.size else 0.0
+            # float32 dequantization is off the grid by |q| * 2^-24 at most: 0.002 for int16.
+            if off > 0.01:
+                raise ValueError(f"{name} values are not on output {index}'s integer grid (step {step:g}): "
+                                 f"{off:.3g} of a step away")
+            counts.append(whole)
+        return np.abs(counts[0] - counts[1]).astype(np.int64)
+
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.write_bytes(self.data)
