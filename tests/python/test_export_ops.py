@@ -281,3 +281,45 @@ def test_quantizer_annotates_hardsigmoid():
     quantizer = CircleQuantizer(preset="uint8")
     prepare_pt2e(torch.export.export(models.seeded(model).eval(), inputs).module(), quantizer)
     assert not any("hardsigmoid" in op for op in quantizer.left_in_float), quantizer.left_in_float
+
+
+# --- forward arguments and outputs that are not tensors -----------------------------------------
+
+class NonTensorArguments(nn.Module):
+    def forward(self, x, n, pair, nothing, f):
+        assert nothing is None
+        return x * n + pair[1] - f, None
+
+
+def test_number_list_and_none_arguments_are_baked_and_none_outputs_left_out():
+    model = NonTensorArguments()
+    cm = torch_circle.export(model, (X3, 3, [1, 2], None, 0.5))
+    assert len(cm.info["subgraphs"][0]["inputs"]) == 1  # the numbers are in the graph, not inputs
+    (actual,) = cm.run(X3)
+    np.testing.assert_allclose(actual, model(X3, 3, [1, 2], None, 0.5)[0].numpy(), rtol=1e-6)
+
+
+class SizeOutput(nn.Module):
+    def forward(self, x):
+        return x + 1, x.shape[1]
+
+
+def test_symbolic_size_as_an_output():
+    model = SizeOutput()
+    ep = torch.export.export(model, (X3,), dynamic_shapes=({1: torch.export.Dim("n", max=64)},))
+    cm = torch_circle.export(ep)
+    for n in (5, 11):
+        x = _randn(2, n, 8)
+        out, size = cm.run(x)
+        np.testing.assert_allclose(out, (x + 1).numpy(), rtol=1e-6)
+        assert size.shape == () and int(size) == n
+
+
+def test_pow_by_an_integer_tensor_is_computed_in_float():
+    # onert 0.1.0 loads POW(FLOAT32, INT32) and returns inf / NaN: the exponent must be cast.
+    fn, inputs = FLOAT_CASES["promote_pow_int_exponent"]
+    cm = torch_circle.export(Fn(fn), inputs)
+    sg = cm.info["subgraphs"][0]
+    pow_op = next(op for op in sg["operators"] if op["op"] == "POW")
+    assert {sg["tensors"][i]["dtype"] for i in pow_op["inputs"]} == {"FLOAT32"}
+    assert np.isfinite(cm.run(*inputs)[0]).all()

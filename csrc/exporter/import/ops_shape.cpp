@@ -219,8 +219,9 @@ IMPORT_OP({"aten.sym_size.int"}, [](ImportContext& ctx) {
   int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
   Tensor* shape = ctx.temp({x->rank()}, DType::kInt32, "shape");
   ctx.emit("SHAPE", {x}, {shape});
-  Tensor* size = ctx.temp({1}, DType::kInt32, "size");
-  ctx.emit("SLICE", {shape}, {size})->attrs = {{"begin", std::vector<int64_t>{dim}}, {"size", std::vector<int64_t>{1}}};
+  Tensor* size = ctx.temp({1}, DType::kInt32, "size");  // GATHER: onert 0.1.0 has no int32 SLICE
+  Tensor* position = ctx.constant(at::tensor({static_cast<int32_t>(dim)}, at::kInt), "dim");
+  ctx.emit("GATHER", {shape, position}, {size})->attrs = {{"axis", int64_t{0}}, {"batch_dims", int64_t{0}}};
   Tensor* out = ctx.temp({}, DType::kInt32, "scalar");
   ctx.reshape(size, {}, "", out);
   ctx.alias(out);
