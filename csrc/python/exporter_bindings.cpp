@@ -23,10 +23,14 @@ struct GraphCopier {
   py::object op_overload = py::module_::import("torch._ops").attr("OpOverload");
   py::object getitem = py::module_::import("operator").attr("getitem");
   std::unordered_map<PyObject*, int> index;
+  // Placeholders whose value torch.export baked into the graph (numbers, None): their value.
+  std::unordered_map<PyObject*, ex::FxArg> baked;
 
   ex::FxArg arg(py::handle value) {
     if (value.is_none()) return ex::FxArg::none();
     if (py::isinstance(value, node_type)) {
+      auto literal = baked.find(value.ptr());
+      if (literal != baked.end()) return literal->second;
       auto it = index.find(value.ptr());
       if (it == index.end()) throw ex::ExportError("argument refers to a node outside the graph");
       return ex::FxArg::of_node(it->second);
@@ -140,6 +144,18 @@ struct GraphCopier {
       for (py::handle a : node.attr("args")) n.args.push_back(arg(a));
       for (auto item : py::dict(node.attr("kwargs"))) n.kwargs[item.first.cast<std::string>()] = arg(item.second);
       n.meta = metas(node);
+      if (n.op == "placeholder" && n.meta.empty()) {
+        // A forward argument that is not a tensor: torch.export specialized the graph on its value
+        // (a number, None, a list's items), so readers get that value and the file has no input.
+        py::dict meta = node.attr("meta");
+        py::object val = meta.contains("val") ? py::object(meta["val"]) : py::object();
+        if (!val) {
+          // no metadata at all: reported by the importer
+        } else if (val.is_none() || PyBool_Check(val.ptr()) || PyLong_Check(val.ptr()) || PyFloat_Check(val.ptr())) {
+          n.baked = true;
+          baked[node.ptr()] = arg(val);
+        }
+      }
       n.source = source_line(node);
       index[node.ptr()] = static_cast<int>(graph.nodes.size());
       graph.nodes.push_back(std::move(n));

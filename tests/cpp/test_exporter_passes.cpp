@@ -468,3 +468,106 @@ TEST(InsertRequantize, LogisticWritesTheFixedRangeItsKernelAssumes) {
   EXPECT_EQ(op_types(g), (std::vector<std::string>{"LOGISTIC", "DEQUANTIZE", "QUANTIZE"}));
   EXPECT_EQ(only_op(g, "LOGISTIC")->outputs[0]->quant, per_tensor(1.0f / 256, 0));
 }
+
+// --- promote_operand_types / legalize_batch_matmul / check_exportable ---------------------------
+
+namespace {
+DType input_dtype(const Op* op, size_t slot) { return op->inputs.at(slot)->dtype; }
+}  // namespace
+
+TEST(PromoteOperandTypes, ArithmeticOperandsAreCastToTheOutputDtype) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2, 3});
+  Tensor* c = g.add_constant("c", at::arange(3, at::kLong));  // x + torch.arange(3)
+  Tensor* y = g.add_tensor("y", {2, 3}, DType::kFloat32);
+  g.add_op("ADD", {x, c}, {y});
+  g.outputs = {y};
+  ex::promote_operand_types(g);
+  Op* add = only_op(g, "ADD");
+  EXPECT_EQ(input_dtype(add, 0), DType::kFloat32);
+  EXPECT_EQ(input_dtype(add, 1), DType::kFloat32);
+  EXPECT_EQ(only_op(g, "CAST")->inputs[0], c);
+  ex::fold_constants(g);  // the cast of a constant is folded
+  EXPECT_EQ(op_types(g), std::vector<std::string>{"ADD"});
+}
+
+TEST(PromoteOperandTypes, IntegerTrueDivisionAndPowComputeInFloat) {
+  Graph g;
+  Tensor* i = graph_input(g, "i", {4}, DType::kInt32);
+  Tensor* j = graph_input(g, "j", {4}, DType::kInt32);
+  Tensor* q = g.add_tensor("q", {4}, DType::kFloat32);  // i / j is float in PyTorch
+  g.add_op("DIV", {i, j}, {q});
+  Tensor* p = g.add_tensor("p", {4}, DType::kFloat32);  // q ** int32 constant
+  g.add_op("POW", {q, g.add_constant("e", at::scalar_tensor(3, at::kInt))}, {p});
+  g.outputs = {p};
+  ex::promote_operand_types(g);
+  for (const Op* op : g.live_ops())
+    if (op->type != "CAST")
+      for (const Tensor* in : op->inputs) EXPECT_EQ(in->dtype, DType::kFloat32) << op->type;
+}
+
+TEST(PromoteOperandTypes, ComparisonsUsePyTorchsCategoryRule) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {3});
+  Tensor* i = graph_input(g, "i", {3}, DType::kInt64);
+  Tensor* ge = g.add_tensor("ge", {3}, DType::kBool);
+  g.add_op("GREATER_EQUAL", {x, i}, {ge});  // float beats integer whatever the width
+  Tensor* k = graph_input(g, "k", {3}, DType::kInt32);
+  Tensor* lt = g.add_tensor("lt", {3}, DType::kBool);
+  g.add_op("LESS", {k, g.add_constant("two", at::scalar_tensor(2, at::kLong))}, {lt});  // a dimensioned int32 beats a scalar int64
+  g.outputs = {ge, lt};
+  ex::promote_operand_types(g);
+  Op* greater_equal = only_op(g, "GREATER_EQUAL");
+  EXPECT_EQ(input_dtype(greater_equal, 1), DType::kFloat32);
+  Op* less = only_op(g, "LESS");
+  EXPECT_EQ(input_dtype(less, 0), DType::kInt32);
+  EXPECT_EQ(input_dtype(less, 1), DType::kInt32);
+}
+
+TEST(PromoteOperandTypes, SelectCastsItsValuesNotItsCondition) {
+  Graph g;
+  Tensor* cond = graph_input(g, "cond", {3}, DType::kBool);
+  Tensor* i = graph_input(g, "i", {3}, DType::kInt32);
+  Tensor* x = graph_input(g, "x", {3});
+  Tensor* y = g.add_tensor("y", {3}, DType::kFloat32);
+  g.add_op("SELECT_V2", {cond, i, x}, {y});
+  g.outputs = {y};
+  ex::promote_operand_types(g);
+  Op* select = only_op(g, "SELECT_V2");
+  EXPECT_EQ(select->inputs[0], cond);
+  EXPECT_EQ(input_dtype(select, 1), DType::kFloat32);
+  EXPECT_EQ(select->inputs[2], x);
+}
+
+TEST(CheckExportable, RefusesMixedOperandTypesARuntimeWouldMiscompute) {
+  Graph g;  // onert 0.1.0 loads POW(FLOAT32, INT32) and returns inf / NaN
+  Tensor* x = graph_input(g, "x", {3});
+  Tensor* y = g.add_tensor("y", {3}, DType::kFloat32);
+  g.add_op("POW", {x, g.add_constant("e", at::scalar_tensor(3, at::kInt))}, {y}, "node 'pow' (aten.pow.Tensor_Tensor)");
+  g.outputs = {y};
+  try {
+    ex::check_exportable(g);
+    FAIL() << "a mixed POW was accepted";
+  } catch (const ex::ExportError& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find("node 'pow'"), std::string::npos) << message;
+    EXPECT_NE(message.find("float32 and int32"), std::string::npos) << message;
+  }
+}
+
+TEST(LegalizeBatchMatmul, ConstantLeftOperandMovesRight) {
+  Graph g;
+  Tensor* w = g.add_constant("w", at::randn({4, 5}));
+  Tensor* x = graph_input(g, "x", {2, 5, 8});
+  Tensor* y = g.add_tensor("y", {2, 4, 8}, DType::kFloat32);
+  g.add_op("BATCH_MATMUL", {w, x}, {y})->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+  g.outputs = {y};
+  ex::legalize_batch_matmul(g);
+  ex::fold_constants(g);
+  Op* matmul = only_op(g, "BATCH_MATMUL");
+  EXPECT_FALSE(matmul->inputs[0]->is_constant());
+  ASSERT_TRUE(matmul->inputs[1]->is_constant());
+  EXPECT_EQ(matmul->inputs[1]->shape, (std::vector<int64_t>{5, 4}));
+  EXPECT_EQ(matmul->outputs[0]->shape, (std::vector<int64_t>{2, 8, 4}));
+  EXPECT_EQ(y->producer->type, "TRANSPOSE");
+}

@@ -33,6 +33,7 @@ def _randn(*shape):
 
 
 X3, X4 = _randn(2, 5, 8), _randn(2, 4, 6, 6)
+INTS = torch.arange(-4, 6, dtype=torch.int32).reshape(2, 1, 5)
 CAUSAL = torch.ones(5, 5, dtype=torch.bool).triu(1)
 
 # name: (fn, inputs)
@@ -48,6 +49,7 @@ FLOAT_CASES = {
     "index_select": (lambda x, i: torch.index_select(x, 1, i), (X3, torch.tensor([4, 0, 2, 2]))),
     "index_tensor": (lambda x: x[:, torch.tensor([0, 2, 4])], (X3,)),
     "index_tensor_2d_index": (lambda x, i: x[:, :, i], (X3, torch.tensor([[1, 7], [3, 0]]))),
+    "index_constant_pair": (lambda x: x[torch.arange(2).view(2, 1, 1), torch.tensor([[[-1, 0, 3]]])], (X3,)),
     "chunk_uneven": (lambda x: [c * (k + 1) for k, c in enumerate(x.chunk(2, dim=1))], (X3,)),
     "chunk_more_than_size": (lambda x: [c + 1 for c in x.chunk(4, dim=0)], (X3,)),
     "where_scalar_other": (lambda x: torch.where(x > 0, x, 0.0), (X3,)),
@@ -72,6 +74,56 @@ FLOAT_CASES = {
     "pad_reflect_1d": (lambda x: nn.ReflectionPad1d(3)(x), (X3,)),
     "expand": (lambda x: x[:, :1].expand(2, 5, 8) + x, (X3,)),
     "expand_as": (lambda x: x[:, :1].expand_as(x) * x, (X3,)),
+    # PyTorch's type promotion, written out as casts (runtimes refuse or miscompute mixed types).
+    "promote_add_int64_constant": (lambda x: x + torch.arange(8), (X3,)),
+    "promote_div_int_by_float": (lambda i, x: i / x, (INTS, X3[..., :5])),
+    "promote_true_div_of_ints": (lambda i: i / (i + 10), (INTS,)),
+    "promote_ge_float_int64": (lambda x: (x >= torch.arange(8) - 4).float(), (X3,)),
+    "promote_where_int_float": (lambda i, x: torch.where(x > 0, i, x), (INTS, X3[..., :5])),
+    "promote_pow_int_exponent": (lambda x: x.abs() ** torch.tensor(3, dtype=torch.int32), (X3,)),
+    # Python numbers folded with the constants they meet (position ids, masks).
+    "arange_of_size_plus_one": (lambda x: x * (torch.arange(x.shape[-1]) + 1), (X3,)),
+    "constant_split_folded": (lambda x: x + torch.arange(16.0).reshape(2, 8).split(1)[1], (X3,)),
+    "matmul_constant_left": (lambda x: torch.linspace(-1, 1, 20).reshape(4, 5) @ x, (X3,)),
+    # ops and variants
+    "full_like": (lambda x: x + torch.full_like(x, 2.5), (X3,)),
+    "empty_like_zeros_like": (lambda x: x + torch.zeros_like(x) * torch.empty_like(x).fill_(0.0), (X3,)),
+    "new_zeros_new_ones": (lambda x: x + x.new_ones(5, 8) - x.new_zeros(2, 1, 8), (X3,)),
+    "fill_tensor": (lambda x, v: x.clone().fill_(v[0]) * x, (X3, torch.tensor([1.5]))),
+    "copy": (lambda x, y: torch.zeros(2, 5, 8).copy_(y) + x, (X3, X3[:1, :1] + 1)),
+    "alias_copy": (lambda x: torch.ops.aten.alias_copy(x) * 2, (X3,)),
+    "clamp_tensor": (lambda x, lo: torch.clamp(x, lo, lo + 1.0), (X3, _randn(5, 1) * 0.5)),
+    "elu": (F.elu, (X3 * 2,)),
+    "elu_alpha": (lambda x: F.elu(x, alpha=0.5), (X3 * 2,)),
+    "selu": (F.selu, (X3 * 2,)),
+    "log1p": (lambda x: torch.log1p(x.abs()), (X3,)),
+    "logical_and": (lambda x: torch.logical_and(x > 0, x < 1).float(), (X3,)),
+    "and_tensor": (lambda x: ((x > 0) & (x < 1)).float(), (X3,)),
+    "round": (lambda x: torch.round(x * 4), (X3,)),
+    "any_dim": (lambda x: (x > 1).any(-1).float(), (X3,)),
+    "any_all": (lambda x: (x > 1).any().float() + x, (X3,)),
+    "cumsum": (lambda x: torch.cumsum(x, 1), (X3,)),
+    "cumsum_last_dim": (lambda x: x.cumsum(-1), (X3,)),
+    "instance_norm": (lambda x: F.instance_norm(x), (X4,)),
+    "instance_norm_affine": (lambda x: F.instance_norm(x, weight=torch.arange(4.0), bias=torch.ones(4)), (X4,)),
+    "native_layer_norm": (lambda x: torch.ops.aten.native_layer_norm(x, [8], None, None, 1e-5)[0], (X3,)),
+    "native_group_norm": (lambda x: torch.ops.aten.native_group_norm(x, None, None, 2, 4, 36, 2, 1e-5)[0], (X4,)),
+    "split_with_sizes_copy": (lambda x: [t * 2 for t in torch.ops.aten.split_with_sizes_copy(x, [3, 5], -1)], (X3,)),
+    "slice_scatter": (lambda x, y: torch.slice_scatter(x, y, 2, 2, 5), (X3, X3[:, :, :3] * 3)),
+    "addmm_beta_alpha": (lambda b, x: torch.addmm(b, x, torch.linspace(-1, 1, 48).reshape(8, 6), beta=0.5, alpha=2.0),
+                         (_randn(6), _randn(4, 8))),
+    "addmm_beta_zero": (lambda b, x, w: torch.addmm(b, x, w, beta=0.0, alpha=0.5), (_randn(6), _randn(4, 8), _randn(8, 6))),
+    "avg_pool_count_include_pad": (lambda x: F.avg_pool2d(x, 3, 2, 1), (X4,)),
+    "repeat_adds_dims": (lambda x: x.repeat(2, 1, 1, 2), (X3,)),
+    "native_batch_norm_stats": (lambda x: torch.ops.aten.native_batch_norm(x, torch.ones(4), torch.zeros(4), torch.zeros(4),
+                                                                           torch.ones(4) * 2, False, 0.1, 1e-5)[0], (X4,)),
+    "upsample_bilinear": (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (X4,)),
+    "upsample_bilinear_size_align": (lambda x: F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True), (X4,)),
+    "roll": (lambda x: torch.roll(x, shifts=(2, -3), dims=(1, 2)), (X3,)),
+    "roll_flat": (lambda x: torch.roll(x, 5), (X3,)),
+    "to_device": (lambda x: x.to(device="cpu") * 2, (X3,)),
+    "diff": (lambda x: torch.diff(x, dim=1), (X3,)),
+    "diff_twice_prepend": (lambda x: torch.diff(x, n=2, prepend=x[:, :, :1]), (X3,)),
 }
 
 # Valid files the onert 0.1.0 runtime cannot run.
@@ -146,8 +198,11 @@ def test_broadcast_to_is_written_with_a_version_litert_registers():
 
 
 def test_indexing_with_several_index_tensors_gives_a_clear_error():
-    with pytest.raises(torch_circle.ExportError, match="more than one index tensor"):
-        torch_circle.export(Fn(lambda x: x[torch.tensor([0, 1]), torch.tensor([1, 2])]), (X3,))
+    # Constant index tensors are fine (index_constant_pair); indices computed at run time are not.
+    with pytest.raises(torch_circle.ExportError, match="constant indices only"):
+        torch_circle.export(Fn(lambda x, i, j: x[i, j]), (X3, torch.tensor([0, 1]), torch.tensor([1, 2])))
+    with pytest.raises(torch_circle.ExportError, match="not adjacent"):
+        torch_circle.export(Fn(lambda x: x[torch.tensor([0, 1]), :, torch.tensor([1, 2])]), (X3,))
 
 
 # --- quantized ---------------------------------------------------------------------------------
@@ -182,8 +237,23 @@ class GatherHead(nn.Module):
         return torch.gather(picked, 2, positions) * 2
 
 
+class PoolResizeRoll(nn.Module):
+    """Quantized activations through padded average pooling (zeros counted), bilinear upsampling,
+    roll (which the quantizer leaves in float) and repeat that adds a dim."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = F.avg_pool2d(self.conv(x), 3, 1, 1)
+        y = F.interpolate(y, scale_factor=2, mode="bilinear")
+        return torch.roll(y, shifts=3, dims=3).repeat(2, 1, 1, 1, 1)
+
+
 QUANT_CASES = {
     "mobilenet_v3_block": (SqueezeExcite(), (_randn(2, 3, 12, 12),)),
+    "pool_resize_roll": (PoolResizeRoll(), (_randn(1, 3, 6, 6),)),
     "gather_pad_chunk": (GatherHead(), (X4, torch.tensor([5, 0, 3]), torch.randint(0, 6, (2, 2, 4, 3)))),
 }
 
@@ -211,3 +281,45 @@ def test_quantizer_annotates_hardsigmoid():
     quantizer = CircleQuantizer(preset="uint8")
     prepare_pt2e(torch.export.export(models.seeded(model).eval(), inputs).module(), quantizer)
     assert not any("hardsigmoid" in op for op in quantizer.left_in_float), quantizer.left_in_float
+
+
+# --- forward arguments and outputs that are not tensors -----------------------------------------
+
+class NonTensorArguments(nn.Module):
+    def forward(self, x, n, pair, nothing, f):
+        assert nothing is None
+        return x * n + pair[1] - f, None
+
+
+def test_number_list_and_none_arguments_are_baked_and_none_outputs_left_out():
+    model = NonTensorArguments()
+    cm = torch_circle.export(model, (X3, 3, [1, 2], None, 0.5))
+    assert len(cm.info["subgraphs"][0]["inputs"]) == 1  # the numbers are in the graph, not inputs
+    (actual,) = cm.run(X3)
+    np.testing.assert_allclose(actual, model(X3, 3, [1, 2], None, 0.5)[0].numpy(), rtol=1e-6)
+
+
+class SizeOutput(nn.Module):
+    def forward(self, x):
+        return x + 1, x.shape[1]
+
+
+def test_symbolic_size_as_an_output():
+    model = SizeOutput()
+    ep = torch.export.export(model, (X3,), dynamic_shapes=({1: torch.export.Dim("n", max=64)},))
+    cm = torch_circle.export(ep)
+    for n in (5, 11):
+        x = _randn(2, n, 8)
+        out, size = cm.run(x)
+        np.testing.assert_allclose(out, (x + 1).numpy(), rtol=1e-6)
+        assert size.shape == () and int(size) == n
+
+
+def test_pow_by_an_integer_tensor_is_computed_in_float():
+    # onert 0.1.0 loads POW(FLOAT32, INT32) and returns inf / NaN: the exponent must be cast.
+    fn, inputs = FLOAT_CASES["promote_pow_int_exponent"]
+    cm = torch_circle.export(Fn(fn), inputs)
+    sg = cm.info["subgraphs"][0]
+    pow_op = next(op for op in sg["operators"] if op["op"] == "POW")
+    assert {sg["tensors"][i]["dtype"] for i in pow_op["inputs"]} == {"FLOAT32"}
+    assert np.isfinite(cm.run(*inputs)[0]).all()

@@ -31,6 +31,17 @@ std::optional<c10::IValue> to_ivalue(ImportContext& ctx, const FxArg& a, const c
     if (a.kind == FxArg::Kind::kNone) return c10::IValue();
     base = opt->getElementType();
   }
+  bool number = a.kind == FxArg::Kind::kBool || a.kind == FxArg::Kind::kInt || a.kind == FxArg::Kind::kFloat;
+  if (number && base->kind() == c10::TypeKind::TensorType) {
+    // A Python number where the op takes a tensor (add.Tensor(t, 1)): a wrapped number, which
+    // takes part in type promotion the way PyTorch's own call does (int64 arange + 1.5 is float).
+    c10::Scalar scalar = a.kind == FxArg::Kind::kFloat ? c10::Scalar(a.f)
+                         : a.kind == FxArg::Kind::kInt ? c10::Scalar(a.i)
+                                                       : c10::Scalar(a.b);
+    at::Tensor wrapped = at::scalar_to_tensor(scalar);
+    wrapped.unsafeGetTensorImpl()->set_wrapped_number(true);
+    return c10::IValue(wrapped);
+  }
   switch (a.kind) {
     case FxArg::Kind::kNone: return c10::IValue();
     case FxArg::Kind::kBool: return c10::IValue(a.b);
@@ -90,7 +101,7 @@ bool try_evaluate_constant(ImportContext& ctx) {
     if (!all_inputs_constant(ctx, a)) return false;
   for (const auto& [key, a] : node.kwargs)
     if (!all_inputs_constant(ctx, a)) return false;
-  if (node.meta.size() != 1) return false;
+  if (node.meta.empty()) return false;
 
   // "aten.full.default" → aten::full, overload "" ("default" is the unnamed overload).
   std::string rest = node.target.substr(5);
@@ -101,7 +112,7 @@ bool try_evaluate_constant(ImportContext& ctx) {
   auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
   if (!handle) return false;
   const c10::FunctionSchema& schema = handle->schema();
-  if (schema.is_mutable() || schema.returns().size() != 1) return false;
+  if (schema.is_mutable()) return false;
 
   torch::jit::Stack stack;
   const auto& arguments = schema.arguments();
@@ -118,10 +129,26 @@ bool try_evaluate_constant(ImportContext& ctx) {
     stack.push_back(std::move(*value));
   }
   handle->callBoxed(stack);
-  if (stack.size() != 1 || !stack[0].isTensor()) return false;
-  at::Tensor result = stack[0].toTensor();
-  if (result.scalar_type() == at::kDouble) result = result.to(at::kFloat);
-  ctx.alias(ctx.graph().add_constant(node.name, result));
+  // One tensor, several (native_layer_norm's three) or a list of them (split): one constant each.
+  std::vector<at::Tensor> results;
+  for (const c10::IValue& value : stack) {
+    if (value.isTensor()) {
+      results.push_back(value.toTensor());
+    } else if (value.isTensorList()) {
+      for (const at::Tensor& t : value.toTensorVector()) results.push_back(t);
+    } else {
+      return false;
+    }
+  }
+  if (results.size() != node.meta.size()) return false;
+  std::vector<Tensor*> constants;
+  for (size_t i = 0; i < results.size(); ++i) {
+    at::Tensor result = results[i];
+    if (result.scalar_type() == at::kDouble) result = result.to(at::kFloat);
+    std::string name = results.size() == 1 ? node.name : fmt::format("{}_{}", node.name, i);
+    constants.push_back(ctx.graph().add_constant(name, result));
+  }
+  ctx.bind(constants);
   return true;
 }
 

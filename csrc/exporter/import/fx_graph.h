@@ -49,6 +49,7 @@ struct FxNode {
   std::vector<FxTensorMeta> meta;  // one per tensor output (empty for non-tensor values)
   at::Tensor constant;             // get_attr: the tensor it reads
   std::string source;              // "model.py:42 in forward: return self.fc(x)" when known
+  bool baked = false;  // placeholder: a number or None torch.export specialized the graph on; not an input
 
   const FxArg* kwarg(const std::string& key) const {
     auto it = kwargs.find(key);

@@ -17,8 +17,7 @@ std::map<std::string, ImportFn>& registry() {
 // Nodes that carry no computation in an exported graph.
 bool is_ignored(const FxNode& node) {
   return (node.op == "call_module" && node.target.rfind("_guards", 0) == 0) ||  // torch.export's guard check
-         node.target.rfind("aten._assert", 0) == 0 || node.target == "aten.sym_constrain_range_for_size.default" ||
-         node.target == "aten.sym_size.int";  // symbolic sizes: reshapes read them as -1
+         node.target.rfind("aten._assert", 0) == 0 || node.target == "aten.sym_constrain_range_for_size.default";
 }
 }  // namespace
 
@@ -48,18 +47,22 @@ bool reads_node(const FxArg& a, int node) {
   return false;
 }
 
+// Whether a node after `index` reads node `node`.
+bool read_after(const FxGraph& fx, int node, size_t index) {
+  for (size_t later = index + 1; later < fx.nodes.size(); ++later) {
+    for (const FxArg& a : fx.nodes[later].args)
+      if (reads_node(a, node)) return true;
+    for (const auto& kv : fx.nodes[later].kwargs)
+      if (reads_node(kv.second, node)) return true;
+  }
+  return false;
+}
+
 // An in-place op is its out-of-place twin when nothing after it reads the tensor it mutated.
 bool mutated_input_read_later(const FxGraph& fx, size_t index) {
   const FxNode& node = fx.nodes[index];
   if (node.args.empty() || node.args[0].kind != FxArg::Kind::kNode) return false;
-  int mutated = node.args[0].node;
-  for (size_t later = index + 1; later < fx.nodes.size(); ++later) {
-    for (const FxArg& a : fx.nodes[later].args)
-      if (reads_node(a, mutated)) return true;
-    for (const auto& kv : fx.nodes[later].kwargs)
-      if (reads_node(kv.second, mutated)) return true;
-  }
-  return false;
+  return read_after(fx, node.args[0].node, index);
 }
 }  // namespace
 
@@ -232,6 +235,13 @@ Op* ImportContext::emit(std::string type, std::vector<Tensor*> inputs, std::vect
   return graph_.add_op(std::move(type), std::move(inputs), std::move(outputs), origin());
 }
 
+Tensor* ImportContext::times(Tensor* t, double factor, const std::string& suffix) {
+  if (factor == 1.0) return t;
+  Tensor* result = temp(t->shape, t->dtype, suffix);
+  emit("MUL", {t, constant(at::scalar_tensor(factor, at::kFloat), suffix)}, {result});
+  return result;
+}
+
 Tensor* ImportContext::reshape(Tensor* x, const std::vector<int64_t>& shape, const std::string& suffix, Tensor* out) {
   if (!out) {
     out = temp(shape, x->dtype, suffix);
@@ -262,6 +272,7 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
     const FxNode& node = fx.nodes[index];
     ctx.begin(index);
     if (node.op == "placeholder") {
+      if (node.baked) continue;  // its value is already in the graph; readers get the literal
       if (node.meta.size() != 1) ctx.fail("graph input without tensor metadata");
       Tensor* input = ctx.output(0);
       graph.inputs.push_back(input);
@@ -279,8 +290,10 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
         items.push_back(results);
       }
       for (const FxArg* item : items) {
+        if (item->kind == FxArg::Kind::kNone) continue;  // a None output: nothing to compute or write
         if (item->kind != FxArg::Kind::kNode)
-          throw ExportError("the model returns a value that is not a tensor; return tensors only");
+          throw ExportError("the model returns a value that is not a tensor (a number known at export "
+                            "time); return tensors only");
         const auto& produced = ctx.values(item->node);
         if (produced.size() != 1 || !produced[0]) {
           if (!unsupported.empty() || !broken.empty()) continue;  // reported below
@@ -291,6 +304,8 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       }
     } else if (is_ignored(node)) {
       continue;
+    } else if (node.target == "getitem" && !read_after(fx, static_cast<int>(index), index)) {
+      continue;  // an output nobody reads (native_layer_norm's mean): it need not be exported
     } else if (node.op == "call_function") {
       const ImportFn* importer = find_importer(node.target);
       if (!importer && !out_of_place(node.target).empty()) {

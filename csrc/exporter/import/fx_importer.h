@@ -43,6 +43,8 @@ class ImportContext {
   Tensor* temp(const std::vector<int64_t>& shape, DType dtype, const std::string& suffix);
   Tensor* constant(const at::Tensor& value, const std::string& suffix);
 
+  // `t` * factor (MUL by a float constant); `t` itself when factor is 1.
+  Tensor* times(Tensor* t, double factor, const std::string& suffix);
   // RESHAPE of `x` to `shape` into `out` (a new tensor named after the node when null).
   Tensor* reshape(Tensor* x, const std::vector<int64_t>& shape, const std::string& suffix, Tensor* out = nullptr);
 

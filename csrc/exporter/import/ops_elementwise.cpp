@@ -63,7 +63,52 @@ UNARY("aten.abs.default", "ABS");
 UNARY("aten.sin.default", "SIN");
 UNARY("aten.cos.default", "COS");
 UNARY("aten.logical_not.default", "LOGICAL_NOT");
+UNARY("aten.round.default", "ROUND");  // half to even, as PyTorch rounds
 #undef UNARY
+
+// log1p(x) = log(1 + x): Circle has no LOG1P (the sum loses nothing at float32's 1e-5 tolerance
+// unless |x| < 1e-7, where log1p(x) ~ x).
+IMPORT_OP({"aten.log1p.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* shifted = ctx.temp(x->shape, x->dtype, "plus1");
+  ctx.emit("ADD", {x, ctx.constant(at::scalar_tensor(1.0, at::kFloat), "one")}, {shifted});
+  ctx.emit("LOG", {shifted}, {ctx.output()});
+});
+
+// elu(x, alpha, scale, input_scale) = scale * (x > 0 ? x : alpha * (exp(input_scale * x) - 1)):
+// Circle's ELU for the plain form, else written out with SELECT_V2. selu is elu with fixed
+// alpha and scale (PyTorch's constants).
+IMPORT_OP({"aten.elu.default", "aten.selu.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  bool selu = ctx.node().target == "aten.selu.default";
+  double alpha = selu ? 1.6732632423543772848170429916717 : ctx.float_arg(1, "alpha", 1.0);
+  double scale = selu ? 1.0507009873554804934193349852946 : ctx.float_arg(2, "scale", 1.0);
+  double input_scale = selu ? 1.0 : ctx.float_arg(3, "input_scale", 1.0);
+  Tensor* out = ctx.output();
+  if (alpha == 1.0 && scale == 1.0 && input_scale == 1.0) return (void)ctx.emit("ELU", {x}, {out});
+  Tensor* e = ctx.temp(x->shape, x->dtype, "exp");
+  ctx.emit("EXP", {ctx.times(x, input_scale, "input_scale")}, {e});
+  Tensor* em1 = ctx.temp(x->shape, x->dtype, "expm1");
+  ctx.emit("SUB", {e, ctx.constant(at::scalar_tensor(1.0, at::kFloat), "one")}, {em1});
+  Tensor* positive = ctx.temp(x->shape, DType::kBool, "positive");
+  ctx.emit("GREATER", {x, ctx.constant(at::scalar_tensor(0.0, at::kFloat), "zero")}, {positive});
+  Tensor* selected = scale == 1.0 ? out : ctx.temp(x->shape, x->dtype, "unscaled");
+  ctx.emit("SELECT_V2", {positive, x, ctx.times(em1, alpha, "alpha")}, {selected});
+  if (selected != out) ctx.emit("MUL", {selected, ctx.constant(at::scalar_tensor(scale, at::kFloat), "scale")}, {out});
+});
+
+// Logical and / or; & and | on bool tensors are the same (bitwise on integers is not supported).
+void logical(ImportContext& ctx, const char* type) {
+  auto [a, b] = binary_operands(ctx);
+  const std::string& target = ctx.node().target;
+  if (target.find("logical_") == std::string::npos && (a->dtype != DType::kBool || b->dtype != DType::kBool))
+    ctx.fail(fmt::format("bitwise {} of {} tensors is not supported (only of bool tensors)", type, dtype_name(a->dtype)));
+  ctx.emit(type, {a, b}, {ctx.output()});
+}
+IMPORT_OP({"aten.logical_and.default", "aten.__and__.Tensor", "aten.bitwise_and.Tensor"},
+          [](ImportContext& ctx) { logical(ctx, "LOGICAL_AND"); });
+IMPORT_OP({"aten.logical_or.default", "aten.__or__.Tensor", "aten.bitwise_or.Tensor"},
+          [](ImportContext& ctx) { logical(ctx, "LOGICAL_OR"); });
 
 IMPORT_OP({"aten.add.Tensor", "aten.add.Scalar"}, [](ImportContext& ctx) { binary(ctx, "ADD", true); });
 IMPORT_OP({"aten.sub.Tensor", "aten.sub.Scalar"}, [](ImportContext& ctx) { binary(ctx, "SUB", true); });
@@ -128,6 +173,23 @@ IMPORT_OP({"aten.hardtanh.default"}, [](ImportContext& ctx) {
   clamp(ctx, ctx.float_arg(1, "min_val", -1.0), ctx.float_arg(2, "max_val", 1.0));
 });
 IMPORT_OP({"aten.relu6.default"}, [](ImportContext& ctx) { clamp(ctx, 0.0, 6.0); });
+// clamp with tensor bounds (either may be None): MAXIMUM, then MINIMUM.
+IMPORT_OP({"aten.clamp.Tensor", "aten.clamp_min.Tensor", "aten.clamp_max.Tensor"}, [](ImportContext& ctx) {
+  const std::string& target = ctx.node().target;
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* lo = target.find("clamp_max") == std::string::npos ? ctx.tensor_or_null(1, "min") : nullptr;
+  Tensor* hi = target.find("clamp_max") != std::string::npos ? ctx.tensor_or_null(1, "max")
+               : target.find("clamp_min") != std::string::npos ? nullptr : ctx.tensor_or_null(2, "max");
+  Tensor* out = ctx.output();
+  if (!lo && !hi) return ctx.alias(x);
+  Tensor* current = x;
+  if (lo) {
+    Tensor* next = hi ? ctx.temp(out->shape, out->dtype, "clamp_min") : out;
+    ctx.emit("MAXIMUM", {current, lo}, {next});
+    current = next;
+  }
+  if (hi) ctx.emit("MINIMUM", {current, hi}, {out});
+});
 IMPORT_OP({"aten.clamp.default"}, [](ImportContext& ctx) {
   std::optional<double> lo, hi;
   if (ctx.has_arg(1, "min")) lo = ctx.float_arg(1, "min");
@@ -243,7 +305,8 @@ void cast(ImportContext& ctx) {
   if (out->dtype == x->dtype) return ctx.alias(x);
   ctx.emit("CAST", {x}, {out});
 }
-IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "aten.type_as.default"},
+IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "aten.type_as.default",
+           "aten.to.device", "aten.to.other"},
           [](ImportContext& ctx) { cast(ctx); });
 
 // --- reductions --------------------------------------------------------------------------------
@@ -287,6 +350,23 @@ IMPORT_OP({"aten.mean.default"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", kK
 IMPORT_OP({"aten.sum.default"}, [](ImportContext& ctx) { reduce(ctx, "SUM", kKeywordOnly); });
 IMPORT_OP({"aten.max.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MAX", kKeywordOnly); });
 IMPORT_OP({"aten.min.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MIN", kKeywordOnly); });
+
+// any(x, dims): REDUCE_ANY over a bool view of x (nonzero is true, as in PyTorch).
+IMPORT_OP({"aten.any.default", "aten.any.dim", "aten.any.dims"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  bool whole = ctx.node().target == "aten.any.default";
+  std::vector<int64_t> dims = whole ? std::vector<int64_t>{} : ctx.ints_arg(1, "dim", std::vector<int64_t>{});
+  if (dims.empty())
+    for (int64_t d = 0; d < x->rank(); ++d) dims.push_back(d);
+  for (int64_t& d : dims)
+    if (d < 0) d += x->rank();
+  Tensor* truth = x;
+  if (x->dtype != DType::kBool) {
+    truth = ctx.temp(x->shape, DType::kBool, "nonzero");
+    ctx.emit("NOT_EQUAL", {x, ctx.constant(at::zeros({}, dtype_to_torch(x->dtype)), "zero")}, {truth});
+  }
+  reduce_into(ctx, "REDUCE_ANY", truth, dims, whole ? false : ctx.bool_arg(2, "keepdim", false), ctx.output());
+});
 
 // var / std over `dim` with Bessel's `correction`: sum((x - mean)^2) / (N - correction), then
 // SQRT for std. Every runtime runs these ops in float.

@@ -124,20 +124,38 @@ Tensor* transposed_2d(ImportContext& ctx, Tensor* t, const std::string& suffix) 
   return out;
 }
 
-// addmm(bias, x, w_t) and mm(x, w_t) with a weight: FULLY_CONNECTED on w_t's transpose.
-void import_mm(ImportContext& ctx, size_t x_index, Tensor* bias, double beta, double alpha) {
-  Tensor* x = ctx.tensor(x_index, "mat1");
-  Tensor* w_t = ctx.tensor(x_index + 1, "mat2");
-  if (beta != 1.0 || alpha != 1.0) ctx.fail("addmm with beta or alpha other than 1 is not supported");
-  Tensor* out = ctx.output();
-  if (!bias && !w_t->is_constant() && !(w_t->producer && w_t->producer->type == "DEQUANTIZE")) {
+// A constant, or a DEQUANTIZE (of a quantized weight).
+bool is_weight(const Tensor* t) { return t->is_constant() || (t->producer && t->producer->type == "DEQUANTIZE"); }
+
+// x @ w_t into `out`: FULLY_CONNECTED on w_t's transpose (plus `bias`) when w_t is a weight,
+// else BATCH_MATMUL (then bias is null).
+void matmul_into(ImportContext& ctx, Tensor* x, Tensor* w_t, Tensor* bias, Tensor* out) {
+  if (!is_weight(w_t)) {
     Op* op = ctx.emit("BATCH_MATMUL", {x, w_t}, {out});
     op->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+    if (bias) ctx.fail("internal: BATCH_MATMUL with a bias");
     return;
   }
   Tensor* weight = transposed_2d(ctx, w_t, "weight");
   Op* fc = ctx.emit("FULLY_CONNECTED", {x, weight, bias}, {out});
   fc->attrs["keep_num_dims"] = int64_t{0};
+}
+
+// addmm(bias, x, w_t) = beta * bias + alpha * (x @ w_t); mm(x, w_t) has no bias. With beta and
+// alpha 1 and a weight, one FULLY_CONNECTED with the bias; otherwise the product, then MUL / ADD.
+void import_mm(ImportContext& ctx, size_t x_index, Tensor* bias, double beta, double alpha) {
+  Tensor* x = ctx.tensor(x_index, "mat1");
+  Tensor* w_t = ctx.tensor(x_index + 1, "mat2");
+  Tensor* out = ctx.output();
+  if (!bias || (beta == 1.0 && alpha == 1.0 && is_weight(w_t))) return matmul_into(ctx, x, w_t, bias, out);
+  bool add_bias = beta != 0.0;  // PyTorch ignores the bias when beta is 0 (NaNs in it included)
+  Tensor* product = add_bias || alpha != 1.0 ? ctx.temp(out->shape, out->dtype, "product") : out;
+  matmul_into(ctx, x, w_t, nullptr, product);
+  if (add_bias) {
+    ctx.emit("ADD", {ctx.times(product, alpha, "alpha"), ctx.times(bias, beta, "beta")}, {out});
+  } else if (product != out) {
+    ctx.emit("MUL", {product, ctx.constant(at::scalar_tensor(alpha, at::kFloat), "alpha")}, {out});
+  }
 }
 
 IMPORT_OP({"aten.addmm.default"}, [](ImportContext& ctx) {
@@ -160,17 +178,11 @@ IMPORT_OP({"aten.baddbmm.default"}, [](ImportContext& ctx) {
   Tensor* b2 = ctx.tensor(2, "batch2");
   double beta = ctx.float_arg(3, "beta", 1.0), alpha = ctx.float_arg(4, "alpha", 1.0);
   Tensor* out = ctx.output();
-  auto scaled = [&](Tensor* t, double factor, const char* suffix) {
-    if (factor == 1.0) return t;
-    Tensor* result = ctx.temp(t->shape, t->dtype, suffix);
-    ctx.emit("MUL", {t, ctx.constant(at::scalar_tensor(factor, at::kFloat), suffix)}, {result});
-    return result;
-  };
   bool add_input = beta != 0.0;  // PyTorch ignores input when beta is 0 (NaNs in it included)
   Tensor* product = add_input || alpha != 1.0 ? ctx.temp(out->shape, out->dtype, "product") : out;
   ctx.emit("BATCH_MATMUL", {b1, b2}, {product})->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
   if (add_input) {
-    ctx.emit("ADD", {scaled(input, beta, "beta"), scaled(product, alpha, "alpha")}, {out});
+    ctx.emit("ADD", {ctx.times(input, beta, "beta"), ctx.times(product, alpha, "alpha")}, {out});
   } else if (product != out) {
     ctx.emit("MUL", {product, ctx.constant(at::scalar_tensor(alpha, at::kFloat), "alpha")}, {out});
   }
@@ -194,9 +206,21 @@ void import_pool(ImportContext& ctx, const char* type, bool has_dilation) {
     ceil_mode = ctx.bool_arg(4, "ceil_mode", false);
     bool count_include_pad = ctx.bool_arg(5, "count_include_pad", true);
     if (ctx.has_arg(6, "divisor_override")) ctx.fail("avg_pool2d divisor_override is not supported");
-    if (count_include_pad && (padding[0] || padding[1]))
-      ctx.fail("avg_pool2d with padding counts the padded zeros (count_include_pad=True), which "
-               "Circle's AVERAGE_POOL_2D does not; use count_include_pad=False");
+    if (count_include_pad && (padding[0] || padding[1])) {
+      // Circle's AVERAGE_POOL_2D averages only real elements; counting the padded zeros is the
+      // same as pooling over an explicitly zero-padded input. ceil_mode's extra windows would
+      // then count zeros PyTorch does not, so that combination is refused.
+      if (ceil_mode) ctx.fail("avg_pool2d with padding, count_include_pad=True and ceil_mode=True is not supported");
+      std::vector<int64_t> shape = x->shape;
+      shape[2] += 2 * padding[0];
+      shape[3] += 2 * padding[1];
+      Tensor* padded = ctx.temp(shape, x->dtype, "zero_padded");
+      padded->quant = x->quant;
+      ctx.emit("PAD", {x}, {padded})->attrs["paddings"] =
+          std::vector<int64_t>{0, 0, 0, 0, padding[0], padding[0], padding[1], padding[1]};
+      x = padded;
+      padding = {0, 0};
+    }
   }
   Tensor* out = ctx.output();
   // [top, left, bottom, right]. ceil_mode adds windows that run past the bottom / right edge:
@@ -255,21 +279,27 @@ void import_batch_norm(ImportContext& ctx, size_t eps_index, bool check_training
     if (t && !t->is_constant()) ctx.fail("batch norm parameters must be constants");
   Op* op = ctx.emit("torch.batch_norm", {x, weight, bias, mean, var}, {ctx.output(0)});
   op->attrs["eps"] = eps;
+  // The native forms also return (save_mean, save_invstd), empty outside training.
+  for (size_t i = 1; i < ctx.node().meta.size(); ++i) {
+    if (numel(ctx.node().meta[i].shape) != 0) ctx.fail("batch norm statistics outputs are only empty in eval mode");
+    ctx.alias(ctx.constant(at::empty({0}, at::kFloat), fmt::format("empty{}", i)), i);
+  }
 }
 IMPORT_OP({"aten.batch_norm.default"}, [](ImportContext& ctx) { import_batch_norm(ctx, 7, true); });
-// Returns (out, save_mean, save_invstd); graphs only ever read the first.
+IMPORT_OP({"aten.native_batch_norm.default"}, [](ImportContext& ctx) { import_batch_norm(ctx, 7, true); });
 IMPORT_OP({"aten._native_batch_norm_legit_no_training.default"},
           [](ImportContext& ctx) { import_batch_norm(ctx, 6, false); });
 
 // layer_norm over the last dims: decomposed into MEAN / SUB / MUL / RSQRT ops, which every
 // runtime runs in float.
-IMPORT_OP({"aten.layer_norm.default"}, [](ImportContext& ctx) {
+// native_layer_norm also returns (mean, rstd); only the normalized output is exported.
+IMPORT_OP({"aten.layer_norm.default", "aten.native_layer_norm.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   std::vector<int64_t> normalized = ctx.ints_arg(1, "normalized_shape");
   Tensor* weight = ctx.tensor_or_null(2, "weight");
   Tensor* bias = ctx.tensor_or_null(3, "bias");
   double eps = ctx.float_arg(4, "eps", 1e-5);
-  Op* op = ctx.emit("torch.layer_norm", {x, weight, bias}, {ctx.output()});
+  Op* op = ctx.emit("torch.layer_norm", {x, weight, bias}, {ctx.output(0)});
   op->attrs = {{"eps", eps}, {"dims", static_cast<int64_t>(normalized.size())}};
 });
 
@@ -284,14 +314,9 @@ IMPORT_OP({"aten.rms_norm.default"}, [](ImportContext& ctx) {
   op->attrs["eps"] = eps ? *eps : static_cast<double>(std::numeric_limits<float>::epsilon());
 });
 
-// group_norm(x, G, weight, bias, eps): statistics over [N, G, C/G * spatial], written out as
-// RESHAPE / MEAN / SUB / MUL / RSQRT, then the per-channel affine.
-IMPORT_OP({"aten.group_norm.default"}, [](ImportContext& ctx) {
-  Tensor* x = ctx.tensor(0, "input");
-  int64_t groups = ctx.int_arg(1, "num_groups");
-  Tensor* weight = ctx.tensor_or_null(2, "weight");
-  Tensor* bias = ctx.tensor_or_null(3, "bias");
-  double eps = ctx.float_arg(4, "eps", 1e-5);
+// Group norm: statistics over [N, G, C/G * spatial], written out as RESHAPE / MEAN / SUB / MUL /
+// RSQRT, then the per-channel affine. Instance norm is the case G = C.
+void group_norm(ImportContext& ctx, Tensor* x, int64_t groups, Tensor* weight, Tensor* bias, double eps) {
   if (numel(x->shape) < 0 || x->rank() < 2) ctx.fail("group_norm needs a static input of rank >= 2");
   int64_t n = x->shape[0], c = x->shape[1];
   if (c % groups) ctx.fail(fmt::format("{} channels do not split into {} groups", c, groups));
@@ -314,7 +339,7 @@ IMPORT_OP({"aten.group_norm.default"}, [](ImportContext& ctx) {
   ctx.emit("RSQRT", {var_eps}, {inv_std});
   Tensor* normed = ctx.temp(grouped->shape, DType::kFloat32, "normed");
   ctx.emit("MUL", {centered, inv_std}, {normed});
-  Tensor* out = ctx.output();
+  Tensor* out = ctx.output(0);
   Tensor* result = ctx.reshape(normed, x->shape, "normed_nchw", (weight || bias) ? nullptr : out);
   std::vector<int64_t> per_channel(static_cast<size_t>(x->rank() - 1), 1);
   per_channel[0] = c;
@@ -326,6 +351,26 @@ IMPORT_OP({"aten.group_norm.default"}, [](ImportContext& ctx) {
     ctx.emit(type, {result, ctx.constant(param->data.reshape(per_channel), "affine")}, {next});
     result = next;
   }
+}
+IMPORT_OP({"aten.group_norm.default"}, [](ImportContext& ctx) {
+  group_norm(ctx, ctx.tensor(0, "input"), ctx.int_arg(1, "num_groups"), ctx.tensor_or_null(2, "weight"),
+             ctx.tensor_or_null(3, "bias"), ctx.float_arg(4, "eps", 1e-5));
+});
+// native_group_norm(x, weight, bias, N, C, HxW, G, eps) also returns (mean, rstd); only the
+// normalized output is exported.
+IMPORT_OP({"aten.native_group_norm.default"}, [](ImportContext& ctx) {
+  group_norm(ctx, ctx.tensor(0, "input"), ctx.int_arg(6, "group"), ctx.tensor_or_null(1, "weight"),
+             ctx.tensor_or_null(2, "bias"), ctx.float_arg(7, "eps"));
+});
+// instance_norm(x, weight, bias, running_mean, running_var, use_input_stats, momentum, eps, ...):
+// with the input's own statistics, a group norm with one group per channel; with running
+// statistics, an eval-mode batch norm.
+IMPORT_OP({"aten.instance_norm.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  if (!ctx.bool_arg(5, "use_input_stats")) return import_batch_norm(ctx, 7, false);
+  if (x->rank() < 2 || x->shape[1] < 0) ctx.fail("instance_norm needs a static channel dimension");
+  group_norm(ctx, x, x->shape[1], ctx.tensor_or_null(1, "weight"), ctx.tensor_or_null(2, "bias"),
+             ctx.float_arg(7, "eps", 1e-5));
 });
 
 // Nearest upsampling by whole factors, written as copies: [..., W] → [..., W, s] → [..., W * s],
@@ -354,6 +399,38 @@ IMPORT_OP({"aten.upsample_nearest2d.vec", "aten.upsample_nearest2d.default"}, []
   if (sw > 1) current = copies(current, {n * c * h, w, 1}, sw, "wide");              // [N*C*H, W, sw]
   if (sh > 1) current = copies(current, {n * c, h, 1, w * sw}, sh, "tall");          // [N*C, H, sh, W*sw]
   ctx.reshape(current, out->shape, "", out);
+});
+
+// Bilinear upsampling: RESIZE_BILINEAR, which is NHWC, between transposes (sink_transposes
+// removes them between NHWC neighbours). PyTorch maps output pixels with half-pixel centers
+// unless align_corners; a scale factor whose product is not the output size maps differently,
+// so that is refused.
+IMPORT_OP({"aten.upsample_bilinear2d.vec", "aten.upsample_bilinear2d.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (x->rank() != 4 || numel(x->shape) < 0) ctx.fail("bilinear upsampling needs a static 4-D input");
+  bool align_corners = ctx.bool_arg(2, "align_corners");
+  std::vector<double> scales;
+  if (ctx.node().target == "aten.upsample_bilinear2d.vec") {
+    const FxArg* factors = ctx.arg(3, "scale_factors");
+    if (factors && factors->kind == FxArg::Kind::kList)
+      for (const FxArg& f : factors->list) scales.push_back(f.kind == FxArg::Kind::kFloat ? f.f : static_cast<double>(f.i));
+  } else {
+    for (size_t i : {3, 4})
+      if (ctx.has_arg(i, i == 3 ? "scales_h" : "scales_w")) scales.push_back(ctx.float_arg(i, i == 3 ? "scales_h" : "scales_w"));
+  }
+  for (size_t d = 0; d < scales.size() && d < 2; ++d)
+    if (!align_corners && static_cast<double>(x->shape[2 + d]) * scales[d] != static_cast<double>(out->shape[2 + d]))
+      ctx.fail(fmt::format("bilinear upsampling by a scale factor {} that does not give the output size exactly "
+                           "(pass size= or recompute_scale_factor=True)", scales[d]));
+  Tensor* x_nhwc = ctx.temp(std::vector<int64_t>{x->shape[0], x->shape[2], x->shape[3], x->shape[1]}, x->dtype, "nhwc");
+  ctx.emit("TRANSPOSE", {x}, {x_nhwc})->attrs["perm"] = std::vector<int64_t>{0, 2, 3, 1};
+  Tensor* y_nhwc = ctx.temp({out->shape[0], out->shape[2], out->shape[3], out->shape[1]}, out->dtype, "resized");
+  Op* resize = ctx.emit("RESIZE_BILINEAR", {x_nhwc}, {y_nhwc});
+  resize->attrs = {{"size", std::vector<int64_t>{out->shape[2], out->shape[3]}},
+                   {"align_corners", int64_t{align_corners}},
+                   {"half_pixel_centers", int64_t{!align_corners}}};
+  ctx.emit("TRANSPOSE", {y_nhwc}, {out})->attrs["perm"] = std::vector<int64_t>{0, 3, 1, 2};
 });
 
 // --- others ------------------------------------------------------------------------------------

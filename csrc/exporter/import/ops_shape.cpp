@@ -198,7 +198,8 @@ IMPORT_OP({"aten.chunk.default"}, [](ImportContext& ctx) {
   if (chunks < 1) ctx.fail("chunk count must be positive");
   split_into(ctx, x, std::max<int64_t>((size + chunks - 1) / chunks, 1));
 });
-IMPORT_OP({"aten.split_with_sizes.default"}, [](ImportContext& ctx) { split(ctx, true); });
+IMPORT_OP({"aten.split_with_sizes.default", "aten.split_with_sizes_copy.default"},
+          [](ImportContext& ctx) { split(ctx, true); });
 
 IMPORT_OP({"getitem"}, [](ImportContext& ctx) {
   const FxArg* source = ctx.arg(0, nullptr);
@@ -208,6 +209,22 @@ IMPORT_OP({"getitem"}, [](ImportContext& ctx) {
   if (index < 0 || static_cast<size_t>(index) >= produced.size() || !produced[index])
     ctx.fail(fmt::format("getitem reads output {} that is not exported", index));
   ctx.alias(produced[index]);
+});
+
+// sym_size(x, dim): a size only known at run time, as an int32 scalar read from SHAPE. Reshapes
+// and slices read symbolic sizes as -1 instead, so this is computed only when something else
+// (a graph output) reads it; dead-code removal drops it otherwise.
+IMPORT_OP({"aten.sym_size.int"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim"), x->rank());
+  Tensor* shape = ctx.temp({x->rank()}, DType::kInt32, "shape");
+  ctx.emit("SHAPE", {x}, {shape});
+  Tensor* size = ctx.temp({1}, DType::kInt32, "size");  // GATHER: onert 0.1.0 has no int32 SLICE
+  Tensor* position = ctx.constant(at::tensor({static_cast<int32_t>(dim)}, at::kInt), "dim");
+  ctx.emit("GATHER", {shape, position}, {size})->attrs = {{"axis", int64_t{0}}, {"batch_dims", int64_t{0}}};
+  Tensor* out = ctx.temp({}, DType::kInt32, "scalar");
+  ctx.reshape(size, {}, "", out);
+  ctx.alias(out);
 });
 
 // pad's list runs from the last dimension backwards: (left, right, top, bottom, ...). Returns
@@ -293,23 +310,54 @@ IMPORT_OP({"aten.index_select.default"}, [](ImportContext& ctx) {
 
 // x[:, idx] (aten.index.Tensor with one index tensor, the others None): GATHER along that dim;
 // the result's shape is x's with that dim replaced by idx's shape, as in PyTorch.
+// x[i, j] with index tensors on adjacent dims (transformers' masks index with constant
+// aranges): those dims are flattened into one and a single GATHER reads the flat positions
+// sum(i_d * stride_d), computed at export time for constant indices (negative ones wrapped).
 IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   const FxArg* list = ctx.arg(1, "indices");
   if (!list || list->kind != FxArg::Kind::kList) ctx.fail("index expects a list of indices");
-  int64_t dim = -1;
-  Tensor* index = nullptr;
+  std::vector<Tensor*> indices;
+  int64_t first = -1;
   for (size_t d = 0; d < list->list.size(); ++d) {
     const FxArg& item = list->list[d];
     if (item.kind == FxArg::Kind::kNone) continue;
-    if (index || item.kind != FxArg::Kind::kNode)
-      ctx.fail("indexing with more than one index tensor is not supported; index one dim at a time");
-    index = ctx.values(item.node).size() == 1 ? ctx.values(item.node)[0] : nullptr;
-    dim = static_cast<int64_t>(d);
+    if (item.kind != FxArg::Kind::kNode || ctx.values(item.node).size() != 1) ctx.fail("index with a non-tensor index");
+    if (first >= 0 && static_cast<size_t>(first) + indices.size() != d)
+      ctx.fail("indexing with index tensors on dims that are not adjacent is not supported");
+    if (first < 0) first = static_cast<int64_t>(d);
+    indices.push_back(ctx.values(item.node)[0]);
   }
-  if (!index) ctx.fail("index without an index tensor");
-  if (index->dtype == DType::kBool) ctx.fail("indexing with a boolean mask is not supported (its output size depends on the data)");
-  ctx.emit("GATHER", {x, index}, {ctx.output()})->attrs = {{"axis", dim}, {"batch_dims", int64_t{0}}};
+  if (indices.empty()) ctx.fail("index without an index tensor");
+  for (Tensor* index : indices)
+    if (index->dtype == DType::kBool)
+      ctx.fail("indexing with a boolean mask is not supported (its output size depends on the data)");
+  Tensor* out = ctx.output();
+  if (indices.size() == 1)
+    return (void)(ctx.emit("GATHER", {x, indices[0]}, {out})->attrs = {{"axis", first}, {"batch_dims", int64_t{0}}});
+  int64_t k = static_cast<int64_t>(indices.size());
+  std::vector<int64_t> flat_shape(x->shape.begin(), x->shape.begin() + first);
+  int64_t flat = 1;
+  for (int64_t d = first; d < first + k; ++d) flat *= x->shape[d];
+  for (Tensor* index : indices)
+    if (!index->is_constant())
+      ctx.fail("indexing with several index tensors is supported for constant indices only; index one dim at a time");
+  if (flat < 0) ctx.fail("indexing several dims of dynamic size is not supported");
+  flat_shape.push_back(flat);
+  flat_shape.insert(flat_shape.end(), x->shape.begin() + first + k, x->shape.end());
+  at::Tensor positions = at::zeros({}, at::kLong);
+  int64_t stride = flat;
+  for (int64_t i = 0; i < k; ++i) {
+    int64_t size = x->shape[first + i];
+    stride /= size;
+    at::Tensor index = indices[i]->data.to(at::kLong);
+    if ((index < -size).any().item<bool>() || (index >= size).any().item<bool>())
+      ctx.fail(fmt::format("index out of range for dim {} of size {}", first + i, size));
+    positions = positions + at::remainder(index, size) * stride;
+  }
+  Tensor* flattened = ctx.reshape(x, flat_shape, "flat");
+  ctx.emit("GATHER", {flattened, ctx.constant(positions.to(at::kInt).contiguous(), "positions")}, {out})->attrs =
+      {{"axis", first}, {"batch_dims", int64_t{0}}};
 });
 
 // gather(x, dim, index): out[i][j][k] = x[i][index[i][j][k]][k] (dim 1). Circle's GATHER takes
@@ -363,7 +411,7 @@ IMPORT_OP({"aten.expand.default", "aten.expand_copy.default", "aten.expand_as.de
 
 // Nodes that only change metadata or do nothing in eval mode.
 IMPORT_OP({"aten.clone.default", "aten.contiguous.default", "aten.alias.default", "aten.detach.default",
-           "aten.lift_fresh_copy.default", "aten.identity.default"},
+           "aten.lift_fresh_copy.default", "aten.identity.default", "aten.alias_copy.default"},
           [](ImportContext& ctx) { ctx.alias(ctx.tensor(0, "input")); });
 IMPORT_OP({"aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default",
            "aten.native_dropout.default"},
@@ -372,13 +420,190 @@ IMPORT_OP({"aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_d
             ctx.alias(ctx.tensor(0, "input"));
           });
 
-// repeat(x, reps): TILE (a leading rep for each new leading dim becomes a RESHAPE first).
+// repeat(x, reps): TILE; more reps than dims add leading dims of size 1 first (a RESHAPE).
 IMPORT_OP({"aten.repeat.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   std::vector<int64_t> reps = ctx.ints_arg(1, "repeats");
-  if (static_cast<int64_t>(reps.size()) != x->rank()) ctx.fail("repeat that adds dimensions is not supported");
+  if (static_cast<int64_t>(reps.size()) < x->rank()) ctx.fail("repeat needs at least one count per dimension");
+  if (static_cast<int64_t>(reps.size()) > x->rank()) {
+    std::vector<int64_t> shape(reps.size() - static_cast<size_t>(x->rank()), 1);
+    shape.insert(shape.end(), x->shape.begin(), x->shape.end());
+    x = ctx.reshape(x, shape, "with_new_dims");
+  }
   Op* op = ctx.emit("TILE", {x}, {ctx.output()});
   op->attrs["multiples"] = reps;
+});
+
+// --- tensors made from a shape: full_like, new_zeros, fill, copy -----------------------------
+
+// The node's output filled with `value` (its shape and dtype from the FX metadata), a constant.
+void filled(ImportContext& ctx, double value) {
+  Tensor* out = ctx.output();
+  if (numel(out->shape) < 0) ctx.fail("a filled tensor with a dynamic shape is not supported");
+  ctx.alias(ctx.constant(at::full(out->shape, value, at::TensorOptions().dtype(dtype_to_torch(out->dtype))), "filled"));
+}
+IMPORT_OP({"aten.full_like.default", "aten.new_full.default", "aten.fill.Scalar"}, [](ImportContext& ctx) {
+  const std::string& target = ctx.node().target;
+  if (target == "aten.fill.Scalar") return filled(ctx, ctx.float_arg(1, "value"));
+  filled(ctx, ctx.float_arg(target == "aten.new_full.default" ? 2 : 1, "fill_value"));
+});
+// empty_like's contents are unspecified: zeros, as for zeros_like.
+IMPORT_OP({"aten.zeros_like.default", "aten.empty_like.default", "aten.new_zeros.default", "aten.new_empty.default"},
+          [](ImportContext& ctx) { filled(ctx, 0.0); });
+IMPORT_OP({"aten.ones_like.default", "aten.new_ones.default"}, [](ImportContext& ctx) { filled(ctx, 1.0); });
+
+// `value` broadcast to the node's output shape and cast to its dtype.
+void broadcast_into_output(ImportContext& ctx, Tensor* value) {
+  Tensor* out = ctx.output();
+  Tensor* typed = value;
+  if (value->dtype != out->dtype) {
+    typed = out->shape == value->shape ? out : ctx.temp(value->shape, out->dtype, "cast");
+    ctx.emit("CAST", {value}, {typed});
+  }
+  if (typed == out) return;
+  if (typed->shape == out->shape) return ctx.alias(typed);
+  ctx.emit("BROADCAST_TO", {typed}, {out})->attrs["shape"] = out->shape;
+}
+// fill(x, value_tensor) and copy(x, src) (fill_ / copy_ when nothing reads x again): x's shape
+// and dtype with the other tensor's values.
+IMPORT_OP({"aten.fill.Tensor"}, [](ImportContext& ctx) { broadcast_into_output(ctx, ctx.tensor(1, "value")); });
+IMPORT_OP({"aten.copy.default"}, [](ImportContext& ctx) { broadcast_into_output(ctx, ctx.tensor(1, "src")); });
+
+// --- data movement along one dim: slice_scatter, roll, diff, cumsum --------------------------
+
+// x[dim][start:end] of a static dim, written to a new tensor (x itself when it is the whole dim).
+Tensor* slice_of(ImportContext& ctx, Tensor* x, int64_t dim, int64_t start, int64_t end, const char* suffix) {
+  if (start == 0 && end == x->shape[dim]) return x;
+  std::vector<int64_t> shape = x->shape;
+  shape[dim] = end - start;
+  Tensor* out = ctx.temp(shape, x->dtype, suffix);
+  out->quant = x->quant;
+  slice_along(ctx, x, dim, start, end, 1, out);
+  return out;
+}
+
+// CONCATENATION of the non-empty `pieces` along `dim` into `out` (an alias for a single piece).
+void concat_into(ImportContext& ctx, std::vector<Tensor*> pieces, int64_t dim, Tensor* out) {
+  pieces.erase(std::remove_if(pieces.begin(), pieces.end(), [&](Tensor* t) { return t->shape[dim] == 0; }), pieces.end());
+  if (pieces.size() == 1) return ctx.alias(pieces[0]);
+  ctx.emit("CONCATENATION", pieces, {out})->attrs["axis"] = dim;
+}
+
+// A static dim of x, wrapped; fails for dynamic sizes (the pieces' sizes must be known).
+int64_t static_dim(ImportContext& ctx, Tensor* x, int64_t dim, const char* what) {
+  dim = wrap_dim(ctx, dim, x->rank());
+  if (x->shape[dim] < 0) ctx.fail(fmt::format("{} along a dynamic dimension is not supported", what));
+  return dim;
+}
+
+// slice_scatter(x, src, dim, start, end, 1): x's slices before and after with src between.
+IMPORT_OP({"aten.slice_scatter.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* src = ctx.tensor(1, "src");
+  int64_t dim = static_dim(ctx, x, ctx.int_arg(2, "dim", 0), "slice_scatter");
+  int64_t n = x->shape[dim];
+  int64_t start = ctx.int_arg(3, "start", 0), end = ctx.int_arg(4, "end", n);
+  if (ctx.int_arg(5, "step", 1) != 1) ctx.fail("slice_scatter with a step other than 1 is not supported");
+  start = std::clamp<int64_t>(start < 0 ? start + n : start, 0, n);
+  end = std::clamp<int64_t>(end < 0 ? end + n : end, start, n);
+  Tensor* out = ctx.output();
+  concat_into(ctx, {slice_of(ctx, x, dim, 0, start, "before"), src, slice_of(ctx, x, dim, end, n, "after")}, dim, out);
+});
+
+// roll(x, shifts, dims): per dim, the last `shift` elements move to the front (two slices, one
+// concatenation); without dims, x is rolled flattened.
+IMPORT_OP({"aten.roll.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> shifts = ctx.ints_arg(1, "shifts");
+  std::vector<int64_t> dims = ctx.ints_arg(2, "dims", std::vector<int64_t>{});
+  Tensor* out = ctx.output();
+  if (numel(x->shape) < 0) ctx.fail("roll of a tensor with a dynamic shape is not supported");
+  Tensor* current = x;
+  if (dims.empty()) {
+    if (shifts.size() != 1) ctx.fail("roll without dims takes one shift");
+    current = ctx.reshape(x, {numel(x->shape)}, "flat");
+    dims = {0};
+  }
+  if (shifts.size() != dims.size()) ctx.fail("roll needs one shift per dim");
+  for (size_t i = 0; i < dims.size(); ++i) {
+    int64_t dim = static_dim(ctx, current, dims[i], "roll");
+    int64_t n = current->shape[dim];
+    int64_t shift = n ? ((shifts[i] % n) + n) % n : 0;
+    if (shift == 0) continue;
+    bool last = i + 1 == dims.size() && current->shape == out->shape;
+    Tensor* next = last ? out : ctx.temp(current->shape, current->dtype, "rolled");
+    next->quant = current->quant;
+    concat_into(ctx, {slice_of(ctx, current, dim, n - shift, n, "tail"), slice_of(ctx, current, dim, 0, n - shift, "head")},
+                dim, next);
+    current = next;
+  }
+  if (current == out) return;
+  if (current->shape != out->shape) return (void)ctx.reshape(current, out->shape, "", out);
+  ctx.alias(current);
+});
+
+// diff(x, n, dim, prepend, append): x[1:] - x[:-1] along dim, n times, after concatenating
+// prepend / append; bool tensors give x[1:] != x[:-1], as in PyTorch.
+IMPORT_OP({"aten.diff.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t times = ctx.int_arg(1, "n", 1);
+  int64_t dim = static_dim(ctx, x, ctx.int_arg(2, "dim", -1), "diff");
+  Tensor* prepend = ctx.tensor_or_null(3, "prepend");
+  Tensor* append = ctx.tensor_or_null(4, "append");
+  Tensor* out = ctx.output();
+  Tensor* current = x;
+  if (prepend || append) {
+    std::vector<Tensor*> pieces;
+    int64_t total = 0;
+    for (Tensor* t : {prepend, x, append})
+      if (t) {
+        if (t->rank() != x->rank() || t->shape[dim] < 0) ctx.fail("diff's prepend / append must match the input's rank");
+        pieces.push_back(t);
+        total += t->shape[dim];
+      }
+    std::vector<int64_t> shape = x->shape;
+    shape[dim] = total;
+    current = ctx.temp(shape, x->dtype, "extended");
+    concat_into(ctx, pieces, dim, current);
+  }
+  for (int64_t k = 0; k < times; ++k) {
+    int64_t n = current->shape[dim];
+    if (n <= 0) break;
+    std::vector<int64_t> shape = current->shape;
+    shape[dim] = n - 1;
+    Tensor* next = k + 1 == times ? out : ctx.temp(shape, current->dtype, "diff");
+    Tensor* later = slice_of(ctx, current, dim, 1, n, "later");
+    Tensor* earlier = slice_of(ctx, current, dim, 0, n - 1, "earlier");
+    ctx.emit(current->dtype == DType::kBool ? "NOT_EQUAL" : "SUB", {later, earlier}, {next});
+    current = next;
+  }
+  if (current != out) ctx.alias(current);
+});
+
+// cumsum(x, dim): onert has no CUMSUM, so the prefix sums are built in log2(n) steps (Hillis and
+// Steele): x += x shifted by 1, 2, 4, ... along dim (SLICE, then PAD with zeros in front). Any
+// dtype ADD runs in; the input is first cast to the output's (cumsum of int32 / bool is int64).
+IMPORT_OP({"aten.cumsum.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  int64_t dim = static_dim(ctx, x, ctx.int_arg(1, "dim"), "cumsum");
+  Tensor* out = ctx.output();
+  Tensor* current = x;
+  if (x->dtype != out->dtype) {
+    current = ctx.temp(x->shape, out->dtype, "cast");
+    ctx.emit("CAST", {x}, {current});
+  }
+  int64_t n = x->shape[dim];
+  if (n <= 1) return ctx.alias(current);
+  for (int64_t shift = 1; shift < n; shift *= 2) {
+    Tensor* head = slice_of(ctx, current, dim, 0, n - shift, "head");
+    Tensor* shifted = ctx.temp(current->shape, current->dtype, "shifted");
+    std::vector<int64_t> paddings(2 * current->rank(), 0);
+    paddings[2 * dim] = shift;
+    ctx.emit("PAD", {head}, {shifted})->attrs["paddings"] = paddings;
+    Tensor* next = shift * 2 >= n ? out : ctx.temp(current->shape, current->dtype, "prefix");
+    ctx.emit("ADD", {current, shifted}, {next});
+    current = next;
+  }
 });
 
 }  // namespace

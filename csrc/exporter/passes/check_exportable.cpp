@@ -14,6 +14,10 @@ void check_exportable(const Graph& graph) {
       problems.push_back(fmt::format("{}: no Circle op for '{}' was produced", op->origin, op->type));
       continue;
     }
+    std::string mixed = mixed_operand_types(*op);
+    if (!mixed.empty())
+      problems.push_back(fmt::format("{}: {} reads operands of different types ({}), which runtimes refuse or "
+                                     "compute wrongly", op->origin, op->type, mixed));
     if (op->type == "QUANTIZE" || op->type == "DEQUANTIZE" || op->type == "CAST") continue;
     const Tensor* out = op->outputs.empty() ? nullptr : op->outputs[0];
     if (!out || !out->is_quantized()) continue;

@@ -39,7 +39,7 @@ void materialize_operands(Graph& graph) {
       append(int32_constant(graph, *op, op->ints("shape"), "shape"));
     } else if (t == "TRANSPOSE") {
       append(int32_constant(graph, *op, op->ints("perm"), "perm"));
-    } else if (t == "MEAN" || t == "SUM" || t == "REDUCE_MAX" || t == "REDUCE_MIN") {
+    } else if (t == "MEAN" || t == "SUM" || t == "REDUCE_MAX" || t == "REDUCE_MIN" || t == "REDUCE_ANY") {
       append(int32_constant(graph, *op, op->ints("axes"), "axes"));
     } else if (t == "PAD" || t == "PADV2") {
       int64_t rank = op->inputs[0]->rank();
@@ -54,6 +54,8 @@ void materialize_operands(Graph& graph) {
       append(int32_constant(graph, *op, op->ints("size"), "size"));
     } else if (t == "ARG_MAX") {
       append(int32_constant(graph, *op, {op->i("axis")}, "axis"));
+    } else if (t == "RESIZE_BILINEAR") {
+      append(int32_constant(graph, *op, op->ints("size"), "size"));
     } else if (t == "TILE") {
       append(int32_constant(graph, *op, op->ints("multiples"), "multiples"));
     } else if (t == "SPLIT_V") {

@@ -11,6 +11,9 @@
 namespace torch_circle::exporter {
 
 // Decompose / fuse (PyTorch semantics, before quantization is folded).
+void promote_operand_types(Graph& graph);  // CAST operands to the dtype PyTorch's promotion computes in
+void legalize_batch_matmul(Graph& graph);
+void legalize_gather_types(Graph& graph);  // .circle: GATHER of int64 / bool data runs on int32  // BATCH_MATMUL with a constant left operand → transposed form
 void fuse_batch_norm(Graph& graph);       // conv + batch norm → conv; a lone batch norm → MUL + ADD
 void decompose_norms(Graph& graph);       // layer norm / RMS norm → MEAN, SUB, MUL, RSQRT, ...
 void fuse_activation(Graph& graph);       // conv / fc / add ... + RELU / RELU6 → fused activation
@@ -34,6 +37,8 @@ void remove_dead_code(Graph& graph);      // ops whose outputs nobody reads
 void merge_duplicate_ops(Graph& graph);   // the same op on the same inputs, computed once
 void materialize_operands(Graph& graph);  // attrs that Circle takes as tensors (shape, perm, axes)
 void check_exportable(const Graph& graph);  // every op is a Circle op with consistent dtypes
+// "float32 and int32" when an op promote_operand_types covers reads operands of different dtypes.
+std::string mixed_operand_types(const Op& op);
 
 struct PassOptions {
   int verbose = 0;  // 1: op count after each pass; 2: also every op (stderr, for debugging)

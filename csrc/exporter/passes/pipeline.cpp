@@ -9,6 +9,9 @@ namespace torch_circle::exporter {
 
 const std::vector<std::pair<std::string, std::function<void(Graph&)>>>& pass_pipeline() {
   static const std::vector<std::pair<std::string, std::function<void(Graph&)>>> passes{
+      {"promote_operand_types", promote_operand_types},
+      {"legalize_batch_matmul", legalize_batch_matmul},
+      {"legalize_gather_types", legalize_gather_types},
       {"fuse_batch_norm", fuse_batch_norm},
       {"decompose_norms", decompose_norms},
       {"fuse_activation", fuse_activation},

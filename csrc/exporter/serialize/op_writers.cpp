@@ -159,6 +159,19 @@ const std::map<std::string, std::function<OptionsRef(Builder&, const Op&)>>& opt
       {"LESS_EQUAL", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_LessEqualOptions, circle::CreateLessEqualOptions(b)); }},
       {"GREATER", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_GreaterOptions, circle::CreateGreaterOptions(b)); }},
       {"GREATER_EQUAL", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_GreaterEqualOptions, circle::CreateGreaterEqualOptions(b)); }},
+      {"SHAPE", [](Builder& b, const Op& op) {
+         return ref(circle::BuiltinOptions_ShapeOptions,
+                    circle::CreateShapeOptions(b, static_cast<circle::TensorType>(op.outputs[0]->dtype)));
+       }},
+      {"RESIZE_BILINEAR", [](Builder& b, const Op& op) {
+         return ref(circle::BuiltinOptions_ResizeBilinearOptions,
+                    circle::CreateResizeBilinearOptions(b, op.i("align_corners") != 0, op.i("half_pixel_centers") != 0));
+       }},
+      {"REDUCE_ANY", [](Builder& b, const Op& op) {
+         return ref(circle::BuiltinOptions_ReducerOptions, circle::CreateReducerOptions(b, op.i("keep_dims") != 0));
+       }},
+      {"LOGICAL_AND", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_LogicalAndOptions, circle::CreateLogicalAndOptions(b)); }},
+      {"LOGICAL_OR", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_LogicalOrOptions, circle::CreateLogicalOrOptions(b)); }},
       {"LOGICAL_NOT", [](Builder& b, const Op&) { return ref(circle::BuiltinOptions_LogicalNotOptions, circle::CreateLogicalNotOptions(b)); }},
   };
   return writers;
