@@ -4,11 +4,15 @@
 #include <stdexcept>
 
 #include "core/isa.h"
+#include "core/qgemm.h"
 
 namespace torch_circle {
 namespace {
 
 std::string active_isa() { return circle_quant::isa_name(circle_quant::active_isa()); }
+
+// The integer GEMM microkernel the active ISA runs (e.g. "q8-gemm-8x48c4-avx512vnni").
+std::string gemm_kernel() { return circle_quant::qgemm_kernel_name(); }
 
 // "" returns to the automatic choice; anything else must name an ISA this CPU supports.
 void set_isa(const std::string& isa) {
@@ -28,6 +32,7 @@ void set_isa(const std::string& isa) {
 TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
   m.def("_active_isa() -> str", &active_isa);
   m.def("_set_isa(str isa) -> ()", &set_isa);
+  m.def("_gemm_kernel() -> str", &gemm_kernel);
 }
 
 }  // namespace torch_circle
