@@ -1091,7 +1091,10 @@ def _ours_kernel_name() -> str:
     if name is None:
         return "?"
     few, many = name(1), name(512)
-    return many if few == many else f"{few} below 4 rows, {many} from 4"
+    if few == many:
+        return many
+    switch = next(r for r in range(2, 513) if name(r) == many)
+    return f"{few} below {switch} rows, {many} from {switch}"
 
 
 def tier_check(rows: List[Row], tier: str) -> str:

@@ -1025,7 +1025,7 @@ TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
   }
 }
 
-TEST(QgemmTileChoice, Avx2WidensOperandsFromFourRows) {
+TEST(QgemmTileChoice, Avx2WidensOperandsFromMinRows) {
   // Few rows: the in-loop unpacking kernel (widening B per call would cost as much as the GEMM);
   // from min_rows on, the kernel that reads int16 operands widened once per call.
   const std::string widened = ukernels::q8_gemm_avx2_w16().name;
