@@ -406,10 +406,11 @@ _CPU_PROBE_C = r"""
 #include <stdint.h>
 #include <time.h>
 static double now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
-/* 200 dependent adds per iteration: 1 cycle each, so adds / ns = GHz */
+/* 200 dependent adds per iteration: 1 cycle each, so adds / ns = GHz. A register operand, not an
+   immediate: Intel's Golden Cove folds chains of add-immediate at rename (reads as 2-3x the clock). */
 double add_chain_ns(long iters) {
-    uint64_t x = 0; double t0 = now_ns();
-    for (long i = 0; i < iters; i++) __asm__ volatile(".rept 200\n\tadd $1, %0\n\t.endr" : "+r"(x));
+    uint64_t x = 0, one = 1; double t0 = now_ns();
+    for (long i = 0; i < iters; i++) __asm__ volatile(".rept 200\n\tadd %1, %0\n\t.endr" : "+r"(x) : "r"(one));
     return now_ns() - t0;
 }
 /* 16 independent vpdpbusd zmm accumulators (latency 4-5 needs >= 10 to be throughput-bound) */
@@ -424,20 +425,110 @@ double vnni_zmm_ns(long iters) {
     __asm__ volatile("vzeroupper" ::: "memory");
     return now_ns() - t0;
 }
+/* AVX2 only: 12 independent vpmaddwd ymm accumulations (16 exact int16 MACs each) */
+#define M(a) "vpmaddwd %%ymm14, %%ymm15, %%ymm" #a "\n\t"
+double madd_ymm_ns(long iters) {
+    double t0 = now_ns();
+    for (long i = 0; i < iters; i++)
+        __asm__ volatile(".rept 10\n\t" M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+                         ".endr"
+                         ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                             "xmm9", "xmm10", "xmm11");
+    __asm__ volatile("vzeroupper" ::: "memory");
+    return now_ns() - t0;
+}
+#ifdef PROBE_MAIN
+/* Stand-alone form for the tests: runs one probe by name, so an emulator of an older CPU shows
+   which probes it can execute ("probe madd_ymm_ns" must run on any AVX2 CPU). */
+#include <string.h>
+int main(int argc, char** argv) {
+    if (argc != 2) return 2;
+    if (!strcmp(argv[1], "add_chain_ns")) return add_chain_ns(10) < 0;
+    if (!strcmp(argv[1], "vnni_zmm_ns")) return vnni_zmm_ns(10) < 0;
+    if (!strcmp(argv[1], "madd_ymm_ns")) return madd_ymm_ns(10) < 0;
+    return 2;
+}
+#endif
 """
+
+
+@dataclass(frozen=True)
+class PeakProbe:
+    """The throughput probe of one ISA tier: function in _CPU_PROBE_C, instructions per call
+    iteration, u8*s8 MACs one instruction stands for."""
+    function: str
+    instruction: str
+    per_iteration: int
+    macs: int
+
+
+# Our kernel tier -> the probe it may run. The AVX2 tiers count exact int16 MACs: vpmaddwd does 16
+# per instruction, and oneDNN's vpmaddubsw + vpmaddwd pair spends the same two multiply-port
+# instructions per 32 MACs, so one number is the peak of both AVX2 kernels.
+PEAK_PROBES = {
+    "avx512vnni": PeakProbe("vnni_zmm_ns", "vpdpbusd zmm", 160, 64),
+    "avx512": PeakProbe("madd_ymm_ns", "vpmaddwd ymm", 120, 16),
+    "avxvnni": PeakProbe("madd_ymm_ns", "vpmaddwd ymm", 120, 16),
+    "avx2": PeakProbe("madd_ymm_ns", "vpmaddwd ymm", 120, 16),
+}
+
+
+def peak_probe_for(isa: str) -> Tuple[Optional[PeakProbe], str]:
+    """The probe this tier can execute, or None and why: never an instruction above the tier."""
+    probe = PEAK_PROBES.get(isa)
+    if probe is None:
+        return None, f"no int8 SIMD peak for ISA tier '{isa}' (x86 AVX2 or better needed)"
+    return probe, ""
+
+
+def _cpu_flags() -> set:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def benchmark_isa() -> Tuple[str, str]:
+    """(tier, how it was found): torch_circle's own CPU detection (which honours CIRCLE_QUANT_ISA),
+    or without a built torch_circle the CPU flags capped by CIRCLE_QUANT_ISA."""
+    if import_torch_circle() is None:
+        import torch_circle
+        return torch_circle.active_kernel_isa(), "torch_circle.active_kernel_isa()"
+    flags = _cpu_flags()
+    best = "avx512vnni" if {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= flags else \
+        "avx512" if {"avx512f", "avx512bw", "avx512vl"} <= flags else \
+        "avx2" if {"avx2", "fma"} <= flags else "scalar"
+    forced = os.environ.get("CIRCLE_QUANT_ISA")
+    order = ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni"]
+    if forced in order and order.index(forced) < order.index(best):
+        return forced, "/proc/cpuinfo flags, capped by CIRCLE_QUANT_ISA"
+    return best, "/proc/cpuinfo flags"
 
 
 @dataclass
 class CpuPeak:
     ghz: Dict[int, float]           # threads -> measured clock (GHz, mean over the busy cores)
-    vnni_per_cycle: float           # measured vpdpbusd zmm per cycle on one core
-    vnni_per_cycle_used: float      # the value the peak uses (measured, rounded to 0.5)
+    per_cycle: float                # measured probe instructions per cycle on one core
+    per_cycle_used: float           # the value the peak uses (measured, rounded to 0.5)
     method: str
+    probe: Optional[PeakProbe] = None  # None: no peak for this tier (see method)
+    isa: str = "?"
 
-    def peak_gops(self, threads: int) -> float:
+    def peak_gops(self, threads: int) -> Optional[float]:
+        if self.probe is None:
+            return None
         cores = min(threads, os.cpu_count() or threads)
         ghz = self.ghz.get(threads) or self.ghz[1]
-        return self.vnni_per_cycle_used * 64 * 2 * ghz * cores  # 64 u8*s8 MACs per zmm, 2 ops per MAC
+        return self.per_cycle_used * self.probe.macs * 2 * ghz * cores  # 2 ops per MAC
+
+    def describe(self) -> str:
+        if self.probe is None:
+            return f"peak:    n/a at ISA tier {self.isa}: {self.method}"
+        return (f"peak:    {self.probe.instruction} per cycle x {self.probe.macs} u8*s8 MACs x 2 ops/MAC x clock "
+                f"x cores (ISA tier {self.isa}) = "
+                + ", ".join(f"{self.peak_gops(t):.0f} GOPS at {t} thread{'s' if t > 1 else ''}" for t in self.ghz))
 
 
 def _cpuinfo_mhz() -> Optional[float]:
@@ -449,16 +540,19 @@ def _cpuinfo_mhz() -> Optional[float]:
     return None
 
 
-def measure_cpu(threads: Sequence[int]) -> CpuPeak:
-    """Clock and vpdpbusd throughput from a tiny C probe (gcc, run through ctypes, which releases
-    the GIL, so every core of a multi-thread count is busy while its clock is measured). Without
-    a compiler: /proc/cpuinfo's "cpu MHz" (a VM reports the nominal clock there) and 2 per cycle."""
+def measure_cpu(threads: Sequence[int], isa: str) -> CpuPeak:
+    """Clock and the int8 multiply throughput of ISA tier `isa` from a tiny C probe (gcc, run through
+    ctypes, which releases the GIL, so every core of a multi-thread count is busy while its clock is
+    measured). Only the probe of `isa` runs (peak_probe_for): vpdpbusd zmm at avx512vnni, vpmaddwd
+    ymm at the AVX2 tiers, none below. Without a compiler: /proc/cpuinfo's "cpu MHz" (a VM reports
+    the nominal clock there) and 2 per cycle."""
+    probe, why_not = peak_probe_for(isa)
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None or platform.machine() not in ("x86_64", "AMD64"):
         mhz = _cpuinfo_mhz() or 0.0
         return CpuPeak({t: mhz / 1e3 for t in threads}, float("nan"), 2.0,
-                       'clock = /proc/cpuinfo "cpu MHz" (no C compiler to measure it); '
-                       "2 vpdpbusd zmm per cycle assumed")
+                       why_not or f'clock = /proc/cpuinfo "cpu MHz" (no C compiler to measure it); '
+                       f"2 {probe.instruction} per cycle assumed", probe, isa)
     tmp = Path(tempfile.mkdtemp(prefix="cpu_probe_"))
     try:
         (tmp / "probe.c").write_text(_CPU_PROBE_C)
@@ -467,8 +561,8 @@ def measure_cpu(threads: Sequence[int]) -> CpuPeak:
         lib = ctypes.CDLL(str(tmp / "probe.so"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    lib.add_chain_ns.restype = lib.vnni_zmm_ns.restype = ctypes.c_double
-    lib.add_chain_ns.argtypes = lib.vnni_zmm_ns.argtypes = [ctypes.c_long]
+    lib.add_chain_ns.restype = ctypes.c_double
+    lib.add_chain_ns.argtypes = [ctypes.c_long]
     # Many short samples, best one kept: a sample the scheduler interrupts only reads slower, and
     # on a shared machine some samples always are.
     iters, samples = 15_000, 300  # 3 M dependent adds, about 1 ms at 3.5 GHz, per sample
@@ -487,17 +581,25 @@ def measure_cpu(threads: Sequence[int]) -> CpuPeak:
         return statistics.mean(results)
 
     ghz = {t: clock_ghz(t) for t in sorted(set(threads) | {1})}
-    per_ns = max(iters * 160 / lib.vnni_zmm_ns(iters) for _ in range(samples))
+    clock_method = ("clock = a chain of dependent 64-bit register adds (1 per cycle), best of "
+                    f"{samples} samples of {iters * 200 / 1e6:g} M adds on every busy core")
+    if probe is None:
+        return CpuPeak(ghz, float("nan"), float("nan"), f"{why_not}; {clock_method}", None, isa)
+    fn = getattr(lib, probe.function)
+    fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_long]
+    per_ns = max(iters * probe.per_iteration / fn(iters) for _ in range(samples))
     per_cycle = per_ns / ghz[1]
     used = max(0.5, round(per_cycle * 2) / 2)
-    method = ("clock = a chain of dependent 64-bit adds (1 per cycle), best of "
-              f"{samples} samples of {iters * 200 / 1e6:g} M adds on every busy core; vpdpbusd zmm "
-              f"throughput with 16 independent accumulators: {per_cycle:.2f} per cycle (the peak uses {used:g})")
-    return CpuPeak(ghz, per_cycle, used, method)
+    method = (f"{clock_method}; {probe.instruction} throughput with independent accumulators: "
+              f"{per_cycle:.2f} per cycle (the peak uses {used:g})")
+    return CpuPeak(ghz, per_cycle, used, method, probe, isa)
 
 
 # ---------------------------------------------------------------------------------------------
 # oneDNN's chosen implementation (its verbose log, captured from fd 1)
+
+
+ONEDNN_ISA = [""]  # oneDNN's own "isa:" line from its verbose header, once captured
 
 
 def onednn_impl(fn: Callable[[], object]) -> str:
@@ -519,6 +621,12 @@ def onednn_impl(fn: Callable[[], object]) -> str:
         lines = log.read().decode(errors="replace").splitlines()
     impls = [ln.split(",")[6] for ln in lines if ",exec,cpu," in ln and len(ln.split(",")) > 6
              and ln.split(",")[5] != "reorder"]
+    # The ISA oneDNN dispatches to (after ONEDNN_MAX_CPU_ISA) is in the header its first verbose
+    # output prints ("onednn_verbose,v1,info,cpu,isa:Intel AVX2"); some implementation names
+    # (gemm:jit) do not say it.
+    for ln in lines:
+        if ",info,cpu,isa:" in ln:
+            ONEDNN_ISA[0] = ln.split(",info,cpu,isa:", 1)[1].strip()
     return impls[-1] if impls else "?"
 
 
@@ -656,7 +764,7 @@ def target_cell(row: Row, ours_reason: str) -> str:
 def print_table(rows: List[Row], peak: CpuPeak) -> None:
     header = ["layer", "shape", "thr", "oneDNN us", "FBGEMM us", "ours us",
               "GOPS oneDNN", "GOPS FBGEMM", "GOPS ours", "% peak oneDNN", "% peak FBGEMM", "% peak ours",
-              "ours vs oneDNN", "ours vs FBGEMM", "target (vs oneDNN)", "max diff vs float ref (steps)", "oneDNN impl"]
+              "ours vs oneDNN", "ours vs FBGEMM", "target (vs oneDNN)", "max diff vs float ref (steps)", "oneDNN impl", "ISA tier", "CPU"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" if i < 2 or i >= 14 else "---:" for i in range(len(header))) + "|")
     for row in rows:
@@ -668,12 +776,35 @@ def print_table(rows: List[Row], peak: CpuPeak) -> None:
         cells = [row.shape.group, row.shape.label, str(row.threads),
                  *[fmt_us(row.ns[n]) + ("!" if is_noisy(row, n) else "") for n in ("oneDNN", "FBGEMM", "ours")],
                  *["n/a" if gops[n] is None else f"{gops[n]:.0f}" for n in ("oneDNN", "FBGEMM", "ours")],
-                 *["n/a" if gops[n] is None else f"{gops[n] / peak_g:.0%}" for n in ("oneDNN", "FBGEMM", "ours")],
+                 *["n/a" if gops[n] is None or peak_g is None else f"{gops[n] / peak_g:.0%}"
+                   for n in ("oneDNN", "FBGEMM", "ours")],
                  speedup_cell(row.ns["oneDNN"], row.ns["ours"]) if row.ns["ours"] is not None
                  else f"n/a ({ours_reason})",
                  speedup_cell(row.ns["FBGEMM"], row.ns["ours"]) if row.ns["ours"] is not None else "n/a",
-                 target_cell(row, ours_reason), diffs, row.onednn_impl]
+                 target_cell(row, ours_reason), diffs, row.onednn_impl, tier_cell(row, peak.isa), CPU_LABEL[0]]
         print("| " + " | ".join(cells) + " |")
+
+
+def tier_cell(row: Row, isa: str) -> str:
+    """The tier both sides ran at: ours' kernel ISA, and oneDNN's as its verbose log names it."""
+    return f"ours {isa}, oneDNN {onednn_tier(row.onednn_impl)}"
+
+
+def onednn_tier(impl: str) -> str:
+    """oneDNN's ISA from an implementation name (brg_matmul:avx2, jit_int8:avx512_core_vnni, ...),
+    else from the ISA its verbose header reported (gemm:jit names none)."""
+    name = impl.lower()
+    for tier in ("amx", "avx512_core_vnni", "avx512_core", "avx2_vnni", "avx2"):
+        if tier in name:
+            return tier
+    isa = ONEDNN_ISA[0]
+    if "AMX" in isa:
+        return "amx"
+    if "AVX-512" in isa or "AVX512" in isa:
+        return "avx512_core_vnni" if "DL Boost" in isa or "VNNI" in isa else "avx512_core"
+    if "AVX2" in isa or "AVX 2" in isa:
+        return "avx2_vnni" if "VNNI" in isa else "avx2"
+    return f"unknown ({impl})"
 
 
 def geomean(values: List[float]) -> Optional[float]:
@@ -728,7 +859,113 @@ def reproduce(args, threads: Sequence[int]) -> str:
         argv += ["--clock", args.clock]
     if args.stat != "median":
         argv += ["--stat", args.stat]
+    if args.isa != "best":
+        argv += ["--isa", args.isa]
     return shlex.join(argv)
+
+
+# ---------------------------------------------------------------------------------------------
+# ISA tiers: each one measured in its own process, because oneDNN reads ONEDNN_MAX_CPU_ISA once,
+# before its first kernel
+
+TIER_ENV = {
+    "best": {},
+    # FBGEMM_ENABLE_INSTRUCTIONS caps FBGEMM as well; unlike oneDNN's, nothing verifies it here.
+    "avx2": {"CIRCLE_QUANT_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+CPU_LABEL = ["?"]  # the CPU model, repeated in every row
+
+
+def tier_is_active(tier: str) -> bool:
+    return all(os.environ.get(k) == v for k, v in TIER_ENV[tier].items()) and \
+        (tier != "best" or not any(k in os.environ for k in TIER_ENV["avx2"]))
+
+
+def run_tier_child(tier: str, argv: List[str]) -> List[dict]:
+    """Runs this script for one tier in a child process (its output goes to ours) and returns its
+    rows (shape, impl medians, oneDNN's implementation) from a JSON side file."""
+    import json
+    env = {k: v for k, v in os.environ.items() if k not in TIER_ENV["avx2"]}
+    env.update(TIER_ENV[tier])
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        sys.stdout.flush()
+        done = subprocess.run([sys.executable, __file__, *argv, "--isa", tier, "--rows-json", out.name], env=env)
+        if done.returncode != 0:
+            raise SystemExit(f"the {tier} tier's run failed (exit code {done.returncode})")
+        return json.loads(Path(out.name).read_text() or "[]")
+
+
+def print_side_by_side(tiers: List[str], results: Dict[str, List[dict]]) -> None:
+    print(f"Side by side (CPU: {CPU_LABEL[0]}; speedup = oneDNN time / our time at the same tier; "
+          "tier = ours' kernel ISA / oneDNN's ISA from ONEDNN_VERBOSE):")
+    header = ["layer", "shape", "thr"] + [f"{t} {c}" for t in tiers for c in ("tier", "oneDNN us", "ours us", "ours vs oneDNN")]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|")
+    keyed = {t: {(r["group"], r["label"], r["threads"]): r for r in results[t]} for t in tiers}
+    for key in keyed[tiers[0]]:
+        cells = [key[0], key[1], str(key[2])]
+        for t in tiers:
+            r = keyed[t].get(key)
+            if r is None:
+                cells += ["n/a"] * 4
+                continue
+            peer, ours = r["ns"].get("oneDNN"), r["ns"].get("ours")
+            cells += [r["tier"], fmt_us(peer), fmt_us(ours), speedup_cell(peer, ours)]
+        print("| " + " | ".join(cells) + " |")
+    for t in tiers:
+        groups: Dict[Tuple[str, int], List[float]] = {}
+        for r in results[t]:
+            peer, ours = r["ns"].get("oneDNN"), r["ns"].get("ours")
+            if peer and ours:
+                groups.setdefault((r["group"], r["threads"]), []).append(peer / ours)
+        for (group, threads), ratios in groups.items():
+            print(f"  tier {t:5s} {group:18s} threads {threads}: ours vs oneDNN geomean {geomean(ratios):.2f}x "
+                  f"({len(ratios)} shapes)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The saturation case (issue 15): oneDNN's AVX2 int8 kernels add two u8*s8 products into int16
+# with saturation (vpmaddubsw), so same-sign weight pairs summing past 128 in magnitude overflow.
+
+
+def saturation_case() -> str:
+    """ReLU + Linear(256, 64, bias=False) with weights uniform in [0.5, 1.0): the x86 path
+    (X86InductorQuantizer, inductor with freezing) and ours (circle_quant backend), each against
+    the converted PT2E reference graph, as max |diff| / max |reference output|."""
+    try:
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    except Exception as error:  # noqa: BLE001
+        return f"n/a (torchao: {type(error).__name__}: {str(error)[:80]})"
+    gen = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(256, 64, bias=False)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.rand(64, 256, generator=gen) * 0.5 + 0.5)
+    x = torch.randn(32, 256, generator=gen) * 2
+    quantizer = xiq.X86InductorQuantizer()
+    quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(torch.export.export(model, (x,), strict=True).module(), quantizer)
+    prepared(x)
+    converted = convert_pt2e(prepared)
+    with torch.no_grad():
+        reference = converted(x)
+        scale = float(reference.abs().max())
+        freezing = torch._inductor.config.freezing
+        torch._inductor.config.freezing = True
+        try:
+            torch._dynamo.reset()
+            peer = torch.compile(converted)(x)
+        finally:
+            torch._inductor.config.freezing = freezing
+        cells = [f"x86 inductor (oneDNN, freezing) {float((peer - reference).abs().max()) / scale:.1%}"]
+        why = ours_status("linear")
+        if why is None:
+            torch._dynamo.reset()
+            ours = torch.compile(converted, backend="circle_quant")(x)
+            cells.append(f"ours (circle_quant) {float((ours - reference).abs().max()) / scale:.1%}")
+        else:
+            cells.append(f"ours n/a ({why})")
+    return ", ".join(cells) + " (max abs diff from the converted reference / max abs reference output)"
 
 
 def main(argv=None) -> int:
@@ -743,7 +980,31 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="wall: perf_counter (default); cpu: the thread's CPU time, immune to other "
                         "processes' load (only with --threads 1)")
+    p.add_argument("--isa", default="best",
+                   help="ISA tiers, comma separated: best (the machine's, default) and/or avx2 (ours with "
+                        "CIRCLE_QUANT_ISA=avx2, oneDNN with ONEDNN_MAX_CPU_ISA=AVX2, each tier in a child "
+                        "process); several tiers also print a side-by-side table")
+    p.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # a tier child's rows, for its parent
     args = p.parse_args(argv)
+    tiers = args.isa.split(",")
+    for t in tiers:
+        if t not in TIER_ENV:
+            p.error(f"--isa: unknown tier {t!r} (choose from {', '.join(TIER_ENV)})")
+    CPU_LABEL[0] = cpu_description()[0].split(",")[0]
+    if len(tiers) > 1 or not tier_is_active(tiers[0]):
+        own = list(argv if argv is not None else sys.argv[1:])
+        for i, a in enumerate(own):  # drop --isa X / --isa=X: each child gets its own
+            if a == "--isa":
+                own[i:i + 2] = []
+                break
+            if a.startswith("--isa="):
+                own[i:i + 1] = []
+                break
+        results = {t: run_tier_child(t, own) for t in tiers}
+        if len(tiers) > 1:
+            print()
+            print_side_by_side(tiers, results)
+        return 0
     sys.stdout.reconfigure(line_buffering=True)
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
     STAT[0] = args.stat
@@ -759,8 +1020,11 @@ def main(argv=None) -> int:
     print(f"reproduce: {command}")
     print()
 
-    print("measuring the clock and vpdpbusd throughput ...", file=sys.stderr, flush=True)
-    peak = measure_cpu(threads)
+    isa, isa_source = benchmark_isa()
+    probe = peak_probe_for(isa)[0]
+    print(f"ISA tier {isa} ({isa_source}); measuring the clock"
+          + (f" and {probe.instruction} throughput" if probe else "") + " ...", file=sys.stderr, flush=True)
+    peak = measure_cpu(threads, isa)
     cpu, flags = cpu_description()
     start, load = time.perf_counter(), os.getloadavg()
     cpu_before = _busy_seconds()
@@ -776,13 +1040,20 @@ def main(argv=None) -> int:
     print(f"python:  {platform.python_version()} on {platform.platform()}")
     print(f"clock:   " + ", ".join(f"{t} thread{'s' if t > 1 else ''} {peak.ghz[t]:.2f} GHz" for t in threads)
           + f" ({peak.method})")
-    print("peak:    vpdpbusd zmm per cycle x 64 u8*s8 MACs x 2 ops/MAC x clock x cores = "
-          + ", ".join(f"{peak.peak_gops(t):.0f} GOPS at {t} thread{'s' if t > 1 else ''}" for t in threads))
+    print(peak.describe())
+    print(f"tier:    {args.isa}: ours' kernels at {isa} ({isa_source}; GEMM microkernel "
+          f"{_ours_kernel_name()}); " + tier_check(rows, args.isa))
     print(f"ours:    linear {ours_status('linear') or 'available'}; conv {ours_status('conv') or 'available'}")
     print()
     print_table(rows, peak)
     print()
     print_summary(rows)
+    print(f"saturation case, ReLU + Linear(256, 64) with weights in [0.5, 1.0), tier {args.isa}: {saturation_case()}")
+    if args.rows_json:
+        import json
+        Path(args.rows_json).write_text(json.dumps([
+            {"group": r.shape.group, "label": r.shape.label, "threads": r.threads, "ns": r.ns,
+             "tier": f"{isa} / {onednn_tier(r.onednn_impl)}"} for r in rows]))
     errors = sorted({f"{n}: {w}" for r in rows for n, w in r.why.items() if w.startswith("error")})
     for e in errors:
         print(f"  failed: {e}")
@@ -810,6 +1081,33 @@ def main(argv=None) -> int:
               "waits for its slowest thread, and a descheduled thread costs a whole scheduler slice. Rerun idle.")
     print(f"reproduce: {command}")
     return 0
+
+
+def _ours_kernel_name() -> str:
+    if import_torch_circle() is not None:
+        return "n/a"
+    import torch_circle
+    name = getattr(torch_circle.ops, "gemm_kernel_name", None)
+    if name is None:
+        return "?"
+    few, many = name(1), name(512)
+    if few == many:
+        return many
+    switch = next(r for r in range(2, 513) if name(r) == many)
+    return f"{few} below {switch} rows, {many} from {switch}"
+
+
+def tier_check(rows: List[Row], tier: str) -> str:
+    """Whether oneDNN really ran at the requested tier, from its verbose log (ONEDNN_VERBOSE)."""
+    impls = [r.onednn_impl for r in rows if r.onednn_impl]
+    if tier != "avx2":
+        return f"oneDNN ran {', '.join(sorted({onednn_tier(i) for i in impls})) or 'n/a'} (ONEDNN_VERBOSE)"
+    bad = [i for i in impls if onednn_tier(i) != "avx2"]
+    if bad or "AVX2" not in ONEDNN_ISA[0]:
+        return (f"WARNING: oneDNN ran above AVX2 on {len(bad)}/{len(impls)} shapes ({bad[0] if bad else ''}; "
+                f"verbose isa: {ONEDNN_ISA[0] or 'not seen'}) despite ONEDNN_MAX_CPU_ISA")
+    return (f"oneDNN verified at AVX2 on {len(impls)}/{len(impls)} shapes (ONEDNN_VERBOSE: "
+            f"'isa:{ONEDNN_ISA[0]}', implementations {', '.join(sorted(set(impls)))})")
 
 
 def _onednn_version() -> str:

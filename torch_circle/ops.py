@@ -65,6 +65,12 @@ def active_kernel_isa() -> str:
     return _ops._active_isa()
 
 
+def gemm_kernel_name(rows: int = 512) -> str:
+    """The integer GEMM microkernel the active ISA runs for a call of `rows` rows (batch x
+    sequence, or output pixels), e.g. "q8-gemm-8x48c4-avx512vnni"."""
+    return _ops._gemm_kernel(rows)
+
+
 @contextlib.contextmanager
 def use_kernel_isa(isa: str) -> Iterator[None]:
     """Forces the kernels onto one ISA inside the block (for tests and benchmarks).

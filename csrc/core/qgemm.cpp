@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 
@@ -367,9 +368,13 @@ ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa) {
     default: return ukernels::q8_gemm_scalar();
   }
 }
-ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa, size_t blocks) {
+ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa, size_t blocks, size_t rows) {
   const GemmMicrokernel primary = gemm_microkernel_for(isa);
 #if defined(__x86_64__)
+  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
+    const GemmMicrokernel widened = q8_gemm_avx2_w16();
+    return rows >= widened.min_rows ? widened : primary;
+  }
   if (isa == Isa::kAvx512Vnni && blocks > 0) {
     // How full the last tile of each width is (1 = the width divides the blocks).
     const GemmMicrokernel wide = q8_gemm_avx512vnni_6x64();
@@ -381,8 +386,30 @@ ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa, size_t blocks)
   }
 #else
   (void)blocks;
+  (void)rows;
 #endif
   return primary;
+}
+
+void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
+                                 const uint8_t* a, size_t a_stride, const int8_t* b,
+                                 size_t block_stride, int32_t* acc, size_t acc_stride) {
+  const size_t groups = (k + kGemmKr - 1) / kGemmKr;
+  std::vector<uint8_t> wide_a;
+  std::vector<int8_t> wide_b;
+  if (uk.widen_a != nullptr) {
+    wide_a.resize(mr * groups * uk.a_group_bytes + 1);
+    uk.widen_a(mr, k, a, a_stride, wide_a.data());
+    a = wide_a.data();
+    a_stride = groups * uk.a_group_bytes;
+  }
+  if (uk.widen_b != nullptr) {
+    wide_b.resize(blocks * groups * uk.b_group_bytes + 1);
+    uk.widen_b(blocks, k, b, block_stride, wide_b.data());
+    b = wide_b.data();
+    block_stride = groups * uk.b_group_bytes;
+  }
+  uk.accumulate(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
 }
 
 const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
@@ -399,9 +426,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   }
   const size_t call_blocks = static_cast<size_t>((n_end - n_begin + static_cast<int64_t>(kGemmNr) - 1) /
                                                   static_cast<int64_t>(kGemmNr));
-  const ukernels::GemmMicrokernel uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks);
-  const size_t k = static_cast<size_t>(w.k);
   const size_t rows = static_cast<size_t>(m_end - m_begin);
+  const ukernels::GemmMicrokernel uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks, rows);
+  const size_t k = static_cast<size_t>(w.k);
   const size_t cols = static_cast<size_t>(n_end - n_begin);
 
   // The kernel reads A as uint8 (x86) or int8 (ARM). Activations of the other signedness are
@@ -451,28 +478,52 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     row_sums = row_sum_buffer.data();
   }
 
+  // Kernels with a working layout of their own (ukernels::WidenAFn / WidenBFn): A is widened
+  // here once, B once per column chunk below, and every tile reads the widened copies.
+  // The copies start on a cache line: vector stores that split lines made widening B twice as slow.
+  const size_t groups = (k + kGemmKr - 1) / kGemmKr;
+  thread_local std::vector<uint8_t> wide_a_storage, wide_b_storage;
+  auto cache_aligned = [](std::vector<uint8_t>& v, size_t bytes) {
+    v.resize(bytes + 64);
+    const size_t misalign = reinterpret_cast<uintptr_t>(v.data()) % 64;
+    return v.data() + (misalign == 0 ? 0 : 64 - misalign);
+  };
+  if (uk.widen_a != nullptr) {
+    uint8_t* wide_a = cache_aligned(wide_a_storage, rows * groups * uk.a_group_bytes);
+    uk.widen_a(rows, k, a_rows, a_stride, wide_a);
+    a_rows = wide_a;
+    a_stride = groups * uk.a_group_bytes;
+  }
+
   // Tiles: uk.mr rows × uk.max_blocks blocks. The channels are cut into chunks of about
   // kChunkBytes of packed weights; each chunk stays in L2 while every row tile passes over it
   // (a row tile's A, mr · K bytes, stays in L1). Large M thus reads the weights from memory
   // once, and A once per chunk.
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
   uint8_t* out_rows = static_cast<uint8_t*>(out) + static_cast<size_t>(m_begin) * out_stride * elem;
-  const size_t block_stride = w.block_stride();
+  const size_t packed_block_stride = w.block_stride();
+  const size_t block_stride = uk.widen_b != nullptr ? groups * uk.b_group_bytes : packed_block_stride;
   const size_t first_block = static_cast<size_t>(n_begin) / kGemmNr;
   const size_t end_block = (static_cast<size_t>(n_end) + kGemmNr - 1) / kGemmNr;
   const size_t chunk_blocks = std::max<size_t>(
-      uk.max_blocks, kChunkBytes / std::max<size_t>(block_stride, 1) / uk.max_blocks * uk.max_blocks);
+      uk.max_blocks, kChunkBytes / std::max<size_t>(packed_block_stride, 1) / uk.max_blocks * uk.max_blocks);
   alignas(64) int32_t acc[kMaxTile];
   const size_t acc_stride = uk.max_blocks * kGemmNr;
 
   for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
     const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
+    const int8_t* b_chunk = w.data + chunk * packed_block_stride;
+    if (uk.widen_b != nullptr) {
+      int8_t* wide_b = reinterpret_cast<int8_t*>(cache_aligned(wide_b_storage, (chunk_end - chunk) * block_stride));
+      uk.widen_b(chunk_end - chunk, k, b_chunk, packed_block_stride, wide_b);
+      b_chunk = wide_b;
+    }
     for (size_t i = 0; i < rows; i += uk.mr) {
       const size_t mr = std::min(uk.mr, rows - i);
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
-        uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, w.data + nb * block_stride,
-                      block_stride, acc, acc_stride);
+        uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride,
+                      b_chunk + (nb - chunk) * block_stride, block_stride, acc, acc_stride);
         const size_t n0 = nb * kGemmNr;
         const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
         const size_t j0 = n0 - static_cast<size_t>(n_begin);

@@ -266,6 +266,9 @@ struct ConvCase {
   // Fused activation: none, ReLU, or a clamp whose bounds make_conv_data() puts inside the
   // output's range (a ReLU6 of a layer whose outputs reach past 6).
   enum class Activation { kNone, kRelu, kClamp } activation = Activation::kNone;
+  // int8 weight values where a vpmaddubsw kernel saturates (with activations 0 / 255): all 127,
+  // all -128, same-sign pairs along the reduction past 128, alternating 127 / -128.
+  enum class Weights { kRandom, k127, kMinus128, kSameSignPairs, kAlternating } weights = Weights::kRandom;
 
   std::string describe() const {
     std::ostringstream os;
@@ -276,7 +279,7 @@ struct ConvCase {
        << (weight_unsigned ? "uint8" : "int8") << (per_tensor_weight ? " per-tensor" : "")
        << (weight_zero_points ? " zb" : "") << (with_bias ? " bias" : "")
        << " out=" << static_cast<int>(out_type) << " mode=" << static_cast<int>(mode)
-       << " act=" << static_cast<int>(activation);
+       << " act=" << static_cast<int>(activation) << " weights=" << static_cast<int>(weights);
     return os.str();
   }
 };
@@ -315,6 +318,23 @@ void make_conv_data(std::mt19937& rng, const ConvCase& tc, ConvData* d) {
   fill_bytes(rng, d->input.data(), d->input.size(), extreme);
   d->weight.resize(static_cast<size_t>(tc.out_c * d->shape.reduction()));
   fill_bytes(rng, d->weight.data(), d->weight.size(), extreme);
+  if (tc.weights != ConvCase::Weights::kRandom) {
+    for (auto& x : d->input) x = uniform_int<int>(rng, 0, 3) != 0 ? 0xFF : 0x00;
+    for (size_t i = 0; i < d->weight.size(); ++i) {
+      int v = 0;
+      switch (tc.weights) {
+        case ConvCase::Weights::k127: v = 127; break;
+        case ConvCase::Weights::kMinus128: v = -128; break;
+        case ConvCase::Weights::kSameSignPairs:  // |w0| + |w1| in [128, 255], one sign per pair
+          v = i % 2 == 0 ? (uniform_int<int>(rng, 0, 1) ? 1 : -1) * uniform_int<int>(rng, 64, 127)
+                         : (static_cast<int8_t>(d->weight[i - 1]) > 0 ? 127 : -128);
+          break;
+        case ConvCase::Weights::kAlternating: v = i % 2 == 0 ? 127 : -128; break;
+        case ConvCase::Weights::kRandom: break;
+      }
+      d->weight[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+    }
+  }
   const size_t channels = tc.per_tensor_weight ? 1 : static_cast<size_t>(tc.out_c);
   d->weight_zp.assign(channels, tc.weight_unsigned && !tc.weight_zero_points ? 128 : 0);
   if (tc.weight_zero_points) {
@@ -529,6 +549,32 @@ TEST_P(QConvTest, Random) {
         tc.out_c = uniform_int<int64_t>(rng, 1, 70);
     }
     check(rng, randomize(rng, tc));
+  }
+}
+
+TEST_P(QConvTest, AdversarialWeightsThroughGemm) {
+  // 1x1 and 3x3 convs (the GEMM paths, enough pixels for every AVX2 kernel) with the weights a
+  // saturating int16 pair sum would get wrong; int8 weights, uint8 activations at 0 / 255.
+  std::mt19937 rng(15);
+  for (auto weights : {ConvCase::Weights::k127, ConvCase::Weights::kMinus128,
+                       ConvCase::Weights::kSameSignPairs, ConvCase::Weights::kAlternating}) {
+    for (int64_t kernel : {int64_t{1}, int64_t{3}}) {
+      for (int64_t in_c : {int64_t{3}, int64_t{37}, int64_t{64}}) {
+        ConvCase tc = randomize(rng, ConvCase{});
+        tc.weights = weights;
+        tc.input_signed = false;
+        tc.input_zero_point = pick(rng, {0, 255, 128});
+        tc.weight_unsigned = false;
+        tc.weight_zero_points = false;
+        tc.kernel_h = tc.kernel_w = kernel;
+        tc.pad_h = tc.pad_w = kernel / 2;
+        tc.in_c = in_c;
+        tc.out_c = uniform_int<int64_t>(rng, 1, 40);
+        tc.in_h = tc.in_w = 5;
+        check(rng, tc);
+        if (HasFailure()) return;
+      }
+    }
   }
 }
 

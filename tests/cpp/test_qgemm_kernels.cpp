@@ -32,8 +32,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int32_t kInt32Min = std::numeric_limits<int32_t>::min();
 constexpr int32_t kInt32Max = std::numeric_limits<int32_t>::max();
 
-
-
 // --- the microkernels --------------------------------------------------------------------------
 
 // A kernel's descriptor function is compiled with its ISA's flags, so it may itself execute that
@@ -49,6 +47,7 @@ std::vector<KernelUnderTest> all_microkernels() {
   std::vector<KernelUnderTest> v = {{"scalar", &ukernels::q8_gemm_scalar, true}};
 #if defined(__x86_64__)
   v.push_back({"avx2", &ukernels::q8_gemm_avx2, isa_supported(Isa::kAvx2)});
+  v.push_back({"avx2_w16", &ukernels::q8_gemm_avx2_w16, isa_supported(Isa::kAvx2)});
   v.push_back({"avxvnni", &ukernels::q8_gemm_avxvnni, isa_supported(Isa::kAvxVnni)});
   // The avxvnni code with EVEX encoding: runs wherever AVX512-VNNI does.
   v.push_back({"avxvnni_evex", &ukernels::q8_gemm_avxvnni_evex, isa_supported(Isa::kAvx512Vnni)});
@@ -94,7 +93,12 @@ TEST_P(MicrokernelTest, Geometry) {
 }
 
 // Value patterns for A (uint8 as the kernel reads it) and the weights (int8 as stored).
-enum class Values { kRandom, kSaturationTrapLow, kSaturationTrapHigh, kZeroA, kExtremeMix };
+enum class Values {
+  kRandom, kSaturationTrapLow, kSaturationTrapHigh, kZeroA, kExtremeMix,
+  kMinus127,        // A = 255, every weight -127
+  kSameSignPairs,   // A = 255, each k pair (2j, 2j+1) of one sign with |w0| + |w1| in (128, 255]
+  kAlternating,     // A alternating 255 / 0, weights alternating 127 / -128
+};
 const char* values_name(Values v) {
   switch (v) {
     case Values::kRandom: return "random";
@@ -102,6 +106,9 @@ const char* values_name(Values v) {
     case Values::kSaturationTrapHigh: return "A=255, B=127";  // vpmaddubsw pairs: 64770
     case Values::kZeroA: return "A=0";
     case Values::kExtremeMix: return "A in {0,255}, B in {-128,127}";
+    case Values::kMinus127: return "A=255, B=-127";
+    case Values::kSameSignPairs: return "A=255, same-sign B pairs past 128";
+    case Values::kAlternating: return "A 255/0, B 127/-128 alternating";
   }
   return "?";
 }
@@ -114,7 +121,21 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
       case Values::kSaturationTrapHigh: x = 255; break;
       case Values::kZeroA: x = 0; break;
       case Values::kExtremeMix: x = uniform_int<int>(rng, 0, 1) ? 255 : 0; break;
+      case Values::kMinus127:
+      case Values::kSameSignPairs: x = 255; break;
+      case Values::kAlternating: x = (&x - a->data()) % 2 == 0 ? 255 : 0; break;
     }
+  }
+  if (v == Values::kSameSignPairs) {  // pairs along k within each row [n, k] of w
+    for (size_t i = 0; i + 1 < w->size(); i += 2) {
+      const int first = uniform_int<int>(rng, 2, 127);
+      const int second = uniform_int<int>(rng, std::max(1, 129 - first), 127);
+      const int sign = uniform_int<int>(rng, 0, 1) ? 1 : -1;
+      (*w)[i] = static_cast<int8_t>(sign * first);
+      (*w)[i + 1] = static_cast<int8_t>(sign > 0 ? second : -std::min(128, second + 1));
+    }
+    if (w->size() % 2 == 1) w->back() = 127;
+    return;
   }
   for (auto& x : *w) {
     switch (v) {
@@ -123,6 +144,9 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
       case Values::kSaturationTrapLow: x = -128; break;
       case Values::kSaturationTrapHigh: x = 127; break;
       case Values::kExtremeMix: x = uniform_int<int>(rng, 0, 1) ? 127 : -128; break;
+      case Values::kMinus127: x = -127; break;
+      case Values::kAlternating: x = (&x - w->data()) % 2 == 0 ? 127 : -128; break;
+      case Values::kSameSignPairs: break;  // filled above
     }
   }
 }
@@ -153,7 +177,8 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
   const size_t acc_stride = blocks * kGemmNr + uniform_int<size_t>(rng, 0, 8);
   const int32_t sentinel = 0x5eed5eed;
   std::vector<int32_t> got(mr * acc_stride + 16, sentinel), want(mr * acc_stride + 16, sentinel);
-  uk.accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride, got.data(), acc_stride);
+  ukernels::accumulate_packed(uk, mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
+                              got.data(), acc_stride);
   ukernels::q8_gemm_scalar().accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
                                         want.data(), acc_stride);
   for (size_t i = 0; i < got.size(); ++i) {
@@ -189,7 +214,8 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
   // also checked against their closed form, not only against the scalar kernel.
   std::mt19937 rng(99);
   for (Values v : {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA,
-                   Values::kExtremeMix}) {
+                   Values::kExtremeMix, Values::kMinus127, Values::kSameSignPairs,
+                   Values::kAlternating}) {
     for (size_t k : {size_t{1}, size_t{3}, size_t{4}, size_t{17}, size_t{64}, size_t{255},
                      size_t{1000}, size_t{4100}}) {
       for (size_t mr : {size_t{1}, uk_.mr}) {
@@ -207,7 +233,8 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
     const int32_t zero = 0;
     const PackedWeights p = pack_weights(w.data(), false, kGemmNr, k, &zero, 1);
     std::vector<int32_t> acc(kGemmNr);
-    uk_.accumulate(1, 1, k, a.data(), k, p.data.data(), p.view().block_stride(), acc.data(), kGemmNr);
+    ukernels::accumulate_packed(uk_, 1, 1, k, a.data(), k, p.data.data(), p.view().block_stride(),
+                                acc.data(), kGemmNr);
     for (int32_t s : acc) ASSERT_EQ(s, static_cast<int32_t>(255 * wv * static_cast<int64_t>(k)));
   }
 }
@@ -954,16 +981,79 @@ TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
   // 64-channel tiles where 64 divides the width better than 48 (most CNN layers), 48-channel
   // ones otherwise (BERT's 768 / 3072, and ties). Results never depend on it (the tests above).
   for (size_t blocks : {4u, 7u, 8u, 16u, 32u, 10u}) {
-    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks).name,
+    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name,
                  "q8-gemm-6x64c4-avx512vnni") << blocks << " blocks";
   }
   for (size_t blocks : {1u, 2u, 3u, 5u, 6u, 48u, 192u}) {
-    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks).name,
+    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name,
                  "q8-gemm-8x48c4-avx512vnni") << blocks << " blocks";
   }
-  EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx2, 4).name, ukernels::q8_gemm_avx2().name);
 }
+
+TEST(QgemmTileChoice, Avx2WidensOperandsFromMinRows) {
+  // Few rows: the in-loop unpacking kernel (widening B per call would cost as much as the GEMM);
+  // from min_rows on, the kernel that reads int16 operands widened once per call.
+  if (!isa_supported(Isa::kAvx2)) GTEST_SKIP() << "the descriptors run AVX2 code";
+  const std::string widened = ukernels::q8_gemm_avx2_w16().name;
+  const size_t min_rows = ukernels::q8_gemm_avx2_w16().min_rows;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (!isa_supported(isa)) continue;
+    for (size_t rows = 1; rows < min_rows; ++rows) {
+      EXPECT_STREQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, ukernels::q8_gemm_avx2().name);
+    }
+    for (size_t rows : {min_rows, min_rows + 1, size_t{512}}) {
+      EXPECT_EQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, widened) << rows << " rows";
+    }
+  }
+}
+
 #endif
+
+TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
+  // The patterns where a vpmaddubsw kernel saturates, through the whole driver (both AVX2
+  // kernels, every tile edge): all ±127 / -128 weights, same-sign k pairs past 128, alternating
+  // extremes; activations at 0 / 255 with zero points at the other end; K not a multiple of 4
+  // or of a vector; M = 1 and N not a multiple of the tile; random shapes and zero points.
+  IsaOverride force(GetParam());
+  std::mt19937 rng(31337);
+  const int64_t shapes[][3] = {{1, 16, 64}, {1, 17, 3}, {2, 33, 5}, {3, 48, 31}, {4, 16, 33},
+                               {5, 50, 130}, {8, 97, 257}, {13, 20, 1023}, {17, 3, 4}};
+  for (int pattern = 0; pattern < 5; ++pattern) {
+    for (const auto& s : shapes) {
+      GemmProblem p = random_problem(rng, s[0], s[1], s[2]);
+      p.a_signed = false;
+      p.w_unsigned = false;
+      for (auto& z : p.wzp) z = 0;
+      const size_t k = static_cast<size_t>(p.k);
+      for (size_t i = 0; i < p.w.size(); ++i) {
+        const size_t kk = i % k;
+        int v = 0;
+        switch (pattern) {
+          case 0: v = 127; break;
+          case 1: v = -128; break;
+          case 2: v = -127; break;
+          case 3: v = kk % 2 == 0 ? uniform_int<int>(rng, 64, 127) * (i / k % 2 ? 1 : -1)
+                                  : static_cast<int8_t>(p.w[i - 1]) > 0 ? 127 : -128;
+                  break;
+          case 4: v = kk % 2 == 0 ? 127 : -128; break;
+        }
+        p.w[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+      }
+      for (size_t i = 0; i < p.a.size(); ++i) {
+        p.a[i] = pattern == 4 ? (i % 2 == 0 ? 255 : 0) : uniform_int<int>(rng, 0, 3) ? 255 : 0;
+      }
+      p.za = pick(rng, {0, 255, uniform_int<int>(rng, 0, 255)});
+      p.type = OutputType::kInt16;
+      p.sy = p.sa * 0.5;
+      check_problem(p, rng, true);
+      if (HasFatalFailure()) return;
+      p.type = OutputType::kFloat;
+      check_problem(p, rng, false);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
 
 INSTANTIATE_TEST_SUITE_P(Isa, QgemmTest, ::testing::ValuesIn(architecture_isas()), isa_param_name);
 

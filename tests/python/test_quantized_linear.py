@@ -422,3 +422,20 @@ def test_call_errors_name_the_op_and_argument():
         with pytest.raises(error, match=match) as info:
             run(*args)
         assert "circle_quant::quantized_linear" in str(info.value)
+
+
+def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
+    """AVX2 runs the in-register unpacking kernel for few rows and the widened one from 8 rows;
+    every ISA's name says its tier; a row count below 1 is a clear error."""
+    if "avx2" in SUPPORTED_ISAS:
+        with torch_circle.use_kernel_isa("avx2"):
+            assert torch_circle.ops.gemm_kernel_name(1) == "q8-gemm-3x16c4-avx2"
+            assert torch_circle.ops.gemm_kernel_name(7) == "q8-gemm-3x16c4-avx2"
+            assert torch_circle.ops.gemm_kernel_name(8) == "q8-gemm-4x16c4w16-avx2"
+            assert torch_circle.ops.gemm_kernel_name(512) == "q8-gemm-4x16c4w16-avx2"
+    for isa in SUPPORTED_ISAS:
+        with torch_circle.use_kernel_isa(isa):
+            name = torch_circle.ops.gemm_kernel_name()
+            assert name.startswith("q8-gemm-") and name.endswith(isa if isa != "avx512" else "avx2"), (isa, name)
+    with pytest.raises(ValueError, match="_gemm_kernel: rows"):
+        torch_circle.ops.gemm_kernel_name(0)

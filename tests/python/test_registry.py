@@ -9,7 +9,7 @@ import torch
 OPCHECK_MODULES = [importlib.import_module(p.stem) for p in sorted(Path(__file__).parent.glob("test_*.py"))
                    if "\nOPCHECK_CASES = " in p.read_text()]
 
-CONTROL_OPS = {"_active_isa", "_set_isa"}  # kernel-path switches for tests, no tensors
+CONTROL_OPS = {"_active_isa", "_set_isa", "_gemm_kernel"}  # kernel-path switches and names for tests, no tensors
 
 
 def registered_ops():

@@ -19,6 +19,8 @@ namespace circle_quant {
 namespace ukernels {
 
 // acc[i * acc_stride + j] = Σ_{kk < k} A(i, kk) · B(kk, j)   for i < mr, j < 16 · blocks.
+//   a and b are in the kernel's working layout: the packed bytes described here, or, for a kernel
+//   with widen_a / widen_b (GemmMicrokernel), what those functions wrote (strides in bytes).
 //   A(i, kk) = a[i * a_stride + kk], read as uint8 on x86 (u8·s8 dot products) and as int8 on ARM
 //   (s8·s8), see GemmMicrokernel::a_signed. The kernel reads no byte of a past a[i*a_stride+k-1]
 //   (K need not be a multiple of 4), and nothing of rows i ≥ mr.
@@ -49,6 +51,15 @@ using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_s
                                const void* other, size_t other_stride, OutputType type,
                                RequantMode mode, const ResidualAdd& add);
 
+// Optional working layouts a kernel reads instead of the packed bytes, built by the driver once per
+// call (A) and once per column chunk (B), then reused by every tile that reads them:
+//   widen_a: rows of A (uint8, a_stride bytes apart, k bytes each) → out, a_group_bytes per k
+//            group of 4 per row (row stride groups · a_group_bytes);
+//   widen_b: `blocks` packed blocks (block_stride apart) → out, b_group_bytes per k group per block
+//            (block stride groups · b_group_bytes), groups = ceil(k / 4).
+using WidenAFn = void (*)(size_t rows, size_t k, const uint8_t* a, size_t a_stride, uint8_t* out);
+using WidenBFn = void (*)(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out);
+
 // The driver's accumulator tile holds this many int32: mr · max_blocks · 16 must not exceed it.
 constexpr size_t kMaxTileAccumulators = 1024;
 
@@ -60,12 +71,26 @@ struct GemmMicrokernel {
   size_t max_blocks;          // 16-channel blocks per tile
   bool a_signed;              // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
   ResidualAddFn add_residual;  // the ISA's fused residual add (shared by its kernels)
+  WidenAFn widen_a = nullptr;  // nullptr: reads the packed A bytes
+  WidenBFn widen_b = nullptr;  // nullptr: reads the packed B blocks
+  size_t a_group_bytes = kGemmKr;
+  size_t b_group_bytes = kGemmKr * kGemmNr;
+  size_t min_rows = 1;         // gemm_microkernel_for picks it only for calls of at least this many rows
 };
+
+// Accumulate on the packed A and B whatever the kernel's working layout (widens into scratch
+// first when it has one): the form tests use to compare every kernel with the scalar one.
+void accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
+                       const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                       int32_t* acc, size_t acc_stride);
 
 // The microkernel set of each ISA (defined in the ISA's files; absent ISAs are not declared).
 GemmMicrokernel q8_gemm_scalar();
 #if defined(__x86_64__)
 GemmMicrokernel q8_gemm_avx2();        // vpmaddwd on widened int16: exact, no vpmaddubsw saturation
+// The same products on A and B widened to int16 once per call / column chunk (no unpacking in
+// the loop): the AVX2 choice for calls of several rows.
+GemmMicrokernel q8_gemm_avx2_w16();
 GemmMicrokernel q8_gemm_avxvnni();     // vpdpbusd ymm (VEX encoded)
 GemmMicrokernel q8_gemm_avx512vnni();  // vpdpbusd zmm, 8 rows × 48 channels
 GemmMicrokernel q8_gemm_avx512vnni_6x64();  // the same, 6 rows × 64 channels
@@ -81,10 +106,11 @@ GemmMicrokernel q8_gemm_neondot();     // sdot
 // The microkernel set qgemm() runs under `isa` (defined in qgemm.cpp); conv uses the same one so
 // im2col writes the A domain the GEMM reads and depthwise shares its output stage.
 GemmMicrokernel gemm_microkernel_for(Isa isa);
-// The one qgemm() runs for a call over `blocks` 16-channel blocks: where an ISA has kernels of
-// several tile widths, the one whose last tile in a row of tiles is fullest (the others share
-// accumulate domain, requantization and residual add, so the choice never changes results).
-GemmMicrokernel gemm_microkernel_for(Isa isa, size_t blocks);
+// The one qgemm() runs for a call over `rows` rows and `blocks` 16-channel blocks: where an ISA
+// has kernels of several tile widths, the one whose last tile in a row of tiles is fullest; on
+// AVX2, the widened kernel once rows reach its min_rows. The kernels of an ISA share accumulate
+// domain, requantization and residual add, so the choice never changes results.
+GemmMicrokernel gemm_microkernel_for(Isa isa, size_t blocks, size_t rows);
 
 // The fused residual add of each ISA: scalar reference, and SIMD ones for the float family on
 // 8-bit types (other cases go to the scalar code).
