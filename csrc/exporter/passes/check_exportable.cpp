@@ -4,6 +4,9 @@
 #include "exporter/serialize/op_writers.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 namespace torch_circle::exporter {
 
@@ -14,6 +17,14 @@ void check_exportable(const Graph& graph) {
       problems.push_back(fmt::format("{}: no Circle op for '{}' was produced", op->origin, op->type));
       continue;
     }
+    // Zero-size tensors (nn.Linear(0, n), an empty weight) crash the runtimes' kernels.
+    for (const auto& tensors : {op->inputs, op->outputs})
+      for (const Tensor* t : tensors)
+        if (t && std::find(t->shape.begin(), t->shape.end(), 0) != t->shape.end())
+          problems.push_back(fmt::format("{}: {} {} '{}' has shape [{}], which holds no elements; "
+                                         "Circle runtimes cannot run zero-size tensors",
+                                         op->origin, op->type, t->is_constant() ? "constant" : "tensor",
+                                         t->name, fmt::join(t->shape, ", ")));
     if (op->type == "QUANTIZE" || op->type == "DEQUANTIZE" || op->type == "CAST") continue;
     const Tensor* out = op->outputs.empty() ? nullptr : op->outputs[0];
     if (!out || !out->is_quantized()) continue;
