@@ -17,14 +17,14 @@ void check_exportable(const Graph& graph) {
       problems.push_back(fmt::format("{}: no Circle op for '{}' was produced", op->origin, op->type));
       continue;
     }
-    // Zero-size tensors (nn.Linear(0, n), an empty weight) crash the runtimes' kernels.
+    // Zero-size activations (nn.Linear(0, n)'s [batch, 0] input) crash the runtimes' kernels.
+    // Constants may be empty: RESHAPE to a 0-d tensor takes the shape [].
     for (const auto& tensors : {op->inputs, op->outputs})
       for (const Tensor* t : tensors)
-        if (t && std::find(t->shape.begin(), t->shape.end(), 0) != t->shape.end())
-          problems.push_back(fmt::format("{}: {} {} '{}' has shape [{}], which holds no elements; "
+        if (t && !t->is_constant() && std::find(t->shape.begin(), t->shape.end(), 0) != t->shape.end())
+          problems.push_back(fmt::format("{}: {} tensor '{}' has shape [{}], which holds no elements; "
                                          "Circle runtimes cannot run zero-size tensors",
-                                         op->origin, op->type, t->is_constant() ? "constant" : "tensor",
-                                         t->name, fmt::join(t->shape, ", ")));
+                                         op->origin, op->type, t->name, fmt::join(t->shape, ", ")));
     if (op->type == "QUANTIZE" || op->type == "DEQUANTIZE" || op->type == "CAST") continue;
     const Tensor* out = op->outputs.empty() ? nullptr : op->outputs[0];
     if (!out || !out->is_quantized()) continue;
