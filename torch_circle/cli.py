@@ -36,9 +36,15 @@ def _inspect(args) -> int:
     return 0
 
 
+# Input dtypes verify fills with random values (numpy names of the file's tensor types).
+_RANDOM_INPUT_DTYPES = {"float16", "float32", "float64", "uint8", "int8", "uint16", "int16", "uint32",
+                        "int32", "uint64", "int64", "bool"}
+
+
 def _verify(args) -> int:
     import numpy as np
     from torch_circle.exporter import load
+    from torch_circle.summary import printable
     from torch_circle import runtime
 
     cm = load(args.model)  # flatbuffers verifier + bounds checks
@@ -51,10 +57,14 @@ def _verify(args) -> int:
     for k, i in enumerate(sg["inputs"]):
         t = sg["tensors"][i]
         shape = [1 if d < 0 else d for d in (t["shape_signature"] or t["shape"])]
+        if t["dtype"].lower() not in _RANDOM_INPUT_DTYPES:
+            raise ValueError(f"{args.model}: input {k} ('{printable(t['name'])}') has dtype {t['dtype']}, "
+                             f"which verify cannot make inputs for (it can: "
+                             f"{', '.join(sorted(_RANDOM_INPUT_DTYPES))}); --no-run checks the structure only")
         dtype = np.dtype(t["dtype"].lower())
         megabytes = math.prod(shape) * dtype.itemsize / 2**20
         if megabytes > args.max_input_mb:
-            raise ValueError(f"{args.model}: input {k} ('{t['name']}') of shape {shape} needs "
+            raise ValueError(f"{args.model}: input {k} ('{printable(t['name'])}') of shape {shape} needs "
                              f"{megabytes:,.0f} MB, more than --max-input-mb {args.max_input_mb}; "
                              "not run (--no-run checks the structure only)")
         if dtype.kind == "f":
@@ -63,12 +73,12 @@ def _verify(args) -> int:
             info = np.iinfo(dtype) if dtype.kind in "iu" else None
             inputs.append(rng.integers(info.min if info else 0, (info.max if info else 1) + 1, shape).astype(dtype))
     try:  # in a child process: a runtime crashing on a hostile file must not take us with it
-        outputs = runtime.run_isolated(cm.data, inputs)
+        outputs = runtime.run_isolated(cm.data, inputs, source=args.model, fresh=True)
     except runtime.RuntimeNotInstalled as error:
         print(f"not run: {error}")
         return 0
-    except runtime.RuntimeFailed as error:
-        raise ValueError(f"{args.model}: {error}") from None
+    except runtime.RuntimeFailed as error:  # names the file
+        raise ValueError(str(error)) from None
     for k, out in enumerate(outputs):
         finite = bool(np.isfinite(out).all()) if out.dtype.kind == "f" else True
         print(f"  output {k}: {out.dtype} {list(out.shape)}{'' if finite else '  (contains NaN/Inf)'}")

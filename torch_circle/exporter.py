@@ -7,7 +7,10 @@ the flatbuffers writer are C++ (csrc/exporter).
 """
 from __future__ import annotations
 
+import mmap
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,14 +39,57 @@ def export(model: Any, example_inputs: Sequence[Any] | None = None, *, format: s
     if format not in ("circle", "tflite"):
         raise ValueError(f"format must be 'circle' or 'tflite', not {format!r}")
     graph_module = _graph_module(model, example_inputs, dynamic_shapes)
-    data = _C.export_graph_module(graph_module, format, int(verbose))
-    return CircleModel(data)
+    # The exporter writes the file to an unlinked temporary file, the constants straight from
+    # the tensors' memory. A small file is read back as bytes; a big one is memory-mapped, so
+    # exporting never holds a second copy of the weights (docs/exporter.md, "Big models").
+    spill = tempfile.TemporaryFile(prefix="torch_circle_", suffix=".circle")
+    try:
+        size = _C.export_graph_module(graph_module, format, int(verbose), 0, spill.fileno())
+        if size < _MAP_BYTES:
+            spill.seek(0)
+            return CircleModel(spill.read())
+        cm = CircleModel(mmap.mmap(spill.fileno(), size, access=mmap.ACCESS_READ))
+        cm._file, spill = spill, None  # kept open for save(); the mapping keeps the data
+        return cm
+    finally:
+        if spill is not None:
+            spill.close()
 
 
-def load(path: str | os.PathLike) -> "CircleModel":
-    """Reads a .circle / .tflite file, verifying it (CircleFileError when malformed)."""
+# Exported files from this size on are memory-mapped instead of read into bytes.
+_MAP_BYTES = 64 << 20
+
+
+def _copy_file(source, destination) -> None:
+    """Copies an open file's bytes to another, in the kernel (no pages of this process)."""
+    offset, size = 0, os.fstat(source.fileno()).st_size
+    while offset < size:
+        sent = os.sendfile(destination.fileno(), source.fileno(), offset, min(size - offset, 1 << 30))
+        if sent == 0:
+            raise OSError(f"copying the exported file stopped at byte {offset} of {size}")
+        offset += sent
+
+
+# load()'s default size limit: far above any model onert or LiteRT can load, far below what
+# reading an endless device (/dev/zero) would take before it exhausted memory.
+MAX_FILE_BYTES = 16 << 30
+
+
+def load(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> "CircleModel":
+    """Reads a .circle / .tflite file, verifying it (CircleFileError when malformed). Only
+    regular files of at most ``max_bytes`` are read (ValueError naming the file otherwise): a
+    FIFO would block forever, a device like /dev/zero never end."""
     path = Path(path)
-    return CircleModel(path.read_bytes(), source=str(path))
+    # O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb", closefd=True) as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path}: not a regular file; a model is read only from a regular file")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{path}: {st.st_size:,} bytes, more than the limit of {max_bytes:,}")
+        data = f.read(st.st_size)
+    return CircleModel(data, source=str(path))
 
 
 def _args_tuple(example_inputs):
@@ -94,8 +140,11 @@ def _needs_shapes(gm) -> bool:
 class CircleModel:
     """An exported model: the file's bytes, a summary of what is in it, and ways to run it."""
 
-    def __init__(self, data: bytes, source: str = "<exported>"):
-        self.data = bytes(data)
+    def __init__(self, data: bytes | mmap.mmap, source: str = "<exported>"):
+        # bytes, or (a big export) a read-only mmap of the file, which slices and reads like bytes
+        self.data = data if isinstance(data, (bytes, mmap.mmap)) else bytes(data)
+        self.source = source  # named in errors
+        self._file = None  # the open file self.data maps, if any
         self.info = _C.read_circle(self.data, source)  # verifies: never trust bytes blindly
 
     @property
@@ -151,14 +200,21 @@ class CircleModel:
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.write_bytes(self.data)
+        with open(path, "wb") as f:
+            if self._file is not None:
+                _copy_file(self._file, f)
+            else:
+                f.write(self.data)
         return path
 
     def run(self, *inputs, runtime: str = "auto", num_threads: int | None = None) -> list:
         """Runs the model in a real runtime on numpy arrays or tensors and returns numpy arrays.
-        runtime: "onert" (ONE's runtime, .circle), "litert" (.tflite), or "auto" by format."""
+        runtime: "onert" (ONE's runtime, .circle), "litert" (.tflite), or "auto" by format.
+        The runtime runs in a worker process (kept for later calls), so a runtime that crashes
+        on this file raises RuntimeFailed instead of killing the caller."""
         from . import runtime as rt
-        return rt.run(self.data, inputs, runtime=runtime, num_threads=num_threads)
+        return rt.run_isolated(self.data, inputs, runtime=runtime, num_threads=num_threads,
+                               source=self.source)
 
     def summary(self) -> str:
         from .summary import format_summary

@@ -88,13 +88,62 @@ def calibrate(model: torch.nn.Module, batches: Iterable, *, max_batches: Optiona
             if max_batches is not None and count >= max_batches:
                 break
             args, kwargs = _model_inputs(batch, input_count, input_fn)
-            model(*args, **kwargs)
+            try:
+                model(*args, **kwargs)
+            except ValueError as error:  # an observer's "contains NaN": maybe an Inf earlier
+                if "NaN" in str(error):
+                    _blame_first_inf(model, args, kwargs, count, error)
+                raise
             count += 1
             bar.update(count)
     bar.update(count, final=True)
     if count == 0:
         raise ValueError("calibrate: no batch was given; the observers would stay empty")
     return count
+
+
+class _NonFinite(Exception):
+    def __init__(self, node: Node, value: torch.Tensor):
+        self.node, self.value = node, value
+
+
+class _FindNonFinite(Interpreter):
+    """Runs a graph until the first node whose output holds NaN or Inf."""
+
+    def run_node(self, n: Node) -> Any:
+        value = super().run_node(n)
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise _NonFinite(n, value)
+        return value
+
+
+def _blame_first_inf(model, args, kwargs, batch_index: int, error: ValueError) -> None:
+    """An observer reported NaN. Inf + (-Inf), 0 · Inf and the like make NaN from an Inf that
+    appeared earlier (an input, an overflowing layer), and that is the place to report. Re-runs
+    the batch node by node (only on this error path) and raises a ValueError naming the first
+    node or input holding Inf; returns when the first non-finite value is a NaN (the observer's
+    message is then accurate) or the search cannot run."""
+    try:
+        if isinstance(model, GraphModule) and not kwargs:
+            _FindNonFinite(model).run(*args)
+        else:  # only the inputs can be checked
+            for x in [*args, *kwargs.values()]:
+                if isinstance(x, torch.Tensor) and x.is_floating_point() and not torch.isfinite(x).all():
+                    raise _NonFinite(None, x)
+        return
+    except _NonFinite as found:
+        where, value = found.node, found.value
+    except Exception:  # noqa: BLE001  the original error stands
+        return
+    inf = torch.isinf(value)
+    if not inf.any():
+        return
+    index = tuple(int(i) for i in inf.nonzero()[0])
+    place = ("an input" if where is None else f"input '{where.name}'" if where.op == "placeholder"
+             else f"node '{where.name}' ({where.target})")
+    raise ValueError(f"calibrate: batch {batch_index}: {place} of shape {list(value.shape)} holds "
+                     f"{int(inf.sum())} Inf value(s), the first at index {index}; the NaN an observer "
+                     f"reported later comes from it. Quantization needs finite data") from error
 
 
 # --- per-layer report --------------------------------------------------------------------------

@@ -192,6 +192,13 @@ void histogram_search_range(const float* hist, int64_t bins, float min, float ma
   std::vector<float> csum(static_cast<size_t>(bins));
   double running = 0;
   for (int64_t b = 0; b < bins; ++b) {
+    // Counts are a state tensor the caller may have edited: a NaN or negative count would
+    // otherwise read as "empty" or steer the search anywhere.
+    if (!(hist[b] >= 0) || std::isinf(hist[b])) {
+      throw std::invalid_argument(fmt::format(
+          "histogram_search_range: histogram[{}] = {}; bin counts must be finite and >= 0", b,
+          hist[b]));
+    }
     running += hist[b];
     csum[b] = static_cast<float>(running);
   }

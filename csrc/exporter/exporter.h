@@ -16,5 +16,7 @@ struct ExportOptions {
 };
 
 std::string export_fx_graph(const FxGraph& fx, const ExportOptions& options = {});
+// The same file written to `sink` (write_model); returns its size.
+uint64_t export_fx_graph(const FxGraph& fx, const ExportOptions& options, const ByteSink& sink);
 
 }  // namespace torch_circle::exporter

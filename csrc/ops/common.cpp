@@ -21,7 +21,6 @@ bool is_quant_dtype(at::ScalarType dtype) {
   }
 }
 
-namespace {
 std::pair<int64_t, int64_t> dtype_bounds(at::ScalarType dtype) {
   switch (dtype) {
     case at::kByte: return {0, 255};
@@ -31,7 +30,6 @@ std::pair<int64_t, int64_t> dtype_bounds(at::ScalarType dtype) {
     default: return {INT32_MIN, INT32_MAX};
   }
 }
-}  // namespace
 
 void check_quant_range(const char* op, int64_t quant_min, int64_t quant_max,
                        at::ScalarType dtype) {
@@ -66,6 +64,13 @@ void check_quantized_input(const char* op, const at::Tensor& input, at::ScalarTy
                    " but the dtype argument says ", dtype_name(dtype));
 }
 
+void check_same_device(const char* op, const at::Tensor& input, const char* name,
+                       const at::Tensor& tensor, const char* input_name) {
+  TORCH_CHECK_VALUE(tensor.device() == input.device(), op, ": ", name, " is on ", tensor.device(),
+                    " but ", input_name, " is on ", input.device(),
+                    " (every tensor argument must be on one device)");
+}
+
 int64_t check_axis(const char* op, const at::Tensor& input, int64_t axis) {
   const int64_t dim = input.dim();
   TORCH_CHECK_INDEX(dim > 0, op, ": per-channel ops need an input with at least one dimension");
@@ -82,6 +87,7 @@ void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
                    ": scales must be a floating-point tensor, got ", dtype_name(scales.scalar_type()));
   TORCH_CHECK_VALUE(scales.dim() == 1 && scales.sym_size(0) == channels, op, ": scales has shape ",
                     scales.sym_sizes(), " but input has ", channels, " channels along axis ", axis);
+  check_same_device(op, input, "scales", scales);
   if (zero_points.has_value()) {
     const auto& zp = *zero_points;
     TORCH_CHECK_TYPE(zp.scalar_type() != at::kBool && !at::isComplexType(zp.scalar_type()), op,
@@ -89,12 +95,13 @@ void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
                      dtype_name(zp.scalar_type()));
     TORCH_CHECK_VALUE(zp.dim() == 1 && zp.sym_size(0) == channels, op, ": zero_points has shape ",
                       zp.sym_sizes(), " but input has ", channels, " channels along axis ", axis);
+    check_same_device(op, input, "zero_points", zp);
   }
 }
 
 void check_channel_param_values(const char* op, const at::Tensor& scales,
                                 const c10::optional<at::Tensor>& zero_points, int64_t quant_min,
-                                int64_t quant_max) {
+                                int64_t quant_max, bool integral_zero_points) {
   const auto s = scales.to(at::kDouble).contiguous();
   const double* sp = s.data_ptr<double>();
   for (const auto c : c10::irange(s.numel())) {
@@ -109,6 +116,8 @@ void check_channel_param_values(const char* op, const at::Tensor& scales,
                           zp[c] <= static_cast<double>(quant_max),
                       op, ": zero_points[", c, "] = ", zp[c], " is outside [quant_min, quant_max] = [",
                       quant_min, ", ", quant_max, "]");
+    TORCH_CHECK_VALUE(!integral_zero_points || zp[c] == std::nearbyint(zp[c]), op, ": zero_points[", c,
+                      "] = ", zp[c], " is not an integer (quantization needs integer zero points)");
   }
 }
 

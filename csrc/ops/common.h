@@ -16,12 +16,20 @@ std::string dtype_name(at::ScalarType dtype);
 
 // quant dtypes the ops accept: uint8, int8, uint16, int16, int32.
 bool is_quant_dtype(at::ScalarType dtype);
+// [min, max] of a quant dtype's values.
+std::pair<int64_t, int64_t> dtype_bounds(at::ScalarType dtype);
 void check_quant_range(const char* op, int64_t quant_min, int64_t quant_max, at::ScalarType dtype);
 void check_scale(const char* op, double scale);
 void check_zero_point(const char* op, int64_t zero_point, int64_t quant_min, int64_t quant_max);
 // float32, or float16/bfloat16 (upcast to float32 as quantized_decomposed does).
 void check_float_input(const char* op, const at::Tensor& input, const char* name = "input");
 void check_quantized_input(const char* op, const at::Tensor& input, at::ScalarType dtype);
+// `tensor` (argument `name`) is on `input`'s device. Every tensor argument of an op must be:
+// the dispatcher picks one kernel for all of them, so a meta-device scale next to a CPU input
+// would otherwise run the Meta kernel and return uninitialized memory. `input_name` names the
+// tensor the others are compared with.
+void check_same_device(const char* op, const at::Tensor& input, const char* name,
+                       const at::Tensor& tensor, const char* input_name = "input");
 // Returns the axis in [0, dim).
 int64_t check_axis(const char* op, const at::Tensor& input, int64_t axis);
 // scales (and zero_points, when given) are 1-D with one entry per channel of input's axis.
@@ -30,10 +38,13 @@ void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
 
 // --- data checks (CPU kernels only) -----------------------------------------------------------
 
-// Every scale finite and > 0, every zero point inside [quant_min, quant_max].
+// Every scale finite and > 0, every zero point inside [quant_min, quant_max] and, with
+// `integral_zero_points`, an integer. The quantizing ops require that: quantized_decomposed adds
+// a fractional zero point after rounding and truncates when it converts, a result no real
+// quantization scheme wants and no SIMD path reproduces (docs/numerics.md).
 void check_channel_param_values(const char* op, const at::Tensor& scales,
                                 const c10::optional<at::Tensor>& zero_points, int64_t quant_min,
-                                int64_t quant_max);
+                                int64_t quant_max, bool integral_zero_points);
 // Raises "<op>: <name> contains NaN at index i (...)" naming the first NaN's position.
 [[noreturn]] void fail_nan(const char* op, const at::Tensor& input, const char* name = "input");
 

@@ -19,8 +19,7 @@ void check_fused_add_operand(const char* op, const at::Tensor& layer_out, const 
   TORCH_CHECK_VALUE(other.sym_sizes().equals(layer_out.sym_sizes()), op, ": other has shape ",
                     other.sym_sizes(), " but the layer's output has shape ", layer_out.sym_sizes(),
                     " (the fused add does not broadcast)");
-  TORCH_CHECK_VALUE(other.device() == layer_out.device(), op, ": other is on ", other.device(),
-                    " but the input is on ", layer_out.device());
+  check_same_device(op, layer_out, "other", other);
 }
 
 FusedAdd make_fused_add(const char* op, const circle_quant::OutputStage& layer_stage,

@@ -12,8 +12,7 @@ at::Tensor lookup_table_allocate(const at::Tensor& input, const at::Tensor& tabl
                    dtype_name(out));
   TORCH_CHECK_VALUE(table.dim() == 1 && table.sym_numel() == 256, op,
                     ": table must hold 256 entries (one per input value), got shape ", table.sym_sizes());
-  TORCH_CHECK_VALUE(table.device() == input.device(), op, ": table is on ", table.device(),
-                    " but the input is on ", input.device());
+  check_same_device(op, input, "table", table);
   return empty_like_preserve(input, out);
 }
 

@@ -17,6 +17,7 @@ void check_range_state(const char* op, const at::Tensor& min_val, const at::Tens
   }
   TORCH_CHECK_VALUE(min_val.sym_sizes() == max_val.sym_sizes(), op, ": min_val has shape ",
                     min_val.sym_sizes(), " but max_val has shape ", max_val.sym_sizes());
+  check_same_device(op, min_val, "max_val", max_val, "min_val");
 }
 
 void check_histogram_state(const char* op, const at::Tensor& histogram, const at::Tensor& min_val,
@@ -27,6 +28,7 @@ void check_histogram_state(const char* op, const at::Tensor& histogram, const at
                     ": histogram must be 1-D with at least one bin, got shape ",
                     histogram.sym_sizes());
   check_range_state(op, min_val, max_val);
+  check_same_device(op, histogram, "min_val", min_val, "histogram");
   TORCH_CHECK_VALUE(min_val.sym_numel() == 1, op,
                     ": min_val and max_val must hold one value each, got shape ",
                     min_val.sym_sizes());
@@ -80,6 +82,7 @@ void running_minmax_check(const at::Tensor& input, const at::Tensor& min_val,
   const char* op = "circle_quant::running_minmax_";
   check_float_input(op, input);
   check_range_state(op, min_val, max_val);
+  check_same_device(op, input, "min_val", min_val);
   TORCH_CHECK_VALUE(min_val.sym_numel() == 1, op,
                     ": min_val and max_val must hold one value each, got shape ",
                     min_val.sym_sizes());
@@ -94,6 +97,7 @@ void histogram_observe_inplace_check(const at::Tensor& input, const at::Tensor& 
                                      int64_t upsample_rate) {
   const char* op = "circle_quant::histogram_observe";
   check_float_input(op, input);
+  check_same_device(op, input, "histogram", histogram);
   check_histogram_state(op, histogram, min_val, max_val);
   TORCH_CHECK_VALUE(upsample_rate >= 1, op, ": upsample_rate must be >= 1, got ", upsample_rate);
 }

@@ -2,6 +2,7 @@
 #include "qconv_plan.h"
 
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -45,6 +46,9 @@ enum ConvPlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedM
 void check_pair(const char* op, const char* name, at::IntArrayRef v, int64_t min) {
   TORCH_CHECK_VALUE(v.size() == 2, op, ": ", name, " must have 2 entries (height, width), got ", v);
   TORCH_CHECK_VALUE(v[0] >= min && v[1] >= min, op, ": ", name, " must be >= ", min, ", got ", v);
+  // The plan stores them as int32 (and the kernels compute with them in int64 products).
+  constexpr int64_t max = std::numeric_limits<int32_t>::max();
+  TORCH_CHECK_VALUE(v[0] <= max && v[1] <= max, op, ": ", name, " must be <= ", max, ", got ", v);
 }
 
 circle_quant::ConvWeightShape weight_shape(const char* op, const at::Tensor& weight, int64_t groups) {
@@ -264,12 +268,13 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
   w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
 
   plan.stage = read_output_stage(op, p + kOutputStageIndex, multiplier.const_data_ptr<float>(),
-                                 rows + kFixedMultRow * oc, rows + kFixedShiftRow * oc,
+                                 rows + kFixedMultRow * oc, rows + kFixedShiftRow * oc, oc,
                                  &plan.output_scale);
 
   plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * oc : nullptr;
   plan.input_zero_point = p[kInputZeroPointIndex];
   plan.input_signed = p[kInputSignedIndex] != 0;
+  check_plan_zero_points(op, plan.input_zero_point, plan.input_signed, w.zero_point, oc);
   plan.output_dtype = output_scalar_type(plan.stage.type);
   plan.stride = {p[kStrideHIndex], p[kStrideWIndex]};
   plan.padding = {p[kPadHIndex], p[kPadWIndex]};

@@ -13,6 +13,7 @@
 
 #include <c10/util/string_view.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -136,7 +137,11 @@ void write_output_stage(const circle_quant::OutputStage& stage, double output_sc
 
 circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields,
                                             const float* multiplier, const int32_t* fixed_multiplier,
-                                            const int32_t* fixed_shift, float* output_scale) {
+                                            const int32_t* fixed_shift, int64_t n,
+                                            float* output_scale) {
+  // A plan is an input like any other (a state_dict or TorchScript file can carry an edited
+  // one), so every value the kernels rely on for defined behaviour is checked on each call:
+  // O(N), against the O(M·N·K) GEMM.
   const int32_t type = fields[kTypeEntry], mode = fields[kModeEntry];
   TORCH_CHECK_VALUE(type >= 0 && type <= 3 && (mode == 0 || mode == 1), op,
                     ": params has an invalid output type or requantization mode");
@@ -152,7 +157,40 @@ circle_quant::OutputStage read_output_stage(const char* op, const int32_t* field
   s.fmin = bits_float(fields[kFminBitsEntry]);
   s.fmax = bits_float(fields[kFmaxBitsEntry]);
   *output_scale = bits_float(fields[kScaleBitsEntry]);
+  const char* tampered = ": params was modified after prepacking (";
+  if (s.type == circle_quant::OutputType::kFloat) {
+    TORCH_CHECK_VALUE(!(s.fmin > s.fmax) && !std::isnan(s.fmin) && !std::isnan(s.fmax), op, tampered,
+                      "float clamp [", s.fmin, ", ", s.fmax, "]); prepack the weights again");
+  } else {
+    const auto [lo, hi] = dtype_bounds(output_scalar_type(s.type));
+    TORCH_CHECK_VALUE(s.qmin >= lo && s.qmax <= hi && s.qmin <= s.qmax && s.zero_point >= lo &&
+                          s.zero_point <= hi && std::isfinite(*output_scale) && *output_scale > 0,
+                      op, tampered, "output zero point ", s.zero_point, ", clamp [", s.qmin, ", ",
+                      s.qmax, "], scale ", *output_scale, " for ",
+                      dtype_name(output_scalar_type(s.type)), "); prepack the weights again");
+  }
+  for (int64_t c = 0; c < n; ++c) {
+    TORCH_CHECK_VALUE(std::isfinite(multiplier[c]) && multiplier[c] >= 0, op, tampered,
+                      "multiplier[", c, "] = ", multiplier[c], "); prepack the weights again");
+    // quantize_multiplier's exponents: a shift outside [-31, 30] is an undefined C++ shift.
+    TORCH_CHECK_VALUE(fixed_shift[c] >= -31 && fixed_shift[c] <= 30 && fixed_multiplier[c] >= 0, op,
+                      tampered, "fixed-point multiplier ", fixed_multiplier[c], " with shift ",
+                      fixed_shift[c], " of channel ", c, "); prepack the weights again");
+  }
   return s;
+}
+
+void check_plan_zero_points(const char* op, int32_t input_zero_point, bool input_signed,
+                            const int32_t* weight_zero_point, int64_t n) {
+  const auto [lo, hi] = dtype_bounds(input_signed ? at::kChar : at::kByte);
+  TORCH_CHECK_VALUE(input_zero_point >= lo && input_zero_point <= hi, op,
+                    ": params was modified after prepacking (input zero point ", input_zero_point,
+                    "); prepack the weights again");
+  for (int64_t c = 0; c < n; ++c) {
+    TORCH_CHECK_VALUE(weight_zero_point[c] >= -128 && weight_zero_point[c] <= 127, op,
+                      ": params was modified after prepacking (weight zero point ",
+                      weight_zero_point[c], " of channel ", c, "); prepack the weights again");
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
@@ -253,18 +291,38 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
 
   // Bias as the Circle exporter stores it (csrc/exporter/passes/quantize_bias.cpp): scale
   // float(sa)·float(sb[n]) in float, quantized with the spec's formula x · (1 / scale), ties to
-  // even, clamped to int32 (docs/numerics.md).
+  // even (docs/numerics.md). The kernels accumulate bias + Σ (a − za)(b − zb) in int32, so a
+  // bias that could push that total past int32 is refused here rather than wrapped at run time:
+  // |Σ| ≤ max|a − za| · Σk |b[n, k] − zb[n]| bounds it exactly for this input zero point.
   if (bias_f.defined()) {
     const float* b = bias_f.data_ptr<float>();
     const float sa = static_cast<float>(input_scale);
+    const int64_t max_a = std::max(input_zero_point - in_lo, in_hi - input_zero_point);
+    const bool unsigned_w = w.scalar_type() == at::kByte;
+    constexpr double int32_max = std::numeric_limits<int32_t>::max();
     for (int64_t c = 0; c < n; ++c) {
       const float scale = sa * ws_p[ws.numel() == 1 ? 0 : c];
       const float inv = 1.0f / scale;
       TORCH_CHECK_VALUE(scale > 0 && std::isfinite(inv), op, ": the bias scale input_scale * weight_scale[",
                         c, "] = ", scale, " underflows float32");
       const double q = static_cast<double>(std::nearbyint(b[c] * inv));
-      row(kBiasRow)[c] = static_cast<int32_t>(std::min<double>(
-          std::max<double>(q, std::numeric_limits<int32_t>::min()), std::numeric_limits<int32_t>::max()));
+      TORCH_CHECK_VALUE(std::abs(q) <= int32_max, op, ": bias[", c, "] = ", b[c], " is ", q,
+                        " at its scale input_scale * weight_scale = ", scale,
+                        ", outside int32 (the bias is stored and accumulated as int32)");
+      const int32_t zb = wz.data_ptr<int32_t>()[wz.numel() == 1 ? 0 : c];
+      int64_t weight_reach = 0;  // Σk |b[c, k] − zb|
+      for (int64_t i = 0; i < k; ++i) {
+        const int32_t v = unsigned_w ? static_cast<const uint8_t*>(w.const_data_ptr())[c * k + i]
+                                     : static_cast<const int8_t*>(w.const_data_ptr())[c * k + i];
+        weight_reach += std::abs(v - zb);
+      }
+      const double reach = static_cast<double>(max_a) * static_cast<double>(weight_reach);
+      TORCH_CHECK_VALUE(std::abs(q) + reach <= int32_max, op, ": bias[", c, "] = ", b[c], " is ", q,
+                        " at its scale input_scale * weight_scale = ", scale,
+                        "; with this channel's weights the int32 accumulator could reach ",
+                        std::abs(q) + reach, ", past int32's range (the result would wrap). Use a "
+                        "larger input_scale or weight_scale, or a smaller bias");
+      row(kBiasRow)[c] = static_cast<int32_t>(q);
     }
   }
 
@@ -304,6 +362,13 @@ int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight,
   return n;
 }
 
+void check_plan_device(const char* op, const at::Tensor& input, const at::Tensor& packed_weight,
+                       const at::Tensor& params, const at::Tensor& multiplier) {
+  check_same_device(op, input, "packed_weight", packed_weight);
+  check_same_device(op, input, "params", params);
+  check_same_device(op, input, "multiplier", multiplier);
+}
+
 GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
                         const at::Tensor& multiplier) {
   const int64_t n = gemm_plan_channels(op, packed_weight, params, multiplier);
@@ -336,11 +401,12 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
   w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
 
   plan.stage = read_output_stage(op, p + kOutputStageIndex, multiplier.const_data_ptr<float>(),
-                                 rows + kFixedMultRow * n, rows + kFixedShiftRow * n,
+                                 rows + kFixedMultRow * n, rows + kFixedShiftRow * n, n,
                                  &plan.output_scale);
   plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * n : nullptr;
   plan.input_zero_point = p[kInputZeroPointIndex];
   plan.input_signed = p[kInputSignedIndex] != 0;
+  check_plan_zero_points(op, plan.input_zero_point, plan.input_signed, w.zero_point, n);
   plan.output_dtype = output_scalar_type(plan.stage.type);
   return plan;
 }

@@ -48,12 +48,20 @@ struct GemmPlan {
 at::ScalarType output_scalar_type(circle_quant::OutputType type);
 
 // The output stage's scalar fields and output scale, stored at fields[0, kOutputStageEntries) of
-// a plan header, and read back with the per-channel arrays pointed at the plan's rows (the type
-// and mode are checked; errors name `op`).
+// a plan header, and read back with the per-channel arrays (n entries) pointed at the plan's rows.
+// Reading checks every value the kernels need for defined behaviour (clamp bounds, zero point,
+// shifts); errors name `op`.
 void write_output_stage(const circle_quant::OutputStage& stage, double output_scale, int32_t* fields);
 circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields,
                                             const float* multiplier, const int32_t* fixed_multiplier,
-                                            const int32_t* fixed_shift, float* output_scale);
+                                            const int32_t* fixed_shift, int64_t n,
+                                            float* output_scale);
+
+// The activation zero point and the weight zero points (n entries, stored int8 domain) of a
+// plan, checked on every call like read_output_stage(): the driver adds 128 to the former and
+// the kernels assume the latter fit int8.
+void check_plan_zero_points(const char* op, int32_t input_zero_point, bool input_signed,
+                            const int32_t* weight_zero_point, int64_t n);
 
 // weight: [N, K] int8 or uint8 (row major; conv weights are reordered to (kh, kw, ic) by the
 // caller). weight_scale / weight_zero_point: N entries or 1. bias: float [N] or none.
@@ -65,6 +73,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
     int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
     double activation_max, c10::string_view requant);
+
+// The plan's three tensors are on the input's device (a linear or conv plan; Meta kernels too).
+void check_plan_device(const char* op, const at::Tensor& input, const at::Tensor& packed_weight,
+                       const at::Tensor& params, const at::Tensor& multiplier);
 
 // Checks the three tensors (dtypes, shapes, header) and returns views into them; the tensors
 // must outlive the view. Errors name `op`.

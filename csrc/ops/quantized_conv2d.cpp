@@ -7,6 +7,7 @@
 #include "common.h"
 #include "fused_add.h"
 #include "qconv_plan.h"
+#include "qgemm_plan.h"
 
 namespace torch_circle {
 
@@ -34,10 +35,12 @@ at::Tensor quantized_conv2d_allocate(const at::Tensor& input, const at::Tensor& 
                        output_dtype == at::kShort || output_dtype == at::kFloat,
                    op, ": output_dtype must be torch.uint8, torch.int8, torch.int16 or torch.float32, got ",
                    dtype_name(output_dtype));
-  TORCH_CHECK_VALUE(out_channels % groups == 0, op, ": the prepacked weight's ", out_channels,
-                    " output channels are not divisible by groups (", groups, ")");
+  check_plan_device(op, input, packed_weight, params, multiplier);
+  // Checks groups >= 1 (with the other arguments) before anything divides by it.
   const auto sizes = conv2d_output_sizes(op, input, out_channels, kernel_size, stride, padding,
                                          dilation, groups);
+  TORCH_CHECK_VALUE(out_channels % groups == 0, op, ": the prepacked weight's ", out_channels,
+                    " output channels are not divisible by groups (", groups, ")");
   return at::empty_symint(sizes, input.options().dtype(output_dtype), at::MemoryFormat::ChannelsLast);
 }
 

@@ -55,6 +55,7 @@ at::Tensor quantized_linear_allocate(const at::Tensor& input, const at::Tensor& 
                    op, ": output_dtype must be torch.uint8, torch.int8, torch.int16 or torch.float32, got ",
                    dtype_name(output_dtype));
   const int64_t n = gemm_plan_channels(op, packed_weight, params, multiplier);
+  check_plan_device(op, input, packed_weight, params, multiplier);
   // sym_sizes: torch.export / torch.compile trace with symbolic batch dimensions.
   auto sizes = input.sym_sizes().vec();
   sizes.back() = c10::SymInt(n);

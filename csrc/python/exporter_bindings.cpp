@@ -8,6 +8,11 @@
 #include <torch/csrc/autograd/python_variable.h>
 #include <torch/extension.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <unordered_map>
 
 namespace py = pybind11;
@@ -217,6 +222,18 @@ py::dict model_dict(const torch_circle::reader::ModelInfo& info) {
   return d;
 }
 
+// Writes all of data to fd (write(2) may take less at a time); errors become ExportError.
+void write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t{1} << 30));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw ex::ExportError(std::string("writing the exported file failed: ") + std::strerror(errno));
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
 }  // namespace
 
 void register_exporter(py::module_& m) {
@@ -233,7 +250,8 @@ void register_exporter(py::module_& m) {
   });
 
   m.def("export_graph_module",
-        [](py::object graph_module, const std::string& format, int verbose, uint64_t extended_buffer_threshold) {
+        [](py::object graph_module, const std::string& format, int verbose, uint64_t extended_buffer_threshold,
+           int fd) -> py::object {
           ex::ExportOptions options;
           if (format == "tflite") options.write.format = ex::FileFormat::kTflite;
           else if (format != "circle") throw ex::ExportError("format must be 'circle' or 'tflite', not '" + format + "'");
@@ -242,22 +260,35 @@ void register_exporter(py::module_& m) {
           py::module_ version = py::module_::import("torch_circle");
           options.write.description = "torch-circle " + py::str(version.attr("__version__")).cast<std::string>();
           ex::FxGraph fx = GraphCopier().copy(graph_module);
-          std::string bytes;
+          if (fd < 0) {
+            std::string bytes;
+            {
+              py::gil_scoped_release no_gil;
+              bytes = ex::export_fx_graph(fx, options);
+            }
+            return py::bytes(bytes);
+          }
+          uint64_t size = 0;
           {
             py::gil_scoped_release no_gil;
-            bytes = ex::export_fx_graph(fx, options);
+            size = ex::export_fx_graph(fx, options, [fd](const void* data, size_t n) {
+              write_all(fd, data, n);
+            });
           }
-          return py::bytes(bytes);
+          return py::int_(size);
         },
         py::arg("graph_module"), py::arg("format") = "circle", py::arg("verbose") = 0,
-        py::arg("extended_buffer_threshold") = 0,
-        "Exports an FX GraphModule (aten-level, e.g. ExportedProgram.module()) to Circle bytes");
+        py::arg("extended_buffer_threshold") = 0, py::arg("fd") = -1,
+        "Exports an FX GraphModule (aten-level, e.g. ExportedProgram.module()) to Circle bytes, or, "
+        "given a file descriptor, writes them to it (constants straight from the tensors' memory) "
+        "and returns their count");
 
   m.def("read_circle",
-        [](py::bytes data, const std::string& source) {
-          std::string_view view = data;
-          return model_dict(torch_circle::reader::read_model(reinterpret_cast<const uint8_t*>(view.data()),
-                                                             view.size(), source));
+        [](py::buffer data, const std::string& source) {  // bytes, or an mmap of a file
+          py::buffer_info view = data.request();
+          return model_dict(torch_circle::reader::read_model(static_cast<const uint8_t*>(view.ptr),
+                                                             static_cast<size_t>(view.size * view.itemsize),
+                                                             source));
         },
         py::arg("data"), py::arg("source") = "<bytes>",
         "Verifies and summarizes a .circle / .tflite file (ReadError on a malformed file)");

@@ -113,4 +113,22 @@ TEST(ChooseQParams, InvalidRangesThrowNamingTheCause) {
   expect_invalid(2.0f, 1.0f, "greater than");
 }
 
+// A scale of 0 would divide by zero (UB converting NaN to int64); Inf quantizes nothing.
+TEST(ChooseQParams, ZeroOrInfiniteScalesThrow) {
+  for (const auto& config : {asymmetric(0, 255, 0.0f), symmetric(-127, 127, 0, 0.0f)}) {
+    try {
+      choose_qparams(0.0f, 0.0f, config);
+      ADD_FAILURE() << "expected std::invalid_argument for [0, 0] with eps = 0";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("gives scale 0"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    choose_qparams(-3e38f, 3e38f, asymmetric(0, 255));
+    ADD_FAILURE() << "expected std::invalid_argument for [-3e38, 3e38]";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("gives scale inf"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace

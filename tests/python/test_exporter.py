@@ -263,19 +263,13 @@ def test_verify_survives_a_runtime_crash(tmp_path, monkeypatch):
     path = tmp_path / "tiny.circle"
     torch_circle.export(model, args).save(path)
 
-    real_run = subprocess.run
-
-    def crash(command, **kwargs):
-        if command[1:3] == ["-m", "torch_circle.runtime"]:
-            command = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
-        return real_run(command, **kwargs)
-
-    monkeypatch.setattr(runtime.subprocess, "run", crash)
+    # A worker that dies the way a segfaulting runtime would.
+    monkeypatch.setattr(runtime, "_WORKER_CODE", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
     assert cli.main(["verify", str(path)]) == 1
-    with pytest.raises(runtime.RuntimeFailed, match="crashed .SIGSEGV."):
-        runtime.run_isolated(path.read_bytes(), [args[0].numpy()])
+    with pytest.raises(runtime.RuntimeFailed, match="crashed .SIGSEGV. running tiny.circle"):
+        runtime.run_isolated(path.read_bytes(), [args[0].numpy()], source="tiny.circle", fresh=True)
     monkeypatch.undo()
-    outputs = runtime.run_isolated(path.read_bytes(), [args[0].numpy()])  # the real child
+    outputs = runtime.run_isolated(path.read_bytes(), [args[0].numpy()], fresh=True)  # the real child
     np.testing.assert_allclose(outputs[0], model(*args).detach().numpy(), rtol=1e-5, atol=1e-5)
 
 

@@ -279,6 +279,10 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       ctx.alias(input);
     } else if (node.op == "get_attr") {
       if (!node.constant.defined()) continue;  // a submodule or non-tensor attribute
+      if (!node.constant.device().is_cpu())  // a meta tensor has no values to write
+        ctx.fail(fmt::format("constant is on device '{}'; the exporter writes the weights' values, "
+                             "so move the model to the CPU first (model.to('cpu'))",
+                             node.constant.device().str()));
       ctx.alias(graph.add_constant(node.name, node.constant));
     } else if (node.op == "output") {
       saw_output = true;

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 namespace torch_circle::exporter {
 namespace {
 
@@ -65,9 +67,23 @@ QuantParams per_channel_params(ImportContext& ctx, Tensor* input) {
   return q;
 }
 
+// The scales as the file stores them (float32): a NaN, zero or negative one (a tampered or
+// broken converted graph) would give a file that runs and computes garbage.
+void check_scales(ImportContext& ctx, const QuantParams& params) {
+  for (size_t i = 0; i < params.scale.size(); ++i) {
+    const float s = params.scale[i];
+    if (!(s > 0) || !std::isfinite(s)) {
+      ctx.fail(params.per_channel()
+                   ? fmt::format("scales[{}] = {} must be finite and > 0 (as float32)", i, s)
+                   : fmt::format("scale {} must be finite and > 0 (as float32)", s));
+    }
+  }
+}
+
 void quantize(ImportContext& ctx, const QuantParams& params, int64_t qmin, int64_t qmax, at::ScalarType dtype) {
   Tensor* x = ctx.tensor(0, "input");
   check_range(ctx, dtype, qmin, qmax);
+  check_scales(ctx, params);
   Tensor* out = ctx.output_like(x, dtype_from_torch(dtype));
   out->quant = params;
   Op* op = ctx.emit("QUANTIZE", {x}, {out});
@@ -77,6 +93,7 @@ void quantize(ImportContext& ctx, const QuantParams& params, int64_t qmin, int64
 // The integer input takes the parameters; a q → dq pair must agree on them.
 void dequantize(ImportContext& ctx, const QuantParams& params, at::ScalarType dtype, size_t out_dtype_index) {
   Tensor* q = ctx.tensor(0, "input");
+  check_scales(ctx, params);
   if (q->dtype != dtype_from_torch(dtype))
     ctx.fail(fmt::format("input is {} but the node says {}", dtype_name(q->dtype),
                          dtype_name(dtype_from_torch(dtype))));

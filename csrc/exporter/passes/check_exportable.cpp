@@ -4,6 +4,9 @@
 #include "exporter/serialize/op_writers.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 namespace torch_circle::exporter {
 
@@ -18,6 +21,14 @@ void check_exportable(const Graph& graph) {
     if (!mixed.empty())
       problems.push_back(fmt::format("{}: {} reads operands of different types ({}), which runtimes refuse or "
                                      "compute wrongly", op->origin, op->type, mixed));
+    // Zero-size activations (nn.Linear(0, n)'s [batch, 0] input) crash the runtimes' kernels.
+    // Constants may be empty: RESHAPE to a 0-d tensor takes the shape [].
+    for (const auto& tensors : {op->inputs, op->outputs})
+      for (const Tensor* t : tensors)
+        if (t && !t->is_constant() && std::find(t->shape.begin(), t->shape.end(), 0) != t->shape.end())
+          problems.push_back(fmt::format("{}: {} tensor '{}' has shape [{}], which holds no elements; "
+                                         "Circle runtimes cannot run zero-size tensors",
+                                         op->origin, op->type, t->name, fmt::join(t->shape, ", ")));
     if (op->type == "QUANTIZE" || op->type == "DEQUANTIZE" || op->type == "CAST") continue;
     const Tensor* out = op->outputs.empty() ? nullptr : op->outputs[0];
     if (!out || !out->is_quantized()) continue;

@@ -35,7 +35,7 @@ class ModelWriter {
  public:
   ModelWriter(const Graph& graph, const WriteOptions& options) : graph_(graph), options_(options) {}
 
-  std::string write() {
+  uint64_t write(const ByteSink& sink) {
     uint64_t constant_bytes = 0;
     for (const auto& t : graph_.tensors())
       if (t->is_constant()) constant_bytes += t->data.nbytes();
@@ -63,9 +63,11 @@ class ModelWriter {
                                      b_.CreateVector(std::vector<decltype(subgraph)>{subgraph}),
                                      b_.CreateString(options_.description), b_.CreateVector(buffers_));
     b_.Finish(model, tflite ? "TFL3" : "CIR0");
-    std::string file(reinterpret_cast<const char*>(b_.GetBufferPointer()), b_.GetSize());
-    if (extended_) append_extended_buffers(file);
-    return file;
+    if (!extended_) {
+      sink(b_.GetBufferPointer(), b_.GetSize());
+      return b_.GetSize();
+    }
+    return write_extended(sink);
   }
 
  private:
@@ -146,21 +148,34 @@ class ModelWriter {
   }
 
   // ONE's layout for files past 2 GB: each buffer's bytes follow the flatbuffer, 16-byte
-  // aligned, and Buffer.offset / Buffer.size (from the start of the file) locate them.
-  void append_extended_buffers(std::string& file) {
-    std::vector<std::pair<uint64_t, uint64_t>> placement;
-    for (const auto& [index, bytes] : extended_tensors_) {
-      file.resize((file.size() + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment, '\0');
-      placement.emplace_back(file.size(), bytes.size);
-      file.append(reinterpret_cast<const char*>(bytes.data), bytes.size);
+  // aligned, and Buffer.offset / Buffer.size (from the start of the file) locate them. The
+  // offsets are known before anything is written, so the flatbuffer is patched first and the
+  // tensors' bytes then go to the sink as they are.
+  uint64_t write_extended(const ByteSink& sink) {
+    uint8_t* head = b_.GetBufferPointer();
+    std::vector<uint64_t> offsets;
+    uint64_t end = b_.GetSize();
+    for (const auto& entry : extended_tensors_) {
+      end = (end + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+      offsets.push_back(end);
+      end += entry.second.size;
     }
-    auto* model = circle::GetMutableModel(file.data());
-    auto* buffers = model->mutable_buffers();
+    auto* buffers = circle::GetMutableModel(head)->mutable_buffers();
     for (size_t i = 0; i < extended_tensors_.size(); ++i) {
       auto* buffer = buffers->GetMutableObject(extended_tensors_[i].first);
-      if (!buffer->mutate_offset(placement[i].first) || !buffer->mutate_size(placement[i].second))
+      if (!buffer->mutate_offset(offsets[i]) || !buffer->mutate_size(extended_tensors_[i].second.size))
         throw ExportError("internal: could not place an extended buffer");
     }
+    sink(head, b_.GetSize());
+    static constexpr uint8_t kPadding[kBufferAlignment] = {};
+    uint64_t at = b_.GetSize();
+    for (size_t i = 0; i < extended_tensors_.size(); ++i) {
+      sink(kPadding, offsets[i] - at);
+      const ConstantBytes& bytes = extended_tensors_[i].second;
+      sink(bytes.data, bytes.size);
+      at = offsets[i] + bytes.size;
+    }
+    return at;
   }
 
   const Graph& graph_;
@@ -176,8 +191,18 @@ class ModelWriter {
 
 }  // namespace
 
+uint64_t write_model(const Graph& graph, const WriteOptions& options, const ByteSink& sink) {
+  return ModelWriter(graph, options).write(sink);
+}
+
+ByteSink append_to(std::string& file) {
+  return [&file](const void* data, size_t size) { file.append(static_cast<const char*>(data), size); };
+}
+
 std::string write_model(const Graph& graph, const WriteOptions& options) {
-  return ModelWriter(graph, options).write();
+  std::string file;
+  write_model(graph, options, append_to(file));
+  return file;
 }
 
 }  // namespace torch_circle::exporter

@@ -41,7 +41,7 @@ TensorPair fake_quantize_per_channel_impl(const at::Tensor& input, const at::Ten
   auto [out, mask] = fake_quantize_per_channel_cachemask_allocate(input, scales, zero_points, axis,
                                                                   quant_min, quant_max);
   axis = check_axis(op, input, axis);
-  check_channel_param_values(op, scales, zero_points, quant_min, quant_max);
+  check_channel_param_values(op, scales, zero_points, quant_min, quant_max, /*integral_zero_points=*/true);
   const auto x = with_strides_of(input, out);
   const auto l = channel_layout(x, axis);
   const int64_t channels = scales.numel();

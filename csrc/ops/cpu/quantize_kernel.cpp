@@ -114,7 +114,7 @@ at::Tensor quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& s
   auto out = quantize_per_channel_allocate(input, scales, zero_points, axis, quant_min, quant_max,
                                            dtype);
   axis = check_axis(op, input, axis);
-  check_channel_param_values(op, scales, zero_points, quant_min, quant_max);
+  check_channel_param_values(op, scales, zero_points, quant_min, quant_max, /*integral_zero_points=*/true);
   const auto x = with_strides_of(as_float32(input), out);
   if (scales.scalar_type() != at::kFloat || zero_points.scalar_type() == at::kDouble) {
     // Reference path: float64 parameters promote quantized_decomposed's arithmetic to double.
@@ -157,7 +157,7 @@ at::Tensor dequantize_per_channel_cpu(const at::Tensor& input, const at::Tensor&
   auto out = dequantize_per_channel_allocate(input, scales, zero_points, axis, quant_min,
                                              quant_max, dtype, out_dtype);
   axis = check_axis(op, input, axis);
-  check_channel_param_values(op, scales, zero_points, quant_min, quant_max);
+  check_channel_param_values(op, scales, zero_points, quant_min, quant_max, /*integral_zero_points=*/false);
   const bool zp_double = zero_points.has_value() && zero_points->scalar_type() == at::kDouble;
   if (out.scalar_type() != at::kFloat || scales.scalar_type() != at::kFloat || zp_double ||
       dtype == at::kInt) {
