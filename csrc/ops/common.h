@@ -68,6 +68,10 @@ ChannelLayout channel_layout(const at::Tensor& dense, int64_t axis);
 
 // Elements per task when splitting flat work across threads.
 constexpr int64_t kGrainSize = 1 << 15;  // as ATen: smaller tasks cost more to start than they save
+// Multiply-accumulates below which a fused linear / conv task is not worth handing to another
+// thread: ~10 us on a VNNI core (50-100 GMAC/s), against a few microseconds to start an OpenMP
+// region, and much more when the other cores are busy and the team has to wait for them.
+constexpr int64_t kMinTaskMacs = int64_t{1} << 20;
 
 }  // namespace torch_circle
 

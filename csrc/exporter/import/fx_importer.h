@@ -90,6 +90,7 @@ void import_fx_graph(const FxGraph& fx, Graph& graph);
 #define TORCH_CIRCLE_CONCAT_INNER(a, b) a##b
 #define TORCH_CIRCLE_CONCAT(a, b) TORCH_CIRCLE_CONCAT_INNER(a, b)
 // IMPORT_OP({"aten.relu.default"}, [](ImportContext& ctx) { ... });
+// __COUNTER__, not __LINE__: unique when files are compiled together (unity build).
 #define IMPORT_OP(...)                                                                      \
-  static ::torch_circle::exporter::ImportRegistration TORCH_CIRCLE_CONCAT(import_reg_, __LINE__)( \
+  static ::torch_circle::exporter::ImportRegistration TORCH_CIRCLE_CONCAT(import_reg_, __COUNTER__)( \
       __VA_ARGS__)

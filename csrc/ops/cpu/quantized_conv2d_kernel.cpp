@@ -15,9 +15,6 @@
 namespace torch_circle {
 namespace {
 
-// Multiply-accumulates per task: below this, starting a task costs more than it saves.
-constexpr int64_t kMinTaskMacs = int64_t{1} << 20;
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_prepack_cpu(
     const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
     const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,

@@ -18,10 +18,6 @@
 namespace torch_circle {
 namespace {
 
-// Multiply-accumulates below which a task is not worth handing to another thread: ~10 us on a
-// VNNI core (50-100 GMAC/s), against a few microseconds to start an OpenMP region, and much more
-// when the other cores are busy and the team has to wait for them.
-constexpr int64_t kMinTaskMacs = 1 << 20;
 constexpr int64_t kNr = static_cast<int64_t>(circle_quant::kGemmNr);
 constexpr int64_t kRowTile = 4;  // rows per microkernel tile on every ISA: splits stay aligned to it
 
