@@ -34,7 +34,7 @@ pip_install() { "$PYTHON" -m pip install -q -c requirements/constraints.txt "$@"
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
 want = {"torch": "2.13.0", "torchao": "0.18.0"}
-for name in ("numpy", "pytest", "cmake", "ninja", "scikit-learn", "matplotlib", "circle-schema",
+for name in ("numpy", "pytest", "pytest-xdist", "cmake", "ninja", "scikit-learn", "matplotlib", "circle-schema",
              "flatbuffers", "onert", "ai-edge-litert", "packaging", "PyYAML", "tqdm", "tico", "transformers"):
     md.version(name)
 for name, version in want.items():

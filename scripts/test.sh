@@ -3,7 +3,7 @@
 # torch-free kernel tests on emulated AVX2-only and pre-AVX x86 CPUs (scripts/test_x86_tiers.sh;
 # X86_TIER_TESTS=0 skips) and cross built for AArch64 (scripts/test_arm.sh; ARM_TESTS=0 skips),
 # all under qemu-user, fuzzes the .circle reader for FUZZ_SECONDS (default 60; 0 skips), then
-# runs pytest.
+# runs pytest (pytest-xdist, one worker per core; PYTEST_WORKERS=0: one process).
 #   bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +35,5 @@ if (( FUZZ_SECONDS > 0 )); then
 fi
 
 printf '\n== Python tests (pytest)\n'
-"$PYTHON" -m pytest tests/python -q "$@"
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process) halves the time here.
+"$PYTHON" -m pytest tests/python -q -n "${PYTEST_WORKERS:-auto}" "$@"
