@@ -62,10 +62,12 @@ if (( $# == 0 )); then
     tests/python/test_lookup_table.py tests/python/test_quantized_softmax.py \
     tests/python/test_exporter.py tests/python/test_hostile_inputs.py
 fi
-LD_PRELOAD="$ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+# PYTHONSAFEPATH: `python -c` and `python -m` would put the working directory, this checkout with
+# its unsanitized torch_circle, ahead of PYTHONPATH.
+LD_PRELOAD="$ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONSAFEPATH=1 \
   PYTHONPATH="$PWD/$BUILD/python${PYTHONPATH:+:$PYTHONPATH}" \
   "$PYTHON" -c "import torch_circle, sys; p = torch_circle.__file__; sys.exit(0 if '$BUILD/python' in p else f'imported {p}, not the sanitized build')"
-LD_PRELOAD="$ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+LD_PRELOAD="$ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONSAFEPATH=1 \
   PYTHONPATH="$PWD/$BUILD/python${PYTHONPATH:+:$PYTHONPATH}" \
   "$PYTHON" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" "$@"
 printf '   pytest: %d s; total %d s\n' $((SECONDS - t)) $((SECONDS - start))
