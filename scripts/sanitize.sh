@@ -33,7 +33,9 @@ cmake -S . -B "$BUILD" "${generator[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Rel
   || { cat "$BUILD.configure.log" >&2; exit 1; }
 # The TorchScript test models are written by Python loading the sanitized library: like the pytest
 # run below, that needs libasan loaded first. Everything else builds without it.
-ASAN_PRELOAD="$(g++ -print-file-name=libasan.so)"
+# libstdc++ too: Python is not linked with it, and ASan's __cxa_throw interceptor must find it at
+# start-up or the first C++ exception aborts ("real___cxa_throw != 0").
+ASAN_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)"
 cmake --build "$BUILD" -j "$JOBS" --target torch_circle
 LD_PRELOAD="$ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0 cmake --build "$BUILD" -j "$JOBS" --target torchscript_models
 cmake --build "$BUILD" -j "$JOBS"
