@@ -1,10 +1,15 @@
 // Single exporter passes on small hand-built IR graphs: what each pass rewrites, and what it
 // must leave alone. No importer, no Python; each test builds the IR a pass sees in the pipeline.
+#include "exporter/ir/circle_ops.h"
 #include "exporter/ir/graph.h"
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
+#include "exporter/serialize/op_writers.h"
 
+#include <circle_schema_generated.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 namespace ex = torch_circle::exporter;
 using ex::DType;
@@ -73,6 +78,67 @@ void quantized_output(Graph& g, Tensor* y, DType dtype, const QuantParams& q) {
 }
 
 }  // namespace
+
+// --- the op table (ir/circle_ops.lst) ---------------------------------------------------------------
+// The X-macro makes a row with a missing column a compile error; these check that every stated
+// value is one the passes understand, and that the columns agree with each other.
+
+TEST(OpTable, EveryRowStatesEveryField) {
+  std::set<std::string_view> seen;
+  ASSERT_GT(ex::op_table().size(), 50u);
+  for (const ex::OpInfo& info : ex::op_table()) {
+    SCOPED_TRACE(std::string(info.type));
+    EXPECT_TRUE(seen.insert(info.type).second) << "two rows";
+    EXPECT_LE(static_cast<int>(info.layout), static_cast<int>(ex::OpLayout::kFixedFrame));
+    EXPECT_LE(static_cast<int>(info.quant), static_cast<int>(ex::QuantRule::kFloatOnly));
+    EXPECT_EQ(info.flags & ~0xFu, 0u) << "unknown flag";
+    EXPECT_GE(info.min_inputs, 1);
+    EXPECT_TRUE(info.max_inputs == ex::kAnyInputs || info.max_inputs >= info.min_inputs);
+    // An op with an integer kernel somewhere must say what the kernel does with parameters.
+    if (info.has(ex::kOnertInt) || info.has(ex::kLitertInt)) EXPECT_NE(info.quant, ex::QuantRule::kFloatOnly);
+    if (info.has(ex::kRearranges)) EXPECT_EQ(info.quant, ex::QuantRule::kSameParams);
+    if (info.builtin == ex::kNotABuiltin) {
+      EXPECT_EQ(info.type.substr(0, 6), "torch.") << "an importer-only op is named torch.*";
+      EXPECT_TRUE(info.operands.empty());
+      continue;
+    }
+    // The builtin code is the schema's for the row's name, and the writer knows the op.
+    EXPECT_EQ(info.type, circle::EnumNameBuiltinOperator(static_cast<circle::BuiltinOperator>(info.builtin)));
+    EXPECT_EQ(ex::find_builtin(info.builtin), &info);
+    const ex::OpWriter* writer = ex::find_op_writer(std::string(info.type));
+    ASSERT_NE(writer, nullptr);
+    EXPECT_EQ(static_cast<int>(writer->code), info.builtin);
+    EXPECT_TRUE(static_cast<bool>(writer->options));
+    // Materialized operands are inputs too: the row's maximum leaves room for them.
+    int operands = info.operands.empty() ? 0 : 1 + static_cast<int>(std::count(info.operands.begin(), info.operands.end(), ','));
+    if (info.max_inputs != ex::kAnyInputs) EXPECT_GE(info.max_inputs, 1 + operands);
+  }
+  EXPECT_EQ(ex::find_op("NOT_AN_OP"), nullptr);
+  EXPECT_EQ(ex::find_op_writer("SQUARED_DIFFERENCE"), nullptr) << "only the table's ops are written";
+}
+
+TEST(OpTable, FusableActivationsAreTableOpsAndTheirProducersSayFusesActivation) {
+  for (std::string_view name : ex::fusable_activations()) {
+    const ex::OpInfo* info = ex::find_op(name);
+    ASSERT_NE(info, nullptr) << name;
+    EXPECT_FALSE(info->has(ex::kFusesActivation)) << name;
+  }
+  for (const char* producer : {"torch.conv2d", "FULLY_CONNECTED", "ADD", "CONCATENATION", "torch.max_pool2d"})
+    EXPECT_TRUE(ex::find_op(producer)->has(ex::kFusesActivation)) << producer;
+}
+
+TEST(OpTable, RuntimeSupportComesFromTheFlags) {
+  Graph circle, tflite;
+  tflite.format = ex::FileFormat::kTflite;
+  EXPECT_TRUE(ex::runs_quantized(circle, "CONV_2D"));
+  EXPECT_TRUE(ex::runs_quantized(circle, "torch.conv_transpose2d"));
+  EXPECT_FALSE(ex::runs_quantized(circle, "TRANSPOSE_CONV"));
+  EXPECT_TRUE(ex::runs_quantized(tflite, "TRANSPOSE_CONV"));
+  EXPECT_FALSE(ex::runs_quantized(circle, "BATCH_MATMUL"));
+  EXPECT_TRUE(ex::runs_quantized(tflite, "BATCH_MATMUL"));
+  EXPECT_FALSE(ex::runs_quantized(tflite, "EXP"));
+  EXPECT_FALSE(ex::runs_quantized(tflite, "NOT_AN_OP"));
+}
 
 // --- fuse_batch_norm -----------------------------------------------------------------------------
 

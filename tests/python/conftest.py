@@ -4,6 +4,9 @@ import torch
 import torch_circle
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
+# Fails a whole-suite run in which some op of the exporter's op table is exported by no test.
+pytest_plugins = ["op_coverage"]
+
 
 def _supported_isas():
     supported = []

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <set>
 
 namespace torch_circle::exporter {
 
@@ -50,19 +49,8 @@ Op* sole_user(const Graph& graph, const Tensor* tensor) {
 }
 
 bool runs_quantized(const Graph& graph, const std::string& type) {
-  // Measured with single-op models in onert 0.1.0 (uint8) and LiteRT 2.3 (int8 / int16).
-  static const std::set<std::string> onert{
-      // (torch.conv_transpose2d becomes CONV_2D over zero-inserted input for onert.)
-      "torch.conv2d", "torch.conv_transpose2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
-      "torch.avg_pool2d", "AVERAGE_POOL_2D", "torch.max_pool2d", "MAX_POOL_2D", "MEAN", "CONCATENATION",
-      "RESHAPE", "TRANSPOSE", "PAD", "SLICE", "GATHER", "SOFTMAX", "LOGISTIC", "TANH", "MAXIMUM"};
-  static const std::set<std::string> litert{
-      "torch.conv2d", "CONV_2D", "DEPTHWISE_CONV_2D", "torch.conv_transpose2d", "TRANSPOSE_CONV",
-      "FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "SUB", "MUL", "torch.avg_pool2d", "AVERAGE_POOL_2D",
-      "torch.max_pool2d", "MAX_POOL_2D", "MEAN", "SUM", "REDUCE_MAX", "SOFTMAX", "LOGISTIC", "TANH",
-      "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "GELU", "RESHAPE", "TRANSPOSE", "STRIDED_SLICE",
-      "SLICE", "CONCATENATION", "PAD", "PADV2", "GATHER", "MAXIMUM", "MINIMUM", "BROADCAST_TO", "TILE"};
-  return (graph.format == FileFormat::kTflite ? litert : onert).count(type) != 0;
+  const OpInfo* info = find_op(type);
+  return info && info->has(graph.format == FileFormat::kTflite ? kLitertInt : kOnertInt);
 }
 
 std::pair<int64_t, int64_t> quant_range(DType dtype) {

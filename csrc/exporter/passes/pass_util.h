@@ -1,6 +1,7 @@
 // Small helpers the passes share: permutations, transposes, constant quantization.
 #pragma once
 
+#include "exporter/ir/circle_ops.h"
 #include "exporter/ir/graph.h"
 
 #include <vector>
@@ -27,8 +28,9 @@ Tensor* insert_transpose(Graph& graph, const Op* anchor, Tensor* input, const st
 Op* sole_user(const Graph& graph, const Tensor* tensor);
 
 // Whether the runtime the graph targets has an integer kernel for `type` (an op type before or
-// after legalization: "torch.conv2d" and "CONV_2D" alike). onert 0.1.0 runs far fewer ops on
-// integers than LiteRT; an op without a kernel stays in float between DEQUANTIZE and QUANTIZE.
+// after legalization: "torch.conv2d" and "CONV_2D" alike), from the op table's kOnertInt /
+// kLitertInt. onert 0.1.0 runs far fewer ops on integers than LiteRT; an op without a kernel
+// stays in float between DEQUANTIZE and QUANTIZE.
 bool runs_quantized(const Graph& graph, const std::string& type);
 
 // Integer range of a quantized dtype.
