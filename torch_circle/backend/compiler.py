@@ -28,7 +28,7 @@ import torch
 from torch.fx import GraphModule
 
 from .constants import Constants
-from .patterns import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, is_call, target_of
+from .matching import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, is_call, target_of
 from .report import FusionReport, record
 from .rewrite import fuse
 

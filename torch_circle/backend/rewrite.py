@@ -15,7 +15,7 @@ import torch
 from torch.fx import GraphModule, Node
 
 from .constants import Constants
-from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE,
+from .matching import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE,
                        OUTPUT_DTYPES, QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds,
                        arg, is_call, match_layer, per_tensor_params, target_of)
 from .report import FusionReport

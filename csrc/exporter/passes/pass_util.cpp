@@ -1,5 +1,7 @@
 #include "exporter/passes/pass_util.h"
 
+#include "core/quantize_constants.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,13 +85,31 @@ std::pair<at::Tensor, at::Tensor> broadcast_params(const QuantParams& quant, int
 }  // namespace
 
 at::Tensor quantize_constant(const at::Tensor& real, const QuantParams& quant, DType dtype) {
-  auto [scale, zero_point] = broadcast_params(quant, real.dim());
   auto [qmin, qmax] = quant_range(dtype);
-  // x * (1 / scale) in float32, rounded half to even: the spec's quantize (docs/numerics.md).
-  at::Tensor scaled = real.to(at::kFloat) * at::reciprocal(scale);
-  at::Tensor q = at::round(scaled).to(at::kDouble) + zero_point;
-  q = at::clamp(q, static_cast<double>(qmin), static_cast<double>(qmax));
-  return q.to(dtype_to_torch(dtype)).contiguous();
+  // The core's quantize (docs/numerics.md), channel by channel along the quantized dimension.
+  at::Tensor x = real.to(at::kFloat).contiguous();
+  int64_t channels = static_cast<int64_t>(quant.scale.size());
+  int64_t outer = 1, inner = x.numel();
+  if (quant.per_channel()) {
+    outer = 1;
+    for (int64_t d = 0; d < quant.axis; ++d) outer *= x.size(d);
+    inner = x.numel() / std::max<int64_t>(1, outer * channels);
+  }
+  at::Tensor q = at::empty(x.sizes(), dtype_to_torch(dtype));
+  auto run = [&](auto* out) {
+    return circle_quant::quantize_per_channel(x.const_data_ptr<float>(), out, outer, channels, inner,
+                                              quant.scale.data(), quant.zero_point.data(), qmin, qmax);
+  };
+  bool ok = false;
+  switch (dtype) {
+    case DType::kUInt8: ok = run(q.data_ptr<uint8_t>()); break;
+    case DType::kInt8: ok = run(q.data_ptr<int8_t>()); break;
+    case DType::kInt16: ok = run(q.data_ptr<int16_t>()); break;
+    case DType::kInt32: ok = run(q.data_ptr<int32_t>()); break;
+    default: throw ExportError(fmt::format("constants are not quantized to {}", dtype_name(dtype)));
+  }
+  if (!ok) throw ExportError("a constant to be quantized holds NaN");
+  return q;
 }
 
 at::Tensor dequantize_constant(const at::Tensor& q, const QuantParams& quant) {
