@@ -24,7 +24,7 @@ SUPPORTED_ISAS = _supported_isas()
 
 @pytest.fixture(params=SUPPORTED_ISAS)
 def isa(request):
-    """Runs the test once per kernel ISA this CPU supports (scalar, avx2, avx512)."""
+    """Runs the test once per kernel ISA of torch_circle.ops.KERNEL_ISAS this CPU supports."""
     with torch_circle.use_kernel_isa(request.param):
         yield request.param
 
