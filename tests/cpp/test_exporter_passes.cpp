@@ -916,12 +916,20 @@ TEST(LegalizeGatherTypes, CircleGathersInt64DataAsInt32BetweenCasts) {
   EXPECT_EQ(op_types(tflite), (std::vector<std::string>{"GATHER"}));
 }
 
-TEST(SinkTransposes, InverseTransposesAroundAnElementwiseOpCancel) {
-  // x → TRANSPOSE(NCHW→NHWC) → ABS → TRANSPOSE(back) → NEG: ABS runs on x directly.
-  Graph g;
+namespace {
+// A [1, 2, 3, 4] graph input x and its NHWC transpose, as legalize_layout leaves them.
+std::pair<Tensor*, Tensor*> input_and_nhwc(Graph& g) {
   Tensor* x = graph_input(g, "x", {1, 2, 3, 4});
   Tensor* t = g.add_tensor("t", {1, 3, 4, 2}, DType::kFloat32);
   g.add_op("TRANSPOSE", {x}, {t})->attrs["perm"] = ex::kNchwToNhwc;
+  return {x, t};
+}
+}  // namespace
+
+TEST(SinkTransposes, InverseTransposesAroundAnElementwiseOpCancel) {
+  // x → TRANSPOSE(NCHW→NHWC) → ABS → TRANSPOSE(back) → NEG: ABS runs on x directly.
+  Graph g;
+  auto [x, t] = input_and_nhwc(g);
   Tensor* a = g.add_tensor("a", {1, 3, 4, 2}, DType::kFloat32);
   Op* abs = g.add_op("ABS", {t}, {a});
   Tensor* back = g.add_tensor("back", {1, 2, 3, 4}, DType::kFloat32);
@@ -940,9 +948,7 @@ TEST(SinkTransposes, InverseTransposesAroundAnElementwiseOpCancel) {
 TEST(SinkTransposes, ATransposeStaysInFrontOfAnOpThatReadsAxesInItsOwnFrame) {
   // SOFTMAX (kFixedFrame) works on the last axis: moving the transpose would change the result.
   Graph g;
-  Tensor* x = graph_input(g, "x", {1, 2, 3, 4});
-  Tensor* t = g.add_tensor("t", {1, 3, 4, 2}, DType::kFloat32);
-  g.add_op("TRANSPOSE", {x}, {t})->attrs["perm"] = ex::kNchwToNhwc;
+  Tensor* t = input_and_nhwc(g).second;
   Tensor* y = g.add_tensor("y", {1, 3, 4, 2}, DType::kFloat32);
   g.add_op("SOFTMAX", {t}, {y})->attrs["beta"] = 1.0;
   g.outputs.push_back(y);

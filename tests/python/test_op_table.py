@@ -6,6 +6,7 @@ import torch_circle
 from torch_circle import _C
 
 import op_coverage
+from test_export_ops import Fn
 
 
 def test_table_lists_the_circle_ops_and_the_importer_only_ops():
@@ -38,22 +39,13 @@ def test_clamp_min_is_one_fusable_activation_for_exporter_quantizer_and_backend(
     model = nn.Linear(4, 3)
     x = torch.randn(2, 4)
     fn = lambda x: torch.clamp_min(model(x), 0.0)  # noqa: E731
-    cm = torch_circle.export(_Fn(fn), (x,))
+    cm = torch_circle.export(Fn(fn), (x,))
     assert cm.operators == ["FULLY_CONNECTED"], cm.operators  # RELU fused
-    gm = torch.export.export(_Fn(fn), (x,)).module()
+    gm = torch.export.export(Fn(fn), (x,)).module()
     clamp = next(n for n in gm.graph.nodes if n.target == torch.ops.aten.clamp_min.default)
     assert activations.is_fusable_activation(clamp)
     assert matching.activation_bounds(clamp) == (0.0, None)
-    other = next(n for n in torch.export.export(_Fn(lambda x: torch.clamp_min(x, 0.5)), (x,)).module().graph.nodes
+    other = next(n for n in torch.export.export(Fn(lambda x: torch.clamp_min(x, 0.5)), (x,)).module().graph.nodes
                  if n.target == torch.ops.aten.clamp_min.default)
     assert not activations.is_fusable_activation(other)  # a MAXIMUM of its own in Circle
     assert activations.activation_bounds(other) == (0.5, None)  # which the backend's kernels clamp to
-
-
-class _Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *inputs):
-        return self.fn(*inputs)
