@@ -4,7 +4,7 @@
 //   - ops whose integer kernels do no rescaling write their output with the parameters they
 //     read (TFLite's reference kernels and onert's check this at most in debug builds, and
 //     otherwise compute silently wrong numbers): data movement (reshape, transpose, slice, pad,
-//     gather, concat, split, broadcast, tile), selection (max pool, reduce max, maximum,
+//     gather, concat, broadcast, tile), selection (max pool, reduce max, maximum,
 //     minimum) and averaging (AVERAGE_POOL_2D: the window's integer mean, in the input's
 //     parameters). MEAN, SUM and the arithmetic ops rescale themselves and need nothing here.
 //   - LOGISTIC / SOFTMAX / TANH write the fixed output parameters TFLite's kernels assume
