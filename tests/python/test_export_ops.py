@@ -323,3 +323,21 @@ def test_pow_by_an_integer_tensor_is_computed_in_float():
     pow_op = next(op for op in sg["operators"] if op["op"] == "POW")
     assert {sg["tensors"][i]["dtype"] for i in pow_op["inputs"]} == {"FLOAT32"}
     assert np.isfinite(cm.run(*inputs)[0]).all()
+
+
+class OutputAlsoRead(nn.Module):
+    """A graph output that later ops also read (as a decoder's grown key / value cache is)."""
+
+    def forward(self, x):
+        y = x * 3
+        return (y * 2).sum(), y
+
+
+def test_an_output_other_ops_read_is_returned_intact():
+    # onert 0.1.0 reuses such an output's memory once its last reader ran: y came back garbage.
+    x = _randn(2, 2, 6, 8)
+    cm = torch_circle.export(OutputAlsoRead(), (x,))
+    total, y = cm.run(x)
+    np.testing.assert_allclose(y, (x * 3).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(total, (x * 6).sum().numpy(), rtol=1e-5)
+    assert cm.operators.count("RESHAPE") == 2  # the sum's to a scalar, and y's own copy
