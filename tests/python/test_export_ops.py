@@ -341,3 +341,31 @@ def test_an_output_other_ops_read_is_returned_intact():
     np.testing.assert_allclose(y, (x * 3).numpy(), rtol=1e-6)
     np.testing.assert_allclose(total, (x * 6).sum().numpy(), rtol=1e-5)
     assert cm.operators.count("RESHAPE") == 2  # the sum's to a scalar, and y's own copy
+
+
+class SliceAssignedMask(nn.Module):
+    """A mask built by writing into slices of a zeros tensor, as torchvision's Swin builds its
+    shifted-window attention mask (fill_ on views of new_zeros)."""
+
+    def forward(self, x):
+        mask = x.new_zeros(x.shape[-2], x.shape[-1])
+        mask[1:3, :2] = 1.0
+        mask[3:, 2:] = torch.tensor(2.0)
+        return x + mask
+
+
+def test_writes_into_views_are_exported_functionally():
+    # Exported as their out-of-place twins, the writes were lost and the mask stayed zeros.
+    x = _randn(2, 4, 5)
+    model = SliceAssignedMask()
+    (actual,) = torch_circle.export(model, (x,)).run(x)
+    np.testing.assert_allclose(actual, model(x).numpy(), rtol=1e-6)
+
+
+def test_a_graph_module_that_writes_into_a_view_is_refused():
+    x = _randn(2, 4, 5)
+    gm = torch.export.export(SliceAssignedMask(), (x,)).module()
+    with pytest.raises(torch_circle.ExportError, match=r"writes into a view.*run_decompositions"):
+        torch_circle.export(gm, (x,))
+    cm = torch_circle.export(torch.export.export(SliceAssignedMask(), (x,)).run_decompositions({}).module(), (x,))
+    np.testing.assert_allclose(cm.run(x)[0], SliceAssignedMask()(x).numpy(), rtol=1e-6)
