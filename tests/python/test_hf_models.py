@@ -211,3 +211,21 @@ def test_quantized_export_runs_within_steps_of_converted_model(name, with_mask, 
 def test_quantized_llama_decode_step_runs_within_steps_of_converted_model(preset, fmt):
     model, inputs, calibration = _decode_step_case()
     _check_steps(_quantized_steps(model, inputs, calibration, preset, fmt), f"llama step {preset}")
+
+
+@pytest.mark.parametrize("name,convs", [("bert", 0), ("vit", 1), ("wav2vec2", 3), ("whisper_encoder", 2)])
+def test_backend_fuses_the_layers_and_both_residual_adds_of_each_block(name, convs):
+    # Each of the 2 blocks adds a residual after its attention output and after its MLP, behind
+    # an eval-mode dropout in BERT, ViT and Wav2Vec2; the audio models' feature encoders are conv1d.
+    import torch_circle.backend as backend
+    model, inputs, calibration = _encoder_case(name, False)
+    prepared = prepare_pt2e(torch.export.export(model, inputs).module(), CircleQuantizer(preset="uint8"))
+    for batch in (*calibration, inputs):
+        prepared(*batch)
+    converted = convert_pt2e(prepared)
+    with torch.no_grad():
+        expected = converted(*inputs)
+    compiled = backend.compile_graph(converted, list(inputs), options={"delegate": "eager"})
+    report = compiled.report
+    assert report.fused_adds == 4 and len(report.fused_conv2d) == convs and not report.unmatched, report.summary()
+    assert torch.equal(compiled(*inputs), expected)
