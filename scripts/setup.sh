@@ -33,7 +33,7 @@ fi
 pip_install() { "$PYTHON" -m pip install -q -c requirements/constraints.txt "$@"; }
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
-want = {"torch": "2.13.0", "torchao": "0.18.0"}
+want = {"torch": "2.13.0", "torchao": "0.18.0", "torchvision": "0.28.0"}
 for name in ("numpy", "pytest", "pytest-xdist", "cmake", "ninja", "scikit-learn", "matplotlib", "circle-schema",
              "flatbuffers", "onert", "ai-edge-litert", "packaging", "PyYAML", "tqdm", "tico", "transformers"):
     md.version(name)
@@ -42,7 +42,7 @@ for name, version in want.items():
         sys.exit(1)
 PY
 then
-  step "pip install (torch==2.13.0, torchao --no-deps, build and test tools)"
+  step "pip install (torch==2.13.0, torchao and torchvision --no-deps, build and test tools)"
   pip_install -r requirements/dev.txt
   pip_install --no-deps -r requirements/peers.txt
 else

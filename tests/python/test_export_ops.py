@@ -107,6 +107,7 @@ FLOAT_CASES = {
     "linalg_vector_norm_inf": (lambda x: torch.linalg.vector_norm(x, ord=float("inf"), dim=(0, 2)), (X3,)),
     "clamp_min_max_scalar": (lambda x: torch.clamp_max(torch.clamp_min(x, -0.5), 0.7), (X3,)),
     "swapaxes": (lambda x: torch.swapaxes(x, 0, 2) * 2, (X3,)),
+    "adaptive_avg_pool_from_1x1": (lambda x: F.adaptive_avg_pool2d(x, 7) + 1, (_randn(1, 4, 1, 1),)),
     "zero_": (lambda x: x.clone().zero_() + x.new_ones(5, 8), (X3,)),
     "cumsum": (lambda x: torch.cumsum(x, 1), (X3,)),
     "cumsum_last_dim": (lambda x: x.cumsum(-1), (X3,)),
