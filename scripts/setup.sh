@@ -48,6 +48,11 @@ then
 else
   step "Python packages: all present"
 fi
+# Test-only packages in build/test-packages, not in the environment (requirements/test-packages.txt).
+if ! compgen -G "build/test-packages/torchvision-0.28.0*.dist-info" > /dev/null; then
+  step "pip install --target build/test-packages (torchvision for the tests, --no-deps)"
+  pip_install --no-deps --target build/test-packages -r requirements/test-packages.txt
+fi
 
 # --- build -------------------------------------------------------------------------------------
 step "build torch-circle (CMake via setup.py, against the installed torch)"

@@ -101,8 +101,14 @@ def _args_tuple(example_inputs):
 def _graph_module(model, example_inputs, dynamic_shapes):
     args = _args_tuple(example_inputs)
     if isinstance(model, torch.export.ExportedProgram):
-        return model.module()
+        return _functional(model).module()
     if isinstance(model, torch.fx.GraphModule) and _has_call_functions(model):
+        written = _write_into_view(model)
+        if written is not None:
+            raise ExportError(f"node '{written.name}' ({written.target}) writes into a view of another tensor "
+                              f"(as `mask[a:b] = v` does), which this graph cannot express without "
+                              f"functionalizing it: export the model with torch.export.export(...)"
+                              f".run_decompositions({{}}) before prepare_pt2e, or pass the nn.Module")
         if _needs_shapes(model):
             if args is None:
                 raise ValueError("this graph has no shape metadata: pass example_inputs to export()")
@@ -115,8 +121,39 @@ def _graph_module(model, example_inputs, dynamic_shapes):
         if model.training and _behaves_differently_in_training(model):
             raise ValueError(f"{type(model).__name__} is in training mode (its batch norm / dropout would be "
                              "exported as in training); call model.eval() before exporting")
-        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes).module()
+        return _functional(torch.export.export(model, args, dynamic_shapes=dynamic_shapes)).module()
     raise TypeError(f"cannot export a {type(model).__name__}: pass an nn.Module, a GraphModule or an ExportedProgram")
+
+
+def _write_into_view(gm) -> "torch.fx.Node | None":
+    """The first in-place op whose written tensor is a view of another (`fill_` on a slice of a
+    mask, as torchvision's Swin builds its attention mask), or None. Exporting the op as its
+    out-of-place twin would leave the base tensor unchanged: a silently wrong file."""
+    def is_view(n):
+        return isinstance(n, torch.fx.Node) and n.op == "call_function" and \
+            isinstance(n.target, torch._ops.OpOverload) and n.target.is_view
+
+    order = {node: i for i, node in enumerate(gm.graph.nodes)}
+    for node in gm.graph.nodes:
+        target = node.target
+        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload) or not node.args \
+                or not target._schema.is_mutable or not is_view(node.args[0]):
+            continue
+        # The tensors the written view aliases: is any of them read after the write?
+        chain, base = [node.args[0]], node.args[0].args[0]
+        while is_view(base):
+            chain.append(base)
+            base = base.args[0]
+        for aliased in (*chain[1:], base):
+            if any(order[user] > order[node] and user not in chain for user in aliased.users):
+                return node
+    return None
+
+
+def _functional(program):
+    """The program with writes into views made functional (slice_scatter and friends); ops stay
+    as they are (an empty decomposition table). Programs without such writes are kept as traced."""
+    return program.run_decompositions({}) if _write_into_view(program.graph_module) is not None else program
 
 
 def _behaves_differently_in_training(model) -> bool:

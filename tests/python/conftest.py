@@ -4,6 +4,12 @@ import torch
 import torch_circle
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
+import vision_models
+
+# transformers imports torchvision when it is installed; PyPI's torchvision needs the two op schemas
+# that vision_models defines on torch's CPU build, or every transformers model fails to import.
+vision_models.import_torchvision(required=False)
+
 # Fails a whole-suite run in which some op of the exporter's op table is exported by no test.
 pytest_plugins = ["op_coverage"]
 

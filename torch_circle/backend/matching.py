@@ -31,9 +31,11 @@ DEQUANTIZE = DEQUANTIZE_PER_TENSOR | DEQUANTIZE_PER_CHANNEL
 
 LINEAR = {aten.linear.default, F.linear, torch._C._nn.linear}
 CONV2D = {aten.conv2d.default, F.conv2d, torch.conv2d}
+# conv1d runs as conv2d on a height-1 image (Wav2Vec2's and Whisper's feature encoders).
+CONV1D = {aten.conv1d.default, F.conv1d, torch.conv1d}
 # Layers the report lists as unmatched when their input is quantized.
-LAYER_LIKE = LINEAR | CONV2D | {aten.conv2d.padding, aten.addmm.default, aten.mm.default,
-                                aten.convolution.default, aten.conv1d.default}
+LAYER_LIKE = LINEAR | CONV2D | CONV1D | {aten.conv2d.padding, aten.addmm.default, aten.mm.default,
+                                         aten.convolution.default, aten.conv1d.padding}
 
 
 # Full ranges: a narrower quantize range would need its own clamp.
@@ -99,7 +101,7 @@ def node_rank(node: Node) -> Optional[int]:
 @dataclass
 class LayerMatch:
     """One fusable chain. `last` is the node whose value the fused op replaces."""
-    kind: str                    # "linear" or "conv2d"
+    kind: str                    # "linear", "conv2d" or "conv1d"
     layer: Node                  # the linear / conv2d node
     activation: Optional[Node]   # fused activation node, if any
     quantize: Optional[Node]     # output quantize node; None: float output
@@ -110,7 +112,7 @@ class LayerMatch:
     act_min: Optional[float]
     act_max: Optional[float]
     out_quant: Optional[TensorQuant]
-    conv: Optional[Tuple] = None  # (stride, padding, dilation, groups) of a conv2d
+    conv: Optional[Tuple] = None  # (stride, padding, dilation, groups) of a conv2d (a conv1d's as 1 x k)
 
     @property
     def last(self) -> Node:
@@ -132,7 +134,7 @@ def _pair(value: Any, what: str) -> Tuple[int, int]:
 def match_layer(node: Node, float_output: bool = True) -> LayerMatch:
     """The fusable chain starting at a linear / conv2d node, or NoMatch saying why not."""
     target = target_of(node)
-    kind = "linear" if target in LINEAR else "conv2d" if target in CONV2D else None
+    kind = "linear" if target in LINEAR else "conv2d" if target in CONV2D else "conv1d" if target in CONV1D else None
     if kind is None:
         raise NoMatch(f"{node.target} has no fused kernel")
     x_dq, w_dq = arg(node, 0, "input"), arg(node, 1, "weight")
@@ -143,14 +145,18 @@ def match_layer(node: Node, float_output: bool = True) -> LayerMatch:
     if not is_call(w_dq, DEQUANTIZE):
         raise NoMatch("weight is not dequantized")
     conv = None
-    if kind == "conv2d":
-        conv = (_pair(arg(node, 3, "stride", 1), "stride"), _pair(arg(node, 4, "padding", 0), "padding"),
-                _pair(arg(node, 5, "dilation", 1), "dilation"), arg(node, 6, "groups", 1))
+    if kind in ("conv2d", "conv1d"):
+        # A conv1d's parameters are the width's; its height is 1 (no stride, padding or dilation).
+        def pair(value, what, unit):
+            return _pair(value, what) if kind == "conv2d" else (unit, _pair(value, what)[0])
+
+        conv = (pair(arg(node, 3, "stride", 1), "stride", 1), pair(arg(node, 4, "padding", 0), "padding", 0),
+                pair(arg(node, 5, "dilation", 1), "dilation", 1), arg(node, 6, "groups", 1))
         if not isinstance(conv[3], int):
             raise NoMatch("groups is not a constant int")
-        rank = node_rank(x_dq)
-        if rank is not None and rank != 4:
-            raise NoMatch(f"conv2d input has {rank} dimensions (the fused op takes NCHW)")
+        rank, want = node_rank(x_dq), 4 if kind == "conv2d" else 3
+        if rank is not None and rank != want:
+            raise NoMatch(f"{kind} input has {rank} dimensions (the fused op takes NCHW, a conv1d NCW)")
     if isinstance(bias, Node) and is_call(bias, DEQUANTIZE) and arg(bias, 6, "dtype") not in (torch.int32, None):
         raise NoMatch("bias is quantized to a type other than int32")
 

@@ -9,7 +9,7 @@ logger = logging.getLogger("torch_circle.backend")
 @dataclass
 class FusionReport:
     fused_linear: List[str] = field(default_factory=list)  # names of the replaced layer nodes
-    fused_conv2d: List[str] = field(default_factory=list)
+    fused_conv2d: List[str] = field(default_factory=list)  # conv1d included (run as conv2d)
     float_output: List[str] = field(default_factory=list)  # fused layers that end in float
     unmatched: List[Tuple[str, str]] = field(default_factory=list)  # (node, why) quantized layers left as is
     fused_adds: int = 0   # residual adds (+ activation) folded into a fused layer's output

@@ -62,6 +62,8 @@ def _prepack(m: LayerMatch, constants: Constants, requant: str):
             if w.dim() != 2:
                 raise NoMatch(f"linear weight has {w.dim()} dimensions")
             return _cq.linear_prepack.default(w, w_scale, w_zp, bias, *common), ()
+        if m.kind == "conv1d" and w.dim() == 3:
+            w = w.unsqueeze(2)  # [out, in, k] → [out, in, 1, k]
         if w.dim() != 4:
             raise NoMatch(f"conv2d weight has {w.dim()} dimensions")
         stride, padding, dilation, groups = m.conv
@@ -122,6 +124,9 @@ def fold_integer_ops(gm: GraphModule) -> int:
 
 
 _ADD = {_aten.add.Tensor, torch.add, operator.add}
+# `out += identity` (torchvision's ResNet, MobileNetV3, EfficientNet): the same add, fused when
+# nothing else reads the tensor it overwrites.
+_ADD_INPLACE = {_aten.add_.Tensor, operator.iadd}
 _FUSED_WITH_ADD = {_cq.quantized_linear.default: "quantized_linear_add",
                    _cq.quantized_conv2d.default: "quantized_conv2d_add"}
 
@@ -161,10 +166,12 @@ def _match_add(add: Node) -> Optional[AddMatch]:
     """A residual add of a fused layer's dequantized output and another dequantized tensor,
     followed by an optional activation and a quantize, or None. Everything must be per tensor,
     of one integer type and of one shape (the fused add neither broadcasts nor converts)."""
-    if not is_call(add, _ADD) or len(add.args) != 2 or add.kwargs.get("alpha", 1) != 1:
+    if not is_call(add, _ADD | _ADD_INPLACE) or len(add.args) != 2 or add.kwargs.get("alpha", 1) != 1:
         return None
     if not all(is_call(a, DEQUANTIZE_PER_TENSOR) for a in add.args) or add.args[0] is add.args[1]:
         return None
+    if is_call(add, _ADD_INPLACE) and len(add.args[0].users) != 1:
+        return None  # another reader would see the sum: the add must stay
     for layer_dq, other_dq in (add.args, tuple(reversed(add.args))):
         layer = layer_dq.args[0]
         if is_call(layer, _FUSED_WITH_ADD) and len(layer.users) == 1 and len(layer_dq.users) == 1:
@@ -338,6 +345,35 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
     return count
 
 
+_DROPOUT = {_aten.dropout.default, _aten.feature_dropout.default, _aten.alpha_dropout.default,
+            _aten.feature_alpha_dropout.default, torch.nn.functional.dropout}
+
+
+def remove_eval_dropouts(gm: GraphModule) -> int:
+    """Removes dropouts in eval mode (identities) and then the quantize of a dequantize with the
+    same parameters that the quantizer put around each: `layer → dropout → add` (BERT, ViT) then
+    reads the layer's integers directly, so the add fuses into the layer. Returns the count."""
+    graph = gm.graph
+    count = 0
+    for node in list(graph.nodes):
+        if not is_call(node, _DROPOUT) or arg(node, 2, "train", arg(node, 2, "training", True)) is not False:
+            continue
+        node.replace_all_uses_with(node.args[0])
+        graph.erase_node(node)
+        count += 1
+    for q in list(graph.nodes):  # q(dq(x)) with equal parameters is x, exactly
+        dq = q.args[0] if is_call(q, QUANTIZE_PER_TENSOR) else None
+        if not is_call(dq, DEQUANTIZE_PER_TENSOR) or q.kwargs or dq.kwargs.get("out_dtype") not in (None, torch.float32):
+            continue
+        if tuple(dq.args[1:6]) != tuple(q.args[1:6]) or any(isinstance(a, Node) for a in q.args[1:6]):
+            continue
+        q.replace_all_uses_with(dq.args[0])
+        graph.erase_node(q)
+        if not dq.users:
+            graph.erase_node(dq)
+    return count
+
+
 def _layer_nodes(gm: GraphModule) -> List[Node]:
     return [n for n in gm.graph.nodes if is_call(n, LAYER_LIKE)]
 
@@ -352,6 +388,7 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
     used_inputs: Set[int] = set()
     graph = gm.graph
     count = 0
+    remove_eval_dropouts(gm)
     for node in _layer_nodes(gm):
         if not _looks_quantized(node):
             continue
@@ -372,11 +409,16 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
             getters = [graph.get_attr(a) for a in attrs]
             if m.kind == "linear":
                 fused = graph.call_function(_cq.quantized_linear.default, (m.x, *getters, out_dtype))
-            else:
+            elif m.kind == "conv2d":
                 fused = graph.call_function(_cq.quantized_conv2d.default, (m.x, *getters, *conv_args, out_dtype))
+            else:  # conv1d: NCW → NC1W, conv2d, back
+                image = graph.call_function(_aten.unsqueeze.default, (m.x, 2))
+                conv = graph.call_function(_cq.quantized_conv2d.default, (image, *getters, *conv_args, out_dtype))
+                fused = graph.call_function(_aten.squeeze.dim, (conv, 2))
         last = m.last
         fused.meta.update({k: v for k, v in last.meta.items() if k in ("stack_trace", "nn_module_stack")})
-        fused.meta[_SHAPE_KEY] = _shape(m.layer)
+        if m.kind != "conv1d":  # a fused conv1d's output is a squeeze, into which no add fuses
+            fused.meta[_SHAPE_KEY] = _shape(m.layer)
         last.replace_all_uses_with(fused)
         for n in reversed(m.nodes):
             graph.erase_node(n)

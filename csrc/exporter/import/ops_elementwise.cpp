@@ -190,6 +190,8 @@ IMPORT_OP({"aten.clamp.Tensor", "aten.clamp_min.Tensor", "aten.clamp_max.Tensor"
   }
   if (hi) ctx.emit("MINIMUM", {current, hi}, {out});
 });
+IMPORT_OP({"aten.clamp_min.default"}, [](ImportContext& ctx) { clamp(ctx, ctx.float_arg(1, "min"), std::nullopt); });
+IMPORT_OP({"aten.clamp_max.default"}, [](ImportContext& ctx) { clamp(ctx, std::nullopt, ctx.float_arg(1, "max")); });
 IMPORT_OP({"aten.clamp.default"}, [](ImportContext& ctx) {
   std::optional<double> lo, hi;
   if (ctx.has_arg(1, "min")) lo = ctx.float_arg(1, "min");
@@ -352,6 +354,33 @@ IMPORT_OP({"aten.mean.default"}, [](ImportContext& ctx) { reduce(ctx, "MEAN", kK
 IMPORT_OP({"aten.sum.default"}, [](ImportContext& ctx) { reduce(ctx, "SUM", kKeywordOnly); });
 IMPORT_OP({"aten.max.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MAX", kKeywordOnly); });
 IMPORT_OP({"aten.min.default"}, [](ImportContext& ctx) { reduce(ctx, "REDUCE_MIN", kKeywordOnly); });
+
+// linalg_vector_norm(x, ord, dim, keepdim): sqrt(sum(x * x)) for ord 2 (Swin V2's cosine
+// attention), sum(|x|) for 1, max(|x|) for inf, over `dim` (every dim when None).
+IMPORT_OP({"aten.linalg_vector_norm.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  double ord = ctx.float_arg(1, "ord", 2.0);
+  std::vector<int64_t> dims = ctx.has_arg(2, "dim") ? ctx.ints_arg(2, "dim") : std::vector<int64_t>{};
+  if (dims.empty())
+    for (int64_t d = 0; d < x->rank(); ++d) dims.push_back(d);
+  for (int64_t& d : dims)
+    if (d < 0) d += x->rank();
+  bool keepdim = ctx.bool_arg(3, "keepdim", false);
+  Tensor* out = ctx.output();
+  if (x->dtype != out->dtype) ctx.fail("linalg_vector_norm with a dtype= other than the input's is not supported");
+  Tensor* terms = ctx.temp(x->shape, x->dtype, ord == 2.0 ? "squares" : "magnitudes");
+  if (ord == 2.0) {
+    ctx.emit("MUL", {x, x}, {terms});
+    Tensor* sum = ctx.temp(out->shape, out->dtype, "sum_of_squares");
+    reduce_into(ctx, "SUM", terms, dims, keepdim, sum);
+    ctx.emit("SQRT", {sum}, {out});
+  } else if (ord == 1.0 || (std::isinf(ord) && ord > 0)) {
+    ctx.emit("ABS", {x}, {terms});
+    reduce_into(ctx, ord == 1.0 ? "SUM" : "REDUCE_MAX", terms, dims, keepdim, out);
+  } else {
+    ctx.fail(fmt::format("linalg_vector_norm of order {} is not supported (only 1, 2 and inf)", ord));
+  }
+});
 
 // any(x, dims): REDUCE_ANY over a bool view of x (nonzero is true, as in PyTorch).
 IMPORT_OP({"aten.any.default", "aten.any.dim", "aten.any.dims"}, [](ImportContext& ctx) {

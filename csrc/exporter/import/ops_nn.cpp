@@ -256,6 +256,10 @@ IMPORT_OP({"aten.adaptive_avg_pool2d.default", "aten._adaptive_avg_pool2d.defaul
     op->attrs = {{"axes", std::vector<int64_t>{x->rank() - 2, x->rank() - 1}}, {"keep_dims", int64_t{1}}};
     return;
   }
+  if (h == 1 && w == 1) {  // every window is the one pixel (VGG's and AlexNet's pool on small images)
+    ctx.emit("BROADCAST_TO", {x}, {out})->attrs["shape"] = out->shape;
+    return;
+  }
   if (h < 0 || w < 0 || h % size[0] || w % size[1])
     ctx.fail(fmt::format("adaptive_avg_pool2d from {}x{} to {}x{} has uneven windows", h, w, size[0], size[1]));
   Op* op = ctx.emit("torch.avg_pool2d", {x}, {out});

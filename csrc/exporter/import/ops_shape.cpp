@@ -43,7 +43,7 @@ void transpose(ImportContext& ctx, Tensor* x, std::vector<int64_t> perm) {
 IMPORT_OP({"aten.permute.default", "aten.permute_copy.default"}, [](ImportContext& ctx) {
   transpose(ctx, ctx.tensor(0, "input"), ctx.ints_arg(1, "dims"));
 });
-IMPORT_OP({"aten.transpose.int"}, [](ImportContext& ctx) {
+IMPORT_OP({"aten.transpose.int", "aten.swapaxes.default", "aten.swapdims.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   std::vector<int64_t> perm(x->rank());
   for (int64_t i = 0; i < x->rank(); ++i) perm[i] = i;
@@ -448,7 +448,8 @@ IMPORT_OP({"aten.full_like.default", "aten.new_full.default", "aten.fill.Scalar"
   filled(ctx, ctx.float_arg(target == "aten.new_full.default" ? 2 : 1, "fill_value"));
 });
 // empty_like's contents are unspecified: zeros, as for zeros_like.
-IMPORT_OP({"aten.zeros_like.default", "aten.empty_like.default", "aten.new_zeros.default", "aten.new_empty.default"},
+IMPORT_OP({"aten.zeros_like.default", "aten.empty_like.default", "aten.new_zeros.default", "aten.new_empty.default",
+           "aten.zero.default"},
           [](ImportContext& ctx) { filled(ctx, 0.0); });
 IMPORT_OP({"aten.ones_like.default", "aten.new_ones.default"}, [](ImportContext& ctx) { filled(ctx, 1.0); });
 

@@ -35,6 +35,7 @@ void fold_constants(Graph& graph);        // ops whose inputs are all constants
 void fold_constant_dequantize(Graph& graph);  // weights left in float: DEQUANTIZE folded away
 void remove_dead_code(Graph& graph);      // ops whose outputs nobody reads
 void merge_duplicate_ops(Graph& graph);   // the same op on the same inputs, computed once
+void separate_graph_outputs(Graph& graph);  // an output other ops read gets its own tensor (onert)
 void materialize_operands(Graph& graph);  // attrs that Circle takes as tensors (shape, perm, axes)
 void check_exportable(const Graph& graph);  // every op is a Circle op with consistent dtypes
 // "float32 and int32" when an op promote_operand_types covers reads operands of different dtypes.

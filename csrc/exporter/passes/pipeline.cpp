@@ -28,6 +28,7 @@ const std::vector<std::pair<std::string, std::function<void(Graph&)>>>& pass_pip
       {"fold_constant_dequantize", fold_constant_dequantize},
       {"merge_duplicate_ops", merge_duplicate_ops},
       {"remove_dead_code", remove_dead_code},
+      {"separate_graph_outputs", separate_graph_outputs},
       {"materialize_operands", materialize_operands},
   };
   return passes;
