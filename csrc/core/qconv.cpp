@@ -12,8 +12,7 @@
 #endif
 
 #include "isa.h"
-#include "ukernels/qdwconv_ukernels.h"
-#include "ukernels/qgemm_ukernels.h"
+#include "ukernels/registry.h"
 
 namespace circle_quant {
 
@@ -211,20 +210,6 @@ int64_t qconv_macs_per_pixel(const ConvWeightShape& s) { return s.out_channels *
 
 namespace {
 
-ukernels::DwConvMicrokernel dwconv_microkernel_for(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__)
-    case Isa::kAvx512Vnni: return ukernels::q8_dwconv_avx512vnni();
-    case Isa::kAvx512: return ukernels::q8_dwconv_avx512();
-    // vpdpwssd ymm would save one instruction per tap pair; this CPU cannot test it, so AVX-VNNI
-    // runs the AVX2 kernel.
-    case Isa::kAvxVnni:
-    case Isa::kAvx2: return ukernels::q8_dwconv_avx2();
-#endif
-    default: return ukernels::q8_dwconv_scalar();
-  }
-}
-
 size_t element_size(OutputType type) {
   return type == OutputType::kFloat ? 4 : type == OutputType::kInt16 ? 2 : 1;
 }
@@ -414,13 +399,13 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
   const ConvWeightShape& s = w.shape;
   const int64_t channels = s.out_channels, taps = s.taps();
   const int64_t kernel_h = s.kernel_h, kernel_w = s.kernel_w;
-  const ukernels::DwConvMicrokernel dk = dwconv_microkernel_for(isa);
+  const ukernels::DwConvMicrokernel& dk = ukernels::dwconv_microkernel_for(isa);
   const ukernels::DwConvAccumulateFn accumulate = x.is_signed ? dk.accumulate_s8 : dk.accumulate_u8;
   const ukernels::DwConvRowsFn accumulate_rows =
       ukernels::dwconv_rows_supported(s.kernel_w, geo.stride_w, geo.dilation_w)
           ? (x.is_signed ? dk.rows_s8 : dk.rows_u8)
           : nullptr;
-  const ukernels::GemmMicrokernel gemm_kernels = ukernels::gemm_microkernel_for(isa);
+  const ukernels::GemmMicrokernel& gemm_kernels = ukernels::gemm_microkernel_for(isa);
   const ukernels::RequantizeFn requantize = gemm_kernels.requantize;
   const size_t elem = element_size(stage.type);
   const uint8_t* input = static_cast<const uint8_t*>(x.data);
@@ -548,7 +533,7 @@ void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeig
 }
 
 const char* qconv_kernel_name(const ConvWeightsView& w) {
-  if (w.kind == ConvKind::kDepthwise) return dwconv_microkernel_for(active_isa()).name;
+  if (w.kind == ConvKind::kDepthwise) return ukernels::dwconv_microkernel_for(active_isa()).name;
   return qgemm_kernel_name();
 }
 

@@ -199,7 +199,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
            int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
            void* out, size_t out_stride);
 
-// Name of the microkernel qgemm() uses under the active ISA (e.g. "q8-gemm-8x48c4-avx512vnni").
+// Name of the microkernel qgemm() uses under the active ISA (e.g. "qu8-gemm-8x48c4-avx512vnni").
 const char* qgemm_kernel_name();
 
 }  // namespace circle_quant

@@ -5,23 +5,13 @@ import torch_circle
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
 
-def _supported_isas():
-    supported = []
-    for isa in torch_circle.ops.KERNEL_ISAS:
-        try:
-            with torch_circle.use_kernel_isa(isa):
-                supported.append(isa)
-        except (RuntimeError, ValueError):
-            pass
-    return supported
-
-
-SUPPORTED_ISAS = _supported_isas()
+# From the kernel registry: every level this CPU runs (scalar, avx2, avxvnni, avx512, ...).
+SUPPORTED_ISAS = torch_circle.ops.supported_kernel_isas()
 
 
 @pytest.fixture(params=SUPPORTED_ISAS)
 def isa(request):
-    """Runs the test once per kernel ISA this CPU supports (scalar, avx2, avx512)."""
+    """Runs the test once per kernel ISA this CPU supports."""
     with torch_circle.use_kernel_isa(request.param):
         yield request.param
 

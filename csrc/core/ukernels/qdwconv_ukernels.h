@@ -63,19 +63,15 @@ inline bool dwconv_rows_supported(int64_t kernel_w, int64_t stride_w, int64_t di
 }
 
 struct DwConvMicrokernel {
-  const char* name;  // e.g. "q8-dwconv-c64-avx512vnni"
+  const char* name;  // its file's name, e.g. "q8-dwconv-c64-avx512vnni"
   DwConvAccumulateFn accumulate_u8;
   DwConvAccumulateFn accumulate_s8;
   DwConvRowsFn rows_u8 = nullptr;  // optional (nullptr: the driver uses accumulate_*)
   DwConvRowsFn rows_s8 = nullptr;
 };
 
-DwConvMicrokernel q8_dwconv_scalar();
-#if defined(__x86_64__)
-DwConvMicrokernel q8_dwconv_avx2();        // vpmaddwd on tap pairs
-DwConvMicrokernel q8_dwconv_avx512();      // vpmaddwd zmm
-DwConvMicrokernel q8_dwconv_avx512vnni();  // vpdpbusd zmm on groups of 4 taps (quad layout)
-#endif
+// Each kernel file defines its descriptor as a constant (extern constexpr DwConvMicrokernel
+// q8_dwconv_c32_avx2 = {...}), listed with its ISA in the kernel registry (registry.h).
 
 // w'(t, c) from the pair layout.
 inline int32_t dwconv_weight(const DwConvWeights& w, size_t t, size_t c) {

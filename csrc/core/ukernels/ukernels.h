@@ -22,9 +22,9 @@ namespace ukernels {
   bool f32_quantize_channelwise_##isa(const float* x, Q* y, size_t n, const float* inv_scale, \
                                       const float* zero_point, float qmin, float qmax);      \
   template <typename Q>                                                                     \
-  void dequantize_f32_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);      \
+  void q_dequantize_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);      \
   template <typename Q>                                                                     \
-  void dequantize_channelwise_f32_##isa(const Q* x, float* y, size_t n, const float* scale,  \
+  void q_dequantize_channelwise_##isa(const Q* x, float* y, size_t n, const float* scale,  \
                                         const float* zero_point);                           \
   bool f32_fake_quantize_##isa(const float* x, float* y, uint8_t* mask, size_t n,            \
                                const QuantizeParams& p, float scale);                       \

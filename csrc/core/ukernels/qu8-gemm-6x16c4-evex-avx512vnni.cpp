@@ -14,10 +14,8 @@ struct EvexDot {
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avxvnni_evex() {
-  return {"q8-gemm-6x16c4-avxvnni-evex", &AvxVnniKernel<EvexDot>::accumulate,
+extern constexpr GemmMicrokernel qu8_gemm_6x16c4_evex_avx512vnni = {"qu8-gemm-6x16c4-evex-avx512vnni", &AvxVnniKernel<EvexDot>::accumulate,
           &qs32_requantize_avx2, kAvxVnniMr, kAvxVnniBlocks, false, &q8_vadd_avx2};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

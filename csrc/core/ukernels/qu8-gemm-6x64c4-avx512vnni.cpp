@@ -24,10 +24,8 @@ void accumulate_avx512vnni_6x64(size_t mr, size_t blocks, size_t k, const uint8_
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avx512vnni_6x64() {
-  return {"q8-gemm-6x64c4-avx512vnni", &accumulate_avx512vnni_6x64, &qs32_requantize_avx512, kMr,
+extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = {"qu8-gemm-6x64c4-avx512vnni", &accumulate_avx512vnni_6x64, &qs32_requantize_avx512, kMr,
           kBlocks, false, &q8_vadd_avx512};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant
