@@ -1,5 +1,6 @@
-// Microkernel declarations. One file per kernel family and ISA, named
-// <input>-<operation>-<isa>.cpp, each templated over the quantized type Q. The scalar kernels are
+// Elementwise microkernel declarations. One file per kernel family and ISA, named
+// <input>-<operation>-<isa>.cpp (f32-quantize, q-dequantize, ...; docs/contributing-kernels.md),
+// each listed in registry.cpp; the quantize / dequantize ones are templates over the quantized type Q. The scalar kernels are
 // the reference every other path is tested against, bit for bit.
 //
 // Kernels handle any n (including 0) and unaligned pointers. They are single-threaded; the
