@@ -94,8 +94,10 @@ inline __m256i total(const int32_t* acc, const Channels& c, const int32_t* row_s
   return t;
 }
 
+// The vector code RequantizeDispatch (requantize_dispatch.h) runs per output type and mode.
+struct Stage {
 template <typename Q, RequantMode kMode>
-void requantize_q(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
                   const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
                   const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
   const __m256i zp = _mm256_set1_epi32(stage.zero_point);
@@ -128,7 +130,7 @@ void requantize_q(size_t rows, size_t cols, const int32_t* acc, size_t acc_strid
   }
 }
 
-void requantize_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+static void to_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
                       const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
                       const OutputStage& stage, size_t n0, float* out, size_t out_stride) {
   const __m256 lo = _mm256_set1_ps(stage.fmin), hi = _mm256_set1_ps(stage.fmax);
@@ -144,15 +146,6 @@ void requantize_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_s
   }
 }
 
-struct Stage {
-  template <typename Q, RequantMode kMode>
-  static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                        const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                        const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
-    requantize_q<Q, kMode>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
-                           out_stride);
-  }
-  static constexpr auto to_float = &requantize_float;
 };
 
 }  // namespace
