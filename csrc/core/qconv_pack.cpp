@@ -78,7 +78,6 @@ bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightSha
   };
 
   if (conv_kind(s) == ConvKind::kDepthwise) {
-    const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
     const int32_t offset = is_unsigned ? 128 : 0;  // stored int8 = weight - offset
     const int64_t stride = depthwise_channel_stride(oc);
     int32_t* pairs = reinterpret_cast<int32_t*>(data);
@@ -87,11 +86,7 @@ bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightSha
     const int64_t blocks = depthwise_quad_blocks(s);
     bool any_zero_point = false;
     for (int64_t c = 0; c < oc; ++c) {
-      const int32_t zp = zero_point[zero_point_count == 1 ? 0 : c];
-      if (zp < lo || zp > hi) {
-        throw std::invalid_argument(fmt::format(
-            "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, c, lo, hi));
-      }
+      const int32_t zp = stored_weight_zero_point(zero_point, zero_point_count, c, is_unsigned) + offset;
       any_zero_point |= zp != offset;
       int32_t sum = 0;
       const int64_t block = c / kDepthwiseQuadChannels, in_block = c % kDepthwiseQuadChannels;

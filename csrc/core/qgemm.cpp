@@ -34,6 +34,19 @@ void check_weight_shape(int64_t n, int64_t k) {
 
 }  // namespace
 
+int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel,
+                                 bool is_unsigned) {
+  // uint8 weights are stored as int8 (b - 128); the zero point moves with them, so b - zb keeps
+  // its value.
+  const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
+  const int32_t zp = zero_point[count == 1 ? 0 : channel];
+  if (zp < lo || zp > hi) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, channel, lo, hi));
+  }
+  return zp - (is_unsigned ? 128 : 0);
+}
+
 bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
                   const int32_t* zero_point, size_t zero_point_count, int8_t* data,
                   int32_t* zero_point_out, int32_t* column_sum_out) {
@@ -42,22 +55,13 @@ bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, si
     throw std::invalid_argument(fmt::format(
         "circle_quant: {} weight zero points for {} output channels", zero_point_count, n));
   }
-  // uint8 weights are stored as int8 (b - 128); the zero point moves with them, so b - zb keeps
-  // its value.
-  const int32_t offset = is_unsigned ? 128 : 0;
-  const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
   const int64_t kp = packed_k(k);
   const size_t block_stride = static_cast<size_t>(kp) * kGemmNr;
   std::fill(data, data + packed_weight_bytes(n, k), int8_t{0});
   bool any_zero_point = false;
   for (int64_t c = 0; c < n; ++c) {
-    const int32_t zp = zero_point[zero_point_count == 1 ? 0 : c];
-    if (zp < lo || zp > hi) {
-      throw std::invalid_argument(fmt::format(
-          "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, c, lo, hi));
-    }
-    zero_point_out[c] = zp - offset;
-    any_zero_point |= zp != offset;
+    zero_point_out[c] = stored_weight_zero_point(zero_point, zero_point_count, c, is_unsigned);
+    any_zero_point |= zero_point_out[c] != 0;
     int8_t* block = data + static_cast<size_t>(c / kGemmNr) * block_stride;
     const size_t lane = static_cast<size_t>(c % kGemmNr);
     int32_t sum = 0;
