@@ -2,7 +2,7 @@
 // q8-dwconv-c<channels per step>-<isa>.cpp; the scalar one is the reference, and every kernel
 // produces its exact int32 sums.
 //
-// The driver (qconv.cpp) walks output rows. A run of output pixels whose taps all fall inside the
+// The driver (qconv_depthwise.cpp) walks output rows. A run of output pixels whose taps all fall inside the
 // image horizontally takes one call: the row form (DwConvRowsFn, sliding window) when the kernel
 // has one and the geometry allows, else one pointer per tap plus the step between pixels
 // (DwConvAccumulateFn). A pixel at the left or right border gets tap pointers of its own. Rows
@@ -29,7 +29,7 @@ struct DwConvWeights {
   const int32_t* weight_sum = nullptr;  // Σ_t w'(t, c)
 };
 
-// The kernels' view of depthwise ConvWeightsView (defined in qconv.cpp).
+// The kernels' view of depthwise ConvWeightsView (defined in qconv_pack.cpp).
 DwConvWeights dwconv_weights(const ConvWeightsView& w);
 
 // acc[p * acc_stride + c] = Σ_{t < taps} x(p, t, c) · w'(t, c)   for p < pixels, c < channels

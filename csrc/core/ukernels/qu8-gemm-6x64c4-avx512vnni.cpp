@@ -5,7 +5,7 @@
 // does not (64, 128, 256, 512 channels: most CNN layers): there the 8x48 kernel would end each
 // row of tiles with a 16-channel tile that issues one vpdpbusd per broadcast. Each k group issues
 // 24 vpdpbusd for 4 loads of B and 6 broadcasts. qgemm() picks between the two per call
-// (gemm_microkernel_for in qgemm.cpp).
+// (gemm_microkernel_for in registry.cpp).
 #include "gemm_avx512vnni_tile.h"
 
 namespace circle_quant {

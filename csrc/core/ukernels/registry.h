@@ -1,8 +1,8 @@
 // The kernel registry: for each kernel family, every microkernel with the ISA it needs, as plain
-// data. Dispatch (dispatch.cpp, qgemm.cpp, qconv.cpp), the kernel tests, the benchmarks and
-// Python (torch_circle.ops.registered_kernels()) all read these lists: adding a kernel is its own
-// file plus one row in registry.cpp (docs/contributing-kernels.md), and a test fails if a row is
-// unreachable or untested.
+// data. Dispatch (dispatch.cpp, qgemm.cpp, qconv_im2col.cpp, qconv_depthwise.cpp), the kernel
+// tests, the benchmarks and Python (torch_circle.ops.registered_kernels()) all read these lists:
+// adding a kernel is its own file plus one row in registry.cpp (docs/contributing-kernels.md),
+// and a test fails if a row is unreachable or untested.
 //
 // Reading an entry runs no code of its ISA: the GEMM and depthwise descriptors are constants
 // defined in their files, the other entries are function addresses. Only calling a kernel
