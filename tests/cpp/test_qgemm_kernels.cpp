@@ -894,7 +894,9 @@ TEST_P(QgemmTest, EdgeCases) {
 TEST_P(QgemmTest, KernelName) {
   IsaOverride force(GetParam());
   const std::string name = qgemm_kernel_name();
-  EXPECT_EQ(name.rfind("qu8-gemm-", 0), 0u) << name;
+  // The prefix says how the kernel reads A: uint8 (x86, scalar) or int8 (ARM).
+  const char* prefix = ukernels::gemm_microkernel_for(GetParam()).a_signed ? "qs8-gemm-" : "qu8-gemm-";
+  EXPECT_EQ(name.rfind(prefix, 0), 0u) << name;
   if (GetParam() == Isa::kAvx512Vnni) {
     EXPECT_NE(name.find("avx512vnni"), std::string::npos);
   }
