@@ -12,8 +12,7 @@ Variants (one model instance, the same seeded input for all):
                  the int8 fusion passes); calibrate; convert_pt2e; freezing = True;
                  torch.compile(converted) under no_grad. CNN inputs are channels-last, as there.
   ours           CircleQuantizer(preset="uint8") on the same export, calibrated on the same data,
-                 convert_pt2e, torch.compile(converted, backend="circle_quant") ("n/a" until the
-                 backend exists)
+                 convert_pt2e, torch.compile(converted, backend="circle_quant")
 
 The x86 peer is verified: its first call goes through torch._inductor.utils.run_and_get_code, and
 the generated code is searched for the oneDNN int8 ops (torch.ops.onednn.qconv*/qlinear_pointwise);
@@ -272,13 +271,9 @@ def import_torch_circle(modules: Tuple[str, ...] = ("torch_circle",)) -> Optiona
 
 
 def ours_status() -> Optional[str]:
-    """None when torch_circle imports and registers the circle_quant backend, else why not."""
-    error = import_torch_circle(("torch_circle", "torch_circle.quantizer"))
-    if error:
-        return error
-    if OURS_BACKEND not in torch._dynamo.list_backends(exclude_tags=()):
-        return f"{OURS_BACKEND} backend not built"
-    return None
+    """None when this checkout's torch_circle imports (which registers the circle_quant backend),
+    else why not."""
+    return import_torch_circle(("torch_circle", "torch_circle.quantizer"))
 
 
 def ours_quantize(model, x, calib) -> torch.fx.GraphModule:

@@ -49,6 +49,43 @@ def check(what: str, value, limit, *, at_least: bool = False) -> None:
         FAILED.append(f"{what}: {value} (limit: {'>=' if at_least else '<='} {limit})")
 
 
+def sqnr_db(ref: torch.Tensor, approx: torch.Tensor) -> float:
+    noise = (ref - approx).pow(2).sum().item()
+    return math.inf if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
+
+
+def collect_activations(model, batches, observer):
+    """Runs calibration batches and observes every leaf module's output with the C++ ops."""
+    state, hooks = {}, []
+
+    def hook(name):
+        def observe(_module, _inputs, out):
+            if observer == "histogram":
+                h, mn, mx = state.get(name, (torch.zeros(2048), torch.tensor(math.inf), torch.tensor(-math.inf)))
+                state[name] = cq.histogram_observe(out, h, mn, mx)
+            else:
+                mn, mx = cq.minmax(out)
+                old = state.get(name, (mn, mx))
+                state[name] = (torch.minimum(old[0], mn), torch.maximum(old[1], mx))
+        return observe
+
+    for name, module in model.named_modules():
+        if len(list(module.children())) == 0:
+            hooks.append(module.register_forward_hook(hook(name)))
+    outputs = {}
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+        # One more batch to measure the round trip on.
+        probe = batches[0]
+        capture = [m.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o))
+                   for n, m in model.named_modules() if len(list(m.children())) == 0]
+        model(probe)
+    for h in hooks + capture:
+        h.remove()
+    return state, outputs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=16, help="calibration batches of 8")

@@ -53,6 +53,13 @@ histogram_observe_ = _bind("histogram_observe_")
 # times (direct binding: at M = 1 the call overhead is a large part of the time).
 linear_prepack = _ops.linear_prepack.default
 quantized_linear = _bind("quantized_linear")
+# The ops without a direct binding are the torch.ops entries themselves.
+quantized_linear_add = _ops.quantized_linear_add.default
+conv2d_prepack = _ops.conv2d_prepack.default
+quantized_conv2d = _ops.quantized_conv2d.default
+quantized_conv2d_add = _ops.quantized_conv2d_add.default
+quantized_softmax = _ops.quantized_softmax.default
+lookup_table = _ops.lookup_table.default
 
 # Every ISA name the kernels know, lowest first per architecture (CIRCLE_QUANT_ISA takes the same
 # names); a CPU runs the ones it supports. Which kernel families have a variant for which level is

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import re
 import select
 import signal
 import struct
@@ -157,6 +158,25 @@ _WORKER_CODE = ("import importlib.util, sys; "
                 "sys.exit(m._serve(int(sys.argv[2]), int(sys.argv[3])))")
 
 
+def _worker_environment() -> dict:
+    """The caller's environment minus sanitizer runtimes in LD_PRELOAD.
+
+    The worker runs no code of torch_circle's, so a sanitized build's preloaded libasan gains
+    nothing there, and it breaks onert: ASan's dlopen interceptor makes libasan the caller, so
+    onert's RUNPATH is not searched and no backend loads ("No loaded backends available").
+    """
+    env = dict(os.environ)
+    preload = env.get("LD_PRELOAD")
+    if preload:
+        kept = [lib for lib in preload.replace(":", " ").split()
+                if not re.search(r"lib(asan|ubsan|tsan|lsan|hwasan)[.-]", os.path.basename(lib))]
+        if kept:
+            env["LD_PRELOAD"] = " ".join(kept)
+        else:
+            del env["LD_PRELOAD"]
+    return env
+
+
 class _Worker:
     """A child process running models; call() sends one request and waits for its reply."""
 
@@ -165,7 +185,8 @@ class _Worker:
         reply_r, reply_w = os.pipe()
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WORKER_CODE, os.path.abspath(__file__), str(request_r), str(reply_w)],
-            pass_fds=(request_r, reply_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            pass_fds=(request_r, reply_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=_worker_environment())
         os.close(request_r)
         os.close(reply_w)
         self.requests = os.fdopen(request_w, "wb")

@@ -19,8 +19,10 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "common.h"
+#include "core/quantize_constants.h"
 
 namespace torch_circle {
 namespace {
@@ -349,9 +351,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     return 0;
   });
 
-  // Bias as the Circle exporter stores it (csrc/exporter/passes/quantize_bias.cpp): scale
-  // float(sa)·float(sb[n]) in float, quantized with the spec's formula x · (1 / scale), ties to
-  // even (docs/numerics.md). The kernels accumulate bias + Σ (a − za)(b − zb) in int32, so a
+  // Bias as the Circle exporter stores it: both call circle_quant::quantize_bias (scale
+  // float(sa)·float(sb[n]), the spec's x · (1 / scale), ties to even; docs/numerics.md). The kernels accumulate bias + Σ (a − za)(b − zb) in int32, so a
   // bias that could push that total past int32 is refused here rather than wrapped at run time:
   // |Σ| ≤ max|a − za| · Σk |b[n, k] − zb[n]| bounds it exactly for this input zero point.
   if (bias_f.defined()) {
@@ -360,12 +361,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     const int64_t max_a = std::max(input_zero_point - in_lo, in_hi - input_zero_point);
     const bool unsigned_w = w.scalar_type() == at::kByte;
     constexpr double int32_max = std::numeric_limits<int32_t>::max();
+    std::vector<double> bias_q(static_cast<size_t>(n));
+    const int64_t underflow = circle_quant::quantize_bias(b, static_cast<size_t>(n), sa, ws_p,
+                                                          static_cast<size_t>(ws.numel()), bias_q.data());
+    TORCH_CHECK_VALUE(underflow < 0, op, ": the bias scale input_scale * weight_scale[", underflow, "] = ",
+                      circle_quant::bias_scale(sa, ws_p[ws.numel() == 1 ? 0 : underflow]), " underflows float32");
     for (int64_t c = 0; c < n; ++c) {
-      const float scale = sa * ws_p[ws.numel() == 1 ? 0 : c];
-      const float inv = 1.0f / scale;
-      TORCH_CHECK_VALUE(scale > 0 && std::isfinite(inv), op, ": the bias scale input_scale * weight_scale[",
-                        c, "] = ", scale, " underflows float32");
-      const double q = static_cast<double>(std::nearbyint(b[c] * inv));
+      const float scale = circle_quant::bias_scale(sa, ws_p[ws.numel() == 1 ? 0 : c]);
+      const double q = bias_q[c];
       TORCH_CHECK_VALUE(std::abs(q) <= int32_max, op, ": bias[", c, "] = ", b[c], " is ", q,
                         " at its scale input_scale * weight_scale = ", scale,
                         ", outside int32 (the bias is stored and accumulated as int32)");

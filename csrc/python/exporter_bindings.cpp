@@ -2,6 +2,7 @@
 // shape metadata, constants) out of Python into exporter::FxGraph; everything else, walking the
 // graph included, is C++ (csrc/exporter).
 #include "exporter/exporter.h"
+#include "exporter/ir/circle_ops.h"
 #include "exporter/reader/circle_reader.h"
 
 #include <torch/csrc/Dtype.h>
@@ -282,6 +283,30 @@ void register_exporter(py::module_& m) {
         "Exports an FX GraphModule (aten-level, e.g. ExportedProgram.module()) to Circle bytes, or, "
         "given a file descriptor, writes them to it (constants straight from the tensors' memory) "
         "and returns their count");
+
+  m.def("circle_op_table",
+        [] {
+          py::list rows;
+          for (const ex::OpInfo& info : ex::op_table()) {
+            py::dict row;
+            row["type"] = std::string(info.type);
+            row["builtin"] = info.builtin != ex::kNotABuiltin;
+            row["onert_int"] = info.has(ex::kOnertInt);
+            row["litert_int"] = info.has(ex::kLitertInt);
+            row["fuses_activation"] = info.has(ex::kFusesActivation);
+            rows.append(row);
+          }
+          return rows;
+        },
+        "The exporter's op table (csrc/exporter/ir/circle_ops.lst): one dict per op the IR knows");
+  m.def("fusable_activations",
+        [] {
+          std::vector<std::string> names;
+          for (std::string_view name : ex::fusable_activations()) names.emplace_back(name);
+          return names;
+        },
+        "The Circle activations an op with a fused-activation option absorbs (RELU, RELU6, RELU_N1_TO_1); "
+        "the quantizer and the torch.compile backend fuse the ATen ops that import as these");
 
   m.def("read_circle",
         [](py::buffer data, const std::string& source) {  // bytes, or an mmap of a file

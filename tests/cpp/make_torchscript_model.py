@@ -9,8 +9,7 @@ clone needs no installed torch_circle. Writes:
   mlp.pt          float [4, 24] → quantize (uint8) → quantized_linear + ReLU (uint8) →
                   quantized_linear (int8 weights, float output); prepacked weights are buffers.
   cnn.pt          float NCHW → quantize (int8) → quantized_conv2d 3x3 + ReLU6 (int8) →
-                  quantized_conv2d depthwise (int8) → dequantize; only when this build has the conv
-                  ops (the file is absent otherwise and the C++ test says so).
+                  quantized_conv2d depthwise (int8) → dequantize.
   <name>_data.pt  a scripted module whose buffers are the input, the expected output of the same
                   ops run here in Python (compared bit for bit), the PT2E reference graph's output
                   (dequantize → float op → quantize, compared within one quantization step) and
@@ -145,11 +144,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
     write("mlp", MLP(g), torch.randn(4, 24, generator=g) * 1.5, args.out)
-    cnn = args.out / "cnn.pt"
-    if hasattr(torch.ops.circle_quant, "quantized_conv2d"):
-        write("cnn", CNN(g), torch.randn(2, 3, 12, 12, generator=g), args.out)
-    elif cnn.exists():
-        cnn.unlink()
+    write("cnn", CNN(g), torch.randn(2, 3, 12, 12, generator=g), args.out)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 namespace ex = torch_circle::exporter;
@@ -123,8 +124,27 @@ TEST(Exporter, FloatConvBecomesNhwcConvWithFusedReluBetweenTransposes) {
 TEST(Exporter, StridedConvWhosePaddingIsNotSameGetsAnExplicitPad) {
   // PyTorch pads 1 on both sides; SAME with stride 2 on 8 pixels pads 0 before and 1 after.
   // (The input transpose sinks below the PAD, which then pads the NCHW input.)
-  rd::ModelInfo info = export_and_read(conv_relu_graph(2, 1));
+  std::string bytes = ex::export_fx_graph(conv_relu_graph(2, 1));
+  rd::ModelInfo info = rd::read_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "test.circle");
   EXPECT_EQ(op_names(info), (std::vector<std::string>{"PAD", "TRANSPOSE", "CONV_2D", "TRANSPOSE"}));
+  // The PAD's amounts (NCHW: [[0, 0], [0, 0], [1, 1], [1, 1]]) and a VALID convolution after it:
+  // 8 + 1 + 1 pixels, 3x3 kernel, stride 2 → PyTorch's 4x4 output.
+  const circle::Model* model = circle::GetModel(bytes.data());
+  const circle::SubGraph* sub = model->subgraphs()->Get(0);
+  const circle::Tensor* paddings = sub->tensors()->Get(sub->operators()->Get(0)->inputs()->Get(1));
+  EXPECT_EQ(std::vector<int32_t>(paddings->shape()->begin(), paddings->shape()->end()), (std::vector<int32_t>{4, 2}));
+  const flatbuffers::Vector<uint8_t>* data = model->buffers()->Get(paddings->buffer())->data();
+  ASSERT_NE(data, nullptr);
+  ASSERT_EQ(data->size(), 8 * sizeof(int32_t));
+  std::vector<int32_t> amounts(8);
+  std::memcpy(amounts.data(), data->data(), data->size());
+  EXPECT_EQ(amounts, (std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ(tensor(info, info.subgraphs[0].operators[0].outputs[0]).shape, (std::vector<int32_t>{1, 4, 10, 10}));
+  const circle::Conv2DOptions* conv = sub->operators()->Get(2)->builtin_options_as_Conv2DOptions();
+  ASSERT_NE(conv, nullptr);
+  EXPECT_EQ(conv->padding(), circle::Padding_VALID);
+  EXPECT_EQ(conv->stride_h(), 2);
+  EXPECT_EQ(tensor(info, info.subgraphs[0].operators[2].outputs[0]).shape, (std::vector<int32_t>{1, 4, 4, 6}));
 }
 
 TEST(Exporter, DepthwiseConvUsesOneHwoWeights) {

@@ -1,10 +1,15 @@
 // Single exporter passes on small hand-built IR graphs: what each pass rewrites, and what it
 // must leave alone. No importer, no Python; each test builds the IR a pass sees in the pipeline.
+#include "exporter/ir/circle_ops.h"
 #include "exporter/ir/graph.h"
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
+#include "exporter/serialize/op_writers.h"
 
+#include <circle_schema_generated.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 namespace ex = torch_circle::exporter;
 using ex::DType;
@@ -73,6 +78,67 @@ void quantized_output(Graph& g, Tensor* y, DType dtype, const QuantParams& q) {
 }
 
 }  // namespace
+
+// --- the op table (ir/circle_ops.lst) ---------------------------------------------------------------
+// The X-macro makes a row with a missing column a compile error; these check that every stated
+// value is one the passes understand, and that the columns agree with each other.
+
+TEST(OpTable, EveryRowStatesEveryField) {
+  std::set<std::string_view> seen;
+  ASSERT_GT(ex::op_table().size(), 50u);
+  for (const ex::OpInfo& info : ex::op_table()) {
+    SCOPED_TRACE(std::string(info.type));
+    EXPECT_TRUE(seen.insert(info.type).second) << "two rows";
+    EXPECT_LE(static_cast<int>(info.layout), static_cast<int>(ex::OpLayout::kFixedFrame));
+    EXPECT_LE(static_cast<int>(info.quant), static_cast<int>(ex::QuantRule::kFloatOnly));
+    EXPECT_EQ(info.flags & ~0xFu, 0u) << "unknown flag";
+    EXPECT_GE(info.min_inputs, 1);
+    EXPECT_TRUE(info.max_inputs == ex::kAnyInputs || info.max_inputs >= info.min_inputs);
+    // An op with an integer kernel somewhere must say what the kernel does with parameters.
+    if (info.has(ex::kOnertInt) || info.has(ex::kLitertInt)) EXPECT_NE(info.quant, ex::QuantRule::kFloatOnly);
+    if (info.has(ex::kRearranges)) EXPECT_EQ(info.quant, ex::QuantRule::kSameParams);
+    if (info.builtin == ex::kNotABuiltin) {
+      EXPECT_EQ(info.type.substr(0, 6), "torch.") << "an importer-only op is named torch.*";
+      EXPECT_TRUE(info.operands.empty());
+      continue;
+    }
+    // The builtin code is the schema's for the row's name, and the writer knows the op.
+    EXPECT_EQ(info.type, circle::EnumNameBuiltinOperator(static_cast<circle::BuiltinOperator>(info.builtin)));
+    EXPECT_EQ(ex::find_builtin(info.builtin), &info);
+    const ex::OpWriter* writer = ex::find_op_writer(std::string(info.type));
+    ASSERT_NE(writer, nullptr);
+    EXPECT_EQ(static_cast<int>(writer->code), info.builtin);
+    EXPECT_TRUE(static_cast<bool>(writer->options));
+    // Materialized operands are inputs too: the row's maximum leaves room for them.
+    int operands = info.operands.empty() ? 0 : 1 + static_cast<int>(std::count(info.operands.begin(), info.operands.end(), ','));
+    if (info.max_inputs != ex::kAnyInputs) EXPECT_GE(info.max_inputs, 1 + operands);
+  }
+  EXPECT_EQ(ex::find_op("NOT_AN_OP"), nullptr);
+  EXPECT_EQ(ex::find_op_writer("SQUARED_DIFFERENCE"), nullptr) << "only the table's ops are written";
+}
+
+TEST(OpTable, FusableActivationsAreTableOpsAndTheirProducersSayFusesActivation) {
+  for (std::string_view name : ex::fusable_activations()) {
+    const ex::OpInfo* info = ex::find_op(name);
+    ASSERT_NE(info, nullptr) << name;
+    EXPECT_FALSE(info->has(ex::kFusesActivation)) << name;
+  }
+  for (const char* producer : {"torch.conv2d", "FULLY_CONNECTED", "ADD", "CONCATENATION", "torch.max_pool2d"})
+    EXPECT_TRUE(ex::find_op(producer)->has(ex::kFusesActivation)) << producer;
+}
+
+TEST(OpTable, RuntimeSupportComesFromTheFlags) {
+  Graph circle, tflite;
+  tflite.format = ex::FileFormat::kTflite;
+  EXPECT_TRUE(ex::runs_quantized(circle, "CONV_2D"));
+  EXPECT_TRUE(ex::runs_quantized(circle, "torch.conv_transpose2d"));
+  EXPECT_FALSE(ex::runs_quantized(circle, "TRANSPOSE_CONV"));
+  EXPECT_TRUE(ex::runs_quantized(tflite, "TRANSPOSE_CONV"));
+  EXPECT_FALSE(ex::runs_quantized(circle, "BATCH_MATMUL"));
+  EXPECT_TRUE(ex::runs_quantized(tflite, "BATCH_MATMUL"));
+  EXPECT_FALSE(ex::runs_quantized(tflite, "EXP"));
+  EXPECT_FALSE(ex::runs_quantized(tflite, "NOT_AN_OP"));
+}
 
 // --- fuse_batch_norm -----------------------------------------------------------------------------
 
@@ -570,4 +636,401 @@ TEST(LegalizeBatchMatmul, ConstantLeftOperandMovesRight) {
   EXPECT_EQ(matmul->inputs[1]->shape, (std::vector<int64_t>{5, 4}));
   EXPECT_EQ(matmul->outputs[0]->shape, (std::vector<int64_t>{2, 8, 4}));
   EXPECT_EQ(y->producer->type, "TRANSPOSE");
+}
+
+// --- decompose_norms ------------------------------------------------------------------------------
+
+TEST(DecomposeNorms, LayerNormBecomesMeanSubMulRsqrtOverTheLastDims) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2, 3, 8});
+  Tensor* y = g.add_tensor("y", {2, 3, 8}, DType::kFloat32);
+  Op* ln = g.add_op("torch.layer_norm", {x, g.add_constant("w", at::ones({8})), g.add_constant("b", at::zeros({8}))}, {y});
+  ln->attrs = {{"dims", int64_t{1}}, {"eps", 1e-5}};
+  g.outputs.push_back(y);
+  ex::decompose_norms(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"MEAN", "SUB", "MUL", "MEAN", "ADD", "RSQRT", "MUL", "MUL", "ADD"}));
+  for (const Op* op : g.live_ops())
+    if (op->type == "MEAN") {
+      EXPECT_EQ(op->ints("axes"), (std::vector<int64_t>{2}));
+      EXPECT_EQ(op->i("keep_dims"), 1);
+    }
+  EXPECT_EQ(y->producer->type, "ADD");  // the graph output is still written
+  ex::validate(g);
+}
+
+TEST(DecomposeNorms, RmsNormWithoutWeightEndsInTheNormalizingMul) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {4, 16});
+  Tensor* y = g.add_tensor("y", {4, 16}, DType::kFloat32);
+  g.add_op("torch.rms_norm", {x, nullptr}, {y})->attrs["eps"] = 1e-6;
+  g.outputs.push_back(y);
+  ex::decompose_norms(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"MUL", "MEAN", "ADD", "RSQRT", "MUL"}));
+  EXPECT_EQ(y->producer->type, "MUL");
+  EXPECT_EQ(y->producer->inputs[0], x);
+}
+
+// --- quantize_bias ------------------------------------------------------------------------------------
+
+namespace {
+// A quantized FULLY_CONNECTED: uint8 x (scale sx), int8 per-channel weights, `bias` (or none).
+Op* quantized_fc(Graph& g, float sx, std::vector<float> weight_scales, Tensor* bias, DType x_dtype = DType::kUInt8) {
+  int64_t n = static_cast<int64_t>(weight_scales.size());
+  Tensor* x = quantized_tensor(g, "x", {1, 4}, x_dtype, per_tensor(sx, x_dtype == DType::kUInt8 ? 128 : 0));
+  g.inputs.push_back(x);
+  Tensor* w = g.add_constant("w", at::ones({n, 4}, at::kChar));
+  w->dtype = DType::kInt8;
+  QuantParams wq;
+  wq.scale = std::move(weight_scales);
+  wq.zero_point.assign(wq.scale.size(), 0);
+  w->quant = wq;
+  Tensor* y = quantized_tensor(g, "y", {1, n}, x_dtype, per_tensor(0.1f, 0));
+  g.outputs.push_back(y);
+  std::vector<Tensor*> inputs{x, w};
+  if (bias) inputs.push_back(bias);
+  return g.add_op("FULLY_CONNECTED", inputs, {y});
+}
+}  // namespace
+
+TEST(QuantizeBias, FloatBiasBecomesInt32AtInputTimesWeightScale) {
+  Graph g;
+  Op* fc = quantized_fc(g, 0.5f, {0.25f, 0.125f}, g.add_constant("b", at::tensor({1.0f, -0.3f})));
+  ex::quantize_bias(g);
+  Tensor* b = fc->inputs[2];
+  EXPECT_EQ(b->dtype, DType::kInt32);
+  ASSERT_TRUE(b->quant);
+  EXPECT_EQ(b->quant->scale, (std::vector<float>{0.125f, 0.0625f}));
+  EXPECT_EQ(b->quant->zero_point, (std::vector<int64_t>{0, 0}));
+  // 1.0 / 0.125 = 8; -0.3 / 0.0625 = -4.8 → -5
+  EXPECT_TRUE(at::equal(b->data, at::tensor({8, -5}, at::kInt))) << b->data;
+}
+
+TEST(QuantizeBias, MissingBiasBecomesZerosAndInt16ActivationsGetInt64) {
+  Graph g;
+  Op* fc = quantized_fc(g, 0.5f, {0.25f}, nullptr, DType::kInt16);
+  ex::quantize_bias(g);
+  ASSERT_EQ(fc->inputs.size(), 3u);
+  Tensor* b = fc->inputs[2];
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->dtype, DType::kInt64);
+  EXPECT_TRUE(at::equal(b->data, at::zeros({1}, at::kLong)));
+}
+
+TEST(QuantizeBias, IntegerBiasAtTheRightScaleIsKept) {
+  Graph g;
+  Tensor* bias = g.add_constant("b", at::tensor({3, -7}, at::kInt));
+  bias->dtype = DType::kInt32;
+  QuantParams bq;
+  bq.scale = {0.125f, 0.0625f};
+  bq.zero_point = {0, 0};
+  bias->quant = bq;
+  Op* fc = quantized_fc(g, 0.5f, {0.25f, 0.125f}, bias);
+  ex::quantize_bias(g);
+  EXPECT_EQ(fc->inputs[2], bias);
+}
+
+TEST(QuantizeBias, NonConstantBiasIsRefused) {
+  Graph g;
+  Tensor* bias = graph_input(g, "b", {1});
+  quantized_fc(g, 0.5f, {0.25f}, bias);
+  EXPECT_THROW(ex::quantize_bias(g), ex::ExportError);
+}
+
+// --- legalize_layout ------------------------------------------------------------------------------
+
+TEST(LegalizeLayout, ConvBecomesNhwcConv2dBetweenTransposesWithOhwiWeights) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 3, 8, 8});
+  Tensor* w = g.add_constant("w", at::randn({6, 3, 3, 3}));
+  Tensor* y = g.add_tensor("y", {1, 6, 8, 8}, DType::kFloat32);
+  Op* conv = g.add_op("torch.conv2d", {x, w, nullptr}, {y});
+  conv->attrs = {{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
+                 {"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"groups", int64_t{1}}};
+  g.outputs.push_back(y);
+  ex::legalize_layout(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"TRANSPOSE", "TRANSPOSE", "CONV_2D", "TRANSPOSE"}));
+  Op* c = only_op(g, "CONV_2D");
+  EXPECT_EQ(c->s("padding"), "SAME");
+  EXPECT_EQ(c->inputs[0]->shape, (std::vector<int64_t>{1, 8, 8, 3}));
+  EXPECT_EQ(c->inputs[1]->shape, (std::vector<int64_t>{6, 3, 3, 3}));  // OHWI
+  EXPECT_EQ(c->inputs[1]->producer->ints("perm"), (std::vector<int64_t>{0, 2, 3, 1}));
+  EXPECT_EQ(c->outputs[0]->shape, (std::vector<int64_t>{1, 8, 8, 6}));
+  EXPECT_EQ(y->producer->ints("perm"), ex::kNhwcToNchw);
+  ex::validate(g);
+}
+
+TEST(LegalizeLayout, DepthwiseConvGetsOneHwoWeightsAndAMultiplier) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 4, 6, 6});
+  Tensor* y = g.add_tensor("y", {1, 8, 4, 4}, DType::kFloat32);
+  Op* conv = g.add_op("torch.conv2d", {x, g.add_constant("w", at::randn({8, 1, 3, 3})), nullptr}, {y});
+  conv->attrs = {{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
+                 {"padding", std::vector<int64_t>{0, 0, 0, 0}}, {"groups", int64_t{4}}};
+  g.outputs.push_back(y);
+  ex::legalize_layout(g);
+  Op* dw = only_op(g, "DEPTHWISE_CONV_2D");
+  EXPECT_EQ(dw->s("padding"), "VALID");
+  EXPECT_EQ(dw->i("depth_multiplier"), 2);
+  EXPECT_EQ(dw->inputs[1]->shape, (std::vector<int64_t>{1, 3, 3, 8}));
+}
+
+TEST(LegalizeLayout, AveragePoolWithPaddingCircleCannotExpressIsRefused) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 2, 5, 5});
+  Tensor* y = g.add_tensor("y", {1, 2, 3, 3}, DType::kFloat32);
+  Op* pool = g.add_op("torch.avg_pool2d", {x}, {y});
+  pool->attrs = {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}},
+                 {"padding", std::vector<int64_t>{1, 1, 1, 1}}};
+  pool->origin = "avg_pool2d_1";
+  g.outputs.push_back(y);
+  try {
+    ex::legalize_layout(g);
+    ADD_FAILURE() << "no error";
+  } catch (const ex::ExportError& e) {
+    EXPECT_NE(std::string(e.what()).find("avg_pool2d_1"), std::string::npos) << e.what();
+  }
+}
+
+// --- materialize_operands ---------------------------------------------------------------------------
+
+TEST(MaterializeOperands, AttributesBecomeInt32InputsInTheTablesOrder) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2, 3, 4});
+  Tensor* r = g.add_tensor("r", {6, 4}, DType::kFloat32);
+  g.add_op("RESHAPE", {x}, {r})->attrs["shape"] = std::vector<int64_t>{6, 4};
+  Tensor* s = g.add_tensor("s", {2, 4}, DType::kFloat32);
+  g.add_op("STRIDED_SLICE", {r}, {s})->attrs = {{"begin", std::vector<int64_t>{0, 0}}, {"end", std::vector<int64_t>{6, 4}},
+                                               {"strides", std::vector<int64_t>{3, 1}}};
+  Tensor* p = g.add_tensor("p", {4, 6}, DType::kFloat32);
+  g.add_op("PAD", {s}, {p})->attrs["paddings"] = std::vector<int64_t>{1, 1, 0, 2};
+  Tensor* m = g.add_tensor("m", {4}, DType::kInt32);
+  g.add_op("ARG_MAX", {p}, {m})->attrs["axis"] = int64_t{1};
+  g.outputs.push_back(m);
+  ex::materialize_operands(g);
+  const Op* reshape = r->producer;
+  ASSERT_EQ(reshape->inputs.size(), 2u);
+  EXPECT_TRUE(at::equal(reshape->inputs[1]->data, at::tensor({6, 4}, at::kInt)));
+  const Op* slice = s->producer;
+  ASSERT_EQ(slice->inputs.size(), 4u);
+  EXPECT_TRUE(at::equal(slice->inputs[3]->data, at::tensor({3, 1}, at::kInt)));
+  const Op* pad = p->producer;
+  ASSERT_EQ(pad->inputs.size(), 2u);
+  EXPECT_TRUE(at::equal(pad->inputs[1]->data, at::tensor({1, 1, 0, 2}, at::kInt).reshape({2, 2})));
+  const Op* argmax = m->producer;
+  EXPECT_TRUE(at::equal(argmax->inputs[1]->data, at::tensor({1}, at::kInt)));
+  ex::validate(g);
+}
+
+TEST(MaterializeOperands, TransposeConvTakesOutputShapeWeightsInputBias) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {1, 4, 4, 2});
+  Tensor* w = g.add_constant("w", at::randn({3, 2, 2, 2}));
+  Tensor* b = g.add_constant("b", at::randn({3}));
+  Tensor* y = g.add_tensor("y", {1, 8, 8, 3}, DType::kFloat32);
+  g.add_op("TRANSPOSE_CONV", {x, w, b}, {y})->attrs["output_shape"] = std::vector<int64_t>{1, 8, 8, 3};
+  g.outputs.push_back(y);
+  ex::materialize_operands(g);
+  const Op* op = y->producer;
+  ASSERT_EQ(op->inputs.size(), 4u);
+  EXPECT_TRUE(at::equal(op->inputs[0]->data, at::tensor({1, 8, 8, 3}, at::kInt)));
+  EXPECT_EQ(op->inputs[1], w);
+  EXPECT_EQ(op->inputs[2], x);
+  EXPECT_EQ(op->inputs[3], b);
+  ex::validate(g);
+}
+
+TEST(MaterializeOperands, QuantizedPadValueIsInTheInputsIntegerDomain) {
+  Graph g;
+  Tensor* x = quantized_tensor(g, "x", {1, 4}, DType::kUInt8, per_tensor(0.5f, 10));
+  g.inputs.push_back(x);
+  Tensor* y = quantized_tensor(g, "y", {1, 6}, DType::kUInt8, per_tensor(0.5f, 10));
+  Op* pad = g.add_op("PADV2", {x}, {y});
+  pad->attrs = {{"paddings", std::vector<int64_t>{0, 0, 1, 1}}, {"value", 2.0}};
+  g.outputs.push_back(y);
+  ex::materialize_operands(g);
+  ASSERT_EQ(pad->inputs.size(), 3u);
+  EXPECT_TRUE(at::equal(pad->inputs[2]->data, at::tensor({14}, at::kByte)));  // 2.0 / 0.5 + 10
+}
+
+// --- fuse_activation, merge_duplicate_ops, legalize_gather_types, sink_transposes ----------------------
+
+TEST(FuseActivation, ReluAfterAnAddBecomesItsFusedActivation) {
+  Graph g;
+  Tensor* a = graph_input(g, "a", {4});
+  Tensor* s = g.add_tensor("s", {4}, DType::kFloat32);
+  Op* add = g.add_op("ADD", {a, a}, {s});
+  Tensor* y = g.add_tensor("y", {4}, DType::kFloat32);
+  g.add_op("RELU6", {s}, {y});
+  g.outputs.push_back(y);
+  ex::fuse_activation(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"ADD"}));
+  EXPECT_EQ(add->s("fused_activation"), "RELU6");
+  EXPECT_EQ(y->producer, add);
+}
+
+TEST(FuseActivation, AnOpWithoutAFusedActivationOptionKeepsItsRelu) {
+  Graph g;
+  Tensor* a = graph_input(g, "a", {4});
+  Tensor* s = g.add_tensor("s", {4}, DType::kFloat32);
+  g.add_op("MAXIMUM", {a, a}, {s});
+  Tensor* y = g.add_tensor("y", {4}, DType::kFloat32);
+  g.add_op("RELU", {s}, {y});
+  g.outputs.push_back(y);
+  ex::fuse_activation(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"MAXIMUM", "RELU"}));
+}
+
+TEST(MergeDuplicateOps, TheSameOpOnTheSameInputsIsComputedOnce) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2, 3});
+  Tensor* t1 = g.add_tensor("t1", {3, 2}, DType::kFloat32);
+  Tensor* t2 = g.add_tensor("t2", {3, 2}, DType::kFloat32);
+  g.add_op("TRANSPOSE", {x}, {t1})->attrs["perm"] = std::vector<int64_t>{1, 0};
+  g.add_op("TRANSPOSE", {x}, {t2})->attrs["perm"] = std::vector<int64_t>{1, 0};
+  Tensor* y = g.add_tensor("y", {3, 2}, DType::kFloat32);
+  g.add_op("ADD", {t1, t2}, {y});
+  g.outputs.push_back(y);
+  ex::merge_duplicate_ops(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"TRANSPOSE", "ADD"}));
+  EXPECT_EQ(y->producer->inputs[0], y->producer->inputs[1]);
+}
+
+TEST(LegalizeGatherTypes, CircleGathersInt64DataAsInt32BetweenCasts) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {5}, DType::kInt64);
+  Tensor* i = graph_input(g, "i", {2}, DType::kInt32);
+  Tensor* y = g.add_tensor("y", {2}, DType::kInt64);
+  g.add_op("GATHER", {x, i}, {y})->attrs["axis"] = int64_t{0};
+  g.outputs.push_back(y);
+  ex::legalize_gather_types(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"CAST", "GATHER", "CAST"}));
+  EXPECT_EQ(only_op(g, "GATHER")->inputs[0]->dtype, DType::kInt32);
+  EXPECT_EQ(y->producer->type, "CAST");
+
+  Graph tflite;
+  tflite.format = ex::FileFormat::kTflite;
+  Tensor* x2 = graph_input(tflite, "x", {5}, DType::kInt64);
+  Tensor* y2 = tflite.add_tensor("y", {2}, DType::kInt64);
+  tflite.add_op("GATHER", {x2, graph_input(tflite, "i", {2}, DType::kInt32)}, {y2})->attrs["axis"] = int64_t{0};
+  ex::legalize_gather_types(tflite);
+  EXPECT_EQ(op_types(tflite), (std::vector<std::string>{"GATHER"}));
+}
+
+namespace {
+// A [1, 2, 3, 4] graph input x and its NHWC transpose, as legalize_layout leaves them.
+std::pair<Tensor*, Tensor*> input_and_nhwc(Graph& g) {
+  Tensor* x = graph_input(g, "x", {1, 2, 3, 4});
+  Tensor* t = g.add_tensor("t", {1, 3, 4, 2}, DType::kFloat32);
+  g.add_op("TRANSPOSE", {x}, {t})->attrs["perm"] = ex::kNchwToNhwc;
+  return {x, t};
+}
+}  // namespace
+
+TEST(SinkTransposes, InverseTransposesAroundAnElementwiseOpCancel) {
+  // x → TRANSPOSE(NCHW→NHWC) → ABS → TRANSPOSE(back) → NEG: ABS runs on x directly.
+  Graph g;
+  auto [x, t] = input_and_nhwc(g);
+  Tensor* a = g.add_tensor("a", {1, 3, 4, 2}, DType::kFloat32);
+  Op* abs = g.add_op("ABS", {t}, {a});
+  Tensor* back = g.add_tensor("back", {1, 2, 3, 4}, DType::kFloat32);
+  g.add_op("TRANSPOSE", {a}, {back})->attrs["perm"] = ex::kNhwcToNchw;
+  Tensor* y = g.add_tensor("y", {1, 2, 3, 4}, DType::kFloat32);
+  Op* neg = g.add_op("NEG", {back}, {y});
+  g.outputs.push_back(y);
+  ex::sink_transposes(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"ABS", "NEG"}));
+  EXPECT_EQ(abs->inputs[0], x);
+  EXPECT_EQ(neg->inputs[0], abs->outputs[0]);
+  EXPECT_EQ(abs->outputs[0]->shape, (std::vector<int64_t>{1, 2, 3, 4}));
+  ex::validate(g);
+}
+
+TEST(SinkTransposes, ATransposeStaysInFrontOfAnOpThatReadsAxesInItsOwnFrame) {
+  // SOFTMAX (kFixedFrame) works on the last axis: moving the transpose would change the result.
+  Graph g;
+  Tensor* t = input_and_nhwc(g).second;
+  Tensor* y = g.add_tensor("y", {1, 3, 4, 2}, DType::kFloat32);
+  g.add_op("SOFTMAX", {t}, {y})->attrs["beta"] = 1.0;
+  g.outputs.push_back(y);
+  ex::sink_transposes(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"TRANSPOSE", "SOFTMAX"}));
+}
+
+// --- legalize_fully_connected, fold_constants, fold_constant_dequantize, remove_dead_code ------------
+
+TEST(LegalizeFullyConnected, Rank3InputIsFlattenedAndReshapedBack) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2, 5, 4});
+  Tensor* y = g.add_tensor("y", {2, 5, 3}, DType::kFloat32);
+  Op* fc = g.add_op("FULLY_CONNECTED", {x, g.add_constant("w", at::randn({3, 4}))}, {y});
+  fc->attrs["keep_num_dims"] = int64_t{1};
+  g.outputs.push_back(y);
+  ex::legalize_fully_connected(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"RESHAPE", "FULLY_CONNECTED", "RESHAPE"}));
+  EXPECT_EQ(fc->inputs[0]->shape, (std::vector<int64_t>{10, 4}));
+  EXPECT_EQ(fc->i("keep_num_dims"), 0);
+  EXPECT_EQ(y->producer->ints("shape"), (std::vector<int64_t>{2, 5, 3}));
+}
+
+TEST(LegalizeFullyConnected, Uint8PerChannelWeightsBecomeAOneByOneConv) {
+  Graph g;
+  Tensor* x = quantized_tensor(g, "x", {2, 4}, DType::kUInt8, per_tensor(0.5f, 128));
+  g.inputs.push_back(x);
+  Tensor* w = g.add_constant("w", at::full({3, 4}, 130, at::kByte));
+  w->dtype = DType::kUInt8;
+  QuantParams wq;
+  wq.scale = {0.1f, 0.2f, 0.3f};
+  wq.zero_point = {128, 128, 128};
+  w->quant = wq;
+  Tensor* y = quantized_tensor(g, "y", {2, 3}, DType::kUInt8, per_tensor(0.25f, 128));
+  g.add_op("FULLY_CONNECTED", {x, w}, {y})->attrs["fused_activation"] = std::string("RELU");
+  g.outputs.push_back(y);
+  ex::legalize_fully_connected(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"RESHAPE", "RESHAPE", "CONV_2D", "RESHAPE"}));
+  Op* conv = only_op(g, "CONV_2D");
+  EXPECT_EQ(conv->inputs[1]->shape, (std::vector<int64_t>{3, 1, 1, 4}));
+  EXPECT_EQ(conv->s("fused_activation"), "RELU");
+  EXPECT_EQ(conv->inputs[1]->quant->scale, wq.scale);
+}
+
+TEST(FoldConstants, ArithmeticOnConstantsBecomesAConstant) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2});
+  Tensor* s = g.add_tensor("s", {2}, DType::kFloat32);
+  g.add_op("ADD", {g.add_constant("a", at::tensor({1.0f, 2.0f})), g.add_constant("b", at::tensor({0.5f, 0.5f}))}, {s});
+  Tensor* y = g.add_tensor("y", {2}, DType::kFloat32);
+  Op* mul = g.add_op("MUL", {x, s}, {y});
+  g.outputs.push_back(y);
+  ex::fold_constants(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"MUL"}));
+  ASSERT_TRUE(mul->inputs[1]->is_constant());
+  EXPECT_TRUE(at::equal(mul->inputs[1]->data, at::tensor({1.5f, 2.5f})));
+}
+
+TEST(FoldConstantDequantize, AWeightLeftInFloatIsDequantizedAtExportTime) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2});
+  Tensor* q = g.add_constant("q", at::tensor({10, 14}, at::kByte));
+  q->dtype = DType::kUInt8;
+  q->quant = per_tensor(0.5f, 10);
+  Tensor* dq = g.add_tensor("dq", {2}, DType::kFloat32);
+  g.add_op("DEQUANTIZE", {q}, {dq});
+  Tensor* y = g.add_tensor("y", {2}, DType::kFloat32);
+  Op* add = g.add_op("ADD", {x, dq}, {y});
+  g.outputs.push_back(y);
+  ex::fold_constant_dequantize(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"ADD"}));
+  EXPECT_TRUE(at::equal(add->inputs[1]->data, at::tensor({0.0f, 2.0f})));
+}
+
+TEST(RemoveDeadCode, OpsNobodyReadsGoAndGraphOutputsStay) {
+  Graph g;
+  Tensor* x = graph_input(g, "x", {2});
+  Tensor* unused = g.add_tensor("unused", {2}, DType::kFloat32);
+  g.add_op("NEG", {x}, {unused});
+  Tensor* y = g.add_tensor("y", {2}, DType::kFloat32);
+  g.add_op("ABS", {x}, {y});
+  g.outputs.push_back(y);
+  ex::remove_dead_code(g);
+  EXPECT_EQ(op_types(g), (std::vector<std::string>{"ABS"}));
 }

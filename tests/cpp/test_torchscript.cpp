@@ -46,12 +46,7 @@ void check_model(const std::string& name) {
 
 TEST(TorchScript, LinearModelRunsFromCpp) { check_model("mlp"); }
 
-TEST(TorchScript, ConvModelRunsFromCpp) {
-  if (!std::filesystem::exists(model_path("cnn.pt"))) {
-    GTEST_SKIP() << "this build has no circle_quant::quantized_conv2d; cnn.pt was not generated";
-  }
-  check_model("cnn");
-}
+TEST(TorchScript, ConvModelRunsFromCpp) { check_model("cnn"); }
 
 TEST(TorchScript, CorruptPlanIsRejectedWithAClearError) {
   torch::jit::script::Module model = torch::jit::load(model_path("mlp.pt"));

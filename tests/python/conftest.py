@@ -4,6 +4,9 @@ import torch
 import torch_circle
 import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.quantized_decomposed
 
+# Fails a whole-suite run in which some op of the exporter's op table is exported by no test.
+pytest_plugins = ["op_coverage"]
+
 
 # From the kernel registry: every level this CPU runs (scalar, avx2, avxvnni, avx512, ...).
 SUPPORTED_ISAS = torch_circle.ops.supported_kernel_isas()
@@ -11,7 +14,7 @@ SUPPORTED_ISAS = torch_circle.ops.supported_kernel_isas()
 
 @pytest.fixture(params=SUPPORTED_ISAS)
 def isa(request):
-    """Runs the test once per kernel ISA this CPU supports."""
+    """Runs the test once per kernel ISA of torch_circle.ops.KERNEL_ISAS this CPU supports."""
     with torch_circle.use_kernel_isa(request.param):
         yield request.param
 

@@ -22,3 +22,14 @@ def test_bench_export_quick_run_prints_table_targets_and_command():
                 "ratios (same case, same program)"):
         assert row in out, row
     assert "reproduce: python benchmarks/bench_export.py" in out
+
+
+def test_bench_quantizer_accuracy_quick_run_prints_every_setting():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_quantizer_accuracy.py"), "--quick",
+                          "--seq", "16", "--calib", "2"],
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = {line[:48].strip(): float(line[48:]) for line in out.splitlines()
+            if line.startswith(("x86", "ours"))}
+    assert len(rows) == 6 and all(0 < err < 0.2 for err in rows.values()), out
+    assert rows["ours int16 (a16w8)"] < rows["ours uint8"]  # 256x finer steps must show
+    assert "reproduce: python benchmarks/bench_quantizer_accuracy.py" in out

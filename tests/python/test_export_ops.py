@@ -124,10 +124,22 @@ FLOAT_CASES = {
     "to_device": (lambda x: x.to(device="cpu") * 2, (X3,)),
     "diff": (lambda x: torch.diff(x, dim=1), (X3,)),
     "diff_twice_prepend": (lambda x: torch.diff(x, n=2, prepend=x[:, :, :1]), (X3,)),
+    # One case per Circle op no other case writes (tests/python/op_coverage.py checks the table).
+    "sin_cos": (lambda x: torch.sin(x) * torch.cos(x), (X3,)),
+    "floor_divide": (lambda x: torch.div(x * 4, 0.75, rounding_mode="floor"), (X3,)),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.1), (X3,)),
+    "log_softmax": (lambda x: F.log_softmax(x, -1), (X3,)),
+    "not_equal": (lambda x: torch.where(x.round() != 0, x, 0.0), (X3,)),
+    "logical_not_or": (lambda x: torch.where(torch.logical_not(x > 0) | (x > 1), x, -x), (X3,)),
+    "relu6_of_an_input": (F.relu6, (X3 * 4,)),
+    "hardtanh_of_an_input": (F.hardtanh, (X3 * 2,)),
 }
 
 # Valid files the onert 0.1.0 runtime cannot run.
-LITERT_ONLY = {"where_int": "onert 0.1.0's SELECT_V2 has no int32 kernel"}
+LITERT_ONLY = {"where_int": "onert 0.1.0's SELECT_V2 has no int32 kernel",
+               # "ElementwiseActivationLayer: only ReLU(0-inf) and ReLU6(0-6)"; fused into a conv,
+               # fully connected or add it runs.
+               "hardtanh_of_an_input": "onert 0.1.0 has no standalone RELU_N1_TO_1 kernel"}
 
 
 def _as_list(outputs):

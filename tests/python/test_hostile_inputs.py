@@ -83,6 +83,25 @@ def test_run_reports_runtime_errors_as_exceptions_of_the_same_type():
     assert cm.run(np.zeros((2, 8), dtype=np.float32))[0].shape == (2, 4)
 
 
+def test_run_works_when_the_caller_preloads_a_sanitizer_runtime(monkeypatch):
+    """A sanitized build is run with libasan in LD_PRELOAD; the runtime worker must not inherit
+    it (onert then finds no backend), while other preloads pass through."""
+    pytest.importorskip("onert")
+    libasan = subprocess.run(["g++", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(libasan):
+        pytest.skip("no libasan to preload")
+    monkeypatch.setenv("LD_PRELOAD", f"{libasan} /usr/lib/x86_64-linux-gnu/libkeep.so")
+    assert runtime._worker_environment()["LD_PRELOAD"] == "/usr/lib/x86_64-linux-gnu/libkeep.so"
+    monkeypatch.setenv("LD_PRELOAD", libasan)
+    assert "LD_PRELOAD" not in runtime._worker_environment()
+    runtime._close_worker()  # the next run starts a worker from this environment
+    try:
+        cm = torch_circle.export(torch.nn.Linear(8, 4).eval(), (torch.randn(2, 8),))
+        assert cm.run(np.zeros((2, 8), dtype=np.float32))[0].shape == (2, 4)
+    finally:
+        runtime._close_worker()
+
+
 # --- silent wrong results: devices ---------------------------------------------------------------
 
 def _meta(t):

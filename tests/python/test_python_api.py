@@ -117,3 +117,15 @@ def test_importing_the_quantizer_drops_only_torchao_cuda_library_noise():
     assert "KernelPreference" not in result.stderr, result.stderr
     assert "Failed to load /x/_C_other.so: kept" in result.stderr
     assert "is an Enum subclass (kept)" in result.stderr
+
+
+def test_every_public_circle_quant_op_is_in_torch_circle_ops():
+    """README: torch_circle.ops.<op> exists for every public torch.ops.circle_quant.<op>."""
+    import torch
+
+    from torch_circle import ops
+
+    public = {s.name.split("::")[1] for s in torch._C._jit_get_all_schemas()
+              if s.name.startswith("circle_quant::") and not s.name.split("::")[1].startswith("_")}
+    assert "quantized_conv2d" in public and "quantized_softmax" in public
+    assert sorted(name for name in public if not callable(getattr(ops, name, None))) == []

@@ -106,6 +106,28 @@ def test_fixed_qparams_for_softmax():
     assert q.target == qd.quantize_per_tensor.default and q.args[1:3] == (1 / 256, 0)
 
 
+def test_operator_type_settings_refine_the_global_one():
+    model, data = seeded(EncoderLayer()), calibration((2, 8, 32))
+    quantizer = CircleQuantizer("uint8").set_operator_type(torch.ops.aten.softmax, "int16")
+    converted = quantize(model, data[0], quantizer, data)
+    softmax = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.softmax.int)
+    q = next(iter(softmax.users))
+    assert q.args[1:3] == (1 / 32768, 0) and q.args[-1] == torch.int16  # int16's fixed parameters
+    linears = [n for n in converted.graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert all(next(iter(n.users)).args[-1] == torch.uint8 for n in linears)  # the rest stays uint8
+    # Float for one overload; a module-type setting wins over an operator-type one.
+    quantizer = (CircleQuantizer("uint8").set_operator_type(torch.ops.aten.softmax.int, None)
+                 .set_operator_type(torch.ops.aten.linear, "int8").set_module_type(nn.Linear, "uint8"))
+    converted = quantize(model, data[0], quantizer, data)
+    softmax = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.softmax.int)
+    # Not quantized as a softmax (fixed 1/256): only as the next matmul's input, by its observer.
+    assert all(u.args[1] != 1 / 256 for u in softmax.users if u.target == qd.quantize_per_tensor.default)
+    linears = [n for n in converted.graph.nodes if n.target == torch.ops.aten.linear.default]
+    assert linears and all(next(iter(n.users)).args[-1] == torch.uint8 for n in linears)
+    with pytest.raises(TypeError, match="set_operator_type: expected an aten op"):
+        CircleQuantizer().set_operator_type(torch.softmax, None)
+
+
 def test_conv_relu_is_fused():
     # No quantize / dequantize between a conv and the ReLU that follows it.
     model, data = seeded(ResNetLike()), calibration((2, 3, 32, 32))

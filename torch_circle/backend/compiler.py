@@ -28,7 +28,7 @@ import torch
 from torch.fx import GraphModule
 
 from .constants import Constants
-from .patterns import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, is_call, target_of
+from .matching import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, is_call, target_of
 from .report import FusionReport, record
 from .rewrite import fuse
 
@@ -51,11 +51,9 @@ def _parse_options(options: Optional[Dict[str, Any]]):
 
 
 # Nodes inductor cannot improve on: they either are our kernels or copy / reinterpret tensors.
-_NO_COMPUTE = {torch.ops.circle_quant.quantized_linear.default} | DEQUANTIZE | QUANTIZE_PER_TENSOR | \
-    QUANTIZE_PER_CHANNEL
-_NO_COMPUTE |= {getattr(torch.ops.circle_quant, name).default
-                for name in ("quantized_linear_add", "quantized_conv2d", "quantized_conv2d_add")
-                if hasattr(torch.ops.circle_quant, name)}
+_NO_COMPUTE = {getattr(torch.ops.circle_quant, name).default
+               for name in ("quantized_linear", "quantized_linear_add", "quantized_conv2d", "quantized_conv2d_add")}
+_NO_COMPUTE |= DEQUANTIZE | QUANTIZE_PER_TENSOR | QUANTIZE_PER_CHANNEL
 _LAYOUT = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "size", "getitem",
            "squeeze", "unsqueeze", "t", "expand", "_unsafe_view", "clone", "detach", "alias"}
 
@@ -79,12 +77,11 @@ def _eager_fast_paths(gm: GraphModule) -> None:
     quantized_decomposed, docs/numerics.md)."""
     from .. import _C
     qd, cq = torch.ops.quantized_decomposed, torch.ops.circle_quant
+    # The ops torch_circle._C binds directly (csrc/python/bindings.cpp).
     names = ["quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel",
-             "quantized_linear", "quantized_conv2d"]
+             "quantized_linear"]
     fast = {}
     for name in names:
-        if not hasattr(_C, name):
-            continue
         for ns in (qd, cq):
             if hasattr(ns, name):
                 fast[getattr(ns, name).default] = getattr(_C, name)

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Set
 import torch
 from torch.fx import GraphModule, Node
 
-from .patterns import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, NoMatch, is_call
+from .matching import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, NoMatch, is_call
 
 aten = torch.ops.aten
 _EVALUABLE = DEQUANTIZE | QUANTIZE_PER_CHANNEL | QUANTIZE_PER_TENSOR | {

@@ -15,16 +15,12 @@ import torch
 from torch.fx import GraphModule, Node
 
 from .constants import Constants
-from .patterns import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE,
+from .matching import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE,
                        OUTPUT_DTYPES, QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds,
                        arg, is_call, match_layer, per_tensor_params, target_of)
 from .report import FusionReport
 
 _cq = torch.ops.circle_quant
-
-
-def _has_conv_op() -> bool:
-    return hasattr(_cq, "quantized_conv2d") and hasattr(_cq, "conv2d_prepack")
 
 
 def _weight_params(m: LayerMatch, constants: Constants):
@@ -66,8 +62,6 @@ def _prepack(m: LayerMatch, constants: Constants, requant: str):
             if w.dim() != 2:
                 raise NoMatch(f"linear weight has {w.dim()} dimensions")
             return _cq.linear_prepack.default(w, w_scale, w_zp, bias, *common), ()
-        if not _has_conv_op():
-            raise NoMatch("circle_quant.quantized_conv2d is not in this build")
         if w.dim() != 4:
             raise NoMatch(f"conv2d weight has {w.dim()} dimensions")
         stride, padding, dilation, groups = m.conv
@@ -128,9 +122,8 @@ def fold_integer_ops(gm: GraphModule) -> int:
 
 
 _ADD = {_aten.add.Tensor, torch.add, operator.add}
-_FUSED_WITH_ADD = {_cq.quantized_linear.default: "quantized_linear_add"}
-if _has_conv_op():
-    _FUSED_WITH_ADD[_cq.quantized_conv2d.default] = "quantized_conv2d_add"
+_FUSED_WITH_ADD = {_cq.quantized_linear.default: "quantized_linear_add",
+                   _cq.quantized_conv2d.default: "quantized_conv2d_add"}
 
 
 _SHAPE_KEY = "circle_quant_shape"  # set on fused nodes: the replaced layer's output shape

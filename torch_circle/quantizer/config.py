@@ -1,6 +1,6 @@
 """Quantization configurations: which dtype, range and observer each kind of tensor gets.
 
-Presets follow the two Circle conventions (docs/numerics.md, ../shared/CIRCLE_FACTS.md):
+Presets follow the two Circle conventions (docs/numerics.md, docs/exporter.md "Quantization"):
 
 * ``uint8`` (ONE's default): asymmetric uint8 activations, asymmetric uint8 per-channel weights,
   int32 bias with scale s_in * s_w.

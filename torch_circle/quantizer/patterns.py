@@ -35,6 +35,7 @@ from torchao.quantization.pt2e.quantizer import (
     SharedQuantizationSpec,
 )
 
+from ..activations import is_fusable_activation
 from .config import QuantizationConfig
 
 aten = torch.ops.aten
@@ -154,32 +155,9 @@ def single_user(node: Node) -> Optional[Node]:
     return users[0] if len(users) == 1 else None
 
 
-# The activations Circle fuses into the op before them, by (min, max) clamp bounds: RELU, RELU6,
-# RELU_N1_TO_1. A clamp to other bounds is an op of its own (MAXIMUM / MINIMUM) and requantizes.
-_FUSABLE_BOUNDS = {(0.0, None), (0.0, 6.0), (-1.0, 1.0)}
-_CLAMP_BOUNDS = {  # target -> its (min, max) from the node's arguments
-    aten.relu.default: lambda n: (0.0, None),
-    aten.relu_.default: lambda n: (0.0, None),
-    aten.relu6.default: lambda n: (0.0, 6.0),
-    aten.hardtanh.default: lambda n: _bounds(n, ("min_val", -1.0), ("max_val", 1.0)),
-    aten.hardtanh_.default: lambda n: _bounds(n, ("min_val", -1.0), ("max_val", 1.0)),
-    aten.clamp.default: lambda n: _bounds(n, ("min", None), ("max", None)),
-    aten.clamp_.default: lambda n: _bounds(n, ("min", None), ("max", None)),
-}
-
-
-def _bounds(node: Node, *params):
-    """The node's arguments 1 and 2 as floats (None: unbounded); params: (kwarg name, default)."""
-    values = []
-    for index, (name, default) in enumerate(params, start=1):
-        value = node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
-        values.append(None if value is None else float(value))
-    return tuple(values)
-
-
-def is_fusable_activation(node: Node) -> bool:
-    bounds = _CLAMP_BOUNDS.get(node.target)
-    return bounds is not None and bounds(node) in _FUSABLE_BOUNDS
+# The activations Circle fuses into the op before them (RELU, RELU6, RELU_N1_TO_1, by clamp
+# bounds) are torch_circle.activations' is_fusable_activation. A clamp to other bounds is an op of
+# its own (MAXIMUM / MINIMUM) and requantizes.
 
 
 CONV_OPS = {aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding,
@@ -354,6 +332,7 @@ _register([aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor,
            aten.embedding.default, aten.adaptive_avg_pool1d.default, aten.adaptive_avg_pool2d.default,
            aten.avg_pool1d.default, aten.avg_pool2d.default, aten.neg.default,
            aten.rsub.Scalar, aten.rsub.Tensor, aten.clamp.default, aten.clamp_.default,
+           aten.clamp_min.default, aten.clamp_min_.default,
            aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default], elementwise)
 _register([aten.max_pool1d.default, aten.max_pool2d.default, aten.flatten.using_ints,
            aten.reshape.default, aten.view.default, aten.permute.default, aten.transpose.int,

@@ -47,8 +47,11 @@ class CircleQuantizer(Quantizer):
     """Annotates an exported graph for the uint8, int8 or int16 Circle convention.
 
     ``set_global`` / ``set_module_name`` / ``set_module_type`` choose the configuration per region,
-    as torchao's quantizers do; pass ``None`` to leave a region in float. A module-name setting wins
-    over a module-type one, which wins over the global one; the innermost module decides.
+    as torchao's quantizers do, and ``set_operator_type`` per aten op (``torch.ops.aten.softmax``:
+    every overload; ``torch.ops.aten.softmax.int``: that one); pass ``None`` to leave them in float.
+    A module-name setting wins over a module-type one, which wins over an operator-type one, which
+    wins over the global one; the innermost module decides. So ``set_operator_type`` refines the
+    global setting (int16 softmax in a uint8 model) without reaching into regions set explicitly.
     """
 
     def __init__(self, preset: str = "uint8", observer: str = "histogram", qat: bool = False):
@@ -57,6 +60,7 @@ class CircleQuantizer(Quantizer):
         self.global_config: Optional[QuantizationConfig] = self._config(preset)
         self.module_name_config: Dict[str, Optional[QuantizationConfig]] = {}
         self.module_type_config: Dict[str, Optional[QuantizationConfig]] = {}
+        self.operator_type_config: Dict[object, Optional[QuantizationConfig]] = {}
         self.left_in_float: Dict[str, List[str]] = {}  # op -> nodes, filled by annotate()
 
     def _config(self, value: ConfigOrPreset) -> Optional[QuantizationConfig]:
@@ -76,6 +80,13 @@ class CircleQuantizer(Quantizer):
         self.module_type_config[_type_name(module_type)] = self._config(config)
         return self
 
+    def set_operator_type(self, op, config: ConfigOrPreset) -> "CircleQuantizer":
+        if not isinstance(op, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+            raise TypeError(f"set_operator_type: expected an aten op such as torch.ops.aten.softmax or "
+                            f"torch.ops.aten.softmax.int (what an exported graph calls), got {op!r}")
+        self.operator_type_config[op] = self._config(config)
+        return self
+
     def config_for(self, node: Node) -> Optional[QuantizationConfig]:
         stack = _module_stack(node)
         for fqn, _ in reversed(stack):
@@ -85,6 +96,9 @@ class CircleQuantizer(Quantizer):
         for _, type_name in reversed(stack):
             if type_name in self.module_type_config:
                 return self.module_type_config[type_name]
+        for op in (node.target, getattr(node.target, "overloadpacket", None)):
+            if op in self.operator_type_config:
+                return self.operator_type_config[op]
         return self.global_config
 
     def transform_for_annotation(self, model: GraphModule) -> GraphModule:

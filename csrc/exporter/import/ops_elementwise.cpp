@@ -196,6 +196,8 @@ IMPORT_OP({"aten.clamp.default"}, [](ImportContext& ctx) {
   if (ctx.has_arg(2, "max")) hi = ctx.float_arg(2, "max");
   clamp(ctx, lo, hi);
 });
+// clamp_min(x, 0) is a RELU, which the quantizer and the backend fuse like relu (torch_circle/activations.py).
+IMPORT_OP({"aten.clamp_min.default"}, [](ImportContext& ctx) { clamp(ctx, ctx.float_arg(1, "min"), std::nullopt); });
 
 IMPORT_OP({"aten.gelu.default"}, [](ImportContext& ctx) {
   const FxArg* approximate = ctx.arg(1, "approximate");

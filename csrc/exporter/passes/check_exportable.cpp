@@ -1,5 +1,6 @@
-// The last check before serialization: every op is a Circle builtin the writer knows, and the
-// integer ops read integers. Lists every problem at once, each with the node it came from.
+// The last check before serialization: every op is a Circle op of the op table with as many
+// inputs as its row allows, and the integer ops read integers. Lists every problem at once, each with the node it came from.
+#include "exporter/ir/circle_ops.h"
 #include "exporter/passes/passes.h"
 #include "exporter/serialize/op_writers.h"
 
@@ -17,6 +18,12 @@ void check_exportable(const Graph& graph) {
       problems.push_back(fmt::format("{}: no Circle op for '{}' was produced", op->origin, op->type));
       continue;
     }
+    const OpInfo* info = find_op(op->type);
+    int present = static_cast<int>(std::count_if(op->inputs.begin(), op->inputs.end(), [](const Tensor* t) { return t; }));
+    int slots = static_cast<int>(op->inputs.size());
+    if (present < info->min_inputs || (info->max_inputs != kAnyInputs && slots > info->max_inputs))
+      problems.push_back(fmt::format("{}: internal: {} has {} input(s) ({} present); the op table says {} to {}",
+                                     op->origin, op->type, slots, present, info->min_inputs, info->max_inputs));
     std::string mixed = mixed_operand_types(*op);
     if (!mixed.empty())
       problems.push_back(fmt::format("{}: {} reads operands of different types ({}), which runtimes refuse or "

@@ -1,9 +1,10 @@
 // Integer kernels make assumptions about quantization parameters that a PT2E graph need not
-// satisfy. Where they differ, this pass inserts a requantize (integer → integer):
+// satisfy. Where they differ, this pass inserts a requantize (integer → integer). Which op makes
+// which assumption is its QuantRule in the op table (ir/circle_ops.lst):
 //   - ops whose integer kernels do no rescaling write their output with the parameters they
 //     read (TFLite's reference kernels and onert's check this at most in debug builds, and
 //     otherwise compute silently wrong numbers): data movement (reshape, transpose, slice, pad,
-//     gather, concat, split, broadcast, tile), selection (max pool, reduce max, maximum,
+//     gather, concat, broadcast, tile), selection (max pool, reduce max, maximum,
 //     minimum) and averaging (AVERAGE_POOL_2D: the window's integer mean, in the input's
 //     parameters). MEAN, SUM and the arithmetic ops rescale themselves and need nothing here.
 //   - LOGISTIC / SOFTMAX / TANH write the fixed output parameters TFLite's kernels assume
@@ -21,21 +22,13 @@
 #include "exporter/passes/passes.h"
 
 #include <algorithm>
-#include <set>
 
 namespace torch_circle::exporter {
 namespace {
 
-const std::set<std::string>& same_params_ops() {
-  static const std::set<std::string> ops{
-      "RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "PAD", "PADV2", "GATHER", "CONCATENATION", "SPLIT_V",
-      "BROADCAST_TO", "TILE", "MAX_POOL_2D", "REDUCE_MAX", "MAXIMUM", "MINIMUM", "AVERAGE_POOL_2D"};
-  return ops;
-}
-
+// The range a kFixedOutput op's integer kernels write.
 std::optional<QuantParams> fixed_output_params(const std::string& type, DType dtype) {
   QuantParams q;
-  if (type != "LOGISTIC" && type != "SOFTMAX" && type != "TANH") return std::nullopt;
   bool tanh = type == "TANH";
   switch (dtype) {
     case DType::kUInt8: q.scale = {tanh ? 1.0f / 128 : 1.0f / 256}; q.zero_point = {tanh ? 128 : 0}; break;
@@ -115,8 +108,12 @@ void insert_requantize(Graph& graph) {
     if (op->dead || op->outputs.empty()) continue;
     Tensor* out = op->outputs[0];
     if (!out->quant || out->quant->per_channel()) continue;
-    if (same_params_ops().count(op->type)) {
+    const OpInfo* info = find_op(op->type);
+    if (!info) continue;
+    if (info->quant == QuantRule::kSameParams) {
       match_input_and_output_params(graph, op);
+    } else if (info->quant != QuantRule::kFixedOutput) {
+      continue;
     } else if (auto fixed = fixed_output_params(op->type, out->dtype); fixed && *fixed != *out->quant) {
       requantize_output(graph, op, out->dtype, *fixed);
     }

@@ -1,48 +1,6 @@
 #include "exporter/passes/pass_util.h"
 
-#include <fmt/format.h>
-
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <set>
-
 namespace torch_circle::exporter {
-
-std::vector<int64_t> inverse_perm(const std::vector<int64_t>& perm) {
-  std::vector<int64_t> inverse(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<int64_t>(i);
-  return inverse;
-}
-
-std::vector<int64_t> permute(const std::vector<int64_t>& values, const std::vector<int64_t>& perm) {
-  std::vector<int64_t> out(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) out[i] = values.at(perm[i]);
-  return out;
-}
-
-bool is_identity(const std::vector<int64_t>& perm) {
-  for (size_t i = 0; i < perm.size(); ++i)
-    if (perm[i] != static_cast<int64_t>(i)) return false;
-  return true;
-}
-
-std::optional<QuantParams> permute_quant(const std::optional<QuantParams>& quant,
-                                         const std::vector<int64_t>& perm) {
-  if (!quant || !quant->per_channel()) return quant;
-  QuantParams moved = *quant;
-  moved.axis = static_cast<int32_t>(inverse_perm(perm).at(quant->axis));
-  return moved;
-}
-
-Tensor* insert_transpose(Graph& graph, const Op* anchor, Tensor* input, const std::vector<int64_t>& perm,
-                         const std::string& suffix) {
-  Tensor* out = graph.add_tensor(input->name + suffix, permute(input->shape, perm), input->dtype);
-  out->quant = permute_quant(input->quant, perm);
-  Op* op = graph.insert_before(anchor, "TRANSPOSE", {input}, {out});
-  op->attrs["perm"] = perm;
-  return out;
-}
 
 Op* sole_user(const Graph& graph, const Tensor* tensor) {
   if (tensor->users.size() != 1 || is_graph_output(graph, tensor)) return nullptr;
@@ -50,81 +8,8 @@ Op* sole_user(const Graph& graph, const Tensor* tensor) {
 }
 
 bool runs_quantized(const Graph& graph, const std::string& type) {
-  // Measured with single-op models in onert 0.1.0 (uint8) and LiteRT 2.3 (int8 / int16).
-  static const std::set<std::string> onert{
-      // (torch.conv_transpose2d becomes CONV_2D over zero-inserted input for onert.)
-      "torch.conv2d", "torch.conv_transpose2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
-      "torch.avg_pool2d", "AVERAGE_POOL_2D", "torch.max_pool2d", "MAX_POOL_2D", "MEAN", "CONCATENATION",
-      "RESHAPE", "TRANSPOSE", "PAD", "SLICE", "GATHER", "SOFTMAX", "LOGISTIC", "TANH", "MAXIMUM"};
-  static const std::set<std::string> litert{
-      "torch.conv2d", "CONV_2D", "DEPTHWISE_CONV_2D", "torch.conv_transpose2d", "TRANSPOSE_CONV",
-      "FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "SUB", "MUL", "torch.avg_pool2d", "AVERAGE_POOL_2D",
-      "torch.max_pool2d", "MAX_POOL_2D", "MEAN", "SUM", "REDUCE_MAX", "SOFTMAX", "LOGISTIC", "TANH",
-      "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "GELU", "RESHAPE", "TRANSPOSE", "STRIDED_SLICE",
-      "SLICE", "CONCATENATION", "PAD", "PADV2", "GATHER", "MAXIMUM", "MINIMUM", "BROADCAST_TO", "TILE"};
-  return (graph.format == FileFormat::kTflite ? litert : onert).count(type) != 0;
-}
-
-std::pair<int64_t, int64_t> quant_range(DType dtype) {
-  switch (dtype) {
-    case DType::kUInt8: return {0, 255};
-    case DType::kInt8: return {-128, 127};
-    case DType::kInt16: return {-32768, 32767};
-    case DType::kInt32: return {std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
-    case DType::kInt64: return {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()};
-    default: throw ExportError(fmt::format("{} is not a quantized dtype", dtype_name(dtype)));
-  }
-}
-
-namespace {
-// scale / zero point shaped to broadcast against a tensor of rank `rank`.
-std::pair<at::Tensor, at::Tensor> broadcast_params(const QuantParams& quant, int64_t rank) {
-  at::Tensor scale = at::tensor(quant.scale, at::kFloat);
-  at::Tensor zero_point = at::tensor(quant.zero_point, at::kLong).to(at::kDouble);
-  if (quant.per_channel()) {
-    std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
-    shape.at(quant.axis) = static_cast<int64_t>(quant.scale.size());
-    scale = scale.reshape(shape);
-    zero_point = zero_point.reshape(shape);
-  } else {
-    scale = scale.reshape({});
-    zero_point = zero_point.reshape({});
-  }
-  return {scale, zero_point};
-}
-}  // namespace
-
-at::Tensor quantize_constant(const at::Tensor& real, const QuantParams& quant, DType dtype) {
-  auto [scale, zero_point] = broadcast_params(quant, real.dim());
-  auto [qmin, qmax] = quant_range(dtype);
-  // x * (1 / scale) in float32, rounded half to even: the spec's quantize (docs/numerics.md).
-  at::Tensor scaled = real.to(at::kFloat) * at::reciprocal(scale);
-  at::Tensor q = at::round(scaled).to(at::kDouble) + zero_point;
-  q = at::clamp(q, static_cast<double>(qmin), static_cast<double>(qmax));
-  return q.to(dtype_to_torch(dtype)).contiguous();
-}
-
-at::Tensor dequantize_constant(const at::Tensor& q, const QuantParams& quant) {
-  auto [scale, zero_point] = broadcast_params(quant, q.dim());
-  return ((q.to(at::kDouble) - zero_point).to(at::kFloat) * scale).contiguous();
-}
-
-QuantParams choose_constant_quant(const at::Tensor& real, DType dtype) {
-  auto [qmin, qmax] = quant_range(dtype);
-  double lo = std::min(0.0, real.numel() ? real.min().item<double>() : 0.0);
-  double hi = std::max(0.0, real.numel() ? real.max().item<double>() : 0.0);
-  QuantParams quant;
-  if (dtype == DType::kInt16 || dtype == DType::kInt32 || dtype == DType::kInt64) {
-    double bound = std::max(-lo, hi);
-    quant.scale = {static_cast<float>(bound > 0 ? bound / static_cast<double>(qmax) : 1.0)};
-    quant.zero_point = {0};
-    return quant;
-  }
-  double scale = hi > lo ? (hi - lo) / static_cast<double>(qmax - qmin) : 1.0;
-  int64_t zero_point = static_cast<int64_t>(std::nearbyint(static_cast<double>(qmin) - lo / scale));
-  quant.scale = {static_cast<float>(scale)};
-  quant.zero_point = {std::clamp(zero_point, qmin, qmax)};
-  return quant;
+  const OpInfo* info = find_op(type);
+  return info && info->has(graph.format == FileFormat::kTflite ? kLitertInt : kOnertInt);
 }
 
 }  // namespace torch_circle::exporter

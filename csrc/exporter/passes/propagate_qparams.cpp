@@ -9,7 +9,6 @@
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
-#include <set>
 
 namespace torch_circle::exporter {
 namespace {
@@ -51,9 +50,13 @@ std::optional<int32_t> reshaped_axis(const std::vector<int64_t>& from, const std
 }  // namespace
 
 void propagate_qparams(Graph& graph) {
-  static const std::set<std::string> layout_ops{"RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "BROADCAST_TO", "TILE"};
+  // Ops that only rearrange their data input's elements (kRearranges in the op table).
+  auto rearranges = [](const Op* op) {
+    const OpInfo* info = find_op(op->type);
+    return info && info->has(kRearranges);
+  };
   for (Op* op : graph.live_ops()) {
-    if (op->dead || !layout_ops.count(op->type) || !runs_quantized(graph, op->type)) continue;
+    if (op->dead || !rearranges(op) || !runs_quantized(graph, op->type)) continue;
     Op* dq = op->inputs[0]->producer;
     if (!dq || dq->type != "DEQUANTIZE" || op->outputs[0]->dtype != DType::kFloat32) continue;
     Tensor* q = dq->inputs[0];
@@ -83,7 +86,7 @@ void propagate_qparams(Graph& graph) {
     if (q->dead || q->type != "QUANTIZE") continue;
     Op* op = q->inputs[0]->producer;
     Tensor* out = q->outputs[0];
-    if (!op || op->dead || !layout_ops.count(op->type) || !runs_quantized(graph, op->type) ||
+    if (!op || op->dead || !rearranges(op) || !runs_quantized(graph, op->type) ||
         !sole_user(graph, q->inputs[0]) || op->inputs[0]->dtype != DType::kFloat32 || out->quant->per_channel())
       continue;
     Tensor* x = op->inputs[0];

@@ -2,12 +2,15 @@
 // stored as integers at scale s_in * s_w[c] with zero point 0: int32, or int64 when the
 // activations are int16 (ONE's a16w8 convention). A float bias is quantized here; an integer
 // bias from the graph is kept when its scales already agree, else requantized.
+#include "core/quantize_constants.h"
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace torch_circle::exporter {
 namespace {
@@ -37,7 +40,7 @@ void quantize_bias(Graph& graph) {
 
     QuantParams expected;
     const QuantParams& wq = *weight->quant;
-    for (float ws : wq.scale) expected.scale.push_back(input->quant->scale[0] * ws);
+    for (float ws : wq.scale) expected.scale.push_back(circle_quant::bias_scale(input->quant->scale[0], ws));
     expected.zero_point.assign(expected.scale.size(), 0);
     expected.axis = 0;
     DType dtype = input->dtype == DType::kInt16 ? DType::kInt64 : DType::kInt32;
@@ -56,7 +59,26 @@ void quantize_bias(Graph& graph) {
       }
     }
     at::Tensor real = bias->is_quantized() ? dequantize_constant(bias->data, *bias->quant) : bias->data.to(at::kFloat);
-    Tensor* quantized = graph.add_constant(bias->name + "_quantized", quantize_constant(real, expected, dtype));
+    real = real.contiguous();
+    if (wq.scale.size() != 1 && static_cast<int64_t>(wq.scale.size()) != real.numel())
+      throw ExportError(fmt::format("{} ({}): {} weight scales for a bias of {} values", op->type, op->origin,
+                                    wq.scale.size(), real.numel()));
+    // The same integers the prepack ops compute (circle_quant::quantize_bias), clamped to `dtype`.
+    std::vector<double> q(static_cast<size_t>(real.numel()));
+    int64_t bad = circle_quant::quantize_bias(real.const_data_ptr<float>(), q.size(), input->quant->scale[0],
+                                              wq.scale.data(), wq.scale.size(), q.data());
+    if (bad >= 0)
+      throw ExportError(fmt::format("{} ({}): the bias scale input_scale * weight_scale[{}] = {} underflows float32",
+                                    op->type, op->origin, bad, expected.scale[wq.scale.size() == 1 ? 0 : bad]));
+    auto [qmin, qmax] = quant_range(dtype);
+    at::Tensor values = at::empty({real.numel()}, at::kLong);
+    int64_t* v = values.data_ptr<int64_t>();
+    for (size_t c = 0; c < q.size(); ++c) {
+      if (std::isnan(q[c]))
+        throw ExportError(fmt::format("{} ({}): bias[{}] is NaN", op->type, op->origin, c));
+      v[c] = static_cast<int64_t>(std::clamp(q[c], static_cast<double>(qmin), static_cast<double>(qmax)));
+    }
+    Tensor* quantized = graph.add_constant(bias->name + "_quantized", values.reshape(real.sizes()).to(dtype_to_torch(dtype)));
     quantized->quant = expected;
     graph.set_input(op, 2, quantized);
   }

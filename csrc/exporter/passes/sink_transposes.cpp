@@ -1,7 +1,7 @@
 // After legalize_layout every NHWC op sits between two TRANSPOSEs. This pass moves transposes
 // down through ops that do not care about layout (elementwise ops, quantize, concat, reductions,
-// pad) and removes pairs that cancel, so a chain of NHWC ops runs without transposes in between
-// and only the model's edges keep them.
+// pad: each op's OpLayout in the op table) and removes pairs that cancel, so a chain of NHWC ops
+// runs without transposes in between and only the model's edges keep them.
 //   - TRANSPOSE(p2) of TRANSPOSE(p1)           → one TRANSPOSE (none when the two cancel)
 //   - TRANSPOSE that only moves size-1 dims     → RESHAPE; RESHAPE of RESHAPE → one RESHAPE
 //   - op(TRANSPOSE_p(x), ...)                   → TRANSPOSE_p(op'(x, ...)), op' with remapped axes
@@ -9,27 +9,13 @@
 #include "exporter/passes/passes.h"
 
 #include <algorithm>
-#include <set>
 
 namespace torch_circle::exporter {
 namespace {
 
-const std::set<std::string>& unary_ops() {
-  static const std::set<std::string> ops{
-      "RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH", "GELU", "LEAKY_RELU",
-      "QUANTIZE", "DEQUANTIZE", "EXP", "LOG", "SQRT", "RSQRT", "NEG", "ABS", "SIN", "COS", "CAST",
-      "LOGICAL_NOT"};
-  return ops;
-}
-const std::set<std::string>& binary_ops() {
-  static const std::set<std::string> ops{
-      "ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "POW", "SELECT_V2", "EQUAL", "NOT_EQUAL",
-      "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "FLOOR_DIV", "PRELU"};
-  return ops;
-}
-const std::set<std::string>& reduce_ops() {
-  static const std::set<std::string> ops{"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"};
-  return ops;
+OpLayout layout_of(const Op& op) {
+  const OpInfo* info = find_op(op.type);
+  return info ? info->layout : OpLayout::kFixedFrame;
 }
 
 Op* transpose_producer(const Tensor* t) {
@@ -135,7 +121,8 @@ std::optional<std::vector<int64_t>> shared_perm(const Op& op, size_t rank) {
 bool try_sink(Graph& graph, Op* op) {
   if (op->outputs.empty() || op->outputs[0]->rank() == 0) return false;
   size_t rank = static_cast<size_t>(op->outputs[0]->rank());
-  if (unary_ops().count(op->type) || binary_ops().count(op->type)) {
+  OpLayout layout = layout_of(*op);
+  if (layout == OpLayout::kElementwise) {
     if (op->outputs.size() != 1) return false;
     // Past a model output's DEQUANTIZE a transpose would move floats instead of integers and
     // meet nothing to cancel with.
@@ -146,7 +133,7 @@ bool try_sink(Graph& graph, Op* op) {
     sink(graph, op, *perm, *perm);
     return true;
   }
-  if (op->type == "CONCATENATION") {
+  if (layout == OpLayout::kConcat) {
     auto perm = shared_perm(*op, rank);
     if (!perm) return false;
     for (const Tensor* in : op->inputs)
@@ -155,7 +142,7 @@ bool try_sink(Graph& graph, Op* op) {
     sink(graph, op, *perm, *perm);
     return true;
   }
-  if (op->type == "PAD" || op->type == "PADV2") {
+  if (layout == OpLayout::kPad) {
     Op* t = transpose_producer(op->inputs[0]);
     if (!t) return false;
     const std::vector<int64_t>& perm = t->ints("perm");
@@ -168,7 +155,7 @@ bool try_sink(Graph& graph, Op* op) {
     sink(graph, op, perm, perm);
     return true;
   }
-  if (op->type == "SLICE" || op->type == "TILE") {
+  if (layout == OpLayout::kPerDim) {
     Op* t = transpose_producer(op->inputs[0]);
     if (!t) return false;
     const std::vector<int64_t>& perm = t->ints("perm");
@@ -181,7 +168,7 @@ bool try_sink(Graph& graph, Op* op) {
     sink(graph, op, perm, perm);
     return true;
   }
-  if (reduce_ops().count(op->type)) {
+  if (layout == OpLayout::kReduce) {
     Op* t = transpose_producer(op->inputs[0]);
     if (!t) return false;
     const std::vector<int64_t>& perm = t->ints("perm");

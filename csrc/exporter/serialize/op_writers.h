@@ -1,5 +1,5 @@
-// One writer per Circle op: its builtin code and the options table it needs, built from the
-// IR op's attributes.
+// One writer per row of the op table (ir/circle_ops.lst): its builtin code and the options
+// table it needs, built from the IR op's attributes.
 #pragma once
 
 #include "exporter/ir/graph.h"
@@ -18,10 +18,10 @@ struct OptionsRef {
 
 struct OpWriter {
   circle::BuiltinOperator code;
-  std::function<OptionsRef(flatbuffers::FlatBufferBuilder&, const Op&)> options;  // may be empty
+  std::function<OptionsRef(flatbuffers::FlatBufferBuilder&, const Op&)> options;
 };
 
-// The writer for an IR op type ("CONV_2D"), or nullptr when it names no Circle builtin.
+// The writer for an IR op type ("CONV_2D"), or nullptr when the op table has no such Circle op.
 const OpWriter* find_op_writer(const std::string& type);
 
 }  // namespace torch_circle::exporter

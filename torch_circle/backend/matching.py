@@ -17,6 +17,8 @@ import torch.ao.quantization.fx._decomposed  # noqa: F401  registers torch.ops.q
 import torch.nn.functional as F
 from torch.fx import Node
 
+from ..activations import activation_bounds  # noqa: F401  (the fusable clamps, shared with the quantizer)
+
 _qd = torch.ops.quantized_decomposed
 _cq = torch.ops.circle_quant
 aten = torch.ops.aten
@@ -33,11 +35,6 @@ CONV2D = {aten.conv2d.default, F.conv2d, torch.conv2d}
 LAYER_LIKE = LINEAR | CONV2D | {aten.conv2d.padding, aten.addmm.default, aten.mm.default,
                                 aten.convolution.default, aten.conv1d.default}
 
-_RELU = {aten.relu.default, aten.relu_.default, torch.relu, torch.relu_, F.relu}
-_HARDTANH = {aten.hardtanh.default, aten.hardtanh_.default, F.hardtanh}
-_RELU6 = {F.relu6, aten.relu6.default}
-_CLAMP = {aten.clamp.default, aten.clamp_.default, torch.clamp, torch.clip}
-_CLAMP_MIN = {aten.clamp_min.default, aten.clamp_min_.default}
 
 # Full ranges: a narrower quantize range would need its own clamp.
 INPUT_DTYPES = {torch.uint8: (0, 255), torch.int8: (-128, 127)}
@@ -92,30 +89,6 @@ def per_tensor_params(node: Node, dtypes, what: str) -> TensorQuant:
     if out_dtype not in (None, torch.float32):
         raise NoMatch(f"{what} dequantizes to {out_dtype}")
     return TensorQuant(_number(scale, f"{what}'s scale"), int(_number(zero_point, f"{what}'s zero point")), dtype)
-
-
-def activation_bounds(node: Node) -> Optional[Tuple[Optional[float], Optional[float]]]:
-    """(min, max) of a fusable activation node (None = unbounded), or None if it is not one."""
-    if node.op == "call_method" and node.target in ("relu", "relu_"):
-        return 0.0, None
-    if node.op != "call_function":
-        return None
-    t = target_of(node)
-    try:
-        if t in _RELU:
-            return 0.0, None
-        if t in _RELU6:
-            return 0.0, 6.0
-        if t in _HARDTANH:
-            return _number(arg(node, 1, "min_val", -1.0), "min_val"), _number(arg(node, 2, "max_val", 1.0), "max_val")
-        if t in _CLAMP:
-            lo, hi = arg(node, 1, "min"), arg(node, 2, "max")
-            return (None if lo is None else _number(lo, "min")), (None if hi is None else _number(hi, "max"))
-        if t in _CLAMP_MIN:
-            return _number(arg(node, 1, "min"), "min"), None
-    except NoMatch:
-        return None
-    return None
 
 
 def node_rank(node: Node) -> Optional[int]:
