@@ -12,7 +12,8 @@ requantized inside the kernel (no post-op). Peers are called the way their users
   FBGEMM  torch.backends.quantized.engine = "fbgemm"; torch.ops.quantized.linear_prepack + linear,
           conv2d_prepack + conv2d on quint8 / qint8 QTensors (channels-last input)
   ours    torch.ops.circle_quant.linear_prepack + quantized_linear, conv2d_prepack +
-          quantized_conv2d (see ours_linear / ours_conv; "n/a" until the ops are built)
+          quantized_conv2d (see ours_linear / ours_conv); a checkout whose torch_circle does not
+          import stops the benchmark with the reason
 
 Timing: per shape and thread count, each implementation is warmed up, then its timed calls
 (time.perf_counter_ns around one call) alternate with the other implementations' in 5 rounds; the
@@ -353,17 +354,6 @@ def import_torch_circle(modules: Tuple[str, ...] = ("torch_circle",)) -> Optiona
     return None
 
 
-def ours_status(kind: str) -> Optional[str]:
-    """None when our ops for `kind` ("linear" / "conv") exist, else the reason for "n/a"."""
-    error = import_torch_circle()
-    if error:
-        return error
-    names = ("linear_prepack", "quantized_linear") if kind == "linear" else ("conv2d_prepack", "quantized_conv2d")
-    if not all(hasattr(torch.ops.circle_quant, n) for n in names):
-        return "circle_quant ops not built"
-    return None
-
-
 def ours_linear(p: Problem) -> Callable[[], torch.Tensor]:
     """circle_quant::linear_prepack + quantized_linear on the problem's tensors, uint8 output."""
     cq = torch.ops.circle_quant
@@ -396,7 +386,8 @@ class Impl:
 IMPLS = [
     Impl("oneDNN", {"linear": onednn_linear, "conv": onednn_conv}, lambda kind: onednn_available()),
     Impl("FBGEMM", {"linear": fbgemm_linear, "conv": fbgemm_conv}, lambda kind: fbgemm_available()),
-    Impl("ours", {"linear": ours_linear, "conv": ours_conv}, ours_status),
+    # main() has imported torch_circle (or stopped): its ops are always there.
+    Impl("ours", {"linear": ours_linear, "conv": ours_conv}, lambda kind: None),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -481,30 +472,10 @@ def peak_probe_for(isa: str) -> Tuple[Optional[PeakProbe], str]:
     return probe, ""
 
 
-def _cpu_flags() -> set:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def benchmark_isa() -> Tuple[str, str]:
-    """(tier, how it was found): torch_circle's own CPU detection (which honours CIRCLE_QUANT_ISA),
-    or without a built torch_circle the CPU flags capped by CIRCLE_QUANT_ISA."""
-    if import_torch_circle() is None:
-        import torch_circle
-        return torch_circle.active_kernel_isa(), "torch_circle.active_kernel_isa()"
-    flags = _cpu_flags()
-    best = "avx512vnni" if {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= flags else \
-        "avx512" if {"avx512f", "avx512bw", "avx512vl"} <= flags else \
-        "avx2" if {"avx2", "fma"} <= flags else "scalar"
-    forced = os.environ.get("CIRCLE_QUANT_ISA")
-    order = ["scalar", "avx2", "avxvnni", "avx512", "avx512vnni"]
-    if forced in order and order.index(forced) < order.index(best):
-        return forced, "/proc/cpuinfo flags, capped by CIRCLE_QUANT_ISA"
-    return best, "/proc/cpuinfo flags"
+    """(tier, how it was found): torch_circle's own CPU detection, which honours CIRCLE_QUANT_ISA."""
+    import torch_circle
+    return torch_circle.active_kernel_isa(), "torch_circle.active_kernel_isa()"
 
 
 @dataclass
@@ -958,13 +929,9 @@ def saturation_case() -> str:
         finally:
             torch._inductor.config.freezing = freezing
         cells = [f"x86 inductor (oneDNN, freezing) {float((peer - reference).abs().max()) / scale:.1%}"]
-        why = ours_status("linear")
-        if why is None:
-            torch._dynamo.reset()
-            ours = torch.compile(converted, backend="circle_quant")(x)
-            cells.append(f"ours (circle_quant) {float((ours - reference).abs().max()) / scale:.1%}")
-        else:
-            cells.append(f"ours n/a ({why})")
+        torch._dynamo.reset()
+        ours = torch.compile(converted, backend="circle_quant")(x)
+        cells.append(f"ours (circle_quant) {float((ours - reference).abs().max()) / scale:.1%}")
     return ", ".join(cells) + " (max abs diff from the converted reference / max abs reference output)"
 
 
@@ -1020,6 +987,10 @@ def main(argv=None) -> int:
     print(f"reproduce: {command}")
     print()
 
+    error = import_torch_circle()
+    if error:
+        print(f"bench_int8_kernels.py: {error}", file=sys.stderr)
+        return 2
     isa, isa_source = benchmark_isa()
     probe = peak_probe_for(isa)[0]
     print(f"ISA tier {isa} ({isa_source}); measuring the clock"
@@ -1043,7 +1014,6 @@ def main(argv=None) -> int:
     print(peak.describe())
     print(f"tier:    {args.isa}: ours' kernels at {isa} ({isa_source}; GEMM microkernel "
           f"{_ours_kernel_name()}); " + tier_check(rows, args.isa))
-    print(f"ours:    linear {ours_status('linear') or 'available'}; conv {ours_status('conv') or 'available'}")
     print()
     print_table(rows, peak)
     print()
@@ -1084,12 +1054,8 @@ def main(argv=None) -> int:
 
 
 def _ours_kernel_name() -> str:
-    if import_torch_circle() is not None:
-        return "n/a"
     import torch_circle
-    name = getattr(torch_circle.ops, "gemm_kernel_name", None)
-    if name is None:
-        return "?"
+    name = torch_circle.ops.gemm_kernel_name
     few, many = name(1), name(512)
     if few == many:
         return many

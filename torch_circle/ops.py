@@ -11,7 +11,7 @@ cheaper. Under ``torch.compile`` / strict ``torch.export`` (dynamo) they call th
 ``torch.ops.circle_quant`` op, which is what graphs record.
 """
 import contextlib
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 
@@ -62,9 +62,29 @@ quantized_softmax = _ops.quantized_softmax.default
 lookup_table = _ops.lookup_table.default
 
 # Every ISA name the kernels know, lowest first per architecture (CIRCLE_QUANT_ISA takes the same
-# names); a CPU runs the ones it supports. Only the integer GEMM has avxvnni / avx512vnni / NEON
-# variants; other kernels use the next level down.
-KERNEL_ISAS = ("scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "neon", "neondot")
+# names); a CPU runs the ones it supports. Which kernel families have a variant for which level is
+# the kernel registry: registered_kernels().
+KERNEL_ISAS = tuple(name for name, _ in _C.kernel_isas())
+
+
+class RegisteredKernel(NamedTuple):
+    family: str       # "gemm", "dwconv", "quantize", ...
+    name: str         # its source file, csrc/core/ukernels/<name>.cpp
+    isa: str          # the instruction set it needs
+    dispatched: bool  # False: run by the tests, or reached through a GEMM kernel, never chosen itself
+    supported: bool   # this CPU runs it
+
+
+def supported_kernel_isas() -> tuple:
+    """The KERNEL_ISAS this CPU runs, lowest first."""
+    return tuple(name for name, supported in _C.kernel_isas() if supported)
+
+
+def registered_kernels() -> list:
+    """Every microkernel of this build's kernel registry (csrc/core/ukernels/registry.cpp)."""
+    supported = set(supported_kernel_isas())
+    return [RegisteredKernel(family, name, isa, dispatched, isa in supported)
+            for family, name, isa, dispatched in _C.registered_kernels()]
 
 
 def active_kernel_isa() -> str:
@@ -74,7 +94,7 @@ def active_kernel_isa() -> str:
 
 def gemm_kernel_name(rows: int = 512) -> str:
     """The integer GEMM microkernel the active ISA runs for a call of `rows` rows (batch x
-    sequence, or output pixels), e.g. "q8-gemm-8x48c4-avx512vnni"."""
+    sequence, or output pixels), e.g. "qu8-gemm-8x48c4-avx512vnni"."""
     return _ops._gemm_kernel(rows)
 
 

@@ -1,4 +1,5 @@
-// Routes every kernel family to the microkernel of the active ISA (isa.h).
+// Routes the elementwise kernel families to the registry's kernel for the active ISA (isa.h,
+// ukernels/registry.h).
 #include "quantize.h"
 
 #include <cmath>
@@ -6,7 +7,7 @@
 
 #include "isa.h"
 #include "observe.h"
-#include "ukernels/ukernels.h"
+#include "ukernels/registry.h"
 
 namespace circle_quant {
 
@@ -38,76 +39,52 @@ QuantizeParams make_quantize_params(double scale, int64_t zero_point, int64_t qm
   return p;
 }
 
-#if defined(__x86_64__)
-#define CIRCLE_QUANT_X86_CASES(name, ...)                                  \
-  case Isa::kAvx512: return ukernels::name##_avx512(__VA_ARGS__);          \
-  case Isa::kAvx2: return ukernels::name##_avx2(__VA_ARGS__);
-#else
-#define CIRCLE_QUANT_X86_CASES(name, ...)
-#endif
-
-// The elementwise families have scalar, avx2 and avx512 variants; other levels use the one below
-// (isa.h).
-Isa elementwise_isa(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512Vnni: return Isa::kAvx512;
-    case Isa::kAvxVnni: return Isa::kAvx2;
-    case Isa::kNeon:
-    case Isa::kNeonDot: return Isa::kScalar;
-    default: return isa;
-  }
+// Every family runs the registry's row for the active ISA (ukernels/registry.h).
+template <typename Kernel>
+const Kernel& active(const ukernels::KernelList<Kernel>& list) {
+  return ukernels::kernel_for(list, active_isa()).kernel;
 }
-
-// Calls the microkernel family `name` for the active ISA.
-#define CIRCLE_QUANT_DISPATCH(name, ...)                                   \
-  switch (elementwise_isa(active_isa())) {                                                  \
-    CIRCLE_QUANT_X86_CASES(name, __VA_ARGS__)                              \
-    default: return ukernels::name##_scalar(__VA_ARGS__);                  \
-  }
 
 template <typename Q>
 bool quantize(const float* x, Q* y, size_t n, const QuantizeParams& p) {
-  CIRCLE_QUANT_DISPATCH(f32_quantize, x, y, n, p)
+  return active(ukernels::quantize_kernels<Q>()).tensor(x, y, n, p);
 }
 
 template <typename Q>
 bool quantize_channelwise(const float* x, Q* y, size_t n, const float* inv_scale,
                           const float* zero_point, float qmin, float qmax) {
-  CIRCLE_QUANT_DISPATCH(f32_quantize_channelwise, x, y, n, inv_scale, zero_point, qmin, qmax)
+  return active(ukernels::quantize_kernels<Q>()).channelwise(x, y, n, inv_scale, zero_point, qmin, qmax);
 }
 
 template <typename Q>
 void dequantize(const Q* x, float* y, size_t n, const DequantizeParams& p) {
-  CIRCLE_QUANT_DISPATCH(dequantize_f32, x, y, n, p)
+  active(ukernels::dequantize_kernels<Q>()).tensor(x, y, n, p);
 }
 
 template <typename Q>
 void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale,
                             const float* zero_point) {
-  CIRCLE_QUANT_DISPATCH(dequantize_channelwise_f32, x, y, n, scale, zero_point)
+  active(ukernels::dequantize_kernels<Q>()).channelwise(x, y, n, scale, zero_point);
 }
 
 bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p,
                    float scale) {
-  CIRCLE_QUANT_DISPATCH(f32_fake_quantize, x, y, mask, n, p, scale)
+  return active(ukernels::fake_quantize_kernels()).tensor(x, y, mask, n, p, scale);
 }
 
 bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n,
                                const float* inv_scale, const float* zero_point, const float* scale,
                                float qmin, float qmax) {
-  CIRCLE_QUANT_DISPATCH(f32_fake_quantize_channelwise, x, y, mask, n, inv_scale, zero_point, scale,
-                        qmin, qmax)
+  return active(ukernels::fake_quantize_kernels())
+      .channelwise(x, y, mask, n, inv_scale, zero_point, scale, qmin, qmax);
 }
 
-MinMax minmax(const float* x, size_t n) { CIRCLE_QUANT_DISPATCH(f32_minmax, x, n) }
+MinMax minmax(const float* x, size_t n) { return active(ukernels::minmax_kernels())(x, n); }
 
 size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bins,
                        uint32_t* counts) {
-  CIRCLE_QUANT_DISPATCH(f32_histogram, x, n, lo, hi, bins, counts)
+  return active(ukernels::histogram_kernels())(x, n, lo, hi, bins, counts);
 }
-
-#undef CIRCLE_QUANT_DISPATCH
-#undef CIRCLE_QUANT_X86_CASES
 
 #define INSTANTIATE(Q)                                                                        \
   template bool quantize<Q>(const float*, Q*, size_t, const QuantizeParams&);                \

@@ -77,6 +77,16 @@ const char* isa_name(Isa isa) {
   return "unknown";
 }
 
+Isa isa_fallback(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512Vnni: return Isa::kAvx512;
+    case Isa::kAvx512:
+    case Isa::kAvxVnni: return Isa::kAvx2;
+    case Isa::kNeonDot: return Isa::kNeon;
+    default: return Isa::kScalar;
+  }
+}
+
 Isa parse_isa(const std::string& name) {
   std::string names;
   for (Isa isa : kAllIsas) {

@@ -4,12 +4,14 @@
 // the CPU's features. The environment variable CIRCLE_QUANT_ISA (one of the names below) or
 // set_isa_override() forces a lower path, so tests run every path on one machine.
 //
-// Levels are ordered within an architecture. Kernel families without a variant for a level use
-// the next one down: the elementwise kernels (quantize, observers) run their avx2 code under
-// avxvnni and their avx512 code under avx512vnni; only the integer GEMM uses the VNNI levels, and
-// on ARM only the GEMM has NEON variants so far.
+// Levels are ordered within an architecture. A kernel family without a variant for a level uses
+// the level that one implies (isa_fallback(), repeatedly): the elementwise kernels (quantize,
+// observers) run their avx2 code under avxvnni and their avx512 code under avx512vnni; the GEMM
+// runs its avx2 kernels under avx512. Which families have which levels is the kernel registry
+// (ukernels/registry.h), not this file.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace circle_quant {
@@ -28,7 +30,15 @@ enum class Isa {
 constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2,  Isa::kAvxVnni, Isa::kAvx512,
                             Isa::kAvx512Vnni, Isa::kNeon, Isa::kNeonDot};
 
+constexpr size_t kIsaCount = sizeof(kAllIsas) / sizeof(kAllIsas[0]);
+
 const char* isa_name(Isa isa);
+
+// The level `isa` implies one step down (every instruction of the result also runs where `isa`
+// does): avx512vnni → avx512 → avx2 → scalar, avxvnni → avx2, neondot → neon → scalar. A level
+// not in kAllIsas' chain above it (avx512 does not imply avxvnni) is never reached from it.
+// kScalar returns itself.
+Isa isa_fallback(Isa isa);
 
 // Parses an isa_name() (scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot); throws std::invalid_argument naming the accepted values.
 Isa parse_isa(const std::string& name);

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "isa.h"
-#include "ukernels/qgemm_ukernels.h"
+#include "ukernels/registry.h"
 
 namespace circle_quant {
 
@@ -34,6 +34,19 @@ void check_weight_shape(int64_t n, int64_t k) {
 
 }  // namespace
 
+int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel,
+                                 bool is_unsigned) {
+  // uint8 weights are stored as int8 (b - 128); the zero point moves with them, so b - zb keeps
+  // its value.
+  const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
+  const int32_t zp = zero_point[count == 1 ? 0 : channel];
+  if (zp < lo || zp > hi) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, channel, lo, hi));
+  }
+  return zp - (is_unsigned ? 128 : 0);
+}
+
 bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
                   const int32_t* zero_point, size_t zero_point_count, int8_t* data,
                   int32_t* zero_point_out, int32_t* column_sum_out) {
@@ -42,22 +55,13 @@ bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, si
     throw std::invalid_argument(fmt::format(
         "circle_quant: {} weight zero points for {} output channels", zero_point_count, n));
   }
-  // uint8 weights are stored as int8 (b - 128); the zero point moves with them, so b - zb keeps
-  // its value.
-  const int32_t offset = is_unsigned ? 128 : 0;
-  const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
   const int64_t kp = packed_k(k);
   const size_t block_stride = static_cast<size_t>(kp) * kGemmNr;
   std::fill(data, data + packed_weight_bytes(n, k), int8_t{0});
   bool any_zero_point = false;
   for (int64_t c = 0; c < n; ++c) {
-    const int32_t zp = zero_point[zero_point_count == 1 ? 0 : c];
-    if (zp < lo || zp > hi) {
-      throw std::invalid_argument(fmt::format(
-          "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, c, lo, hi));
-    }
-    zero_point_out[c] = zp - offset;
-    any_zero_point |= zp != offset;
+    zero_point_out[c] = stored_weight_zero_point(zero_point, zero_point_count, c, is_unsigned);
+    any_zero_point |= zero_point_out[c] != 0;
     int8_t* block = data + static_cast<size_t>(c / kGemmNr) * block_stride;
     const size_t lane = static_cast<size_t>(c % kGemmNr);
     int32_t sum = 0;
@@ -352,45 +356,6 @@ constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
 
 }  // namespace
 
-ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__)
-    case Isa::kAvx512Vnni: return ukernels::q8_gemm_avx512vnni();
-    case Isa::kAvxVnni: return ukernels::q8_gemm_avxvnni();
-    // AVX-512 without VNNI has no faster exact int8 product than AVX2's.
-    case Isa::kAvx512:
-    case Isa::kAvx2: return ukernels::q8_gemm_avx2();
-#endif
-#if defined(__aarch64__)
-    case Isa::kNeonDot: return ukernels::q8_gemm_neondot();
-    case Isa::kNeon: return ukernels::q8_gemm_neon();
-#endif
-    default: return ukernels::q8_gemm_scalar();
-  }
-}
-ukernels::GemmMicrokernel ukernels::gemm_microkernel_for(Isa isa, size_t blocks, size_t rows) {
-  const GemmMicrokernel primary = gemm_microkernel_for(isa);
-#if defined(__x86_64__)
-  if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
-    const GemmMicrokernel widened = q8_gemm_avx2_w16();
-    return rows >= widened.min_rows ? widened : primary;
-  }
-  if (isa == Isa::kAvx512Vnni && blocks > 0) {
-    // How full the last tile of each width is (1 = the width divides the blocks).
-    const GemmMicrokernel wide = q8_gemm_avx512vnni_6x64();
-    auto fullness = [blocks](size_t width) {
-      const size_t last = blocks % width == 0 ? width : blocks % width;
-      return static_cast<double>(last) / static_cast<double>(width);
-    };
-    if (fullness(wide.max_blocks) > fullness(primary.max_blocks)) return wide;
-  }
-#else
-  (void)blocks;
-  (void)rows;
-#endif
-  return primary;
-}
-
 void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
                                  const uint8_t* a, size_t a_stride, const int8_t* b,
                                  size_t block_stride, int32_t* acc, size_t acc_stride) {
@@ -427,7 +392,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t call_blocks = static_cast<size_t>((n_end - n_begin + static_cast<int64_t>(kGemmNr) - 1) /
                                                   static_cast<int64_t>(kGemmNr));
   const size_t rows = static_cast<size_t>(m_end - m_begin);
-  const ukernels::GemmMicrokernel uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks, rows);
+  const ukernels::GemmMicrokernel& uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks, rows);
   const size_t k = static_cast<size_t>(w.k);
   const size_t cols = static_cast<size_t>(n_end - n_begin);
 

@@ -63,6 +63,12 @@ bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, si
                   const int32_t* zero_point, size_t zero_point_count, int8_t* data,
                   int32_t* zero_point_out, int32_t* column_sum_out);
 
+// Weight zero point of `channel` (zero_point has `count` entries, or 1: broadcast) in the stored
+// int8 domain (uint8 zero points minus 128, as the packed weights); throws std::invalid_argument
+// when it is outside the weight type's range. Shared by the GEMM and conv packers.
+int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel,
+                                 bool is_unsigned);
+
 // Owning form, for tests and C++ callers.
 struct PackedWeights {
   int64_t n = 0, k = 0;
@@ -199,7 +205,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
            int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
            void* out, size_t out_stride);
 
-// Name of the microkernel qgemm() uses under the active ISA (e.g. "q8-gemm-8x48c4-avx512vnni").
+// Name of the microkernel qgemm() uses under the active ISA (e.g. "qu8-gemm-8x48c4-avx512vnni").
 const char* qgemm_kernel_name();
 
 }  // namespace circle_quant

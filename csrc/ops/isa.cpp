@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "core/isa.h"
-#include "core/ukernels/qgemm_ukernels.h"
+#include "core/ukernels/registry.h"
 
 namespace torch_circle {
 namespace {
@@ -12,7 +12,7 @@ namespace {
 std::string active_isa() { return circle_quant::isa_name(circle_quant::active_isa()); }
 
 // The integer GEMM microkernel the active ISA runs for a call of `rows` rows (AVX2 has one for
-// few rows and one for many), e.g. "q8-gemm-8x48c4-avx512vnni".
+// few rows and one for many), e.g. "qu8-gemm-8x48c4-avx512vnni".
 std::string gemm_kernel(int64_t rows) {
   TORCH_CHECK_VALUE(rows >= 1, "circle_quant::_gemm_kernel: rows must be at least 1, got ", rows);
   return circle_quant::ukernels::gemm_microkernel_for(circle_quant::active_isa(), 0,

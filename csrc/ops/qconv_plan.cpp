@@ -12,12 +12,10 @@
 namespace torch_circle {
 namespace {
 
-// Header entries. kMagic tells a conv plan from any other int32 tensor (a linear plan
-// included); kVersion changes whenever the layout does.
+// Header entries after magic and version (qgemm_plan.h); the conv magic number tells a conv plan
+// from a linear one.
 enum ConvPlanHeader : int64_t {
-  kMagicIndex = 0,
-  kVersionIndex,
-  kKindIndex,  // circle_quant::ConvKind
+  kKindIndex = kPlanHeaderStartEntries,  // circle_quant::ConvKind
   kOutChannelsIndex,
   kGroupInChannelsIndex,
   kKernelHIndex,
@@ -29,19 +27,13 @@ enum ConvPlanHeader : int64_t {
   kPadWIndex,
   kDilationHIndex,
   kDilationWIndex,
-  kInputZeroPointIndex,
-  kInputSignedIndex,
-  kOutputStageIndex,  // kOutputStageEntries entries (write_output_stage in qgemm_plan.h)
-  kHasWeightZeroPointIndex = kOutputStageIndex + kOutputStageEntries,
-  kHasBiasIndex,
-  kHeaderEntries,
+  kConvLayerIndex,  // the layer block (PlanLayerEntry in qgemm_plan.h)
+  kConvHeaderEntries = kConvLayerIndex + kPlanLayerEntries,
 };
-static_assert(kHeaderEntries <= kConvPlanHeader, "conv plan header overflows kConvPlanHeader");
+static_assert(kConvHeaderEntries <= kConvPlanHeader, "conv plan header overflows kConvPlanHeader");
 
-constexpr int32_t kMagic = 0x56435143;  // "CQCV" in little-endian bytes
-constexpr int32_t kVersion = 2;         // 2: the output scale is stored
-
-enum ConvPlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow };
+constexpr int32_t kConvMagic = 0x56435143;  // "CQCV" in little-endian bytes
+constexpr int32_t kConvVersion = 2;         // 2: the output scale is stored
 
 void check_pair(const char* op, const char* name, at::IntArrayRef v, int64_t min) {
   TORCH_CHECK_VALUE(v.size() == 2, op, ": ", name, " must have 2 entries (height, width), got ", v);
@@ -132,7 +124,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(
     packed = {(oc / groups + (nr - 1)) / nr * nr * groups, (k + (kr - 1)) / kr * kr};
   }
   return {at::empty_symint(packed, options.dtype(at::kChar)),
-          at::empty_symint({oc * kConvPlanRows + kConvPlanHeader}, options.dtype(at::kInt)),
+          at::empty_symint({oc * kPlanRows + kConvPlanHeader}, options.dtype(at::kInt)),
           at::empty_symint({oc}, options.dtype(at::kFloat))};
 }
 
@@ -166,24 +158,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
 
   const auto w = weight.contiguous();
   const auto wz = weight_zero_point.to(at::kInt).contiguous().view(-1);
-  bool has_wzp = false;
-  try {
-    has_wzp = circle_quant::pack_conv_weights(
+  const bool has_wzp = core_call(op, [&] {
+    return circle_quant::pack_conv_weights(
         w.data_ptr(), w.scalar_type() == at::kByte, s, wz.data_ptr<int32_t>(),
         static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(), row(kZeroPointRow),
         row(kColumnSumRow));
-  } catch (const std::invalid_argument& e) {
-    std::string what = e.what();
-    const std::string prefix = "circle_quant: ";  // the core's prefix: name the op instead
-    if (what.compare(0, prefix.size(), prefix) == 0) what = what.substr(prefix.size());
-    TORCH_CHECK_VALUE(false, op, ": ", what);
-  }
+  });
   if (gemm.bias != nullptr) std::memcpy(row(kBiasRow), gemm.bias, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedMultRow), gemm.stage.fixed_multiplier, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedShiftRow), gemm.stage.fixed_shift, sizeof(int32_t) * oc);
 
-  p[kMagicIndex] = kMagic;
-  p[kVersionIndex] = kVersion;
+  p[kMagicIndex] = kConvMagic;
+  p[kVersionIndex] = kConvVersion;
   p[kKindIndex] = static_cast<int32_t>(circle_quant::conv_kind(s));
   p[kOutChannelsIndex] = static_cast<int32_t>(oc);
   p[kGroupInChannelsIndex] = static_cast<int32_t>(s.group_in_channels);
@@ -196,30 +182,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   p[kPadWIndex] = static_cast<int32_t>(padding[1]);
   p[kDilationHIndex] = static_cast<int32_t>(dilation[0]);
   p[kDilationWIndex] = static_cast<int32_t>(dilation[1]);
-  p[kInputZeroPointIndex] = gemm.input_zero_point;
-  p[kInputSignedIndex] = gemm.input_signed ? 1 : 0;
-  write_output_stage(gemm.stage, gemm.output_scale, p + kOutputStageIndex);
-  p[kHasWeightZeroPointIndex] = has_wzp ? 1 : 0;
-  p[kHasBiasIndex] = gemm.bias != nullptr ? 1 : 0;
+  PlanLayer layer = gemm;  // the linear plan's activation, output stage and bias
+  layer.has_weight_zero_point = has_wzp;
+  write_plan_layer(p + kConvLayerIndex, layer);
   return {packed, params, multiplier};
 }
 
 int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight,
                            const at::Tensor& params, const at::Tensor& multiplier) {
-  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op,
-                   ": packed_weight must be int8 (from conv2d_prepack), got ",
-                   dtype_name(packed_weight.scalar_type()));
-  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op,
-                   ": params must be int32 (from conv2d_prepack), got ", dtype_name(params.scalar_type()));
-  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op,
-                   ": multiplier must be float32 (from conv2d_prepack), got ",
-                   dtype_name(multiplier.scalar_type()));
-  TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
-                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (conv2d_prepack's "
-                    "outputs), got shapes ", packed_weight.sizes(), ", ", params.sizes(), ", ",
-                    multiplier.sizes());
+  check_plan_tensor_types(op, "conv2d_prepack", packed_weight, params, multiplier);
   const int64_t oc = multiplier.size(0);
-  TORCH_CHECK_VALUE(params.size(0) == kConvPlanHeader + kConvPlanRows * oc, op, ": params ",
+  TORCH_CHECK_VALUE(params.size(0) == kConvPlanHeader + kPlanRows * oc, op, ": params ",
                     params.sizes(), " and multiplier ", multiplier.sizes(),
                     " do not belong to one conv2d_prepack result");
   return oc;
@@ -228,18 +201,9 @@ int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight,
 ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
                         const at::Tensor& multiplier) {
   const int64_t oc = conv_plan_channels(op, packed_weight, params, multiplier);
-  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(),
-                    op, ": the prepacked tensors must be contiguous");
-  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() &&
-                        multiplier.device().is_cpu(),
-                    op, ": the prepacked tensors must be on the CPU");
+  check_plan_header(op, "conv2d", "circle_quant::conv2d_prepack", packed_weight, params, multiplier,
+                    kConvMagic, kConvVersion);
   const int32_t* p = params.const_data_ptr<int32_t>();
-  TORCH_CHECK_VALUE(p[kMagicIndex] == kMagic, op,
-                    ": params is not a conv2d plan (bad magic number); build it with "
-                    "circle_quant::conv2d_prepack");
-  TORCH_CHECK_VALUE(p[kVersionIndex] == kVersion, op, ": params has conv plan version ",
-                    p[kVersionIndex], " but this build reads version ", kVersion,
-                    "; prepack the weights again");
 
   ConvPlan plan;
   auto& w = plan.weights;
@@ -265,17 +229,9 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
   w.data = packed_weight.const_data_ptr<int8_t>();
   w.zero_point = rows + kZeroPointRow * oc;
   w.column_sum = rows + kColumnSumRow * oc;
-  w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
-
-  plan.stage = read_output_stage(op, p + kOutputStageIndex, multiplier.const_data_ptr<float>(),
-                                 rows + kFixedMultRow * oc, rows + kFixedShiftRow * oc, oc,
-                                 &plan.output_scale);
-
-  plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * oc : nullptr;
-  plan.input_zero_point = p[kInputZeroPointIndex];
-  plan.input_signed = p[kInputSignedIndex] != 0;
-  check_plan_zero_points(op, plan.input_zero_point, plan.input_signed, w.zero_point, oc);
-  plan.output_dtype = output_scalar_type(plan.stage.type);
+  static_cast<PlanLayer&>(plan) =
+      read_plan_layer(op, p + kConvLayerIndex, rows, oc, multiplier.const_data_ptr<float>());
+  w.has_weight_zero_point = plan.has_weight_zero_point;
   plan.stride = {p[kStrideHIndex], p[kStrideWIndex]};
   plan.padding = {p[kPadHIndex], p[kPadWIndex]};
   plan.dilation = {p[kDilationHIndex], p[kDilationWIndex]};

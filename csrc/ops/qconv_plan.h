@@ -7,7 +7,7 @@
 //                    depthwise:    [bytes / 64, 64]: the int32 tap pairs, then the int8 tap
 //                                  quads (qconv.h).
 //   params         int32 1-D: kConvPlanHeader header entries (geometry, activation and output
-//                  parameters), then kConvPlanRows rows of OC entries: bias, weight zero point,
+//                  parameters), then kPlanRows rows of OC entries: bias, weight zero point,
 //                  column sum, fixed-point multiplier, shift. Groups are contiguous channel
 //                  ranges, so per-channel rows cover every group.
 //   multiplier     float32 [OC]: the output stage's float multipliers.
@@ -23,20 +23,14 @@
 #include <tuple>
 
 #include "core/qconv.h"
+#include "qgemm_plan.h"
 
 namespace torch_circle {
 
 constexpr int64_t kConvPlanHeader = 32;
-constexpr int64_t kConvPlanRows = 5;
 
-struct ConvPlan {
+struct ConvPlan : PlanLayer {
   circle_quant::ConvWeightsView weights;
-  circle_quant::OutputStage stage;
-  const int32_t* bias = nullptr;  // OC entries or nullptr
-  int32_t input_zero_point = 0;
-  bool input_signed = false;
-  at::ScalarType output_dtype = at::kByte;
-  float output_scale = 1;  // sy (1 for float output)
   std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
 };
 

@@ -27,25 +27,17 @@
 namespace torch_circle {
 namespace {
 
-// Header entries. kMagic guards against passing some other int32 tensor as `params`; kVersion
-// changes whenever the layout does, so a plan saved in a TorchScript file by another build is
-// rejected instead of misread.
-enum PlanHeader : int64_t {
-  kMagicIndex = 0,
-  kVersionIndex,
-  kChannelsIndex,          // N
-  kReductionIndex,         // K
-  kInputZeroPointIndex,    // za
-  kInputSignedIndex,       // 1: int8 activations, 0: uint8
-  kOutputStageIndex,       // kOutputStageEntries entries (write_output_stage)
-  kHasWeightZeroPointIndex = kOutputStageIndex + kOutputStageEntries,
-  kHasBiasIndex,
-  kHeaderEntries,
+// Header entries after magic and version (qgemm_plan.h).
+enum GemmPlanHeader : int64_t {
+  kChannelsIndex = kPlanHeaderStartEntries,  // N
+  kReductionIndex,                           // K
+  kGemmLayerIndex,                           // the layer block (PlanLayerEntry)
+  kGemmHeaderEntries = kGemmLayerIndex + kPlanLayerEntries,
 };
-static_assert(kHeaderEntries == kPlanHeader, "header layout and kPlanHeader disagree");
+static_assert(kGemmHeaderEntries == kPlanHeader, "header layout and kPlanHeader disagree");
 
-constexpr int32_t kMagic = 0x50475143;  // "CQGP" in little-endian bytes
-constexpr int32_t kVersion = 2;         // 2: the output scale is stored
+constexpr int32_t kGemmMagic = 0x50475143;  // "CQGP" in little-endian bytes
+constexpr int32_t kGemmVersion = 2;         // 2: the output scale is stored
 
 // Output stage entries, relative to the stage's first header entry.
 enum OutputStageEntry : int64_t {
@@ -59,8 +51,6 @@ enum OutputStageEntry : int64_t {
   kScaleBitsEntry,    // sy as float bits (1 for float output): what a fused residual add needs
 };
 static_assert(kScaleBitsEntry + 1 == kOutputStageEntries, "output stage entries disagree");
-
-enum PlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow };
 
 int32_t float_bits(float f) {
   int32_t b;
@@ -100,17 +90,88 @@ void check_param_count(const char* op, const at::Tensor& t, const char* name, in
                     " entries; expected 1 (per tensor) or ", n, " (one per output channel)");
 }
 
-// The core throws std::invalid_argument with a "circle_quant: ..." message; name the op instead.
-template <typename Fn>
-auto core_call(const char* op, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const std::invalid_argument& e) {
-    std::string what = e.what();
-    const std::string prefix = "circle_quant: ";
-    if (what.compare(0, prefix.size(), prefix) == 0) what = what.substr(prefix.size());
-    TORCH_CHECK_VALUE(false, op, ": ", what);
+// make_gemm_plan()'s arguments once checked: every argument error is raised before any work.
+struct GemmPlanArgs {
+  int64_t n = 0, k = 0;
+  int64_t input_min = 0, input_max = 0;  // the activation type's range
+  circle_quant::OutputType output_type = circle_quant::OutputType::kUint8;
+  circle_quant::RequantMode mode = circle_quant::RequantMode::kFloat;
+  at::Tensor bias;          // float32 [N], finite; undefined without a bias
+  at::Tensor weight_scale;  // float32, 1 or N entries, finite and > 0
+  at::Tensor weight_zero_point;  // int32, 1 or N entries
+};
+
+GemmPlanArgs check_gemm_plan_args(const char* op, const at::Tensor& weight,
+                                  const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
+                                  const c10::optional<at::Tensor>& bias, double input_scale,
+                                  int64_t input_zero_point, at::ScalarType input_dtype,
+                                  double output_scale, at::ScalarType output_dtype,
+                                  double activation_min, double activation_max,
+                                  c10::string_view requant) {
+  GemmPlanArgs args;
+  TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
+                   ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
+  TORCH_CHECK_VALUE(weight.dim() == 2, op, ": weight must be 2-D [out_features, in_features], got shape ",
+                    weight.sizes());
+  TORCH_CHECK_VALUE(weight.device().is_cpu(), op, ": weight must be a CPU tensor, got ", weight.device());
+  const int64_t n = weight.size(0), k = weight.size(1);
+  TORCH_CHECK_VALUE(n > 0, op, ": weight has no output channels");
+  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": in_features = ", k,
+                    " exceeds the int8 GEMM's limit of ", circle_quant::kMaxGemmK,
+                    " (int32 accumulators could overflow)");
+  args.n = n;
+  args.k = k;
+
+  TORCH_CHECK_TYPE(at::isFloatingType(weight_scale.scalar_type()), op,
+                   ": weight_scale must be a float tensor, got ", dtype_name(weight_scale.scalar_type()));
+  check_param_count(op, weight_scale, "weight_scale", n);
+  TORCH_CHECK_TYPE(at::isIntegralType(weight_zero_point.scalar_type(), /*includeBool=*/false), op,
+                   ": weight_zero_point must be an integer tensor, got ",
+                   dtype_name(weight_zero_point.scalar_type()));
+  check_param_count(op, weight_zero_point, "weight_zero_point", n);
+
+  TORCH_CHECK_TYPE(input_dtype == at::kByte || input_dtype == at::kChar, op,
+                   ": input_dtype must be torch.uint8 or torch.int8, got ", dtype_name(input_dtype));
+  const int64_t in_lo = input_dtype == at::kByte ? 0 : -128, in_hi = input_dtype == at::kByte ? 255 : 127;
+  TORCH_CHECK_VALUE(input_zero_point >= in_lo && input_zero_point <= in_hi, op, ": input_zero_point ",
+                    input_zero_point, " is outside ", dtype_name(input_dtype), "'s range [", in_lo, ", ",
+                    in_hi, "]");
+  TORCH_CHECK_VALUE(std::isfinite(input_scale) && input_scale > 0, op,
+                    ": input_scale must be finite and > 0, got ", input_scale);
+  args.input_min = in_lo;
+  args.input_max = in_hi;
+  args.output_type = output_type(op, output_dtype);
+  args.mode = requant_mode(op, requant);
+  if (args.output_type != circle_quant::OutputType::kFloat) {
+    TORCH_CHECK_VALUE(std::isfinite(output_scale) && output_scale > 0, op,
+                      ": output_scale must be finite and > 0, got ", output_scale);
   }
+  TORCH_CHECK_VALUE(!std::isnan(activation_min) && !std::isnan(activation_max) &&
+                        activation_min <= activation_max,
+                    op, ": activation_min (", activation_min, ") must not be greater than activation_max (",
+                    activation_max, ")");
+
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), op, ": bias must be a float tensor, got ",
+                     dtype_name(bias->scalar_type()));
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
+                      "] (one entry per output channel), got ", bias->sizes());
+    args.bias = bias->to(at::kFloat).contiguous();
+    const float* b = args.bias.data_ptr<float>();
+    for (int64_t c = 0; c < n; ++c) {
+      TORCH_CHECK_VALUE(std::isfinite(b[c]), op, ": bias[", c, "] = ", b[c],
+                        " is not finite (NaN or Inf cannot be quantized)");
+    }
+  }
+
+  args.weight_scale = weight_scale.to(at::kFloat).contiguous().view(-1);
+  args.weight_zero_point = weight_zero_point.to(at::kInt).contiguous().view(-1);
+  const float* ws_p = args.weight_scale.data_ptr<float>();
+  for (int64_t c = 0; c < args.weight_scale.numel(); ++c) {
+    TORCH_CHECK_VALUE(std::isfinite(ws_p[c]) && ws_p[c] > 0, op, ": weight_scale[", c, "] = ", ws_p[c],
+                      " must be finite and > 0");
+  }
+  return args;
 }
 
 }  // namespace
@@ -182,6 +243,58 @@ circle_quant::OutputStage read_output_stage(const char* op, const int32_t* field
   return s;
 }
 
+void write_plan_layer(int32_t* block, const PlanLayer& layer) {
+  block[kInputZeroPointEntry] = layer.input_zero_point;
+  block[kInputSignedEntry] = layer.input_signed ? 1 : 0;
+  write_output_stage(layer.stage, layer.output_scale, block + kOutputStageEntry);
+  block[kHasWeightZeroPointEntry] = layer.has_weight_zero_point ? 1 : 0;
+  block[kHasBiasEntry] = layer.bias != nullptr ? 1 : 0;
+}
+
+PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* rows, int64_t n,
+                          const float* multiplier) {
+  PlanLayer layer;
+  layer.stage = read_output_stage(op, block + kOutputStageEntry, multiplier, rows + kFixedMultRow * n,
+                                  rows + kFixedShiftRow * n, n, &layer.output_scale);
+  layer.bias = block[kHasBiasEntry] != 0 ? rows + kBiasRow * n : nullptr;
+  layer.input_zero_point = block[kInputZeroPointEntry];
+  layer.input_signed = block[kInputSignedEntry] != 0;
+  layer.has_weight_zero_point = block[kHasWeightZeroPointEntry] != 0;
+  check_plan_zero_points(op, layer.input_zero_point, layer.input_signed, rows + kZeroPointRow * n, n);
+  layer.output_dtype = output_scalar_type(layer.stage.type);
+  return layer;
+}
+
+void check_plan_tensor_types(const char* op, const char* producer, const at::Tensor& packed_weight,
+                             const at::Tensor& params, const at::Tensor& multiplier) {
+  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op, ": packed_weight must be int8 (from ",
+                   producer, "), got ", dtype_name(packed_weight.scalar_type()));
+  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op, ": params must be int32 (from ", producer,
+                   "), got ", dtype_name(params.scalar_type()));
+  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op, ": multiplier must be float32 (from ",
+                   producer, "), got ", dtype_name(multiplier.scalar_type()));
+  TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
+                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (", producer,
+                    "'s outputs), got shapes ", packed_weight.sizes(), ", ", params.sizes(), ", ",
+                    multiplier.sizes());
+}
+
+void check_plan_header(const char* op, const char* kind, const char* producer, const at::Tensor& packed_weight,
+                       const at::Tensor& params, const at::Tensor& multiplier, int32_t magic,
+                       int32_t version) {
+  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(),
+                    op, ": the prepacked tensors must be contiguous");
+  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() &&
+                        multiplier.device().is_cpu(),
+                    op, ": the prepacked tensors must be on the CPU");
+  const int32_t* p = params.const_data_ptr<int32_t>();
+  TORCH_CHECK_VALUE(params.numel() >= kPlanHeaderStartEntries && p[kMagicIndex] == magic, op,
+                    ": params is not a ", kind, " plan (bad magic number); build it with ", producer);
+  TORCH_CHECK_VALUE(p[kVersionIndex] == version, op, ": params has ", kind, " plan version ",
+                    p[kVersionIndex], " but this build reads version ", version,
+                    "; prepack the weights again");
+}
+
 void check_plan_zero_points(const char* op, int32_t input_zero_point, bool input_signed,
                             const int32_t* weight_zero_point, int64_t n) {
   const auto [lo, hi] = dtype_bounds(input_signed ? at::kChar : at::kByte);
@@ -202,65 +315,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
     double activation_max, c10::string_view requant) {
   // --- arguments -------------------------------------------------------------------------------
-  TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
-                   ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
-  TORCH_CHECK_VALUE(weight.dim() == 2, op, ": weight must be 2-D [out_features, in_features], got shape ",
-                    weight.sizes());
-  TORCH_CHECK_VALUE(weight.device().is_cpu(), op, ": weight must be a CPU tensor, got ", weight.device());
-  const int64_t n = weight.size(0), k = weight.size(1);
-  TORCH_CHECK_VALUE(n > 0, op, ": weight has no output channels");
-  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": in_features = ", k,
-                    " exceeds the int8 GEMM's limit of ", circle_quant::kMaxGemmK,
-                    " (int32 accumulators could overflow)");
-
-  TORCH_CHECK_TYPE(at::isFloatingType(weight_scale.scalar_type()), op,
-                   ": weight_scale must be a float tensor, got ", dtype_name(weight_scale.scalar_type()));
-  check_param_count(op, weight_scale, "weight_scale", n);
-  TORCH_CHECK_TYPE(at::isIntegralType(weight_zero_point.scalar_type(), /*includeBool=*/false), op,
-                   ": weight_zero_point must be an integer tensor, got ",
-                   dtype_name(weight_zero_point.scalar_type()));
-  check_param_count(op, weight_zero_point, "weight_zero_point", n);
-
-  TORCH_CHECK_TYPE(input_dtype == at::kByte || input_dtype == at::kChar, op,
-                   ": input_dtype must be torch.uint8 or torch.int8, got ", dtype_name(input_dtype));
-  const int64_t in_lo = input_dtype == at::kByte ? 0 : -128, in_hi = input_dtype == at::kByte ? 255 : 127;
-  TORCH_CHECK_VALUE(input_zero_point >= in_lo && input_zero_point <= in_hi, op, ": input_zero_point ",
-                    input_zero_point, " is outside ", dtype_name(input_dtype), "'s range [", in_lo, ", ",
-                    in_hi, "]");
-  TORCH_CHECK_VALUE(std::isfinite(input_scale) && input_scale > 0, op,
-                    ": input_scale must be finite and > 0, got ", input_scale);
-  const auto out_type = output_type(op, output_dtype);
-  const auto mode = requant_mode(op, requant);
-  if (out_type != circle_quant::OutputType::kFloat) {
-    TORCH_CHECK_VALUE(std::isfinite(output_scale) && output_scale > 0, op,
-                      ": output_scale must be finite and > 0, got ", output_scale);
-  }
-  TORCH_CHECK_VALUE(!std::isnan(activation_min) && !std::isnan(activation_max) &&
-                        activation_min <= activation_max,
-                    op, ": activation_min (", activation_min, ") must not be greater than activation_max (",
-                    activation_max, ")");
-
-  at::Tensor bias_f;
-  if (bias.has_value() && bias->defined()) {
-    TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), op, ": bias must be a float tensor, got ",
-                     dtype_name(bias->scalar_type()));
-    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
-                      "] (one entry per output channel), got ", bias->sizes());
-    bias_f = bias->to(at::kFloat).contiguous();
-    const float* b = bias_f.data_ptr<float>();
-    for (int64_t c = 0; c < n; ++c) {
-      TORCH_CHECK_VALUE(std::isfinite(b[c]), op, ": bias[", c, "] = ", b[c],
-                        " is not finite (NaN or Inf cannot be quantized)");
-    }
-  }
-
-  const auto ws = weight_scale.to(at::kFloat).contiguous().view(-1);
-  const auto wz = weight_zero_point.to(at::kInt).contiguous().view(-1);
+  const GemmPlanArgs args = check_gemm_plan_args(op, weight, weight_scale, weight_zero_point, bias,
+                                                 input_scale, input_zero_point, input_dtype, output_scale,
+                                                 output_dtype, activation_min, activation_max, requant);
+  const int64_t n = args.n, k = args.k, in_lo = args.input_min, in_hi = args.input_max;
+  const at::Tensor &bias_f = args.bias, &ws = args.weight_scale, &wz = args.weight_zero_point;
   const float* ws_p = ws.data_ptr<float>();
-  for (int64_t c = 0; c < ws.numel(); ++c) {
-    TORCH_CHECK_VALUE(std::isfinite(ws_p[c]) && ws_p[c] > 0, op, ": weight_scale[", c, "] = ", ws_p[c],
-                      " must be finite and > 0");
-  }
 
   // --- packing -----------------------------------------------------------------------------------
   const int64_t kp = circle_quant::packed_k(k);
@@ -283,7 +343,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
 
   circle_quant::OutputStage stage;
   core_call(op, [&] {
-    circle_quant::compute_output_stage(out_type, mode, input_scale, ws_p,
+    circle_quant::compute_output_stage(args.output_type, args.mode, input_scale, ws_p,
                                        static_cast<size_t>(ws.numel()), n, output_scale,
                                        static_cast<int32_t>(output_zero_point), activation_min,
                                        activation_max, multiplier.data_ptr<float>(),
@@ -329,32 +389,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     }
   }
 
-  p[kMagicIndex] = kMagic;
-  p[kVersionIndex] = kVersion;
+  // --- header ------------------------------------------------------------------------------------
+  p[kMagicIndex] = kGemmMagic;
+  p[kVersionIndex] = kGemmVersion;
   p[kChannelsIndex] = static_cast<int32_t>(n);
   p[kReductionIndex] = static_cast<int32_t>(k);
-  p[kInputZeroPointIndex] = static_cast<int32_t>(input_zero_point);
-  p[kInputSignedIndex] = input_dtype == at::kChar ? 1 : 0;
-  write_output_stage(stage, output_scale, p + kOutputStageIndex);
-  p[kHasWeightZeroPointIndex] = has_wzp ? 1 : 0;
-  p[kHasBiasIndex] = bias_f.defined() ? 1 : 0;
+  PlanLayer layer;
+  layer.stage = stage;
+  layer.input_zero_point = static_cast<int32_t>(input_zero_point);
+  layer.input_signed = input_dtype == at::kChar;
+  layer.output_scale = static_cast<float>(output_scale);
+  layer.has_weight_zero_point = has_wzp;
+  layer.bias = bias_f.defined() ? row(kBiasRow) : nullptr;
+  write_plan_layer(p + kGemmLayerIndex, layer);
   return {packed, params, multiplier};
 }
 
 int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight,
                            const at::Tensor& params, const at::Tensor& multiplier) {
-  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op,
-                   ": packed_weight must be int8 (from the *_prepack op), got ",
-                   dtype_name(packed_weight.scalar_type()));
-  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op, ": params must be int32 (from the *_prepack op), got ",
-                   dtype_name(params.scalar_type()));
-  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op,
-                   ": multiplier must be float32 (from the *_prepack op), got ",
-                   dtype_name(multiplier.scalar_type()));
-  TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
-                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (the *_prepack op's "
-                    "outputs), got shapes ", packed_weight.sizes(), ", ", params.sizes(), ", ",
-                    multiplier.sizes());
+  check_plan_tensor_types(op, "the *_prepack op", packed_weight, params, multiplier);
   const int64_t n = multiplier.size(0);
   TORCH_CHECK_VALUE(params.size(0) == kPlanHeader + kPlanRows * n &&
                         packed_weight.size(0) % static_cast<int64_t>(circle_quant::kGemmNr) == 0 &&
@@ -375,16 +428,8 @@ void check_plan_device(const char* op, const at::Tensor& input, const at::Tensor
 GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
                         const at::Tensor& multiplier) {
   const int64_t n = gemm_plan_channels(op, packed_weight, params, multiplier);
-  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(),
-                    op, ": the prepacked tensors must be contiguous");
-  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() &&
-                        multiplier.device().is_cpu(),
-                    op, ": the prepacked tensors must be on the CPU");
+  check_plan_header(op, "prepacked", "the *_prepack op", packed_weight, params, multiplier, kGemmMagic, kGemmVersion);
   const int32_t* p = params.const_data_ptr<int32_t>();
-  TORCH_CHECK_VALUE(p[kMagicIndex] == kMagic, op,
-                    ": params is not a prepacked plan (bad magic number); build it with the *_prepack op");
-  TORCH_CHECK_VALUE(p[kVersionIndex] == kVersion, op, ": params has plan version ", p[kVersionIndex],
-                    " but this build reads version ", kVersion, "; prepack the weights again");
   const int64_t k = p[kReductionIndex];
   TORCH_CHECK_VALUE(p[kChannelsIndex] == n && k >= 0 && k <= circle_quant::kMaxGemmK &&
                         packed_weight.size(1) == circle_quant::packed_k(k),
@@ -393,6 +438,8 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
                     multiplier.sizes());
   const int32_t* rows = p + kPlanHeader;
   GemmPlan plan;
+  static_cast<PlanLayer&>(plan) =
+      read_plan_layer(op, p + kGemmLayerIndex, rows, n, multiplier.const_data_ptr<float>());
   auto& w = plan.weights;
   w.n = n;
   w.k = k;
@@ -401,16 +448,7 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
   w.data = packed_weight.const_data_ptr<int8_t>();
   w.zero_point = rows + kZeroPointRow * n;
   w.column_sum = rows + kColumnSumRow * n;
-  w.has_weight_zero_point = p[kHasWeightZeroPointIndex] != 0;
-
-  plan.stage = read_output_stage(op, p + kOutputStageIndex, multiplier.const_data_ptr<float>(),
-                                 rows + kFixedMultRow * n, rows + kFixedShiftRow * n, n,
-                                 &plan.output_scale);
-  plan.bias = p[kHasBiasIndex] != 0 ? rows + kBiasRow * n : nullptr;
-  plan.input_zero_point = p[kInputZeroPointIndex];
-  plan.input_signed = p[kInputSignedIndex] != 0;
-  check_plan_zero_points(op, plan.input_zero_point, plan.input_signed, w.zero_point, n);
-  plan.output_dtype = output_scalar_type(plan.stage.type);
+  w.has_weight_zero_point = plan.has_weight_zero_point;
   return plan;
 }
 

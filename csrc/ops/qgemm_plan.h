@@ -19,6 +19,8 @@
 
 #include <ATen/ATen.h>
 
+#include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "core/qgemm.h"
@@ -26,23 +28,47 @@
 namespace torch_circle {
 
 // params = kPlanHeader int32 header entries (layout in qgemm_plan.cpp: magic, version, N, K,
-// activation zero point and signedness, the output stage, flags), then kPlanRows rows of N
-// entries.
+// then the layer block below), then kPlanRows rows of N entries.
 constexpr int64_t kPlanHeader = 16;
-constexpr int64_t kPlanRows = 5;
 // Header entries of the output stage (type, requantization mode, zero point, clamp bounds,
 // output scale), the same block in linear and conv plans.
 constexpr int64_t kOutputStageEntries = 8;
 
-// View of a plan, checked against the tensors' shapes and header.
-struct GemmPlan {
-  circle_quant::PackedWeightsView weights;
+// --- What linear and conv plans share (qconv_plan.h builds on it) -----------------------------
+
+// Every plan header starts with these two entries. The magic number tells a plan of one kind
+// from any other int32 tensor; the version changes whenever the layout does, so a plan saved by
+// another build is rejected instead of misread.
+enum PlanHeaderStart : int64_t { kMagicIndex = 0, kVersionIndex, kPlanHeaderStartEntries };
+
+// The layer block of a header: activation, output stage and flags, the same entries in linear
+// and conv plans at the offset each plan's header gives it.
+enum PlanLayerEntry : int64_t {
+  kInputZeroPointEntry = 0,  // za
+  kInputSignedEntry,         // 1: int8 activations, 0: uint8
+  kOutputStageEntry,         // kOutputStageEntries entries (write_output_stage)
+  kHasWeightZeroPointEntry = kOutputStageEntry + kOutputStageEntries,
+  kHasBiasEntry,
+  kPlanLayerEntries,
+};
+
+// The per-channel rows after the header, N (or OC) entries each, in both plans.
+enum PlanRow : int64_t { kBiasRow = 0, kZeroPointRow, kColumnSumRow, kFixedMultRow, kFixedShiftRow, kPlanRows };
+
+// What the layer block and rows describe, read back and checked (both plans' views extend it).
+struct PlanLayer {
   circle_quant::OutputStage stage;
-  const int32_t* bias = nullptr;  // N entries, int32 at scale sa·sb[n]
+  const int32_t* bias = nullptr;  // N entries, int32 at scale sa·sb[n], or nullptr
   int32_t input_zero_point = 0;
   bool input_signed = false;      // the activations the plan was packed for: int8 or uint8
   at::ScalarType output_dtype = at::kByte;
   float output_scale = 1;         // sy (1 for float output)
+  bool has_weight_zero_point = false;
+};
+
+// View of a linear plan, checked against the tensors' shapes and header.
+struct GemmPlan : PlanLayer {
+  circle_quant::PackedWeightsView weights;
 };
 
 at::ScalarType output_scalar_type(circle_quant::OutputType type);
@@ -62,6 +88,38 @@ circle_quant::OutputStage read_output_stage(const char* op, const int32_t* field
 // the kernels assume the latter fit int8.
 void check_plan_zero_points(const char* op, int32_t input_zero_point, bool input_signed,
                             const int32_t* weight_zero_point, int64_t n);
+
+// Writes a plan's layer block (kPlanLayerEntries entries at `block`).
+void write_plan_layer(int32_t* block, const PlanLayer& layer);
+// Reads and checks the layer block and the rows (n channels) of a plan (errors name `op`).
+PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* rows, int64_t n,
+                          const float* multiplier);
+
+// Dtypes and ranks of a plan's three tensors, as `producer` (the prepack op) returns them.
+void check_plan_tensor_types(const char* op, const char* producer, const at::Tensor& packed_weight,
+                             const at::Tensor& params, const at::Tensor& multiplier);
+// What a call needs of the three tensors before reading them: contiguous, on the CPU, and a
+// header with this kind's magic number and version (errors name the kind of plan and the op
+// that makes it, `producer`).
+void check_plan_header(const char* op, const char* kind, const char* producer, const at::Tensor& packed_weight,
+                       const at::Tensor& params, const at::Tensor& multiplier, int32_t magic,
+                       int32_t version);
+
+// The core throws std::invalid_argument with a "circle_quant: ..." message; this names the op
+// instead (a TORCH_CHECK_VALUE error).
+template <typename Fn>
+auto core_call(const char* op, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::invalid_argument& e) {
+    std::string what = e.what();
+    const std::string prefix = "circle_quant: ";
+    if (what.compare(0, prefix.size(), prefix) == 0) what = what.substr(prefix.size());
+    TORCH_CHECK_VALUE(false, op, ": ", what);
+  }
+}
+
+// --- Linear plans --------------------------------------------------------------------------------
 
 // weight: [N, K] int8 or uint8 (row major; conv weights are reordered to (kh, kw, ic) by the
 // caller). weight_scale / weight_zero_point: N entries or 1. bias: float [N] or none.

@@ -11,6 +11,9 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "core/isa.h"
+#include "core/ukernels/registry.h"
+
 #include <algorithm>
 #include <optional>
 #include <type_traits>
@@ -78,6 +81,22 @@ using OptTensor = std::optional<Tensor>;
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Direct bindings of the circle_quant ops (see torch_circle.ops) and the Circle exporter";
   register_exporter(m);
+  // The kernel registry (csrc/core/ukernels/registry.h), read from libtorch_circle.so.
+  m.def("kernel_isas", [] {
+    std::vector<std::pair<std::string, bool>> isas;
+    for (circle_quant::Isa isa : circle_quant::kAllIsas) {
+      isas.emplace_back(circle_quant::isa_name(isa), circle_quant::isa_supported(isa));
+    }
+    return isas;
+  }, "Every ISA name the kernels know, lowest first per architecture, with whether this CPU runs it");
+  m.def("registered_kernels", [] {
+    std::vector<std::tuple<std::string, std::string, std::string, bool>> rows;
+    for (const auto& k : circle_quant::ukernels::registered_kernels()) {
+      rows.emplace_back(circle_quant::ukernels::family_name(k.family), k.name,
+                        circle_quant::isa_name(k.isa), k.dispatched);
+    }
+    return rows;
+  }, "Every registered microkernel as (family, name, isa, dispatched)");
   const auto none = py::none();
   bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t, ScalarType)>(
       m, "quantize_per_tensor",

@@ -26,9 +26,8 @@ using namespace circle_quant;
 using namespace circle_quant_test;
 using ukernels::GemmMicrokernel;
 
-GemmMicrokernel microkernel(Isa isa) {
-  return isa == Isa::kNeonDot ? ukernels::q8_gemm_neondot() : ukernels::q8_gemm_neon();
-}
+// The kernel qgemm() runs under `isa` (the registry's default row of that level).
+const GemmMicrokernel& microkernel(Isa isa) { return ukernels::gemm_microkernel_for(isa); }
 
 // Over-reads up to a row past the last one must fault: a 64 KiB inaccessible region.
 constexpr size_t kGuardBytes = 64 * 1024;
@@ -120,26 +119,37 @@ constexpr int32_t kAccSentinel = 0x5a5a5a5a;
 
 // --- the microkernels, called directly --------------------------------------------------------
 
-class ArmGemmUkernels : public IsaTest {};
-INSTANTIATE_TEST_SUITE_P(Isa, ArmGemmUkernels,
-                         ::testing::Values(Isa::kNeon, Isa::kNeonDot), isa_param_name);
+// Parameter: every GEMM row of the kernel registry that reads A as int8 and this CPU runs (on a
+// core without the dot product the neondot kernel is left out: sdot would be illegal).
+class ArmGemmUkernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  const ukernels::RegisteredKernel<GemmMicrokernel>& row() const {
+    return registered(ukernels::gemm_kernels(), GetParam());
+  }
+  Isa isa() const { return row().isa; }
+};
+INSTANTIATE_TEST_SUITE_P(
+    Kernel, ArmGemmUkernels,
+    ::testing::ValuesIn(runnable_kernels(ukernels::gemm_kernels(),
+                                         [](const auto& row) { return row.kernel.a_signed; })),
+    kernel_param_name);
 
 TEST_P(ArmGemmUkernels, DescribeThemselves) {
-  const GemmMicrokernel uk = microkernel(GetParam());
+  const GemmMicrokernel& uk = row().kernel;
   EXPECT_TRUE(uk.a_signed) << "ARM kernels read A as int8 (s8·s8 products)";
   EXPECT_GE(uk.mr, 1u);
   EXPECT_GE(uk.max_blocks, 1u);
   EXPECT_LE(uk.mr * uk.max_blocks * kGemmNr, ukernels::kMaxTileAccumulators);
   EXPECT_NE(uk.accumulate, nullptr);
   EXPECT_NE(uk.requantize, nullptr);
-  const std::string name = uk.name, suffix = std::string("-") + isa_name(GetParam());
-  EXPECT_EQ(name.rfind("q8-gemm-", 0), 0u) << name;
+  const std::string name = uk.name, suffix = std::string("-") + isa_name(isa());
+  EXPECT_EQ(name.rfind("qs8-gemm-", 0), 0u) << name;
   ASSERT_GE(name.size(), suffix.size());
   EXPECT_EQ(name.substr(name.size() - suffix.size()), suffix) << name;
 }
 
 TEST_P(ArmGemmUkernels, AccumulateMatchesTripleLoop) {
-  const GemmMicrokernel uk = microkernel(GetParam());
+  const GemmMicrokernel& uk = row().kernel;
   const size_t ks[] = {0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 255, 256,
                        257, 1000};
   const size_t stride_pad[] = {0, 1, 3, 16, 61};
@@ -159,7 +169,7 @@ TEST_P(ArmGemmUkernels, AccumulateMatchesTripleLoop) {
 }
 
 TEST_P(ArmGemmUkernels, RandomShapes) {
-  const GemmMicrokernel uk = microkernel(GetParam());
+  const GemmMicrokernel& uk = row().kernel;
   std::mt19937 rng(77);
   for (int iter = 0; iter < 200; ++iter) {
     const size_t mr = uniform_int<size_t>(rng, 1, uk.mr);
@@ -173,7 +183,7 @@ TEST_P(ArmGemmUkernels, RandomShapes) {
 
 // The longest reduction the driver allows, at the largest magnitudes: 32768 · 16384 = 2^29.
 TEST_P(ArmGemmUkernels, LongestReductionOfExtremes) {
-  const GemmMicrokernel uk = microkernel(GetParam());
+  const GemmMicrokernel& uk = row().kernel;
   std::mt19937 rng(5);
   const size_t k = static_cast<size_t>(kMaxGemmK);
   for (Values values : {Values::kAllMin, Values::kMinTimesMax, Values::kAllMax}) {
@@ -185,7 +195,7 @@ TEST_P(ArmGemmUkernels, LongestReductionOfExtremes) {
 // without row sums, ties (power-of-two multipliers), extreme totals and narrow clamps; nothing
 // outside the rows × cols tile may be written.
 TEST_P(ArmGemmUkernels, RequantizeMatchesScalar) {
-  const GemmMicrokernel uk = microkernel(GetParam());
+  const GemmMicrokernel& uk = row().kernel;
   std::mt19937 rng(31);
   const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16,
                               OutputType::kFloat};
@@ -339,8 +349,8 @@ TEST_P(ArmGemmUkernels, QgemmUnderForcedIsaMatchesScalar) {
       want = run_qgemm(c, seed);
     }
     {
-      IsaOverride forced(GetParam());
-      EXPECT_STREQ(qgemm_kernel_name(), microkernel(GetParam()).name);
+      IsaOverride forced(isa());
+      EXPECT_STREQ(qgemm_kernel_name(), microkernel(isa()).name);
       got = run_qgemm(c, seed);
     }
     ASSERT_TRUE(same_bits(got.data(), want.data(), got.size()))

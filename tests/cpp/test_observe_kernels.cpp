@@ -28,14 +28,10 @@ struct ObserveKernels {
   size_t (*histogram)(const float*, size_t, float, float, int64_t, uint32_t*);
 };
 
+// The microkernels of one ISA (its rows in the kernel registry), called directly.
 ObserveKernels observe_kernels(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__)
-    case Isa::kAvx2: return {&ukernels::f32_minmax_avx2, &ukernels::f32_histogram_avx2};
-    case Isa::kAvx512: return {&ukernels::f32_minmax_avx512, &ukernels::f32_histogram_avx512};
-#endif
-    default: return {&ukernels::f32_minmax_scalar, &ukernels::f32_histogram_scalar};
-  }
+  return {own_row(ukernels::minmax_kernels(), isa).kernel,
+          own_row(ukernels::histogram_kernels(), isa).kernel};
 }
 
 // --- inputs ----------------------------------------------------------------------------------------

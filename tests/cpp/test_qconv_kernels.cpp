@@ -29,14 +29,17 @@ using namespace circle_quant_test;
 
 // --- depthwise microkernels ----------------------------------------------------------------------
 
-std::vector<ukernels::DwConvMicrokernel> simd_dwconv_kernels() {
-  std::vector<ukernels::DwConvMicrokernel> kernels;
-#if defined(__x86_64__)
-  if (isa_supported(Isa::kAvx2)) kernels.push_back(ukernels::q8_dwconv_avx2());
-  if (isa_supported(Isa::kAvx512)) kernels.push_back(ukernels::q8_dwconv_avx512());
-  if (isa_supported(Isa::kAvx512Vnni)) kernels.push_back(ukernels::q8_dwconv_avx512vnni());
-#endif
-  return kernels;
+// Parameter of the depthwise suites: a q8-dwconv row of the kernel registry (every one this CPU
+// runs, the scalar reference included).
+class DwConvKernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  const ukernels::DwConvMicrokernel& kernel() const {
+    return registered(ukernels::dwconv_kernels(), GetParam()).kernel;
+  }
+};
+
+const ukernels::DwConvMicrokernel& scalar_dwconv() {
+  return registered(ukernels::dwconv_kernels(), "q8-dwconv-c1-scalar").kernel;
 }
 
 // Random bytes with the extremes 0x00, 0x7f, 0x80, 0xff over-represented.
@@ -59,7 +62,8 @@ struct DwKernelCase {
   bool input_signed, weight_unsigned;
 };
 
-void check_dwconv_kernels(std::mt19937& rng, const DwKernelCase& tc) {
+void check_dwconv_kernel(const ukernels::DwConvMicrokernel& kernel, std::mt19937& rng,
+                         const DwKernelCase& tc) {
   std::ostringstream what;
   what << "pixels=" << tc.pixels << " channels=" << tc.channels << " taps=" << tc.taps
        << " input " << (tc.input_signed ? "int8" : "uint8") << " weights "
@@ -102,7 +106,7 @@ void check_dwconv_kernels(std::mt19937& rng, const DwKernelCase& tc) {
 
   const int32_t kSentinel = 0x5a5a5a5a;
   std::vector<int32_t> want(tc.pixels * stride, kSentinel);
-  const ukernels::DwConvMicrokernel ref = ukernels::q8_dwconv_scalar();
+  const ukernels::DwConvMicrokernel& ref = scalar_dwconv();
   (tc.input_signed ? ref.accumulate_s8 : ref.accumulate_u8)(
       tc.pixels, tc.channels, tc.taps, taps.data(), input_stride, dw, want.data(), stride);
 
@@ -121,19 +125,17 @@ void check_dwconv_kernels(std::mt19937& rng, const DwKernelCase& tc) {
     }
   }
 
-  for (const auto& kernel : simd_dwconv_kernels()) {
-    SCOPED_TRACE(kernel.name);
-    std::vector<int32_t> got(tc.pixels * stride, kSentinel);
-    (tc.input_signed ? kernel.accumulate_s8 : kernel.accumulate_u8)(
-        tc.pixels, tc.channels, tc.taps, taps.data(), input_stride, dw, got.data(), stride);
-    for (size_t p = 0; p < tc.pixels; ++p) {
-      ASSERT_TRUE(same_bits(got.data() + p * stride, want.data() + p * stride, tc.channels))
-          << "pixel " << p;
-    }
+  SCOPED_TRACE(kernel.name);
+  std::vector<int32_t> got(tc.pixels * stride, kSentinel);
+  (tc.input_signed ? kernel.accumulate_s8 : kernel.accumulate_u8)(
+      tc.pixels, tc.channels, tc.taps, taps.data(), input_stride, dw, got.data(), stride);
+  for (size_t p = 0; p < tc.pixels; ++p) {
+    ASSERT_TRUE(same_bits(got.data() + p * stride, want.data() + p * stride, tc.channels))
+        << "pixel " << p;
   }
 }
 
-TEST(DwConvKernels, SimdMatchesScalar) {
+TEST_P(DwConvKernels, MatchesScalar) {
   std::mt19937 rng(1234);
   const size_t channel_counts[] = {1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48, 63, 64,
                                    65, 80, 96, 127, 128, 129, 144, 200};
@@ -143,7 +145,7 @@ TEST(DwConvKernels, SimdMatchesScalar) {
       for (int signs = 0; signs < 4; ++signs) {
         const DwKernelCase tc{uniform_int<size_t>(rng, 1, 4), channels, taps, (signs & 1) != 0,
                               (signs & 2) != 0};
-        check_dwconv_kernels(rng, tc);
+        check_dwconv_kernel(kernel(), rng, tc);
         if (HasFailure()) return;
       }
     }
@@ -151,11 +153,10 @@ TEST(DwConvKernels, SimdMatchesScalar) {
 }
 
 // The row form (sliding window along W) against the scalar tap-pointer kernel.
-TEST(DwConvKernels, RowFormMatchesScalar) {
+TEST_P(DwConvKernels, RowFormMatchesScalar) {
   std::mt19937 rng(77);
-  const ukernels::DwConvMicrokernel ref = ukernels::q8_dwconv_scalar();
-  std::vector<ukernels::DwConvMicrokernel> kernels = simd_dwconv_kernels();
-  kernels.push_back(ref);  // kernels without a row form are skipped below
+  const ukernels::DwConvMicrokernel& ref = scalar_dwconv();
+  const ukernels::DwConvMicrokernel kernels[] = {kernel()};  // without a row form: nothing to do
   const size_t channel_counts[] = {1, 5, 16, 17, 31, 32, 48, 64, 65, 100, 144};
   for (size_t channels : channel_counts) {
     for (size_t kernel_w : {size_t{3}, size_t{5}}) {
@@ -210,7 +211,7 @@ TEST(DwConvKernels, RowFormMatchesScalar) {
 }
 
 // Every product at its largest magnitude: 255 · (0 - 255), (-128) · (-128 - 127), ...
-TEST(DwConvKernels, ExtremeProducts) {
+TEST_P(DwConvKernels, ExtremeProducts) {
   for (bool input_signed : {false, true}) {
     for (bool weight_unsigned : {false, true}) {
       for (uint8_t xb : {uint8_t{0x00}, uint8_t{0x7f}, uint8_t{0x80}, uint8_t{0xff}}) {
@@ -232,9 +233,8 @@ TEST(DwConvKernels, ExtremeProducts) {
             const int64_t xv = input_signed ? static_cast<int8_t>(xb) : xb;
             const int64_t wval = weight_unsigned ? wb : static_cast<int8_t>(wb);
             const int32_t want = static_cast<int32_t>(xv * (wval - zp) * static_cast<int64_t>(taps));
-            std::vector<ukernels::DwConvMicrokernel> kernels = simd_dwconv_kernels();
-            kernels.push_back(ukernels::q8_dwconv_scalar());
-            for (const auto& k : kernels) {
+            {
+              const ukernels::DwConvMicrokernel& k = kernel();
               std::vector<int32_t> acc(stride, 0);
               (input_signed ? k.accumulate_s8 : k.accumulate_u8)(
                   1, channels, taps, rows.data(), 0, ukernels::dwconv_weights(w.view()), acc.data(), stride);
@@ -248,6 +248,10 @@ TEST(DwConvKernels, ExtremeProducts) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Kernel, DwConvKernels,
+                         ::testing::ValuesIn(runnable_kernels(ukernels::dwconv_kernels())),
+                         kernel_param_name);
 
 // --- the conv driver against a direct convolution ------------------------------------------------
 

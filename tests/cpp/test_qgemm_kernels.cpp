@@ -17,9 +17,6 @@
 #include "core/isa.h"
 #include "core/qgemm.h"
 #include "core/ukernels/qgemm_ukernels.h"
-#if defined(__aarch64__)
-#include "core/ukernels/neon_common.h"
-#endif
 #include "test_util.h"
 
 namespace {
@@ -34,62 +31,26 @@ constexpr int32_t kInt32Max = std::numeric_limits<int32_t>::max();
 
 // --- the microkernels --------------------------------------------------------------------------
 
-// A kernel's descriptor function is compiled with its ISA's flags, so it may itself execute that
-// ISA's instructions: call it only where the CPU supports the ISA (a pre-AVX CPU faults on the
-// AVX2 descriptor's VEX moves).
-struct KernelUnderTest {
-  std::string label;
-  GemmMicrokernel (*descriptor)();
-  bool supported;
-};
-
-std::vector<KernelUnderTest> all_microkernels() {
-  std::vector<KernelUnderTest> v = {{"scalar", &ukernels::q8_gemm_scalar, true}};
-#if defined(__x86_64__)
-  v.push_back({"avx2", &ukernels::q8_gemm_avx2, isa_supported(Isa::kAvx2)});
-  v.push_back({"avx2_w16", &ukernels::q8_gemm_avx2_w16, isa_supported(Isa::kAvx2)});
-  v.push_back({"avxvnni", &ukernels::q8_gemm_avxvnni, isa_supported(Isa::kAvxVnni)});
-  // The avxvnni code with EVEX encoding: runs wherever AVX512-VNNI does.
-  v.push_back({"avxvnni_evex", &ukernels::q8_gemm_avxvnni_evex, isa_supported(Isa::kAvx512Vnni)});
-  v.push_back({"avx512vnni", &ukernels::q8_gemm_avx512vnni, isa_supported(Isa::kAvx512Vnni)});
-  v.push_back({"avx512vnni_6x64", &ukernels::q8_gemm_avx512vnni_6x64, isa_supported(Isa::kAvx512Vnni)});
-#endif
-  return v;
-}
-
-std::vector<std::string> microkernel_labels() {
-  std::vector<std::string> labels;
-  // Kernels this CPU cannot run are left out rather than skipped (this machine lacks VEX
-  // AVX-VNNI; its code is the same as the avxvnni_evex build, which runs here).
-  for (const auto& k : all_microkernels()) {
-    if (k.supported) labels.push_back(k.label);
-  }
-  return labels;
+// Every GEMM row of the kernel registry this CPU runs whose A is uint8 (x86 and the scalar
+// reference; the ARM int8-A kernels have test_gemm_ukernels_arm.cpp). Kernels of levels this CPU
+// lacks are left out rather than skipped (this machine lacks VEX AVX-VNNI; its code is the same
+// as the EVEX build's, which runs on AVX512-VNNI machines).
+std::vector<std::string> unsigned_a_gemm_kernels() {
+  return runnable_kernels(ukernels::gemm_kernels(), [](const auto& row) { return !row.kernel.a_signed; });
 }
 
 class MicrokernelTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override {
-    for (const auto& k : all_microkernels()) {
-      if (k.label == GetParam()) {
-        if (!k.supported) GTEST_SKIP() << k.label << " is not supported by this CPU";
-        uk_ = k.descriptor();
-        return;
-      }
-    }
-    FAIL() << "unknown microkernel " << GetParam();
-  }
+  void SetUp() override { uk_ = registered(ukernels::gemm_kernels(), GetParam()).kernel; }
   GemmMicrokernel uk_{};
 };
-
-std::string label_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
 
 TEST_P(MicrokernelTest, Geometry) {
   EXPECT_GE(uk_.mr, 1u);
   EXPECT_GE(uk_.max_blocks, 1u);
   EXPECT_LE(uk_.mr * uk_.max_blocks * kGemmNr, ukernels::kMaxTileAccumulators);
-  EXPECT_FALSE(uk_.a_signed);  // x86 and the scalar reference read A as uint8
-  EXPECT_NE(std::string(uk_.name).find("q8-gemm-"), std::string::npos);
+  EXPECT_FALSE(uk_.a_signed);  // the suite's kernels read A as uint8
+  EXPECT_EQ(std::string(uk_.name).rfind("qu8-gemm-", 0), 0u) << uk_.name;  // u8 A: the qu8 prefix
 }
 
 // Value patterns for A (uint8 as the kernel reads it) and the weights (int8 as stored).
@@ -179,7 +140,7 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
   std::vector<int32_t> got(mr * acc_stride + 16, sentinel), want(mr * acc_stride + 16, sentinel);
   ukernels::accumulate_packed(uk, mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
                               got.data(), acc_stride);
-  ukernels::q8_gemm_scalar().accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
+  registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4-scalar").kernel.accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
                                         want.data(), acc_stride);
   for (size_t i = 0; i < got.size(); ++i) {
     const size_t r = i / acc_stride, c = i % acc_stride;
@@ -239,28 +200,10 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Gemm, MicrokernelTest, ::testing::ValuesIn(microkernel_labels()),
-                         label_name);
+INSTANTIATE_TEST_SUITE_P(Gemm, MicrokernelTest, ::testing::ValuesIn(unsigned_a_gemm_kernels()),
+                         kernel_param_name);
 
 // --- output stages -----------------------------------------------------------------------------
-
-struct RequantizeUnderTest {
-  std::string label;
-  ukernels::RequantizeFn fn;
-  bool supported;
-};
-
-std::vector<RequantizeUnderTest> all_requantizers() {
-  std::vector<RequantizeUnderTest> v;
-#if defined(__x86_64__)
-  v.push_back({"avx2", &ukernels::qs32_requantize_avx2, isa_supported(Isa::kAvx2)});
-  v.push_back({"avx512", &ukernels::qs32_requantize_avx512, isa_supported(Isa::kAvx512)});
-#endif
-#if defined(__aarch64__)
-  v.push_back({"neon", &ukernels::qs32_requantize_neon, true});
-#endif
-  return v;
-}
 
 // A random multiplier for channel c: tiny, ties-prone powers of two, near 1, above 1 (left
 // shifts in fixed point), zero (float output: -0 products), log-uniform.
@@ -286,16 +229,7 @@ int32_t random_acc(std::mt19937& rng) {
 
 class RequantizeTest : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override {
-    for (const auto& r : all_requantizers()) {
-      if (r.label == GetParam()) {
-        if (!r.supported) GTEST_SKIP() << r.label << " is not supported by this CPU";
-        fn_ = r.fn;
-        return;
-      }
-    }
-    FAIL() << "unknown output stage " << GetParam();
-  }
+  void SetUp() override { fn_ = registered(ukernels::requantize_kernels(), GetParam()).kernel; }
   ukernels::RequantizeFn fn_ = nullptr;
 };
 
@@ -383,16 +317,10 @@ TEST_P(RequantizeTest, MatchesScalarReference) {
   }
 }
 
+// Every qs32-requantize row of the registry this CPU runs (the scalar one included: trivially equal).
 INSTANTIATE_TEST_SUITE_P(Gemm, RequantizeTest,
-                         ::testing::ValuesIn([] {
-                           std::vector<std::string> labels;
-                           for (const auto& r : all_requantizers()) {
-                             if (r.supported) labels.push_back(r.label);
-                           }
-                           return labels;
-                         }()),
-                         label_name);
-GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(RequantizeTest);
+                         ::testing::ValuesIn(runnable_kernels(ukernels::requantize_kernels())),
+                         kernel_param_name);
 
 // The scalar output stage on hand-checked values (each expectation worked out from the
 // formulas in docs/numerics.md).
@@ -966,7 +894,9 @@ TEST_P(QgemmTest, EdgeCases) {
 TEST_P(QgemmTest, KernelName) {
   IsaOverride force(GetParam());
   const std::string name = qgemm_kernel_name();
-  EXPECT_EQ(name.rfind("q8-gemm-", 0), 0u) << name;
+  // The prefix says how the kernel reads A: uint8 (x86, scalar) or int8 (ARM).
+  const char* prefix = ukernels::gemm_microkernel_for(GetParam()).a_signed ? "qs8-gemm-" : "qu8-gemm-";
+  EXPECT_EQ(name.rfind(prefix, 0), 0u) << name;
   if (GetParam() == Isa::kAvx512Vnni) {
     EXPECT_NE(name.find("avx512vnni"), std::string::npos);
   }
@@ -977,29 +907,28 @@ TEST_P(QgemmTest, KernelName) {
 
 #if defined(__x86_64__)
 TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
-  if (!isa_supported(Isa::kAvx512Vnni)) GTEST_SKIP() << "the descriptors run AVX512-VNNI code";
+  // The choice reads the registry's data only: it runs on any CPU, whatever the kernels' ISA.
   // 64-channel tiles where 64 divides the width better than 48 (most CNN layers), 48-channel
   // ones otherwise (BERT's 768 / 3072, and ties). Results never depend on it (the tests above).
   for (size_t blocks : {4u, 7u, 8u, 16u, 32u, 10u}) {
     EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name,
-                 "q8-gemm-6x64c4-avx512vnni") << blocks << " blocks";
+                 "qu8-gemm-6x64c4-avx512vnni") << blocks << " blocks";
   }
   for (size_t blocks : {1u, 2u, 3u, 5u, 6u, 48u, 192u}) {
     EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name,
-                 "q8-gemm-8x48c4-avx512vnni") << blocks << " blocks";
+                 "qu8-gemm-8x48c4-avx512vnni") << blocks << " blocks";
   }
 }
 
 TEST(QgemmTileChoice, Avx2WidensOperandsFromMinRows) {
   // Few rows: the in-loop unpacking kernel (widening B per call would cost as much as the GEMM);
   // from min_rows on, the kernel that reads int16 operands widened once per call.
-  if (!isa_supported(Isa::kAvx2)) GTEST_SKIP() << "the descriptors run AVX2 code";
-  const std::string widened = ukernels::q8_gemm_avx2_w16().name;
-  const size_t min_rows = ukernels::q8_gemm_avx2_w16().min_rows;
+  const GemmMicrokernel& w16 = registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4w16-avx2").kernel;
+  const std::string widened = w16.name;
+  const size_t min_rows = w16.min_rows;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
-    if (!isa_supported(isa)) continue;
     for (size_t rows = 1; rows < min_rows; ++rows) {
-      EXPECT_STREQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, ukernels::q8_gemm_avx2().name);
+      EXPECT_STREQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, "qu8-gemm-3x16c4-avx2");
     }
     for (size_t rows : {min_rows, min_rows + 1, size_t{512}}) {
       EXPECT_EQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, widened) << rows << " rows";

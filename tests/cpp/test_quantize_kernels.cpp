@@ -73,24 +73,13 @@ struct Kernels {
   void (*dequantize_channelwise)(const Q*, float*, size_t, const float*, const float*);
 };
 
-#define KERNELS_OF(isa)                                                                       \
-  Kernels<Q> {                                                                                \
-    &ukernels::f32_quantize_##isa<Q>, &ukernels::f32_quantize_channelwise_##isa<Q>,           \
-        &ukernels::dequantize_f32_##isa<Q>, &ukernels::dequantize_channelwise_f32_##isa<Q>    \
-  }
-
-// The microkernels of one ISA, called directly.
+// The microkernels of one ISA (its rows in the kernel registry), called directly.
 template <typename Q>
 Kernels<Q> kernels(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__)
-    case Isa::kAvx2: return KERNELS_OF(avx2);
-    case Isa::kAvx512: return KERNELS_OF(avx512);
-#endif
-    default: return KERNELS_OF(scalar);
-  }
+  const auto& q = own_row(ukernels::quantize_kernels<Q>(), isa).kernel;
+  const auto& d = own_row(ukernels::dequantize_kernels<Q>(), isa).kernel;
+  return {q.tensor, q.channelwise, d.tensor, d.channelwise};
 }
-#undef KERNELS_OF
 
 // The public entry points, which route to the active ISA.
 template <typename Q>
@@ -430,11 +419,11 @@ TEST(QuantizeReference, ScalarKernelsMatchSpecOracle) {
           const QuantizeParams b = make_quantize_params(1.0, 0, p.qmin, p.qmax);
           ASSERT_TRUE(ukernels::f32_quantize_channelwise_scalar(
               p.x.data(), y.data(), p.n, p.inv_scale.data(), p.zero_point.data(), b.qmin, b.qmax));
-          ukernels::dequantize_channelwise_f32_scalar(p.q.data(), d.data(), p.n, p.scale.data(),
+          ukernels::q_dequantize_channelwise_scalar(p.q.data(), d.data(), p.n, p.scale.data(),
                                                       p.zero_point.data());
         } else {
           ASSERT_TRUE(ukernels::f32_quantize_scalar(p.x.data(), y.data(), p.n, p.params()));
-          ukernels::dequantize_f32_scalar(p.q.data(), d.data(), p.n, p.dequantize_params());
+          ukernels::q_dequantize_scalar(p.q.data(), d.data(), p.n, p.dequantize_params());
         }
         for (size_t i = 0; i < p.n; ++i) {
           const Q want = oracle_quantize<Q>(p.x[i], p.scale[i], p.zp_int[i], p.qmin, p.qmax);

@@ -352,19 +352,23 @@ std::vector<uint8_t> reference_tile(const Tile& t) {
 
 // --- 1. every ISA's kernel against the scalar reference -----------------------------------------
 
-class ResidualAddKernelTest : public IsaTest {
+// Parameter: a q8-vadd row of the kernel registry (every one this CPU runs).
+class ResidualAddKernelTest : public ::testing::TestWithParam<std::string> {
  protected:
-  ukernels::ResidualAddFn kernel() const { return ukernels::gemm_microkernel_for(GetParam()).add_residual; }
+  const ukernels::RegisteredKernel<ukernels::ResidualAddFn>& row() const {
+    return registered(ukernels::residual_add_kernels(), GetParam());
+  }
+  ukernels::ResidualAddFn kernel() const { return row().kernel; }
 };
 
 TEST_P(ResidualAddKernelTest, MatchesScalarOnRandomTiles) {
   ASSERT_NE(kernel(), nullptr);
-  std::mt19937 rng(1234 + static_cast<int>(GetParam()));
+  std::mt19937 rng(1234 + static_cast<int>(row().isa));
   for (int iter = 0; iter < 1500 * kScale; ++iter) {
     const Tile t = random_tile(rng);
     SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << t.describe());
     const ResidualAdd add = make_add(t.p);
-    const std::vector<uint8_t> want = run_tile(&ukernels::q8_vadd_scalar, t, add);
+    const std::vector<uint8_t> want = run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add);
     const std::vector<uint8_t> got = run_tile(kernel(), t, add);
     ASSERT_TRUE(check_tile(t, want, want)) << "scalar reference";
     ASSERT_TRUE(check_tile(t, got, want));
@@ -484,7 +488,7 @@ TEST_P(ResidualAddKernelTest, TiesRoundPerFamily) {
       SCOPED_TRACE(t.describe());
       const ResidualAdd add = make_add(t.p);
       ASSERT_TRUE(check_tile(t, run_tile(kernel(), t, add), want));
-      ASSERT_TRUE(check_tile(t, run_tile(&ukernels::q8_vadd_scalar, t, add), want)) << "scalar";
+      ASSERT_TRUE(check_tile(t, run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add), want)) << "scalar";
     }
   }
 }
@@ -520,12 +524,13 @@ TEST_P(ResidualAddKernelTest, DegenerateScalesMatchScalar) {
     t.p.so = 1.0;
     ResidualAdd add = make_add(t.p);
     add.inv_output_scale = std::numeric_limits<float>::infinity();
-    ASSERT_TRUE(check_tile(t, run_tile(kernel(), t, add), run_tile(&ukernels::q8_vadd_scalar, t, add)));
+    ASSERT_TRUE(check_tile(t, run_tile(kernel(), t, add), run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add)));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, ResidualAddKernelTest, ::testing::ValuesIn(architecture_isas()),
-                         isa_param_name);
+INSTANTIATE_TEST_SUITE_P(Kernel, ResidualAddKernelTest,
+                         ::testing::ValuesIn(runnable_kernels(ukernels::residual_add_kernels())),
+                         kernel_param_name);
 
 // --- 2. the scalar reference against the test's own formulas ------------------------------------
 
@@ -537,7 +542,7 @@ TEST(ResidualAddScalar, MatchesIndependentFormulas) {
     SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << t.describe());
     const ResidualAdd add = make_add(t.p);
     const std::vector<uint8_t> want = reference_tile(t);
-    const std::vector<uint8_t> got = run_tile(&ukernels::q8_vadd_scalar, t, add);
+    const std::vector<uint8_t> got = run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add);
     ASSERT_TRUE(check_tile(t, got, want));
     int32_t lo, hi;
     type_bounds(t.p.type, &lo, &hi);

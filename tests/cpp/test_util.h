@@ -21,6 +21,7 @@
 
 #include "core/isa.h"
 #include "core/qgemm.h"
+#include "core/ukernels/registry.h"
 
 namespace circle_quant {
 // Names the ISA in gtest's messages instead of printing its bytes.
@@ -141,14 +142,71 @@ inline const char* type_name(circle_quant::OutputType t) {
   return "?";
 }
 
-// The levels with their own elementwise kernels (quantize, observers): scalar, avx2, avx512.
-// The others run the code of the level below (dispatch.cpp), so testing them again adds nothing.
+// The levels with their own elementwise kernels (quantize, dequantize, fake quantize, observers)
+// in the kernel registry and this CPU runs. The others run the code of a level below
+// (ukernels/registry.h), so testing them again adds nothing.
 inline std::vector<Isa> elementwise_isas() {
+  namespace uk = circle_quant::ukernels;
   std::vector<Isa> isas;
   for (Isa isa : architecture_isas()) {
-    if (isa == Isa::kScalar || isa == Isa::kAvx2 || isa == Isa::kAvx512) isas.push_back(isa);
+    bool own = false;
+    const auto check = [&](const auto& list) {
+      for (const auto& row : list) own |= row.isa == isa;
+    };
+    check(uk::quantize_kernels<uint8_t>());
+    check(uk::dequantize_kernels<uint8_t>());
+    check(uk::fake_quantize_kernels());
+    check(uk::minmax_kernels());
+    check(uk::histogram_kernels());
+    if (own) isas.push_back(isa);
   }
   return isas;
+}
+
+// The names of a registry list's rows this CPU runs (the parameters of the per-kernel suites);
+// rows of levels it lacks are left out, not skipped. `keep` filters further.
+template <typename Kernel, typename Keep>
+std::vector<std::string> runnable_kernels(const circle_quant::ukernels::KernelList<Kernel>& list,
+                                          Keep keep) {
+  std::vector<std::string> names;
+  for (const auto& row : list) {
+    if (circle_quant::isa_supported(row.isa) && keep(row)) names.push_back(row.name);
+  }
+  return names;
+}
+template <typename Kernel>
+std::vector<std::string> runnable_kernels(const circle_quant::ukernels::KernelList<Kernel>& list) {
+  return runnable_kernels(list, [](const auto&) { return true; });
+}
+
+// The row called `name` (a test parameter from runnable_kernels); throws if there is none.
+template <typename Kernel>
+const circle_quant::ukernels::RegisteredKernel<Kernel>& registered(
+    const circle_quant::ukernels::KernelList<Kernel>& list, const std::string& name) {
+  for (const auto& row : list) {
+    if (name == row.name) return row;
+  }
+  throw std::invalid_argument("no registered kernel " + name);
+}
+
+// The row of `isa` itself (an elementwise_isas() level); throws if the list has none.
+template <typename Kernel>
+const circle_quant::ukernels::RegisteredKernel<Kernel>& own_row(
+    const circle_quant::ukernels::KernelList<Kernel>& list, Isa isa) {
+  for (const auto& row : list) {
+    if (row.isa == isa) return row;
+  }
+  throw std::invalid_argument(std::string("no registered kernel for ") + circle_quant::isa_name(isa));
+}
+
+// A kernel name as a gtest parameter name: "qu8-gemm-3x16c4-avx2" → "qu8_gemm_3x16c4_avx2".
+inline std::string kernel_as_param(const std::string& kernel) {
+  std::string s = kernel;
+  std::replace(s.begin(), s.end(), '-', '_');
+  return s;
+}
+inline std::string kernel_param_name(const ::testing::TestParamInfo<std::string>& info) {
+  return kernel_as_param(info.param);
 }
 
 // Instantiates an IsaTest suite for the elementwise kernels once per elementwise_isas() level.

@@ -14,18 +14,8 @@ vision_models.import_torchvision(required=False)
 pytest_plugins = ["op_coverage"]
 
 
-def _supported_isas():
-    supported = []
-    for isa in torch_circle.ops.KERNEL_ISAS:
-        try:
-            with torch_circle.use_kernel_isa(isa):
-                supported.append(isa)
-        except (RuntimeError, ValueError):
-            pass
-    return supported
-
-
-SUPPORTED_ISAS = _supported_isas()
+# From the kernel registry: every level this CPU runs (scalar, avx2, avxvnni, avx512, ...).
+SUPPORTED_ISAS = torch_circle.ops.supported_kernel_isas()
 
 
 @pytest.fixture(params=SUPPORTED_ISAS)

@@ -429,13 +429,15 @@ def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
     every ISA's name says its tier; a row count below 1 is a clear error."""
     if "avx2" in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa("avx2"):
-            assert torch_circle.ops.gemm_kernel_name(1) == "q8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(7) == "q8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(8) == "q8-gemm-4x16c4w16-avx2"
-            assert torch_circle.ops.gemm_kernel_name(512) == "q8-gemm-4x16c4w16-avx2"
+            assert torch_circle.ops.gemm_kernel_name(1) == "qu8-gemm-3x16c4-avx2"
+            assert torch_circle.ops.gemm_kernel_name(7) == "qu8-gemm-3x16c4-avx2"
+            assert torch_circle.ops.gemm_kernel_name(8) == "qu8-gemm-4x16c4w16-avx2"
+            assert torch_circle.ops.gemm_kernel_name(512) == "qu8-gemm-4x16c4w16-avx2"
     for isa in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa(isa):
             name = torch_circle.ops.gemm_kernel_name()
-            assert name.startswith("q8-gemm-") and name.endswith(isa if isa != "avx512" else "avx2"), (isa, name)
+            # x86 kernels read A as uint8 (qu8), ARM ones as int8 (qs8).
+            prefix = "qs8-gemm-" if isa.startswith("neon") else "qu8-gemm-"
+            assert name.startswith(prefix) and name.endswith(isa if isa != "avx512" else "avx2"), (isa, name)
     with pytest.raises(ValueError, match="_gemm_kernel: rows"):
         torch_circle.ops.gemm_kernel_name(0)

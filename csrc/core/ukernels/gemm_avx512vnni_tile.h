@@ -1,5 +1,5 @@
 // The AVX-512 VNNI GEMM tile (vpdpbusd on zmm) for any rows × blocks, shared by the kernels that
-// differ only in their tile shape (q8-gemm-8x48c4-avx512vnni, q8-gemm-6x64c4-avx512vnni).
+// differ only in their tile shape (qu8-gemm-8x48c4-avx512vnni, qu8-gemm-6x64c4-avx512vnni).
 //
 // One k group (4 consecutive k) of one 16-channel block is exactly one zmm of packed B
 // ([k/4][16][4], qgemm.h); a row's 4 A bytes are broadcast to all 16 lanes, and vpdpbusd adds

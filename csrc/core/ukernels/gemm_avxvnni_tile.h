@@ -1,6 +1,6 @@
 // The avxvnni GEMM tile (vpdpbusd on ymm), written once for two encodings of the instruction:
-// VEX (AVX-VNNI, q8-gemm-6x16c4-avxvnni.cpp) and EVEX (AVX512-VNNI + VL,
-// q8-gemm-6x16c4-evex-avx512vnni.cpp). The EVEX build exists for testing: it runs the same code
+// VEX (AVX-VNNI, qu8-gemm-6x16c4-avxvnni.cpp) and EVEX (AVX512-VNNI + VL,
+// qu8-gemm-6x16c4-evex-avx512vnni.cpp). The EVEX build exists for testing: it runs the same code
 // on AVX-512 machines that lack AVX-VNNI (AMD Zen 4 has AVX512-VNNI only).
 //
 // One k group of one 16-channel block is two ymm of packed B (channels 0-7 and 8-15); each row's

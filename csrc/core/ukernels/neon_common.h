@@ -1,4 +1,4 @@
-// Shared by the AArch64 GEMM microkernels (q8-gemm-*-neon.cpp, q8-gemm-*-neondot.cpp).
+// Shared by the AArch64 GEMM microkernels (qs8-gemm-*-neon.cpp, qs8-gemm-*-neondot.cpp).
 #pragma once
 
 #include "qgemm_ukernels.h"

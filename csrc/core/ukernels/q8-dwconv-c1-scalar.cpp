@@ -27,9 +27,7 @@ void accumulate_scalar(size_t pixels, size_t channels, size_t taps, const uint8_
 
 }  // namespace
 
-DwConvMicrokernel q8_dwconv_scalar() {
-  return {"q8-dwconv-c1-scalar", &accumulate_scalar<uint8_t>, &accumulate_scalar<int8_t>};
-}
+extern constexpr DwConvMicrokernel q8_dwconv_c1_scalar = {"q8-dwconv-c1-scalar", &accumulate_scalar<uint8_t>, &accumulate_scalar<int8_t>};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -13,10 +13,8 @@ struct MaddAddAvx2 {
 
 }  // namespace
 
-DwConvMicrokernel q8_dwconv_avx2() {
-  return {"q8-dwconv-c32-avx2", &dw_accumulate_avx2<false, MaddAddAvx2>,
+extern constexpr DwConvMicrokernel q8_dwconv_c32_avx2 = {"q8-dwconv-c32-avx2", &dw_accumulate_avx2<false, MaddAddAvx2>,
           &dw_accumulate_avx2<true, MaddAddAvx2>};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -14,11 +14,9 @@ struct MaddAddAvx512 {
 
 }  // namespace
 
-DwConvMicrokernel q8_dwconv_avx512() {
-  return {"q8-dwconv-c64-avx512", &dw_accumulate_avx512<false, MaddAddAvx512>,
+extern constexpr DwConvMicrokernel q8_dwconv_c64_avx512 = {"q8-dwconv-c64-avx512", &dw_accumulate_avx512<false, MaddAddAvx512>,
           &dw_accumulate_avx512<true, MaddAddAvx512>, &dw_rows_avx512<false, MaddAddAvx512>,
           &dw_rows_avx512<true, MaddAddAvx512>};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

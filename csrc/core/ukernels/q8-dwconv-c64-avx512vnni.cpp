@@ -147,11 +147,9 @@ void dw_accumulate_avx512vnni(size_t pixels, size_t channels, size_t taps,
 
 }  // namespace
 
-DwConvMicrokernel q8_dwconv_avx512vnni() {
-  return {"q8-dwconv-c64-avx512vnni", &dw_accumulate_avx512vnni<false>,
+extern constexpr DwConvMicrokernel q8_dwconv_c64_avx512vnni = {"q8-dwconv-c64-avx512vnni", &dw_accumulate_avx512vnni<false>,
           &dw_accumulate_avx512vnni<true>, &dw_rows_avx512<false, DotAvx512Vnni>,
           &dw_rows_avx512<true, DotAvx512Vnni>};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

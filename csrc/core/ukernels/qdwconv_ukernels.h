@@ -2,7 +2,7 @@
 // q8-dwconv-c<channels per step>-<isa>.cpp; the scalar one is the reference, and every kernel
 // produces its exact int32 sums.
 //
-// The driver (qconv.cpp) walks output rows. A run of output pixels whose taps all fall inside the
+// The driver (qconv_depthwise.cpp) walks output rows. A run of output pixels whose taps all fall inside the
 // image horizontally takes one call: the row form (DwConvRowsFn, sliding window) when the kernel
 // has one and the geometry allows, else one pointer per tap plus the step between pixels
 // (DwConvAccumulateFn). A pixel at the left or right border gets tap pointers of its own. Rows
@@ -29,7 +29,7 @@ struct DwConvWeights {
   const int32_t* weight_sum = nullptr;  // Σ_t w'(t, c)
 };
 
-// The kernels' view of depthwise ConvWeightsView (defined in qconv.cpp).
+// The kernels' view of depthwise ConvWeightsView (defined in qconv_pack.cpp).
 DwConvWeights dwconv_weights(const ConvWeightsView& w);
 
 // acc[p * acc_stride + c] = Σ_{t < taps} x(p, t, c) · w'(t, c)   for p < pixels, c < channels
@@ -63,19 +63,15 @@ inline bool dwconv_rows_supported(int64_t kernel_w, int64_t stride_w, int64_t di
 }
 
 struct DwConvMicrokernel {
-  const char* name;  // e.g. "q8-dwconv-c64-avx512vnni"
+  const char* name;  // its file's name, e.g. "q8-dwconv-c64-avx512vnni"
   DwConvAccumulateFn accumulate_u8;
   DwConvAccumulateFn accumulate_s8;
   DwConvRowsFn rows_u8 = nullptr;  // optional (nullptr: the driver uses accumulate_*)
   DwConvRowsFn rows_s8 = nullptr;
 };
 
-DwConvMicrokernel q8_dwconv_scalar();
-#if defined(__x86_64__)
-DwConvMicrokernel q8_dwconv_avx2();        // vpmaddwd on tap pairs
-DwConvMicrokernel q8_dwconv_avx512();      // vpmaddwd zmm
-DwConvMicrokernel q8_dwconv_avx512vnni();  // vpdpbusd zmm on groups of 4 taps (quad layout)
-#endif
+// Each kernel file defines its descriptor as a constant (extern constexpr DwConvMicrokernel
+// q8_dwconv_c32_avx2 = {...}), listed with its ISA in the kernel registry (registry.h).
 
 // w'(t, c) from the pair layout.
 inline int32_t dwconv_weight(const DwConvWeights& w, size_t t, size_t c) {

@@ -1,5 +1,6 @@
 // Integer GEMM microkernels: the contract every ISA implements (see qgemm.h for the packed
-// weight layout). Files are named q8-gemm-<MR>x<16·blocks>c4-<isa>.cpp and
+// weight layout). Files are named qu8-gemm-<MR>x<16·blocks>c4-<isa>.cpp (A read as uint8, x86 and
+// the scalar reference) or qs8-gemm-...-<isa>.cpp (A read as int8, ARM), and
 // qs32-requantize-<isa>.cpp; the scalar ones are the reference the tests compare against.
 //
 // The driver (qgemm.cpp) splits the work into tiles; a tile is up to `mr` rows of A and up to
@@ -64,7 +65,7 @@ using WidenBFn = void (*)(size_t blocks, size_t k, const int8_t* b, size_t block
 constexpr size_t kMaxTileAccumulators = 1024;
 
 struct GemmMicrokernel {
-  const char* name;           // e.g. "q8-gemm-8x48c4-avx512vnni"
+  const char* name;           // its file's name, e.g. "qu8-gemm-8x48c4-avx512vnni"
   GemmAccumulateFn accumulate;
   RequantizeFn requantize;
   size_t mr;                  // rows per tile
@@ -77,6 +78,10 @@ struct GemmMicrokernel {
   size_t b_group_bytes = kGemmKr * kGemmNr;
   size_t min_rows = 1;         // gemm_microkernel_for picks it only for calls of at least this many rows
 };
+// Each kernel file defines its descriptor as a constant, e.g.
+//   extern constexpr GemmMicrokernel qu8_gemm_3x16c4_avx2 = {...};
+// (constexpr: constant-initialized data, so nothing compiled with the ISA's flags runs before
+// the dispatcher has checked the CPU.)
 
 // Accumulate on the packed A and B whatever the kernel's working layout (widens into scratch
 // first when it has one): the form tests use to compare every kernel with the scalar one.
@@ -84,33 +89,9 @@ void accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size
                        const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
                        int32_t* acc, size_t acc_stride);
 
-// The microkernel set of each ISA (defined in the ISA's files; absent ISAs are not declared).
-GemmMicrokernel q8_gemm_scalar();
-#if defined(__x86_64__)
-GemmMicrokernel q8_gemm_avx2();        // vpmaddwd on widened int16: exact, no vpmaddubsw saturation
-// The same products on A and B widened to int16 once per call / column chunk (no unpacking in
-// the loop): the AVX2 choice for calls of several rows.
-GemmMicrokernel q8_gemm_avx2_w16();
-GemmMicrokernel q8_gemm_avxvnni();     // vpdpbusd ymm (VEX encoded)
-GemmMicrokernel q8_gemm_avx512vnni();  // vpdpbusd zmm, 8 rows × 48 channels
-GemmMicrokernel q8_gemm_avx512vnni_6x64();  // the same, 6 rows × 64 channels
-// The avxvnni kernel's code with EVEX-encoded vpdpbusd ymm (needs AVX512-VNNI + VL): for tests
-// on machines without AVX-VNNI; the dispatcher never picks it.
-GemmMicrokernel q8_gemm_avxvnni_evex();
-#endif
-#if defined(__aarch64__)
-GemmMicrokernel q8_gemm_neon();        // smull/sadalp, for cores without the dot product
-GemmMicrokernel q8_gemm_neondot();     // sdot
-#endif
-
-// The microkernel set qgemm() runs under `isa` (defined in qgemm.cpp); conv uses the same one so
-// im2col writes the A domain the GEMM reads and depthwise shares its output stage.
-GemmMicrokernel gemm_microkernel_for(Isa isa);
-// The one qgemm() runs for a call over `rows` rows and `blocks` 16-channel blocks: where an ISA
-// has kernels of several tile widths, the one whose last tile in a row of tiles is fullest; on
-// AVX2, the widened kernel once rows reach its min_rows. The kernels of an ISA share accumulate
-// domain, requantization and residual add, so the choice never changes results.
-GemmMicrokernel gemm_microkernel_for(Isa isa, size_t blocks, size_t rows);
+// The microkernels themselves are constants (data, no code runs to read one) defined in their
+// files and listed with their ISA in the kernel registry (registry.h), which also chooses one:
+// gemm_microkernel_for() there.
 
 // The fused residual add of each ISA: scalar reference, and SIMD ones for the float family on
 // 8-bit types (other cases go to the scalar code).

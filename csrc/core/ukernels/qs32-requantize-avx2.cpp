@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "qgemm_ukernels.h"
+#include "requantize_dispatch.h"
 
 namespace circle_quant {
 namespace ukernels {
@@ -93,8 +94,10 @@ inline __m256i total(const int32_t* acc, const Channels& c, const int32_t* row_s
   return t;
 }
 
+// The vector code RequantizeDispatch (requantize_dispatch.h) runs per output type and mode.
+struct Stage {
 template <typename Q, RequantMode kMode>
-void requantize_q(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
                   const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
                   const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
   const __m256i zp = _mm256_set1_epi32(stage.zero_point);
@@ -127,7 +130,7 @@ void requantize_q(size_t rows, size_t cols, const int32_t* acc, size_t acc_strid
   }
 }
 
-void requantize_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
+static void to_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
                       const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
                       const OutputStage& stage, size_t n0, float* out, size_t out_stride) {
   const __m256 lo = _mm256_set1_ps(stage.fmin), hi = _mm256_set1_ps(stage.fmax);
@@ -143,38 +146,15 @@ void requantize_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_s
   }
 }
 
-template <typename Q>
-void requantize_type(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                     const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                     const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
-  if (stage.mode == RequantMode::kFloat) {
-    requantize_q<Q, RequantMode::kFloat>(rows, cols, acc, acc_stride, channel_term, zb, row_sum,
-                                         stage, n0, static_cast<Q*>(out), out_stride);
-  } else {
-    requantize_q<Q, RequantMode::kFixedPoint>(rows, cols, acc, acc_stride, channel_term, zb,
-                                              row_sum, stage, n0, static_cast<Q*>(out), out_stride);
-  }
-}
+};
 
 }  // namespace
 
 void qs32_requantize_avx2(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
                           const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
                           const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
-  switch (stage.type) {
-    case OutputType::kUint8:
-      return requantize_type<uint8_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum,
-                                      stage, n0, out, out_stride);
-    case OutputType::kInt8:
-      return requantize_type<int8_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum,
-                                     stage, n0, out, out_stride);
-    case OutputType::kInt16:
-      return requantize_type<int16_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum,
-                                      stage, n0, out, out_stride);
-    case OutputType::kFloat:
-      return requantize_float(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
-                              static_cast<float*>(out), out_stride);
-  }
+  RequantizeDispatch<Stage>::run(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
+                                 out_stride);
 }
 
 }  // namespace ukernels

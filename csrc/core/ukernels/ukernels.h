@@ -1,5 +1,6 @@
-// Microkernel declarations. One file per kernel family and ISA, named
-// <input>-<operation>-<isa>.cpp, each templated over the quantized type Q. The scalar kernels are
+// Elementwise microkernel declarations. One file per kernel family and ISA, named
+// <input>-<operation>-<isa>.cpp (f32-quantize, q-dequantize, ...; docs/contributing-kernels.md),
+// each listed in registry.cpp; the quantize / dequantize ones are templates over the quantized type Q. The scalar kernels are
 // the reference every other path is tested against, bit for bit.
 //
 // Kernels handle any n (including 0) and unaligned pointers. They are single-threaded; the
@@ -22,9 +23,9 @@ namespace ukernels {
   bool f32_quantize_channelwise_##isa(const float* x, Q* y, size_t n, const float* inv_scale, \
                                       const float* zero_point, float qmin, float qmax);      \
   template <typename Q>                                                                     \
-  void dequantize_f32_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);      \
+  void q_dequantize_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);      \
   template <typename Q>                                                                     \
-  void dequantize_channelwise_f32_##isa(const Q* x, float* y, size_t n, const float* scale,  \
+  void q_dequantize_channelwise_##isa(const Q* x, float* y, size_t n, const float* scale,  \
                                         const float* zero_point);                           \
   bool f32_fake_quantize_##isa(const float* x, float* y, uint8_t* mask, size_t n,            \
                                const QuantizeParams& p, float scale);                       \

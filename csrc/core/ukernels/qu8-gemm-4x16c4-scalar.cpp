@@ -38,10 +38,8 @@ void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool 
   }
 }
 
-GemmMicrokernel q8_gemm_scalar() {
-  return {"q8-gemm-4x16c4-scalar", &accumulate_scalar, &qs32_requantize_scalar, 4, 1, false,
+extern constexpr GemmMicrokernel qu8_gemm_4x16c4_scalar = {"qu8-gemm-4x16c4-scalar", &accumulate_scalar, &qs32_requantize_scalar, 4, 1, false,
           &q8_vadd_scalar};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -1,7 +1,7 @@
 // AVX2: exact u8×s8 dot products with vpmaddwd on operands widened to int16 before the loop,
 // 4 rows × 16 channels per tile.
 //
-// The same arithmetic as q8-gemm-3x16c4-avx2 (no vpmaddubsw, whose int16 pair sums saturate:
+// The same arithmetic as qu8-gemm-3x16c4-avx2 (no vpmaddubsw, whose int16 pair sums saturate:
 // 255·127·2 > 32767), without its in-loop unpacking: the driver widens A once per call and each
 // column chunk of B once per call (widen_a / widen_b below), and every tile then reads int16
 // pairs ready for vpmaddwd. The inner loop is 2 vpmaddwd + 2 vpaddd per 32 MACs and broadcast
@@ -32,7 +32,7 @@ constexpr size_t kMr = 4;
 constexpr size_t kBlocks = 1;
 constexpr size_t kAGroupBytes = 8;     // even word + odd word per row
 constexpr size_t kBGroupBytes = 128;   // 4 int16 vectors per block
-// Below: q8-gemm-3x16c4-avx2, which unpacks B in registers. Measured (768 -> 3072, one thread): at
+// Below: qu8-gemm-3x16c4-avx2, which unpacks B in registers. Measured (768 -> 3072, one thread): at
 // 4 rows widening B costs more than unpacking it for 2 row tiles; from 8 rows on it pays.
 constexpr size_t kMinRows = 8;
 
@@ -128,16 +128,9 @@ void accumulate_avx2_w16(size_t mr, size_t blocks, size_t k, const uint8_t* a, s
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avx2_w16() {
-  GemmMicrokernel uk{"q8-gemm-4x16c4w16-avx2", &accumulate_avx2_w16, &qs32_requantize_avx2, kMr,
-                     kBlocks, false, &q8_vadd_avx2};
-  uk.widen_a = &widen_a;
-  uk.widen_b = &widen_b;
-  uk.a_group_bytes = kAGroupBytes;
-  uk.b_group_bytes = kBGroupBytes;
-  uk.min_rows = kMinRows;
-  return uk;
-}
+extern constexpr GemmMicrokernel qu8_gemm_4x16c4w16_avx2 = {
+    "qu8-gemm-4x16c4w16-avx2", &accumulate_avx2_w16, &qs32_requantize_avx2, kMr, kBlocks, false,
+    &q8_vadd_avx2, &widen_a, &widen_b, kAGroupBytes, kBGroupBytes, kMinRows};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -94,10 +94,8 @@ void accumulate_neondot(size_t mr, size_t blocks, size_t k, const uint8_t* a, si
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_neondot() {
-  return {"q8-gemm-4x16c4-neondot", &accumulate_neondot, &qs32_requantize_neon, kMr, 1, true,
+extern constexpr GemmMicrokernel qs8_gemm_4x16c4_neondot = {"qs8-gemm-4x16c4-neondot", &accumulate_neondot, &qs32_requantize_neon, kMr, 1, true,
           &q8_vadd_neon};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

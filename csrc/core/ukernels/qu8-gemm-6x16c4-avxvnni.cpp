@@ -14,10 +14,8 @@ struct VexDot {
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avxvnni() {
-  return {"q8-gemm-6x16c4-avxvnni", &AvxVnniKernel<VexDot>::accumulate, &qs32_requantize_avx2,
+extern constexpr GemmMicrokernel qu8_gemm_6x16c4_avxvnni = {"qu8-gemm-6x16c4-avxvnni", &AvxVnniKernel<VexDot>::accumulate, &qs32_requantize_avx2,
           kAvxVnniMr, kAvxVnniBlocks, false, &q8_vadd_avx2};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

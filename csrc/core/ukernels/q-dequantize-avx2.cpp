@@ -6,7 +6,7 @@ namespace circle_quant {
 namespace ukernels {
 
 template <typename Q>
-void dequantize_f32_avx2(const Q* x, float* y, size_t n, const DequantizeParams& p) {
+void q_dequantize_avx2(const Q* x, float* y, size_t n, const DequantizeParams& p) {
   const __m256 scale = _mm256_set1_ps(p.scale);
   const __m256 zp = _mm256_set1_ps(p.zero_point);
   size_t i = 0;
@@ -19,11 +19,11 @@ void dequantize_f32_avx2(const Q* x, float* y, size_t n, const DequantizeParams&
   for (; i + 8 <= n; i += 8) {
     _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(avx2::load8_q_as_float(x + i), zp), scale));
   }
-  dequantize_f32_scalar(x + i, y + i, n - i, p);
+  q_dequantize_scalar(x + i, y + i, n - i, p);
 }
 
 template <typename Q>
-void dequantize_channelwise_f32_avx2(const Q* x, float* y, size_t n, const float* scale,
+void q_dequantize_channelwise_avx2(const Q* x, float* y, size_t n, const float* scale,
                                      const float* zero_point) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -31,12 +31,12 @@ void dequantize_channelwise_f32_avx2(const Q* x, float* y, size_t n, const float
     const __m256 d = _mm256_sub_ps(a, _mm256_loadu_ps(zero_point + i));
     _mm256_storeu_ps(y + i, _mm256_mul_ps(d, _mm256_loadu_ps(scale + i)));
   }
-  dequantize_channelwise_f32_scalar(x + i, y + i, n - i, scale + i, zero_point + i);
+  q_dequantize_channelwise_scalar(x + i, y + i, n - i, scale + i, zero_point + i);
 }
 
 #define INSTANTIATE(Q)                                                                         \
-  template void dequantize_f32_avx2<Q>(const Q*, float*, size_t, const DequantizeParams&);    \
-  template void dequantize_channelwise_f32_avx2<Q>(const Q*, float*, size_t, const float*,    \
+  template void q_dequantize_avx2<Q>(const Q*, float*, size_t, const DequantizeParams&);    \
+  template void q_dequantize_channelwise_avx2<Q>(const Q*, float*, size_t, const float*,    \
                                                    const float*);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE

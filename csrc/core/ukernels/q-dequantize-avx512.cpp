@@ -6,7 +6,7 @@ namespace circle_quant {
 namespace ukernels {
 
 template <typename Q>
-void dequantize_f32_avx512(const Q* x, float* y, size_t n, const DequantizeParams& p) {
+void q_dequantize_avx512(const Q* x, float* y, size_t n, const DequantizeParams& p) {
   const __m512 scale = _mm512_set1_ps(p.scale);
   const __m512 zp = _mm512_set1_ps(p.zero_point);
   size_t i = 0;
@@ -24,7 +24,7 @@ void dequantize_f32_avx512(const Q* x, float* y, size_t n, const DequantizeParam
 }
 
 template <typename Q>
-void dequantize_channelwise_f32_avx512(const Q* x, float* y, size_t n, const float* scale,
+void q_dequantize_channelwise_avx512(const Q* x, float* y, size_t n, const float* scale,
                                        const float* zero_point) {
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : avx512::tail_mask(n - i);
@@ -36,8 +36,8 @@ void dequantize_channelwise_f32_avx512(const Q* x, float* y, size_t n, const flo
 }
 
 #define INSTANTIATE(Q)                                                                         \
-  template void dequantize_f32_avx512<Q>(const Q*, float*, size_t, const DequantizeParams&);  \
-  template void dequantize_channelwise_f32_avx512<Q>(const Q*, float*, size_t, const float*,  \
+  template void q_dequantize_avx512<Q>(const Q*, float*, size_t, const DequantizeParams&);  \
+  template void q_dequantize_channelwise_avx512<Q>(const Q*, float*, size_t, const float*,  \
                                                      const float*);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE

@@ -5,7 +5,7 @@
 // does not (64, 128, 256, 512 channels: most CNN layers): there the 8x48 kernel would end each
 // row of tiles with a 16-channel tile that issues one vpdpbusd per broadcast. Each k group issues
 // 24 vpdpbusd for 4 loads of B and 6 broadcasts. qgemm() picks between the two per call
-// (gemm_microkernel_for in qgemm.cpp).
+// (gemm_microkernel_for in registry.cpp).
 #include "gemm_avx512vnni_tile.h"
 
 namespace circle_quant {
@@ -24,10 +24,8 @@ void accumulate_avx512vnni_6x64(size_t mr, size_t blocks, size_t k, const uint8_
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avx512vnni_6x64() {
-  return {"q8-gemm-6x64c4-avx512vnni", &accumulate_avx512vnni_6x64, &qs32_requantize_avx512, kMr,
+extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = {"qu8-gemm-6x64c4-avx512vnni", &accumulate_avx512vnni_6x64, &qs32_requantize_avx512, kMr,
           kBlocks, false, &q8_vadd_avx512};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

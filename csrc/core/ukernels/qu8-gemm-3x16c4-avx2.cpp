@@ -74,10 +74,8 @@ void accumulate_avx2(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avx2() {
-  return {"q8-gemm-3x16c4-avx2", &accumulate_avx2, &qs32_requantize_avx2, kMr, kBlocks, false,
+extern constexpr GemmMicrokernel qu8_gemm_3x16c4_avx2 = {"qu8-gemm-3x16c4-avx2", &accumulate_avx2, &qs32_requantize_avx2, kMr, kBlocks, false,
           &q8_vadd_avx2};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -92,10 +92,8 @@ void accumulate_neon(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_neon() {
-  return {"q8-gemm-2x16c4-neon", &accumulate_neon, &qs32_requantize_neon, kMr, 1, true,
+extern constexpr GemmMicrokernel qs8_gemm_2x16c4_neon = {"qs8-gemm-2x16c4-neon", &accumulate_neon, &qs32_requantize_neon, kMr, 1, true,
           &q8_vadd_neon};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

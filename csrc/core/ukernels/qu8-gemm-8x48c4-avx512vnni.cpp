@@ -22,10 +22,8 @@ void accumulate_avx512vnni(size_t mr, size_t blocks, size_t k, const uint8_t* a,
 
 }  // namespace
 
-GemmMicrokernel q8_gemm_avx512vnni() {
-  return {"q8-gemm-8x48c4-avx512vnni", &accumulate_avx512vnni, &qs32_requantize_avx512, kMr,
+extern constexpr GemmMicrokernel qu8_gemm_8x48c4_avx512vnni = {"qu8-gemm-8x48c4-avx512vnni", &accumulate_avx512vnni, &qs32_requantize_avx512, kMr,
           kBlocks, false, &q8_vadd_avx512};
-}
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -1,0 +1,190 @@
+// The general conv path (any groups): im2col patches of a tile of output pixels, multiplied by
+// qgemm() with each group's packed weights (qconv.h, qconv_drivers.h).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "qconv_drivers.h"
+#include "ukernels/registry.h"
+
+namespace circle_quant {
+namespace conv_detail {
+namespace {
+
+// Copies n activation bytes, moving them by 128 when the kernel reads the other signedness
+// (a - za is unchanged because za moves too). Short runs (a stem conv's 3 channels times the
+// kernel width) copy 32 bytes when the source has them: the extra bytes land where the next run
+// (or the scratch slack, kIm2colSlack) is written afterwards.
+constexpr size_t kIm2colSlack = 32;
+
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n, bool flip, const uint8_t* src_end) {
+  if (n <= 32 && src_end - src >= 32) {
+#if defined(__SSE2__)
+    // Both halves in registers before either store (this file is built for baseline x86-64).
+    __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+    __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
+    if (flip) {
+      const __m128i top = _mm_set1_epi8(static_cast<char>(0x80));
+      lo = _mm_xor_si128(lo, top);
+      hi = _mm_xor_si128(hi, top);
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), hi);
+#else
+    uint8_t chunk[32];
+    std::memcpy(chunk, src, 32);
+    if (flip) {
+      for (uint8_t& b : chunk) b ^= 0x80u;
+    }
+    std::memcpy(dst, chunk, 32);
+#endif
+    return;
+  }
+  if (flip) {
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i] ^ 0x80u;
+    return;
+  }
+  std::memcpy(dst, src, n);
+}
+
+struct Im2col {
+  const uint8_t* x;
+  const uint8_t* x_end;  // end of the input tensor: short copies may read up to 32 bytes
+  int64_t in_h, in_w, in_c;
+  int64_t out_h, out_w;
+  const Conv2dGeometry* geo;
+  const ConvWeightShape* shape;
+  uint8_t fill;  // the input zero point in the domain the kernel reads
+  bool flip;
+
+  // Rows for `count` output pixels from `pixel` on, group g: row r holds the K bytes of its
+  // patch in (kh, kw, ic) order, padding taps set to `fill`.
+  void rows(int64_t pixel, int64_t count, int64_t g, uint8_t* dst) const {
+    // Everything in locals: byte stores may alias any object, so members and the geometry would
+    // be reloaded after every copy.
+    const uint8_t* const end = x_end;
+    const int64_t h = in_h, w = in_w, c = in_c, ow_n = out_w;
+    const int64_t kh_n = shape->kernel_h, kw_n = shape->kernel_w, cg = shape->group_in_channels;
+    const int64_t stride_w = geo->stride_w, pad_w = geo->pad_w, dil_w = geo->dilation_w;
+    const uint8_t pad_value = fill;
+    const bool flip_bytes = flip;
+    const size_t k = static_cast<size_t>(shape->gemm_reduction());
+    const size_t k_pad = k - static_cast<size_t>(shape->reduction());  // bytes of za after the taps
+    const size_t tap_row = static_cast<size_t>(kw_n * cg);
+    // groups == 1, unit dilation: the KW taps of one kernel row are one contiguous run.
+    const bool whole_rows = cg == c && dil_w == 1;
+    thread_local std::vector<const uint8_t*> kernel_rows;  // per kh: image row, or null (padding)
+    kernel_rows.resize(static_cast<size_t>(kh_n));
+    const uint8_t** row_ptr = kernel_rows.data();
+
+    const int64_t end_pixel = pixel + count;
+    uint8_t* out_row = dst;
+    for (int64_t p = pixel; p < end_pixel;) {
+      // One output row (n, oh), or the part of it inside the range: the kernel rows' image rows
+      // are fixed along it.
+      const int64_t n = p / (out_h * ow_n), oh = p / ow_n % out_h, ow_first = p % ow_n;
+      const int64_t ow_last = std::min(ow_n, ow_first + (end_pixel - p));
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const int64_t ih = oh * geo->stride_h - geo->pad_h + kh * geo->dilation_h;
+        row_ptr[kh] = ih >= 0 && ih < h ? x + static_cast<size_t>(((n * h + ih) * w) * c + g * cg) : nullptr;
+      }
+      for (int64_t ow = ow_first; ow < ow_last; ++ow, out_row += k) {
+        const int64_t iw0 = ow * stride_w - pad_w;
+        const bool w_inside = iw0 >= 0 && iw0 + (kw_n - 1) * dil_w < w;
+        uint8_t* row = out_row;
+        for (int64_t kh = 0; kh < kh_n; ++kh, row += tap_row) {
+          const uint8_t* x_row = row_ptr[kh];
+          if (x_row == nullptr) {
+            std::memset(row, pad_value, tap_row);
+          } else if (whole_rows && w_inside) {
+            copy_bytes(row, x_row + static_cast<size_t>(iw0 * c), tap_row, flip_bytes, end);
+          } else {
+            uint8_t* tap = row;
+            for (int64_t kw = 0; kw < kw_n; ++kw, tap += cg) {
+              const int64_t iw = iw0 + kw * dil_w;
+              if (iw < 0 || iw >= w) {
+                std::memset(tap, pad_value, static_cast<size_t>(cg));
+              } else {
+                copy_bytes(tap, x_row + static_cast<size_t>(iw * c), static_cast<size_t>(cg), flip_bytes, end);
+              }
+            }
+          }
+        }
+        if (k_pad != 0) {
+          // At most 3 bytes: one 4-byte store, the extra byte overwritten next (or in the slack).
+          const uint32_t fill4 = pad_value * 0x01010101u;
+          std::memcpy(row, &fill4, sizeof fill4);
+        }
+      }
+      p += ow_last - ow_first;
+    }
+  }
+};
+
+// About this many bytes of im2col rows per tile: with the weights' chunk it stays in L2.
+constexpr size_t kIm2colTileBytes = 128 * 1024;
+
+}  // namespace
+
+void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w,
+               const int32_t* bias, const OutputStage& stage, int64_t pixel_begin,
+               int64_t pixel_end, void* out, int64_t out_h, int64_t out_w, Isa isa) {
+  const ConvWeightShape& s = w.shape;
+  const int64_t oc = s.out_channels, ng = s.group_out_channels(), c = s.in_channels();
+  const size_t elem = element_size(stage.type);
+  uint8_t* out_bytes = static_cast<uint8_t*>(out);
+
+  const bool pointwise = s.groups == 1 && s.kernel_h == 1 && s.kernel_w == 1 &&
+                         geo.stride_h == 1 && geo.stride_w == 1 && geo.pad_h == 0 && geo.pad_w == 0;
+  if (pointwise) {
+    // out_h == in_h, out_w == in_w: output pixel p reads input pixel p.
+    GemmActivations a{x.data, x.is_signed, x.zero_point, static_cast<size_t>(c)};
+    qgemm(a, pixel_begin, pixel_end, w.group(0), 0, oc, bias, stage, out, static_cast<size_t>(oc));
+    return;
+  }
+
+  // Write the patches in the domain the GEMM kernel reads, so qgemm() need not copy them again.
+  const bool kernel_signed = ukernels::gemm_microkernel_for(isa).a_signed;
+  const bool flip = x.is_signed != kernel_signed;
+  const int32_t za = x.zero_point + (flip ? (x.is_signed ? 128 : -128) : 0);
+  const uint8_t* x_begin = static_cast<const uint8_t*>(x.data);
+  const Im2col im2col{x_begin, x_begin + static_cast<size_t>(geo.batch * geo.in_h * geo.in_w * c),
+                      geo.in_h, geo.in_w, c, out_h, out_w, &geo, &s, static_cast<uint8_t>(za), flip};
+
+  const size_t k = static_cast<size_t>(s.gemm_reduction());
+  const int64_t tile = std::clamp<int64_t>(
+      static_cast<int64_t>(kIm2colTileBytes / k) / 16 * 16, 16, 256);
+  thread_local std::vector<uint8_t> patches;
+  patches.resize(static_cast<size_t>(tile) * k + kIm2colSlack);
+
+  for (int64_t p0 = pixel_begin; p0 < pixel_end; p0 += tile) {
+    const int64_t rows = std::min(tile, pixel_end - p0);
+    for (int64_t g = 0; g < s.groups; ++g) {
+      im2col.rows(p0, rows, g, patches.data());
+      const GemmActivations a{patches.data(), kernel_signed, za, k};
+      // The group's channels are a contiguous range: shift the per-channel arrays to it.
+      OutputStage group_stage = stage;
+      const int64_t c0 = g * ng;
+      group_stage.multiplier = stage.multiplier != nullptr ? stage.multiplier + c0 : nullptr;
+      group_stage.fixed_multiplier = stage.fixed_multiplier != nullptr ? stage.fixed_multiplier + c0 : nullptr;
+      group_stage.fixed_shift = stage.fixed_shift != nullptr ? stage.fixed_shift + c0 : nullptr;
+      ResidualAdd group_residual;
+      if (stage.residual != nullptr) {  // qgemm() indexes it like its output: rows from p0, channels from c0
+        group_residual = *stage.residual;
+        group_residual.other = static_cast<const uint8_t*>(group_residual.other) +
+                               static_cast<size_t>(p0) * group_residual.other_stride * elem +
+                               static_cast<size_t>(c0) * elem;
+        group_stage.residual = &group_residual;
+      }
+      qgemm(a, 0, rows, w.group(g), 0, ng, bias != nullptr ? bias + c0 : nullptr, group_stage,
+            out_bytes + static_cast<size_t>(p0 * oc + c0) * elem, static_cast<size_t>(oc));
+    }
+  }
+}
+
+}  // namespace conv_detail
+}  // namespace circle_quant
