@@ -13,9 +13,10 @@ step() { printf '\n== %s\n' "$*"; }
 # --- Debian packages ---------------------------------------------------------------------------
 # clang + libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh (Debian 12's clang is 14).
 # g++-aarch64-linux-gnu + qemu-user: the AArch64 kernel tests of scripts/test_arm.sh; qemu-user
-# also emulates the lesser x86 CPUs of scripts/test_x86_tiers.sh.
+# also emulates the lesser x86 CPUs of scripts/test_x86_tiers.sh. clang-format: the C++ style
+# (.clang-format, scripts/format.sh) that tests/python/test_style.py checks.
 APT_PACKAGES=(g++ make libflatbuffers-dev flatbuffers-compiler libfmt-dev libgtest-dev clang libclang-rt-14-dev
-              g++-aarch64-linux-gnu qemu-user)
+              g++-aarch64-linux-gnu qemu-user clang-format)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -34,7 +35,7 @@ pip_install() { "$PYTHON" -m pip install -q -c requirements/constraints.txt "$@"
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
 want = {"torch": "2.13.0", "torchao": "0.18.0"}
-for name in ("numpy", "pytest", "pytest-xdist", "cmake", "ninja", "scikit-learn", "matplotlib", "circle-schema",
+for name in ("numpy", "pytest", "pytest-xdist", "ruff", "cmake", "ninja", "scikit-learn", "matplotlib", "circle-schema",
              "flatbuffers", "onert", "ai-edge-litert", "packaging", "PyYAML", "tqdm", "tico", "transformers"):
     md.version(name)
 for name, version in want.items():
