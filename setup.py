@@ -7,6 +7,7 @@ Build against the installed torch, without build isolation (which would download
 
     pip install --no-build-isolation -e .
 """
+
 import os
 import shutil
 import subprocess
@@ -56,12 +57,18 @@ class CMakeBuild(build_ext):
         try:
             import torch
         except ImportError:
-            sys.exit("torch-circle: install torch==2.13.0 first, then build with "
-                     "`pip install --no-build-isolation .` (see scripts/setup.sh)")
+            sys.exit(
+                "torch-circle: install torch==2.13.0 first, then build with "
+                "`pip install --no-build-isolation .` (see scripts/setup.sh)"
+            )
         build_dir = Path(os.environ.get("TORCH_CIRCLE_BUILD_DIR", ROOT / "build" / "cmake"))
         build_dir.mkdir(parents=True, exist_ok=True)
         configure = [
-            "cmake", "-S", str(ROOT), "-B", str(build_dir),
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build_dir),
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             "-DCMAKE_BUILD_TYPE=Release",
             f"-DPython_EXECUTABLE={sys.executable}",
@@ -72,8 +79,9 @@ class CMakeBuild(build_ext):
             configure += ["-G", "Ninja"] if not (build_dir / "CMakeCache.txt").exists() else []
         subprocess.check_call(configure)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
-        subprocess.check_call(["cmake", "--build", str(build_dir), "--target", "torch_circle",
-                               "torch_circle_python", "-j", jobs])
+        subprocess.check_call(
+            ["cmake", "--build", str(build_dir), "--target", "torch_circle", "torch_circle_python", "-j", jobs]
+        )
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(build_dir / target.name, target)

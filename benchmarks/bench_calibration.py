@@ -12,6 +12,7 @@ observed batch, time of calculate_qparams, and the resulting scale / zero point.
 
     python benchmarks/bench_calibration.py [--repeats 30] [--quick]
 """
+
 import argparse
 import importlib.util
 import shlex
@@ -87,8 +88,7 @@ def fmt(seconds):
 
 
 def forward_table(repeats, observer, models):
-    print(f"Observed forward ({observer} activation observers) vs the same float graph, medians "
-          f"of {repeats} calls")
+    print(f"Observed forward ({observer} activation observers) vs the same float graph, medians of {repeats} calls")
     print(f"{'model':<40}{'float':>12}{'observed':>12}{'ratio':>8}")
     for name, (build, shape) in models.items():
         model = build().eval()
@@ -96,19 +96,20 @@ def forward_table(repeats, observer, models):
         exported = _float_reference(model, (x,))  # BN folded, attention decomposed, as prepared
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            observed = prepare_pt2e(torch.export.export(model, (x,)).module(),
-                                    CircleQuantizer("uint8", observer=observer))
+            observed = prepare_pt2e(
+                torch.export.export(model, (x,)).module(), CircleQuantizer("uint8", observer=observer)
+            )
         with torch.no_grad():
-            t_float, t_observed = interleaved_medians([lambda: exported(x), lambda: observed(x)],
-                                                      repeats)
+            t_float, t_observed = interleaved_medians([lambda: exported(x), lambda: observed(x)], repeats)
         print(f"{name:<40}{fmt(t_float):>12}{fmt(t_observed):>12}{t_observed / t_float:>7.2f}x")
 
 
 def histogram_table(repeats, sizes):
-    print(f"\nHistogram observer: ours vs torchao HistogramObserver (uint8 affine, 2048 bins), "
-          f"medians of {repeats}")
-    print(f"{'batch elements':>14}{'ours/batch':>13}{'torchao/batch':>15}{'speedup':>9}"
-          f"{'ours qparams':>13}{'torchao qparams':>17}{'speedup':>9}   scale / zero point")
+    print(f"\nHistogram observer: ours vs torchao HistogramObserver (uint8 affine, 2048 bins), medians of {repeats}")
+    print(
+        f"{'batch elements':>14}{'ours/batch':>13}{'torchao/batch':>15}{'speedup':>9}"
+        f"{'ours qparams':>13}{'torchao qparams':>17}{'speedup':>9}   scale / zero point"
+    )
     for n in sizes:
         gen = torch.Generator().manual_seed(n)
         batches = [torch.randn(n, generator=gen) * (1 + 0.2 * i) for i in range(8)]
@@ -121,17 +122,25 @@ def histogram_table(repeats, sizes):
         def fresh(cls):
             return cls(dtype=torch.uint8, qscheme=torch.per_tensor_affine)
 
-        t_ours, t_ao = (t / len(batches) for t in interleaved_medians(
-            [lambda: observe(fresh(CircleHistogramObserver)), lambda: observe(fresh(HistogramObserver))],
-            repeats))
+        t_ours, t_ao = (
+            t / len(batches)
+            for t in interleaved_medians(
+                [lambda: observe(fresh(CircleHistogramObserver)), lambda: observe(fresh(HistogramObserver))], repeats
+            )
+        )
         ours, theirs = observe(fresh(CircleHistogramObserver)), observe(fresh(HistogramObserver))
         q_ours = median_time(ours.calculate_qparams, repeats)
         q_ao = median_time(theirs.calculate_qparams, max(3, repeats // 5))
         (s1, z1), (s2, z2) = ours.calculate_qparams(), theirs.calculate_qparams()
-        same = "equal" if (s1.item() == s2.item() and z1.item() == z2.item()) else \
-            f"ours {s1.item():.6g}/{z1.item()} vs {s2.item():.6g}/{z2.item()}"
-        print(f"{n:>14}{fmt(t_ours):>13}{fmt(t_ao):>15}{t_ao / t_ours:>8.1f}x"
-              f"{fmt(q_ours):>13}{fmt(q_ao):>17}{q_ao / q_ours:>8.1f}x   {same}")
+        same = (
+            "equal"
+            if (s1.item() == s2.item() and z1.item() == z2.item())
+            else f"ours {s1.item():.6g}/{z1.item()} vs {s2.item():.6g}/{z2.item()}"
+        )
+        print(
+            f"{n:>14}{fmt(t_ours):>13}{fmt(t_ao):>15}{t_ao / t_ours:>8.1f}x"
+            f"{fmt(q_ours):>13}{fmt(q_ao):>17}{q_ao / q_ours:>8.1f}x   {same}"
+        )
 
 
 def main():
@@ -141,8 +150,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="few repeats, small sizes (CI smoke)")
     args = parser.parse_args()
     repeats = 5 if args.quick else args.repeats
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"kernels {torch_circle.active_kernel_isa()}\n")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, kernels {torch_circle.active_kernel_isa()}\n")
     models = TINY_MODELS if args.quick else {**TINY_MODELS, **REALISTIC_MODELS}
     forward_table(repeats, args.observer, models)
     histogram_table(repeats, [4096, 65536] if args.quick else [4096, 65536, 1 << 20])

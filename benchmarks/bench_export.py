@@ -26,6 +26,7 @@ Each file runs in onert in a child process, so a runtime crash becomes a table e
     python benchmarks/bench_export.py --quick          # tiny ResNet, N=2: smoke test
     python benchmarks/bench_export.py --model mobilenet_v2 --repeats 3 --save-dir /tmp/circles
 """
+
 from __future__ import annotations
 
 import argparse
@@ -138,8 +139,12 @@ def cpu_seconds() -> Tuple[float, float]:
 
 def git_state() -> str:
     try:
-        run = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,  # noqa: E731
-                                        text=True, timeout=10).stdout.strip()
+        run = lambda *a: subprocess.run(
+            ["git", "-C", str(ROOT), *a],
+            capture_output=True,  # noqa: E731
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         head = run("rev-parse", "--short", "HEAD")
         dirty = run("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
@@ -161,8 +166,7 @@ def machine_info() -> List[str]:
     if tico is not None and getattr(tico, "__version__", tico_v) != tico_v:
         tico_v += f" (its tico.__version__ says {tico.__version__})"
     return [
-        f"CPU:      {cpu}, {os.cpu_count()} logical cores ({affinity} usable), "
-        f"torch threads {torch.get_num_threads()}",
+        f"CPU:      {cpu}, {os.cpu_count()} logical cores ({affinity} usable), torch threads {torch.get_num_threads()}",
         f"versions: torch {torch.__version__}, torchao {version('torchao')}, tico {tico_v}, "
         f"onert {version('onert')}, torch-circle {torch_circle.__version__}, "
         f"circle-schema {version('circle-schema')}, numpy {np.__version__}",
@@ -177,13 +181,17 @@ def machine_info() -> List[str]:
 
 def _circle():
     import circle_schema.v0_10.circle as circle
+
     return circle
 
 
 def op_histogram(data: bytes) -> Counter:
     circle = _circle()
-    names = {v: k for k, v in vars(circle.BuiltinOperator.BuiltinOperator).items()
-             if not k.startswith("_") and isinstance(v, int)}
+    names = {
+        v: k
+        for k, v in vars(circle.BuiltinOperator.BuiltinOperator).items()
+        if not k.startswith("_") and isinstance(v, int)
+    }
     model = circle.Model.Model.GetRootAs(data, 0)
     codes = []
     for i in range(model.OperatorCodesLength()):
@@ -253,12 +261,18 @@ def run_in_onert(path: Path, inputs: List[np.ndarray], workdir: Path) -> Tuple[O
     runtime_py = Path(torch_circle.__file__).resolve().parent / "runtime.py"
     in_path, out_path = workdir / f"{path.stem}.inputs.npz", workdir / f"{path.stem}.outputs.npy"
     np.savez(in_path, **{f"x{i:03d}": x for i, x in enumerate(inputs)})
-    proc = subprocess.run([sys.executable, "-c", _ONERT_CHILD, str(runtime_py), str(path), str(in_path),
-                           str(out_path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONERT_CHILD, str(runtime_py), str(path), str(in_path), str(out_path)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         # onert prints its reason ("Fail to load model: ...") before the exception's generic status
-        lines = [line.strip() for line in (proc.stdout + "\n" + proc.stderr).splitlines()
-                 if line.strip() and not line.startswith((" ", "Traceback", "^"))]
+        lines = [
+            line.strip()
+            for line in (proc.stdout + "\n" + proc.stderr).splitlines()
+            if line.strip() and not line.startswith((" ", "Traceback", "^"))
+        ]
         detail = " | ".join(lines[-3:]) if lines else f"exit code {proc.returncode}"
         if proc.returncode < 0:
             return None, f"onert crashed (signal {-proc.returncode}): {one_line(detail)}"
@@ -348,8 +362,11 @@ def time_conversions(case: Case, repeats: int, exporters: Dict[str, Callable]) -
                 continue
             r.times.append(time.perf_counter() - start)
             r.data = data
-            print(f"  {case.name:9s} {r.exporter:12s} run {round_ + 1}/{repeats}: "
-                  f"{fmt_s(r.times[-1])}", file=sys.stderr, flush=True)
+            print(
+                f"  {case.name:9s} {r.exporter:12s} run {round_ + 1}/{repeats}: {fmt_s(r.times[-1])}",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
@@ -393,8 +410,15 @@ def graph_output_qparams(gm: torch.fx.GraphModule) -> Optional[Tuple[float, int]
     return None
 
 
-def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor], refs: np.ndarray,
-                  float_argmax: np.ndarray, workdir: Path) -> str:
+def check_outputs(
+    case: Case,
+    r: Result,
+    path: Path,
+    eval_x: List[torch.Tensor],
+    refs: np.ndarray,
+    float_argmax: np.ndarray,
+    workdir: Path,
+) -> str:
     inputs, input_note = file_inputs(r.data, [x.numpy() for x in eval_x])
     outs, error = run_in_onert(path, inputs, workdir)
     if outs is None:
@@ -419,8 +443,10 @@ def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor],
         steps = f"max abs err {err:.2e} (output not quantized in the graph)"
     else:
         scale = case.out_qparams[0]
-        steps = (f"max err {err / scale:.2f} steps (mean {diff.mean() / scale:.2f}, "
-                 f"{(diff <= 1.01 * scale).mean():.0%} within 1 step)")
+        steps = (
+            f"max err {err / scale:.2f} steps (mean {diff.mean() / scale:.2f}, "
+            f"{(diff <= 1.01 * scale).mean():.0%} within 1 step)"
+        )
     return f"{steps}; argmax = quantized graph {agree_q}/{n}, = float model {agree_f}/{n}{note}"
 
 
@@ -429,21 +455,37 @@ def check_outputs(case: Case, r: Result, path: Path, eval_x: List[torch.Tensor],
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default=None,
-                        help="default resnet50 (tiny_resnet with --quick)")
-    parser.add_argument("--repeats", "-n", type=int, default=None, help="timed conversions per exporter and case "
-                        "(default 5, 2 with --quick); the table shows medians")
+    parser.add_argument(
+        "--model", choices=sorted(MODELS), default=None, help="default resnet50 (tiny_resnet with --quick)"
+    )
+    parser.add_argument(
+        "--repeats",
+        "-n",
+        type=int,
+        default=None,
+        help="timed conversions per exporter and case (default 5, 2 with --quick); the table shows medians",
+    )
     parser.add_argument("--eval-inputs", type=int, default=None, help="seeded inputs run in onert (default 4, 2 quick)")
     parser.add_argument("--calib-inputs", type=int, default=None, help="calibration inputs (default 4, 2 quick)")
     parser.add_argument("--quick", action="store_true", help="tiny ResNet, N=2: a smoke test of a few seconds")
-    parser.add_argument("--no-inplace-relu", action="store_true",
-                        help="build the model with ReLU(inplace=False) (torchvision's models use inplace=True)")
-    parser.add_argument("--no-float-bias-variant", action="store_true",
-                        help="skip the uint8-fb case (uint8 with float bias, the form TICO accepts)")
-    parser.add_argument("--no-capture-timing", action="store_true",
-                        help="skip timing torch-circle with torch.export capture included")
-    parser.add_argument("--snapshot", action="store_true",
-                        help="import a copy of this checkout's torch_circle (safe while it is being rebuilt)")
+    parser.add_argument(
+        "--no-inplace-relu",
+        action="store_true",
+        help="build the model with ReLU(inplace=False) (torchvision's models use inplace=True)",
+    )
+    parser.add_argument(
+        "--no-float-bias-variant",
+        action="store_true",
+        help="skip the uint8-fb case (uint8 with float bias, the form TICO accepts)",
+    )
+    parser.add_argument(
+        "--no-capture-timing", action="store_true", help="skip timing torch-circle with torch.export capture included"
+    )
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="import a copy of this checkout's torch_circle (safe while it is being rebuilt)",
+    )
     parser.add_argument("--save-dir", type=Path, default=None, help="keep the .circle files here")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # the report and stderr's progress lines in order
@@ -452,12 +494,27 @@ def main(argv=None) -> int:
     n_eval = args.eval_inputs or (2 if args.quick else 4)
     n_calib = args.calib_inputs or (2 if args.quick else 4)
 
-    command = [f"python benchmarks/{Path(__file__).name}", "--model", model_name, "--repeats", str(repeats),
-               "--eval-inputs", str(n_eval), "--calib-inputs", str(n_calib)]
-    command += [flag for flag, on in (("--no-inplace-relu", args.no_inplace_relu),
-                                      ("--no-float-bias-variant", args.no_float_bias_variant),
-                                      ("--no-capture-timing", args.no_capture_timing),
-                                      ("--snapshot", args.snapshot)) if on]
+    command = [
+        f"python benchmarks/{Path(__file__).name}",
+        "--model",
+        model_name,
+        "--repeats",
+        str(repeats),
+        "--eval-inputs",
+        str(n_eval),
+        "--calib-inputs",
+        str(n_calib),
+    ]
+    command += [
+        flag
+        for flag, on in (
+            ("--no-inplace-relu", args.no_inplace_relu),
+            ("--no-float-bias-variant", args.no_float_bias_variant),
+            ("--no-capture-timing", args.no_capture_timing),
+            ("--snapshot", args.snapshot),
+        )
+        if on
+    ]
 
     wall = time.perf_counter()
     cpu_start = cpu_seconds()
@@ -484,8 +541,13 @@ def main(argv=None) -> int:
 
     quant_specs = [("uint8", "CircleQuantizer uint8 (int32 bias)", circle_preset("uint8"))]
     if not args.no_float_bias_variant:
-        quant_specs.append(("uint8-fb", "CircleQuantizer uint8, bias left float",
-                            dataclasses.replace(circle_preset("uint8"), name="uint8-floatbias", bias_dtype=None)))
+        quant_specs.append(
+            (
+                "uint8-fb",
+                "CircleQuantizer uint8, bias left float",
+                dataclasses.replace(circle_preset("uint8"), name="uint8-floatbias", bias_dtype=None),
+            )
+        )
     converted: Dict[str, torch.fx.GraphModule] = {}
     for name, desc, config in quant_specs:
         try:
@@ -540,8 +602,14 @@ def main(argv=None) -> int:
     for case in cases:
         if not case.quantized or case.reference is None or case.out_qparams is None:
             continue
-        in_q = next((n for n in case.reference.graph.nodes if "quantize_per_tensor" in str(n.target)
-                     and n.args and getattr(n.args[0], "op", "") == "placeholder"), None)
+        in_q = next(
+            (
+                n
+                for n in case.reference.graph.nodes
+                if "quantize_per_tensor" in str(n.target) and n.args and getattr(n.args[0], "op", "") == "placeholder"
+            ),
+            None,
+        )
         if in_q is None or not isinstance(in_q.args[1], float):
             continue
         noise_gen = torch.Generator().manual_seed(99)
@@ -553,13 +621,17 @@ def main(argv=None) -> int:
 
     # ------------------------------------------------------------------ report
     print()
-    print(f"Circle export benchmark: {description}, input {'x'.join(map(str, shape))}, "
-          f"{'ReLU(inplace=False)' if args.no_inplace_relu else 'ReLU(inplace=True) as in torchvision'}")
+    print(
+        f"Circle export benchmark: {description}, input {'x'.join(map(str, shape))}, "
+        f"{'ReLU(inplace=False)' if args.no_inplace_relu else 'ReLU(inplace=True) as in torchvision'}"
+    )
     for line in machine_info():
         print(line)
-    print(f"export time = median of {repeats} conversions of the same already-captured ExportedProgram "
-          f"(fresh deep copy each time, copy not timed); torch.export capture of the float model took "
-          f"{fmt_s(capture_s)} (once, not included)")
+    print(
+        f"export time = median of {repeats} conversions of the same already-captured ExportedProgram "
+        f"(fresh deep copy each time, copy not timed); torch.export capture of the float model took "
+        f"{fmt_s(capture_s)} (once, not included)"
+    )
     print(f"onert check on {n_eval} seeded inputs; calibration on {n_calib} seeded inputs")
     print()
     for case in cases:
@@ -571,11 +643,20 @@ def main(argv=None) -> int:
         if r.error:
             rows.append((r.case, r.exporter, "FAILED", "-", "-", r.error))
         else:
-            rows.append((r.case, r.exporter, fmt_s(r.median), f"{len(r.data) / 1e6:.2f}",
-                         str(r.n_ops) if r.ops else "?", r.check))
+            rows.append(
+                (
+                    r.case,
+                    r.exporter,
+                    fmt_s(r.median),
+                    f"{len(r.data) / 1e6:.2f}",
+                    str(r.n_ops) if r.ops else "?",
+                    r.check,
+                )
+            )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header[:-1])]
     fmt_row = lambda row: "  ".join(  # noqa: E731
-        [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))] + [row[-1]])
+        [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))] + [row[-1]]
+    )
     print(fmt_row(header))
     print(fmt_row(tuple("-" * w for w in widths) + ("-" * 16,)))
     for row in rows:
@@ -589,8 +670,7 @@ def main(argv=None) -> int:
             print(f"  {r.case:9s} {r.exporter:12s} " + ", ".join(f"{k} {v}" for k, v in r.ops.most_common(5)))
     print()
     for label, t, err in extra:
-        print(f"{label}: {fmt_s(t) if err == '' else 'FAILED: ' + err}"
-              f"{'' if err else f' (median of {repeats})'}")
+        print(f"{label}: {fmt_s(t) if err == '' else 'FAILED: ' + err}{'' if err else f' (median of {repeats})'}")
     print()
 
     print("ratios (same case, same program):")
@@ -604,14 +684,18 @@ def main(argv=None) -> int:
             continue
         speedup = peer.median / ours.median
         diff = ours.n_ops - peer.n_ops
-        print(f"  {case.name:9s} tico time / torch-circle time = {speedup:.1f}x; "
-              f"ops torch-circle - tico = {diff:+d} ({ours.n_ops} vs {peer.n_ops})")
+        print(
+            f"  {case.name:9s} tico time / torch-circle time = {speedup:.1f}x; "
+            f"ops torch-circle - tico = {diff:+d} ({ours.n_ops} vs {peer.n_ops})"
+        )
         verdicts.append((case.name, speedup, diff))
     print()
 
-    print(f"targets (issue, for ResNet-50): export <= {TARGET_TIME_S:.0f} s, >= {TARGET_SPEEDUP:.0f}x faster than "
-          f"tico, no more ops than tico" + ("" if model_name == "resnet50" else
-                                            f"  [this run is {model_name}: indicative only]"))
+    print(
+        f"targets (issue, for ResNet-50): export <= {TARGET_TIME_S:.0f} s, >= {TARGET_SPEEDUP:.0f}x faster than "
+        f"tico, no more ops than tico"
+        + ("" if model_name == "resnet50" else f"  [this run is {model_name}: indicative only]")
+    )
     for case in cases:
         ours = by_key[(case.name, "torch-circle")]
         if ours.error:
@@ -634,10 +718,12 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - wall
     cpu_end = cpu_seconds()
     others = (cpu_end[0] - cpu_start[0]) - (cpu_end[1] - cpu_start[1])
-    print(f"total wall time {elapsed:.0f} s; other processes used {max(others, 0):.0f} CPU-s meanwhile "
-          f"({max(others, 0) / elapsed:.0%} of one core); load average (1/5/15 min) "
-          f"{' '.join(f'{v:.2f}' for v in load_start)} at start, "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at end")
+    print(
+        f"total wall time {elapsed:.0f} s; other processes used {max(others, 0):.0f} CPU-s meanwhile "
+        f"({max(others, 0) / elapsed:.0%} of one core); load average (1/5/15 min) "
+        f"{' '.join(f'{v:.2f}' for v in load_start)} at start, "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} at end"
+    )
     print("reproduce: " + " ".join(shlex.quote(c) if " " not in c else c for c in command))
     return 0
 

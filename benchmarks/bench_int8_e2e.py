@@ -31,6 +31,7 @@ each shape is compiled statically.
 On a shared machine: "!" marks a median over 1.5x the fastest call; --clock cpu (with --threads 1)
 times the thread's CPU time; --stat min reports the fastest call.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,7 @@ def _import_torchao_quietly() -> None:
         lg.setLevel(logging.ERROR)
     try:
         import torchao  # noqa: F401
+
         # Importing this module registers the x86 int8 fusion passes with inductor.
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
     finally:
@@ -91,7 +93,7 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch.export pytree
 # inductor's own int8 lowering copies a tensor with torch.tensor(t): its warning is not ours to fix.
 warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
 
-TARGET_VS_X86 = 1.2    # the issue: ours >= 1.2x faster than x86 inductor int8
+TARGET_VS_X86 = 1.2  # the issue: ours >= 1.2x faster than x86 inductor int8
 TARGET_VS_EAGER = 3.0  # and >= 3x faster than fp32 eager
 
 VARIANTS = ("fp32 eager", "fp32 inductor", "x86 int8", "ours")
@@ -110,10 +112,10 @@ NOISY = 1.5  # "!" after a median above NOISY x the fastest call (whole-model ca
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    build: Callable[[bool], torch.nn.Module]      # quick -> model
+    build: Callable[[bool], torch.nn.Module]  # quick -> model
     input_shape: Callable[[int, bool], Tuple[int, ...]]  # (batch, quick) -> shape
     description: Callable[[bool, argparse.Namespace], str]
-    classifier: bool                                # logits: top-1 agreement makes sense
+    classifier: bool  # logits: top-1 agreement makes sense
 
 
 def _bert_build(args):
@@ -123,17 +125,36 @@ def _bert_build(args):
 def model_specs(args) -> Dict[str, ModelSpec]:
     img = lambda b, q: (b, 3, 64, 64) if q else (b, 3, 224, 224)  # noqa: E731
     return {
-        "resnet18": ModelSpec("resnet18", models.resnet18, img,
-                              lambda q, a: "ResNet-18-like ([1,1,1,1] blocks, widths 16..128, 64x64)" if q
-                              else "ResNet-18 (basic blocks [2,2,2,2], widths 64..512, 1000 classes, 224x224)", True),
-        "mobilenet_v2": ModelSpec("mobilenet_v2", models.mobilenet_v2, img,
-                                  lambda q, a: "MobileNetV2 width 0.25, 64x64" if q
-                                  else "MobileNetV2 (width 1.0, 1000 classes, 224x224)", True),
-        "bert": ModelSpec("bert", _bert_build(args),
-                          lambda b, q: (b, 32, 128) if q else (b, args.seq, 768),
-                          lambda q, a: "BERT-style encoder, 1 layer, hidden 128, 2 heads, ff 512, seq 32" if q
-                          else f"BERT-base encoder layers x{a.bert_layers} (hidden 768, 12 heads, ff 3072, "
-                               f"GELU, post-LN), seq {a.seq}, on hidden states (no embeddings)", False),
+        "resnet18": ModelSpec(
+            "resnet18",
+            models.resnet18,
+            img,
+            lambda q, a: (
+                "ResNet-18-like ([1,1,1,1] blocks, widths 16..128, 64x64)"
+                if q
+                else "ResNet-18 (basic blocks [2,2,2,2], widths 64..512, 1000 classes, 224x224)"
+            ),
+            True,
+        ),
+        "mobilenet_v2": ModelSpec(
+            "mobilenet_v2",
+            models.mobilenet_v2,
+            img,
+            lambda q, a: "MobileNetV2 width 0.25, 64x64" if q else "MobileNetV2 (width 1.0, 1000 classes, 224x224)",
+            True,
+        ),
+        "bert": ModelSpec(
+            "bert",
+            _bert_build(args),
+            lambda b, q: (b, 32, 128) if q else (b, args.seq, 768),
+            lambda q, a: (
+                "BERT-style encoder, 1 layer, hidden 128, 2 heads, ff 512, seq 32"
+                if q
+                else f"BERT-base encoder layers x{a.bert_layers} (hidden 768, 12 heads, ff 3072, "
+                f"GELU, post-LN), seq {a.seq}, on hidden states (no embeddings)"
+            ),
+            False,
+        ),
     }
 
 
@@ -150,7 +171,7 @@ def count_conv_linear(model: torch.nn.Module) -> Tuple[int, int]:
 @dataclass
 class Built:
     fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
-    compile_s: Optional[float] = None   # first call (compilation) time, compiled variants only
+    compile_s: Optional[float] = None  # first call (compilation) time, compiled variants only
     quantize_s: Optional[float] = None  # export + prepare + calibrate + convert
     calls: Counter = field(default_factory=Counter)  # op calls in the generated code
     onednn: Counter = field(default_factory=Counter)  # oneDNN int8 calls by output dtype and post-ops
@@ -278,6 +299,7 @@ def ours_status() -> Optional[str]:
 
 def ours_quantize(model, x, calib) -> torch.fx.GraphModule:
     from torch_circle.quantizer import CircleQuantizer
+
     prepared = prepare_pt2e(export_module(model, x), CircleQuantizer(preset=OURS_PRESET))
     calibrate(prepared, calib)
     return convert_pt2e(prepared)
@@ -300,16 +322,22 @@ def build_ours(model, x, calib) -> Built:
     return Built(fn=compiled, compile_s=seconds, quantize_s=quantize_s, calls=calls)
 
 
-BUILDERS = {"fp32 eager": build_fp32_eager, "fp32 inductor": build_fp32_inductor,
-            "x86 int8": build_x86_int8, "ours": build_ours}
+BUILDERS = {
+    "fp32 eager": build_fp32_eager,
+    "fp32 inductor": build_fp32_inductor,
+    "x86 int8": build_x86_int8,
+    "ours": build_ours,
+}
 
 # ---------------------------------------------------------------------------------------------
 # Peer verification
 
 ONEDNN_INT8 = re.compile(r"torch\.ops\.onednn\.(q\w*(?:conv|linear)\w*pointwise)(?:\.(\w+))?$")
-FP32_GEMM = re.compile(r"torch\.ops\.mkldnn\._(?:convolution|linear)_pointwise|torch\.ops\.mkl\._mkl_linear"
-                       r"|extern_kernels\.(?:convolution|mm|addmm|bmm|baddbmm)$"
-                       r"|torch\.ops\.aten\.(?:convolution|addmm|mm)")
+FP32_GEMM = re.compile(
+    r"torch\.ops\.mkldnn\._(?:convolution|linear)_pointwise|torch\.ops\.mkl\._mkl_linear"
+    r"|extern_kernels\.(?:convolution|mm|addmm|bmm|baddbmm)$"
+    r"|torch\.ops\.aten\.(?:convolution|addmm|mm)"
+)
 
 
 def peer_kernels(calls: Counter, n_conv: int, n_linear: int) -> str:
@@ -349,8 +377,9 @@ def check_cpu_clock(before: Tuple[float, float]) -> None:
         CPU_CLOCK_WARNINGS.append(f"process CPU {process:.2f} s vs timing thread {thread:.2f} s")
 
 
-def time_interleaved(fns: Dict[str, Callable[[], object]], target_s: float, min_reps: int,
-                     rounds: int = 5) -> Dict[str, Tuple[float, int, float]]:
+def time_interleaved(
+    fns: Dict[str, Callable[[], object]], target_s: float, min_reps: int, rounds: int = 5
+) -> Dict[str, Tuple[float, int, float]]:
     """(median s, repeats, fastest s) per name. Warm-up of 2 calls each; the repeat count fits target_s of
     timed calls (at least min_reps); the calls alternate between the variants in rounds."""
     clock = CLOCK[0]
@@ -365,7 +394,7 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], target_s: float, min_
     rounds = min(rounds, min(r for _, r, _ in plans.values()))
     cpu_before = (time.process_time(), time.thread_time())
     for r in range(rounds):
-        for name, (fn, reps, samples) in plans.items():
+        for fn, reps, samples in plans.values():
             for _ in range(reps // rounds + (r < reps % rounds)):
                 t0 = clock()
                 fn()
@@ -428,6 +457,7 @@ PROFILE_OTHER = "other (dispatch, copies, framework)"
 def profile_forward(fn, x, calls: int = 3) -> Dict[str, float]:
     """ms per forward by category (PROFILE_CATEGORIES), from torch.profiler's self CPU times."""
     from torch.profiler import ProfilerActivity, profile
+
     with torch.no_grad():
         fn(x)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -463,8 +493,11 @@ def run_one(spec: ModelSpec, batch: int, args) -> Row:
             row.built[name] = BUILDERS[name](model, x, calib)
         except Exception as error:  # noqa: BLE001  a failing variant is a table entry
             row.built[name] = Built(error=f"error: {one_line(error)}")
-    row.peer = peer_kernels(row.built["x86 int8"].calls, n_conv, n_linear) if "x86 int8" in row.built \
-        and not row.built["x86 int8"].error else "n/a"
+    row.peer = (
+        peer_kernels(row.built["x86 int8"].calls, n_conv, n_linear)
+        if "x86 int8" in row.built and not row.built["x86 int8"].error
+        else "n/a"
+    )
 
     ready = {n: b.fn for n, b in row.built.items() if b.fn is not None}
     outputs: Dict[str, torch.Tensor] = {}
@@ -535,30 +568,49 @@ def short_reason(reason: str) -> str:
 
 
 def print_table(rows: List[Row]) -> None:
-    header = ["model", "batch", "fp32 eager ms", "fp32 inductor ms", "x86 int8 ms", "ours ms",
-              "x86 int8 vs fp32 eager", "x86 int8 vs fp32 inductor",
-              f"ours vs x86 int8 (>= {TARGET_VS_X86:g}x)", f"ours vs fp32 eager (>= {TARGET_VS_EAGER:g}x)",
-              "peer int8 kernels", "agreement with fp32 eager"]
+    header = [
+        "model",
+        "batch",
+        "fp32 eager ms",
+        "fp32 inductor ms",
+        "x86 int8 ms",
+        "ours ms",
+        "x86 int8 vs fp32 eager",
+        "x86 int8 vs fp32 inductor",
+        f"ours vs x86 int8 (>= {TARGET_VS_X86:g}x)",
+        f"ours vs fp32 eager (>= {TARGET_VS_EAGER:g}x)",
+        "peer int8 kernels",
+        "agreement with fp32 eager",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" if i in (0, 10, 11) else "---:" for i in range(len(header))) + "|")
     for r in rows:
         ours_why = short_reason(r.built["ours"].error) if "ours" in r.built else "not run"
-        cells = [r.model, str(r.batch), *[fmt_ms(r.ms.get(v)) + ("!" if noisy(r, v) else "") for v in VARIANTS],
-                 ratio(r.ms.get("fp32 eager"), r.ms.get("x86 int8")),
-                 ratio(r.ms.get("fp32 inductor"), r.ms.get("x86 int8")),
-                 target(r.ms.get("x86 int8"), r.ms.get("ours"), TARGET_VS_X86, ours_why),
-                 target(r.ms.get("fp32 eager"), r.ms.get("ours"), TARGET_VS_EAGER, ours_why),
-                 r.peer, r.agree or "n/a"]
+        cells = [
+            r.model,
+            str(r.batch),
+            *[fmt_ms(r.ms.get(v)) + ("!" if noisy(r, v) else "") for v in VARIANTS],
+            ratio(r.ms.get("fp32 eager"), r.ms.get("x86 int8")),
+            ratio(r.ms.get("fp32 inductor"), r.ms.get("x86 int8")),
+            target(r.ms.get("x86 int8"), r.ms.get("ours"), TARGET_VS_X86, ours_why),
+            target(r.ms.get("fp32 eager"), r.ms.get("ours"), TARGET_VS_EAGER, ours_why),
+            r.peer,
+            r.agree or "n/a",
+        ]
         print("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
 
 
 def print_details(rows: List[Row]) -> None:
-    print("Timings, and for compiled variants: quantize (export + prepare + calibrate + convert), compile "
-          "(the first call), and the ops their generated code calls:")
+    print(
+        "Timings, and for compiled variants: quantize (export + prepare + calibrate + convert), compile "
+        "(the first call), and the ops their generated code calls:"
+    )
     for r in rows:
         if "fp32 eager" in r.median_ms:
-            print(f"  {r.model} b{r.batch} fp32 eager: median {fmt_ms(r.median_ms['fp32 eager'])} ms, fastest "
-                  f"{fmt_ms(r.fastest_ms['fp32 eager'])} ms of {r.reps['fp32 eager']} calls")
+            print(
+                f"  {r.model} b{r.batch} fp32 eager: median {fmt_ms(r.median_ms['fp32 eager'])} ms, fastest "
+                f"{fmt_ms(r.fastest_ms['fp32 eager'])} ms of {r.reps['fp32 eager']} calls"
+            )
         for name in VARIANTS:
             b = r.built.get(name)
             if b is None or (b.compile_s is None and not b.error):
@@ -568,28 +620,40 @@ def print_details(rows: List[Row]) -> None:
                 print(head + b.error)
                 continue
             q = f"quantize {b.quantize_s:.1f} s, " if b.quantize_s is not None else ""
-            t = (f"median {fmt_ms(r.median_ms[name])} ms, fastest {fmt_ms(r.fastest_ms[name])} ms of "
-                 f"{r.reps[name]} calls" if name in r.median_ms else "not timed")
+            t = (
+                f"median {fmt_ms(r.median_ms[name])} ms, fastest {fmt_ms(r.fastest_ms[name])} ms of "
+                f"{r.reps[name]} calls"
+                if name in r.median_ms
+                else "not timed"
+            )
             print(head + f"{q}compile {b.compile_s:.1f} s, {t}; calls: {top_calls(b.calls)}")
         ours_calls = r.built.get("ours", Built()).calls
         if ours_calls:
             q = {op: k for op, k in ours_calls.items() if op.startswith("torch.ops.circle_quant.quantized_")}
-            print(f"  {r.model} b{r.batch} ours int8 kernels: {sum(q.values())}/{r.layers} conv+linear as circle_quant "
-                  "ops (" + (", ".join(f"{op.replace('torch.ops.', '')} x{k}" for op, k in q.items()) or "none") + ")")
+            print(
+                f"  {r.model} b{r.batch} ours int8 kernels: {sum(q.values())}/{r.layers} conv+linear as circle_quant "
+                "ops (" + (", ".join(f"{op.replace('torch.ops.', '')} x{k}" for op, k in q.items()) or "none") + ")"
+            )
         onednn = r.built.get("x86 int8", Built()).onednn
         if onednn:
-            print(f"  {r.model} b{r.batch} x86 int8 oneDNN calls (op -> output dtype +post-ops): "
-                  + ", ".join(f"{k} x{n}" for k, n in onednn.most_common()))
+            print(
+                f"  {r.model} b{r.batch} x86 int8 oneDNN calls (op -> output dtype +post-ops): "
+                + ", ".join(f"{k} x{n}" for k, n in onednn.most_common())
+            )
         fp32_in_int8 = {op: k for op, k in r.built.get("x86 int8", Built()).calls.items() if FP32_GEMM.search(op)}
         if fp32_in_int8:
-            print(f"  {r.model} b{r.batch} x86 int8 also calls fp32 GEMM/conv: "
-                  + ", ".join(f"{op.replace('torch.ops.', '')} x{k}" for op, k in fp32_in_int8.items()))
+            print(
+                f"  {r.model} b{r.batch} x86 int8 also calls fp32 GEMM/conv: "
+                + ", ".join(f"{op.replace('torch.ops.', '')} x{k}" for op, k in fp32_in_int8.items())
+            )
 
 
 def print_profile(rows: List[Row]) -> None:
     columns = [c for c, _ in PROFILE_CATEGORIES] + [PROFILE_OTHER]
-    print("Where the time goes (--profile): ms per forward by torch.profiler's self CPU time, 3 profiled calls "
-          "(inductor's generated kernels are recorded one by one; profiling adds a little overhead)")
+    print(
+        "Where the time goes (--profile): ms per forward by torch.profiler's self CPU time, 3 profiled calls "
+        "(inductor's generated kernels are recorded one by one; profiling adds a little overhead)"
+    )
     print("| model | batch | variant | " + " | ".join(columns) + " | total |")
     print("|---|---:|---|" + "---:|" * (len(columns) + 1))
     for r in rows:
@@ -608,18 +672,31 @@ def machine_lines(args) -> List[str]:
                 info.setdefault(k.strip(), v.strip())
             cpu = f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
     import torchao
-    return [f"CPU:     {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
-            f"torch:   {torch.__version__}, torchao {torchao.__version__}; inductor freezing = "
-            f"{torch._inductor.config.freezing}, cpp_wrapper = {torch._inductor.config.cpp_wrapper}",
-            f"python:  {platform.python_version()} on {platform.platform()}"]
+
+    return [
+        f"CPU:     {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
+        f"torch:   {torch.__version__}, torchao {torchao.__version__}; inductor freezing = "
+        f"{torch._inductor.config.freezing}, cpp_wrapper = {torch._inductor.config.cpp_wrapper}",
+        f"python:  {platform.python_version()} on {platform.platform()}",
+    ]
 
 
 def reproduce(args) -> str:
     argv = ["python", "benchmarks/bench_int8_e2e.py"]
     if args.quick:
         argv.append("--quick")
-    argv += ["--models", ",".join(args.models), "--batch", ",".join(map(str, args.batch)),
-             "--threads", str(args.threads), "--target-s", f"{args.target_s:g}", "--min-reps", str(args.min_reps)]
+    argv += [
+        "--models",
+        ",".join(args.models),
+        "--batch",
+        ",".join(map(str, args.batch)),
+        "--threads",
+        str(args.threads),
+        "--target-s",
+        f"{args.target_s:g}",
+        "--min-reps",
+        str(args.min_reps),
+    ]
     if not args.quick:
         argv += ["--bert-layers", str(args.bert_layers), "--seq", str(args.seq)]
     if args.no_freezing:
@@ -638,29 +715,53 @@ def reproduce(args) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke test: tiny models, batch 1, short timing")
-    p.add_argument("--models", default=None, help="comma-separated: resnet18,mobilenet_v2,bert (default all; "
-                                                  "--quick: resnet18,bert)")
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated: resnet18,mobilenet_v2,bert (default all; --quick: resnet18,bert)",
+    )
     p.add_argument("--batch", default=None, help="comma-separated batch sizes (default 1,32; --quick 1)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: all cores; --quick 1)")
-    p.add_argument("--target-s", type=float, default=None, help="timed seconds per variant and row "
-                                                                "(default 3; --quick 0.2)")
+    p.add_argument(
+        "--target-s", type=float, default=None, help="timed seconds per variant and row (default 3; --quick 0.2)"
+    )
     p.add_argument("--min-reps", type=int, default=None, help="at least this many timed calls (default 10; quick 3)")
     p.add_argument("--bert-layers", type=int, default=4, help="encoder layers (default 4 of BERT-base's 12)")
     p.add_argument("--seq", type=int, default=128, help="BERT sequence length (default 128)")
-    p.add_argument("--variants", default=None, help="comma-separated subset of: " + ", ".join(VARIANTS)
-                   + " (default all; --quick leaves out fp32 inductor, whose compilation is the slowest part)")
-    p.add_argument("--no-freezing", action="store_true",
-                   help="leave torch._inductor.config.freezing off (a misconfigured peer: shows the fallback)")
-    p.add_argument("--stat", choices=("median", "min"), default="median",
-                   help="table statistic: median of the calls (default) or the fastest call (busy machines)")
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                   help="wall: perf_counter (default); cpu: the thread's CPU time, immune to other "
-                        "processes' load (only with --threads 1)")
+    p.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated subset of: "
+        + ", ".join(VARIANTS)
+        + " (default all; --quick leaves out fp32 inductor, whose compilation is the slowest part)",
+    )
+    p.add_argument(
+        "--no-freezing",
+        action="store_true",
+        help="leave torch._inductor.config.freezing off (a misconfigured peer: shows the fallback)",
+    )
+    p.add_argument(
+        "--stat",
+        choices=("median", "min"),
+        default="median",
+        help="table statistic: median of the calls (default) or the fastest call (busy machines)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: perf_counter (default); cpu: the thread's CPU time, immune to other "
+        "processes' load (only with --threads 1)",
+    )
     p.add_argument("--calib-samples", type=int, default=8, help="calibration samples (batches of the timed size)")
     p.add_argument("--eval-samples", type=int, default=4, help="samples for the agreement column")
-    p.add_argument("--profile", action="store_true",
-                   help="also print where the x86 int8 and ours variants spend a forward (torch.profiler, by "
-                        "category: int8 layers, float matmuls, pooling, elementwise (inductor's kernels, circle_quant softmax / lookup tables), other)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print where the x86 int8 and ours variants spend a forward (torch.profiler, by "
+        "category: int8 layers, float matmuls, pooling, elementwise (inductor's kernels, circle_quant softmax / "
+        "lookup tables), other)",
+    )
     args = p.parse_args(argv)
     args.models = (args.models or ("resnet18,bert" if args.quick else "resnet18,mobilenet_v2,bert")).split(",")
     args.batch = [int(b) for b in (args.batch or ("1" if args.quick else "1,32")).split(",")]
@@ -701,37 +802,50 @@ def main(argv=None) -> int:
     rows = [run_one(specs[m], b, args) for m in args.models for b in args.batch]
     wall = time.perf_counter() - start
 
-    print(f"int8 end to end: {'fastest call (--stat min)' if args.stat == 'min' else 'medians'} of ms per forward "
-          "(batch as given), no_grad; clock: "
-          + ("thread CPU time (time.thread_time)" if args.clock == "cpu" else "wall (time.perf_counter)"))
+    print(
+        f"int8 end to end: {'fastest call (--stat min)' if args.stat == 'min' else 'medians'} of ms per forward "
+        "(batch as given), no_grad; clock: "
+        + ("thread CPU time (time.thread_time)" if args.clock == "cpu" else "wall (time.perf_counter)")
+    )
     for line in machine_lines(args):
         print(line)
     for m in args.models:
         print(f"model:   {m} = {specs[m].description(args.quick, args)}")
     ours_why = ours_status()
-    print(f"ours:    CircleQuantizer(preset={OURS_PRESET!r}) + torch.compile(backend={OURS_BACKEND!r}): "
-          f"{ours_why or 'available'}")
+    print(
+        f"ours:    CircleQuantizer(preset={OURS_PRESET!r}) + torch.compile(backend={OURS_BACKEND!r}): "
+        f"{ours_why or 'available'}"
+    )
     print()
     print_table(rows)
     print()
-    print("x vs y = y time / x time (> 1: x faster). Targets: ours >= 1.2x faster than x86 int8, >= 3x faster "
-          "than fp32 eager. peer int8 kernels = oneDNN int8 ops in the x86 variant's generated code, against "
-          "the model's nn.Conv2d + nn.Linear count. rel err = ||y - y_fp32|| / ||y_fp32|| over the agreement samples.")
+    print(
+        "x vs y = y time / x time (> 1: x faster). Targets: ours >= 1.2x faster than x86 int8, >= 3x faster "
+        "than fp32 eager. peer int8 kernels = oneDNN int8 ops in the x86 variant's generated code, against "
+        "the model's nn.Conv2d + nn.Linear count. rel err = ||y - y_fp32|| / ||y_fp32|| over the agreement samples."
+    )
     if CPU_CLOCK_WARNINGS:
-        print(f"WARNING: --clock cpu undercounts {len(CPU_CLOCK_WARNINGS)} rows: work ran on other threads "
-              f"(e.g. {CPU_CLOCK_WARNINGS[0]}); use the wall clock on an idle machine.")
+        print(
+            f"WARNING: --clock cpu undercounts {len(CPU_CLOCK_WARNINGS)} rows: work ran on other threads "
+            f"(e.g. {CPU_CLOCK_WARNINGS[0]}); use the wall clock on an idle machine."
+        )
     n_noisy = sum(noisy(r, v) for r in rows for v in VARIANTS)
     if n_noisy:
-        print(f"{n_noisy} cells marked '!': median over {NOISY:g}x the fastest call, i.e. most calls were "
-              "interrupted by other processes; treat them as invalid.")
+        print(
+            f"{n_noisy} cells marked '!': median over {NOISY:g}x the fastest call, i.e. most calls were "
+            "interrupted by other processes; treat them as invalid."
+        )
     print()
     if args.profile:
         print_profile(rows)
         print()
     print_details(rows)
     print()
-    print(f"total wall time {wall:.0f} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, "
-          + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " at end")
+    print(
+        f"total wall time {wall:.0f} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg())
+        + " at end"
+    )
     print(f"reproduce: {command}")
     return 0
 

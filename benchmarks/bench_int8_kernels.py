@@ -28,6 +28,7 @@ peak is measured on this machine (see measure_cpu). The table's speedups are pee
 On a shared machine: "!" marks a median over 2x the fastest call (most calls were interrupted);
 --clock cpu (1 thread only) times the thread's CPU time; --stat min reports the fastest call.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,10 +99,10 @@ class LinearShape:
 
 @dataclass(frozen=True)
 class ConvShape:
-    group: str       # model the layer comes from
+    group: str  # model the layer comes from
     cin: int
     cout: int
-    hw: int          # square input height = width
+    hw: int  # square input height = width
     k: int
     stride: int = 1
     groups: int = 1
@@ -121,7 +122,7 @@ class ConvShape:
 
     @property
     def macs(self) -> int:
-        return self.batch * self.cout * self.out_hw ** 2 * (self.cin // self.groups) * self.k ** 2
+        return self.batch * self.cout * self.out_hw**2 * (self.cin // self.groups) * self.k**2
 
     @property
     def label(self) -> str:
@@ -132,8 +133,7 @@ class ConvShape:
         return f"{kind} {self.hw}x{self.hw}" + (f" b{self.batch}" if self.batch != 1 else "")
 
 
-BERT_LINEARS = [LinearShape(m, k, n) for m in (1, 8, 32, 128, 512)
-                for k, n in ((768, 768), (768, 3072), (3072, 768))]
+BERT_LINEARS = [LinearShape(m, k, n) for m in (1, 8, 32, 128, 512) for k, n in ((768, 768), (768, 3072), (3072, 768))]
 
 R18, R50, MV2 = "ResNet-18 conv", "ResNet-50 conv", "MobileNetV2 conv"
 CONVS = [
@@ -189,9 +189,13 @@ CONVS = [
     ConvShape(MV2, 320, 1280, 7, 1),
 ]
 
-QUICK_SHAPES = [LinearShape(1, 768, 768), LinearShape(32, 768, 3072),
-                ConvShape(R18, 256, 256, 14, 3), ConvShape(MV2, 384, 384, 14, 3, 1, 384),
-                ConvShape(MV2, 64, 384, 14, 1)]
+QUICK_SHAPES = [
+    LinearShape(1, 768, 768),
+    LinearShape(32, 768, 3072),
+    ConvShape(R18, 256, 256, 14, 3),
+    ConvShape(MV2, 384, 384, 14, 3, 1, 384),
+    ConvShape(MV2, 64, 384, 14, 1),
+]
 
 # ---------------------------------------------------------------------------------------------
 # Problem data: the same quantized tensors for every implementation
@@ -200,16 +204,16 @@ QUICK_SHAPES = [LinearShape(1, 768, 768), LinearShape(32, 768, 3072),
 @dataclass
 class Problem:
     shape: object
-    x: torch.Tensor            # uint8 activations: [M, K] or NCHW with channels-last memory
+    x: torch.Tensor  # uint8 activations: [M, K] or NCHW with channels-last memory
     x_scale: float
     x_zp: int
-    w: torch.Tensor            # int8 weights [N, K] or [Cout, Cin/groups, k, k]
-    w_scale: torch.Tensor      # float32 [N]
-    w_zp: torch.Tensor         # int64 zeros [N] (symmetric weights)
-    bias: torch.Tensor         # float32 [N]
+    w: torch.Tensor  # int8 weights [N, K] or [Cout, Cin/groups, k, k]
+    w_scale: torch.Tensor  # float32 [N]
+    w_zp: torch.Tensor  # int64 zeros [N] (symmetric weights)
+    bias: torch.Tensor  # float32 [N]
     y_scale: float
     y_zp: int
-    reference: torch.Tensor    # float reference output, quantized with (y_scale, y_zp) -> uint8
+    reference: torch.Tensor  # float reference output, quantized with (y_scale, y_zp) -> uint8
 
     @staticmethod
     def make(shape, seed: int = 0) -> "Problem":
@@ -220,13 +224,15 @@ class Problem:
             w = torch.randint(-127, 128, (shape.n, shape.k), dtype=torch.int8, generator=gen)
             fan_in, n = shape.k, shape.n
         else:
-            x = torch.randint(0, 256, (shape.batch, shape.cin, shape.hw, shape.hw), dtype=torch.uint8,
-                              generator=gen).contiguous(memory_format=torch.channels_last)
-            w = torch.randint(-127, 128, (shape.cout, shape.cin // shape.groups, shape.k, shape.k),
-                              dtype=torch.int8, generator=gen)
-            fan_in, n = shape.cin // shape.groups * shape.k ** 2, shape.cout
+            x = torch.randint(
+                0, 256, (shape.batch, shape.cin, shape.hw, shape.hw), dtype=torch.uint8, generator=gen
+            ).contiguous(memory_format=torch.channels_last)
+            w = torch.randint(
+                -127, 128, (shape.cout, shape.cin // shape.groups, shape.k, shape.k), dtype=torch.int8, generator=gen
+            )
+            fan_in, n = shape.cin // shape.groups * shape.k**2, shape.cout
         # Weight scales that give outputs of about unit scale, varying per channel.
-        w_scale = (torch.rand(n, generator=gen) + 0.5) / (127 * x_scale * 128 * fan_in ** 0.5) * 4
+        w_scale = (torch.rand(n, generator=gen) + 0.5) / (127 * x_scale * 128 * fan_in**0.5) * 4
         bias = torch.randn(n, generator=gen) * 0.1
         xf = (x.float() - x_zp) * x_scale
         wf = w.float() * w_scale.view(-1, *([1] * (w.dim() - 1)))
@@ -237,8 +243,7 @@ class Problem:
         lo, hi = min(float(ref.min()), 0.0), max(float(ref.max()), 0.0)
         y_scale = max(hi - lo, 1e-6) / 255
         y_zp = int(min(255, max(0, round(-lo / y_scale))))
-        return Problem(shape, x, x_scale, x_zp, w, w_scale, torch.zeros(n, dtype=torch.int64), bias,
-                       y_scale, y_zp, ref)
+        return Problem(shape, x, x_scale, x_zp, w, w_scale, torch.zeros(n, dtype=torch.int64), bias, y_scale, y_zp, ref)
 
     def quantized_reference(self) -> torch.Tensor:
         return torch.clamp(torch.round(self.reference / self.y_scale) + self.y_zp, 0, 255).to(torch.uint8)
@@ -279,19 +284,48 @@ def onednn_linear(p: Problem) -> Callable[[], torch.Tensor]:
     # qlinear_prepack(int8 weight, x_shape), then qlinear_pointwise with a uint8 output.
     packed = torch.ops.onednn.qlinear_prepack(p.w, list(p.x.shape))
     op = torch.ops.onednn.qlinear_pointwise.tensor
-    args = (p.x, *_onednn_x_qparams(p), packed, p.w_scale, p.w_zp, p.bias, p.y_scale, p.y_zp, torch.uint8,
-            "none", [], "")
+    args = (
+        p.x,
+        *_onednn_x_qparams(p),
+        packed,
+        p.w_scale,
+        p.w_zp,
+        p.bias,
+        p.y_scale,
+        p.y_zp,
+        torch.uint8,
+        "none",
+        [],
+        "",
+    )
     return lambda: op(*args)
 
 
 def onednn_conv(p: Problem) -> Callable[[], torch.Tensor]:
     s = p.shape
     stride, pad, dil = [s.stride] * 2, [s.pad] * 2, [1, 1]
-    packed = torch.ops.onednn.qconv_prepack(p.w, p.w_scale, p.x_scale, p.x_zp, stride, pad, dil, s.groups,
-                                            list(p.x.shape))
+    packed = torch.ops.onednn.qconv_prepack(
+        p.w, p.w_scale, p.x_scale, p.x_zp, stride, pad, dil, s.groups, list(p.x.shape)
+    )
     op = torch.ops.onednn.qconv_pointwise.tensor  # what the x86 pass emits (qconv2d_pointwise: same kernel)
-    args = (p.x, *_onednn_x_qparams(p), packed, p.w_scale, p.w_zp, p.bias, stride, pad, dil, s.groups,
-            p.y_scale, p.y_zp, torch.uint8, "none", [], "")
+    args = (
+        p.x,
+        *_onednn_x_qparams(p),
+        packed,
+        p.w_scale,
+        p.w_zp,
+        p.bias,
+        stride,
+        pad,
+        dil,
+        s.groups,
+        p.y_scale,
+        p.y_zp,
+        torch.uint8,
+        "none",
+        [],
+        "",
+    )
     return lambda: op(*args)
 
 
@@ -358,8 +392,19 @@ def ours_linear(p: Problem) -> Callable[[], torch.Tensor]:
     """circle_quant::linear_prepack + quantized_linear on the problem's tensors, uint8 output."""
     cq = torch.ops.circle_quant
     packed, params, multiplier = cq.linear_prepack(
-        p.w, p.w_scale, p.w_zp, p.bias, p.x_scale, p.x_zp, torch.uint8,
-        p.y_scale, p.y_zp, torch.uint8, *NO_ACTIVATION, OURS_REQUANT)
+        p.w,
+        p.w_scale,
+        p.w_zp,
+        p.bias,
+        p.x_scale,
+        p.x_zp,
+        torch.uint8,
+        p.y_scale,
+        p.y_zp,
+        torch.uint8,
+        *NO_ACTIVATION,
+        OURS_REQUANT,
+    )
     op = cq.quantized_linear.default
     return lambda: op(p.x, packed, params, multiplier, torch.uint8)
 
@@ -370,8 +415,23 @@ def ours_conv(p: Problem) -> Callable[[], torch.Tensor]:
     cq = torch.ops.circle_quant
     kernel, stride, pad, dil = [s.k] * 2, [s.stride] * 2, [s.pad] * 2, [1, 1]
     packed, params, multiplier = cq.conv2d_prepack(
-        p.w, p.w_scale, p.w_zp, p.bias, stride, pad, dil, s.groups, p.x_scale, p.x_zp, torch.uint8,
-        p.y_scale, p.y_zp, torch.uint8, *NO_ACTIVATION, OURS_REQUANT)
+        p.w,
+        p.w_scale,
+        p.w_zp,
+        p.bias,
+        stride,
+        pad,
+        dil,
+        s.groups,
+        p.x_scale,
+        p.x_zp,
+        torch.uint8,
+        p.y_scale,
+        p.y_zp,
+        torch.uint8,
+        *NO_ACTIVATION,
+        OURS_REQUANT,
+    )
     op = cq.quantized_conv2d.default
     return lambda: op(p.x, packed, params, multiplier, kernel, stride, pad, dil, s.groups, torch.uint8)
 
@@ -447,6 +507,7 @@ int main(int argc, char** argv) {
 class PeakProbe:
     """The throughput probe of one ISA tier: function in _CPU_PROBE_C, instructions per call
     iteration, u8*s8 MACs one instruction stands for."""
+
     function: str
     instruction: str
     per_iteration: int
@@ -475,14 +536,15 @@ def peak_probe_for(isa: str) -> Tuple[Optional[PeakProbe], str]:
 def benchmark_isa() -> Tuple[str, str]:
     """(tier, how it was found): torch_circle's own CPU detection, which honours CIRCLE_QUANT_ISA."""
     import torch_circle
+
     return torch_circle.active_kernel_isa(), "torch_circle.active_kernel_isa()"
 
 
 @dataclass
 class CpuPeak:
-    ghz: Dict[int, float]           # threads -> measured clock (GHz, mean over the busy cores)
-    per_cycle: float                # measured probe instructions per cycle on one core
-    per_cycle_used: float           # the value the peak uses (measured, rounded to 0.5)
+    ghz: Dict[int, float]  # threads -> measured clock (GHz, mean over the busy cores)
+    per_cycle: float  # measured probe instructions per cycle on one core
+    per_cycle_used: float  # the value the peak uses (measured, rounded to 0.5)
     method: str
     probe: Optional[PeakProbe] = None  # None: no peak for this tier (see method)
     isa: str = "?"
@@ -497,9 +559,11 @@ class CpuPeak:
     def describe(self) -> str:
         if self.probe is None:
             return f"peak:    n/a at ISA tier {self.isa}: {self.method}"
-        return (f"peak:    {self.probe.instruction} per cycle x {self.probe.macs} u8*s8 MACs x 2 ops/MAC x clock "
-                f"x cores (ISA tier {self.isa}) = "
-                + ", ".join(f"{self.peak_gops(t):.0f} GOPS at {t} thread{'s' if t > 1 else ''}" for t in self.ghz))
+        return (
+            f"peak:    {self.probe.instruction} per cycle x {self.probe.macs} u8*s8 MACs x 2 ops/MAC x clock "
+            f"x cores (ISA tier {self.isa}) = "
+            + ", ".join(f"{self.peak_gops(t):.0f} GOPS at {t} thread{'s' if t > 1 else ''}" for t in self.ghz)
+        )
 
 
 def _cpuinfo_mhz() -> Optional[float]:
@@ -521,14 +585,24 @@ def measure_cpu(threads: Sequence[int], isa: str) -> CpuPeak:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None or platform.machine() not in ("x86_64", "AMD64"):
         mhz = _cpuinfo_mhz() or 0.0
-        return CpuPeak({t: mhz / 1e3 for t in threads}, float("nan"), 2.0,
-                       why_not or f'clock = /proc/cpuinfo "cpu MHz" (no C compiler to measure it); '
-                       f"2 {probe.instruction} per cycle assumed", probe, isa)
+        return CpuPeak(
+            {t: mhz / 1e3 for t in threads},
+            float("nan"),
+            2.0,
+            why_not
+            or f'clock = /proc/cpuinfo "cpu MHz" (no C compiler to measure it); '
+            f"2 {probe.instruction} per cycle assumed",
+            probe,
+            isa,
+        )
     tmp = Path(tempfile.mkdtemp(prefix="cpu_probe_"))
     try:
         (tmp / "probe.c").write_text(_CPU_PROBE_C)
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", str(tmp / "probe.c"), "-o", str(tmp / "probe.so")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [cc, "-O2", "-shared", "-fPIC", str(tmp / "probe.c"), "-o", str(tmp / "probe.so")],
+            check=True,
+            capture_output=True,
+        )
         lib = ctypes.CDLL(str(tmp / "probe.so"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -552,8 +626,10 @@ def measure_cpu(threads: Sequence[int], isa: str) -> CpuPeak:
         return statistics.mean(results)
 
     ghz = {t: clock_ghz(t) for t in sorted(set(threads) | {1})}
-    clock_method = ("clock = a chain of dependent 64-bit register adds (1 per cycle), best of "
-                    f"{samples} samples of {iters * 200 / 1e6:g} M adds on every busy core")
+    clock_method = (
+        "clock = a chain of dependent 64-bit register adds (1 per cycle), best of "
+        f"{samples} samples of {iters * 200 / 1e6:g} M adds on every busy core"
+    )
     if probe is None:
         return CpuPeak(ghz, float("nan"), float("nan"), f"{why_not}; {clock_method}", None, isa)
     fn = getattr(lib, probe.function)
@@ -561,8 +637,10 @@ def measure_cpu(threads: Sequence[int], isa: str) -> CpuPeak:
     per_ns = max(iters * probe.per_iteration / fn(iters) for _ in range(samples))
     per_cycle = per_ns / ghz[1]
     used = max(0.5, round(per_cycle * 2) / 2)
-    method = (f"{clock_method}; {probe.instruction} throughput with independent accumulators: "
-              f"{per_cycle:.2f} per cycle (the peak uses {used:g})")
+    method = (
+        f"{clock_method}; {probe.instruction} throughput with independent accumulators: "
+        f"{per_cycle:.2f} per cycle (the peak uses {used:g})"
+    )
     return CpuPeak(ghz, per_cycle, used, method, probe, isa)
 
 
@@ -590,8 +668,11 @@ def onednn_impl(fn: Callable[[], object]) -> str:
             os.close(saved)
         log.seek(0)
         lines = log.read().decode(errors="replace").splitlines()
-    impls = [ln.split(",")[6] for ln in lines if ",exec,cpu," in ln and len(ln.split(",")) > 6
-             and ln.split(",")[5] != "reorder"]
+    impls = [
+        ln.split(",")[6]
+        for ln in lines
+        if ",exec,cpu," in ln and len(ln.split(",")) > 6 and ln.split(",")[5] != "reorder"
+    ]
     # The ISA oneDNN dispatches to (after ONEDNN_MAX_CPU_ISA) is in the header its first verbose
     # output prints ("onednn_verbose,v1,info,cpu,isa:Intel AVX2"); some implementation names
     # (gemm:jit) do not say it.
@@ -651,11 +732,11 @@ def time_interleaved(fns: Sequence[Callable[[], object]], target_s: float) -> Li
 class Row:
     shape: object
     threads: int
-    ns: Dict[str, Optional[float]] = field(default_factory=dict)   # impl -> median ns (None: n/a)
-    fastest: Dict[str, float] = field(default_factory=dict)         # impl -> fastest call, ns
-    median: Dict[str, float] = field(default_factory=dict)          # impl -> median, ns
-    why: Dict[str, str] = field(default_factory=dict)               # impl -> reason for n/a
-    ref_steps: Dict[str, int] = field(default_factory=dict)         # impl -> max |y - float ref| steps
+    ns: Dict[str, Optional[float]] = field(default_factory=dict)  # impl -> median ns (None: n/a)
+    fastest: Dict[str, float] = field(default_factory=dict)  # impl -> fastest call, ns
+    median: Dict[str, float] = field(default_factory=dict)  # impl -> median, ns
+    why: Dict[str, str] = field(default_factory=dict)  # impl -> reason for n/a
+    ref_steps: Dict[str, int] = field(default_factory=dict)  # impl -> max |y - float ref| steps
     onednn_impl: str = ""
 
 
@@ -699,8 +780,11 @@ def run(shapes, threads: Sequence[int], target_s: float) -> List[Row]:
                 row.ns[n] = fastest if STAT[0] == "min" else median
             rows.append(row)
             cells = "  ".join(f"{n} {row.ns[n] / 1e3:.1f} us" for n in names)
-            print(f"  [{len(rows)}/{len(shapes) * len(threads)}] {shape.group} {shape.label} threads {t}: {cells}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  [{len(rows)}/{len(shapes) * len(threads)}] {shape.group} {shape.label} threads {t}: {cells}",
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
@@ -728,14 +812,35 @@ def target_cell(row: Row, ours_reason: str) -> str:
         return f">= {target:.1f}x: n/a (no oneDNN)"
     s = peer / ours
     digits = 3 if abs(s - target) < 0.01 else 2  # a near miss never reads "short by 0.00x"
-    return f">= {target:.1f}x: met" if s >= target else \
-        f">= {target:.1f}x: short by {target - s:.{digits}f}x ({s / target:.0%} of target)"
+    return (
+        f">= {target:.1f}x: met"
+        if s >= target
+        else f">= {target:.1f}x: short by {target - s:.{digits}f}x ({s / target:.0%} of target)"
+    )
 
 
 def print_table(rows: List[Row], peak: CpuPeak) -> None:
-    header = ["layer", "shape", "thr", "oneDNN us", "FBGEMM us", "ours us",
-              "GOPS oneDNN", "GOPS FBGEMM", "GOPS ours", "% peak oneDNN", "% peak FBGEMM", "% peak ours",
-              "ours vs oneDNN", "ours vs FBGEMM", "target (vs oneDNN)", "max diff vs float ref (steps)", "oneDNN impl", "ISA tier", "CPU"]
+    header = [
+        "layer",
+        "shape",
+        "thr",
+        "oneDNN us",
+        "FBGEMM us",
+        "ours us",
+        "GOPS oneDNN",
+        "GOPS FBGEMM",
+        "GOPS ours",
+        "% peak oneDNN",
+        "% peak FBGEMM",
+        "% peak ours",
+        "ours vs oneDNN",
+        "ours vs FBGEMM",
+        "target (vs oneDNN)",
+        "max diff vs float ref (steps)",
+        "oneDNN impl",
+        "ISA tier",
+        "CPU",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" if i < 2 or i >= 14 else "---:" for i in range(len(header))) + "|")
     for row in rows:
@@ -744,15 +849,24 @@ def print_table(rows: List[Row], peak: CpuPeak) -> None:
         gops = {n: (ops / ns if ns else None) for n, ns in row.ns.items()}  # ops per ns == GOPS
         ours_reason = row.why.get("ours", "").split(":", 1)[0]  # details are in the header's "ours:" line
         diffs = ", ".join(f"{n} {v}" if v >= 0 else f"{n} WRONG SHAPE" for n, v in row.ref_steps.items())
-        cells = [row.shape.group, row.shape.label, str(row.threads),
-                 *[fmt_us(row.ns[n]) + ("!" if is_noisy(row, n) else "") for n in ("oneDNN", "FBGEMM", "ours")],
-                 *["n/a" if gops[n] is None else f"{gops[n]:.0f}" for n in ("oneDNN", "FBGEMM", "ours")],
-                 *["n/a" if gops[n] is None or peak_g is None else f"{gops[n] / peak_g:.0%}"
-                   for n in ("oneDNN", "FBGEMM", "ours")],
-                 speedup_cell(row.ns["oneDNN"], row.ns["ours"]) if row.ns["ours"] is not None
-                 else f"n/a ({ours_reason})",
-                 speedup_cell(row.ns["FBGEMM"], row.ns["ours"]) if row.ns["ours"] is not None else "n/a",
-                 target_cell(row, ours_reason), diffs, row.onednn_impl, tier_cell(row, peak.isa), CPU_LABEL[0]]
+        cells = [
+            row.shape.group,
+            row.shape.label,
+            str(row.threads),
+            *[fmt_us(row.ns[n]) + ("!" if is_noisy(row, n) else "") for n in ("oneDNN", "FBGEMM", "ours")],
+            *["n/a" if gops[n] is None else f"{gops[n]:.0f}" for n in ("oneDNN", "FBGEMM", "ours")],
+            *[
+                "n/a" if gops[n] is None or peak_g is None else f"{gops[n] / peak_g:.0%}"
+                for n in ("oneDNN", "FBGEMM", "ours")
+            ],
+            speedup_cell(row.ns["oneDNN"], row.ns["ours"]) if row.ns["ours"] is not None else f"n/a ({ours_reason})",
+            speedup_cell(row.ns["FBGEMM"], row.ns["ours"]) if row.ns["ours"] is not None else "n/a",
+            target_cell(row, ours_reason),
+            diffs,
+            row.onednn_impl,
+            tier_cell(row, peak.isa),
+            CPU_LABEL[0],
+        ]
         print("| " + " | ".join(cells) + " |")
 
 
@@ -788,16 +902,20 @@ def print_summary(rows: List[Row]) -> None:
     for row in rows:
         groups.setdefault((row.shape.group, row.threads), []).append(row)
     for (group, threads), rs in groups.items():
+
         def gm(a, b):
             vals = [r.ns[a] / r.ns[b] for r in rs if r.ns.get(a) and r.ns.get(b)]
             g = geomean(vals)
             return "n/a" if g is None else f"{g:.2f}x"
+
         target = TARGET_LINEAR if rs[0].shape.kind == "linear" else TARGET_CONV
         met = [r for r in rs if r.ns.get("ours") and r.ns.get("oneDNN") and r.ns["oneDNN"] / r.ns["ours"] >= target]
         have = [r for r in rs if r.ns.get("ours") and r.ns.get("oneDNN")]
         verdict = f"target >= {target:.1f}x met on {len(met)}/{len(have)} shapes" if have else "ours n/a"
-        print(f"  {group:18s} threads {threads}: ours vs oneDNN {gm('oneDNN', 'ours')}, ours vs FBGEMM "
-              f"{gm('FBGEMM', 'ours')}, FBGEMM vs oneDNN {gm('oneDNN', 'FBGEMM')} ({len(rs)} shapes); {verdict}")
+        print(
+            f"  {group:18s} threads {threads}: ours vs oneDNN {gm('oneDNN', 'ours')}, ours vs FBGEMM "
+            f"{gm('FBGEMM', 'ours')}, FBGEMM vs oneDNN {gm('oneDNN', 'FBGEMM')} ({len(rs)} shapes); {verdict}"
+        )
 
 
 def cpu_description() -> Tuple[str, str]:
@@ -810,13 +928,18 @@ def cpu_description() -> Tuple[str, str]:
     family = info.get("cpu family", "?")
     model = info.get("model", "?")
     flags = set(info.get("flags", "").split())
-    arch = {"25": "Zen 3/Zen 4 (family 19h)", "26": "Zen 5 (family 1Ah)"}.get(family, "") \
-        if "AMD" in info.get("vendor_id", "") else ""
+    arch = (
+        {"25": "Zen 3/Zen 4 (family 19h)", "26": "Zen 5 (family 1Ah)"}.get(family, "")
+        if "AMD" in info.get("vendor_id", "")
+        else ""
+    )
     have = [f for f in ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f in flags]
-    desc = f"{info.get('model name', platform.processor() or '?')}, cpu family {family} model {model}" \
-           + (f" = {arch}" if arch else "") + f", {os.cpu_count()} logical cores"
-    return desc, "int8 ISA flags: " + (", ".join(have) or "none") + \
-        ("" if "avx_vnni" in flags else " (no avx_vnni)")
+    desc = (
+        f"{info.get('model name', platform.processor() or '?')}, cpu family {family} model {model}"
+        + (f" = {arch}" if arch else "")
+        + f", {os.cpu_count()} logical cores"
+    )
+    return desc, "int8 ISA flags: " + (", ".join(have) or "none") + ("" if "avx_vnni" in flags else " (no avx_vnni)")
 
 
 def reproduce(args, threads: Sequence[int]) -> str:
@@ -848,14 +971,16 @@ CPU_LABEL = ["?"]  # the CPU model, repeated in every row
 
 
 def tier_is_active(tier: str) -> bool:
-    return all(os.environ.get(k) == v for k, v in TIER_ENV[tier].items()) and \
-        (tier != "best" or not any(k in os.environ for k in TIER_ENV["avx2"]))
+    return all(os.environ.get(k) == v for k, v in TIER_ENV[tier].items()) and (
+        tier != "best" or not any(k in os.environ for k in TIER_ENV["avx2"])
+    )
 
 
 def run_tier_child(tier: str, argv: List[str]) -> List[dict]:
     """Runs this script for one tier in a child process (its output goes to ours) and returns its
     rows (shape, impl medians, oneDNN's implementation) from a JSON side file."""
     import json
+
     env = {k: v for k, v in os.environ.items() if k not in TIER_ENV["avx2"]}
     env.update(TIER_ENV[tier])
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -867,9 +992,13 @@ def run_tier_child(tier: str, argv: List[str]) -> List[dict]:
 
 
 def print_side_by_side(tiers: List[str], results: Dict[str, List[dict]]) -> None:
-    print(f"Side by side (CPU: {CPU_LABEL[0]}; speedup = oneDNN time / our time at the same tier; "
-          "tier = ours' kernel ISA / oneDNN's ISA from ONEDNN_VERBOSE):")
-    header = ["layer", "shape", "thr"] + [f"{t} {c}" for t in tiers for c in ("tier", "oneDNN us", "ours us", "ours vs oneDNN")]
+    print(
+        f"Side by side (CPU: {CPU_LABEL[0]}; speedup = oneDNN time / our time at the same tier; "
+        "tier = ours' kernel ISA / oneDNN's ISA from ONEDNN_VERBOSE):"
+    )
+    header = ["layer", "shape", "thr"] + [
+        f"{t} {c}" for t in tiers for c in ("tier", "oneDNN us", "ours us", "ours vs oneDNN")
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|")
     keyed = {t: {(r["group"], r["label"], r["threads"]): r for r in results[t]} for t in tiers}
@@ -890,8 +1019,10 @@ def print_side_by_side(tiers: List[str], results: Dict[str, List[dict]]) -> None
             if peer and ours:
                 groups.setdefault((r["group"], r["threads"]), []).append(peer / ours)
         for (group, threads), ratios in groups.items():
-            print(f"  tier {t:5s} {group:18s} threads {threads}: ours vs oneDNN geomean {geomean(ratios):.2f}x "
-                  f"({len(ratios)} shapes)")
+            print(
+                f"  tier {t:5s} {group:18s} threads {threads}: ours vs oneDNN geomean {geomean(ratios):.2f}x "
+                f"({len(ratios)} shapes)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -940,17 +1071,32 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2; --quick 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: 5 shapes, short timing")
     p.add_argument("--only", choices=("linear", "conv"), default=None, help="only linear or only conv shapes")
-    p.add_argument("--target-s", type=float, default=None,
-                   help="timed seconds per implementation and cell (default 0.25; --quick 0.02)")
-    p.add_argument("--stat", choices=("median", "min"), default="median",
-                   help="table statistic: median of the calls (default) or the fastest call (busy machines)")
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                   help="wall: perf_counter (default); cpu: the thread's CPU time, immune to other "
-                        "processes' load (only with --threads 1)")
-    p.add_argument("--isa", default="best",
-                   help="ISA tiers, comma separated: best (the machine's, default) and/or avx2 (ours with "
-                        "CIRCLE_QUANT_ISA=avx2, oneDNN with ONEDNN_MAX_CPU_ISA=AVX2, each tier in a child "
-                        "process); several tiers also print a side-by-side table")
+    p.add_argument(
+        "--target-s",
+        type=float,
+        default=None,
+        help="timed seconds per implementation and cell (default 0.25; --quick 0.02)",
+    )
+    p.add_argument(
+        "--stat",
+        choices=("median", "min"),
+        default="median",
+        help="table statistic: median of the calls (default) or the fastest call (busy machines)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: perf_counter (default); cpu: the thread's CPU time, immune to other "
+        "processes' load (only with --threads 1)",
+    )
+    p.add_argument(
+        "--isa",
+        default="best",
+        help="ISA tiers, comma separated: best (the machine's, default) and/or avx2 (ours with "
+        "CIRCLE_QUANT_ISA=avx2, oneDNN with ONEDNN_MAX_CPU_ISA=AVX2, each tier in a child "
+        "process); several tiers also print a side-by-side table",
+    )
     p.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # a tier child's rows, for its parent
     args = p.parse_args(argv)
     tiers = args.isa.split(",")
@@ -962,10 +1108,10 @@ def main(argv=None) -> int:
         own = list(argv if argv is not None else sys.argv[1:])
         for i, a in enumerate(own):  # drop --isa X / --isa=X: each child gets its own
             if a == "--isa":
-                own[i:i + 2] = []
+                own[i : i + 2] = []
                 break
             if a.startswith("--isa="):
-                own[i:i + 1] = []
+                own[i : i + 1] = []
                 break
         results = {t: run_tier_child(t, own) for t in tiers}
         if len(tiers) > 1:
@@ -993,8 +1139,13 @@ def main(argv=None) -> int:
         return 2
     isa, isa_source = benchmark_isa()
     probe = peak_probe_for(isa)[0]
-    print(f"ISA tier {isa} ({isa_source}); measuring the clock"
-          + (f" and {probe.instruction} throughput" if probe else "") + " ...", file=sys.stderr, flush=True)
+    print(
+        f"ISA tier {isa} ({isa_source}); measuring the clock"
+        + (f" and {probe.instruction} throughput" if probe else "")
+        + " ...",
+        file=sys.stderr,
+        flush=True,
+    )
     peak = measure_cpu(threads, isa)
     cpu, flags = cpu_description()
     start, load = time.perf_counter(), os.getloadavg()
@@ -1003,17 +1154,26 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - start
     others = None if cpu_before is None else _busy_seconds() - cpu_before
 
-    print("int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights, float bias, "
-          "uint8 output requantized in the kernel; conv batch 1, channels-last input")
+    print(
+        "int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights, float bias, "
+        "uint8 output requantized in the kernel; conv batch 1, channels-last input"
+    )
     print(f"CPU:     {cpu}; {flags}")
-    print(f"torch:   {torch.__version__}, oneDNN {_onednn_version()}, quantized engines "
-          f"{torch.backends.quantized.supported_engines} (FBGEMM peer: engine 'fbgemm')")
+    print(
+        f"torch:   {torch.__version__}, oneDNN {_onednn_version()}, quantized engines "
+        f"{torch.backends.quantized.supported_engines} (FBGEMM peer: engine 'fbgemm')"
+    )
     print(f"python:  {platform.python_version()} on {platform.platform()}")
-    print(f"clock:   " + ", ".join(f"{t} thread{'s' if t > 1 else ''} {peak.ghz[t]:.2f} GHz" for t in threads)
-          + f" ({peak.method})")
+    print(
+        "clock:   "
+        + ", ".join(f"{t} thread{'s' if t > 1 else ''} {peak.ghz[t]:.2f} GHz" for t in threads)
+        + f" ({peak.method})"
+    )
     print(peak.describe())
-    print(f"tier:    {args.isa}: ours' kernels at {isa} ({isa_source}; GEMM microkernel "
-          f"{_ours_kernel_name()}); " + tier_check(rows, args.isa))
+    print(
+        f"tier:    {args.isa}: ours' kernels at {isa} ({isa_source}; GEMM microkernel "
+        f"{_ours_kernel_name()}); " + tier_check(rows, args.isa)
+    )
     print()
     print_table(rows, peak)
     print()
@@ -1021,40 +1181,69 @@ def main(argv=None) -> int:
     print(f"saturation case, ReLU + Linear(256, 64) with weights in [0.5, 1.0), tier {args.isa}: {saturation_case()}")
     if args.rows_json:
         import json
-        Path(args.rows_json).write_text(json.dumps([
-            {"group": r.shape.group, "label": r.shape.label, "threads": r.threads, "ns": r.ns,
-             "tier": f"{isa} / {onednn_tier(r.onednn_impl)}"} for r in rows]))
+
+        Path(args.rows_json).write_text(
+            json.dumps(
+                [
+                    {
+                        "group": r.shape.group,
+                        "label": r.shape.label,
+                        "threads": r.threads,
+                        "ns": r.ns,
+                        "tier": f"{isa} / {onednn_tier(r.onednn_impl)}",
+                    }
+                    for r in rows
+                ]
+            )
+        )
     errors = sorted({f"{n}: {w}" for r in rows for n, w in r.why.items() if w.startswith("error")})
     for e in errors:
         print(f"  failed: {e}")
     off = [(r, n, v) for r in rows if r.threads == threads[0] for n, v in r.ref_steps.items() if v > 1 or v < 0]
     if off:
-        print("  outputs more than 1 step off the exact result: " + "; ".join(
-            f"{n} {v if v >= 0 else 'wrong shape'} steps on {r.shape.group} {r.shape.label}" for r, n, v in off))
+        print(
+            "  outputs more than 1 step off the exact result: "
+            + "; ".join(
+                f"{n} {v if v >= 0 else 'wrong shape'} steps on {r.shape.group} {r.shape.label}" for r, n, v in off
+            )
+        )
     print()
     print(f"clock: {'thread CPU time (time.thread_time_ns)' if args.clock == 'cpu' else 'wall (time.perf_counter_ns)'}")
     if CPU_CLOCK_WARNINGS:
-        print(f"WARNING: --clock cpu undercounts {len(CPU_CLOCK_WARNINGS)} cells: work ran on other threads "
-              f"(e.g. {CPU_CLOCK_WARNINGS[0]}); use the wall clock on an idle machine.")
+        print(
+            f"WARNING: --clock cpu undercounts {len(CPU_CLOCK_WARNINGS)} cells: work ran on other threads "
+            f"(e.g. {CPU_CLOCK_WARNINGS[0]}); use the wall clock on an idle machine."
+        )
     noisy = sum(1 for r in rows for n in r.median if is_noisy(r, n))
     if noisy:
-        print(f"{noisy} cells marked '!': their median is over {NOISY:g}x their fastest call, so most calls were "
-              "interrupted (busy machine); treat them as invalid.")
-    print(f"us = {'fastest of the timed calls (--stat min)' if args.stat == 'min' else 'median time of one call'}; GOPS = 2 x MACs / that time; % peak = GOPS / peak at that thread count; "
-          "ours vs X = X time / our time (> 1: ours faster); max diff vs float ref = largest difference "
-          "from the exact result rounded half-to-even, in output quantization steps (0-1 is rounding).")
-    note = f"; other processes used {others:.0f} CPU-s meanwhile ({others / wall:.0%} of one core)" \
-        if others is not None else ""
+        print(
+            f"{noisy} cells marked '!': their median is over {NOISY:g}x their fastest call, so most calls were "
+            "interrupted (busy machine); treat them as invalid."
+        )
+    print(
+        f"us = {'fastest of the timed calls (--stat min)' if args.stat == 'min' else 'median time of one call'}; "
+        "GOPS = 2 x MACs / that time; % peak = GOPS / peak at that thread count; "
+        "ours vs X = X time / our time (> 1: ours faster); max diff vs float ref = largest difference "
+        "from the exact result rounded half-to-even, in output quantization steps (0-1 is rounding)."
+    )
+    note = (
+        f"; other processes used {others:.0f} CPU-s meanwhile ({others / wall:.0%} of one core)"
+        if others is not None
+        else ""
+    )
     print(f"timing took {wall:.0f} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start{note}")
     if others is not None and others / wall > 0.1:
-        print("WARNING: the machine was busy. Multi-thread cells suffer most: an OpenMP parallel region "
-              "waits for its slowest thread, and a descheduled thread costs a whole scheduler slice. Rerun idle.")
+        print(
+            "WARNING: the machine was busy. Multi-thread cells suffer most: an OpenMP parallel region "
+            "waits for its slowest thread, and a descheduled thread costs a whole scheduler slice. Rerun idle."
+        )
     print(f"reproduce: {command}")
     return 0
 
 
 def _ours_kernel_name() -> str:
     import torch_circle
+
     name = torch_circle.ops.gemm_kernel_name
     few, many = name(1), name(512)
     if few == many:
@@ -1070,10 +1259,14 @@ def tier_check(rows: List[Row], tier: str) -> str:
         return f"oneDNN ran {', '.join(sorted({onednn_tier(i) for i in impls})) or 'n/a'} (ONEDNN_VERBOSE)"
     bad = [i for i in impls if onednn_tier(i) != "avx2"]
     if bad or "AVX2" not in ONEDNN_ISA[0]:
-        return (f"WARNING: oneDNN ran above AVX2 on {len(bad)}/{len(impls)} shapes ({bad[0] if bad else ''}; "
-                f"verbose isa: {ONEDNN_ISA[0] or 'not seen'}) despite ONEDNN_MAX_CPU_ISA")
-    return (f"oneDNN verified at AVX2 on {len(impls)}/{len(impls)} shapes (ONEDNN_VERBOSE: "
-            f"'isa:{ONEDNN_ISA[0]}', implementations {', '.join(sorted(set(impls)))})")
+        return (
+            f"WARNING: oneDNN ran above AVX2 on {len(bad)}/{len(impls)} shapes ({bad[0] if bad else ''}; "
+            f"verbose isa: {ONEDNN_ISA[0] or 'not seen'}) despite ONEDNN_MAX_CPU_ISA"
+        )
+    return (
+        f"oneDNN verified at AVX2 on {len(impls)}/{len(impls)} shapes (ONEDNN_VERBOSE: "
+        f"'isa:{ONEDNN_ISA[0]}', implementations {', '.join(sorted(set(impls)))})"
+    )
 
 
 def _onednn_version() -> str:

@@ -11,6 +11,7 @@ fraction of memcpy's at the same size (memcpy moves 2 x size bytes: dst.copy_(sr
     python benchmarks/bench_ops.py --isa avx2         # force the kernels onto one ISA
     python benchmarks/bench_ops.py --sizes 4KB,1MB --threads 1 --repeats 50 --markdown
 """
+
 import argparse
 import contextlib
 import os
@@ -108,10 +109,11 @@ def quantize_case(label: str, qparams: tuple, qdtype: torch.dtype) -> Case:
         lambda n: 4 * n + n,
         Impl("circle_quant", lambda d: partial(cq.quantize_per_tensor, d.x, SCALE, *qparams)),
         (
-            Impl("quantized_decomposed",
-                 lambda d: partial(qd.quantize_per_tensor, d.x, SCALE, *qparams)),
-            Impl("torch.quantize_per_tensor (QTensor)",
-                 lambda d: partial(torch.quantize_per_tensor, d.x, SCALE, zero_point, qdtype)),
+            Impl("quantized_decomposed", lambda d: partial(qd.quantize_per_tensor, d.x, SCALE, *qparams)),
+            Impl(
+                "torch.quantize_per_tensor (QTensor)",
+                lambda d: partial(torch.quantize_per_tensor, d.x, SCALE, zero_point, qdtype),
+            ),
         ),
     )
 
@@ -124,18 +126,22 @@ CASES: List[Case] = [
         lambda n: n + 4 * n,
         Impl("circle_quant", lambda d: partial(cq.dequantize_per_tensor, d.q_u8, SCALE, *UINT8)),
         (
-            Impl("quantized_decomposed",
-                 lambda d: partial(qd.dequantize_per_tensor, d.q_u8, SCALE, *UINT8)),
+            Impl("quantized_decomposed", lambda d: partial(qd.dequantize_per_tensor, d.q_u8, SCALE, *UINT8)),
             Impl("QTensor.dequantize()", lambda d: d.qtensor.dequantize),
         ),
     ),
     Case(
         f"quantize_per_channel f32->int8 [{CHANNELS}, K] axis 0",
         lambda n: 4 * n + n + CHANNELS * (4 + 8),
-        Impl("circle_quant", lambda d: partial(
-            cq.quantize_per_channel, d.w, d.w_scales, d.w_zero_points, 0, *INT8[1:])),
-        (Impl("quantized_decomposed", lambda d: partial(
-            qd.quantize_per_channel, d.w, d.w_scales, d.w_zero_points, 0, *INT8[1:])),),
+        Impl(
+            "circle_quant", lambda d: partial(cq.quantize_per_channel, d.w, d.w_scales, d.w_zero_points, 0, *INT8[1:])
+        ),
+        (
+            Impl(
+                "quantized_decomposed",
+                lambda d: partial(qd.quantize_per_channel, d.w, d.w_scales, d.w_zero_points, 0, *INT8[1:]),
+            ),
+        ),
     ),
     Case(
         "minmax f32",
@@ -146,8 +152,7 @@ CASES: List[Case] = [
     Case(
         f"histogram observe f32, {BINS} bins (steady state)",
         lambda n: 4 * n + 2 * (4 * BINS + 2 * 4),  # x + (hist, min, max) read and written
-        Impl("circle_quant", lambda d: partial(
-            cq.histogram_observe, d.x, d.hist, d.hist_min, d.hist_max)),
+        Impl("circle_quant", lambda d: partial(cq.histogram_observe, d.x, d.hist, d.hist_min, d.hist_max)),
         (
             Impl("torch.histc", lambda d: partial(torch.histc, d.x, BINS, *HIST_RANGE)),
             Impl("torchao HistogramObserver", lambda d: partial(d.observer, d.x)),
@@ -200,8 +205,7 @@ def time_calls(fns: Sequence[Callable[[], object]], repeats: Optional[int]) -> L
         warm = []
         while len(warm) < MIN_WARMUP or sum(warm) < WARMUP_S * 1e9:
             warm += timed(fn, 1)
-        n = repeats or int(min(MAX_REPEATS, max(
-            MIN_REPEATS, TIMED_S_PER_MEASUREMENT * 1e9 / statistics.median(warm))))
+        n = repeats or int(min(MAX_REPEATS, max(MIN_REPEATS, TIMED_S_PER_MEASUREMENT * 1e9 / statistics.median(warm))))
         timings.append(Timing(repeats=n))
         active.append((fn, timings[-1]))
     for r in range(ROUNDS):
@@ -242,7 +246,8 @@ def parse_size(text: str) -> int:
     if size <= 0 or size % (4 * CHANNELS):
         raise argparse.ArgumentTypeError(
             f"size {text!r} must be a positive multiple of {4 * CHANNELS} bytes "
-            f"({CHANNELS} channels of float32 for quantize_per_channel)")
+            f"({CHANNELS} channels of float32 for quantize_per_channel)"
+        )
     return size
 
 
@@ -269,11 +274,9 @@ def table_rows(sizes: Sequence[int], results) -> Tuple[List[str], List[List[str]
                     rows.append(row + [t.skipped, "", "", "", ""])
                     continue
                 gbs = bytes_moved(size // 4) / t.median_ns  # bytes per ns == GB/s
-                ratio = ("" if impl is ours or base.skipped
-                         else f"{t.median_ns / base.median_ns:.2f}x")
+                ratio = "" if impl is ours or base.skipped else f"{t.median_ns / base.median_ns:.2f}x"
                 share = "" if memcpy.skipped else f"{gbs / (2 * size / memcpy.median_ns):.0%}"
-                rows.append(row + [format_time(t.median_ns), str(t.repeats), f"{gbs:.2f}", ratio,
-                                   share])
+                rows.append(row + [format_time(t.median_ns), str(t.repeats), f"{gbs:.2f}", ratio, share])
     return header, rows
 
 
@@ -282,8 +285,9 @@ def print_text_table(header: List[str], rows: List[List[str]]) -> None:
     numeric = {3, 4, 5, 6, 7}
 
     def line(cells):
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     print(line(header))
     print(line(["-" * w for w in widths]))
@@ -319,8 +323,7 @@ def print_machine() -> None:
     print(f"torch:   {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}")
     print(f"kernels: circle_quant ISA = {torch_circle.active_kernel_isa()}")
     print(f"python:  {platform.python_version()} on {platform.platform()}")
-    print("load:    {:.2f} {:.2f} {:.2f} (1/5/15-min load average before timing)".format(
-        *os.getloadavg()))
+    print("load:    {:.2f} {:.2f} {:.2f} (1/5/15-min load average before timing)".format(*os.getloadavg()))
 
 
 def others_cpu_seconds() -> Optional[float]:
@@ -337,10 +340,16 @@ def others_cpu_seconds() -> Optional[float]:
 
 
 def reproduce_command(args, sizes: Sequence[int], repeats: Optional[int]) -> str:
-    argv = ["python", "benchmarks/bench_ops.py",
-            "--sizes", ",".join(format_size(s).replace(" ", "") for s in sizes),
-            "--threads", str(torch.get_num_threads()),
-            "--isa", torch_circle.active_kernel_isa()]
+    argv = [
+        "python",
+        "benchmarks/bench_ops.py",
+        "--sizes",
+        ",".join(format_size(s).replace(" ", "") for s in sizes),
+        "--threads",
+        str(torch.get_num_threads()),
+        "--isa",
+        torch_circle.active_kernel_isa(),
+    ]
     if repeats is not None:
         argv += ["--repeats", str(repeats)]
     if args.markdown:
@@ -350,16 +359,27 @@ def reproduce_command(args, sizes: Sequence[int], repeats: Optional[int]) -> str
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=lambda s: [parse_size(t) for t in s.split(",")],
-                   help="comma-separated float32 input sizes (default 1KB,16KB,256KB,4MB,64MB)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads before timing (default: torch.get_num_threads())")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed calls per (op, size, impl); default adapts to the call time")
-    p.add_argument("--isa", choices=torch_circle.ops.KERNEL_ISAS, default=None,
-                   help="run circle_quant kernels under torch_circle.use_kernel_isa(ISA)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke test: sizes 1KB,256KB and {QUICK_REPEATS} repeats")
+    p.add_argument(
+        "--sizes",
+        type=lambda s: [parse_size(t) for t in s.split(",")],
+        help="comma-separated float32 input sizes (default 1KB,16KB,256KB,4MB,64MB)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads before timing (default: torch.get_num_threads())",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=None, help="timed calls per (op, size, impl); default adapts to the call time"
+    )
+    p.add_argument(
+        "--isa",
+        choices=torch_circle.ops.KERNEL_ISAS,
+        default=None,
+        help="run circle_quant kernels under torch_circle.use_kernel_isa(ISA)",
+    )
+    p.add_argument("--quick", action="store_true", help=f"smoke test: sizes 1KB,256KB and {QUICK_REPEATS} repeats")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -388,14 +408,19 @@ def main(argv=None) -> None:
         (print_markdown_table if args.markdown else print_text_table)(header, rows)
         command = reproduce_command(args, sizes, repeats)
     print()
-    print("bytes = input + output bytes of our op; GB/s = bytes / median time; "
-          "peer/ours = peer time / our time (> 1: circle_quant faster);")
+    print(
+        "bytes = input + output bytes of our op; GB/s = bytes / median time; "
+        "peer/ours = peer time / our time (> 1: circle_quant faster);"
+    )
     print("% memcpy = GB/s / memcpy GB/s at the same size (memcpy moves 2 x size bytes).")
     print(f"timing took {wall:.0f} s", end="")
     if others_before is not None:
         busy = max(0.0, others_after - others_before)
-        print(f"; other processes used {busy:.1f} CPU-s meanwhile ({busy / wall:.0%} of a core)"
-              + (" -- rerun on an idle machine" if busy / wall > 0.05 else ""), end="")
+        print(
+            f"; other processes used {busy:.1f} CPU-s meanwhile ({busy / wall:.0%} of a core)"
+            + (" -- rerun on an idle machine" if busy / wall > 0.05 else ""),
+            end="",
+        )
     print()
     print(f"reproduce: {command}")
 

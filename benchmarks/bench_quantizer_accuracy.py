@@ -10,6 +10,7 @@ users who run the model in PyTorch only.
 
     python benchmarks/bench_quantizer_accuracy.py [--layers 4] [--seq 128] [--calib 8] [--quick]
 """
+
 import argparse
 import importlib.util
 import shlex
@@ -42,8 +43,9 @@ def _float_ops(*ops):
 
 
 SETUPS = {
-    "x86 int8 (X86InductorQuantizer)":
-        lambda: xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config()),
+    "x86 int8 (X86InductorQuantizer)": lambda: xiq.X86InductorQuantizer().set_global(
+        xiq.get_default_x86_inductor_quantization_config()
+    ),
     "ours uint8": lambda: CircleQuantizer("uint8"),
     "ours uint8, softmax float": lambda: _float_ops(aten.softmax),
     "ours uint8, softmax int16": lambda: CircleQuantizer("uint8").set_operator_type(aten.softmax, "int16"),
@@ -80,12 +82,15 @@ def main():
     with torch.no_grad():
         refs = [model(x) for x in evals]
     what = "1-layer 128-wide encoder" if args.quick else f"BERT-base encoder x{args.layers}"
-    print(f"{what}, seq {args.seq}, {args.calib} calibration + {args.calib} held-out samples; "
-          "converted models in PyTorch")
+    print(
+        f"{what}, seq {args.seq}, {args.calib} calibration + {args.calib} held-out samples; converted models in PyTorch"
+    )
     print(f"{'quantizer setting':<48}{'rel err vs fp32':>16}")
     for name, make in SETUPS.items():
         print(f"{name:<48}{rel_err(model, make(), calib, evals, refs):>16.4f}", flush=True)
-    print("\nreproduce: python benchmarks/bench_quantizer_accuracy.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(
+        "\nreproduce: python benchmarks/bench_quantizer_accuracy.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    )
 
 
 if __name__ == "__main__":

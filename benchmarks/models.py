@@ -10,6 +10,7 @@
 Each has a small "quick" form for smoke tests. The CNNs get seeded weights and measured batch-norm
 statistics from resnet50.init_seeded; the encoder gets seeded linear weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,9 +51,12 @@ class ResNetBasic(nn.Module):
         stages: List[nn.Module] = []
         cin = base_width
         for i, blocks in enumerate(layers):
-            cout = base_width * 2 ** i
-            stages.append(nn.Sequential(*[BasicBlock(cin if b == 0 else cout, cout, 2 if (b == 0 and i > 0) else 1)
-                                          for b in range(blocks)]))
+            cout = base_width * 2**i
+            stages.append(
+                nn.Sequential(
+                    *[BasicBlock(cin if b == 0 else cout, cout, 2 if (b == 0 and i > 0) else 1) for b in range(blocks)]
+                )
+            )
             cin = cout
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)

@@ -14,6 +14,7 @@ sees activations of about unit scale. Without that, random weights with default 
 0, var 1) let activations grow block after block and the logits end up meaningless (and any
 quantized comparison with them too).
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -37,8 +38,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample: Optional[nn.Module] = None
         if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(out_channels))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -58,7 +60,7 @@ class ResNet(nn.Module):
         stages: List[nn.Module] = []
         in_channels = base_width
         for i, blocks in enumerate(layers):
-            width = base_width * 2 ** i
+            width = base_width * 2**i
             stage = []
             for b in range(blocks):
                 stage.append(Bottleneck(in_channels, width, stride=2 if (b == 0 and i > 0) else 1))
@@ -80,8 +82,11 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
 
 
 def _conv_bn_relu6(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(inplace=True),
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -92,8 +97,11 @@ class InvertedResidual(nn.Module):
         layers: List[nn.Module] = []
         if expand != 1:
             layers.append(_conv_bn_relu6(cin, hidden, 1))
-        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
-                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        layers += [
+            _conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -101,8 +109,15 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))  # expand, channels, repeats, stride
+    SETTINGS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )  # expand, channels, repeats, stride
 
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0):
         super().__init__()
@@ -124,8 +139,9 @@ class MobileNetV2(nn.Module):
 
 
 @torch.no_grad()
-def init_seeded(model: nn.Module, seed: int = 0, stats_input: Sequence[int] = (4, 3, 112, 112),
-                stats_batches: int = 2) -> nn.Module:
+def init_seeded(
+    model: nn.Module, seed: int = 0, stats_input: Sequence[int] = (4, 3, 112, 112), stats_batches: int = 2
+) -> nn.Module:
     """Seeded random weights (He-normal convs, small linear) and measured batch-norm statistics."""
     gen = torch.Generator().manual_seed(seed)
     for m in model.modules():
@@ -177,5 +193,7 @@ if __name__ == "__main__":
         params = sum(p.numel() for p in model.parameters())
         with torch.no_grad():
             y = model(torch.randn(*shape, generator=torch.Generator().manual_seed(1)))
-        print(f"{name:13s} {params / 1e6:6.2f} M params  input {tuple(shape)}  "
-              f"logits mean {y.mean():+.3f} std {y.std():.3f}  ({desc})")
+        print(
+            f"{name:13s} {params / 1e6:6.2f} M params  input {tuple(shape)}  "
+            f"logits mean {y.mean():+.3f} std {y.std():.3f}  ({desc})"
+        )

@@ -10,6 +10,7 @@
 
     python examples/quantize_tiny_cnn.py [--batches 16] [--observer histogram|minmax] [--out DIR]
 """
+
 import argparse
 import math
 import numpy as np
@@ -67,6 +68,7 @@ def collect_activations(model, batches, observer):
                 mn, mx = cq.minmax(out)
                 old = state.get(name, (mn, mx))
                 state[name] = (torch.minimum(old[0], mn), torch.maximum(old[1], mx))
+
         return observe
 
     for name, module in model.named_modules():
@@ -78,8 +80,11 @@ def collect_activations(model, batches, observer):
             model(x)
         # One more batch to measure the round trip on.
         probe = batches[0]
-        capture = [m.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o))
-                   for n, m in model.named_modules() if len(list(m.children())) == 0]
+        capture = [
+            m.register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o))
+            for n, m in model.named_modules()
+            if len(list(m.children())) == 0
+        ]
         model(probe)
     for h in hooks + capture:
         h.remove()
@@ -96,10 +101,14 @@ def main():
     torch.manual_seed(0)
     model = build_tiny_cnn()
     batches = [example_inputs(seed=s) for s in range(args.batches)]
-    print(f"torch-circle {torch_circle.__version__}, torch {torch.__version__}, "
-          f"kernels: {torch_circle.active_kernel_isa()}, threads: {torch.get_num_threads()}")
-    print(f"TinyCNN: {sum(p.numel() for p in model.parameters())} parameters; "
-          f"calibrating on {args.batches} batches with the {args.observer} observer")
+    print(
+        f"torch-circle {torch_circle.__version__}, torch {torch.__version__}, "
+        f"kernels: {torch_circle.active_kernel_isa()}, threads: {torch.get_num_threads()}"
+    )
+    print(
+        f"TinyCNN: {sum(p.numel() for p in model.parameters())} parameters; "
+        f"calibrating on {args.batches} batches with the {args.observer} observer"
+    )
 
     rows, identical = [], True
     t0 = time.perf_counter()
@@ -113,8 +122,15 @@ def main():
         args_q = (scale, zp, 0, -127, 127, torch.int8)
         q = cq.quantize_per_channel(w, *args_q)
         identical &= torch.equal(q, qd.quantize_per_channel(w, *args_q))
-        rows.append((name, "weight int8/ch", f"{scale.min():.2e}..{scale.max():.2e}", "0",
-                     sqnr_db(w, cq.dequantize_per_channel(q, *args_q))))
+        rows.append(
+            (
+                name,
+                "weight int8/ch",
+                f"{scale.min():.2e}..{scale.max():.2e}",
+                "0",
+                sqnr_db(w, cq.dequantize_per_channel(q, *args_q)),
+            )
+        )
     # Activations: per-tensor asymmetric uint8 (ONE convention).
     state, outputs = collect_activations(model, batches, args.observer)
     for name, out in outputs.items():
@@ -125,8 +141,9 @@ def main():
         qargs = (scale.item(), int(zp.item()), 0, 255, torch.uint8)
         q = cq.quantize_per_tensor(out, *qargs)
         identical &= torch.equal(q, qd.quantize_per_tensor(out, *qargs))
-        rows.append((name, "act uint8", f"{qargs[0]:.2e}", str(qargs[1]),
-                     sqnr_db(out, cq.dequantize_per_tensor(q, *qargs))))
+        rows.append(
+            (name, "act uint8", f"{qargs[0]:.2e}", str(qargs[1]), sqnr_db(out, cq.dequantize_per_tensor(q, *qargs)))
+        )
     elapsed = time.perf_counter() - t0
 
     width = max(len(r[0]) for r in rows) + 2
@@ -135,10 +152,16 @@ def main():
         print(f"{name:<{width}}{kind:<16}{scale:<20}{zp:>10}{sqnr:>10.1f}")
     worst = min(r[4] for r in rows)
     check("op layer: results differing from quantized_decomposed", 0 if identical else 1, 0)
-    check(f"op layer: worst round-trip SQNR dB ({min(rows, key=lambda r: r[4])[0]})", round(worst, 2),
-          MIN_SQNR_DB, at_least=True)
-    print(f"\n{len(rows)} tensors in {elapsed * 1e3:.0f} ms; worst SQNR {worst:.1f} dB; "
-          f"bit-identical to quantized_decomposed: {'yes' if identical else 'NO'}")
+    check(
+        f"op layer: worst round-trip SQNR dB ({min(rows, key=lambda r: r[4])[0]})",
+        round(worst, 2),
+        MIN_SQNR_DB,
+        at_least=True,
+    )
+    print(
+        f"\n{len(rows)} tensors in {elapsed * 1e3:.0f} ms; worst SQNR {worst:.1f} dB; "
+        f"bit-identical to quantized_decomposed: {'yes' if identical else 'NO'}"
+    )
 
     print("\nPT2E: torch.export -> prepare_pt2e(CircleQuantizer) -> calibrate -> convert_pt2e")
     test = [example_inputs(seed=1000 + s) for s in range(4)]
@@ -156,15 +179,21 @@ def main():
         check(f"PT2E {preset}: model output SQNR dB", round(model_sqnr[preset], 2), MIN_SQNR_DB, at_least=True)
         report = torch_circle.quantization_report(model, converted, test[:1])
         weakest = min(report.rows, key=lambda r: r[2])
-        print(f"  {preset:<6} model output SQNR {model_sqnr[preset]:5.1f} dB, top-1 agreement "
-              f"{(reference.argmax(1) == quantized.argmax(1)).float().mean().item() * 100:5.1f}%, "
-              f"weakest layer {weakest[0]} ({weakest[2]:.1f} dB)")
+        print(
+            f"  {preset:<6} model output SQNR {model_sqnr[preset]:5.1f} dB, top-1 agreement "
+            f"{(reference.argmax(1) == quantized.argmax(1)).float().mean().item() * 100:5.1f}%, "
+            f"weakest layer {weakest[0]} ({weakest[2]:.1f} dB)"
+        )
 
     print("\nExport: converted model -> file -> a runtime nobody here wrote, against PyTorch")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets = [("float", "circle", model), ("uint8", "circle", converted_models["uint8"]),
-               ("int8", "tflite", converted_models["int8"]), ("int16", "tflite", converted_models["int16"])]
+    targets = [
+        ("float", "circle", model),
+        ("uint8", "circle", converted_models["uint8"]),
+        ("int8", "tflite", converted_models["int8"]),
+        ("int16", "tflite", converted_models["int16"]),
+    ]
     for preset, fmt, source in targets:
         t0 = time.perf_counter()
         cm = torch_circle.export(source, (batches[0],), format=fmt)
@@ -184,8 +213,10 @@ def main():
             check(f"{preset} {fmt} in {runtime}: output steps from PyTorch", steps, STEP_TOLERANCE[preset])
             detail = f"max |diff| {steps} output step{'s' if steps != 1 else ''}"
         check(f"{preset} {fmt} in {runtime}: argmax disagreement %", 100 - argmax, 0)
-        print(f"  {preset:<6} {path} ({len(cm.data):,} bytes, {len(cm.operators)} ops, {export_ms:.0f} ms) "
-              f"in {runtime}: {detail}, argmax agreement {argmax:.1f}%")
+        print(
+            f"  {preset:<6} {path} ({len(cm.data):,} bytes, {len(cm.operators)} ops, {export_ms:.0f} ms) "
+            f"in {runtime}: {detail}, argmax agreement {argmax:.1f}%"
+        )
     print("\nRun fast: torch.compile(converted, backend='circle_quant') against the converted model")
     for preset in ("uint8", "int8"):
         converted = converted_models[preset]
@@ -198,9 +229,11 @@ def main():
         argmax = (actual.argmax(1) == expected.argmax(1)).float().mean().item() * 100
         check(f"{preset} circle_quant backend: argmax disagreement %", 100 - argmax, 0)
         check(f"{preset} circle_quant backend: layers left unfused (of 6)", 6 - min(report.fused, 6), 0)
-        print(f"  {preset:<6} {report.fused} layers fused; max |diff| {(actual - expected).abs().max():.2e}, "
-              f"argmax agreement {argmax:.1f}%; {fast_ms:.2f} ms vs {eager_ms:.2f} ms per batch "
-              f"({eager_ms / fast_ms:.1f}x)")
+        print(
+            f"  {preset:<6} {report.fused} layers fused; max |diff| {(actual - expected).abs().max():.2e}, "
+            f"argmax agreement {argmax:.1f}%; {fast_ms:.2f} ms vs {eager_ms:.2f} ms per batch "
+            f"({eager_ms / fast_ms:.1f}x)"
+        )
     if FAILED:
         print(f"\nFAILED: {len(FAILED)} check{'s' if len(FAILED) > 1 else ''}:", file=sys.stderr)
         for line in FAILED:

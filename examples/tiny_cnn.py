@@ -3,6 +3,7 @@
 A 13k-parameter convolutional classifier for 1x16x16 inputs. Its weights come from a fixed seed,
 so every run builds the same model without downloading anything.
 """
+
 import torch
 from torch import nn
 
@@ -11,15 +12,19 @@ class TinyCNN(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU6(),  # depthwise
-            nn.Conv2d(16, 32, 1), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1, groups=16),
+            nn.ReLU6(),  # depthwise
+            nn.Conv2d(16, 32, 1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32, 64), nn.ReLU(),
-                                        nn.Linear(64, num_classes))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(x))

@@ -3,6 +3,7 @@
 Importing the package loads the native library, which registers the ``circle_quant::`` ops:
 ``torch.ops.circle_quant.quantize_per_tensor(...)`` and friends (see ``torch_circle.ops``).
 """
+
 from ._loader import load_library as _load_library
 
 _load_library()
@@ -13,6 +14,18 @@ from .workflow import QuantizationReport, calibrate, lower, quantization_report 
 from .exporter import CircleFileError, CircleModel, ExportError, export, load  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ops", "active_kernel_isa", "use_kernel_isa", "calibrate", "lower",
-           "quantization_report", "QuantizationReport", "export", "load", "CircleModel",
-           "ExportError", "CircleFileError", "__version__"]
+__all__ = [
+    "ops",
+    "active_kernel_isa",
+    "use_kernel_isa",
+    "calibrate",
+    "lower",
+    "quantization_report",
+    "QuantizationReport",
+    "export",
+    "load",
+    "CircleModel",
+    "ExportError",
+    "CircleFileError",
+    "__version__",
+]

@@ -1,5 +1,6 @@
 """Loads the native libraries: torch_circle._C (Python bindings), which pulls in
 libtorch_circle.so, whose static initialisers register the ``circle_quant::`` ops."""
+
 import importlib
 from pathlib import Path
 

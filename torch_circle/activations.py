@@ -5,6 +5,7 @@ gets no observer between it and its producer), the torch.compile backend (fuses 
 its integer kernels) and the exporter (fuse_activation), whose list of fusable Circle
 activations (RELU, RELU6, RELU_N1_TO_1) comes from torch_circle._C.fusable_activations().
 """
+
 from typing import Any, Optional, Tuple
 
 import torch

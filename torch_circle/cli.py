@@ -1,9 +1,10 @@
 """The ``torch-circle`` command.
 
-    torch-circle convert model.pt2 -o model.circle [--format tflite]
-    torch-circle inspect model.circle [--no-tensors]
-    torch-circle verify model.circle [--no-run]
+torch-circle convert model.pt2 -o model.circle [--format tflite]
+torch-circle inspect model.circle [--no-tensors]
+torch-circle verify model.circle [--no-run]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,21 +25,35 @@ def _convert(args) -> int:
     cm = torch_circle.export(program, format=args.format)
     out = Path(args.output or Path(args.model).with_suffix("." + args.format))
     cm.save(out)
-    print(f"{args.model} -> {out}: {len(cm.data):,} bytes, {len(cm.operators)} ops "
-          f"({time.perf_counter() - start:.2f} s)")
+    print(
+        f"{args.model} -> {out}: {len(cm.data):,} bytes, {len(cm.operators)} ops ({time.perf_counter() - start:.2f} s)"
+    )
     return 0
 
 
 def _inspect(args) -> int:
     from torch_circle.exporter import load
     from torch_circle.summary import format_summary
+
     print(format_summary(load(args.model).info, tensors=args.tensors))
     return 0
 
 
 # Input dtypes verify fills with random values (numpy names of the file's tensor types).
-_RANDOM_INPUT_DTYPES = {"float16", "float32", "float64", "uint8", "int8", "uint16", "int16", "uint32",
-                        "int32", "uint64", "int64", "bool"}
+_RANDOM_INPUT_DTYPES = {
+    "float16",
+    "float32",
+    "float64",
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "uint64",
+    "int64",
+    "bool",
+}
 
 
 def _verify(args) -> int:
@@ -58,15 +73,19 @@ def _verify(args) -> int:
         t = sg["tensors"][i]
         shape = [1 if d < 0 else d for d in (t["shape_signature"] or t["shape"])]
         if t["dtype"].lower() not in _RANDOM_INPUT_DTYPES:
-            raise ValueError(f"{args.model}: input {k} ('{printable(t['name'])}') has dtype {t['dtype']}, "
-                             f"which verify cannot make inputs for (it can: "
-                             f"{', '.join(sorted(_RANDOM_INPUT_DTYPES))}); --no-run checks the structure only")
+            raise ValueError(
+                f"{args.model}: input {k} ('{printable(t['name'])}') has dtype {t['dtype']}, "
+                f"which verify cannot make inputs for (it can: "
+                f"{', '.join(sorted(_RANDOM_INPUT_DTYPES))}); --no-run checks the structure only"
+            )
         dtype = np.dtype(t["dtype"].lower())
         megabytes = math.prod(shape) * dtype.itemsize / 2**20
         if megabytes > args.max_input_mb:
-            raise ValueError(f"{args.model}: input {k} ('{printable(t['name'])}') of shape {shape} needs "
-                             f"{megabytes:,.0f} MB, more than --max-input-mb {args.max_input_mb}; "
-                             "not run (--no-run checks the structure only)")
+            raise ValueError(
+                f"{args.model}: input {k} ('{printable(t['name'])}') of shape {shape} needs "
+                f"{megabytes:,.0f} MB, more than --max-input-mb {args.max_input_mb}; "
+                "not run (--no-run checks the structure only)"
+            )
         if dtype.kind == "f":
             inputs.append(rng.standard_normal(shape).astype(dtype))
         else:
@@ -101,8 +120,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("verify", help="check a model is well formed and runs in onert / LiteRT")
     p.add_argument("model")
     p.add_argument("--no-run", action="store_true", help="only check the file's structure")
-    p.add_argument("--max-input-mb", type=float, default=1024,
-                   help="largest random input to run the model on (default 1024)")
+    p.add_argument(
+        "--max-input-mb", type=float, default=1024, help="largest random input to run the model on (default 1024)"
+    )
     p.set_defaults(run=_verify)
     args = parser.parse_args(argv)
     try:

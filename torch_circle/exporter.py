@@ -5,6 +5,7 @@ the flatbuffers writer are C++ (csrc/exporter).
     cm.save("model.circle")
     outputs = cm.run(x)                               # in ONE's runtime (onert)
 """
+
 from __future__ import annotations
 
 import mmap
@@ -25,8 +26,14 @@ CircleFileError = _C.CircleFileError
 _SHAPELESS_OK = ("quantized_decomposed.", "circle_quant.")
 
 
-def export(model: Any, example_inputs: Sequence[Any] | None = None, *, format: str = "circle",
-           dynamic_shapes: Any = None, verbose: int = 0) -> "CircleModel":
+def export(
+    model: Any,
+    example_inputs: Sequence[Any] | None = None,
+    *,
+    format: str = "circle",
+    dynamic_shapes: Any = None,
+    verbose: int = 0,
+) -> "CircleModel":
     """Exports a model to Circle (or TFLite, ``format="tflite"``).
 
     ``model`` is a PT2E-converted ``GraphModule`` (``convert_pt2e`` output), an
@@ -105,22 +112,27 @@ def _graph_module(model, example_inputs, dynamic_shapes):
     if isinstance(model, torch.fx.GraphModule) and _has_call_functions(model):
         written = _write_into_view(model)
         if written is not None:
-            raise ExportError(f"node '{written.name}' ({written.target}) writes into a view of another tensor "
-                              f"(as `mask[a:b] = v` does), which this graph cannot express without "
-                              f"functionalizing it: export the model with torch.export.export(...)"
-                              f".run_decompositions({{}}) before prepare_pt2e, or pass the nn.Module")
+            raise ExportError(
+                f"node '{written.name}' ({written.target}) writes into a view of another tensor "
+                f"(as `mask[a:b] = v` does), which this graph cannot express without "
+                f"functionalizing it: export the model with torch.export.export(...)"
+                f".run_decompositions({{}}) before prepare_pt2e, or pass the nn.Module"
+            )
         if _needs_shapes(model):
             if args is None:
                 raise ValueError("this graph has no shape metadata: pass example_inputs to export()")
             from torch.fx.passes.shape_prop import ShapeProp
+
             ShapeProp(model).propagate(*args)
         return model
     if isinstance(model, torch.nn.Module):
         if args is None:
             raise ValueError("exporting an nn.Module needs example_inputs (it is traced with torch.export)")
         if model.training and _behaves_differently_in_training(model):
-            raise ValueError(f"{type(model).__name__} is in training mode (its batch norm / dropout would be "
-                             "exported as in training); call model.eval() before exporting")
+            raise ValueError(
+                f"{type(model).__name__} is in training mode (its batch norm / dropout would be "
+                "exported as in training); call model.eval() before exporting"
+            )
         return _functional(torch.export.export(model, args, dynamic_shapes=dynamic_shapes)).module()
     raise TypeError(f"cannot export a {type(model).__name__}: pass an nn.Module, a GraphModule or an ExportedProgram")
 
@@ -129,15 +141,25 @@ def _write_into_view(gm) -> "torch.fx.Node | None":
     """The first in-place op whose written tensor is a view of another (`fill_` on a slice of a
     mask, as torchvision's Swin builds its attention mask), or None. Exporting the op as its
     out-of-place twin would leave the base tensor unchanged: a silently wrong file."""
+
     def is_view(n):
-        return isinstance(n, torch.fx.Node) and n.op == "call_function" and \
-            isinstance(n.target, torch._ops.OpOverload) and n.target.is_view
+        return (
+            isinstance(n, torch.fx.Node)
+            and n.op == "call_function"
+            and isinstance(n.target, torch._ops.OpOverload)
+            and n.target.is_view
+        )
 
     order = {node: i for i, node in enumerate(gm.graph.nodes)}
     for node in gm.graph.nodes:
         target = node.target
-        if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload) or not node.args \
-                or not target._schema.is_mutable or not is_view(node.args[0]):
+        if (
+            node.op != "call_function"
+            or not isinstance(target, torch._ops.OpOverload)
+            or not node.args
+            or not target._schema.is_mutable
+            or not is_view(node.args[0])
+        ):
             continue
         # The tensors the written view aliases: is any of them read after the write?
         chain, base = [node.args[0]], node.args[0].args[0]
@@ -159,6 +181,7 @@ def _functional(program):
 def _behaves_differently_in_training(model) -> bool:
     from torch.nn.modules.batchnorm import _BatchNorm
     from torch.nn.modules.dropout import _DropoutNd
+
     return any(isinstance(m, (_BatchNorm, _DropoutNd)) for m in model.modules())
 
 
@@ -221,8 +244,10 @@ class CircleModel:
 
         step = self.output_step(index)
         if step is None:
-            raise ValueError(f"output {index} of this model is computed in float, not dequantized "
-                             "from integers: compare it with a float tolerance")
+            raise ValueError(
+                f"output {index} of this model is computed in float, not dequantized "
+                "from integers: compare it with a float tolerance"
+            )
         counts = []
         for name, values in (("actual", actual), ("expected", expected)):
             scaled = np.asarray(values, dtype=np.float64) / step
@@ -230,8 +255,9 @@ class CircleModel:
             off = float(np.abs(scaled - whole).max()) if scaled.size else 0.0
             # float32 dequantization is off the grid by |q| * 2^-24 at most: 0.002 for int16.
             if off > 0.01:
-                raise ValueError(f"{name} values are not on output {index}'s integer grid (step {step:g}): "
-                                 f"{off:.3g} of a step away")
+                raise ValueError(
+                    f"{name} values are not on output {index}'s integer grid (step {step:g}): {off:.3g} of a step away"
+                )
             counts.append(whole)
         return np.abs(counts[0] - counts[1]).astype(np.int64)
 
@@ -250,14 +276,17 @@ class CircleModel:
         The runtime runs in a worker process (kept for later calls), so a runtime that crashes
         on this file raises RuntimeFailed instead of killing the caller."""
         from . import runtime as rt
-        return rt.run_isolated(self.data, inputs, runtime=runtime, num_threads=num_threads,
-                               source=self.source)
+
+        return rt.run_isolated(self.data, inputs, runtime=runtime, num_threads=num_threads, source=self.source)
 
     def summary(self) -> str:
         from .summary import format_summary
+
         return format_summary(self.info)
 
     def __repr__(self) -> str:
         sg = self.info["subgraphs"][0]
-        return (f"CircleModel({self.format}, {len(self.data):,} bytes, {len(sg['operators'])} ops, "
-                f"{len(sg['tensors'])} tensors)")
+        return (
+            f"CircleModel({self.format}, {len(self.data):,} bytes, {len(sg['operators'])} ops, "
+            f"{len(sg['tensors'])} tensors)"
+        )

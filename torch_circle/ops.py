@@ -10,6 +10,7 @@ The functions here are the ops for Python callers. Eagerly they call the direct 
 cheaper. Under ``torch.compile`` / strict ``torch.export`` (dynamo) they call the
 ``torch.ops.circle_quant`` op, which is what graphs record.
 """
+
 import contextlib
 from typing import Callable, Iterator, NamedTuple
 
@@ -68,11 +69,11 @@ KERNEL_ISAS = tuple(name for name, _ in _C.kernel_isas())
 
 
 class RegisteredKernel(NamedTuple):
-    family: str       # "gemm", "dwconv", "quantize", ...
-    name: str         # its source file, csrc/core/ukernels/<name>.cpp
-    isa: str          # the instruction set it needs
+    family: str  # "gemm", "dwconv", "quantize", ...
+    name: str  # its source file, csrc/core/ukernels/<name>.cpp
+    isa: str  # the instruction set it needs
     dispatched: bool  # False: run by the tests, or reached through a GEMM kernel, never chosen itself
-    supported: bool   # this CPU runs it
+    supported: bool  # this CPU runs it
 
 
 def supported_kernel_isas() -> tuple:
@@ -83,8 +84,10 @@ def supported_kernel_isas() -> tuple:
 def registered_kernels() -> list:
     """Every microkernel of this build's kernel registry (csrc/core/ukernels/registry.cpp)."""
     supported = set(supported_kernel_isas())
-    return [RegisteredKernel(family, name, isa, dispatched, isa in supported)
-            for family, name, isa, dispatched in _C.registered_kernels()]
+    return [
+        RegisteredKernel(family, name, isa, dispatched, isa in supported)
+        for family, name, isa, dispatched in _C.registered_kernels()
+    ]
 
 
 def active_kernel_isa() -> str:

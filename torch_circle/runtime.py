@@ -5,6 +5,7 @@ onert's convenience wrapper (``onert.infer.session(...).infer``) fails on models
 inputs in onert 0.1.0, so this module drives its native session directly. onert reinterprets
 input bytes without checking their dtype, so inputs are checked here first.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -23,8 +24,15 @@ from typing import Sequence
 
 import numpy as np
 
-_NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int16": np.int16,
-                 "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+_NUMPY_DTYPES = {
+    "float32": np.float32,
+    "uint8": np.uint8,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "bool": np.bool_,
+}
 
 
 class RuntimeNotInstalled(ImportError):
@@ -58,6 +66,7 @@ def _check_inputs(model: bytes, arrays: Sequence[np.ndarray]) -> None:
     """Static dims must match (runtimes fail obscurely otherwise); -1 dims take any size. The
     dtype must be the file's (float64 is converted to float32 later)."""
     from . import _C
+
     sg = _C.read_circle(model, "<model>")["subgraphs"][0]
     if len(arrays) != len(sg["inputs"]):
         raise ValueError(f"the model takes {len(sg['inputs'])} inputs, got {len(arrays)}")
@@ -65,9 +74,11 @@ def _check_inputs(model: bytes, arrays: Sequence[np.ndarray]) -> None:
         t = sg["tensors"][index]
         dims = t["shape_signature"] or t["shape"]
         if len(dims) != x.ndim or any(d >= 0 and d != n for d, n in zip(dims, x.shape)):
-            raise ValueError(f"input {k} ('{t['name']}'): the model expects shape "
-                             f"{['?' if d < 0 else d for d in dims]}, got {list(x.shape)} (export with "
-                             "dynamic_shapes to accept other sizes)")
+            raise ValueError(
+                f"input {k} ('{t['name']}'): the model expects shape "
+                f"{['?' if d < 0 else d for d in dims]}, got {list(x.shape)} (export with "
+                "dynamic_shapes to accept other sizes)"
+            )
         want = t["dtype"].lower()  # the file's type names are numpy's, upper case
         if x.dtype.name != want and not (x.dtype == np.float64 and want == "float32"):
             raise TypeError(f"input {k} ('{t['name']}'): the model expects {want}, got {x.dtype}")
@@ -114,8 +125,11 @@ def run_litert(model: bytes, inputs: Sequence[np.ndarray], num_threads: int | No
         raise RuntimeNotInstalled("LiteRT is not installed: pip install ai-edge-litert") from error
     if model[4:8] != b"TFL3":
         raise ValueError("LiteRT runs TFLite files: export with format='tflite'")
-    interpreter = Interpreter(model_content=model, num_threads=num_threads or 1,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = Interpreter(
+        model_content=model,
+        num_threads=num_threads or 1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     details = interpreter.get_input_details()
     if len(details) != len(inputs):
         raise ValueError(f"the model takes {len(details)} inputs, got {len(inputs)}")
@@ -152,10 +166,12 @@ def _runtime_name(model: bytes, runtime: str) -> str:
 
 
 # The worker's program: this file's _serve(), loaded by path (argv: file, request fd, reply fd).
-_WORKER_CODE = ("import importlib.util, sys; "
-                "spec = importlib.util.spec_from_file_location('_torch_circle_runtime_worker', sys.argv[1]); "
-                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-                "sys.exit(m._serve(int(sys.argv[2]), int(sys.argv[3])))")
+_WORKER_CODE = (
+    "import importlib.util, sys; "
+    "spec = importlib.util.spec_from_file_location('_torch_circle_runtime_worker', sys.argv[1]); "
+    "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+    "sys.exit(m._serve(int(sys.argv[2]), int(sys.argv[3])))"
+)
 
 
 def _worker_environment() -> dict:
@@ -168,8 +184,11 @@ def _worker_environment() -> dict:
     env = dict(os.environ)
     preload = env.get("LD_PRELOAD")
     if preload:
-        kept = [lib for lib in preload.replace(":", " ").split()
-                if not re.search(r"lib(asan|ubsan|tsan|lsan|hwasan)[.-]", os.path.basename(lib))]
+        kept = [
+            lib
+            for lib in preload.replace(":", " ").split()
+            if not re.search(r"lib(asan|ubsan|tsan|lsan|hwasan)[.-]", os.path.basename(lib))
+        ]
         if kept:
             env["LD_PRELOAD"] = " ".join(kept)
         else:
@@ -185,8 +204,11 @@ class _Worker:
         reply_r, reply_w = os.pipe()
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WORKER_CODE, os.path.abspath(__file__), str(request_r), str(reply_w)],
-            pass_fds=(request_r, reply_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            env=_worker_environment())
+            pass_fds=(request_r, reply_w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=_worker_environment(),
+        )
         os.close(request_r)
         os.close(reply_w)
         self.requests = os.fdopen(request_w, "wb")
@@ -223,8 +245,9 @@ class _Worker:
         """The worker's reply, or None when it died before answering."""
         deadline = None if timeout is None else time.monotonic() + timeout
         send_model = model is not self.model
-        frame = pickle.dumps((model if send_model else None, inputs, runtime, num_threads),
-                             protocol=pickle.HIGHEST_PROTOCOL)
+        frame = pickle.dumps(
+            (model if send_model else None, inputs, runtime, num_threads), protocol=pickle.HIGHEST_PROTOCOL
+        )
         try:
             self.requests.write(_FRAME.pack(len(frame)))
             self.requests.write(frame)
@@ -254,8 +277,15 @@ def _close_worker() -> None:
 atexit.register(_close_worker)
 
 
-def run_isolated(model: bytes, inputs: Sequence, runtime: str = "auto", num_threads: int | None = None,
-                 timeout: float | None = None, source: str = "the model", fresh: bool = False) -> list[np.ndarray]:
+def run_isolated(
+    model: bytes,
+    inputs: Sequence,
+    runtime: str = "auto",
+    num_threads: int | None = None,
+    timeout: float | None = None,
+    source: str = "the model",
+    fresh: bool = False,
+) -> list[np.ndarray]:
     """run() in the worker process: a runtime that crashes becomes a RuntimeFailed naming
     `source` (a file name), not the death of the caller. Errors the runtime raises come back as
     the same exception types (TypeError, ValueError, RuntimeNotInstalled) or a RuntimeFailed.
@@ -292,8 +322,9 @@ def run_isolated(model: bytes, inputs: Sequence, runtime: str = "auto", num_thre
     if reply is None:
         code = worker.process.returncode
         how = signal.Signals(-code).name if code is not None and code < 0 else f"exit status {code}"
-        raise RuntimeFailed(f"{name} crashed ({how}) running {source}: the file is well formed, but "
-                            "the runtime cannot execute it")
+        raise RuntimeFailed(
+            f"{name} crashed ({how}) running {source}: the file is well formed, but the runtime cannot execute it"
+        )
     if reply[0] == "ok":
         return reply[1]
     _, kind, message = reply

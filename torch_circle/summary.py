@@ -1,4 +1,5 @@
 """Human-readable summaries of a verified .circle / .tflite file (``torch-circle inspect``)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -22,26 +23,35 @@ def _quant(t: dict) -> str:
         return ""
     if len(scale) == 1:
         return f"scale={scale[0]:.6g} zp={zp[0] if zp else 0}"
-    return (f"per-channel(dim {t['quantized_dimension']}, {len(scale)} ch) "
-            f"scale=[{min(scale):.3g}..{max(scale):.3g}] zp=[{min(zp)}..{max(zp)}]")
+    return (
+        f"per-channel(dim {t['quantized_dimension']}, {len(scale)} ch) "
+        f"scale=[{min(scale):.3g}..{max(scale):.3g}] zp=[{min(zp)}..{max(zp)}]"
+    )
 
 
 def format_summary(info: dict, tensors: bool = True) -> str:
-    lines = [f"format: {'TFLite' if info['identifier'] == 'TFL3' else 'Circle'} "
-             f"(identifier {info['identifier']}, version {info['version']}), {info['file_size']:,} bytes, "
-             f"{info['buffer_count']} buffers" + (", extended buffer layout" if info["extended_buffers"] else "")]
+    lines = [
+        f"format: {'TFLite' if info['identifier'] == 'TFL3' else 'Circle'} "
+        f"(identifier {info['identifier']}, version {info['version']}), {info['file_size']:,} bytes, "
+        f"{info['buffer_count']} buffers" + (", extended buffer layout" if info["extended_buffers"] else "")
+    ]
     if info["description"]:
         lines.append(f"description: {printable(info['description'])}")
     for index, sg in enumerate(info["subgraphs"]):
         t = sg["tensors"]
         weights = sum(x["data_bytes"] for x in t)
         counts = Counter(op["op"] for op in sg["operators"])
-        lines.append(f"\nsubgraph {index} '{printable(sg['name'])}': {len(sg['operators'])} ops, {len(t)} tensors, "
-                     f"{weights:,} bytes of constants")
+        lines.append(
+            f"\nsubgraph {index} '{printable(sg['name'])}': {len(sg['operators'])} ops, {len(t)} tensors, "
+            f"{weights:,} bytes of constants"
+        )
         lines.append("  ops: " + ", ".join(f"{printable(name)} x{n}" for name, n in counts.most_common()))
         for kind in ("inputs", "outputs"):
             for i in sg[kind]:
-                lines.append(f"  {kind[:-1]:6} #{i} {printable(t[i]['name'])}: {t[i]['dtype']} {_shape(t[i])} {_quant(t[i])}".rstrip())
+                lines.append(
+                    f"  {kind[:-1]:6} #{i} {printable(t[i]['name'])}: {t[i]['dtype']} {_shape(t[i])} "
+                    f"{_quant(t[i])}".rstrip()
+                )
         lines.append("  operators:")
         for k, op in enumerate(sg["operators"]):
             ins = ", ".join("-" if i < 0 else f"#{i}" for i in op["inputs"])
@@ -51,5 +61,7 @@ def format_summary(info: dict, tensors: bool = True) -> str:
             lines.append("  tensors:")
             for k, x in enumerate(t):
                 data = f" const {x['data_bytes']:,} B" if x["data_bytes"] else ""
-                lines.append(f"    #{k:<4} {x['dtype']:<8} {_shape(x):<18} {printable(x['name'])}{data} {_quant(x)}".rstrip())
+                lines.append(
+                    f"    #{k:<4} {x['dtype']:<8} {_shape(x):<18} {printable(x['name'])}{data} {_quant(x)}".rstrip()
+                )
     return "\n".join(lines)

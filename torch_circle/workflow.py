@@ -1,5 +1,6 @@
 """The steps around prepare_pt2e / convert_pt2e: calibration with progress, a per-layer accuracy
 report, and lowering a converted graph onto the circle_quant ops."""
+
 import copy
 import inspect
 import math
@@ -18,6 +19,7 @@ _cq = torch.ops.circle_quant
 
 
 # --- calibration -------------------------------------------------------------------------------
+
 
 class _Progress:
     """A one-line progress bar on stderr (redrawn in place on a terminal, else one final line)."""
@@ -67,9 +69,15 @@ def _model_inputs(batch, input_count: Optional[int], input_fn: Optional[Callable
     return (batch,), {}
 
 
-def calibrate(model: torch.nn.Module, batches: Iterable, *, max_batches: Optional[int] = None,
-              progress: bool = True, label: str = "calibrating",
-              input_fn: Optional[Callable[[Any], Any]] = None) -> int:
+def calibrate(
+    model: torch.nn.Module,
+    batches: Iterable,
+    *,
+    max_batches: Optional[int] = None,
+    progress: bool = True,
+    label: str = "calibrating",
+    input_fn: Optional[Callable[[Any], Any]] = None,
+) -> int:
     """Runs calibration batches through a prepared model (no gradients) and returns their count.
 
     A batch may be a tensor, a tuple / list of positional inputs, or a dict of keyword inputs.
@@ -139,18 +147,29 @@ def _blame_first_inf(model, args, kwargs, batch_index: int, error: ValueError) -
     if not inf.any():
         return
     index = tuple(int(i) for i in inf.nonzero()[0])
-    place = ("an input" if where is None else f"input '{where.name}'" if where.op == "placeholder"
-             else f"node '{where.name}' ({where.target})")
-    raise ValueError(f"calibrate: batch {batch_index}: {place} of shape {list(value.shape)} holds "
-                     f"{int(inf.sum())} Inf value(s), the first at index {index}; the NaN an observer "
-                     f"reported later comes from it. Quantization needs finite data") from error
+    place = (
+        "an input"
+        if where is None
+        else f"input '{where.name}'"
+        if where.op == "placeholder"
+        else f"node '{where.name}' ({where.target})"
+    )
+    raise ValueError(
+        f"calibrate: batch {batch_index}: {place} of shape {list(value.shape)} holds "
+        f"{int(inf.sum())} Inf value(s), the first at index {index}; the NaN an observer "
+        f"reported later comes from it. Quantization needs finite data"
+    ) from error
 
 
 # --- per-layer report --------------------------------------------------------------------------
 
 _QUANTIZE = {_qd.quantize_per_tensor.default, _cq.quantize_per_tensor.default}
-_DEQUANTIZE = {_qd.dequantize_per_tensor.default, _cq.dequantize_per_tensor.default,
-               _qd.dequantize_per_channel.default, _cq.dequantize_per_channel.default}
+_DEQUANTIZE = {
+    _qd.dequantize_per_tensor.default,
+    _cq.dequantize_per_tensor.default,
+    _qd.dequantize_per_channel.default,
+    _cq.dequantize_per_channel.default,
+}
 
 
 class _Recorder(Interpreter):
@@ -202,8 +221,7 @@ class QuantizationReport:
         op_width = max([len(r[1]) for r in everything] + [2]) + 2
         lines = [f"{'node':<{width}}{'op':<{op_width}}{'SQNR dB':>9}"]
         lines += [f"{n:<{width}}{op:<{op_width}}{s:>9.1f}" for n, op, s in self.rows]
-        lines += [f"{n:<{width}}{op:<{op_width}}{'-':>9}  not compared: {why}"
-                  for n, op, why in self.not_compared]
+        lines += [f"{n:<{width}}{op:<{op_width}}{'-':>9}  not compared: {why}" for n, op, why in self.not_compared]
         if self.rows:
             worst = min(self.rows, key=lambda r: r[2])
             lines.append(f"worst: {worst[0]} ({worst[2]:.1f} dB)")
@@ -213,6 +231,7 @@ class QuantizationReport:
         """Saves a bar chart of the per-layer SQNR to ``path`` (needs matplotlib); returns it."""
         try:
             import matplotlib
+
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError as error:
@@ -244,8 +263,13 @@ def _float_reference(float_model: torch.nn.Module, example_args: Tuple) -> Graph
     return rewrite_for_annotation(reference)
 
 
-def quantization_report(float_model: torch.nn.Module, converted: GraphModule, inputs: Sequence, *,
-                        input_fn: Optional[Callable[[Any], Any]] = None) -> QuantizationReport:
+def quantization_report(
+    float_model: torch.nn.Module,
+    converted: GraphModule,
+    inputs: Sequence,
+    *,
+    input_fn: Optional[Callable[[Any], Any]] = None,
+) -> QuantizationReport:
     """Compares every quantized op of ``converted`` with the same op of ``float_model``.
 
     ``float_model`` is the model before quantization (an nn.Module or its exported GraphModule);
@@ -263,8 +287,9 @@ def quantization_report(float_model: torch.nn.Module, converted: GraphModule, in
     for batch in batches:
         args, kwargs = _model_inputs(batch, input_count, input_fn)
         if kwargs:
-            raise ValueError("quantization_report: batches must be positional inputs, not dicts; "
-                             "use input_fn to order them")
+            raise ValueError(
+                "quantization_report: batches must be positional inputs, not dicts; use input_fn to order them"
+            )
         arg_batches.append(args)
     reference = _float_reference(float_model, arg_batches[0])
     carriers = _quantized_outputs(converted)
@@ -289,8 +314,10 @@ def quantization_report(float_model: torch.nn.Module, converted: GraphModule, in
             for name in compared:
                 r, q = ref.values.get(name), quant.values.get(carriers[name])
                 if r is None or q is None or r.shape != q.shape:
-                    unmatched[name] = (f"float output {tuple(r.shape) if r is not None else None} "
-                                       f"vs quantized {tuple(q.shape) if q is not None else None}")
+                    unmatched[name] = (
+                        f"float output {tuple(r.shape) if r is not None else None} "
+                        f"vs quantized {tuple(q.shape) if q is not None else None}"
+                    )
                     continue
                 signal[name] = signal.get(name, 0.0) + r.pow(2).sum().item()
                 noise[name] = noise.get(name, 0.0) + (r - q).pow(2).sum().item()

@@ -51,8 +51,8 @@ bool quantize(const float* x, Q* y, size_t n, const QuantizeParams& p) {
 }
 
 template <typename Q>
-bool quantize_channelwise(const float* x, Q* y, size_t n, const float* inv_scale,
-                          const float* zero_point, float qmin, float qmax) {
+bool quantize_channelwise(const float* x, Q* y, size_t n, const float* inv_scale, const float* zero_point, float qmin,
+                          float qmax) {
   return active(ukernels::quantize_kernels<Q>()).channelwise(x, y, n, inv_scale, zero_point, qmin, qmax);
 }
 
@@ -62,35 +62,29 @@ void dequantize(const Q* x, float* y, size_t n, const DequantizeParams& p) {
 }
 
 template <typename Q>
-void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale,
-                            const float* zero_point) {
+void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale, const float* zero_point) {
   active(ukernels::dequantize_kernels<Q>()).channelwise(x, y, n, scale, zero_point);
 }
 
-bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p,
-                   float scale) {
+bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p, float scale) {
   return active(ukernels::fake_quantize_kernels()).tensor(x, y, mask, n, p, scale);
 }
 
-bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n,
-                               const float* inv_scale, const float* zero_point, const float* scale,
-                               float qmin, float qmax) {
-  return active(ukernels::fake_quantize_kernels())
-      .channelwise(x, y, mask, n, inv_scale, zero_point, scale, qmin, qmax);
+bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n, const float* inv_scale,
+                               const float* zero_point, const float* scale, float qmin, float qmax) {
+  return active(ukernels::fake_quantize_kernels()).channelwise(x, y, mask, n, inv_scale, zero_point, scale, qmin, qmax);
 }
 
 MinMax minmax(const float* x, size_t n) { return active(ukernels::minmax_kernels())(x, n); }
 
-size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bins,
-                       uint32_t* counts) {
+size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts) {
   return active(ukernels::histogram_kernels())(x, n, lo, hi, bins, counts);
 }
 
-#define INSTANTIATE(Q)                                                                        \
-  template bool quantize<Q>(const float*, Q*, size_t, const QuantizeParams&);                \
-  template bool quantize_channelwise<Q>(const float*, Q*, size_t, const float*, const float*, \
-                                        float, float);                                       \
-  template void dequantize<Q>(const Q*, float*, size_t, const DequantizeParams&);            \
+#define INSTANTIATE(Q)                                                                                       \
+  template bool quantize<Q>(const float*, Q*, size_t, const QuantizeParams&);                                \
+  template bool quantize_channelwise<Q>(const float*, Q*, size_t, const float*, const float*, float, float); \
+  template void dequantize<Q>(const Q*, float*, size_t, const DequantizeParams&);                            \
   template void dequantize_channelwise<Q>(const Q*, float*, size_t, const float*, const float*);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE

@@ -16,28 +16,21 @@ namespace {
 
 bool detect(Isa isa) {
   switch (isa) {
-    case Isa::kScalar:
-      return true;
+    case Isa::kScalar: return true;
 #if defined(__x86_64__) || defined(__i386__)
     // __builtin_cpu_supports also checks that the OS saves the wider register state (XGETBV).
-    case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case Isa::kAvxVnni:
-      return detect(Isa::kAvx2) && __builtin_cpu_supports("avxvnni");
+    case Isa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvxVnni: return detect(Isa::kAvx2) && __builtin_cpu_supports("avxvnni");
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-    case Isa::kAvx512Vnni:
-      return detect(Isa::kAvx512) && __builtin_cpu_supports("avx512vnni");
+    case Isa::kAvx512Vnni: return detect(Isa::kAvx512) && __builtin_cpu_supports("avx512vnni");
 #endif
 #if defined(__aarch64__)
-    case Isa::kNeon:
-      return true;
-    case Isa::kNeonDot:
-      return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    case Isa::kNeon: return true;
+    case Isa::kNeonDot: return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
-    default:
-      return false;
+    default: return false;
   }
 }
 
@@ -54,10 +47,10 @@ std::atomic<int> g_override{-1};
 
 Isa checked(Isa isa, const char* origin) {
   if (!detect(isa)) {
-    throw std::runtime_error(fmt::format(
-        "circle_quant: {} asks for the '{}' kernels, but this CPU does not support them "
-        "(best available: '{}')",
-        origin, isa_name(isa), isa_name(best_supported())));
+    throw std::runtime_error(
+        fmt::format("circle_quant: {} asks for the '{}' kernels, but this CPU does not support them "
+                    "(best available: '{}')",
+                    origin, isa_name(isa), isa_name(best_supported())));
   }
   return isa;
 }
@@ -93,8 +86,7 @@ Isa parse_isa(const std::string& name) {
     if (name == isa_name(isa)) return isa;
     names += names.empty() ? isa_name(isa) : fmt::format(", {}", isa_name(isa));
   }
-  throw std::invalid_argument(
-      fmt::format("circle_quant: unknown ISA '{}'; expected one of: {}", name, names));
+  throw std::invalid_argument(fmt::format("circle_quant: unknown ISA '{}'; expected one of: {}", name, names));
 }
 
 bool isa_supported(Isa isa) { return detect(isa); }

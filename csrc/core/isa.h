@@ -18,16 +18,16 @@ namespace circle_quant {
 
 enum class Isa {
   kScalar = 0,
-  kAvx2 = 1,    // AVX2 + FMA
-  kAvxVnni = 2,    // AVX2 + AVX-VNNI (vpdpbusd on ymm, VEX encoded)
-  kAvx512 = 3,     // AVX-512 F/BW/DQ/VL
-  kAvx512Vnni = 4, // AVX-512 F/BW/DQ/VL + VNNI (vpdpbusd on zmm)
-  kNeon = 5,       // AArch64 Advanced SIMD (always present on AArch64)
-  kNeonDot = 6,    // + the dot product extension (sdot / udot, Armv8.2-A DotProd)
+  kAvx2 = 1,        // AVX2 + FMA
+  kAvxVnni = 2,     // AVX2 + AVX-VNNI (vpdpbusd on ymm, VEX encoded)
+  kAvx512 = 3,      // AVX-512 F/BW/DQ/VL
+  kAvx512Vnni = 4,  // AVX-512 F/BW/DQ/VL + VNNI (vpdpbusd on zmm)
+  kNeon = 5,        // AArch64 Advanced SIMD (always present on AArch64)
+  kNeonDot = 6,     // + the dot product extension (sdot / udot, Armv8.2-A DotProd)
 };
 
 // Every Isa value, lowest first, for parsing, listing and tests.
-constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2,  Isa::kAvxVnni, Isa::kAvx512,
+constexpr Isa kAllIsas[] = {Isa::kScalar,     Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512,
                             Isa::kAvx512Vnni, Isa::kNeon, Isa::kNeonDot};
 
 constexpr size_t kIsaCount = sizeof(kAllIsas) / sizeof(kAllIsas[0]);
@@ -40,7 +40,8 @@ const char* isa_name(Isa isa);
 // kScalar returns itself.
 Isa isa_fallback(Isa isa);
 
-// Parses an isa_name() (scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot); throws std::invalid_argument naming the accepted values.
+// Parses an isa_name() (scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot); throws std::invalid_argument naming
+// the accepted values.
 Isa parse_isa(const std::string& name);
 
 // True when this CPU (and OS) can run kernels built for `isa`.

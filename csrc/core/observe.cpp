@@ -82,20 +82,17 @@ inline void add_repeated(double* acc, double part, int64_t count) {
 // Spreads `hist` (bins over [old_min, old_max], old_min < old_max) onto `bins` bins over
 // [new_min, new_max]: each old bin is split into `rate` parts whose midpoints pick the new bin
 // (torchao's repeat_interleave + bucketize(right=True) + bincount, in its order of additions).
-void upscale_into(const float* hist, float old_min, float old_max, float new_min, float new_max,
-                  int64_t bins, int64_t rate, double* out) {
+void upscale_into(const float* hist, float old_min, float old_max, float new_min, float new_max, int64_t bins,
+                  int64_t rate, double* out) {
   const int64_t fine = bins * rate;
   // torch.linspace computes the first half from the start and the second half from the end.
   const float old_step = (old_max - old_min) / static_cast<float>(fine);
   const float new_step = (new_max - new_min) / static_cast<float>(bins);
   const float half_fine_bin = 0.5f * ((old_max - old_min) / static_cast<float>(fine));
   auto linspace = [](float start, float end, float step, int64_t steps, int64_t i) {
-    return i < steps / 2 ? start + step * static_cast<float>(i)
-                         : end - step * static_cast<float>(steps - 1 - i);
+    return i < steps / 2 ? start + step * static_cast<float>(i) : end - step * static_cast<float>(steps - 1 - i);
   };
-  auto midpoint = [&](int64_t i) {
-    return linspace(old_min, old_max, old_step, fine + 1, i) + half_fine_bin;
-  };
+  auto midpoint = [&](int64_t i) { return linspace(old_min, old_max, old_step, fine + 1, i) + half_fine_bin; };
   // first_part[j]: the first part whose midpoint reaches edge j (edge_j <= mid), found from an
   // estimate and corrected with the exact float midpoints. Midpoints increase with the part
   // index, so part i lands in bin (number of edges with first_part <= i) - 1, clamped.
@@ -105,9 +102,9 @@ void upscale_into(const float* hist, float old_min, float old_max, float new_min
   for (int64_t j = 0; j <= bins; ++j) {
     const float edge = linspace(new_min, new_max, new_step, bins + 1, j);
     const double estimate = (static_cast<double>(edge) - old_min) * parts_per_unit - 0.5;
-    int64_t i = estimate <= 0 ? 0 : estimate >= static_cast<double>(fine)
-                                        ? fine
-                                        : static_cast<int64_t>(std::ceil(estimate));
+    int64_t i = estimate <= 0                           ? 0
+                : estimate >= static_cast<double>(fine) ? fine
+                                                        : static_cast<int64_t>(std::ceil(estimate));
     while (i < fine && midpoint(i) < edge) ++i;
     while (i > 0 && midpoint(i - 1) >= edge) --i;
     first_part[j] = i;
@@ -133,9 +130,8 @@ void upscale_into(const float* hist, float old_min, float old_max, float new_min
 
 }  // namespace
 
-void histogram_merge(const float* old_hist, float old_min, float old_max,
-                     const uint64_t* batch_counts, float new_min, float new_max, int64_t bins,
-                     int64_t upsample_rate, float* out) {
+void histogram_merge(const float* old_hist, float old_min, float old_max, const uint64_t* batch_counts, float new_min,
+                     float new_max, int64_t bins, int64_t upsample_rate, float* out) {
   std::vector<double> acc(static_cast<size_t>(bins));
   for (int64_t b = 0; b < bins; ++b) acc[b] = static_cast<double>(batch_counts[b]);
   const bool old_empty = !(old_min <= old_max);
@@ -164,8 +160,8 @@ inline double l2_norm(double begin, double end, double density) {
 }
 
 // L2 error of quantizing the histogram's mass with dst_bins levels over bins [start, end].
-double quantization_error(const float* hist, int64_t bins, double bin_width, int64_t start,
-                          int64_t end, double dst_bins) {
+double quantization_error(const float* hist, int64_t bins, double bin_width, int64_t start, int64_t end,
+                          double dst_bins) {
   const double dst_width = bin_width * static_cast<double>(end - start + 1) / dst_bins;
   if (dst_width == 0.0) return 0.0;
   const double last = dst_bins - 1;
@@ -187,25 +183,23 @@ double quantization_error(const float* hist, int64_t bins, double bin_width, int
 
 }  // namespace
 
-void histogram_search_range(const float* hist, int64_t bins, float min, float max,
-                            double dst_bins, float* new_min, float* new_max) {
+void histogram_search_range(const float* hist, int64_t bins, float min, float max, double dst_bins, float* new_min,
+                            float* new_max) {
   std::vector<float> csum(static_cast<size_t>(bins));
   double running = 0;
   for (int64_t b = 0; b < bins; ++b) {
     // Counts are a state tensor the caller may have edited: a NaN or negative count would
     // otherwise read as "empty" or steer the search anywhere.
     if (!(hist[b] >= 0) || std::isinf(hist[b])) {
-      throw std::invalid_argument(fmt::format(
-          "histogram_search_range: histogram[{}] = {}; bin counts must be finite and >= 0", b,
-          hist[b]));
+      throw std::invalid_argument(
+          fmt::format("histogram_search_range: histogram[{}] = {}; bin counts must be finite and >= 0", b, hist[b]));
     }
     running += hist[b];
     csum[b] = static_cast<float>(running);
   }
   const float total = static_cast<float>(running);
   if (!(total > 0)) {
-    throw std::invalid_argument(
-        "histogram_search_range: the histogram is empty (the observer saw no finite data)");
+    throw std::invalid_argument("histogram_search_range: the histogram is empty (the observer saw no finite data)");
   }
   const double bin_width = (static_cast<double>(max) - static_cast<double>(min)) / bins;
   const double stepsize = 1e-5;
@@ -238,8 +232,7 @@ void histogram_search_range(const float* hist, int64_t bins, float min, float ma
   *new_max = min + width * static_cast<float>(end + 1);
 }
 
-bool minmax_columns(const float* x, size_t rows, size_t cols, size_t row_stride, float* mn,
-                    float* mx) {
+bool minmax_columns(const float* x, size_t rows, size_t cols, size_t row_stride, float* mn, float* mx) {
   bool has_nan = false;
   for (size_t r = 0; r < rows; ++r) {
     const float* row = x + r * row_stride;

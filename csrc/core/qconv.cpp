@@ -20,17 +20,15 @@ int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad
 
 int64_t qconv_macs_per_pixel(const ConvWeightShape& s) { return s.out_channels * s.reduction(); }
 
-void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w,
-             const int32_t* bias, const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end,
-             void* out) {
+void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
+             const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out) {
   if (pixel_begin >= pixel_end) return;
   const ConvWeightShape& s = w.shape;
   const int64_t out_h = conv_output_size(geo.in_h, s.kernel_h, geo.stride_h, geo.pad_h, geo.dilation_h);
   const int64_t out_w = conv_output_size(geo.in_w, s.kernel_w, geo.stride_w, geo.pad_w, geo.dilation_w);
   if (pixel_begin < 0 || pixel_end > geo.batch * out_h * out_w) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: conv output pixels [{}, {}) outside the {} of the output", pixel_begin,
-        pixel_end, geo.batch * out_h * out_w));
+    throw std::invalid_argument(fmt::format("circle_quant: conv output pixels [{}, {}) outside the {} of the output",
+                                            pixel_begin, pixel_end, geo.batch * out_h * out_w));
   }
   if (stage.residual != nullptr && stage.type == OutputType::kFloat) {
     throw std::invalid_argument("circle_quant: a fused residual add needs a quantized output");

@@ -44,9 +44,7 @@ struct ConvWeightShape {
   // K of one group's packed GEMM: K rounded up to kGemmKr, the padding taps reading the input
   // zero point (so they add (za - za)·(w - zb) = 0) and saving the GEMM kernels their partial
   // last group of 4. 1x1 kernels keep K = C/groups: the pointwise path reads the input rows.
-  int64_t gemm_reduction() const {
-    return taps() == 1 ? reduction() : packed_k(reduction());
-  }
+  int64_t gemm_reduction() const { return taps() == 1 ? reduction() : packed_k(reduction()); }
 };
 
 // Throws std::invalid_argument unless every size is positive, groups divides out_channels and
@@ -85,9 +83,8 @@ size_t conv_packed_weight_bytes(const ConvWeightShape& shape);
 //              pack_weights() stores them), column_sum_out[c] = Σ_t w'(t, c).
 // Throws std::invalid_argument on a bad shape or zero point. Returns whether any weight zero point
 // is non-zero (general path: the GEMM then needs row sums).
-bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape,
-                       const int32_t* zero_point, size_t zero_point_count, int8_t* data,
-                       int32_t* zero_point_out, int32_t* column_sum_out);
+bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape, const int32_t* zero_point,
+                       size_t zero_point_count, int8_t* data, int32_t* zero_point_out, int32_t* column_sum_out);
 
 struct ConvWeightsView {
   ConvWeightShape shape;
@@ -134,9 +131,8 @@ struct ConvActivations {
 // out is NHWC contiguous [batch, out_h, out_w, OC] of stage.type. bias: int32 at scale sa·sb[oc]
 // (OC entries) or nullptr. Single-threaded (thread-local scratch only); every output pixel is
 // computed on its own, so any split across threads gives the same bits.
-void qconv2d(const ConvActivations& x, const Conv2dGeometry& geometry, const ConvWeightsView& w,
-             const int32_t* bias, const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end,
-             void* out);
+void qconv2d(const ConvActivations& x, const Conv2dGeometry& geometry, const ConvWeightsView& w, const int32_t* bias,
+             const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out);
 
 // Multiply-accumulates per output pixel (for choosing a parallel grain).
 int64_t qconv_macs_per_pixel(const ConvWeightShape& shape);

@@ -22,9 +22,9 @@ constexpr int64_t kDepthwiseTileAccumulators = 8192;
 
 }  // namespace
 
-void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w,
-                    const int32_t* bias, const OutputStage& stage, int64_t pixel_begin,
-                    int64_t pixel_end, void* out, int64_t out_h, int64_t out_w, Isa isa) {
+void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
+                    const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
+                    int64_t out_w, Isa isa) {
   const ConvWeightShape& s = w.shape;
   const int64_t channels = s.out_channels, taps = s.taps();
   const int64_t kernel_h = s.kernel_h, kernel_w = s.kernel_w;
@@ -50,9 +50,9 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
   thread_local std::vector<int32_t> channel_term;
   channel_term.resize(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
-    channel_term[c] = static_cast<int32_t>(
-        static_cast<uint32_t>(bias != nullptr ? bias[c] : 0) -
-        static_cast<uint32_t>(x.zero_point) * static_cast<uint32_t>(w.column_sum[c]));
+    channel_term[c] =
+        static_cast<int32_t>(static_cast<uint32_t>(bias != nullptr ? bias[c] : 0) -
+                             static_cast<uint32_t>(x.zero_point) * static_cast<uint32_t>(w.column_sum[c]));
   }
 
   // Output columns [interior_begin, interior_end) have every tap inside the image horizontally:
@@ -61,8 +61,7 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
   const int64_t interior_begin = std::min(out_w, (geo.pad_w + geo.stride_w - 1) / geo.stride_w);
   const int64_t last_start = geo.in_w - 1 + geo.pad_w - reach_w;  // ow · stride_w ≤ last_start
   const int64_t interior_end =
-      last_start < 0 ? interior_begin
-                     : std::clamp<int64_t>(last_start / geo.stride_w + 1, interior_begin, out_w);
+      last_start < 0 ? interior_begin : std::clamp<int64_t>(last_start / geo.stride_w + 1, interior_begin, out_w);
   const size_t run_stride = static_cast<size_t>(geo.stride_w) * pixel_bytes;
 
   const size_t acc_stride = (static_cast<size_t>(channels) + ukernels::kDepthwiseAccumulatorAlign - 1) /
@@ -80,22 +79,21 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
     const int64_t iw0 = ow * geo.stride_w - geo.pad_w;
     if (pixels > 1 && accumulate_rows != nullptr) {
       for (int64_t kh = 0; kh < kernel_h; ++kh) tap_ptr[kh] = row_ptr[kh] + static_cast<size_t>(iw0) * pixel_bytes;
-      accumulate_rows(static_cast<size_t>(pixels), static_cast<size_t>(channels),
-                      static_cast<size_t>(kernel_h), static_cast<size_t>(kernel_w),
-                      static_cast<size_t>(geo.stride_w), tap_ptr.data(), weights, acc_rows, acc_stride);
+      accumulate_rows(static_cast<size_t>(pixels), static_cast<size_t>(channels), static_cast<size_t>(kernel_h),
+                      static_cast<size_t>(kernel_w), static_cast<size_t>(geo.stride_w), tap_ptr.data(), weights,
+                      acc_rows, acc_stride);
       return;
     }
     const bool interior = pixels > 1 || (ow >= interior_begin && ow < interior_end);
     for (int64_t kh = 0, t = 0; kh < kernel_h; ++kh) {
       for (int64_t kw = 0; kw < kernel_w; ++kw, ++t) {
         const int64_t iw = iw0 + kw * geo.dilation_w;
-        tap_ptr[t] = interior || (iw >= 0 && iw < geo.in_w)
-                         ? row_ptr[kh] + static_cast<size_t>(iw) * pixel_bytes
-                         : zero_row.data();
+        tap_ptr[t] = interior || (iw >= 0 && iw < geo.in_w) ? row_ptr[kh] + static_cast<size_t>(iw) * pixel_bytes
+                                                            : zero_row.data();
       }
     }
-    accumulate(static_cast<size_t>(pixels), static_cast<size_t>(channels), static_cast<size_t>(taps),
-               tap_ptr.data(), run_stride, weights, acc_rows, acc_stride);
+    accumulate(static_cast<size_t>(pixels), static_cast<size_t>(channels), static_cast<size_t>(taps), tap_ptr.data(),
+               run_stride, weights, acc_rows, acc_stride);
   };
 
   for (int64_t p = pixel_begin; p < pixel_end;) {
@@ -104,32 +102,27 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
     const int64_t row_pixels = std::min(pixel_end - p, out_w - row_first);
     for (int64_t kh = 0; kh < kernel_h; ++kh) {
       const int64_t ih = oh * geo.stride_h - geo.pad_h + kh * geo.dilation_h;
-      row_ptr[kh] = ih >= 0 && ih < geo.in_h
-                        ? input + static_cast<size_t>((n * geo.in_h + ih) * geo.in_w) * pixel_bytes
-                        : zero_row.data();
+      row_ptr[kh] = ih >= 0 && ih < geo.in_h ? input + static_cast<size_t>((n * geo.in_h + ih) * geo.in_w) * pixel_bytes
+                                             : zero_row.data();
     }
     for (int64_t q = 0; q < row_pixels; q += tile) {
       const int64_t ow_end = row_first + std::min(row_pixels, q + tile);
       int64_t rows = 0;
       for (int64_t ow = row_first + q; ow < ow_end;) {
-        const int64_t pixels = ow >= interior_begin && ow < interior_end
-                                   ? std::min(ow_end, interior_end) - ow
-                                   : 1;
+        const int64_t pixels = ow >= interior_begin && ow < interior_end ? std::min(ow_end, interior_end) - ow : 1;
         run(ow, pixels, acc + static_cast<size_t>(rows) * acc_stride);
         rows += pixels;
         ow += pixels;
       }
       uint8_t* tile = out_bytes + static_cast<size_t>(p + q) * pixel_bytes * elem;
-      requantize(static_cast<size_t>(rows), static_cast<size_t>(channels), acc, acc_stride,
-                 channel_term.data(), w.zero_point, nullptr, stage, 0, tile,
-                 static_cast<size_t>(channels));
+      requantize(static_cast<size_t>(rows), static_cast<size_t>(channels), acc, acc_stride, channel_term.data(),
+                 w.zero_point, nullptr, stage, 0, tile, static_cast<size_t>(channels));
       if (stage.residual != nullptr) {
         const ResidualAdd& r = *stage.residual;
         gemm_kernels.add_residual(
-            static_cast<size_t>(rows), static_cast<size_t>(channels), tile,
-            static_cast<size_t>(channels),
-            static_cast<const uint8_t*>(r.other) + static_cast<size_t>(p + q) * r.other_stride * elem,
-            r.other_stride, stage.type, stage.mode, r);
+            static_cast<size_t>(rows), static_cast<size_t>(channels), tile, static_cast<size_t>(channels),
+            static_cast<const uint8_t*>(r.other) + static_cast<size_t>(p + q) * r.other_stride * elem, r.other_stride,
+            stage.type, stage.mode, r);
       }
     }
     p += row_pixels;

@@ -18,12 +18,12 @@ inline size_t element_size(OutputType type) {
 
 // Output pixels [pixel_begin, pixel_end) of an out_h × out_w output under `isa` (qconv2d()'s
 // contract; the arguments are checked there).
-void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w,
-               const int32_t* bias, const OutputStage& stage, int64_t pixel_begin,
-               int64_t pixel_end, void* out, int64_t out_h, int64_t out_w, Isa isa);
-void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w,
-                    const int32_t* bias, const OutputStage& stage, int64_t pixel_begin,
-                    int64_t pixel_end, void* out, int64_t out_h, int64_t out_w, Isa isa);
+void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
+               const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
+               int64_t out_w, Isa isa);
+void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
+                    const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
+                    int64_t out_w, Isa isa);
 
 }  // namespace conv_detail
 }  // namespace circle_quant

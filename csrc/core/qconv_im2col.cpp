@@ -130,16 +130,16 @@ constexpr size_t kIm2colTileBytes = 128 * 1024;
 
 }  // namespace
 
-void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w,
-               const int32_t* bias, const OutputStage& stage, int64_t pixel_begin,
-               int64_t pixel_end, void* out, int64_t out_h, int64_t out_w, Isa isa) {
+void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
+               const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
+               int64_t out_w, Isa isa) {
   const ConvWeightShape& s = w.shape;
   const int64_t oc = s.out_channels, ng = s.group_out_channels(), c = s.in_channels();
   const size_t elem = element_size(stage.type);
   uint8_t* out_bytes = static_cast<uint8_t*>(out);
 
-  const bool pointwise = s.groups == 1 && s.kernel_h == 1 && s.kernel_w == 1 &&
-                         geo.stride_h == 1 && geo.stride_w == 1 && geo.pad_h == 0 && geo.pad_w == 0;
+  const bool pointwise = s.groups == 1 && s.kernel_h == 1 && s.kernel_w == 1 && geo.stride_h == 1 &&
+                         geo.stride_w == 1 && geo.pad_h == 0 && geo.pad_w == 0;
   if (pointwise) {
     // out_h == in_h, out_w == in_w: output pixel p reads input pixel p.
     GemmActivations a{x.data, x.is_signed, x.zero_point, static_cast<size_t>(c)};
@@ -152,12 +152,15 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   const bool flip = x.is_signed != kernel_signed;
   const int32_t za = x.zero_point + (flip ? (x.is_signed ? 128 : -128) : 0);
   const uint8_t* x_begin = static_cast<const uint8_t*>(x.data);
-  const Im2col im2col{x_begin, x_begin + static_cast<size_t>(geo.batch * geo.in_h * geo.in_w * c),
-                      geo.in_h, geo.in_w, c, out_h, out_w, &geo, &s, static_cast<uint8_t>(za), flip};
+  const Im2col im2col{x_begin,  x_begin + static_cast<size_t>(geo.batch * geo.in_h * geo.in_w * c),
+                      geo.in_h, geo.in_w,
+                      c,        out_h,
+                      out_w,    &geo,
+                      &s,       static_cast<uint8_t>(za),
+                      flip};
 
   const size_t k = static_cast<size_t>(s.gemm_reduction());
-  const int64_t tile = std::clamp<int64_t>(
-      static_cast<int64_t>(kIm2colTileBytes / k) / 16 * 16, 16, 256);
+  const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(kIm2colTileBytes / k) / 16 * 16, 16, 256);
   thread_local std::vector<uint8_t> patches;
   patches.resize(static_cast<size_t>(tile) * k + kIm2colSlack);
 

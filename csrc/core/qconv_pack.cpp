@@ -12,26 +12,25 @@
 namespace circle_quant {
 
 void check_conv_weight_shape(const ConvWeightShape& s) {
-  if (s.out_channels <= 0 || s.group_in_channels <= 0 || s.kernel_h <= 0 || s.kernel_w <= 0 ||
-      s.groups <= 0) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: conv weight shape [{}, {}, {}, {}] with groups={} must have positive sizes",
-        s.out_channels, s.group_in_channels, s.kernel_h, s.kernel_w, s.groups));
+  if (s.out_channels <= 0 || s.group_in_channels <= 0 || s.kernel_h <= 0 || s.kernel_w <= 0 || s.groups <= 0) {
+    throw std::invalid_argument(
+        fmt::format("circle_quant: conv weight shape [{}, {}, {}, {}] with groups={} must have positive sizes",
+                    s.out_channels, s.group_in_channels, s.kernel_h, s.kernel_w, s.groups));
   }
   if (s.out_channels % s.groups != 0) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: {} output channels are not divisible by groups={}", s.out_channels, s.groups));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: {} output channels are not divisible by groups={}", s.out_channels, s.groups));
   }
   if (s.reduction() > kMaxGemmK) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: conv reduction KH·KW·C/groups = {} exceeds the int8 GEMM's limit of {} "
-        "(int32 accumulators could overflow)", s.reduction(), kMaxGemmK));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: conv reduction KH·KW·C/groups = {} exceeds the int8 GEMM's limit of {} "
+                    "(int32 accumulators could overflow)",
+                    s.reduction(), kMaxGemmK));
   }
 }
 
 ConvKind conv_kind(const ConvWeightShape& s) {
-  return s.group_in_channels == 1 && s.out_channels == s.groups ? ConvKind::kDepthwise
-                                                                : ConvKind::kGemm;
+  return s.group_in_channels == 1 && s.out_channels == s.groups ? ConvKind::kDepthwise : ConvKind::kGemm;
 }
 
 int64_t depthwise_channel_stride(int64_t channels) {
@@ -49,8 +48,7 @@ int64_t depthwise_quad_blocks(const ConvWeightShape& s) {
 }  // namespace
 
 size_t depthwise_pairs_bytes(const ConvWeightShape& s) {
-  return static_cast<size_t>(depthwise_pairs(s) * depthwise_channel_stride(s.out_channels)) *
-         sizeof(int32_t);
+  return static_cast<size_t>(depthwise_pairs(s) * depthwise_channel_stride(s.out_channels)) * sizeof(int32_t);
 }
 
 size_t depthwise_quads_bytes(const ConvWeightShape& s) {
@@ -62,14 +60,13 @@ size_t conv_packed_weight_bytes(const ConvWeightShape& s) {
   return static_cast<size_t>(s.groups) * packed_weight_bytes(s.group_out_channels(), s.gemm_reduction());
 }
 
-bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& s,
-                       const int32_t* zero_point, size_t zero_point_count, int8_t* data,
-                       int32_t* zero_point_out, int32_t* column_sum_out) {
+bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& s, const int32_t* zero_point,
+                       size_t zero_point_count, int8_t* data, int32_t* zero_point_out, int32_t* column_sum_out) {
   check_conv_weight_shape(s);
   const int64_t oc = s.out_channels;
   if (zero_point_count != 1 && zero_point_count != static_cast<size_t>(oc)) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: {} weight zero points for {} output channels", zero_point_count, oc));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: {} weight zero points for {} output channels", zero_point_count, oc));
   }
   const int64_t taps = s.taps();
   const auto weight_at = [&](size_t i) {
@@ -166,9 +163,9 @@ ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWe
   w.storage.resize((conv_packed_weight_bytes(shape) + sizeof(int32_t) - 1) / sizeof(int32_t));
   w.zero_point.resize(static_cast<size_t>(shape.out_channels));
   w.column_sum.resize(static_cast<size_t>(shape.out_channels));
-  w.has_weight_zero_point = pack_conv_weights(
-      weight, is_unsigned, shape, zero_point, zero_point_count,
-      reinterpret_cast<int8_t*>(w.storage.data()), w.zero_point.data(), w.column_sum.data());
+  w.has_weight_zero_point =
+      pack_conv_weights(weight, is_unsigned, shape, zero_point, zero_point_count,
+                        reinterpret_cast<int8_t*>(w.storage.data()), w.zero_point.data(), w.column_sum.data());
   return w;
 }
 

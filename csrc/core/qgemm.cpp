@@ -26,34 +26,34 @@ namespace {
 void check_weight_shape(int64_t n, int64_t k) {
   if (n < 0 || k < 0) throw std::invalid_argument("circle_quant: negative GEMM weight shape");
   if (k > kMaxGemmK) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: reduction length {} exceeds the int8 GEMM's limit of {} (int32 "
-        "accumulators could overflow)", k, kMaxGemmK));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: reduction length {} exceeds the int8 GEMM's limit of {} (int32 "
+                    "accumulators could overflow)",
+                    k, kMaxGemmK));
   }
 }
 
 }  // namespace
 
-int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel,
-                                 bool is_unsigned) {
+int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel, bool is_unsigned) {
   // uint8 weights are stored as int8 (b - 128); the zero point moves with them, so b - zb keeps
   // its value.
   const int32_t lo = is_unsigned ? 0 : -128, hi = is_unsigned ? 255 : 127;
   const int32_t zp = zero_point[count == 1 ? 0 : channel];
   if (zp < lo || zp > hi) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, channel, lo, hi));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: weight zero point {} of channel {} is outside [{}, {}]", zp, channel, lo, hi));
   }
   return zp - (is_unsigned ? 128 : 0);
 }
 
 bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
-                  const int32_t* zero_point, size_t zero_point_count, int8_t* data,
-                  int32_t* zero_point_out, int32_t* column_sum_out) {
+                  const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
+                  int32_t* column_sum_out) {
   check_weight_shape(n, k);
   if (zero_point_count != 1 && zero_point_count != static_cast<size_t>(n)) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: {} weight zero points for {} output channels", zero_point_count, n));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: {} weight zero points for {} output channels", zero_point_count, n));
   }
   const int64_t kp = packed_k(k);
   const size_t block_stride = static_cast<size_t>(kp) * kGemmNr;
@@ -91,8 +91,8 @@ PackedWeightsView PackedWeights::view() const {
   return v;
 }
 
-PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k,
-                           const int32_t* zero_point, size_t zero_point_count) {
+PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, const int32_t* zero_point,
+                           size_t zero_point_count) {
   check_weight_shape(n, k);  // before sizing the arrays
   PackedWeights w;
   w.n = n;
@@ -100,9 +100,8 @@ PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int6
   w.data.resize(packed_weight_bytes(n, k));
   w.zero_point.resize(static_cast<size_t>(n));
   w.column_sum.resize(static_cast<size_t>(n));
-  w.has_weight_zero_point =
-      pack_weights(weight, is_unsigned, n, k, static_cast<size_t>(k), zero_point,
-                   zero_point_count, w.data.data(), w.zero_point.data(), w.column_sum.data());
+  w.has_weight_zero_point = pack_weights(weight, is_unsigned, n, k, static_cast<size_t>(k), zero_point,
+                                         zero_point_count, w.data.data(), w.zero_point.data(), w.column_sum.data());
   return w;
 }
 
@@ -111,8 +110,10 @@ PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int6
 
 void quantize_multiplier(double m, int32_t* fixed_multiplier, int32_t* shift) {
   if (!(m > 0.0) || !std::isfinite(m)) {
-    throw std::invalid_argument(fmt::format("circle_quant: requantization multiplier {} is not a "
-                                            "positive finite number", m));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: requantization multiplier {} is not a "
+                    "positive finite number",
+                    m));
   }
   int exponent = 0;
   const double mantissa = std::frexp(m, &exponent);  // m = mantissa · 2^exponent, [0.5, 1)
@@ -126,8 +127,8 @@ void quantize_multiplier(double m, int32_t* fixed_multiplier, int32_t* shift) {
     exponent = 0;
   }
   if (exponent > 30) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: requantization multiplier {} is too large for fixed point", m));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: requantization multiplier {} is too large for fixed point", m));
   }
   *fixed_multiplier = static_cast<int32_t>(q);
   *shift = exponent;
@@ -160,20 +161,31 @@ int32_t multiply_by_quantized_multiplier(int32_t x, int32_t fixed_multiplier, in
   // The runtimes shift left in int32; saturate instead of relying on overflow (only reachable
   // with multipliers ≥ 1, which real layers do not have).
   const int64_t shifted = static_cast<int64_t>(x) * (int64_t{1} << left);
-  const int32_t x_shifted = static_cast<int32_t>(std::clamp<int64_t>(
-      shifted, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
-  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x_shifted, fixed_multiplier),
-                                right);
+  const int32_t x_shifted = static_cast<int32_t>(
+      std::clamp<int64_t>(shifted, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x_shifted, fixed_multiplier), right);
 }
 
 namespace {
 
 void type_range(OutputType type, int32_t* lo, int32_t* hi) {
   switch (type) {
-    case OutputType::kUint8: *lo = 0; *hi = 255; return;
-    case OutputType::kInt8: *lo = -128; *hi = 127; return;
-    case OutputType::kInt16: *lo = -32768; *hi = 32767; return;
-    case OutputType::kFloat: *lo = 0; *hi = 0; return;
+    case OutputType::kUint8:
+      *lo = 0;
+      *hi = 255;
+      return;
+    case OutputType::kInt8:
+      *lo = -128;
+      *hi = 127;
+      return;
+    case OutputType::kInt16:
+      *lo = -32768;
+      *hi = 32767;
+      return;
+    case OutputType::kFloat:
+      *lo = 0;
+      *hi = 0;
+      return;
   }
 }
 
@@ -189,9 +201,10 @@ void check_float_scale(double s, const char* what) {
   check_scale(s, what);
   const float f = static_cast<float>(s), inv = static_cast<float>(1.0 / s);
   if (!std::isnormal(f) || !std::isnormal(inv)) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: {} {} is outside float32's range (it and its reciprocal must be normal "
-        "float32 numbers)", what, s));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: {} {} is outside float32's range (it and its reciprocal must be normal "
+                    "float32 numbers)",
+                    what, s));
   }
 }
 
@@ -211,19 +224,18 @@ int64_t quantize_bound(double v, RequantMode mode, double scale, int32_t zero_po
 
 }  // namespace
 
-void compute_output_stage(OutputType type, RequantMode mode, double input_scale,
-                          const float* weight_scale, size_t weight_scale_count, int64_t n,
-                          double output_scale, int32_t output_zero_point, double activation_min,
-                          double activation_max, float* multiplier, int32_t* fixed_multiplier,
+void compute_output_stage(OutputType type, RequantMode mode, double input_scale, const float* weight_scale,
+                          size_t weight_scale_count, int64_t n, double output_scale, int32_t output_zero_point,
+                          double activation_min, double activation_max, float* multiplier, int32_t* fixed_multiplier,
                           int32_t* fixed_shift, OutputStage* stage) {
   check_scale(input_scale, "input scale");
   if (weight_scale_count != 1 && weight_scale_count != static_cast<size_t>(n)) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: {} weight scales for {} output channels", weight_scale_count, n));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: {} weight scales for {} output channels", weight_scale_count, n));
   }
   if (std::isnan(activation_min) || std::isnan(activation_max) || activation_min > activation_max) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
   }
   const bool float_out = type == OutputType::kFloat;
   if (!float_out) check_float_scale(output_scale, "output scale");
@@ -257,8 +269,8 @@ void compute_output_stage(OutputType type, RequantMode mode, double input_scale,
   int32_t lo = 0, hi = 0;
   type_range(type, &lo, &hi);
   if (output_zero_point < lo || output_zero_point > hi) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: output zero point {} is outside [{}, {}]", output_zero_point, lo, hi));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: output zero point {} is outside [{}, {}]", output_zero_point, lo, hi));
   }
   stage->zero_point = output_zero_point;
   int64_t qmin = lo, qmax = hi;
@@ -275,23 +287,20 @@ void compute_output_stage(OutputType type, RequantMode mode, double input_scale,
   stage->fmax = std::numeric_limits<float>::infinity();
 }
 
-void make_output_stage(OutputType type, RequantMode mode, double input_scale,
-                       const float* weight_scale, size_t weight_scale_count, int64_t n,
-                       double output_scale, int32_t output_zero_point, double activation_min,
-                       double activation_max, OutputStageStorage* storage) {
+void make_output_stage(OutputType type, RequantMode mode, double input_scale, const float* weight_scale,
+                       size_t weight_scale_count, int64_t n, double output_scale, int32_t output_zero_point,
+                       double activation_min, double activation_max, OutputStageStorage* storage) {
   storage->multiplier.assign(static_cast<size_t>(n), 0.0f);
   storage->fixed_multiplier.assign(static_cast<size_t>(n), 0);
   storage->fixed_shift.assign(static_cast<size_t>(n), 0);
-  compute_output_stage(type, mode, input_scale, weight_scale, weight_scale_count, n, output_scale,
-                       output_zero_point, activation_min, activation_max,
-                       storage->multiplier.data(), storage->fixed_multiplier.data(),
+  compute_output_stage(type, mode, input_scale, weight_scale, weight_scale_count, n, output_scale, output_zero_point,
+                       activation_min, activation_max, storage->multiplier.data(), storage->fixed_multiplier.data(),
                        storage->fixed_shift.data(), &storage->stage);
 }
 
-void make_residual_add(OutputType type, RequantMode mode, double layer_scale,
-                       int32_t layer_zero_point, double other_scale, int32_t other_zero_point,
-                       double output_scale, int32_t output_zero_point, double activation_min,
-                       double activation_max, ResidualAdd* add) {
+void make_residual_add(OutputType type, RequantMode mode, double layer_scale, int32_t layer_zero_point,
+                       double other_scale, int32_t other_zero_point, double output_scale, int32_t output_zero_point,
+                       double activation_min, double activation_max, ResidualAdd* add) {
   if (type == OutputType::kFloat) {
     throw std::invalid_argument("circle_quant: a fused residual add needs a quantized output");
   }
@@ -299,17 +308,15 @@ void make_residual_add(OutputType type, RequantMode mode, double layer_scale,
   check_float_scale(other_scale, "residual scale");
   check_float_scale(output_scale, "add output scale");
   if (std::isnan(activation_min) || std::isnan(activation_max) || activation_min > activation_max) {
-    throw std::invalid_argument(fmt::format(
-        "circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
+    throw std::invalid_argument(
+        fmt::format("circle_quant: invalid activation range [{}, {}]", activation_min, activation_max));
   }
   int32_t lo = 0, hi = 0;
   type_range(type, &lo, &hi);
-  for (const auto& [zp, what] : {std::pair{layer_zero_point, "layer output"},
-                                 std::pair{other_zero_point, "residual"},
+  for (const auto& [zp, what] : {std::pair{layer_zero_point, "layer output"}, std::pair{other_zero_point, "residual"},
                                  std::pair{output_zero_point, "add output"}}) {
     if (zp < lo || zp > hi) {
-      throw std::invalid_argument(
-          fmt::format("circle_quant: {} zero point {} is outside [{}, {}]", what, zp, lo, hi));
+      throw std::invalid_argument(fmt::format("circle_quant: {} zero point {} is outside [{}, {}]", what, zp, lo, hi));
     }
   }
   // The scales as the graph's float32 tensors / the Circle file hold them.
@@ -356,9 +363,9 @@ constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
 
 }  // namespace
 
-void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
-                                 const uint8_t* a, size_t a_stride, const int8_t* b,
-                                 size_t block_stride, int32_t* acc, size_t acc_stride) {
+void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k, const uint8_t* a,
+                                 size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                                 size_t acc_stride) {
   const size_t groups = (k + kGemmKr - 1) / kGemmKr;
   std::vector<uint8_t> wide_a;
   std::vector<int8_t> wide_b;
@@ -379,9 +386,8 @@ void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t bl
 
 const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
 
-void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w,
-           int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
-           void* out, size_t out_stride) {
+void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w, int64_t n_begin,
+           int64_t n_end, const int32_t* bias, const OutputStage& stage, void* out, size_t out_stride) {
   if (m_begin >= m_end || n_begin >= n_end) return;
   if (stage.residual != nullptr && stage.type == OutputType::kFloat) {
     throw std::invalid_argument("circle_quant: a fused residual add needs a quantized output");
@@ -389,8 +395,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   if (n_begin % static_cast<int64_t>(kGemmNr) != 0) {
     throw std::invalid_argument("circle_quant: qgemm's n_begin must be a multiple of 16");
   }
-  const size_t call_blocks = static_cast<size_t>((n_end - n_begin + static_cast<int64_t>(kGemmNr) - 1) /
-                                                  static_cast<int64_t>(kGemmNr));
+  const size_t call_blocks =
+      static_cast<size_t>((n_end - n_begin + static_cast<int64_t>(kGemmNr) - 1) / static_cast<int64_t>(kGemmNr));
   const size_t rows = static_cast<size_t>(m_end - m_begin);
   const ukernels::GemmMicrokernel& uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks, rows);
   const size_t k = static_cast<size_t>(w.k);
@@ -402,8 +408,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const bool flip = a.is_signed != uk.a_signed;
   const int32_t za = a.zero_point + (flip ? (a.is_signed ? 128 : -128) : 0);
   thread_local std::vector<uint8_t> flipped;
-  const uint8_t* a_rows =
-      static_cast<const uint8_t*>(a.data) + static_cast<size_t>(m_begin) * a.stride;
+  const uint8_t* a_rows = static_cast<const uint8_t*>(a.data) + static_cast<size_t>(m_begin) * a.stride;
   size_t a_stride = a.stride;
   if (flip && k > 0) {
     flipped.resize(rows * k);
@@ -487,8 +492,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       const size_t mr = std::min(uk.mr, rows - i);
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
-        uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride,
-                      b_chunk + (nb - chunk) * block_stride, block_stride, acc, acc_stride);
+        uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, b_chunk + (nb - chunk) * block_stride,
+                      block_stride, acc, acc_stride);
         const size_t n0 = nb * kGemmNr;
         const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
         const size_t j0 = n0 - static_cast<size_t>(n_begin);
@@ -499,8 +504,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
           const ResidualAdd& r = *stage.residual;
           const size_t row = static_cast<size_t>(m_begin) + i;
           uk.add_residual(mr, nc, tile, out_stride,
-                          static_cast<const uint8_t*>(r.other) + (row * r.other_stride + n0) * elem,
-                          r.other_stride, stage.type, stage.mode, r);
+                          static_cast<const uint8_t*>(r.other) + (row * r.other_stride + n0) * elem, r.other_stride,
+                          stage.type, stage.mode, r);
         }
       }
     }

@@ -39,11 +39,11 @@ constexpr size_t kGemmKr = 4;
 // What the kernels read: plain pointers, so the PyTorch layer can keep the packed arrays in
 // tensors (see csrc/ops/qgemm_plan.h) and the tests in vectors.
 struct PackedWeightsView {
-  int64_t n = 0;                 // output channels (N)
-  int64_t k = 0;                 // reduction length (K)
-  int64_t k_padded = 0;          // K rounded up to kGemmKr
-  int64_t n_blocks = 0;          // ceil(N / kGemmNr)
-  const int8_t* data = nullptr;  // n_blocks * block_stride() bytes
+  int64_t n = 0;                        // output channels (N)
+  int64_t k = 0;                        // reduction length (K)
+  int64_t k_padded = 0;                 // K rounded up to kGemmKr
+  int64_t n_blocks = 0;                 // ceil(N / kGemmNr)
+  const int8_t* data = nullptr;         // n_blocks * block_stride() bytes
   const int32_t* zero_point = nullptr;  // zb[n] in the stored int8 domain (n entries)
   const int32_t* column_sum = nullptr;  // Σk stored b[n, k]; folds the activation zero point
   bool has_weight_zero_point = false;   // any zb[n] != 0: the row sums of A are needed per call
@@ -51,7 +51,7 @@ struct PackedWeightsView {
   size_t block_stride() const { return static_cast<size_t>(k_padded) * kGemmNr; }
 };
 
-int64_t packed_k(int64_t k);                      // K rounded up to kGemmKr
+int64_t packed_k(int64_t k);                       // K rounded up to kGemmKr
 size_t packed_weight_bytes(int64_t n, int64_t k);  // bytes of PackedWeightsView::data
 
 // Packs weight ([n, k], row r at weight + r * row_stride elements, int8 or uint8 when
@@ -60,14 +60,13 @@ size_t packed_weight_bytes(int64_t n, int64_t k);  // bytes of PackedWeightsView
 // std::invalid_argument on a zero point outside the storage type's range or k > kMaxGemmK.
 // Returns whether any stored zero point is non-zero.
 bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
-                  const int32_t* zero_point, size_t zero_point_count, int8_t* data,
-                  int32_t* zero_point_out, int32_t* column_sum_out);
+                  const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
+                  int32_t* column_sum_out);
 
 // Weight zero point of `channel` (zero_point has `count` entries, or 1: broadcast) in the stored
 // int8 domain (uint8 zero points minus 128, as the packed weights); throws std::invalid_argument
 // when it is outside the weight type's range. Shared by the GEMM and conv packers.
-int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel,
-                                 bool is_unsigned);
+int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel, bool is_unsigned);
 
 // Owning form, for tests and C++ callers.
 struct PackedWeights {
@@ -77,8 +76,8 @@ struct PackedWeights {
   bool has_weight_zero_point = false;
   PackedWeightsView view() const;
 };
-PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k,
-                           const int32_t* zero_point, size_t zero_point_count);
+PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, const int32_t* zero_point,
+                           size_t zero_point_count);
 
 // Up to this K every exact result Σ (a - za)(b - zb) fits in int32 (|·| ≤ K · 255 · 255), so
 // int32 sums taken modulo 2^32 (what the SIMD kernels do) are exact.
@@ -106,10 +105,10 @@ struct ResidualAdd;
 struct OutputStage {
   OutputType type = OutputType::kUint8;
   RequantMode mode = RequantMode::kFloat;
-  const float* multiplier = nullptr;        // kFloat: sa·sb[n]/sy (float output: sa·sb[n])
+  const float* multiplier = nullptr;          // kFloat: sa·sb[n]/sy (float output: sa·sb[n])
   const int32_t* fixed_multiplier = nullptr;  // kFixedPoint: M0 of sa·sb[n]/sy
   const int32_t* fixed_shift = nullptr;       // kFixedPoint: exponent (left shift when > 0)
-  int32_t zero_point = 0;  // zy (0 for float output)
+  int32_t zero_point = 0;                     // zy (0 for float output)
   // Clamp, including a fused ReLU / ReLU6 / clamp: integer bounds for quantized outputs, float
   // bounds for float output.
   int32_t qmin = 0, qmax = 255;
@@ -148,10 +147,9 @@ struct ResidualAdd {
 // after the add (−inf / +inf: none), made integer bounds as make_output_stage() does. Throws
 // std::invalid_argument on non-positive or non-finite scales, zero points outside the type or
 // activation_min > activation_max.
-void make_residual_add(OutputType type, RequantMode mode, double layer_scale,
-                       int32_t layer_zero_point, double other_scale, int32_t other_zero_point,
-                       double output_scale, int32_t output_zero_point, double activation_min,
-                       double activation_max, ResidualAdd* add);
+void make_residual_add(OutputType type, RequantMode mode, double layer_scale, int32_t layer_zero_point,
+                       double other_scale, int32_t other_zero_point, double output_scale, int32_t output_zero_point,
+                       double activation_min, double activation_max, ResidualAdd* add);
 
 // Owning form of the per-channel arrays plus the stage pointing into them.
 struct OutputStageStorage {
@@ -169,17 +167,15 @@ struct OutputStageStorage {
 // (quantized with the output's parameters, docs/numerics.md), intersected with the type's range.
 // Throws std::invalid_argument on non-positive or non-finite scales, a zero point outside the
 // output type, or activation_min > activation_max.
-void make_output_stage(OutputType type, RequantMode mode, double input_scale,
-                       const float* weight_scale, size_t weight_scale_count, int64_t n,
-                       double output_scale, int32_t output_zero_point, double activation_min,
-                       double activation_max, OutputStageStorage* storage);
+void make_output_stage(OutputType type, RequantMode mode, double input_scale, const float* weight_scale,
+                       size_t weight_scale_count, int64_t n, double output_scale, int32_t output_zero_point,
+                       double activation_min, double activation_max, OutputStageStorage* storage);
 
 // Fills multiplier / fixed_multiplier / fixed_shift (n entries) and the clamp of `stage` without
 // owning storage: the form the PyTorch layer uses to keep the arrays in tensors.
-void compute_output_stage(OutputType type, RequantMode mode, double input_scale,
-                          const float* weight_scale, size_t weight_scale_count, int64_t n,
-                          double output_scale, int32_t output_zero_point, double activation_min,
-                          double activation_max, float* multiplier, int32_t* fixed_multiplier,
+void compute_output_stage(OutputType type, RequantMode mode, double input_scale, const float* weight_scale,
+                          size_t weight_scale_count, int64_t n, double output_scale, int32_t output_zero_point,
+                          double activation_min, double activation_max, float* multiplier, int32_t* fixed_multiplier,
                           int32_t* fixed_shift, OutputStage* stage);
 
 // The real multiplier m > 0 as M0 · 2^shift with M0 in [2^30, 2^31) (TFLite's QuantizeMultiplier).
@@ -201,9 +197,8 @@ struct GemmActivations {
 // of kGemmNr (blocks are not split between threads). bias: int32 at scale sa·sb[n] (n entries) or
 // nullptr. out: row stride out_stride (elements), element type from stage.type. Single-threaded;
 // allocates only small thread-local scratch.
-void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w,
-           int64_t n_begin, int64_t n_end, const int32_t* bias, const OutputStage& stage,
-           void* out, size_t out_stride);
+void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w, int64_t n_begin,
+           int64_t n_end, const int32_t* bias, const OutputStage& stage, void* out, size_t out_stride);
 
 // Name of the microkernel qgemm() uses under the active ISA (e.g. "qu8-gemm-8x48c4-avx512vnni").
 const char* qgemm_kernel_name();

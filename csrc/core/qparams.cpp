@@ -12,11 +12,11 @@ namespace {
 // divide, e.g. ±3e38) cannot quantize anything, and 0 would divide by zero below.
 void check_scale(float scale, float min, float max, const QParamsConfig& c) {
   if (scale > 0 && std::isfinite(scale)) return;
-  throw std::invalid_argument(fmt::format(
-      "choose_qparams: the observed range [{}, {}] with eps = {} gives scale {}; a scale must be "
-      "finite and > 0 (use eps > 0 for an all-zero range; a range this wide does not fit "
-      "float32's quantization arithmetic)",
-      min, max, c.eps, scale));
+  throw std::invalid_argument(
+      fmt::format("choose_qparams: the observed range [{}, {}] with eps = {} gives scale {}; a scale must be "
+                  "finite and > 0 (use eps > 0 for an all-zero range; a range this wide does not fit "
+                  "float32's quantization arithmetic)",
+                  min, max, c.eps, scale));
 }
 
 }  // namespace
@@ -28,18 +28,16 @@ QParams choose_qparams(float min, float max, const QParamsConfig& c) {
         "data through the model before computing quantization parameters");
   }
   if (std::isnan(min) || std::isnan(max)) {
-    throw std::invalid_argument(fmt::format(
-        "choose_qparams: the observed range [{}, {}] contains NaN", min, max));
+    throw std::invalid_argument(fmt::format("choose_qparams: the observed range [{}, {}] contains NaN", min, max));
   }
   if (std::isinf(min) || std::isinf(max)) {
-    throw std::invalid_argument(fmt::format(
-        "choose_qparams: the observed range [{}, {}] is infinite: the calibration data held "
-        "Inf values, which no finite scale can represent",
-        min, max));
+    throw std::invalid_argument(
+        fmt::format("choose_qparams: the observed range [{}, {}] is infinite: the calibration data held "
+                    "Inf values, which no finite scale can represent",
+                    min, max));
   }
   if (min > max) {
-    throw std::invalid_argument(
-        fmt::format("choose_qparams: min_val {} is greater than max_val {}", min, max));
+    throw std::invalid_argument(fmt::format("choose_qparams: min_val {} is greater than max_val {}", min, max));
   }
   // Every step below is a float32 operation in the order torchao's _calculate_qparams uses.
   const float min_neg = std::fmin(min, 0.0f);

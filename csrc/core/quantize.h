@@ -12,10 +12,10 @@ namespace circle_quant {
 // Parameters in the form the kernels consume. Build them with make_quantize_params() so the
 // reciprocal and the clamp bounds are computed the same way everywhere.
 struct QuantizeParams {
-  float inv_scale;   // (float)(1.0 / (double)scale)
+  float inv_scale;  // (float)(1.0 / (double)scale)
   float zero_point;
-  float qmin;        // quant_min rounded up to a float (exact below 2^24)
-  float qmax;        // quant_max rounded down to a float, so results stay inside the range
+  float qmin;  // quant_min rounded up to a float (exact below 2^24)
+  float qmax;  // quant_max rounded down to a float, so results stay inside the range
 };
 
 struct DequantizeParams {
@@ -33,8 +33,8 @@ bool quantize(const float* x, Q* y, size_t n, const QuantizeParams& p);
 // The same with per-element parameters: element i uses inv_scale[i] and zero_point[i]. Used for
 // per-channel quantization when the channel axis is the innermost (contiguous) one.
 template <typename Q>
-bool quantize_channelwise(const float* x, Q* y, size_t n, const float* inv_scale,
-                          const float* zero_point, float qmin, float qmax);
+bool quantize_channelwise(const float* x, Q* y, size_t n, const float* inv_scale, const float* zero_point, float qmin,
+                          float qmax);
 
 // y[i] = ((float)x[i] - zero_point) * scale, all in float32.
 template <typename Q>
@@ -42,18 +42,15 @@ void dequantize(const Q* x, float* y, size_t n, const DequantizeParams& p);
 
 // Per-element parameters, as quantize_channelwise.
 template <typename Q>
-void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale,
-                            const float* zero_point);
+void dequantize_channelwise(const Q* x, float* y, size_t n, const float* scale, const float* zero_point);
 
 // Fake quantization (quantize then dequantize in float) for QAT:
 //   q = clamp(nearbyint(x * inv_scale) + zero_point, qmin, qmax);  y = (q - zero_point) * scale
 // mask[i] (if not null) is 1 where the value before clamping lay inside [qmin, qmax]: the
 // straight-through gradient passes there and is zero elsewhere. Returns false on NaN input.
-bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p,
-                   float scale);
+bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p, float scale);
 // Per-element parameters, as quantize_channelwise.
-bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n,
-                               const float* inv_scale, const float* zero_point, const float* scale,
-                               float qmin, float qmax);
+bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n, const float* inv_scale,
+                               const float* zero_point, const float* scale, float qmin, float qmax);
 
 }  // namespace circle_quant

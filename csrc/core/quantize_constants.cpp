@@ -18,8 +18,8 @@ int64_t quantize_bias(const float* bias, size_t n, float input_scale, const floa
 }
 
 template <typename Q>
-bool quantize_per_channel(const float* x, Q* y, int64_t outer, int64_t channels, int64_t inner,
-                          const float* scale, const int64_t* zero_point, int64_t qmin, int64_t qmax) {
+bool quantize_per_channel(const float* x, Q* y, int64_t outer, int64_t channels, int64_t inner, const float* scale,
+                          const int64_t* zero_point, int64_t qmin, int64_t qmax) {
   for (int64_t c = 0; c < channels; ++c) {
     const QuantizeParams p = make_quantize_params(scale[c], zero_point[c], qmin, qmax);
     for (int64_t o = 0; o < outer; ++o) {

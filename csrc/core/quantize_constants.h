@@ -24,7 +24,7 @@ int64_t quantize_bias(const float* bias, size_t n, float input_scale, const floa
 // row-major buffer: each channel c uses scale[c] and zero_point[c], in [qmin, qmax]. Q is one of
 // the core's quantized types (uint8, int8, uint16, int16, int32). Returns false if x holds NaN.
 template <typename Q>
-bool quantize_per_channel(const float* x, Q* y, int64_t outer, int64_t channels, int64_t inner,
-                          const float* scale, const int64_t* zero_point, int64_t qmin, int64_t qmax);
+bool quantize_per_channel(const float* x, Q* y, int64_t outer, int64_t channels, int64_t inner, const float* scale,
+                          const int64_t* zero_point, int64_t qmin, int64_t qmax);
 
 }  // namespace circle_quant

@@ -28,13 +28,13 @@ void check_quantized_input(const char* op, const at::Tensor& input, at::ScalarTy
 // the dispatcher picks one kernel for all of them, so a meta-device scale next to a CPU input
 // would otherwise run the Meta kernel and return uninitialized memory. `input_name` names the
 // tensor the others are compared with.
-void check_same_device(const char* op, const at::Tensor& input, const char* name,
-                       const at::Tensor& tensor, const char* input_name = "input");
+void check_same_device(const char* op, const at::Tensor& input, const char* name, const at::Tensor& tensor,
+                       const char* input_name = "input");
 // Returns the axis in [0, dim).
 int64_t check_axis(const char* op, const at::Tensor& input, int64_t axis);
 // scales (and zero_points, when given) are 1-D with one entry per channel of input's axis.
-void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
-                          const at::Tensor& scales, const c10::optional<at::Tensor>& zero_points);
+void check_channel_params(const char* op, const at::Tensor& input, int64_t axis, const at::Tensor& scales,
+                          const c10::optional<at::Tensor>& zero_points);
 
 // --- data checks (CPU kernels only) -----------------------------------------------------------
 
@@ -42,9 +42,8 @@ void check_channel_params(const char* op, const at::Tensor& input, int64_t axis,
 // `integral_zero_points`, an integer. The quantizing ops require that: quantized_decomposed adds
 // a fractional zero point after rounding and truncates when it converts, a result no real
 // quantization scheme wants and no SIMD path reproduces (docs/numerics.md).
-void check_channel_param_values(const char* op, const at::Tensor& scales,
-                                const c10::optional<at::Tensor>& zero_points, int64_t quant_min,
-                                int64_t quant_max, bool integral_zero_points);
+void check_channel_param_values(const char* op, const at::Tensor& scales, const c10::optional<at::Tensor>& zero_points,
+                                int64_t quant_min, int64_t quant_max, bool integral_zero_points);
 // Raises "<op>: <name> contains NaN at index i (...)" naming the first NaN's position.
 [[noreturn]] void fail_nan(const char* op, const at::Tensor& input, const char* name = "input");
 
@@ -76,14 +75,29 @@ constexpr int64_t kMinTaskMacs = int64_t{1} << 20;
 }  // namespace torch_circle
 
 // Dispatches over the quantized dtypes, binding `Q` to the C type.
-#define TORCH_CIRCLE_DISPATCH_QTYPES(dtype, op, ...)                                         \
-  [&] {                                                                                      \
-    switch (dtype) {                                                                         \
-      case at::kByte: { using Q = uint8_t; return __VA_ARGS__(); }                           \
-      case at::kChar: { using Q = int8_t; return __VA_ARGS__(); }                            \
-      case at::kUInt16: { using Q = uint16_t; return __VA_ARGS__(); }                        \
-      case at::kShort: { using Q = int16_t; return __VA_ARGS__(); }                          \
-      case at::kInt: { using Q = int32_t; return __VA_ARGS__(); }                            \
-      default: TORCH_CHECK(false, op, ": unsupported quantized dtype ", dtype_name(dtype));            \
-    }                                                                                        \
+#define TORCH_CIRCLE_DISPATCH_QTYPES(dtype, op, ...)                                        \
+  [&] {                                                                                     \
+    switch (dtype) {                                                                        \
+      case at::kByte: {                                                                     \
+        using Q = uint8_t;                                                                  \
+        return __VA_ARGS__();                                                               \
+      }                                                                                     \
+      case at::kChar: {                                                                     \
+        using Q = int8_t;                                                                   \
+        return __VA_ARGS__();                                                               \
+      }                                                                                     \
+      case at::kUInt16: {                                                                   \
+        using Q = uint16_t;                                                                 \
+        return __VA_ARGS__();                                                               \
+      }                                                                                     \
+      case at::kShort: {                                                                    \
+        using Q = int16_t;                                                                  \
+        return __VA_ARGS__();                                                               \
+      }                                                                                     \
+      case at::kInt: {                                                                      \
+        using Q = int32_t;                                                                  \
+        return __VA_ARGS__();                                                               \
+      }                                                                                     \
+      default: TORCH_CHECK(false, op, ": unsupported quantized dtype ", dtype_name(dtype)); \
+    }                                                                                       \
   }()

@@ -36,7 +36,7 @@ struct FusedAdd {
 // Checks the arguments and builds the add's parameters after the plan's output stage (whose
 // scale is `layer_scale`); `layer_out` is the allocated output, whose layout `other` is brought
 // into.
-FusedAdd make_fused_add(const char* op, const circle_quant::OutputStage& layer_stage,
-                        float layer_scale, const at::Tensor& layer_out, const FusedAddArgs& args);
+FusedAdd make_fused_add(const char* op, const circle_quant::OutputStage& layer_stage, float layer_scale,
+                        const at::Tensor& layer_out, const FusedAddArgs& args);
 
 }  // namespace torch_circle

@@ -15,8 +15,7 @@ std::string active_isa() { return circle_quant::isa_name(circle_quant::active_is
 // few rows and one for many), e.g. "qu8-gemm-8x48c4-avx512vnni".
 std::string gemm_kernel(int64_t rows) {
   TORCH_CHECK_VALUE(rows >= 1, "circle_quant::_gemm_kernel: rows must be at least 1, got ", rows);
-  return circle_quant::ukernels::gemm_microkernel_for(circle_quant::active_isa(), 0,
-                                                      static_cast<size_t>(rows)).name;
+  return circle_quant::ukernels::gemm_microkernel_for(circle_quant::active_isa(), 0, static_cast<size_t>(rows)).name;
 }
 
 // "" returns to the automatic choice; anything else must name an ISA this CPU supports.
@@ -34,7 +33,8 @@ void set_isa(const std::string& isa) {
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
+TORCH_LIBRARY_FRAGMENT(circle_quant, m)
+{
   m.def("_active_isa() -> str", &active_isa);
   m.def("_set_isa(str isa) -> ()", &set_isa);
   m.def("_gemm_kernel(int rows) -> str", &gemm_kernel);

@@ -48,7 +48,8 @@ circle_quant::ConvWeightShape weight_shape(const char* op, const at::Tensor& wei
                    ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
   TORCH_CHECK_VALUE(weight.dim() == 4, op,
                     ": weight must be 4-D [out_channels, in_channels / groups, kernel_h, kernel_w], "
-                    "got shape ", weight.sizes());
+                    "got shape ",
+                    weight.sizes());
   TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
   circle_quant::ConvWeightShape s;
   s.out_channels = weight.size(0);
@@ -56,14 +57,13 @@ circle_quant::ConvWeightShape weight_shape(const char* op, const at::Tensor& wei
   s.kernel_h = weight.size(2);
   s.kernel_w = weight.size(3);
   s.groups = groups;
-  TORCH_CHECK_VALUE(s.out_channels > 0 && s.group_in_channels > 0 && s.kernel_h > 0 && s.kernel_w > 0,
-                    op, ": weight shape ", weight.sizes(), " has an empty dimension");
+  TORCH_CHECK_VALUE(s.out_channels > 0 && s.group_in_channels > 0 && s.kernel_h > 0 && s.kernel_w > 0, op,
+                    ": weight shape ", weight.sizes(), " has an empty dimension");
   TORCH_CHECK_VALUE(s.out_channels % groups == 0, op, ": out_channels (", s.out_channels,
                     ") must be divisible by groups (", groups, ")");
-  TORCH_CHECK_VALUE(s.reduction() <= circle_quant::kMaxGemmK, op,
-                    ": kernel_h * kernel_w * in_channels / groups = ", s.reduction(),
-                    " exceeds the int8 kernels' limit of ", circle_quant::kMaxGemmK,
-                    " (int32 accumulators could overflow)");
+  TORCH_CHECK_VALUE(
+      s.reduction() <= circle_quant::kMaxGemmK, op, ": kernel_h * kernel_w * in_channels / groups = ", s.reduction(),
+      " exceeds the int8 kernels' limit of ", circle_quant::kMaxGemmK, " (int32 accumulators could overflow)");
   return s;
 }
 
@@ -80,35 +80,34 @@ std::array<int64_t, 2> packed_shape(const circle_quant::ConvWeightShape& s) {
 
 }  // namespace
 
-void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef padding,
-                     at::IntArrayRef dilation, int64_t groups) {
+void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                     int64_t groups) {
   check_pair(op, "stride", stride, 1);
   check_pair(op, "padding", padding, 0);
   check_pair(op, "dilation", dilation, 1);
   TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(
-    const char* op, const at::Tensor& weight, int64_t groups, const at::TensorOptions& options) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, const at::Tensor& weight, int64_t groups,
+                                                               const at::TensorOptions& options) {
   // The same checks and shapes as weight_shape() / packed_shape(), on symbolic sizes so that
   // tracing with dynamic shapes works too.
   TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
                    ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
   TORCH_CHECK_VALUE(weight.dim() == 4, op,
                     ": weight must be 4-D [out_channels, in_channels / groups, kernel_h, kernel_w], "
-                    "got shape ", weight.sym_sizes());
+                    "got shape ",
+                    weight.sym_sizes());
   TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
   const auto sz = weight.sym_sizes();
   const c10::SymInt& oc = sz[0];
   const c10::SymInt& cg = sz[1];
-  TORCH_CHECK_VALUE(oc > 0 && cg > 0 && sz[2] > 0 && sz[3] > 0, op, ": weight shape ", sz,
-                    " has an empty dimension");
-  TORCH_CHECK_VALUE(oc % groups == 0, op, ": out_channels (", oc, ") must be divisible by groups (",
-                    groups, ")");
+  TORCH_CHECK_VALUE(oc > 0 && cg > 0 && sz[2] > 0 && sz[3] > 0, op, ": weight shape ", sz, " has an empty dimension");
+  TORCH_CHECK_VALUE(oc % groups == 0, op, ": out_channels (", oc, ") must be divisible by groups (", groups, ")");
   const c10::SymInt taps = sz[2] * sz[3];
   const c10::SymInt k = taps * cg;
-  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": kernel_h * kernel_w * in_channels / groups = ",
-                    k, " exceeds the int8 kernels' limit of ", circle_quant::kMaxGemmK,
+  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": kernel_h * kernel_w * in_channels / groups = ", k,
+                    " exceeds the int8 kernels' limit of ", circle_quant::kMaxGemmK,
                     " (int32 accumulators could overflow)");
   const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
   const int64_t align = circle_quant::kDepthwiseChannelAlign;
@@ -129,12 +128,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
-    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
-    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
-    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
-    double activation_max, c10::string_view requant) {
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
+    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
+    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min, double activation_max,
+    c10::string_view requant) {
   check_conv_args(op, stride, padding, dilation, groups);
   const auto s = weight_shape(op, weight, groups);
   TORCH_CHECK_VALUE(weight.device().is_cpu(), op, ": weight must be a CPU tensor, got ", weight.device());
@@ -143,14 +141,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   // Bias, output stage and every argument check as the linear layer's: the weight as [OC, K]
   // rows in the (kh, kw, ic) order of the patches.
   const auto rows = weight.permute({0, 2, 3, 1}).contiguous().view({oc, k});
-  const auto [gemm_packed, gemm_params, multiplier] = make_gemm_plan(
-      op, rows, weight_scale, weight_zero_point, bias, input_scale, input_zero_point, input_dtype,
-      output_scale, output_zero_point, output_dtype, activation_min, activation_max, requant);
+  const auto [gemm_packed, gemm_params, multiplier] =
+      make_gemm_plan(op, rows, weight_scale, weight_zero_point, bias, input_scale, input_zero_point, input_dtype,
+                     output_scale, output_zero_point, output_dtype, activation_min, activation_max, requant);
   const GemmPlan gemm = read_gemm_plan(op, gemm_packed, gemm_params, multiplier);
 
   auto [packed, params, unused_multiplier] = empty_conv_plan(op, weight, groups, weight.options());
-  TORCH_INTERNAL_ASSERT(packed.numel() == static_cast<int64_t>(circle_quant::conv_packed_weight_bytes(s)),
-                        op, ": packed_weight's shape disagrees with the core's packed size");
+  TORCH_INTERNAL_ASSERT(packed.numel() == static_cast<int64_t>(circle_quant::conv_packed_weight_bytes(s)), op,
+                        ": packed_weight's shape disagrees with the core's packed size");
   params.zero_();
   int32_t* p = params.data_ptr<int32_t>();
   int32_t* row_base = p + kConvPlanHeader;
@@ -159,10 +157,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   const auto w = weight.contiguous();
   const auto wz = weight_zero_point.to(at::kInt).contiguous().view(-1);
   const bool has_wzp = core_call(op, [&] {
-    return circle_quant::pack_conv_weights(
-        w.data_ptr(), w.scalar_type() == at::kByte, s, wz.data_ptr<int32_t>(),
-        static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(), row(kZeroPointRow),
-        row(kColumnSumRow));
+    return circle_quant::pack_conv_weights(w.data_ptr(), w.scalar_type() == at::kByte, s, wz.data_ptr<int32_t>(),
+                                           static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(),
+                                           row(kZeroPointRow), row(kColumnSumRow));
   });
   if (gemm.bias != nullptr) std::memcpy(row(kBiasRow), gemm.bias, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedMultRow), gemm.stage.fixed_multiplier, sizeof(int32_t) * oc);
@@ -188,21 +185,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   return {packed, params, multiplier};
 }
 
-int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight,
-                           const at::Tensor& params, const at::Tensor& multiplier) {
+int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                           const at::Tensor& multiplier) {
   check_plan_tensor_types(op, "conv2d_prepack", packed_weight, params, multiplier);
   const int64_t oc = multiplier.size(0);
-  TORCH_CHECK_VALUE(params.size(0) == kConvPlanHeader + kPlanRows * oc, op, ": params ",
-                    params.sizes(), " and multiplier ", multiplier.sizes(),
-                    " do not belong to one conv2d_prepack result");
+  TORCH_CHECK_VALUE(params.size(0) == kConvPlanHeader + kPlanRows * oc, op, ": params ", params.sizes(),
+                    " and multiplier ", multiplier.sizes(), " do not belong to one conv2d_prepack result");
   return oc;
 }
 
 ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
                         const at::Tensor& multiplier) {
   const int64_t oc = conv_plan_channels(op, packed_weight, params, multiplier);
-  check_plan_header(op, "conv2d", "circle_quant::conv2d_prepack", packed_weight, params, multiplier,
-                    kConvMagic, kConvVersion);
+  check_plan_header(op, "conv2d", "circle_quant::conv2d_prepack", packed_weight, params, multiplier, kConvMagic,
+                    kConvVersion);
   const int32_t* p = params.const_data_ptr<int32_t>();
 
   ConvPlan plan;
@@ -212,18 +208,18 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
   w.shape.kernel_h = p[kKernelHIndex];
   w.shape.kernel_w = p[kKernelWIndex];
   w.shape.groups = p[kGroupsIndex];
-  const bool sane = w.shape.out_channels == oc && w.shape.group_in_channels > 0 &&
-                    w.shape.kernel_h > 0 && w.shape.kernel_w > 0 && w.shape.groups > 0 &&
-                    oc % w.shape.groups == 0 && w.shape.reduction() <= circle_quant::kMaxGemmK;
-  TORCH_CHECK_VALUE(sane, op, ": params header describes an invalid conv (", w.shape.out_channels,
-                    " output channels, ", w.shape.group_in_channels, " input channels per group, kernel ",
-                    w.shape.kernel_h, "x", w.shape.kernel_w, ", groups ", w.shape.groups, ")");
+  const bool sane = w.shape.out_channels == oc && w.shape.group_in_channels > 0 && w.shape.kernel_h > 0 &&
+                    w.shape.kernel_w > 0 && w.shape.groups > 0 && oc % w.shape.groups == 0 &&
+                    w.shape.reduction() <= circle_quant::kMaxGemmK;
+  TORCH_CHECK_VALUE(sane, op, ": params header describes an invalid conv (", w.shape.out_channels, " output channels, ",
+                    w.shape.group_in_channels, " input channels per group, kernel ", w.shape.kernel_h, "x",
+                    w.shape.kernel_w, ", groups ", w.shape.groups, ")");
   w.kind = circle_quant::conv_kind(w.shape);
   const auto ps = packed_shape(w.shape);
-  TORCH_CHECK_VALUE(p[kKindIndex] == static_cast<int32_t>(w.kind) && packed_weight.size(0) == ps[0] &&
-                        packed_weight.size(1) == ps[1],
-                    op, ": packed_weight ", packed_weight.sizes(), " does not match the params header (expected [",
-                    ps[0], ", ", ps[1], "])");
+  TORCH_CHECK_VALUE(
+      p[kKindIndex] == static_cast<int32_t>(w.kind) && packed_weight.size(0) == ps[0] && packed_weight.size(1) == ps[1],
+      op, ": packed_weight ", packed_weight.sizes(), " does not match the params header (expected [", ps[0], ", ",
+      ps[1], "])");
 
   const int32_t* rows = p + kConvPlanHeader;
   w.data = packed_weight.const_data_ptr<int8_t>();
@@ -238,27 +234,24 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
   return plan;
 }
 
-std::vector<c10::SymInt> conv2d_output_sizes(const char* op, const at::Tensor& input,
-                                             int64_t out_channels, at::IntArrayRef kernel_size,
-                                             at::IntArrayRef stride, at::IntArrayRef padding,
-                                             at::IntArrayRef dilation, int64_t groups) {
+std::vector<c10::SymInt> conv2d_output_sizes(const char* op, const at::Tensor& input, int64_t out_channels,
+                                             at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   check_pair(op, "kernel_size", kernel_size, 1);
   check_conv_args(op, stride, padding, dilation, groups);
   TORCH_CHECK_TYPE(input.scalar_type() == at::kByte || input.scalar_type() == at::kChar, op,
                    ": input must be a uint8 or int8 tensor, got ", dtype_name(input.scalar_type()));
-  TORCH_CHECK_VALUE(input.dim() == 4, op, ": input must be 4-D [N, C, H, W], got shape ",
-                    input.sym_sizes());
+  TORCH_CHECK_VALUE(input.dim() == 4, op, ": input must be 4-D [N, C, H, W], got shape ", input.sym_sizes());
   const auto sizes = input.sym_sizes();
-  TORCH_CHECK_VALUE(sizes[1] % groups == 0, op, ": input has ", sizes[1],
-                    " channels, not divisible by groups (", groups, ")");
+  TORCH_CHECK_VALUE(sizes[1] % groups == 0, op, ": input has ", sizes[1], " channels, not divisible by groups (",
+                    groups, ")");
   std::vector<c10::SymInt> out{sizes[0], c10::SymInt(out_channels)};
   for (int i = 0; i < 2; ++i) {
     const c10::SymInt in = sizes[2 + i];
     const int64_t reach = dilation[i] * (kernel_size[i] - 1) + 1;
     const c10::SymInt padded = in + 2 * padding[i];
-    TORCH_CHECK_VALUE(padded >= reach, op, ": the ", i == 0 ? "height" : "width", " ", in,
-                      " plus padding ", 2 * padding[i], " is smaller than the dilated kernel (",
-                      reach, ")");
+    TORCH_CHECK_VALUE(padded >= reach, op, ": the ", i == 0 ? "height" : "width", " ", in, " plus padding ",
+                      2 * padding[i], " is smaller than the dilated kernel (", reach, ")");
     out.push_back((padded - reach) / stride[i] + 1);
   }
   return out;

@@ -36,21 +36,20 @@ struct ConvPlan : PlanLayer {
 
 // Checks the conv arguments of both ops (two entries each; stride, dilation ≥ 1; padding ≥ 0;
 // groups ≥ 1). Errors name `op` and the argument.
-void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef padding,
-                     at::IntArrayRef dilation, int64_t groups);
+void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                     int64_t groups);
 
 // weight: [OC, C/groups, KH, KW] int8 or uint8; the other arguments as make_gemm_plan().
 std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
-    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
-    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
-    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
-    double activation_max, c10::string_view requant);
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
+    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
+    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min, double activation_max,
+    c10::string_view requant);
 
 // Empty tensors of the plan's shapes for a weight of this shape (the prepack op's Meta kernel).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(
-    const char* op, const at::Tensor& weight, int64_t groups, const at::TensorOptions& options);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, const at::Tensor& weight, int64_t groups,
+                                                               const at::TensorOptions& options);
 
 // Checks the tensors (dtypes, shapes, header) and returns views into them; the tensors must
 // outlive the view.
@@ -58,13 +57,12 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
                         const at::Tensor& multiplier);
 
 // Output channels of a plan, from shapes and dtypes only (Meta kernels).
-int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight,
-                           const at::Tensor& params, const at::Tensor& multiplier);
+int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                           const at::Tensor& multiplier);
 
 // [N, OC, OH, OW] of quantized_conv2d, checking the input's rank and dtype and the arguments.
-std::vector<c10::SymInt> conv2d_output_sizes(const char* op, const at::Tensor& input,
-                                             int64_t out_channels, at::IntArrayRef kernel_size,
-                                             at::IntArrayRef stride, at::IntArrayRef padding,
-                                             at::IntArrayRef dilation, int64_t groups);
+std::vector<c10::SymInt> conv2d_output_sizes(const char* op, const at::Tensor& input, int64_t out_channels,
+                                             at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
 
 }  // namespace torch_circle

@@ -41,14 +41,14 @@ constexpr int32_t kGemmVersion = 2;         // 2: the output scale is stored
 
 // Output stage entries, relative to the stage's first header entry.
 enum OutputStageEntry : int64_t {
-  kTypeEntry = 0,     // circle_quant::OutputType
-  kModeEntry,         // circle_quant::RequantMode
-  kZeroPointEntry,    // zy
-  kQminEntry,         // integer clamp (fused activation ∩ type range)
+  kTypeEntry = 0,   // circle_quant::OutputType
+  kModeEntry,       // circle_quant::RequantMode
+  kZeroPointEntry,  // zy
+  kQminEntry,       // integer clamp (fused activation ∩ type range)
   kQmaxEntry,
-  kFminBitsEntry,     // float clamp (float output), as IEEE bits
+  kFminBitsEntry,  // float clamp (float output), as IEEE bits
   kFmaxBitsEntry,
-  kScaleBitsEntry,    // sy as float bits (1 for float output): what a fused residual add needs
+  kScaleBitsEntry,  // sy as float bits (1 for float output): what a fused residual add needs
 };
 static_assert(kScaleBitsEntry + 1 == kOutputStageEntries, "output stage entries disagree");
 
@@ -96,18 +96,16 @@ struct GemmPlanArgs {
   int64_t input_min = 0, input_max = 0;  // the activation type's range
   circle_quant::OutputType output_type = circle_quant::OutputType::kUint8;
   circle_quant::RequantMode mode = circle_quant::RequantMode::kFloat;
-  at::Tensor bias;          // float32 [N], finite; undefined without a bias
-  at::Tensor weight_scale;  // float32, 1 or N entries, finite and > 0
+  at::Tensor bias;               // float32 [N], finite; undefined without a bias
+  at::Tensor weight_scale;       // float32, 1 or N entries, finite and > 0
   at::Tensor weight_zero_point;  // int32, 1 or N entries
 };
 
-GemmPlanArgs check_gemm_plan_args(const char* op, const at::Tensor& weight,
-                                  const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
-                                  const c10::optional<at::Tensor>& bias, double input_scale,
-                                  int64_t input_zero_point, at::ScalarType input_dtype,
-                                  double output_scale, at::ScalarType output_dtype,
-                                  double activation_min, double activation_max,
-                                  c10::string_view requant) {
+GemmPlanArgs check_gemm_plan_args(const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
+                                  const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
+                                  double input_scale, int64_t input_zero_point, at::ScalarType input_dtype,
+                                  double output_scale, at::ScalarType output_dtype, double activation_min,
+                                  double activation_max, c10::string_view requant) {
   GemmPlanArgs args;
   TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
                    ": weight must be an int8 or uint8 tensor, got ", dtype_name(weight.scalar_type()));
@@ -116,28 +114,25 @@ GemmPlanArgs check_gemm_plan_args(const char* op, const at::Tensor& weight,
   TORCH_CHECK_VALUE(weight.device().is_cpu(), op, ": weight must be a CPU tensor, got ", weight.device());
   const int64_t n = weight.size(0), k = weight.size(1);
   TORCH_CHECK_VALUE(n > 0, op, ": weight has no output channels");
-  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": in_features = ", k,
-                    " exceeds the int8 GEMM's limit of ", circle_quant::kMaxGemmK,
-                    " (int32 accumulators could overflow)");
+  TORCH_CHECK_VALUE(k <= circle_quant::kMaxGemmK, op, ": in_features = ", k, " exceeds the int8 GEMM's limit of ",
+                    circle_quant::kMaxGemmK, " (int32 accumulators could overflow)");
   args.n = n;
   args.k = k;
 
-  TORCH_CHECK_TYPE(at::isFloatingType(weight_scale.scalar_type()), op,
-                   ": weight_scale must be a float tensor, got ", dtype_name(weight_scale.scalar_type()));
+  TORCH_CHECK_TYPE(at::isFloatingType(weight_scale.scalar_type()), op, ": weight_scale must be a float tensor, got ",
+                   dtype_name(weight_scale.scalar_type()));
   check_param_count(op, weight_scale, "weight_scale", n);
   TORCH_CHECK_TYPE(at::isIntegralType(weight_zero_point.scalar_type(), /*includeBool=*/false), op,
-                   ": weight_zero_point must be an integer tensor, got ",
-                   dtype_name(weight_zero_point.scalar_type()));
+                   ": weight_zero_point must be an integer tensor, got ", dtype_name(weight_zero_point.scalar_type()));
   check_param_count(op, weight_zero_point, "weight_zero_point", n);
 
   TORCH_CHECK_TYPE(input_dtype == at::kByte || input_dtype == at::kChar, op,
                    ": input_dtype must be torch.uint8 or torch.int8, got ", dtype_name(input_dtype));
   const int64_t in_lo = input_dtype == at::kByte ? 0 : -128, in_hi = input_dtype == at::kByte ? 255 : 127;
-  TORCH_CHECK_VALUE(input_zero_point >= in_lo && input_zero_point <= in_hi, op, ": input_zero_point ",
-                    input_zero_point, " is outside ", dtype_name(input_dtype), "'s range [", in_lo, ", ",
-                    in_hi, "]");
-  TORCH_CHECK_VALUE(std::isfinite(input_scale) && input_scale > 0, op,
-                    ": input_scale must be finite and > 0, got ", input_scale);
+  TORCH_CHECK_VALUE(input_zero_point >= in_lo && input_zero_point <= in_hi, op, ": input_zero_point ", input_zero_point,
+                    " is outside ", dtype_name(input_dtype), "'s range [", in_lo, ", ", in_hi, "]");
+  TORCH_CHECK_VALUE(std::isfinite(input_scale) && input_scale > 0, op, ": input_scale must be finite and > 0, got ",
+                    input_scale);
   args.input_min = in_lo;
   args.input_max = in_hi;
   args.output_type = output_type(op, output_dtype);
@@ -146,10 +141,9 @@ GemmPlanArgs check_gemm_plan_args(const char* op, const at::Tensor& weight,
     TORCH_CHECK_VALUE(std::isfinite(output_scale) && output_scale > 0, op,
                       ": output_scale must be finite and > 0, got ", output_scale);
   }
-  TORCH_CHECK_VALUE(!std::isnan(activation_min) && !std::isnan(activation_max) &&
-                        activation_min <= activation_max,
-                    op, ": activation_min (", activation_min, ") must not be greater than activation_max (",
-                    activation_max, ")");
+  TORCH_CHECK_VALUE(!std::isnan(activation_min) && !std::isnan(activation_max) && activation_min <= activation_max, op,
+                    ": activation_min (", activation_min, ") must not be greater than activation_max (", activation_max,
+                    ")");
 
   if (bias.has_value() && bias->defined()) {
     TORCH_CHECK_TYPE(at::isFloatingType(bias->scalar_type()), op, ": bias must be a float tensor, got ",
@@ -194,13 +188,12 @@ void write_output_stage(const circle_quant::OutputStage& stage, double output_sc
   fields[kQmaxEntry] = stage.qmax;
   fields[kFminBitsEntry] = float_bits(stage.fmin);
   fields[kFmaxBitsEntry] = float_bits(stage.fmax);
-  fields[kScaleBitsEntry] = float_bits(
-      stage.type == circle_quant::OutputType::kFloat ? 1.0f : static_cast<float>(output_scale));
+  fields[kScaleBitsEntry] =
+      float_bits(stage.type == circle_quant::OutputType::kFloat ? 1.0f : static_cast<float>(output_scale));
 }
 
-circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields,
-                                            const float* multiplier, const int32_t* fixed_multiplier,
-                                            const int32_t* fixed_shift, int64_t n,
+circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields, const float* multiplier,
+                                            const int32_t* fixed_multiplier, const int32_t* fixed_shift, int64_t n,
                                             float* output_scale) {
   // A plan is an input like any other (a state_dict or TorchScript file can carry an edited
   // one), so every value the kernels rely on for defined behaviour is checked on each call:
@@ -222,23 +215,22 @@ circle_quant::OutputStage read_output_stage(const char* op, const int32_t* field
   *output_scale = bits_float(fields[kScaleBitsEntry]);
   const char* tampered = ": params was modified after prepacking (";
   if (s.type == circle_quant::OutputType::kFloat) {
-    TORCH_CHECK_VALUE(!(s.fmin > s.fmax) && !std::isnan(s.fmin) && !std::isnan(s.fmax), op, tampered,
-                      "float clamp [", s.fmin, ", ", s.fmax, "]); prepack the weights again");
+    TORCH_CHECK_VALUE(!(s.fmin > s.fmax) && !std::isnan(s.fmin) && !std::isnan(s.fmax), op, tampered, "float clamp [",
+                      s.fmin, ", ", s.fmax, "]); prepack the weights again");
   } else {
     const auto [lo, hi] = dtype_bounds(output_scalar_type(s.type));
-    TORCH_CHECK_VALUE(s.qmin >= lo && s.qmax <= hi && s.qmin <= s.qmax && s.zero_point >= lo &&
-                          s.zero_point <= hi && std::isfinite(*output_scale) && *output_scale > 0,
-                      op, tampered, "output zero point ", s.zero_point, ", clamp [", s.qmin, ", ",
-                      s.qmax, "], scale ", *output_scale, " for ",
-                      dtype_name(output_scalar_type(s.type)), "); prepack the weights again");
+    TORCH_CHECK_VALUE(s.qmin >= lo && s.qmax <= hi && s.qmin <= s.qmax && s.zero_point >= lo && s.zero_point <= hi &&
+                          std::isfinite(*output_scale) && *output_scale > 0,
+                      op, tampered, "output zero point ", s.zero_point, ", clamp [", s.qmin, ", ", s.qmax, "], scale ",
+                      *output_scale, " for ", dtype_name(output_scalar_type(s.type)), "); prepack the weights again");
   }
   for (int64_t c = 0; c < n; ++c) {
-    TORCH_CHECK_VALUE(std::isfinite(multiplier[c]) && multiplier[c] >= 0, op, tampered,
-                      "multiplier[", c, "] = ", multiplier[c], "); prepack the weights again");
+    TORCH_CHECK_VALUE(std::isfinite(multiplier[c]) && multiplier[c] >= 0, op, tampered, "multiplier[", c,
+                      "] = ", multiplier[c], "); prepack the weights again");
     // quantize_multiplier's exponents: a shift outside [-31, 30] is an undefined C++ shift.
-    TORCH_CHECK_VALUE(fixed_shift[c] >= -31 && fixed_shift[c] <= 30 && fixed_multiplier[c] >= 0, op,
-                      tampered, "fixed-point multiplier ", fixed_multiplier[c], " with shift ",
-                      fixed_shift[c], " of channel ", c, "); prepack the weights again");
+    TORCH_CHECK_VALUE(fixed_shift[c] >= -31 && fixed_shift[c] <= 30 && fixed_multiplier[c] >= 0, op, tampered,
+                      "fixed-point multiplier ", fixed_multiplier[c], " with shift ", fixed_shift[c], " of channel ", c,
+                      "); prepack the weights again");
   }
   return s;
 }
@@ -267,32 +259,28 @@ PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* r
 
 void check_plan_tensor_types(const char* op, const char* producer, const at::Tensor& packed_weight,
                              const at::Tensor& params, const at::Tensor& multiplier) {
-  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op, ": packed_weight must be int8 (from ",
-                   producer, "), got ", dtype_name(packed_weight.scalar_type()));
-  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op, ": params must be int32 (from ", producer,
-                   "), got ", dtype_name(params.scalar_type()));
-  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op, ": multiplier must be float32 (from ",
-                   producer, "), got ", dtype_name(multiplier.scalar_type()));
+  TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op, ": packed_weight must be int8 (from ", producer,
+                   "), got ", dtype_name(packed_weight.scalar_type()));
+  TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op, ": params must be int32 (from ", producer, "), got ",
+                   dtype_name(params.scalar_type()));
+  TORCH_CHECK_TYPE(multiplier.scalar_type() == at::kFloat, op, ": multiplier must be float32 (from ", producer,
+                   "), got ", dtype_name(multiplier.scalar_type()));
   TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
-                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (", producer,
-                    "'s outputs), got shapes ", packed_weight.sizes(), ", ", params.sizes(), ", ",
-                    multiplier.sizes());
+                    ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (", producer, "'s outputs), got shapes ",
+                    packed_weight.sizes(), ", ", params.sizes(), ", ", multiplier.sizes());
 }
 
 void check_plan_header(const char* op, const char* kind, const char* producer, const at::Tensor& packed_weight,
-                       const at::Tensor& params, const at::Tensor& multiplier, int32_t magic,
-                       int32_t version) {
-  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(),
-                    op, ": the prepacked tensors must be contiguous");
-  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() &&
-                        multiplier.device().is_cpu(),
-                    op, ": the prepacked tensors must be on the CPU");
+                       const at::Tensor& params, const at::Tensor& multiplier, int32_t magic, int32_t version) {
+  TORCH_CHECK_VALUE(packed_weight.is_contiguous() && params.is_contiguous() && multiplier.is_contiguous(), op,
+                    ": the prepacked tensors must be contiguous");
+  TORCH_CHECK_VALUE(packed_weight.device().is_cpu() && params.device().is_cpu() && multiplier.device().is_cpu(), op,
+                    ": the prepacked tensors must be on the CPU");
   const int32_t* p = params.const_data_ptr<int32_t>();
-  TORCH_CHECK_VALUE(params.numel() >= kPlanHeaderStartEntries && p[kMagicIndex] == magic, op,
-                    ": params is not a ", kind, " plan (bad magic number); build it with ", producer);
-  TORCH_CHECK_VALUE(p[kVersionIndex] == version, op, ": params has ", kind, " plan version ",
-                    p[kVersionIndex], " but this build reads version ", version,
-                    "; prepack the weights again");
+  TORCH_CHECK_VALUE(params.numel() >= kPlanHeaderStartEntries && p[kMagicIndex] == magic, op, ": params is not a ",
+                    kind, " plan (bad magic number); build it with ", producer);
+  TORCH_CHECK_VALUE(p[kVersionIndex] == version, op, ": params has ", kind, " plan version ", p[kVersionIndex],
+                    " but this build reads version ", version, "; prepack the weights again");
 }
 
 void check_plan_zero_points(const char* op, int32_t input_zero_point, bool input_signed,
@@ -303,29 +291,28 @@ void check_plan_zero_points(const char* op, int32_t input_zero_point, bool input
                     "); prepack the weights again");
   for (int64_t c = 0; c < n; ++c) {
     TORCH_CHECK_VALUE(weight_zero_point[c] >= -128 && weight_zero_point[c] <= 127, op,
-                      ": params was modified after prepacking (weight zero point ",
-                      weight_zero_point[c], " of channel ", c, "); prepack the weights again");
+                      ": params was modified after prepacking (weight zero point ", weight_zero_point[c],
+                      " of channel ", c, "); prepack the weights again");
   }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
-    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
-    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
-    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
-    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
+    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype,
+    double output_scale, int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
     double activation_max, c10::string_view requant) {
   // --- arguments -------------------------------------------------------------------------------
-  const GemmPlanArgs args = check_gemm_plan_args(op, weight, weight_scale, weight_zero_point, bias,
-                                                 input_scale, input_zero_point, input_dtype, output_scale,
-                                                 output_dtype, activation_min, activation_max, requant);
+  const GemmPlanArgs args =
+      check_gemm_plan_args(op, weight, weight_scale, weight_zero_point, bias, input_scale, input_zero_point,
+                           input_dtype, output_scale, output_dtype, activation_min, activation_max, requant);
   const int64_t n = args.n, k = args.k, in_lo = args.input_min, in_hi = args.input_max;
   const at::Tensor &bias_f = args.bias, &ws = args.weight_scale, &wz = args.weight_zero_point;
   const float* ws_p = ws.data_ptr<float>();
 
   // --- packing -----------------------------------------------------------------------------------
   const int64_t kp = circle_quant::packed_k(k);
-  const int64_t blocks = (n + static_cast<int64_t>(circle_quant::kGemmNr) - 1) /
-                         static_cast<int64_t>(circle_quant::kGemmNr);
+  const int64_t blocks =
+      (n + static_cast<int64_t>(circle_quant::kGemmNr) - 1) / static_cast<int64_t>(circle_quant::kGemmNr);
   auto packed = at::empty({blocks * static_cast<int64_t>(circle_quant::kGemmNr), kp}, at::kChar);
   auto params = at::zeros({kPlanHeader + kPlanRows * n}, at::kInt);
   auto multiplier = at::empty({n}, at::kFloat);
@@ -335,26 +322,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
 
   const auto w = weight.contiguous();
   const bool has_wzp = core_call(op, [&] {
-    return circle_quant::pack_weights(w.data_ptr(), w.scalar_type() == at::kByte, n, k,
-                                      static_cast<size_t>(k), wz.data_ptr<int32_t>(),
-                                      static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(),
-                                      row(kZeroPointRow), row(kColumnSumRow));
+    return circle_quant::pack_weights(w.data_ptr(), w.scalar_type() == at::kByte, n, k, static_cast<size_t>(k),
+                                      wz.data_ptr<int32_t>(), static_cast<size_t>(wz.numel()),
+                                      packed.data_ptr<int8_t>(), row(kZeroPointRow), row(kColumnSumRow));
   });
 
   circle_quant::OutputStage stage;
   core_call(op, [&] {
-    circle_quant::compute_output_stage(args.output_type, args.mode, input_scale, ws_p,
-                                       static_cast<size_t>(ws.numel()), n, output_scale,
-                                       static_cast<int32_t>(output_zero_point), activation_min,
-                                       activation_max, multiplier.data_ptr<float>(),
-                                       row(kFixedMultRow), row(kFixedShiftRow), &stage);
+    circle_quant::compute_output_stage(args.output_type, args.mode, input_scale, ws_p, static_cast<size_t>(ws.numel()),
+                                       n, output_scale, static_cast<int32_t>(output_zero_point), activation_min,
+                                       activation_max, multiplier.data_ptr<float>(), row(kFixedMultRow),
+                                       row(kFixedShiftRow), &stage);
     return 0;
   });
 
   // Bias as the Circle exporter stores it: both call circle_quant::quantize_bias (scale
-  // float(sa)·float(sb[n]), the spec's x · (1 / scale), ties to even; docs/numerics.md). The kernels accumulate bias + Σ (a − za)(b − zb) in int32, so a
-  // bias that could push that total past int32 is refused here rather than wrapped at run time:
-  // |Σ| ≤ max|a − za| · Σk |b[n, k] − zb[n]| bounds it exactly for this input zero point.
+  // float(sa)·float(sb[n]), the spec's x · (1 / scale), ties to even; docs/numerics.md). The kernels accumulate bias +
+  // Σ (a − za)(b − zb) in int32, so a bias that could push that total past int32 is refused here rather than wrapped at
+  // run time: |Σ| ≤ max|a − za| · Σk |b[n, k] − zb[n]| bounds it exactly for this input zero point.
   if (bias_f.defined()) {
     const float* b = bias_f.data_ptr<float>();
     const float sa = static_cast<float>(input_scale);
@@ -364,8 +349,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
     std::vector<double> bias_q(static_cast<size_t>(n));
     const int64_t underflow = circle_quant::quantize_bias(b, static_cast<size_t>(n), sa, ws_p,
                                                           static_cast<size_t>(ws.numel()), bias_q.data());
-    TORCH_CHECK_VALUE(underflow < 0, op, ": the bias scale input_scale * weight_scale[", underflow, "] = ",
-                      circle_quant::bias_scale(sa, ws_p[ws.numel() == 1 ? 0 : underflow]), " underflows float32");
+    TORCH_CHECK_VALUE(underflow < 0, op, ": the bias scale input_scale * weight_scale[", underflow,
+                      "] = ", circle_quant::bias_scale(sa, ws_p[ws.numel() == 1 ? 0 : underflow]),
+                      " underflows float32");
     for (int64_t c = 0; c < n; ++c) {
       const float scale = circle_quant::bias_scale(sa, ws_p[ws.numel() == 1 ? 0 : c]);
       const double q = bias_q[c];
@@ -382,8 +368,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
       const double reach = static_cast<double>(max_a) * static_cast<double>(weight_reach);
       TORCH_CHECK_VALUE(std::abs(q) + reach <= int32_max, op, ": bias[", c, "] = ", b[c], " is ", q,
                         " at its scale input_scale * weight_scale = ", scale,
-                        "; with this channel's weights the int32 accumulator could reach ",
-                        std::abs(q) + reach, ", past int32's range (the result would wrap). Use a "
+                        "; with this channel's weights the int32 accumulator could reach ", std::abs(q) + reach,
+                        ", past int32's range (the result would wrap). Use a "
                         "larger input_scale or weight_scale, or a smaller bias");
       row(kBiasRow)[c] = static_cast<int32_t>(q);
     }
@@ -405,16 +391,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
   return {packed, params, multiplier};
 }
 
-int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight,
-                           const at::Tensor& params, const at::Tensor& multiplier) {
+int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                           const at::Tensor& multiplier) {
   check_plan_tensor_types(op, "the *_prepack op", packed_weight, params, multiplier);
   const int64_t n = multiplier.size(0);
   TORCH_CHECK_VALUE(params.size(0) == kPlanHeader + kPlanRows * n &&
                         packed_weight.size(0) % static_cast<int64_t>(circle_quant::kGemmNr) == 0 &&
                         packed_weight.size(0) >= n &&
                         packed_weight.size(0) < n + static_cast<int64_t>(circle_quant::kGemmNr),
-                    op, ": packed_weight ", packed_weight.sizes(), ", params ", params.sizes(),
-                    " and multiplier ", multiplier.sizes(), " do not belong to one prepacked layer");
+                    op, ": packed_weight ", packed_weight.sizes(), ", params ", params.sizes(), " and multiplier ",
+                    multiplier.sizes(), " do not belong to one prepacked layer");
   return n;
 }
 
@@ -433,13 +419,11 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
   const int64_t k = p[kReductionIndex];
   TORCH_CHECK_VALUE(p[kChannelsIndex] == n && k >= 0 && k <= circle_quant::kMaxGemmK &&
                         packed_weight.size(1) == circle_quant::packed_k(k),
-                    op, ": params header (N = ", p[kChannelsIndex], ", K = ", k,
-                    ") disagrees with packed_weight ", packed_weight.sizes(), " and multiplier ",
-                    multiplier.sizes());
+                    op, ": params header (N = ", p[kChannelsIndex], ", K = ", k, ") disagrees with packed_weight ",
+                    packed_weight.sizes(), " and multiplier ", multiplier.sizes());
   const int32_t* rows = p + kPlanHeader;
   GemmPlan plan;
-  static_cast<PlanLayer&>(plan) =
-      read_plan_layer(op, p + kGemmLayerIndex, rows, n, multiplier.const_data_ptr<float>());
+  static_cast<PlanLayer&>(plan) = read_plan_layer(op, p + kGemmLayerIndex, rows, n, multiplier.const_data_ptr<float>());
   auto& w = plan.weights;
   w.n = n;
   w.k = k;

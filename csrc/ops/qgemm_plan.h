@@ -60,9 +60,9 @@ struct PlanLayer {
   circle_quant::OutputStage stage;
   const int32_t* bias = nullptr;  // N entries, int32 at scale sa·sb[n], or nullptr
   int32_t input_zero_point = 0;
-  bool input_signed = false;      // the activations the plan was packed for: int8 or uint8
+  bool input_signed = false;  // the activations the plan was packed for: int8 or uint8
   at::ScalarType output_dtype = at::kByte;
-  float output_scale = 1;         // sy (1 for float output)
+  float output_scale = 1;  // sy (1 for float output)
   bool has_weight_zero_point = false;
 };
 
@@ -78,9 +78,8 @@ at::ScalarType output_scalar_type(circle_quant::OutputType type);
 // Reading checks every value the kernels need for defined behaviour (clamp bounds, zero point,
 // shifts); errors name `op`.
 void write_output_stage(const circle_quant::OutputStage& stage, double output_scale, int32_t* fields);
-circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields,
-                                            const float* multiplier, const int32_t* fixed_multiplier,
-                                            const int32_t* fixed_shift, int64_t n,
+circle_quant::OutputStage read_output_stage(const char* op, const int32_t* fields, const float* multiplier,
+                                            const int32_t* fixed_multiplier, const int32_t* fixed_shift, int64_t n,
                                             float* output_scale);
 
 // The activation zero point and the weight zero points (n entries, stored int8 domain) of a
@@ -102,8 +101,7 @@ void check_plan_tensor_types(const char* op, const char* producer, const at::Ten
 // header with this kind's magic number and version (errors name the kind of plan and the op
 // that makes it, `producer`).
 void check_plan_header(const char* op, const char* kind, const char* producer, const at::Tensor& packed_weight,
-                       const at::Tensor& params, const at::Tensor& multiplier, int32_t magic,
-                       int32_t version);
+                       const at::Tensor& params, const at::Tensor& multiplier, int32_t magic, int32_t version);
 
 // The core throws std::invalid_argument with a "circle_quant: ..." message; this names the op
 // instead (a TORCH_CHECK_VALUE error).
@@ -126,10 +124,9 @@ auto core_call(const char* op, Fn&& fn) {
 // requant: "float" (PyTorch family) or "fixed_point" (TFLite / ONE family), docs/numerics.md.
 // output_dtype: uint8, int8, int16 or float32. Errors name `op`.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
-    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale,
-    const at::Tensor& weight_zero_point, const c10::optional<at::Tensor>& bias,
-    double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
-    int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
+    const char* op, const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
+    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype,
+    double output_scale, int64_t output_zero_point, at::ScalarType output_dtype, double activation_min,
     double activation_max, c10::string_view requant);
 
 // The plan's three tensors are on the input's device (a linear or conv plan; Meta kernels too).
@@ -143,7 +140,7 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
 
 // The number of output channels a plan produces (for Meta kernels: multiplier.size(0)), checking
 // only shapes and dtypes.
-int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight,
-                           const at::Tensor& params, const at::Tensor& multiplier);
+int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
+                           const at::Tensor& multiplier);
 
 }  // namespace torch_circle

@@ -4,8 +4,8 @@
 
 namespace torch_circle {
 
-at::Tensor quantize_per_tensor_allocate(const at::Tensor& input, double scale, int64_t zero_point,
-                                    int64_t quant_min, int64_t quant_max, at::ScalarType dtype) {
+at::Tensor quantize_per_tensor_allocate(const at::Tensor& input, double scale, int64_t zero_point, int64_t quant_min,
+                                        int64_t quant_max, at::ScalarType dtype) {
   const char* op = "circle_quant::quantize_per_tensor";
   check_float_input(op, input);
   check_quant_range(op, quant_min, quant_max, dtype);
@@ -14,9 +14,9 @@ at::Tensor quantize_per_tensor_allocate(const at::Tensor& input, double scale, i
   return empty_like_preserve(input, dtype);
 }
 
-at::Tensor dequantize_per_tensor_allocate(const at::Tensor& input, double scale, int64_t zero_point,
-                                      int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
-                                      c10::optional<at::ScalarType> out_dtype) {
+at::Tensor dequantize_per_tensor_allocate(const at::Tensor& input, double scale, int64_t zero_point, int64_t quant_min,
+                                          int64_t quant_max, at::ScalarType dtype,
+                                          c10::optional<at::ScalarType> out_dtype) {
   const char* op = "circle_quant::dequantize_per_tensor";
   check_quant_range(op, quant_min, quant_max, dtype);
   check_quantized_input(op, input, dtype);
@@ -26,8 +26,8 @@ at::Tensor dequantize_per_tensor_allocate(const at::Tensor& input, double scale,
 }
 
 at::Tensor quantize_per_channel_allocate(const at::Tensor& input, const at::Tensor& scales,
-                                     const at::Tensor& zero_points, int64_t axis,
-                                     int64_t quant_min, int64_t quant_max, at::ScalarType dtype) {
+                                         const at::Tensor& zero_points, int64_t axis, int64_t quant_min,
+                                         int64_t quant_max, at::ScalarType dtype) {
   const char* op = "circle_quant::quantize_per_channel";
   check_float_input(op, input);
   check_quant_range(op, quant_min, quant_max, dtype);
@@ -37,9 +37,9 @@ at::Tensor quantize_per_channel_allocate(const at::Tensor& input, const at::Tens
 }
 
 at::Tensor dequantize_per_channel_allocate(const at::Tensor& input, const at::Tensor& scales,
-                                       const c10::optional<at::Tensor>& zero_points, int64_t axis,
-                                       int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
-                                       c10::optional<at::ScalarType> out_dtype) {
+                                           const c10::optional<at::Tensor>& zero_points, int64_t axis,
+                                           int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
+                                           c10::optional<at::ScalarType> out_dtype) {
   const char* op = "circle_quant::dequantize_per_channel";
   check_quant_range(op, quant_min, quant_max, dtype);
   check_quantized_input(op, input, dtype);
@@ -48,7 +48,8 @@ at::Tensor dequantize_per_channel_allocate(const at::Tensor& input, const at::Te
   return empty_like_preserve(input, out_dtype.value_or(at::kFloat));
 }
 
-TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
+TORCH_LIBRARY_FRAGMENT(circle_quant, m)
+{
   m.def(
       "quantize_per_tensor(Tensor input, float scale, int zero_point, int quant_min, "
       "int quant_max, ScalarType dtype) -> Tensor");
@@ -63,7 +64,8 @@ TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
       "int quant_min, int quant_max, ScalarType dtype, *, ScalarType? out_dtype=None) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
+TORCH_LIBRARY_IMPL(circle_quant, Meta, m)
+{
   m.impl("quantize_per_tensor", &quantize_per_tensor_allocate);
   m.impl("dequantize_per_tensor", &dequantize_per_tensor_allocate);
   m.impl("quantize_per_channel", &quantize_per_channel_allocate);

@@ -26,9 +26,8 @@ namespace torch_circle {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_meta(
     const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
-    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point,
-    at::ScalarType input_dtype, double output_scale, int64_t output_zero_point,
-    at::ScalarType output_dtype, c10::optional<double> activation_min,
+    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype,
+    double output_scale, int64_t output_zero_point, at::ScalarType output_dtype, c10::optional<double> activation_min,
     c10::optional<double> activation_max, c10::string_view requant) {
   const char* op = "circle_quant::linear_prepack";
   TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
@@ -39,13 +38,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_meta(
   const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
   const auto options = weight.options();
   return {at::empty({(n + nr - 1) / nr * nr, circle_quant::packed_k(k)}, options.dtype(at::kChar)),
-          at::empty({kPlanHeader + kPlanRows * n}, options.dtype(at::kInt)),
-          at::empty({n}, options.dtype(at::kFloat))};
+          at::empty({kPlanHeader + kPlanRows * n}, options.dtype(at::kInt)), at::empty({n}, options.dtype(at::kFloat))};
 }
 
-at::Tensor quantized_linear_allocate(const at::Tensor& input, const at::Tensor& packed_weight,
-                                     const at::Tensor& params, const at::Tensor& multiplier,
-                                     at::ScalarType output_dtype) {
+at::Tensor quantized_linear_allocate(const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+                                     const at::Tensor& multiplier, at::ScalarType output_dtype) {
   const char* op = "circle_quant::quantized_linear";
   TORCH_CHECK_TYPE(input.scalar_type() == at::kByte || input.scalar_type() == at::kChar, op,
                    ": input must be a uint8 or int8 tensor, got ", dtype_name(input.scalar_type()));
@@ -64,17 +61,16 @@ at::Tensor quantized_linear_allocate(const at::Tensor& input, const at::Tensor& 
 
 at::Tensor quantized_linear_add_allocate(const at::Tensor& input, const at::Tensor& packed_weight,
                                          const at::Tensor& params, const at::Tensor& multiplier,
-                                         at::ScalarType output_dtype, const at::Tensor& other,
-                                         double other_scale, int64_t other_zero_point,
-                                         double output_scale, int64_t output_zero_point,
-                                         c10::optional<double> activation_min,
-                                         c10::optional<double> activation_max) {
+                                         at::ScalarType output_dtype, const at::Tensor& other, double other_scale,
+                                         int64_t other_zero_point, double output_scale, int64_t output_zero_point,
+                                         c10::optional<double> activation_min, c10::optional<double> activation_max) {
   auto out = quantized_linear_allocate(input, packed_weight, params, multiplier, output_dtype);
   check_fused_add_operand("circle_quant::quantized_linear_add", out, other);
   return out;
 }
 
-TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
+TORCH_LIBRARY_FRAGMENT(circle_quant, m)
+{
   // activation_min / max: the fused activation's real bounds (None = unbounded; ReLU: 0 / None,
   // ReLU6: 0 / 6). The schema language has no -inf literal, hence the optionals.
   m.def(
@@ -92,7 +88,8 @@ TORCH_LIBRARY_FRAGMENT(circle_quant, m) {
       "float? activation_max=None) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
+TORCH_LIBRARY_IMPL(circle_quant, Meta, m)
+{
   m.impl("linear_prepack", &linear_prepack_meta);
   m.impl("quantized_linear", &quantized_linear_allocate);
   m.impl("quantized_linear_add", &quantized_linear_add_allocate);
@@ -100,7 +97,8 @@ TORCH_LIBRARY_IMPL(circle_quant, Meta, m) {
 
 // Inference ops, not differentiable: outputs carry no gradient history (rather than autograd's
 // "no autograd kernel registered" warning when a float bias that requires grad was prepacked).
-TORCH_LIBRARY_IMPL(circle_quant, Autograd, m) {
+TORCH_LIBRARY_IMPL(circle_quant, Autograd, m)
+{
   m.impl("linear_prepack", torch::CppFunction::makeFallthrough());
   m.impl("quantized_linear", torch::CppFunction::makeFallthrough());
   m.impl("quantized_linear_add", torch::CppFunction::makeFallthrough());

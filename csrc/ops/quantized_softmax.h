@@ -9,9 +9,8 @@
 namespace torch_circle {
 
 // Argument checks and the output (the input's shape, `dtype`); the Meta kernel.
-at::Tensor quantized_softmax_allocate(const at::Tensor& input, double input_scale,
-                                      int64_t input_zero_point, double output_scale,
-                                      int64_t output_zero_point, int64_t quant_min,
+at::Tensor quantized_softmax_allocate(const at::Tensor& input, double input_scale, int64_t input_zero_point,
+                                      double output_scale, int64_t output_zero_point, int64_t quant_min,
                                       int64_t quant_max, at::ScalarType dtype);
 
 }  // namespace torch_circle

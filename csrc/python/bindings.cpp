@@ -16,8 +16,8 @@
 
 #include <algorithm>
 #include <optional>
-#include <type_traits>
 #include <tuple>
+#include <type_traits>
 
 namespace py = pybind11;
 
@@ -68,8 +68,7 @@ struct Caller<Return(Args...)> {
 // Binds circle_quant::<name>; `names` are the schema's argument names (py::arg, with defaults).
 template <typename Signature, typename... Names>
 void bind(py::module_& m, const char* name, Names&&... names) {
-  m.def(name, Caller<Signature>::make(std::string("circle_quant::") + name),
-        std::forward<Names>(names)...);
+  m.def(name, Caller<Signature>::make(std::string("circle_quant::") + name), std::forward<Names>(names)...);
 }
 
 using ScalarType = at::ScalarType;
@@ -82,73 +81,66 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "Direct bindings of the circle_quant ops (see torch_circle.ops) and the Circle exporter";
   register_exporter(m);
   // The kernel registry (csrc/core/ukernels/registry.h), read from libtorch_circle.so.
-  m.def("kernel_isas", [] {
-    std::vector<std::pair<std::string, bool>> isas;
-    for (circle_quant::Isa isa : circle_quant::kAllIsas) {
-      isas.emplace_back(circle_quant::isa_name(isa), circle_quant::isa_supported(isa));
-    }
-    return isas;
-  }, "Every ISA name the kernels know, lowest first per architecture, with whether this CPU runs it");
-  m.def("registered_kernels", [] {
-    std::vector<std::tuple<std::string, std::string, std::string, bool>> rows;
-    for (const auto& k : circle_quant::ukernels::registered_kernels()) {
-      rows.emplace_back(circle_quant::ukernels::family_name(k.family), k.name,
-                        circle_quant::isa_name(k.isa), k.dispatched);
-    }
-    return rows;
-  }, "Every registered microkernel as (family, name, isa, dispatched)");
+  m.def(
+      "kernel_isas",
+      [] {
+        std::vector<std::pair<std::string, bool>> isas;
+        for (circle_quant::Isa isa : circle_quant::kAllIsas) {
+          isas.emplace_back(circle_quant::isa_name(isa), circle_quant::isa_supported(isa));
+        }
+        return isas;
+      },
+      "Every ISA name the kernels know, lowest first per architecture, with whether this CPU runs it");
+  m.def(
+      "registered_kernels",
+      [] {
+        std::vector<std::tuple<std::string, std::string, std::string, bool>> rows;
+        for (const auto& k : circle_quant::ukernels::registered_kernels()) {
+          rows.emplace_back(circle_quant::ukernels::family_name(k.family), k.name, circle_quant::isa_name(k.isa),
+                            k.dispatched);
+        }
+        return rows;
+      },
+      "Every registered microkernel as (family, name, isa, dispatched)");
   const auto none = py::none();
   bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t, ScalarType)>(
-      m, "quantize_per_tensor",
-      py::arg("input"), py::arg("scale"), py::arg("zero_point"), py::arg("quant_min"),
-       py::arg("quant_max"), py::arg("dtype"));
+      m, "quantize_per_tensor", py::arg("input"), py::arg("scale"), py::arg("zero_point"), py::arg("quant_min"),
+      py::arg("quant_max"), py::arg("dtype"));
   bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t, ScalarType, OptScalarType)>(
-      m, "dequantize_per_tensor",
-      py::arg("input"), py::arg("scale"), py::arg("zero_point"), py::arg("quant_min"),
-       py::arg("quant_max"), py::arg("dtype"), py::arg("out_dtype") = none);
+      m, "dequantize_per_tensor", py::arg("input"), py::arg("scale"), py::arg("zero_point"), py::arg("quant_min"),
+      py::arg("quant_max"), py::arg("dtype"), py::arg("out_dtype") = none);
   bind<Tensor(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t, ScalarType)>(
-      m, "quantize_per_channel",
-      py::arg("input"), py::arg("scales"), py::arg("zero_points"), py::arg("axis"),
-       py::arg("quant_min"), py::arg("quant_max"), py::arg("dtype"));
-  bind<Tensor(const Tensor&, const Tensor&, const OptTensor&, int64_t, int64_t, int64_t,
-              ScalarType, OptScalarType)>(
-      m, "dequantize_per_channel",
-      py::arg("input"), py::arg("scales"), py::arg("zero_points"), py::arg("axis"),
-       py::arg("quant_min"), py::arg("quant_max"), py::arg("dtype"), py::arg("out_dtype") = none);
-  bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t)>(
-      m, "fake_quantize_per_tensor",
-      py::arg("input"), py::arg("scale"), py::arg("zero_point"), py::arg("quant_min"),
-       py::arg("quant_max"));
+      m, "quantize_per_channel", py::arg("input"), py::arg("scales"), py::arg("zero_points"), py::arg("axis"),
+      py::arg("quant_min"), py::arg("quant_max"), py::arg("dtype"));
+  bind<Tensor(const Tensor&, const Tensor&, const OptTensor&, int64_t, int64_t, int64_t, ScalarType, OptScalarType)>(
+      m, "dequantize_per_channel", py::arg("input"), py::arg("scales"), py::arg("zero_points"), py::arg("axis"),
+      py::arg("quant_min"), py::arg("quant_max"), py::arg("dtype"), py::arg("out_dtype") = none);
+  bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t)>(m, "fake_quantize_per_tensor", py::arg("input"),
+                                                                 py::arg("scale"), py::arg("zero_point"),
+                                                                 py::arg("quant_min"), py::arg("quant_max"));
   bind<Tensor(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, int64_t)>(
-      m, "fake_quantize_per_channel",
-      py::arg("input"), py::arg("scales"), py::arg("zero_points"), py::arg("axis"),
-       py::arg("quant_min"), py::arg("quant_max"));
+      m, "fake_quantize_per_channel", py::arg("input"), py::arg("scales"), py::arg("zero_points"), py::arg("axis"),
+      py::arg("quant_min"), py::arg("quant_max"));
   bind<TensorPair(const Tensor&)>(m, "minmax", py::arg("input"));
-  bind<TensorPair(const Tensor&, int64_t)>(m, "minmax_per_channel",
-                                            py::arg("input"), py::arg("axis"));
+  bind<TensorPair(const Tensor&, int64_t)>(m, "minmax_per_channel", py::arg("input"), py::arg("axis"));
   bind<TensorPair(const Tensor&, const Tensor&, int64_t, int64_t, ScalarType, bool, double, bool)>(
-      m, "choose_qparams",
-      py::arg("min_val"), py::arg("max_val"), py::arg("quant_min"), py::arg("quant_max"),
-       py::arg("dtype"), py::arg("symmetric"), py::arg("eps"),
-       py::arg("has_customized_qrange") = false);
+      m, "choose_qparams", py::arg("min_val"), py::arg("max_val"), py::arg("quant_min"), py::arg("quant_max"),
+      py::arg("dtype"), py::arg("symmetric"), py::arg("eps"), py::arg("has_customized_qrange") = false);
   bind<TensorTriple(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t)>(
-      m, "histogram_observe",
-      py::arg("input"), py::arg("histogram"), py::arg("min_val"), py::arg("max_val"),
-       py::arg("upsample_rate") = 16);
-  bind<void(const Tensor&, const Tensor&, const Tensor&, std::optional<double>)>(
-      m, "running_minmax_", py::arg("input"), py::arg("min_val"), py::arg("max_val"),
-      py::arg("averaging_constant") = none);
+      m, "histogram_observe", py::arg("input"), py::arg("histogram"), py::arg("min_val"), py::arg("max_val"),
+      py::arg("upsample_rate") = 16);
+  bind<void(const Tensor&, const Tensor&, const Tensor&, std::optional<double>)>(m, "running_minmax_", py::arg("input"),
+                                                                                 py::arg("min_val"), py::arg("max_val"),
+                                                                                 py::arg("averaging_constant") = none);
   bind<void(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t)>(
-      m, "histogram_observe_", py::arg("input"), py::arg("histogram"), py::arg("min_val"),
-      py::arg("max_val"), py::arg("upsample_rate") = 16);
+      m, "histogram_observe_", py::arg("input"), py::arg("histogram"), py::arg("min_val"), py::arg("max_val"),
+      py::arg("upsample_rate") = 16);
   // Hot at batch 1 (one call per layer per token): the typed handle saves ~1 us over torch.ops.
   bind<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, ScalarType)>(
-      m, "quantized_linear", py::arg("input"), py::arg("packed_weight"), py::arg("params"),
-      py::arg("multiplier"), py::arg("output_dtype"));
-  bind<TensorPair(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, ScalarType, bool,
-                  double, bool)>(
-      m, "histogram_choose_qparams",
-      py::arg("histogram"), py::arg("min_val"), py::arg("max_val"), py::arg("quant_min"),
-       py::arg("quant_max"), py::arg("dtype"), py::arg("symmetric"), py::arg("eps"),
-       py::arg("has_customized_qrange") = false);
+      m, "quantized_linear", py::arg("input"), py::arg("packed_weight"), py::arg("params"), py::arg("multiplier"),
+      py::arg("output_dtype"));
+  bind<TensorPair(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, ScalarType, bool, double, bool)>(
+      m, "histogram_choose_qparams", py::arg("histogram"), py::arg("min_val"), py::arg("max_val"), py::arg("quant_min"),
+      py::arg("quant_max"), py::arg("dtype"), py::arg("symmetric"), py::arg("eps"),
+      py::arg("has_customized_qrange") = false);
 }

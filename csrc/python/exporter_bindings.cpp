@@ -129,10 +129,13 @@ struct GraphCopier {
       n.op = node.attr("op").cast<std::string>();
       py::object target = node.attr("target");
       if (n.op == "call_function") {
-        if (target.is(getitem)) n.target = "getitem";
-        else if (py::isinstance(target, op_overload)) n.target = py::str(target).cast<std::string>();
-        else n.target = py::getattr(target, "__module__", py::str("")).cast<std::string>() + "." +
-                        py::getattr(target, "__qualname__", py::str(target)).cast<std::string>();
+        if (target.is(getitem))
+          n.target = "getitem";
+        else if (py::isinstance(target, op_overload))
+          n.target = py::str(target).cast<std::string>();
+        else
+          n.target = py::getattr(target, "__module__", py::str("")).cast<std::string>() + "." +
+                     py::getattr(target, "__qualname__", py::str(target)).cast<std::string>();
       } else {
         n.target = py::str(target).cast<std::string>();
       }
@@ -250,71 +253,74 @@ void register_exporter(py::module_& m) {
     }
   });
 
-  m.def("export_graph_module",
-        [](py::object graph_module, const std::string& format, int verbose, uint64_t extended_buffer_threshold,
-           int fd) -> py::object {
-          ex::ExportOptions options;
-          if (format == "tflite") options.write.format = ex::FileFormat::kTflite;
-          else if (format != "circle") throw ex::ExportError("format must be 'circle' or 'tflite', not '" + format + "'");
-          options.verbose = verbose;
-          if (extended_buffer_threshold) options.write.extended_buffer_threshold = extended_buffer_threshold;
-          py::module_ version = py::module_::import("torch_circle");
-          options.write.description = "torch-circle " + py::str(version.attr("__version__")).cast<std::string>();
-          ex::FxGraph fx = GraphCopier().copy(graph_module);
-          if (fd < 0) {
-            std::string bytes;
-            {
-              py::gil_scoped_release no_gil;
-              bytes = ex::export_fx_graph(fx, options);
-            }
-            return py::bytes(bytes);
-          }
-          uint64_t size = 0;
+  m.def(
+      "export_graph_module",
+      [](py::object graph_module, const std::string& format, int verbose, uint64_t extended_buffer_threshold,
+         int fd) -> py::object {
+        ex::ExportOptions options;
+        if (format == "tflite")
+          options.write.format = ex::FileFormat::kTflite;
+        else if (format != "circle")
+          throw ex::ExportError("format must be 'circle' or 'tflite', not '" + format + "'");
+        options.verbose = verbose;
+        if (extended_buffer_threshold) options.write.extended_buffer_threshold = extended_buffer_threshold;
+        py::module_ version = py::module_::import("torch_circle");
+        options.write.description = "torch-circle " + py::str(version.attr("__version__")).cast<std::string>();
+        ex::FxGraph fx = GraphCopier().copy(graph_module);
+        if (fd < 0) {
+          std::string bytes;
           {
             py::gil_scoped_release no_gil;
-            size = ex::export_fx_graph(fx, options, [fd](const void* data, size_t n) {
-              write_all(fd, data, n);
-            });
+            bytes = ex::export_fx_graph(fx, options);
           }
-          return py::int_(size);
-        },
-        py::arg("graph_module"), py::arg("format") = "circle", py::arg("verbose") = 0,
-        py::arg("extended_buffer_threshold") = 0, py::arg("fd") = -1,
-        "Exports an FX GraphModule (aten-level, e.g. ExportedProgram.module()) to Circle bytes, or, "
-        "given a file descriptor, writes them to it (constants straight from the tensors' memory) "
-        "and returns their count");
+          return py::bytes(bytes);
+        }
+        uint64_t size = 0;
+        {
+          py::gil_scoped_release no_gil;
+          size = ex::export_fx_graph(fx, options, [fd](const void* data, size_t n) { write_all(fd, data, n); });
+        }
+        return py::int_(size);
+      },
+      py::arg("graph_module"), py::arg("format") = "circle", py::arg("verbose") = 0,
+      py::arg("extended_buffer_threshold") = 0, py::arg("fd") = -1,
+      "Exports an FX GraphModule (aten-level, e.g. ExportedProgram.module()) to Circle bytes, or, "
+      "given a file descriptor, writes them to it (constants straight from the tensors' memory) "
+      "and returns their count");
 
-  m.def("circle_op_table",
-        [] {
-          py::list rows;
-          for (const ex::OpInfo& info : ex::op_table()) {
-            py::dict row;
-            row["type"] = std::string(info.type);
-            row["builtin"] = info.builtin != ex::kNotABuiltin;
-            row["onert_int"] = info.has(ex::kOnertInt);
-            row["litert_int"] = info.has(ex::kLitertInt);
-            row["fuses_activation"] = info.has(ex::kFusesActivation);
-            rows.append(row);
-          }
-          return rows;
-        },
-        "The exporter's op table (csrc/exporter/ir/circle_ops.lst): one dict per op the IR knows");
-  m.def("fusable_activations",
-        [] {
-          std::vector<std::string> names;
-          for (std::string_view name : ex::fusable_activations()) names.emplace_back(name);
-          return names;
-        },
-        "The Circle activations an op with a fused-activation option absorbs (RELU, RELU6, RELU_N1_TO_1); "
-        "the quantizer and the torch.compile backend fuse the ATen ops that import as these");
+  m.def(
+      "circle_op_table",
+      [] {
+        py::list rows;
+        for (const ex::OpInfo& info : ex::op_table()) {
+          py::dict row;
+          row["type"] = std::string(info.type);
+          row["builtin"] = info.builtin != ex::kNotABuiltin;
+          row["onert_int"] = info.has(ex::kOnertInt);
+          row["litert_int"] = info.has(ex::kLitertInt);
+          row["fuses_activation"] = info.has(ex::kFusesActivation);
+          rows.append(row);
+        }
+        return rows;
+      },
+      "The exporter's op table (csrc/exporter/ir/circle_ops.lst): one dict per op the IR knows");
+  m.def(
+      "fusable_activations",
+      [] {
+        std::vector<std::string> names;
+        for (std::string_view name : ex::fusable_activations()) names.emplace_back(name);
+        return names;
+      },
+      "The Circle activations an op with a fused-activation option absorbs (RELU, RELU6, RELU_N1_TO_1); "
+      "the quantizer and the torch.compile backend fuse the ATen ops that import as these");
 
-  m.def("read_circle",
-        [](py::buffer data, const std::string& source) {  // bytes, or an mmap of a file
-          py::buffer_info view = data.request();
-          return model_dict(torch_circle::reader::read_model(static_cast<const uint8_t*>(view.ptr),
-                                                             static_cast<size_t>(view.size * view.itemsize),
-                                                             source));
-        },
-        py::arg("data"), py::arg("source") = "<bytes>",
-        "Verifies and summarizes a .circle / .tflite file (ReadError on a malformed file)");
+  m.def(
+      "read_circle",
+      [](py::buffer data, const std::string& source) {  // bytes, or an mmap of a file
+        py::buffer_info view = data.request();
+        return model_dict(torch_circle::reader::read_model(static_cast<const uint8_t*>(view.ptr),
+                                                           static_cast<size_t>(view.size * view.itemsize), source));
+      },
+      py::arg("data"), py::arg("source") = "<bytes>",
+      "Verifies and summarizes a .circle / .tflite file (ReadError on a malformed file)");
 }

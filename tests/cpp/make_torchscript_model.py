@@ -15,6 +15,7 @@ clone needs no installed torch_circle. Writes:
                   (dequantize → float op → quantize, compared within one quantization step) and
                   that step.
 """
+
 import argparse
 from pathlib import Path
 
@@ -45,8 +46,8 @@ class MLP(torch.nn.Module):
         super().__init__()
         cq = torch.ops.circle_quant
         self.x_q = (0.03, 120)  # input scale / zero point (uint8)
-        self.h_q = (0.05, 0)    # hidden (uint8, after ReLU)
-        self.w1 = quantized_weight(g, (40, 24), torch.uint8)   # ONE's uint8 asymmetric per channel
+        self.h_q = (0.05, 0)  # hidden (uint8, after ReLU)
+        self.w1 = quantized_weight(g, (40, 24), torch.uint8)  # ONE's uint8 asymmetric per channel
         self.b1 = torch.randn(40, generator=g) * 0.3
         self.w2 = quantized_weight(g, (10, 40), torch.int8)
         self.b2 = torch.randn(10, generator=g) * 0.3
@@ -58,10 +59,12 @@ class MLP(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = torch.ops.circle_quant.quantize_per_tensor(x, 0.03, 120, 0, 255, torch.uint8)
-        h = torch.ops.circle_quant.quantized_linear(q, self.fc1_packed, self.fc1_params, self.fc1_multiplier,
-                                                    torch.uint8)
-        return torch.ops.circle_quant.quantized_linear(h, self.fc2_packed, self.fc2_params,
-                                                       self.fc2_multiplier, torch.float32)
+        h = torch.ops.circle_quant.quantized_linear(
+            q, self.fc1_packed, self.fc1_params, self.fc1_multiplier, torch.uint8
+        )
+        return torch.ops.circle_quant.quantized_linear(
+            h, self.fc2_packed, self.fc2_params, self.fc2_multiplier, torch.float32
+        )
 
     def reference(self, x):
         qd = torch.ops.quantized_decomposed
@@ -81,10 +84,12 @@ class CNN(torch.nn.Module):
         self.b1 = torch.randn(16, generator=g) * 0.2
         self.w2 = quantized_weight(g, (16, 1, 3, 3), torch.int8)  # depthwise
         self.b2 = torch.randn(16, generator=g) * 0.2
-        p1 = cq.conv2d_prepack(*self.w1, self.b1, [1, 1], [1, 1], [1, 1], 1, *self.x_q, torch.int8, *self.h_q,
-                               torch.int8, 0.0, 6.0)
-        p2 = cq.conv2d_prepack(*self.w2, self.b2, [2, 2], [1, 1], [1, 1], 16, *self.h_q, torch.int8, *self.y_q,
-                               torch.int8)
+        p1 = cq.conv2d_prepack(
+            *self.w1, self.b1, [1, 1], [1, 1], [1, 1], 1, *self.x_q, torch.int8, *self.h_q, torch.int8, 0.0, 6.0
+        )
+        p2 = cq.conv2d_prepack(
+            *self.w2, self.b2, [2, 2], [1, 1], [1, 1], 16, *self.h_q, torch.int8, *self.y_q, torch.int8
+        )
         for i, plan in enumerate((p1, p2), 1):
             for name, t in zip(("packed", "params", "multiplier"), plan):
                 self.register_buffer(f"conv{i}_{name}", t)
@@ -92,10 +97,30 @@ class CNN(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cq = torch.ops.circle_quant
         q = cq.quantize_per_tensor(x, 0.04, -5, -128, 127, torch.int8)
-        h = cq.quantized_conv2d(q, self.conv1_packed, self.conv1_params, self.conv1_multiplier, [3, 3], [1, 1],
-                                [1, 1], [1, 1], 1, torch.int8)
-        y = cq.quantized_conv2d(h, self.conv2_packed, self.conv2_params, self.conv2_multiplier, [3, 3], [2, 2],
-                                [1, 1], [1, 1], 16, torch.int8)
+        h = cq.quantized_conv2d(
+            q,
+            self.conv1_packed,
+            self.conv1_params,
+            self.conv1_multiplier,
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            1,
+            torch.int8,
+        )
+        y = cq.quantized_conv2d(
+            h,
+            self.conv2_packed,
+            self.conv2_params,
+            self.conv2_multiplier,
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            16,
+            torch.int8,
+        )
         return cq.dequantize_per_tensor(y, 0.03, 3, -128, 127, torch.int8)
 
     def reference(self, x):
@@ -103,8 +128,9 @@ class CNN(torch.nn.Module):
         xq = qd.quantize_per_tensor(x, *self.x_q, *I8)
         h = F.conv2d(qd.dequantize_per_tensor(xq, *self.x_q, *I8), dequantize_weight(*self.w1), self.b1, 1, 1)
         hq = qd.quantize_per_tensor(F.hardtanh(h, 0.0, 6.0), *self.h_q, *I8)
-        y = F.conv2d(qd.dequantize_per_tensor(hq, *self.h_q, *I8), dequantize_weight(*self.w2), self.b2, 2, 1,
-                     groups=16)
+        y = F.conv2d(
+            qd.dequantize_per_tensor(hq, *self.h_q, *I8), dequantize_weight(*self.w2), self.b2, 2, 1, groups=16
+        )
         yq = qd.quantize_per_tensor(y, *self.y_q, *I8)
         return qd.dequantize_per_tensor(yq, *self.y_q, *I8), self.y_q[0]  # within one output step
 
@@ -138,8 +164,10 @@ def main():
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
     import warnings
+
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit: deprecated, supported
     import torch.ao.quantization.fx._decomposed  # noqa: F401  torch.ops.quantized_decomposed
+
     torch.ops.load_library(args.library)
     args.out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)

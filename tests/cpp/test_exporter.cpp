@@ -87,7 +87,9 @@ std::vector<std::string> op_names(const rd::ModelInfo& info) {
   return names;
 }
 
-const rd::TensorInfo& tensor(const rd::ModelInfo& info, int32_t index) { return info.subgraphs.at(0).tensors.at(index); }
+const rd::TensorInfo& tensor(const rd::ModelInfo& info, int32_t index) {
+  return info.subgraphs.at(0).tensors.at(index);
+}
 
 // x → conv2d(3x3, pad 1) → relu, NCHW.
 ex::FxGraph conv_relu_graph(int64_t stride, int64_t groups, int64_t channels = 4) {
@@ -114,7 +116,7 @@ TEST(Exporter, FloatConvBecomesNhwcConvWithFusedReluBetweenTransposes) {
   EXPECT_EQ(op_names(info), (std::vector<std::string>{"TRANSPOSE", "CONV_2D", "TRANSPOSE"}));
   const auto& conv = info.subgraphs[0].operators[1];
   EXPECT_EQ(conv.options, "Conv2DOptions");
-  EXPECT_EQ(tensor(info, conv.inputs[1]).shape, (std::vector<int32_t>{6, 3, 3, 4}));  // OHWI
+  EXPECT_EQ(tensor(info, conv.inputs[1]).shape, (std::vector<int32_t>{6, 3, 3, 4}));   // OHWI
   EXPECT_EQ(tensor(info, conv.outputs[0]).shape, (std::vector<int32_t>{1, 8, 8, 6}));  // NHWC
   // The model keeps PyTorch's layout at its edges.
   EXPECT_EQ(tensor(info, info.subgraphs[0].inputs[0]).shape, (std::vector<int32_t>{1, 4, 8, 8}));
@@ -337,14 +339,12 @@ TEST(Reader, RejectsTruncatedFlippedAndGarbageFilesWithoutCrashing) {
 
 TEST(Reader, RejectsOperatorsThatReadTensorsNothingWroteYet) {
   std::string bytes = ex::export_fx_graph(conv_relu_graph(1, 1));
-  auto read = [&] {
-    rd::read_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "loop.circle");
-  };
+  auto read = [&] { rd::read_model(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "loop.circle"); };
   ASSERT_NO_THROW(read());
   // Well formed to the flatbuffers verifier, every index in range: the first operator now reads
   // the last one's output, which runtimes would read uninitialized (or crash on).
-  auto* operators = circle::GetMutableModel(bytes.data())->mutable_subgraphs()->GetMutableObject(0)
-                        ->mutable_operators();
+  auto* operators =
+      circle::GetMutableModel(bytes.data())->mutable_subgraphs()->GetMutableObject(0)->mutable_operators();
   ASSERT_GE(operators->size(), 2u);
   int32_t last_output = operators->Get(operators->size() - 1)->outputs()->Get(0);
   operators->GetMutableObject(0)->mutable_inputs()->Mutate(0, last_output);
@@ -452,9 +452,9 @@ TEST(Importers, CeilModeMaxPoolPadsTheWindowsPastTheEdge) {
   int x = b.placeholder("x", {1, 2, 8, 8});
   // 3x3 windows, stride 2, padding 1 over 8 pixels: 4 windows fit, ceil_mode adds a 5th, which
   // needs one more row / column of padding at the end (2 there, 1 before: not SAME).
-  b.output({b.call("aten.max_pool2d.default",
-                   {node(x), ints({3, 3}), ints({2, 2}), ints({1, 1}), ints({1, 1}), FxArg::of_bool(true)},
-                   {1, 2, 5, 5})});
+  b.output(
+      {b.call("aten.max_pool2d.default",
+              {node(x), ints({3, 3}), ints({2, 2}), ints({1, 1}), ints({1, 1}), FxArg::of_bool(true)}, {1, 2, 5, 5})});
   rd::ModelInfo info = export_and_read(b.graph);
   std::vector<std::string> ops = op_names(info);
   EXPECT_NE(std::find(ops.begin(), ops.end(), "PADV2"), ops.end());

@@ -110,7 +110,8 @@ TEST(OpTable, EveryRowStatesEveryField) {
     EXPECT_EQ(static_cast<int>(writer->code), info.builtin);
     EXPECT_TRUE(static_cast<bool>(writer->options));
     // Materialized operands are inputs too: the row's maximum leaves room for them.
-    int operands = info.operands.empty() ? 0 : 1 + static_cast<int>(std::count(info.operands.begin(), info.operands.end(), ','));
+    int operands =
+        info.operands.empty() ? 0 : 1 + static_cast<int>(std::count(info.operands.begin(), info.operands.end(), ','));
     if (info.max_inputs != ex::kAnyInputs) EXPECT_GE(info.max_inputs, 1 + operands);
   }
   EXPECT_EQ(ex::find_op("NOT_AN_OP"), nullptr);
@@ -329,7 +330,8 @@ TEST(FoldQuantization, ConvWithFloatWeightsStaysFloatBetweenDequantizeAndQuantiz
   conv_between_qdq(g, false);
   ex::fold_quantization(g);
   ex::validate(g);
-  EXPECT_EQ(op_types(g), (std::vector<std::string>{"QUANTIZE", "DEQUANTIZE", "torch.conv2d", "QUANTIZE", "DEQUANTIZE"}));
+  EXPECT_EQ(op_types(g),
+            (std::vector<std::string>{"QUANTIZE", "DEQUANTIZE", "torch.conv2d", "QUANTIZE", "DEQUANTIZE"}));
   Op* conv = only_op(g, "torch.conv2d");
   for (const Tensor* t : {conv->inputs[0], conv->inputs[1], conv->outputs[0]}) {
     EXPECT_EQ(t->dtype, DType::kFloat32) << t->name;
@@ -439,8 +441,8 @@ TEST(InsertRequantize, AveragePoolAveragesInItsInputParametersThenRequantizes) {
 }
 
 TEST(InsertRequantize, EveryOpWhoseKernelDoesNotRescaleGetsMatchingParameters) {
-  for (const char* type : {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE",
-                           "PAD", "GATHER", "BROADCAST_TO", "TILE", "REDUCE_MAX"}) {
+  for (const char* type : {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "PAD",
+                           "GATHER", "BROADCAST_TO", "TILE", "REDUCE_MAX"}) {
     Graph g;
     Tensor* x = graph_input(g, "x", {4}, DType::kInt8);
     x->quant = per_tensor(0.1f, -3);
@@ -580,7 +582,8 @@ TEST(PromoteOperandTypes, ComparisonsUsePyTorchsCategoryRule) {
   g.add_op("GREATER_EQUAL", {x, i}, {ge});  // float beats integer whatever the width
   Tensor* k = graph_input(g, "k", {3}, DType::kInt32);
   Tensor* lt = g.add_tensor("lt", {3}, DType::kBool);
-  g.add_op("LESS", {k, g.add_constant("two", at::scalar_tensor(2, at::kLong))}, {lt});  // a dimensioned int32 beats a scalar int64
+  g.add_op("LESS", {k, g.add_constant("two", at::scalar_tensor(2, at::kLong))},
+           {lt});  // a dimensioned int32 beats a scalar int64
   g.outputs = {ge, lt};
   ex::promote_operand_types(g);
   Op* greater_equal = only_op(g, "GREATER_EQUAL");
@@ -644,7 +647,8 @@ TEST(DecomposeNorms, LayerNormBecomesMeanSubMulRsqrtOverTheLastDims) {
   Graph g;
   Tensor* x = graph_input(g, "x", {2, 3, 8});
   Tensor* y = g.add_tensor("y", {2, 3, 8}, DType::kFloat32);
-  Op* ln = g.add_op("torch.layer_norm", {x, g.add_constant("w", at::ones({8})), g.add_constant("b", at::zeros({8}))}, {y});
+  Op* ln =
+      g.add_op("torch.layer_norm", {x, g.add_constant("w", at::ones({8})), g.add_constant("b", at::zeros({8}))}, {y});
   ln->attrs = {{"dims", int64_t{1}}, {"eps", 1e-5}};
   g.outputs.push_back(y);
   ex::decompose_norms(g);
@@ -744,8 +748,10 @@ TEST(LegalizeLayout, ConvBecomesNhwcConv2dBetweenTransposesWithOhwiWeights) {
   Tensor* w = g.add_constant("w", at::randn({6, 3, 3, 3}));
   Tensor* y = g.add_tensor("y", {1, 6, 8, 8}, DType::kFloat32);
   Op* conv = g.add_op("torch.conv2d", {x, w, nullptr}, {y});
-  conv->attrs = {{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
-                 {"padding", std::vector<int64_t>{1, 1, 1, 1}}, {"groups", int64_t{1}}};
+  conv->attrs = {{"stride", std::vector<int64_t>{1, 1}},
+                 {"dilation", std::vector<int64_t>{1, 1}},
+                 {"padding", std::vector<int64_t>{1, 1, 1, 1}},
+                 {"groups", int64_t{1}}};
   g.outputs.push_back(y);
   ex::legalize_layout(g);
   EXPECT_EQ(op_types(g), (std::vector<std::string>{"TRANSPOSE", "TRANSPOSE", "CONV_2D", "TRANSPOSE"}));
@@ -764,8 +770,10 @@ TEST(LegalizeLayout, DepthwiseConvGetsOneHwoWeightsAndAMultiplier) {
   Tensor* x = graph_input(g, "x", {1, 4, 6, 6});
   Tensor* y = g.add_tensor("y", {1, 8, 4, 4}, DType::kFloat32);
   Op* conv = g.add_op("torch.conv2d", {x, g.add_constant("w", at::randn({8, 1, 3, 3})), nullptr}, {y});
-  conv->attrs = {{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
-                 {"padding", std::vector<int64_t>{0, 0, 0, 0}}, {"groups", int64_t{4}}};
+  conv->attrs = {{"stride", std::vector<int64_t>{1, 1}},
+                 {"dilation", std::vector<int64_t>{1, 1}},
+                 {"padding", std::vector<int64_t>{0, 0, 0, 0}},
+                 {"groups", int64_t{4}}};
   g.outputs.push_back(y);
   ex::legalize_layout(g);
   Op* dw = only_op(g, "DEPTHWISE_CONV_2D");
@@ -779,7 +787,8 @@ TEST(LegalizeLayout, AveragePoolWithPaddingCircleCannotExpressIsRefused) {
   Tensor* x = graph_input(g, "x", {1, 2, 5, 5});
   Tensor* y = g.add_tensor("y", {1, 2, 3, 3}, DType::kFloat32);
   Op* pool = g.add_op("torch.avg_pool2d", {x}, {y});
-  pool->attrs = {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}},
+  pool->attrs = {{"kernel", std::vector<int64_t>{2, 2}},
+                 {"stride", std::vector<int64_t>{2, 2}},
                  {"padding", std::vector<int64_t>{1, 1, 1, 1}}};
   pool->origin = "avg_pool2d_1";
   g.outputs.push_back(y);
@@ -799,8 +808,9 @@ TEST(MaterializeOperands, AttributesBecomeInt32InputsInTheTablesOrder) {
   Tensor* r = g.add_tensor("r", {6, 4}, DType::kFloat32);
   g.add_op("RESHAPE", {x}, {r})->attrs["shape"] = std::vector<int64_t>{6, 4};
   Tensor* s = g.add_tensor("s", {2, 4}, DType::kFloat32);
-  g.add_op("STRIDED_SLICE", {r}, {s})->attrs = {{"begin", std::vector<int64_t>{0, 0}}, {"end", std::vector<int64_t>{6, 4}},
-                                               {"strides", std::vector<int64_t>{3, 1}}};
+  g.add_op("STRIDED_SLICE", {r}, {s})->attrs = {{"begin", std::vector<int64_t>{0, 0}},
+                                                {"end", std::vector<int64_t>{6, 4}},
+                                                {"strides", std::vector<int64_t>{3, 1}}};
   Tensor* p = g.add_tensor("p", {4, 6}, DType::kFloat32);
   g.add_op("PAD", {s}, {p})->attrs["paddings"] = std::vector<int64_t>{1, 1, 0, 2};
   Tensor* m = g.add_tensor("m", {4}, DType::kInt32);

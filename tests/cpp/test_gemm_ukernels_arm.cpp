@@ -35,8 +35,7 @@ constexpr size_t kGuardBytes = 64 * 1024;
 // The packed layout of qgemm.h, written from its description: byte (kk, j) of block nb at
 // nb · block_stride + (kk / 4) · 64 + j · 4 + kk % 4, block_stride = round_up(k, 4) · 16, zero
 // padding past k and past n. w is [n][k] row major.
-std::vector<int8_t> pack(const std::vector<int8_t>& w, size_t n, size_t k, size_t blocks,
-                         size_t* block_stride) {
+std::vector<int8_t> pack(const std::vector<int8_t>& w, size_t n, size_t k, size_t blocks, size_t* block_stride) {
   const size_t k_padded = (k + 3) / 4 * 4;
   *block_stride = k_padded * 16;
   std::vector<int8_t> packed(blocks * *block_stride, 0);
@@ -49,8 +48,8 @@ std::vector<int8_t> pack(const std::vector<int8_t>& w, size_t n, size_t k, size_
 }
 
 enum class Values { kRandom, kAllMin, kAllMax, kMinTimesMax, kMixedExtremes };
-constexpr Values kAllValues[] = {Values::kRandom, Values::kAllMin, Values::kAllMax,
-                                 Values::kMinTimesMax, Values::kMixedExtremes};
+constexpr Values kAllValues[] = {Values::kRandom, Values::kAllMin, Values::kAllMax, Values::kMinTimesMax,
+                                 Values::kMixedExtremes};
 
 int8_t value(std::mt19937& rng, Values v, bool is_a) {
   switch (v) {
@@ -67,9 +66,8 @@ constexpr int32_t kAccSentinel = 0x5a5a5a5a;
 
 // Runs uk.accumulate on one tile and compares it with the triple loop; the accumulator entries
 // outside the tile (stride padding, rows past mr) must keep their sentinel.
-::testing::AssertionResult check_tile(const GemmMicrokernel& uk, std::mt19937& rng, size_t mr,
-                                      size_t blocks, size_t k, size_t a_stride,
-                                      size_t acc_stride, Values values) {
+::testing::AssertionResult check_tile(const GemmMicrokernel& uk, std::mt19937& rng, size_t mr, size_t blocks, size_t k,
+                                      size_t a_stride, size_t acc_stride, Values values) {
   const size_t n = blocks * 16 - uniform_int<size_t>(rng, 0, 15);  // padded channels too
   std::vector<int8_t> w(n * k);
   for (auto& x : w) x = value(rng, values, false);
@@ -89,8 +87,8 @@ constexpr int32_t kAccSentinel = 0x5a5a5a5a;
 
   const size_t acc_rows = uk.mr + 1;
   std::vector<int32_t> acc(acc_rows * acc_stride, kAccSentinel);
-  uk.accumulate(mr, blocks, k, a.data(), a_stride, reinterpret_cast<const int8_t*>(b.data()),
-                block_stride, acc.data(), acc_stride);
+  uk.accumulate(mr, blocks, k, a.data(), a_stride, reinterpret_cast<const int8_t*>(b.data()), block_stride, acc.data(),
+                acc_stride);
 
   for (size_t i = 0; i < acc_rows; ++i) {
     for (size_t j = 0; j < acc_stride; ++j) {
@@ -107,10 +105,9 @@ constexpr int32_t kAccSentinel = 0x5a5a5a5a;
       const int32_t got = acc[i * acc_stride + j];
       if (got != want) {
         return ::testing::AssertionFailure()
-               << uk.name << ": acc(" << i << ", " << j << ") = " << got << ", want " << want
-               << " (mr " << mr << ", blocks " << blocks << ", n " << n << ", k " << k
-               << ", a_stride " << a_stride << ", acc_stride " << acc_stride << ", values "
-               << static_cast<int>(values) << ")";
+               << uk.name << ": acc(" << i << ", " << j << ") = " << got << ", want " << want << " (mr " << mr
+               << ", blocks " << blocks << ", n " << n << ", k " << k << ", a_stride " << a_stride << ", acc_stride "
+               << acc_stride << ", values " << static_cast<int>(values) << ")";
       }
     }
   }
@@ -128,11 +125,10 @@ class ArmGemmUkernels : public ::testing::TestWithParam<std::string> {
   }
   Isa isa() const { return row().isa; }
 };
-INSTANTIATE_TEST_SUITE_P(
-    Kernel, ArmGemmUkernels,
-    ::testing::ValuesIn(runnable_kernels(ukernels::gemm_kernels(),
-                                         [](const auto& row) { return row.kernel.a_signed; })),
-    kernel_param_name);
+INSTANTIATE_TEST_SUITE_P(Kernel, ArmGemmUkernels,
+                         ::testing::ValuesIn(runnable_kernels(ukernels::gemm_kernels(),
+                                                              [](const auto& row) { return row.kernel.a_signed; })),
+                         kernel_param_name);
 
 TEST_P(ArmGemmUkernels, DescribeThemselves) {
   const GemmMicrokernel& uk = row().kernel;
@@ -150,8 +146,7 @@ TEST_P(ArmGemmUkernels, DescribeThemselves) {
 
 TEST_P(ArmGemmUkernels, AccumulateMatchesTripleLoop) {
   const GemmMicrokernel& uk = row().kernel;
-  const size_t ks[] = {0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 255, 256,
-                       257, 1000};
+  const size_t ks[] = {0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 255, 256, 257, 1000};
   const size_t stride_pad[] = {0, 1, 3, 16, 61};
   const size_t acc_pad[] = {0, 1, 5, 16};
   std::mt19937 rng(2024);
@@ -197,28 +192,25 @@ TEST_P(ArmGemmUkernels, LongestReductionOfExtremes) {
 TEST_P(ArmGemmUkernels, RequantizeMatchesScalar) {
   const GemmMicrokernel& uk = row().kernel;
   std::mt19937 rng(31);
-  const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16,
-                              OutputType::kFloat};
-  const int32_t special_acc[] = {std::numeric_limits<int32_t>::min(),
-                                 std::numeric_limits<int32_t>::max(), 0, 1, -1, 2, -3, 5, -5};
+  const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16, OutputType::kFloat};
+  const int32_t special_acc[] = {
+      std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max(), 0, 1, -1, 2, -3, 5, -5};
   // 1.9999999: M0 just below 2^31 with a left shift, so saturated totals stay near INT32_MAX.
   const double special_m[] = {0.5, 0.25, 1.0, 0x1p-10, 0x1p-31, 0x1p-33, 3.0, 1e-7, 1.9999999};
   for (int iter = 0; iter < 3000; ++iter) {
     const size_t rows = uniform_int<size_t>(rng, 1, uk.mr + 1);
     const size_t max_cols = uk.max_blocks * kGemmNr;
-    const size_t cols = iter < 64 ? static_cast<size_t>(iter) % max_cols + 1
-                                  : uniform_int<size_t>(rng, 1, max_cols);
+    const size_t cols = iter < 64 ? static_cast<size_t>(iter) % max_cols + 1 : uniform_int<size_t>(rng, 1, max_cols);
     const size_t n0 = 16 * uniform_int<size_t>(rng, 0, 2);
     const size_t acc_stride = cols + uniform_int<size_t>(rng, 0, 9);
     const size_t out_stride = cols + uniform_int<size_t>(rng, 0, 9);
     const OutputType type = pick(rng, types);
-    const RequantMode mode =
-        uniform_int(rng, 0, 1) ? RequantMode::kFixedPoint : RequantMode::kFloat;
+    const RequantMode mode = uniform_int(rng, 0, 1) ? RequantMode::kFixedPoint : RequantMode::kFloat;
     const int scale_kind = uniform_int(rng, 0, 2);  // 0: small totals, 1: any int32, 2: specials
 
     std::vector<int32_t> acc(rows * acc_stride), channel_term(cols), zb(cols), row_sum(rows);
     for (auto& v : acc) {
-      v = scale_kind == 0 ? uniform_int<int32_t>(rng, -100000, 100000)
+      v = scale_kind == 0   ? uniform_int<int32_t>(rng, -100000, 100000)
           : scale_kind == 1 ? static_cast<int32_t>(rng())
                             : pick(rng, special_acc);
     }
@@ -232,9 +224,8 @@ TEST_P(ArmGemmUkernels, RequantizeMatchesScalar) {
     std::vector<float> multiplier(n0 + cols);
     std::vector<int32_t> fixed_multiplier(n0 + cols), fixed_shift(n0 + cols);
     for (size_t c = 0; c < n0 + cols; ++c) {
-      const double m = uniform_int(rng, 0, 3) == 0
-                           ? pick(rng, special_m)
-                           : static_cast<double>(log_uniform(rng, 1e-9, 4.0));
+      const double m =
+          uniform_int(rng, 0, 3) == 0 ? pick(rng, special_m) : static_cast<double>(log_uniform(rng, 1e-9, 4.0));
       multiplier[c] = static_cast<float>(m);
       quantize_multiplier(m, &fixed_multiplier[c], &fixed_shift[c]);
     }
@@ -262,14 +253,14 @@ TEST_P(ArmGemmUkernels, RequantizeMatchesScalar) {
     const size_t bytes = ((rows - 1) * out_stride + cols) * elem + 64;
     std::vector<uint8_t> want(bytes, 0xa5), got(bytes, 0xa5);
     const int32_t* rs = use_row_sum ? row_sum.data() : nullptr;
-    ukernels::qs32_requantize_scalar(rows, cols, acc.data(), acc_stride, channel_term.data(),
-                                     zb.data(), rs, stage, n0, want.data(), out_stride);
-    uk.requantize(rows, cols, acc.data(), acc_stride, channel_term.data(), zb.data(), rs, stage,
-                  n0, got.data(), out_stride);
+    ukernels::qs32_requantize_scalar(rows, cols, acc.data(), acc_stride, channel_term.data(), zb.data(), rs, stage, n0,
+                                     want.data(), out_stride);
+    uk.requantize(rows, cols, acc.data(), acc_stride, channel_term.data(), zb.data(), rs, stage, n0, got.data(),
+                  out_stride);
     ASSERT_TRUE(same_bits(got.data(), want.data(), bytes))
-        << uk.name << " iter " << iter << ": rows " << rows << " cols " << cols << " n0 " << n0
-        << " type " << static_cast<int>(type) << " mode " << static_cast<int>(mode)
-        << " row sums " << use_row_sum << " kind " << scale_kind;
+        << uk.name << " iter " << iter << ": rows " << rows << " cols " << cols << " n0 " << n0 << " type "
+        << static_cast<int>(type) << " mode " << static_cast<int>(mode) << " row sums " << use_row_sum << " kind "
+        << scale_kind;
   }
 }
 
@@ -306,8 +297,7 @@ std::vector<uint8_t> run_qgemm(const GemmCase& c, uint32_t seed) {
   const double sy = sa * 5e-3 * 74.0 * 74.0 * std::sqrt(static_cast<double>(c.k) + 1.0) / 40.0;
   OutputStageStorage stage;
   make_output_stage(c.type, c.mode, sa, ws.data(), ws.size(), static_cast<int64_t>(c.n), sy,
-                    c.type == OutputType::kUint8 ? 128 : 3,
-                    -std::numeric_limits<double>::infinity(),
+                    c.type == OutputType::kUint8 ? 128 : 3, -std::numeric_limits<double>::infinity(),
                     std::numeric_limits<double>::infinity(), &stage);
   GemmActivations act;
   act.data = a.data();
@@ -317,15 +307,14 @@ std::vector<uint8_t> run_qgemm(const GemmCase& c, uint32_t seed) {
   const size_t elem = c.type == OutputType::kFloat ? 4 : c.type == OutputType::kInt16 ? 2 : 1;
   const size_t out_stride = c.n + 5;
   std::vector<uint8_t> out(c.m * out_stride * elem, 0xee);
-  qgemm(act, 0, static_cast<int64_t>(c.m), packed.view(), 0, static_cast<int64_t>(c.n),
-        c.bias ? bias.data() : nullptr, stage.stage, out.data(), out_stride);
+  qgemm(act, 0, static_cast<int64_t>(c.m), packed.view(), 0, static_cast<int64_t>(c.n), c.bias ? bias.data() : nullptr,
+        stage.stage, out.data(), out_stride);
   return out;
 }
 
 std::vector<GemmCase> gemm_cases() {
   std::vector<GemmCase> cases;
-  const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16,
-                              OutputType::kFloat};
+  const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16, OutputType::kFloat};
   int i = 0;
   for (size_t m : {1, 3, 9}) {
     for (size_t n : {1, 16, 37}) {
@@ -354,8 +343,8 @@ TEST_P(ArmGemmUkernels, QgemmUnderForcedIsaMatchesScalar) {
       got = run_qgemm(c, seed);
     }
     ASSERT_TRUE(same_bits(got.data(), want.data(), got.size()))
-        << "m " << c.m << " n " << c.n << " k " << c.k << " type " << static_cast<int>(c.type)
-        << " mode " << static_cast<int>(c.mode);
+        << "m " << c.m << " n " << c.n << " k " << c.k << " type " << static_cast<int>(c.type) << " mode "
+        << static_cast<int>(c.mode);
   }
 }
 
@@ -377,8 +366,7 @@ TEST(ArmIsaSelection, AutomaticChoiceFollowsTheCpu) {
     const std::vector<uint8_t> got = run_qgemm(c, seed);
     IsaOverride forced(Isa::kScalar);
     const std::vector<uint8_t> ref = run_qgemm(c, seed);
-    ASSERT_TRUE(same_bits(got.data(), ref.data(), got.size()))
-        << "m " << c.m << " n " << c.n << " k " << c.k;
+    ASSERT_TRUE(same_bits(got.data(), ref.data(), got.size())) << "m " << c.m << " n " << c.n << " k " << c.k;
   }
 }
 

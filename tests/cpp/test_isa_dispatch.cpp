@@ -28,8 +28,7 @@ Isa wanted_isa() {
 TEST(IsaSelection, AutomaticChoiceIsTheBestLevelTheCpuReports) {
   EXPECT_EQ(active_isa(), wanted_isa()) << "chose " << isa_name(active_isa());
   if (const char* expected = std::getenv("CIRCLE_QUANT_EXPECT_ISA")) {
-    EXPECT_STREQ(isa_name(active_isa()), expected)
-        << "the emulated CPU should have led to '" << expected << "'";
+    EXPECT_STREQ(isa_name(active_isa()), expected) << "the emulated CPU should have led to '" << expected << "'";
   }
 }
 

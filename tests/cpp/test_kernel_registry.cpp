@@ -188,8 +188,7 @@ std::set<std::string> params_of(const std::string& suite) {
 // Per-kernel suites take the row's name; the elementwise suites take an ISA level and call the
 // level's own rows.
 template <typename Kernel>
-void expect_in_suites(const uk::KernelList<Kernel>& list, std::vector<std::string> suites,
-                      bool by_isa) {
+void expect_in_suites(const uk::KernelList<Kernel>& list, std::vector<std::string> suites, bool by_isa) {
   std::set<std::string> params;
   for (const std::string& s : suites) {
     const std::set<std::string> p = params_of(s);

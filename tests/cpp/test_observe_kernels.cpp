@@ -30,8 +30,7 @@ struct ObserveKernels {
 
 // The microkernels of one ISA (its rows in the kernel registry), called directly.
 ObserveKernels observe_kernels(Isa isa) {
-  return {own_row(ukernels::minmax_kernels(), isa).kernel,
-          own_row(ukernels::histogram_kernels(), isa).kernel};
+  return {own_row(ukernels::minmax_kernels(), isa).kernel, own_row(ukernels::histogram_kernels(), isa).kernel};
 }
 
 // --- inputs ----------------------------------------------------------------------------------------
@@ -92,10 +91,9 @@ std::vector<uint32_t> naive_histogram(const float* x, size_t n, float lo, float 
   if (got.min == want.min && got.max == want.max && got.has_nan == want.has_nan) {
     return ::testing::AssertionSuccess();
   }
-  return ::testing::AssertionFailure()
-         << "got {" << describe(got.min) << ", " << describe(got.max) << ", nan " << got.has_nan
-         << "}, want {" << describe(want.min) << ", " << describe(want.max) << ", nan "
-         << want.has_nan << "}";
+  return ::testing::AssertionFailure() << "got {" << describe(got.min) << ", " << describe(got.max) << ", nan "
+                                       << got.has_nan << "}, want {" << describe(want.min) << ", " << describe(want.max)
+                                       << ", nan " << want.has_nan << "}";
 }
 
 // Random [lo, hi] with lo < hi, from narrow to wide and away from zero.
@@ -117,16 +115,14 @@ TEST_P(ObserveKernelsTest, MinMaxMatchesScalar) {
       for (Mix mix : kMixes) {
         const auto [lo, hi] = random_range(rng);
         auto x = make_data(rng, n, offset, lo, hi, mix);
-        SCOPED_TRACE(::testing::Message() << "n=" << n << " offset=" << offset << " mix="
-                                          << static_cast<int>(mix));
+        SCOPED_TRACE(::testing::Message() << "n=" << n << " offset=" << offset << " mix=" << static_cast<int>(mix));
         ASSERT_TRUE(same_minmax(k.minmax(x.data(), n), ukernels::f32_minmax_scalar(x.data(), n)));
         // The extremes and a NaN at the first, a middle and the last (tail) position.
         for (size_t pos : special_positions(n)) {
           for (float v : {-1e30f, 1e30f, -kInf, kInf, kNaN}) {
             const float saved = x[pos];
             x[pos] = v;
-            ASSERT_TRUE(same_minmax(k.minmax(x.data(), n),
-                                    ukernels::f32_minmax_scalar(x.data(), n)))
+            ASSERT_TRUE(same_minmax(k.minmax(x.data(), n), ukernels::f32_minmax_scalar(x.data(), n)))
                 << describe(v) << " at " << pos;
             x[pos] = saved;
           }
@@ -145,14 +141,13 @@ TEST_P(ObserveKernelsTest, HistogramMatchesScalar) {
         for (Mix mix : kMixes) {
           const auto [lo, hi] = random_range(rng);
           const auto x = make_data(rng, n, offset, lo, hi, mix);
-          SCOPED_TRACE(::testing::Message() << "bins=" << bins << " n=" << n << " offset="
-                                            << offset << " range=[" << lo << ", " << hi << "]");
+          SCOPED_TRACE(::testing::Message() << "bins=" << bins << " n=" << n << " offset=" << offset << " range=[" << lo
+                                            << ", " << hi << "]");
           // Kernels add to the counts they are given.
           std::vector<uint32_t> want(bins), got;
           for (auto& c : want) c = uniform_int<uint32_t>(rng, 0, 1000);
           got = want;
-          const size_t want_nans = ukernels::f32_histogram_scalar(x.data(), n, lo, hi, bins,
-                                                                  want.data());
+          const size_t want_nans = ukernels::f32_histogram_scalar(x.data(), n, lo, hi, bins, want.data());
           ASSERT_EQ(k.histogram(x.data(), n, lo, hi, bins, got.data()), want_nans);
           ASSERT_TRUE(same_bits(got.data(), want.data(), bins));
         }
@@ -169,8 +164,7 @@ TEST(ObserveReference, ScalarMinMaxMatchesNaiveLoop) {
     for (Mix mix : kMixes) {
       const auto [lo, hi] = random_range(rng);
       const auto x = make_data(rng, n, 0, lo, hi, mix);
-      EXPECT_TRUE(same_minmax(ukernels::f32_minmax_scalar(x.data(), n),
-                              naive_minmax(x.data(), n, false)));
+      EXPECT_TRUE(same_minmax(ukernels::f32_minmax_scalar(x.data(), n), naive_minmax(x.data(), n, false)));
       EXPECT_TRUE(same_minmax(finite_minmax(x.data(), n), naive_minmax(x.data(), n, true)));
     }
   }
@@ -195,11 +189,9 @@ TEST(ObserveReference, ScalarHistogramMatchesHistcBinning) {
         const auto [lo, hi] = random_range(rng);
         const auto x = make_data(rng, n, 0, lo, hi, mix);
         std::vector<uint32_t> counts(bins, 0);
-        const size_t nans = ukernels::f32_histogram_scalar(x.data(), n, lo, hi, bins,
-                                                           counts.data());
+        const size_t nans = ukernels::f32_histogram_scalar(x.data(), n, lo, hi, bins, counts.data());
         EXPECT_EQ(counts, naive_histogram(x.data(), n, lo, hi, bins));
-        EXPECT_EQ(nans, static_cast<size_t>(
-                            std::count_if(x.data(), x.data() + n, [](float v) { return v != v; })));
+        EXPECT_EQ(nans, static_cast<size_t>(std::count_if(x.data(), x.data() + n, [](float v) { return v != v; })));
       }
     }
   }
@@ -354,10 +346,9 @@ TEST(HistogramMerge, WidenedRangePreservesMassAndLocation) {
     const auto old = random_hist(rng, bins);
     const auto batch = random_counts(rng, bins);
     std::vector<float> out(bins);
-    histogram_merge(old.data(), old_min, old_max, batch.data(), new_min, new_max, bins, rate,
-                    out.data());
-    SCOPED_TRACE(::testing::Message() << "old [" << old_min << ", " << old_max << "] new ["
-                                      << new_min << ", " << new_max << "] bins " << bins);
+    histogram_merge(old.data(), old_min, old_max, batch.data(), new_min, new_max, bins, rate, out.data());
+    SCOPED_TRACE(::testing::Message() << "old [" << old_min << ", " << old_max << "] new [" << new_min << ", "
+                                      << new_max << "] bins " << bins);
     const auto part = old_part(out, batch);
     const double total = sum(old) + sum(batch);
     EXPECT_NEAR(sum(out), total, 1e-3 * total);
@@ -401,8 +392,8 @@ TEST(HistogramMerge, SingleValueOldStateMovesAllMassToThatValuesBin) {
 
 // The expected histogram of n_bulk standard normal samples over [min, max] of the outliers, plus
 // one count per outlier.
-std::vector<float> gaussian_with_outliers(double n_bulk, const std::vector<float>& outliers,
-                                          float min, float max, int64_t bins) {
+std::vector<float> gaussian_with_outliers(double n_bulk, const std::vector<float>& outliers, float min, float max,
+                                          int64_t bins) {
   const double width = (double{max} - min) / bins;
   auto cdf = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
   std::vector<float> hist(bins);
@@ -444,8 +435,7 @@ TEST(HistogramSearchRange, UniformDataKeepsNearlyTheFullRange) {
 TEST(HistogramSearchRange, EmptyHistogramThrows) {
   const std::vector<float> hist(64, 0.0f);
   float new_min, new_max;
-  EXPECT_THROW(histogram_search_range(hist.data(), 64, 0.0f, 1.0f, 256, &new_min, &new_max),
-               std::invalid_argument);
+  EXPECT_THROW(histogram_search_range(hist.data(), 64, 0.0f, 1.0f, 256, &new_min, &new_max), std::invalid_argument);
 }
 
 }  // namespace

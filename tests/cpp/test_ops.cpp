@@ -17,41 +17,33 @@ c10::TypedOperatorHandle<Signature> find_op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
 }
 
-at::Tensor quantize(const at::Tensor& x, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                    at::ScalarType dtype) {
-  static const auto op = find_op<at::Tensor(const at::Tensor&, double, int64_t, int64_t, int64_t,
-                                            at::ScalarType)>("circle_quant::quantize_per_tensor");
+at::Tensor quantize(const at::Tensor& x, double scale, int64_t zp, int64_t qmin, int64_t qmax, at::ScalarType dtype) {
+  static const auto op = find_op<at::Tensor(const at::Tensor&, double, int64_t, int64_t, int64_t, at::ScalarType)>(
+      "circle_quant::quantize_per_tensor");
   return op.call(x, scale, zp, qmin, qmax, dtype);
 }
 
-at::Tensor dequantize(const at::Tensor& q, double scale, int64_t zp, int64_t qmin, int64_t qmax,
-                      at::ScalarType dtype) {
-  static const auto op =
-      find_op<at::Tensor(const at::Tensor&, double, int64_t, int64_t, int64_t, at::ScalarType,
-                         c10::optional<at::ScalarType>)>("circle_quant::dequantize_per_tensor");
+at::Tensor dequantize(const at::Tensor& q, double scale, int64_t zp, int64_t qmin, int64_t qmax, at::ScalarType dtype) {
+  static const auto op = find_op<at::Tensor(const at::Tensor&, double, int64_t, int64_t, int64_t, at::ScalarType,
+                                            c10::optional<at::ScalarType>)>("circle_quant::dequantize_per_tensor");
   return op.call(q, scale, zp, qmin, qmax, dtype, c10::nullopt);
 }
 
-at::Tensor quantize_per_channel(const at::Tensor& x, const at::Tensor& scales,
-                                const at::Tensor& zps, int64_t axis, int64_t qmin, int64_t qmax,
-                                at::ScalarType dtype) {
-  static const auto op =
-      find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
-                         int64_t, at::ScalarType)>("circle_quant::quantize_per_channel");
+at::Tensor quantize_per_channel(const at::Tensor& x, const at::Tensor& scales, const at::Tensor& zps, int64_t axis,
+                                int64_t qmin, int64_t qmax, at::ScalarType dtype) {
+  static const auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                                            int64_t, at::ScalarType)>("circle_quant::quantize_per_channel");
   return op.call(x, scales, zps, axis, qmin, qmax, dtype);
 }
 
 std::tuple<at::Tensor, at::Tensor> minmax(const at::Tensor& x) {
-  static const auto op =
-      find_op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&)>("circle_quant::minmax");
+  static const auto op = find_op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&)>("circle_quant::minmax");
   return op.call(x);
 }
 
-at::Tensor fake_quantize(const at::Tensor& x, double scale, int64_t zp, int64_t qmin,
-                         int64_t qmax) {
-  static const auto op =
-      find_op<at::Tensor(const at::Tensor&, double, int64_t, int64_t, int64_t)>(
-          "circle_quant::fake_quantize_per_tensor");
+at::Tensor fake_quantize(const at::Tensor& x, double scale, int64_t zp, int64_t qmin, int64_t qmax) {
+  static const auto op = find_op<at::Tensor(const at::Tensor&, double, int64_t, int64_t, int64_t)>(
+      "circle_quant::fake_quantize_per_tensor");
   return op.call(x, scale, zp, qmin, qmax);
 }
 
@@ -59,8 +51,7 @@ at::Tensor fake_quantize(const at::Tensor& x, double scale, int64_t zp, int64_t 
 int64_t expected_level(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax) {
   const float inv = static_cast<float>(1.0 / static_cast<double>(scale));
   const float v = std::nearbyint(x * inv) + static_cast<float>(zp);
-  return static_cast<int64_t>(std::fmin(std::fmax(v, static_cast<float>(qmin)),
-                                        static_cast<float>(qmax)));
+  return static_cast<int64_t>(std::fmin(std::fmax(v, static_cast<float>(qmin)), static_cast<float>(qmax)));
 }
 
 // Runs f, which must throw E with a message holding every one of `parts`.
@@ -84,12 +75,9 @@ struct QuantType {
   int64_t qmin, qmax, zero_point;
 };
 
-const QuantType kQuantTypes[] = {{at::kByte, 0, 255, 10},
-                                 {at::kChar, -128, 127, 0},
-                                 {at::kChar, -127, 127, -3},
-                                 {at::kUInt16, 0, 65535, 30000},
-                                 {at::kShort, -32768, 32767, 5},
-                                 {at::kInt, INT32_MIN, INT32_MAX, 0}};
+const QuantType kQuantTypes[] = {{at::kByte, 0, 255, 10},        {at::kChar, -128, 127, 0},
+                                 {at::kChar, -127, 127, -3},     {at::kUInt16, 0, 65535, 30000},
+                                 {at::kShort, -32768, 32767, 5}, {at::kInt, INT32_MIN, INT32_MAX, 0}};
 
 class Ops : public ::testing::Test {
  protected:
@@ -133,8 +121,8 @@ TEST_F(Ops, PerChannelMatchesElementLoop) {
     for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
     for (int64_t i = 0; i < x.numel(); ++i) {
       const int64_t c = (i / inner) % channels;
-      const int64_t want = expected_level(xc.data_ptr<float>()[i], scales[c].item<float>(),
-                                          zps[c].item<int64_t>(), -128, 127);
+      const int64_t want =
+          expected_level(xc.data_ptr<float>()[i], scales[c].item<float>(), zps[c].item<int64_t>(), -128, 127);
       ASSERT_EQ(qc.data_ptr<int64_t>()[i], want) << "axis " << axis << ", flat index " << i;
     }
   }
@@ -144,9 +132,7 @@ TEST_F(Ops, ChannelsLastGivesTheSameValuesAsContiguous) {
   const auto x = torch::randn({2, 6, 4, 5}) * 3;
   const auto x_cl = x.contiguous(at::MemoryFormat::ChannelsLast);
   ASSERT_FALSE(x_cl.is_contiguous());
-  const auto per_tensor = [](const at::Tensor& t) {
-    return quantize(t, 0.03, 7, -128, 127, at::kChar);
-  };
+  const auto per_tensor = [](const at::Tensor& t) { return quantize(t, 0.03, 7, -128, 127, at::kChar); };
   const auto q_cl = per_tensor(x_cl);
   EXPECT_TRUE(q_cl.is_contiguous(at::MemoryFormat::ChannelsLast)) << "layout not preserved";
   EXPECT_TRUE(torch::equal(q_cl, per_tensor(x)));
@@ -163,9 +149,9 @@ TEST_F(Ops, ChannelsLastGivesTheSameValuesAsContiguous) {
 }
 
 TEST_F(Ops, MinMaxMatchesATen) {
-  for (const auto& x : {torch::randn({37, 101}), torch::randn({200003}) * 50,
-                        torch::randn({2, 3, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast),
-                        torch::randn({64, 32}).t()}) {
+  for (const auto& x :
+       {torch::randn({37, 101}), torch::randn({200003}) * 50,
+        torch::randn({2, 3, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast), torch::randn({64, 32}).t()}) {
     const auto [mn, mx] = minmax(x);
     const auto [amn, amx] = at::aminmax(x);
     EXPECT_EQ(mn.item<float>(), amn.item<float>()) << x.sizes();
@@ -179,25 +165,20 @@ TEST_F(Ops, ArgumentErrorsNameTheOpAndArgument) {
   const char* qpc = "circle_quant::quantize_per_channel";
   expect_error<c10::ValueError>([&] { quantize(x, 0.0, 0, 0, 255, at::kByte); }, {qpt, "scale"});
   expect_error<c10::ValueError>([&] { quantize(x, -0.1, 0, 0, 255, at::kByte); }, {qpt, "scale"});
-  expect_error<c10::ValueError>([&] { quantize(x, 0.1, 256, 0, 255, at::kByte); },
-                                {qpt, "zero_point", "256"});
+  expect_error<c10::ValueError>([&] { quantize(x, 0.1, 256, 0, 255, at::kByte); }, {qpt, "zero_point", "256"});
   expect_error<c10::ValueError>([&] { quantize(x, 0.1, 0, 0, 256, at::kByte); },
                                 {qpt, "quant_min", "quant_max", "256"});
-  expect_error<c10::ValueError>([&] { quantize(x, 0.1, 0, -129, 127, at::kChar); },
-                                {qpt, "quant_min", "-129"});
-  expect_error<c10::TypeError>(
-      [&] { quantize(torch::ones({4}, torch::kInt), 0.1, 0, 0, 255, at::kByte); },
-      {qpt, "input"});
+  expect_error<c10::ValueError>([&] { quantize(x, 0.1, 0, -129, 127, at::kChar); }, {qpt, "quant_min", "-129"});
+  expect_error<c10::TypeError>([&] { quantize(torch::ones({4}, torch::kInt), 0.1, 0, 0, 255, at::kByte); },
+                               {qpt, "input"});
 
   const auto x4 = torch::randn({2, 3, 4, 5});
   const auto s3 = torch::full({3}, 0.1), z3 = torch::zeros({3}, torch::kLong);
-  expect_error<c10::IndexError>(
-      [&] { quantize_per_channel(x4, s3, z3, 4, -128, 127, at::kChar); }, {qpc, "axis", "4"});
-  expect_error<c10::IndexError>(
-      [&] { quantize_per_channel(x4, s3, z3, -5, -128, 127, at::kChar); }, {qpc, "axis", "-5"});
-  expect_error<c10::ValueError>(
-      [&] { quantize_per_channel(x4, torch::full({4}, 0.1), z3, 1, -128, 127, at::kChar); },
-      {qpc, "scales"});
+  expect_error<c10::IndexError>([&] { quantize_per_channel(x4, s3, z3, 4, -128, 127, at::kChar); }, {qpc, "axis", "4"});
+  expect_error<c10::IndexError>([&] { quantize_per_channel(x4, s3, z3, -5, -128, 127, at::kChar); },
+                                {qpc, "axis", "-5"});
+  expect_error<c10::ValueError>([&] { quantize_per_channel(x4, torch::full({4}, 0.1), z3, 1, -128, 127, at::kChar); },
+                                {qpc, "scales"});
   expect_error<c10::ValueError>(
       [&] { quantize_per_channel(x4, s3, torch::zeros({2}, torch::kLong), 1, -128, 127, at::kChar); },
       {qpc, "zero_points"});

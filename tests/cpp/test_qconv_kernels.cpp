@@ -26,7 +26,6 @@ namespace {
 using namespace circle_quant;
 using namespace circle_quant_test;
 
-
 // --- depthwise microkernels ----------------------------------------------------------------------
 
 // Parameter of the depthwise suites: a q8-dwconv row of the kernel registry (every one this CPU
@@ -46,8 +45,7 @@ const ukernels::DwConvMicrokernel& scalar_dwconv() {
 void fill_bytes(std::mt19937& rng, uint8_t* p, size_t n, int extreme_percent) {
   static const uint8_t kExtremes[] = {0x00, 0x7f, 0x80, 0xff};
   for (size_t i = 0; i < n; ++i) {
-    p[i] = uniform_int<int>(rng, 0, 99) < extreme_percent ? pick(rng, kExtremes)
-                                                          : static_cast<uint8_t>(rng());
+    p[i] = uniform_int<int>(rng, 0, 99) < extreme_percent ? pick(rng, kExtremes) : static_cast<uint8_t>(rng());
   }
 }
 
@@ -62,12 +60,10 @@ struct DwKernelCase {
   bool input_signed, weight_unsigned;
 };
 
-void check_dwconv_kernel(const ukernels::DwConvMicrokernel& kernel, std::mt19937& rng,
-                         const DwKernelCase& tc) {
+void check_dwconv_kernel(const ukernels::DwConvMicrokernel& kernel, std::mt19937& rng, const DwKernelCase& tc) {
   std::ostringstream what;
-  what << "pixels=" << tc.pixels << " channels=" << tc.channels << " taps=" << tc.taps
-       << " input " << (tc.input_signed ? "int8" : "uint8") << " weights "
-       << (tc.weight_unsigned ? "uint8" : "int8");
+  what << "pixels=" << tc.pixels << " channels=" << tc.channels << " taps=" << tc.taps << " input "
+       << (tc.input_signed ? "int8" : "uint8") << " weights " << (tc.weight_unsigned ? "uint8" : "int8");
   SCOPED_TRACE(what.str());
   const int extreme = uniform_int<int>(rng, 0, 100);
   // Weights [C, 1, kh = 1, kw = taps] with per-channel zero points at the extremes too.
@@ -76,8 +72,7 @@ void check_dwconv_kernel(const ukernels::DwConvMicrokernel& kernel, std::mt19937
   std::vector<int32_t> zp(tc.channels);
   for (auto& z : zp) {
     const int lo = tc.weight_unsigned ? 0 : -128, hi = tc.weight_unsigned ? 255 : 127;
-    z = uniform_int<int>(rng, 0, 3) == 0 ? (uniform_int<int>(rng, 0, 1) ? lo : hi)
-                                         : uniform_int<int>(rng, lo, hi);
+    z = uniform_int<int>(rng, 0, 3) == 0 ? (uniform_int<int>(rng, 0, 1) ? lo : hi) : uniform_int<int>(rng, lo, hi);
   }
   ConvWeightShape shape;
   shape.out_channels = shape.groups = static_cast<int64_t>(tc.channels);
@@ -107,8 +102,8 @@ void check_dwconv_kernel(const ukernels::DwConvMicrokernel& kernel, std::mt19937
   const int32_t kSentinel = 0x5a5a5a5a;
   std::vector<int32_t> want(tc.pixels * stride, kSentinel);
   const ukernels::DwConvMicrokernel& ref = scalar_dwconv();
-  (tc.input_signed ? ref.accumulate_s8 : ref.accumulate_u8)(
-      tc.pixels, tc.channels, tc.taps, taps.data(), input_stride, dw, want.data(), stride);
+  (tc.input_signed ? ref.accumulate_s8 : ref.accumulate_u8)(tc.pixels, tc.channels, tc.taps, taps.data(), input_stride,
+                                                            dw, want.data(), stride);
 
   // The reference against the definition: Σ x · (w - zb).
   for (size_t p = 0; p < tc.pixels; ++p) {
@@ -127,24 +122,22 @@ void check_dwconv_kernel(const ukernels::DwConvMicrokernel& kernel, std::mt19937
 
   SCOPED_TRACE(kernel.name);
   std::vector<int32_t> got(tc.pixels * stride, kSentinel);
-  (tc.input_signed ? kernel.accumulate_s8 : kernel.accumulate_u8)(
-      tc.pixels, tc.channels, tc.taps, taps.data(), input_stride, dw, got.data(), stride);
+  (tc.input_signed ? kernel.accumulate_s8 : kernel.accumulate_u8)(tc.pixels, tc.channels, tc.taps, taps.data(),
+                                                                  input_stride, dw, got.data(), stride);
   for (size_t p = 0; p < tc.pixels; ++p) {
-    ASSERT_TRUE(same_bits(got.data() + p * stride, want.data() + p * stride, tc.channels))
-        << "pixel " << p;
+    ASSERT_TRUE(same_bits(got.data() + p * stride, want.data() + p * stride, tc.channels)) << "pixel " << p;
   }
 }
 
 TEST_P(DwConvKernels, MatchesScalar) {
   std::mt19937 rng(1234);
-  const size_t channel_counts[] = {1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48, 63, 64,
-                                   65, 80, 96, 127, 128, 129, 144, 200};
+  const size_t channel_counts[] = {1,  2,  7,  8,  9,  15, 16, 17,  24,  31,  32,  33,
+                                   47, 48, 63, 64, 65, 80, 96, 127, 128, 129, 144, 200};
   const size_t tap_counts[] = {1, 2, 3, 4, 5, 7, 9, 25};
   for (size_t channels : channel_counts) {
     for (size_t taps : tap_counts) {
       for (int signs = 0; signs < 4; ++signs) {
-        const DwKernelCase tc{uniform_int<size_t>(rng, 1, 4), channels, taps, (signs & 1) != 0,
-                              (signs & 2) != 0};
+        const DwKernelCase tc{uniform_int<size_t>(rng, 1, 4), channels, taps, (signs & 1) != 0, (signs & 2) != 0};
         check_dwconv_kernel(kernel(), rng, tc);
         if (HasFailure()) return;
       }
@@ -166,8 +159,8 @@ TEST_P(DwConvKernels, RowFormMatchesScalar) {
         const bool input_signed = uniform_int<int>(rng, 0, 1) == 1;
         const bool weight_unsigned = uniform_int<int>(rng, 0, 1) == 1;
         std::ostringstream what;
-        what << "channels=" << channels << " kernel=" << kernel_h << "x" << kernel_w
-             << " stride_w=" << stride_w << " pixels=" << pixels << (input_signed ? " int8" : " uint8");
+        what << "channels=" << channels << " kernel=" << kernel_h << "x" << kernel_w << " stride_w=" << stride_w
+             << " pixels=" << pixels << (input_signed ? " int8" : " uint8");
         SCOPED_TRACE(what.str());
         const size_t taps = kernel_h * kernel_w;
         std::vector<uint8_t> weight(channels * taps);
@@ -249,8 +242,7 @@ TEST_P(DwConvKernels, ExtremeProducts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernel, DwConvKernels,
-                         ::testing::ValuesIn(runnable_kernels(ukernels::dwconv_kernels())),
+INSTANTIATE_TEST_SUITE_P(Kernel, DwConvKernels, ::testing::ValuesIn(runnable_kernels(ukernels::dwconv_kernels())),
                          kernel_param_name);
 
 // --- the conv driver against a direct convolution ------------------------------------------------
@@ -276,12 +268,11 @@ struct ConvCase {
 
   std::string describe() const {
     std::ostringstream os;
-    os << "N=" << batch << " H=" << in_h << " W=" << in_w << " C=" << in_c << " OC=" << out_c
-       << " k=" << kernel_h << "x" << kernel_w << " g=" << groups << " s=" << stride_h << ","
-       << stride_w << " p=" << pad_h << "," << pad_w << " d=" << dilation_h << "," << dilation_w
-       << " x " << (input_signed ? "int8" : "uint8") << " za=" << input_zero_point << " w "
-       << (weight_unsigned ? "uint8" : "int8") << (per_tensor_weight ? " per-tensor" : "")
-       << (weight_zero_points ? " zb" : "") << (with_bias ? " bias" : "")
+    os << "N=" << batch << " H=" << in_h << " W=" << in_w << " C=" << in_c << " OC=" << out_c << " k=" << kernel_h
+       << "x" << kernel_w << " g=" << groups << " s=" << stride_h << "," << stride_w << " p=" << pad_h << "," << pad_w
+       << " d=" << dilation_h << "," << dilation_w << " x " << (input_signed ? "int8" : "uint8")
+       << " za=" << input_zero_point << " w " << (weight_unsigned ? "uint8" : "int8")
+       << (per_tensor_weight ? " per-tensor" : "") << (weight_zero_points ? " zb" : "") << (with_bias ? " bias" : "")
        << " out=" << static_cast<int>(out_type) << " mode=" << static_cast<int>(mode)
        << " act=" << static_cast<int>(activation) << " weights=" << static_cast<int>(weights);
     return os.str();
@@ -299,9 +290,7 @@ struct ConvData {
   OutputStageStorage stage;
 
   int64_t pixels() const { return tc.batch * out_h * out_w; }
-  size_t out_elem() const {
-    return tc.out_type == OutputType::kFloat ? 4 : tc.out_type == OutputType::kInt16 ? 2 : 1;
-  }
+  size_t out_elem() const { return tc.out_type == OutputType::kFloat ? 4 : tc.out_type == OutputType::kInt16 ? 2 : 1; }
 };
 
 std::vector<int64_t> exact_sums(const ConvData& d);
@@ -313,8 +302,7 @@ void make_conv_data(std::mt19937& rng, const ConvCase& tc, ConvData* d) {
   d->shape.kernel_h = tc.kernel_h;
   d->shape.kernel_w = tc.kernel_w;
   d->shape.groups = tc.groups;
-  d->geo = {tc.batch, tc.in_h, tc.in_w, tc.stride_h, tc.stride_w, tc.pad_h, tc.pad_w,
-            tc.dilation_h, tc.dilation_w};
+  d->geo = {tc.batch, tc.in_h, tc.in_w, tc.stride_h, tc.stride_w, tc.pad_h, tc.pad_w, tc.dilation_h, tc.dilation_w};
   d->out_h = conv_output_size(tc.in_h, tc.kernel_h, tc.stride_h, tc.pad_h, tc.dilation_h);
   d->out_w = conv_output_size(tc.in_w, tc.kernel_w, tc.stride_w, tc.pad_w, tc.dilation_w);
   const int extreme = uniform_int<int>(rng, 0, 30);
@@ -357,8 +345,7 @@ void make_conv_data(std::mt19937& rng, const ConvCase& tc, ConvData* d) {
   for (int64_t v : exact_sums(*d)) largest = std::max<int64_t>(largest, v < 0 ? -v : v);
   const double out_span = tc.out_type == OutputType::kInt16 ? 30000.0 : 200.0;
   const double input_scale = log_uniform(rng, 0.01, 0.1);
-  const double output_scale =
-      input_scale * static_cast<double>(largest) / out_span * log_uniform(rng, 0.25, 2.0);
+  const double output_scale = input_scale * static_cast<double>(largest) / out_span * log_uniform(rng, 0.25, 2.0);
   int32_t output_zp = 0;
   switch (tc.out_type) {
     case OutputType::kUint8: output_zp = uniform_int<int32_t>(rng, 64, 192); break;
@@ -373,9 +360,8 @@ void make_conv_data(std::mt19937& rng, const ConvCase& tc, ConvData* d) {
     activation_min = -real_span * uniform(rng, 0.0, 0.3);
     activation_max = real_span * uniform(rng, 0.05, 0.3);
   }
-  make_output_stage(tc.out_type, tc.mode, input_scale, d->weight_scale.data(),
-                    d->weight_scale.size(), tc.out_c, output_scale, output_zp, activation_min,
-                    activation_max, &d->stage);
+  make_output_stage(tc.out_type, tc.mode, input_scale, d->weight_scale.data(), d->weight_scale.size(), tc.out_c,
+                    output_scale, output_zp, activation_min, activation_max, &d->stage);
 }
 
 // Exact int64 sums of the definition (padding taps = za) plus bias, [pixel][oc].
@@ -383,9 +369,7 @@ std::vector<int64_t> exact_sums(const ConvData& d) {
   const ConvCase& tc = d.tc;
   const int64_t cg = d.shape.group_in_channels, ng = d.shape.group_out_channels();
   std::vector<int64_t> sums(static_cast<size_t>(d.pixels() * tc.out_c));
-  const auto x_at = [&](size_t i) -> int64_t {
-    return tc.input_signed ? static_cast<int8_t>(d.input[i]) : d.input[i];
-  };
+  const auto x_at = [&](size_t i) -> int64_t { return tc.input_signed ? static_cast<int8_t>(d.input[i]) : d.input[i]; };
   const auto w_at = [&](size_t i) -> int64_t {
     return tc.weight_unsigned ? d.weight[i] : static_cast<int8_t>(d.weight[i]);
   };
@@ -435,15 +419,13 @@ std::vector<uint8_t> conv_oracle(const ConvData& d) {
   return out;
 }
 
-std::vector<uint8_t> run_qconv(const ConvData& d, const ConvWeights& w,
-                               const std::vector<int64_t>& splits) {
+std::vector<uint8_t> run_qconv(const ConvData& d, const ConvWeights& w, const std::vector<int64_t>& splits) {
   const size_t bytes = static_cast<size_t>(d.pixels() * d.tc.out_c) * d.out_elem();
   Buffer<uint8_t> out(bytes, 0, 0xa5);
   const ConvActivations x{d.input.data(), d.tc.input_signed, d.tc.input_zero_point};
   int64_t begin = 0;
   for (int64_t end : splits) {
-    qconv2d(x, d.geo, w.view(), d.tc.with_bias ? d.bias.data() : nullptr, d.stage.stage, begin,
-            end, out.data());
+    qconv2d(x, d.geo, w.view(), d.tc.with_bias ? d.bias.data() : nullptr, d.stage.stage, begin, end, out.data());
     begin = end;
   }
   EXPECT_TRUE(out.guard_intact()) << "wrote outside the output";
@@ -457,16 +439,24 @@ std::vector<uint8_t> run_qconv(const ConvData& d, const ConvWeights& w,
     switch (d.tc.out_type) {
       case OutputType::kUint8: return std::to_string(v[i]);
       case OutputType::kInt8: return std::to_string(static_cast<int8_t>(v[i]));
-      case OutputType::kInt16: { int16_t q; std::memcpy(&q, &v[2 * i], 2); return std::to_string(q); }
-      case OutputType::kFloat: { float f; std::memcpy(&f, &v[4 * i], 4); return describe(f); }
+      case OutputType::kInt16: {
+        int16_t q;
+        std::memcpy(&q, &v[2 * i], 2);
+        return std::to_string(q);
+      }
+      case OutputType::kFloat: {
+        float f;
+        std::memcpy(&f, &v[4 * i], 4);
+        return describe(f);
+      }
     }
     return "";
   };
   for (size_t i = 0; i < n; ++i) {
     if (std::memcmp(&got[i * d.out_elem()], &want[i * d.out_elem()], d.out_elem()) != 0) {
       const size_t oc = i % static_cast<size_t>(d.tc.out_c), pixel = i / static_cast<size_t>(d.tc.out_c);
-      return ::testing::AssertionFailure() << "first difference at pixel " << pixel << " channel "
-                                           << oc << ": got " << at(got, i) << ", want " << at(want, i);
+      return ::testing::AssertionFailure() << "first difference at pixel " << pixel << " channel " << oc << ": got "
+                                           << at(got, i) << ", want " << at(want, i);
     }
   }
   return ::testing::AssertionSuccess();
@@ -479,8 +469,8 @@ class QConvTest : public IsaTest {
     SCOPED_TRACE(tc.describe());
     ConvData d;
     make_conv_data(rng, tc, &d);
-    const ConvWeights w = pack_conv_weights(d.weight.data(), tc.weight_unsigned, d.shape,
-                                            d.weight_zp.data(), d.weight_zp.size());
+    const ConvWeights w =
+        pack_conv_weights(d.weight.data(), tc.weight_unsigned, d.shape, d.weight_zp.data(), d.weight_zp.size());
     const std::vector<uint8_t> want = conv_oracle(d);
     IsaOverride isa(GetParam());
     SCOPED_TRACE(qconv_kernel_name(w.view()));
@@ -509,7 +499,7 @@ class QConvTest : public IsaTest {
     tc.with_bias = uniform_int<int>(rng, 0, 4) != 0;
     tc.out_type = static_cast<OutputType>(uniform_int<int>(rng, 0, 3));
     tc.mode = tc.out_type != OutputType::kFloat && uniform_int<int>(rng, 0, 1) ? RequantMode::kFixedPoint
-                                                                              : RequantMode::kFloat;
+                                                                               : RequantMode::kFloat;
     switch (uniform_int<int>(rng, 0, 3)) {
       case 0: tc.activation = ConvCase::Activation::kRelu; break;
       case 1: tc.activation = ConvCase::Activation::kClamp; break;
@@ -548,9 +538,7 @@ TEST_P(QConvTest, Random) {
         tc.in_c = tc.groups * uniform_int<int64_t>(rng, 1, 9);
         tc.out_c = tc.groups * uniform_int<int64_t>(rng, 1, 20);
         break;
-      default:
-        tc.in_c = uniform_int<int64_t>(rng, 1, 40);
-        tc.out_c = uniform_int<int64_t>(rng, 1, 70);
+      default: tc.in_c = uniform_int<int64_t>(rng, 1, 40); tc.out_c = uniform_int<int64_t>(rng, 1, 70);
     }
     check(rng, randomize(rng, tc));
   }
@@ -560,8 +548,8 @@ TEST_P(QConvTest, AdversarialWeightsThroughGemm) {
   // 1x1 and 3x3 convs (the GEMM paths, enough pixels for every AVX2 kernel) with the weights a
   // saturating int16 pair sum would get wrong; int8 weights, uint8 activations at 0 / 255.
   std::mt19937 rng(15);
-  for (auto weights : {ConvCase::Weights::k127, ConvCase::Weights::kMinus128,
-                       ConvCase::Weights::kSameSignPairs, ConvCase::Weights::kAlternating}) {
+  for (auto weights : {ConvCase::Weights::k127, ConvCase::Weights::kMinus128, ConvCase::Weights::kSameSignPairs,
+                       ConvCase::Weights::kAlternating}) {
     for (int64_t kernel : {int64_t{1}, int64_t{3}}) {
       for (int64_t in_c : {int64_t{3}, int64_t{37}, int64_t{64}}) {
         ConvCase tc = randomize(rng, ConvCase{});
@@ -627,21 +615,23 @@ TEST_P(QConvTest, PaddingActsAsZeroPoint) {
 // layer shapes of ResNet / MobileNetV2 at reduced spatial size.
 TEST_P(QConvTest, LayerShapes) {
   std::mt19937 rng(99);
-  struct Shape { int64_t h, c, oc, k, s, p, g; };
+  struct Shape {
+    int64_t h, c, oc, k, s, p, g;
+  };
   const Shape shapes[] = {
-      {18, 3, 64, 7, 2, 3, 1},      // ResNet stem
-      {9, 64, 64, 3, 1, 1, 1},      // ResNet-18 3x3
-      {8, 128, 256, 1, 2, 0, 1},    // ResNet downsample 1x1 stride 2
-      {7, 256, 64, 1, 1, 0, 1},     // ResNet-50 1x1 reduce
-      {6, 300, 33, 3, 1, 1, 1},     // K = 2700: a few rows per im2col tile
-      {17, 32, 32, 3, 1, 1, 32},    // MobileNetV2 depthwise
-      {12, 144, 144, 3, 2, 1, 144}, // depthwise stride 2
-      {7, 960, 960, 3, 1, 1, 960},  // wide depthwise: several tiles of one pixel
-      {9, 40, 40, 5, 1, 2, 40},     // 5x5 depthwise
-      {150, 16, 16, 3, 1, 1, 16},   // rows longer than a depthwise tile
-      {41, 24, 24, 5, 2, 2, 24},    // 5x5 stride 2
-      {20, 16, 24, 3, 1, 1, 1},     // 400 pixels: several im2col tiles
-      {8, 64, 64, 3, 1, 1, 4},      // ResNeXt-style groups (16 channels each)
+      {18, 3, 64, 7, 2, 3, 1},       // ResNet stem
+      {9, 64, 64, 3, 1, 1, 1},       // ResNet-18 3x3
+      {8, 128, 256, 1, 2, 0, 1},     // ResNet downsample 1x1 stride 2
+      {7, 256, 64, 1, 1, 0, 1},      // ResNet-50 1x1 reduce
+      {6, 300, 33, 3, 1, 1, 1},      // K = 2700: a few rows per im2col tile
+      {17, 32, 32, 3, 1, 1, 32},     // MobileNetV2 depthwise
+      {12, 144, 144, 3, 2, 1, 144},  // depthwise stride 2
+      {7, 960, 960, 3, 1, 1, 960},   // wide depthwise: several tiles of one pixel
+      {9, 40, 40, 5, 1, 2, 40},      // 5x5 depthwise
+      {150, 16, 16, 3, 1, 1, 16},    // rows longer than a depthwise tile
+      {41, 24, 24, 5, 2, 2, 24},     // 5x5 stride 2
+      {20, 16, 24, 3, 1, 1, 1},      // 400 pixels: several im2col tiles
+      {8, 64, 64, 3, 1, 1, 4},       // ResNeXt-style groups (16 channels each)
   };
   for (const Shape& sh : shapes) {
     ConvCase tc = randomize(rng, ConvCase{});

@@ -4,7 +4,6 @@
 // output stage, fixed-point multipliers).
 #include <gtest/gtest.h>
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -49,16 +48,20 @@ TEST_P(MicrokernelTest, Geometry) {
   EXPECT_GE(uk_.mr, 1u);
   EXPECT_GE(uk_.max_blocks, 1u);
   EXPECT_LE(uk_.mr * uk_.max_blocks * kGemmNr, ukernels::kMaxTileAccumulators);
-  EXPECT_FALSE(uk_.a_signed);  // the suite's kernels read A as uint8
+  EXPECT_FALSE(uk_.a_signed);                                              // the suite's kernels read A as uint8
   EXPECT_EQ(std::string(uk_.name).rfind("qu8-gemm-", 0), 0u) << uk_.name;  // u8 A: the qu8 prefix
 }
 
 // Value patterns for A (uint8 as the kernel reads it) and the weights (int8 as stored).
 enum class Values {
-  kRandom, kSaturationTrapLow, kSaturationTrapHigh, kZeroA, kExtremeMix,
-  kMinus127,        // A = 255, every weight -127
-  kSameSignPairs,   // A = 255, each k pair (2j, 2j+1) of one sign with |w0| + |w1| in (128, 255]
-  kAlternating,     // A alternating 255 / 0, weights alternating 127 / -128
+  kRandom,
+  kSaturationTrapLow,
+  kSaturationTrapHigh,
+  kZeroA,
+  kExtremeMix,
+  kMinus127,       // A = 255, every weight -127
+  kSameSignPairs,  // A = 255, each k pair (2j, 2j+1) of one sign with |w0| + |w1| in (128, 255]
+  kAlternating,    // A alternating 255 / 0, weights alternating 127 / -128
 };
 const char* values_name(Values v) {
   switch (v) {
@@ -114,16 +117,16 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
 
 // One accumulate call of `uk` against the scalar kernel on the same packed inputs; A and B end
 // at an inaccessible page, and acc entries outside the tile must keep their sentinel.
-::testing::AssertionResult check_accumulate(const GemmMicrokernel& uk, size_t mr, size_t blocks,
-                                            size_t k, Values values, std::mt19937& rng) {
+::testing::AssertionResult check_accumulate(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
+                                            Values values, std::mt19937& rng) {
   const size_t a_stride = k + uniform_int<size_t>(rng, 0, 9);
   const size_t n = blocks * kGemmNr - uniform_int<size_t>(rng, 0, kGemmNr - 1);  // padded channels
   std::vector<uint8_t> a_rows((mr - 1) * a_stride + k);
   std::vector<int8_t> w(n * k);
   fill(values, rng, &a_rows, &w);
   const int32_t zero = 0;
-  const PackedWeights packed = pack_weights(w.data(), false, static_cast<int64_t>(n),
-                                            static_cast<int64_t>(k), &zero, 1);
+  const PackedWeights packed =
+      pack_weights(w.data(), false, static_cast<int64_t>(n), static_cast<int64_t>(k), &zero, 1);
   // Re-space the blocks: the kernel must follow block_stride, not assume k_padded * 16.
   const size_t packed_stride = packed.view().block_stride();
   const size_t block_stride = packed_stride + uniform_int<size_t>(rng, 0, 70);
@@ -138,26 +141,24 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
   const size_t acc_stride = blocks * kGemmNr + uniform_int<size_t>(rng, 0, 8);
   const int32_t sentinel = 0x5eed5eed;
   std::vector<int32_t> got(mr * acc_stride + 16, sentinel), want(mr * acc_stride + 16, sentinel);
-  ukernels::accumulate_packed(uk, mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
-                              got.data(), acc_stride);
-  registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4-scalar").kernel.accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride,
-                                        want.data(), acc_stride);
+  ukernels::accumulate_packed(uk, mr, blocks, k, a.data(), a_stride, b.data(), block_stride, got.data(), acc_stride);
+  registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4-scalar")
+      .kernel.accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride, want.data(), acc_stride);
   for (size_t i = 0; i < got.size(); ++i) {
     const size_t r = i / acc_stride, c = i % acc_stride;
     const bool inside = r < mr && c < blocks * kGemmNr;
     if (got[i] != (inside ? want[i] : sentinel)) {
       return ::testing::AssertionFailure()
-             << (inside ? "wrong sum" : "write outside the tile") << " at row " << r
-             << ", column " << c << ": got " << got[i] << ", want "
-             << (inside ? want[i] : sentinel) << " (mr " << mr << ", blocks " << blocks << ", k "
+             << (inside ? "wrong sum" : "write outside the tile") << " at row " << r << ", column " << c << ": got "
+             << got[i] << ", want " << (inside ? want[i] : sentinel) << " (mr " << mr << ", blocks " << blocks << ", k "
              << k << ", " << values_name(values) << ")";
     }
   }
   return ::testing::AssertionSuccess();
 }
 
-const size_t kTestKs[] = {0,  1,  2,   3,   4,   5,   7,   8,    15,   16,  17, 31,
-                          32, 33, 63,  64,  65,  127, 255, 256, 257, 1000, 3072, 4100};
+const size_t kTestKs[] = {0,  1,  2,  3,  4,  5,   7,   8,   15,  16,   17,   31,
+                          32, 33, 63, 64, 65, 127, 255, 256, 257, 1000, 3072, 4100};
 
 TEST_P(MicrokernelTest, AccumulateMatchesScalarOnEveryTileShape) {
   std::mt19937 rng(1234);
@@ -174,11 +175,10 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
   // All-255 A with all -128 or all 127 B is where a vpmaddubsw kernel saturates; the sums are
   // also checked against their closed form, not only against the scalar kernel.
   std::mt19937 rng(99);
-  for (Values v : {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA,
-                   Values::kExtremeMix, Values::kMinus127, Values::kSameSignPairs,
-                   Values::kAlternating}) {
-    for (size_t k : {size_t{1}, size_t{3}, size_t{4}, size_t{17}, size_t{64}, size_t{255},
-                     size_t{1000}, size_t{4100}}) {
+  for (Values v : {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA, Values::kExtremeMix,
+                   Values::kMinus127, Values::kSameSignPairs, Values::kAlternating}) {
+    for (size_t k :
+         {size_t{1}, size_t{3}, size_t{4}, size_t{17}, size_t{64}, size_t{255}, size_t{1000}, size_t{4100}}) {
       for (size_t mr : {size_t{1}, uk_.mr}) {
         for (size_t blocks : {size_t{1}, uk_.max_blocks}) {
           ASSERT_TRUE(check_accumulate(uk_, mr, blocks, k, v, rng));
@@ -194,22 +194,19 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
     const int32_t zero = 0;
     const PackedWeights p = pack_weights(w.data(), false, kGemmNr, k, &zero, 1);
     std::vector<int32_t> acc(kGemmNr);
-    ukernels::accumulate_packed(uk_, 1, 1, k, a.data(), k, p.data.data(), p.view().block_stride(),
-                                acc.data(), kGemmNr);
+    ukernels::accumulate_packed(uk_, 1, 1, k, a.data(), k, p.data.data(), p.view().block_stride(), acc.data(), kGemmNr);
     for (int32_t s : acc) ASSERT_EQ(s, static_cast<int32_t>(255 * wv * static_cast<int64_t>(k)));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Gemm, MicrokernelTest, ::testing::ValuesIn(unsigned_a_gemm_kernels()),
-                         kernel_param_name);
+INSTANTIATE_TEST_SUITE_P(Gemm, MicrokernelTest, ::testing::ValuesIn(unsigned_a_gemm_kernels()), kernel_param_name);
 
 // --- output stages -----------------------------------------------------------------------------
 
 // A random multiplier for channel c: tiny, ties-prone powers of two, near 1, above 1 (left
 // shifts in fixed point), zero (float output: -0 products), log-uniform.
 float random_multiplier(std::mt19937& rng, bool allow_zero) {
-  const float choices[] = {1e-9f, 3.7e-5f, 0.0123f, 0.5f, 0.25f, 0.125f, 0.9999999f, 0.99999994f,
-                           1.5f,  3.0f,   1.0f};
+  const float choices[] = {1e-9f, 3.7e-5f, 0.0123f, 0.5f, 0.25f, 0.125f, 0.9999999f, 0.99999994f, 1.5f, 3.0f, 1.0f};
   const int pick_kind = uniform_int<int>(rng, 0, 9);
   if (pick_kind == 0 && allow_zero) return 0.0f;
   if (pick_kind < 5) return pick(rng, choices);
@@ -235,8 +232,7 @@ class RequantizeTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(RequantizeTest, MatchesScalarReference) {
   std::mt19937 rng(4321);
-  const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16,
-                              OutputType::kFloat};
+  const OutputType types[] = {OutputType::kUint8, OutputType::kInt8, OutputType::kInt16, OutputType::kFloat};
   for (int iter = 0; iter < 1500; ++iter) {
     const OutputType type = types[iter % 4];
     const RequantMode mode = (iter / 4) % 2 == 0 ? RequantMode::kFloat : RequantMode::kFixedPoint;
@@ -247,8 +243,8 @@ TEST_P(RequantizeTest, MatchesScalarReference) {
     const size_t out_stride = cols + uniform_int<size_t>(rng, 0, 5);
     const bool with_row_sum = uniform_int<int>(rng, 0, 1) == 1;
     SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << type_name(type) << ", "
-                                      << (mode == RequantMode::kFloat ? "float" : "fixed point")
-                                      << ", rows " << rows << ", cols " << cols);
+                                      << (mode == RequantMode::kFloat ? "float" : "fixed point") << ", rows " << rows
+                                      << ", cols " << cols);
 
     // Every per-channel array ends at an inaccessible page: column tails must not over-read.
     Guarded<int32_t> acc(rows * acc_stride), term(cols), zb(cols), row_sum(rows);
@@ -282,16 +278,14 @@ TEST_P(RequantizeTest, MatchesScalarReference) {
     stage.fixed_multiplier = fixed_multiplier.data();
     stage.fixed_shift = fixed_shift.data();
     if (type == OutputType::kFloat) {
-      const float bounds[][2] = {{-INFINITY, INFINITY}, {0.0f, INFINITY}, {0.0f, 6.0f},
-                                 {-1.5f, 2.5f}, {-0.0f, 0.0f}};
+      const float bounds[][2] = {{-INFINITY, INFINITY}, {0.0f, INFINITY}, {0.0f, 6.0f}, {-1.5f, 2.5f}, {-0.0f, 0.0f}};
       const auto& b = bounds[uniform_int<int>(rng, 0, 4)];
       stage.fmin = b[0];
       stage.fmax = b[1];
     } else {
       int32_t lo, hi;
       type_bounds(type, &lo, &hi);
-      stage.zero_point = uniform_int<int>(rng, 0, 2) == 0 ? pick(rng, {lo, hi, 0})
-                                                          : uniform_int<int32_t>(rng, lo, hi);
+      stage.zero_point = uniform_int<int>(rng, 0, 2) == 0 ? pick(rng, {lo, hi, 0}) : uniform_int<int32_t>(rng, lo, hi);
       if (stage.zero_point < lo || stage.zero_point > hi) stage.zero_point = lo;
       stage.qmin = lo;
       stage.qmax = hi;
@@ -306,20 +300,18 @@ TEST_P(RequantizeTest, MatchesScalarReference) {
     const size_t out_bytes = ((rows - 1) * out_stride + cols) * es + 64;
     std::vector<uint8_t> got(out_bytes, 0xA5), want(out_bytes, 0xA5);
     const int32_t* rs = with_row_sum ? row_sum.data() : nullptr;
-    fn_(rows, cols, acc.data(), acc_stride, term.data(), zb.data(), rs, stage, n0, got.data(),
-        out_stride);
-    ukernels::qs32_requantize_scalar(rows, cols, acc.data(), acc_stride, term.data(), zb.data(),
-                                     rs, stage, n0, want.data(), out_stride);
+    fn_(rows, cols, acc.data(), acc_stride, term.data(), zb.data(), rs, stage, n0, got.data(), out_stride);
+    ukernels::qs32_requantize_scalar(rows, cols, acc.data(), acc_stride, term.data(), zb.data(), rs, stage, n0,
+                                     want.data(), out_stride);
     for (size_t i = 0; i < out_bytes; ++i) {
-      ASSERT_EQ(got[i], want[i]) << "byte " << i << " (element " << i / es << ", row "
-                                 << i / es / out_stride << ", column " << i / es % out_stride << ")";
+      ASSERT_EQ(got[i], want[i]) << "byte " << i << " (element " << i / es << ", row " << i / es / out_stride
+                                 << ", column " << i / es % out_stride << ")";
     }
   }
 }
 
 // Every qs32-requantize row of the registry this CPU runs (the scalar one included: trivially equal).
-INSTANTIATE_TEST_SUITE_P(Gemm, RequantizeTest,
-                         ::testing::ValuesIn(runnable_kernels(ukernels::requantize_kernels())),
+INSTANTIATE_TEST_SUITE_P(Gemm, RequantizeTest, ::testing::ValuesIn(runnable_kernels(ukernels::requantize_kernels())),
                          kernel_param_name);
 
 // The scalar output stage on hand-checked values (each expectation worked out from the
@@ -369,12 +361,12 @@ TEST(GemmFixedPoint, QuantizeMultiplierHandComputed) {
     int32_t m0, shift;
   };
   const Case cases[] = {
-      {0.5, 1 << 30, 0},                // 0.5 · 2^0
-      {0.75, 1610612736, 0},            // 0.75 · 2^31
-      {0.1, 1717986918, -3},            // 0.8 · 2^-3; 0.8 · 2^31 = 1717986918.4
-      {1.0, 1 << 30, 1},                // 0.5 · 2^1
+      {0.5, 1 << 30, 0},                         // 0.5 · 2^0
+      {0.75, 1610612736, 0},                     // 0.75 · 2^31
+      {0.1, 1717986918, -3},                     // 0.8 · 2^-3; 0.8 · 2^31 = 1717986918.4
+      {1.0, 1 << 30, 1},                         // 0.5 · 2^1
       {1.0 - std::ldexp(1.0, -40), 1 << 30, 1},  // q · 2^31 rounds up to 2^31: carried
-      {std::ldexp(1.0, -40), 0, 0},     // below 2^-31: the product rounds to zero anyway
+      {std::ldexp(1.0, -40), 0, 0},              // below 2^-31: the product rounds to zero anyway
   };
   for (const auto& c : cases) {
     int32_t m0 = -1, shift = -99;
@@ -392,11 +384,11 @@ TEST(GemmFixedPoint, QuantizeMultiplierHandComputed) {
 TEST(GemmFixedPoint, MultiplyByQuantizedMultiplierHandComputed) {
   // Worked out by hand from gemmlowp's SaturatingRoundingDoublingHighMul (round half up:
   // floor((x·M0 + 2^30) / 2^31)) and RoundingDivideByPOT (half away from zero).
-  EXPECT_EQ(multiply_by_quantized_multiplier(100, 1 << 30, 0), 50);    // 100 · 0.5
-  EXPECT_EQ(multiply_by_quantized_multiplier(101, 1 << 30, 0), 51);    // 50.5 → 51
-  EXPECT_EQ(multiply_by_quantized_multiplier(-101, 1 << 30, 0), -50);  // -50.5 → -50 (half up)
-  EXPECT_EQ(multiply_by_quantized_multiplier(10, 1 << 30, -1), 3);     // 5 / 2 = 2.5 → 3
-  EXPECT_EQ(multiply_by_quantized_multiplier(-10, 1 << 30, -1), -3);   // -2.5 → -3 (away)
+  EXPECT_EQ(multiply_by_quantized_multiplier(100, 1 << 30, 0), 50);        // 100 · 0.5
+  EXPECT_EQ(multiply_by_quantized_multiplier(101, 1 << 30, 0), 51);        // 50.5 → 51
+  EXPECT_EQ(multiply_by_quantized_multiplier(-101, 1 << 30, 0), -50);      // -50.5 → -50 (half up)
+  EXPECT_EQ(multiply_by_quantized_multiplier(10, 1 << 30, -1), 3);         // 5 / 2 = 2.5 → 3
+  EXPECT_EQ(multiply_by_quantized_multiplier(-10, 1 << 30, -1), -3);       // -2.5 → -3 (away)
   EXPECT_EQ(multiply_by_quantized_multiplier(1000, 1717986918, -3), 100);  // 1000 · 0.1
   // Double rounding: 5 · 0.1 = 0.4999999999 with the 31-bit M0, yet the high multiply rounds
   // 4.4999… down to 4 and the shift rounds 4/8 = 0.5 away from zero, to 1.
@@ -415,10 +407,8 @@ TEST(GemmOutputStage, RejectsBadParameters) {
   OutputStageStorage st;
   const float ws[] = {0.1f, 0.2f};
   const float bad_ws[] = {0.1f, 0.0f};
-  const auto make = [&](OutputType t, double sa, const float* w, size_t wn, double sy, int32_t zy,
-                        double lo, double hi) {
-    make_output_stage(t, RequantMode::kFloat, sa, w, wn, 2, sy, zy, lo, hi, &st);
-  };
+  const auto make = [&](OutputType t, double sa, const float* w, size_t wn, double sy, int32_t zy, double lo,
+                        double hi) { make_output_stage(t, RequantMode::kFloat, sa, w, wn, 2, sy, zy, lo, hi, &st); };
   EXPECT_NO_THROW(make(OutputType::kUint8, 0.1, ws, 2, 0.5, 0, -kInf, kInf));
   EXPECT_THROW(make(OutputType::kUint8, 0.0, ws, 2, 0.5, 0, -kInf, kInf), std::invalid_argument);
   EXPECT_THROW(make(OutputType::kUint8, -0.1, ws, 2, 0.5, 0, -kInf, kInf), std::invalid_argument);
@@ -437,9 +427,9 @@ TEST(GemmOutputStage, RejectsBadParameters) {
   // Float output ignores the output scale and zero point.
   EXPECT_NO_THROW(make(OutputType::kFloat, 0.1, ws, 2, 0.0, 0, -kInf, kInf));
   // A multiplier too large for fixed point.
-  EXPECT_THROW(make_output_stage(OutputType::kUint8, RequantMode::kFixedPoint, 1e6, ws, 2, 2,
-                                 1e-6, 0, -kInf, kInf, &st),
-               std::invalid_argument);
+  EXPECT_THROW(
+      make_output_stage(OutputType::kUint8, RequantMode::kFixedPoint, 1e6, ws, 2, 2, 1e-6, 0, -kInf, kInf, &st),
+      std::invalid_argument);
 }
 
 TEST(GemmOutputStage, MultipliersFollowTheSpec) {
@@ -447,8 +437,7 @@ TEST(GemmOutputStage, MultipliersFollowTheSpec) {
   const double sa = 0.0123456789, sy = 0.0456789;
   const float ws[] = {0.00321f, 0.5f, 1e-5f};
   OutputStageStorage st;
-  make_output_stage(OutputType::kInt8, RequantMode::kFixedPoint, sa, ws, 3, 3, sy, -3, -kInf,
-                    kInf, &st);
+  make_output_stage(OutputType::kInt8, RequantMode::kFixedPoint, sa, ws, 3, 3, sy, -3, -kInf, kInf, &st);
   for (int c = 0; c < 3; ++c) {
     const double acc_scale = static_cast<double>(static_cast<float>(sa) * ws[c]);
     EXPECT_EQ(float_bits(st.multiplier[c]), float_bits(static_cast<float>(acc_scale / sy)));
@@ -498,15 +487,14 @@ TEST(GemmOutputStage, CallerOwnedArraysMatchOwningForm) {
   // The float family needs no fixed-point arrays.
   float multiplier[3];
   OutputStage stage;
-  EXPECT_NO_THROW(compute_output_stage(OutputType::kUint8, RequantMode::kFloat, 0.1, ws, 3, 3,
-                                       0.25, 7, -kInf, kInf, multiplier, nullptr, nullptr, &stage));
+  EXPECT_NO_THROW(compute_output_stage(OutputType::kUint8, RequantMode::kFloat, 0.1, ws, 3, 3, 0.25, 7, -kInf, kInf,
+                                       multiplier, nullptr, nullptr, &stage));
 }
 
 TEST(GemmOutputStage, ActivationBounds) {
   const float ws[] = {1.0f};
   OutputStageStorage st;
-  const auto bounds = [&](OutputType t, RequantMode mode, double sy, int32_t zy, double lo,
-                          double hi) {
+  const auto bounds = [&](OutputType t, RequantMode mode, double sy, int32_t zy, double lo, double hi) {
     make_output_stage(t, mode, 1.0, ws, 1, 1, sy, zy, lo, hi, &st);
     return std::make_pair(st.stage.qmin, st.stage.qmax);
   };
@@ -564,8 +552,7 @@ TEST(GemmPackWeights, LayoutSumsAndZeroPoints) {
           }
           if (c < n) {
             EXPECT_EQ(p.column_sum[static_cast<size_t>(c)], sum);
-            EXPECT_EQ(p.zero_point[static_cast<size_t>(c)],
-                      zp[static_cast<size_t>(c)] - (is_unsigned ? 128 : 0));
+            EXPECT_EQ(p.zero_point[static_cast<size_t>(c)], zp[static_cast<size_t>(c)] - (is_unsigned ? 128 : 0));
             any_zp |= p.zero_point[static_cast<size_t>(c)] != 0;
           }
         }
@@ -604,10 +591,10 @@ struct GemmProblem {
   size_t a_stride = 0;
   std::vector<uint8_t> a;  // raw bytes, [m, a_stride]
   bool w_unsigned = false;
-  std::vector<uint8_t> w;      // raw bytes, [n, k]
-  std::vector<int32_t> wzp;    // 1 or n
-  std::vector<float> wscale;   // 1 or n
-  std::vector<int32_t> bias;   // n or empty
+  std::vector<uint8_t> w;     // raw bytes, [n, k]
+  std::vector<int32_t> wzp;   // 1 or n
+  std::vector<float> wscale;  // 1 or n
+  std::vector<int32_t> bias;  // n or empty
   double sa = 0.02, sy = 0.05;
   int32_t zy = 0;
   OutputType type = OutputType::kUint8;
@@ -655,8 +642,7 @@ std::vector<uint8_t> oracle(const GemmProblem& p) {
       }
       EXPECT_TRUE(total >= kInt32Min && total <= kInt32Max) << "test problem overflows int32";
       const int32_t t = static_cast<int32_t>(total);
-      uint8_t* dst =
-          out.data() + (static_cast<size_t>(i) * p.out_stride + static_cast<size_t>(c)) * es;
+      uint8_t* dst = out.data() + (static_cast<size_t>(i) * p.out_stride + static_cast<size_t>(c)) * es;
       if (p.type == OutputType::kFloat) {
         float y = static_cast<float>(t) * static_cast<float>(acc_scale);
         const float fmin = static_cast<float>(p.act_min), fmax = static_cast<float>(p.act_max);
@@ -695,20 +681,20 @@ struct Prepared {
 
 void prepare(const GemmProblem& p, Prepared* prep) {
   prep->packed = pack_weights(p.w.data(), p.w_unsigned, p.n, p.k, p.wzp.data(), p.wzp.size());
-  make_output_stage(p.type, p.mode, p.sa, p.wscale.data(), p.wscale.size(), p.n, p.sy, p.zy,
-                    p.act_min, p.act_max, &prep->stage);
+  make_output_stage(p.type, p.mode, p.sa, p.wscale.data(), p.wscale.size(), p.n, p.sy, p.zy, p.act_min, p.act_max,
+                    &prep->stage);
 }
 
 // Runs qgemm on rows [m0, m1) and channels [n0, n1) into out.
-void run(const GemmProblem& p, const Prepared& prep, int64_t m0, int64_t m1, int64_t n0,
-         int64_t n1, std::vector<uint8_t>* out) {
+void run(const GemmProblem& p, const Prepared& prep, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+         std::vector<uint8_t>* out) {
   GemmActivations act;
   act.data = p.a.data();
   act.is_signed = p.a_signed;
   act.zero_point = p.za;
   act.stride = p.a_stride;
-  qgemm(act, m0, m1, prep.packed.view(), n0, n1, p.bias.empty() ? nullptr : p.bias.data(),
-        prep.stage.stage, out->data(), p.out_stride);
+  qgemm(act, m0, m1, prep.packed.view(), n0, n1, p.bias.empty() ? nullptr : p.bias.data(), prep.stage.stage,
+        out->data(), p.out_stride);
 }
 
 GemmProblem random_problem(std::mt19937& rng, int64_t m, int64_t n, int64_t k) {
@@ -767,9 +753,18 @@ GemmProblem random_problem(std::mt19937& rng, int64_t m, int64_t n, int64_t k) {
     p.zy = uniform_int<int>(rng, 0, 2) == 0 ? pick(rng, {lo, hi}) : uniform_int<int32_t>(rng, lo, hi);
   }
   switch (uniform_int<int>(rng, 0, 3)) {
-    case 0: p.act_min = 0.0; p.act_max = kInf; break;   // ReLU
-    case 1: p.act_min = 0.0; p.act_max = 6.0; break;    // ReLU6
-    case 2: p.act_min = -1.0; p.act_max = 1.0; break;   // a clamp
+    case 0:
+      p.act_min = 0.0;
+      p.act_max = kInf;
+      break;  // ReLU
+    case 1:
+      p.act_min = 0.0;
+      p.act_max = 6.0;
+      break;  // ReLU6
+    case 2:
+      p.act_min = -1.0;
+      p.act_max = 1.0;
+      break;  // a clamp
     default: break;
   }
   p.out_stride = static_cast<size_t>(n) + uniform_int<size_t>(rng, 0, 3);
@@ -778,22 +773,19 @@ GemmProblem random_problem(std::mt19937& rng, int64_t m, int64_t n, int64_t k) {
 
 std::string describe(const GemmProblem& p) {
   std::ostringstream s;
-  s << "M " << p.m << ", N " << p.n << ", K " << p.k << ", A " << (p.a_signed ? "int8" : "uint8")
-    << " za " << p.za << ", W " << (p.w_unsigned ? "uint8" : "int8") << " (" << p.wzp.size()
-    << " zero points, " << p.wscale.size() << " scales), out " << type_name(p.type) << " zy "
-    << p.zy << ", " << (p.mode == RequantMode::kFloat ? "float" : "fixed point")
-    << " requantization, activation [" << p.act_min << ", " << p.act_max << "], "
-    << (p.bias.empty() ? "no bias" : "bias");
+  s << "M " << p.m << ", N " << p.n << ", K " << p.k << ", A " << (p.a_signed ? "int8" : "uint8") << " za " << p.za
+    << ", W " << (p.w_unsigned ? "uint8" : "int8") << " (" << p.wzp.size() << " zero points, " << p.wscale.size()
+    << " scales), out " << type_name(p.type) << " zy " << p.zy << ", "
+    << (p.mode == RequantMode::kFloat ? "float" : "fixed point") << " requantization, activation [" << p.act_min << ", "
+    << p.act_max << "], " << (p.bias.empty() ? "no bias" : "bias");
   return s.str();
 }
 
-::testing::AssertionResult same_bytes(const std::vector<uint8_t>& got,
-                                      const std::vector<uint8_t>& want, size_t elem) {
+::testing::AssertionResult same_bytes(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want, size_t elem) {
   for (size_t i = 0; i < got.size(); ++i) {
     if (got[i] != want[i]) {
-      return ::testing::AssertionFailure() << "first difference at byte " << i << " (element "
-                                           << i / elem << "): got " << int{got[i]} << ", want "
-                                           << int{want[i]};
+      return ::testing::AssertionFailure() << "first difference at byte " << i << " (element " << i / elem << "): got "
+                                           << int{got[i]} << ", want " << int{want[i]};
     }
   }
   return ::testing::AssertionSuccess();
@@ -822,8 +814,7 @@ void check_problem(const GemmProblem& p, std::mt19937& rng, bool check_splits) {
         run(p, prep, m0, m1, n0, n1, &parts);
       }
     }
-    ASSERT_TRUE(same_bytes(parts, want, element_size(p.type))) << "split at row " << mcut
-                                                               << ", channel " << ncut;
+    ASSERT_TRUE(same_bytes(parts, want, element_size(p.type))) << "split at row " << mcut << ", channel " << ncut;
   }
 }
 
@@ -911,12 +902,12 @@ TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
   // 64-channel tiles where 64 divides the width better than 48 (most CNN layers), 48-channel
   // ones otherwise (BERT's 768 / 3072, and ties). Results never depend on it (the tests above).
   for (size_t blocks : {4u, 7u, 8u, 16u, 32u, 10u}) {
-    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name,
-                 "qu8-gemm-6x64c4-avx512vnni") << blocks << " blocks";
+    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name, "qu8-gemm-6x64c4-avx512vnni")
+        << blocks << " blocks";
   }
   for (size_t blocks : {1u, 2u, 3u, 5u, 6u, 48u, 192u}) {
-    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name,
-                 "qu8-gemm-8x48c4-avx512vnni") << blocks << " blocks";
+    EXPECT_STREQ(ukernels::gemm_microkernel_for(Isa::kAvx512Vnni, blocks, 100).name, "qu8-gemm-8x48c4-avx512vnni")
+        << blocks << " blocks";
   }
 }
 
@@ -945,7 +936,7 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
   // or of a vector; M = 1 and N not a multiple of the tile; random shapes and zero points.
   IsaOverride force(GetParam());
   std::mt19937 rng(31337);
-  const int64_t shapes[][3] = {{1, 16, 64}, {1, 17, 3}, {2, 33, 5}, {3, 48, 31}, {4, 16, 33},
+  const int64_t shapes[][3] = {{1, 16, 64},  {1, 17, 3},   {2, 33, 5},     {3, 48, 31}, {4, 16, 33},
                                {5, 50, 130}, {8, 97, 257}, {13, 20, 1023}, {17, 3, 4}};
   for (int pattern = 0; pattern < 5; ++pattern) {
     for (const auto& s : shapes) {
@@ -961,9 +952,11 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
           case 0: v = 127; break;
           case 1: v = -128; break;
           case 2: v = -127; break;
-          case 3: v = kk % 2 == 0 ? uniform_int<int>(rng, 64, 127) * (i / k % 2 ? 1 : -1)
-                                  : static_cast<int8_t>(p.w[i - 1]) > 0 ? 127 : -128;
-                  break;
+          case 3:
+            v = kk % 2 == 0                           ? uniform_int<int>(rng, 64, 127) * (i / k % 2 ? 1 : -1)
+                : static_cast<int8_t>(p.w[i - 1]) > 0 ? 127
+                                                      : -128;
+            break;
           case 4: v = kk % 2 == 0 ? 127 : -128; break;
         }
         p.w[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
@@ -982,7 +975,6 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
     }
   }
 }
-
 
 INSTANTIATE_TEST_SUITE_P(Isa, QgemmTest, ::testing::ValuesIn(architecture_isas()), isa_param_name);
 

@@ -23,15 +23,12 @@ using circle_quant::QParamsConfig;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kEps = FLT_EPSILON;  // torch.finfo(torch.float32).eps, the observers' default
 
-QParamsConfig asymmetric(int64_t qmin, int64_t qmax, float eps = kEps) {
-  return {qmin, qmax, false, 0, eps};
-}
+QParamsConfig asymmetric(int64_t qmin, int64_t qmax, float eps = kEps) { return {qmin, qmax, false, 0, eps}; }
 QParamsConfig symmetric(int64_t qmin, int64_t qmax, int64_t zero_point, float eps = kEps) {
   return {qmin, qmax, true, zero_point, eps};
 }
 
-void expect_qparams(float min, float max, const QParamsConfig& config, float scale,
-                    int64_t zero_point) {
+void expect_qparams(float min, float max, const QParamsConfig& config, float scale, int64_t zero_point) {
   const QParams q = choose_qparams(min, max, config);
   EXPECT_EQ(q.scale, scale) << "range [" << min << ", " << max << "]";
   EXPECT_EQ(q.zero_point, zero_point) << "range [" << min << ", " << max << "]";
@@ -86,8 +83,8 @@ TEST(ChooseQParams, ZeroPointIsClampedIntoTheRange) {
   for (const auto& [qmin, qmax] : ranges) {
     for (float min : {-1000.0f, -5000.0f}) {
       const QParams q = choose_qparams(min, 0.0f, asymmetric(qmin, qmax));
-      EXPECT_EQ(q.zero_point, qmax) << "range [" << min << ", 0], quant range [" << qmin << ", "
-                                    << qmax << "], scale " << q.scale;
+      EXPECT_EQ(q.zero_point, qmax) << "range [" << min << ", 0], quant range [" << qmin << ", " << qmax << "], scale "
+                                    << q.scale;
     }
   }
 }
@@ -97,8 +94,7 @@ void expect_invalid(float min, float max, const char* cause) {
     choose_qparams(min, max, asymmetric(0, 255));
     ADD_FAILURE() << "no error for [" << min << ", " << max << "]";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(cause), std::string::npos)
-        << "[" << min << ", " << max << "]: " << e.what();
+    EXPECT_NE(std::string(e.what()).find(cause), std::string::npos) << "[" << min << ", " << max << "]: " << e.what();
   }
 }
 

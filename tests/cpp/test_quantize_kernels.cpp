@@ -57,9 +57,7 @@ void for_each_qtype(F&& f) {
 
 // The largest float below 2^31: the highest level an int32 quantization can produce, since
 // 2^31 - 1 has no float representation.
-int64_t int32_float_ceiling() {
-  return static_cast<int64_t>(std::nextafter(2147483648.0f, 0.0f));
-}
+int64_t int32_float_ceiling() { return static_cast<int64_t>(std::nextafter(2147483648.0f, 0.0f)); }
 
 bool exact_in_float(int64_t v) { return static_cast<int64_t>(static_cast<float>(v)) == v; }
 
@@ -84,8 +82,8 @@ Kernels<Q> kernels(Isa isa) {
 // The public entry points, which route to the active ISA.
 template <typename Q>
 Kernels<Q> dispatching_kernels() {
-  return {&circle_quant::quantize<Q>, &circle_quant::quantize_channelwise<Q>,
-          &circle_quant::dequantize<Q>, &circle_quant::dequantize_channelwise<Q>};
+  return {&circle_quant::quantize<Q>, &circle_quant::quantize_channelwise<Q>, &circle_quant::dequantize<Q>,
+          &circle_quant::dequantize_channelwise<Q>};
 }
 
 // --- the oracle, written from the spec (quantize.h) ------------------------------------------------
@@ -135,17 +133,18 @@ float sample_value(std::mt19937& rng, float scale, int64_t zp, int64_t qmin, int
   const double margin = 0.1 * (hi - lo) + 4.0 * scale;
   const int64_t kmax = int64_t{1} << 20;  // keeps k + 0.5 exact in float
   switch (uniform_int(rng, 0, 19)) {
-    case 0: case 1: case 2: {
-      const int64_t k = uniform_int(rng, std::max(qmin - zp - 2, -kmax),
-                                    std::min(qmax - zp + 2, kmax));
+    case 0:
+    case 1:
+    case 2: {
+      const int64_t k = uniform_int(rng, std::max(qmin - zp - 2, -kmax), std::min(qmax - zp + 2, kmax));
       return (static_cast<float>(k) + 0.5f) * scale;
     }
     case 3: return pick(rng, {1e30f, -1e30f, FLT_MAX, -FLT_MAX, 3e9f, -3e9f});
     case 4: return pick(rng, {kInf, -kInf});
-    case 5: return float_from_bits(uniform_int<uint32_t>(rng, 1, 0x007fffff) |
-                                   pick(rng, {0u, 0x80000000u}));
+    case 5: return float_from_bits(uniform_int<uint32_t>(rng, 1, 0x007fffff) | pick(rng, {0u, 0x80000000u}));
     case 6: return pick(rng, {0.0f, -0.0f});
-    case 7: case 8: return uniform(rng, -3.0 * scale, 3.0 * scale);
+    case 7:
+    case 8: return uniform(rng, -3.0 * scale, 3.0 * scale);
     default: return uniform(rng, lo - margin, hi + margin);
   }
 }
@@ -155,19 +154,21 @@ float sample_value(std::mt19937& rng, float scale, int64_t zp, int64_t qmin, int
 template <typename Q>
 struct Problem {
   Problem(size_t n_, size_t offset_)
-      : n(n_), offset(offset_), zp_int(n_), x(n_, offset_, NAN), scale(n_, offset_, NAN),
-        inv_scale(n_, offset_, NAN), zero_point(n_, offset_, NAN), q(n_, offset_, Q{0}) {}
+      : n(n_),
+        offset(offset_),
+        zp_int(n_),
+        x(n_, offset_, NAN),
+        scale(n_, offset_, NAN),
+        inv_scale(n_, offset_, NAN),
+        zero_point(n_, offset_, NAN),
+        q(n_, offset_, Q{0}) {}
 
-  QuantizeParams params() const {
-    return make_quantize_params(tensor_scale, tensor_zero_point, qmin, qmax);
-  }
-  DequantizeParams dequantize_params() const {
-    return {tensor_scale, static_cast<float>(tensor_zero_point)};
-  }
+  QuantizeParams params() const { return make_quantize_params(tensor_scale, tensor_zero_point, qmin, qmax); }
+  DequantizeParams dequantize_params() const { return {tensor_scale, static_cast<float>(tensor_zero_point)}; }
   std::string describe() const {
     std::ostringstream s;
-    s << "n=" << n << " offset=" << offset << " range=[" << qmin << ", " << qmax
-      << "] scale=" << tensor_scale << " zero_point=" << tensor_zero_point;
+    s << "n=" << n << " offset=" << offset << " range=[" << qmin << ", " << qmax << "] scale=" << tensor_scale
+      << " zero_point=" << tensor_zero_point;
     return s.str();
   }
 
@@ -181,8 +182,7 @@ struct Problem {
 };
 
 template <typename Q>
-Problem<Q> make_problem(std::mt19937& rng, size_t n, size_t offset, Range r, bool pow2_scale,
-                        bool per_element) {
+Problem<Q> make_problem(std::mt19937& rng, size_t n, size_t offset, Range r, bool pow2_scale, bool per_element) {
   Problem<Q> p(n, offset);
   p.qmin = r.qmin;
   p.qmax = r.qmax;
@@ -201,8 +201,7 @@ Problem<Q> make_problem(std::mt19937& rng, size_t n, size_t offset, Range r, boo
     p.zero_point[i] = static_cast<float>(z);
     p.zp_int[i] = z;
     p.x[i] = sample_value(rng, s, z, r.qmin, r.qmax);
-    p.q[i] = static_cast<Q>(uniform_int(rng, 0, 3) == 0 ? pick(rng, {tlo, thi, z})
-                                                         : uniform_int(rng, tlo, thi));
+    p.q[i] = static_cast<Q>(uniform_int(rng, 0, 3) == 0 ? pick(rng, {tlo, thi, z}) : uniform_int(rng, tlo, thi));
   }
   return p;
 }
@@ -210,8 +209,7 @@ Problem<Q> make_problem(std::mt19937& rng, size_t n, size_t offset, Range r, boo
 // Calls body(problem) for every range, scale kind (random / power of two), size and pointer
 // offset; stops at the first problem with a failure.
 template <typename Q, typename Body>
-void for_each_problem(std::mt19937& rng, const std::vector<Range>& ranges, bool per_element,
-                      Body&& body) {
+void for_each_problem(std::mt19937& rng, const std::vector<Range>& ranges, bool per_element, Body&& body) {
   for (const Range& r : ranges) {
     for (bool pow2_scale : {false, true}) {
       for (size_t n : test_sizes(rng)) {
@@ -234,8 +232,7 @@ Q q_sentinel() {
 // Runs `run(kernels, out)` with the kernels under test and with the scalar reference: both must
 // return true, agree bit for bit and write nothing outside [0, n).
 template <typename Q, typename Out, typename Run>
-void expect_same_as_scalar(const char* what, const Kernels<Q>& k, size_t n, size_t offset,
-                           Out guard, Run run) {
+void expect_same_as_scalar(const char* what, const Kernels<Q>& k, size_t n, size_t offset, Out guard, Run run) {
   SCOPED_TRACE(what);
   Buffer<Out> want(n, offset, guard), got(n, offset, guard);
   EXPECT_TRUE(run(kernels<Q>(Isa::kScalar), want.data()));
@@ -253,23 +250,17 @@ void expect_kernels_match_scalar(const Kernels<Q>& k, std::mt19937& rng) {
       const DequantizeParams dp = p.dequantize_params();
       const size_t n = p.n;
       expect_same_as_scalar("quantize", k, n, p.offset, q_sentinel<Q>(),
-                            [&](const Kernels<Q>& kk, Q* y) {
-                              return kk.quantize(p.x.data(), y, n, tp);
-                            });
-      expect_same_as_scalar("quantize_channelwise", k, n, p.offset, q_sentinel<Q>(),
-                            [&](const Kernels<Q>& kk, Q* y) {
-                              return kk.quantize_channelwise(p.x.data(), y, n, p.inv_scale.data(),
-                                                             p.zero_point.data(), tp.qmin, tp.qmax);
-                            });
-      expect_same_as_scalar("dequantize", k, n, p.offset, float_sentinel(),
-                            [&](const Kernels<Q>& kk, float* y) {
-                              kk.dequantize(p.q.data(), y, n, dp);
-                              return true;
-                            });
+                            [&](const Kernels<Q>& kk, Q* y) { return kk.quantize(p.x.data(), y, n, tp); });
+      expect_same_as_scalar("quantize_channelwise", k, n, p.offset, q_sentinel<Q>(), [&](const Kernels<Q>& kk, Q* y) {
+        return kk.quantize_channelwise(p.x.data(), y, n, p.inv_scale.data(), p.zero_point.data(), tp.qmin, tp.qmax);
+      });
+      expect_same_as_scalar("dequantize", k, n, p.offset, float_sentinel(), [&](const Kernels<Q>& kk, float* y) {
+        kk.dequantize(p.q.data(), y, n, dp);
+        return true;
+      });
       expect_same_as_scalar("dequantize_channelwise", k, n, p.offset, float_sentinel(),
                             [&](const Kernels<Q>& kk, float* y) {
-                              kk.dequantize_channelwise(p.q.data(), y, n, p.scale.data(),
-                                                        p.zero_point.data());
+                              kk.dequantize_channelwise(p.q.data(), y, n, p.scale.data(), p.zero_point.data());
                               return true;
                             });
     });
@@ -300,8 +291,7 @@ TEST_P(QuantizeKernels, DispatchUnderForcedIsaMatchesScalar) {
 }
 
 TEST_P(QuantizeKernels, NanAnywhereMakesQuantizeFail) {
-  const float nans[] = {std::numeric_limits<float>::quiet_NaN(),
-                        -std::numeric_limits<float>::quiet_NaN(),
+  const float nans[] = {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
                         std::numeric_limits<float>::signaling_NaN()};
   std::mt19937 rng(7);
   for_each_qtype([&](auto tag) {
@@ -314,8 +304,8 @@ TEST_P(QuantizeKernels, NanAnywhereMakesQuantizeFail) {
         p.x[pos] = pick(rng, nans);
         Buffer<Q> y(p.n, p.offset, q_sentinel<Q>());
         EXPECT_FALSE(k.quantize(p.x.data(), y.data(), p.n, tp)) << "NaN at index " << pos;
-        EXPECT_FALSE(k.quantize_channelwise(p.x.data(), y.data(), p.n, p.inv_scale.data(),
-                                            p.zero_point.data(), tp.qmin, tp.qmax))
+        EXPECT_FALSE(k.quantize_channelwise(p.x.data(), y.data(), p.n, p.inv_scale.data(), p.zero_point.data(), tp.qmin,
+                                            tp.qmax))
             << "NaN at index " << pos;
         EXPECT_TRUE(y.guard_intact());
         p.x[pos] = saved;
@@ -341,8 +331,7 @@ TEST_P(QuantizeKernels, TiesRoundHalfToEven) {
     const QuantizeParams p = make_quantize_params(0.5, zp, qmin, qmax);
     Buffer<Q> a(n, 1, q_sentinel<Q>()), b(n, 1, q_sentinel<Q>());
     ASSERT_TRUE(k.quantize(in.data(), a.data(), n, p));
-    ASSERT_TRUE(k.quantize_channelwise(in.data(), b.data(), n, inv.data(), zpf.data(), p.qmin,
-                                       p.qmax));
+    ASSERT_TRUE(k.quantize_channelwise(in.data(), b.data(), n, inv.data(), zpf.data(), p.qmin, p.qmax));
     for (size_t i = 0; i < n; ++i) {
       const int64_t expected = want[i % std::size(x)] + zp;
       ASSERT_EQ(int64_t{a[i]}, expected) << "quantize, x = " << in[i] << " at " << i;
@@ -364,20 +353,19 @@ TEST_P(QuantizeKernels, SpecialValuesSaturateOrMapToZeroPoint) {
       const int64_t zp_level = static_cast<int64_t>(static_cast<float>(zp));
       const int64_t top = std::min(r.qmax, int32_float_ceiling());
       const std::pair<float, int64_t> cases[] = {
-          {kInf, top},        {-kInf, r.qmin},    {FLT_MAX, top},           {-FLT_MAX, r.qmin},
-          {0.0f, zp_level},   {-0.0f, zp_level},  {FLT_TRUE_MIN, zp_level}, {-FLT_MIN / 2, zp_level}};
+          {kInf, top},      {-kInf, r.qmin},   {FLT_MAX, top},           {-FLT_MAX, r.qmin},
+          {0.0f, zp_level}, {-0.0f, zp_level}, {FLT_TRUE_MIN, zp_level}, {-FLT_MIN / 2, zp_level}};
       const size_t n = 37;
       for (double scale : {1e-4, 1.0, 10.0}) {
         for (const auto& [value, expected] : cases) {
           Buffer<float> in(n, 1, NAN);
           std::fill(in.data(), in.data() + n, value);
           Buffer<Q> y(n, 1, q_sentinel<Q>());
-          ASSERT_TRUE(kernels<Q>(GetParam()).quantize(
-              in.data(), y.data(), n, make_quantize_params(scale, zp, r.qmin, r.qmax)));
+          ASSERT_TRUE(
+              kernels<Q>(GetParam()).quantize(in.data(), y.data(), n, make_quantize_params(scale, zp, r.qmin, r.qmax)));
           for (size_t i = 0; i < n; ++i) {
-            ASSERT_EQ(int64_t{y[i]}, expected)
-                << "x = " << describe(value) << " scale " << scale << " zp " << zp << " range ["
-                << r.qmin << ", " << r.qmax << "] index " << i;
+            ASSERT_EQ(int64_t{y[i]}, expected) << "x = " << describe(value) << " scale " << scale << " zp " << zp
+                                               << " range [" << r.qmin << ", " << r.qmax << "] index " << i;
           }
         }
       }
@@ -399,8 +387,8 @@ TEST_P(QuantizeKernels, Int32BoundsNotExactInFloatStayInRange) {
       Buffer<int32_t> y(n, 0, q_sentinel<int32_t>());
       ASSERT_TRUE(kernels<int32_t>(GetParam()).quantize(in.data(), y.data(), n, p));
       EXPECT_TRUE(y[0] >= r.qmin && y[0] <= r.qmax)
-          << "x = " << value << " quantizes to " << y[0] << ", outside [quant_min, quant_max] = ["
-          << r.qmin << ", " << r.qmax << "]";
+          << "x = " << value << " quantizes to " << y[0] << ", outside [quant_min, quant_max] = [" << r.qmin << ", "
+          << r.qmax << "]";
     }
   }
 }
@@ -417,10 +405,9 @@ TEST(QuantizeReference, ScalarKernelsMatchSpecOracle) {
         Buffer<float> d(p.n, p.offset, float_sentinel());
         if (per_element) {
           const QuantizeParams b = make_quantize_params(1.0, 0, p.qmin, p.qmax);
-          ASSERT_TRUE(ukernels::f32_quantize_channelwise_scalar(
-              p.x.data(), y.data(), p.n, p.inv_scale.data(), p.zero_point.data(), b.qmin, b.qmax));
-          ukernels::q_dequantize_channelwise_scalar(p.q.data(), d.data(), p.n, p.scale.data(),
-                                                      p.zero_point.data());
+          ASSERT_TRUE(ukernels::f32_quantize_channelwise_scalar(p.x.data(), y.data(), p.n, p.inv_scale.data(),
+                                                                p.zero_point.data(), b.qmin, b.qmax));
+          ukernels::q_dequantize_channelwise_scalar(p.q.data(), d.data(), p.n, p.scale.data(), p.zero_point.data());
         } else {
           ASSERT_TRUE(ukernels::f32_quantize_scalar(p.x.data(), y.data(), p.n, p.params()));
           ukernels::q_dequantize_scalar(p.q.data(), d.data(), p.n, p.dequantize_params());
@@ -429,9 +416,8 @@ TEST(QuantizeReference, ScalarKernelsMatchSpecOracle) {
           const Q want = oracle_quantize<Q>(p.x[i], p.scale[i], p.zp_int[i], p.qmin, p.qmax);
           ASSERT_EQ(y[i], want) << "quantize x = " << describe(p.x[i]) << " at " << i;
           const float want_d = oracle_dequantize(p.q[i], p.scale[i], p.zp_int[i]);
-          ASSERT_EQ(float_bits(d[i]), float_bits(want_d))
-              << "dequantize q = " << +p.q[i] << " at " << i << ": got " << describe(d[i])
-              << ", want " << describe(want_d);
+          ASSERT_EQ(float_bits(d[i]), float_bits(want_d)) << "dequantize q = " << +p.q[i] << " at " << i << ": got "
+                                                          << describe(d[i]) << ", want " << describe(want_d);
         }
       });
     }
@@ -478,7 +464,8 @@ TEST(IsaSelection, OverrideAndParsing) {
     parse_isa("sse2");
     ADD_FAILURE() << "parse_isa accepted 'sse2'";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -494,9 +481,8 @@ TEST_P(QuantizeKernels, FakeQuantizeMatchesSpecOracleWithStraightThroughMask) {
       // The op layer passes int32 clamp bounds (the widest type) to the fake-quantize kernels.
       const QuantizeParams tp = p.params();
       auto run = [&](float* y, uint8_t* mask) {
-        return per_element ? fake_quantize_channelwise(p.x.data(), y, mask, n, p.inv_scale.data(),
-                                                       p.zero_point.data(), p.scale.data(),
-                                                       tp.qmin, tp.qmax)
+        return per_element ? fake_quantize_channelwise(p.x.data(), y, mask, n, p.inv_scale.data(), p.zero_point.data(),
+                                                       p.scale.data(), tp.qmin, tp.qmax)
                            : fake_quantize(p.x.data(), y, mask, n, tp, p.tensor_scale);
       };
       Buffer<float> y(n, p.offset, float_sentinel()), y_nomask(n, p.offset, float_sentinel());
@@ -509,8 +495,7 @@ TEST_P(QuantizeKernels, FakeQuantizeMatchesSpecOracleWithStraightThroughMask) {
         const float inv = static_cast<float>(1.0 / static_cast<double>(p.scale[i]));
         const float v = std::nearbyint(p.x[i] * inv) + static_cast<float>(p.zp_int[i]);
         const bool in_range = v >= static_cast<float>(p.qmin) && v <= static_cast<float>(p.qmax);
-        const float q = std::min(std::max(v, static_cast<float>(p.qmin)),
-                                 static_cast<float>(p.qmax));
+        const float q = std::min(std::max(v, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
         const float want = (q - static_cast<float>(p.zp_int[i])) * p.scale[i];
         ASSERT_EQ(float_bits(y[i]), float_bits(want))
             << "x = " << describe(p.x[i]) << " at " << i << ": got " << describe(y[i]);

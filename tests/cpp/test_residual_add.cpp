@@ -7,7 +7,6 @@
 // add (split row / channel / pixel ranges, groups, depthwise).
 #include <gtest/gtest.h>
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -37,7 +36,6 @@ constexpr int kScale = 1;  // under qemu: fewer random cases
 #else
 constexpr int kScale = 3;
 #endif
-
 
 // --- quantized elements -------------------------------------------------------------------------
 
@@ -103,9 +101,8 @@ struct AddParams {
   std::string describe() const {
     std::ostringstream s;
     s.precision(9);
-    s << type_name(type) << ", " << mode_name(mode) << ": sy " << sy << " zy " << zy << ", sr "
-      << sr << " zr " << zr << ", so " << so << " zo " << zo << ", activation [" << act_min
-      << ", " << act_max << "]";
+    s << type_name(type) << ", " << mode_name(mode) << ": sy " << sy << " zy " << zy << ", sr " << sr << " zr " << zr
+      << ", so " << so << " zo " << zo << ", activation [" << act_min << ", " << act_max << "]";
     return s.str();
   }
 };
@@ -119,8 +116,14 @@ ResidualAdd make_add(const AddParams& p) {
 // Random activation bounds: none, ReLU, ReLU6 or a clamp a few dozen output levels wide.
 void random_activation(std::mt19937& rng, AddParams* p) {
   switch (uniform_int<int>(rng, 0, 4)) {
-    case 0: p->act_min = 0.0; p->act_max = kInf; break;
-    case 1: p->act_min = 0.0; p->act_max = 6.0; break;
+    case 0:
+      p->act_min = 0.0;
+      p->act_max = kInf;
+      break;
+    case 1:
+      p->act_min = 0.0;
+      p->act_max = 6.0;
+      break;
     case 2:
       p->act_min = -p->so * uniform(rng, 0, 80);
       p->act_max = p->so * uniform(rng, 1, 80);
@@ -177,9 +180,8 @@ std::pair<int32_t, int32_t> reference_bounds(const AddParams& p) {
   int32_t lo, hi;
   type_bounds(p.type, &lo, &hi);
   const auto quantize = [&](double v) -> int64_t {
-    float q = p.mode == RequantMode::kFloat
-                  ? std::nearbyint(static_cast<float>(v) * static_cast<float>(1.0 / p.so))
-                  : std::round(static_cast<float>(v) / static_cast<float>(p.so));
+    float q = p.mode == RequantMode::kFloat ? std::nearbyint(static_cast<float>(v) * static_cast<float>(1.0 / p.so))
+                                            : std::round(static_cast<float>(v) / static_cast<float>(p.so));
     q = std::min(std::max(q, -1e9f), 1e9f);
     return static_cast<int64_t>(q) + p.zo;
   };
@@ -218,8 +220,7 @@ TfliteAdd tflite_prepare(const AddParams& p) {
   const double twice_max_input_scale = 2 * static_cast<double>(std::max(scale1, scale2));
   const double real_input1_multiplier = scale1 / twice_max_input_scale;
   const double real_input2_multiplier = scale2 / twice_max_input_scale;
-  const double real_output_multiplier =
-      twice_max_input_scale / ((1 << t.left_shift) * output_scale);
+  const double real_output_multiplier = twice_max_input_scale / ((1 << t.left_shift) * output_scale);
   quantize_multiplier(real_input1_multiplier, &t.m1, &t.s1);
   quantize_multiplier(real_input2_multiplier, &t.m2, &t.s2);
   quantize_multiplier(real_output_multiplier, &t.mo, &t.so);
@@ -256,8 +257,8 @@ struct Tile {
   }
   std::string describe() const {
     std::ostringstream s;
-    s << rows << "x" << cols << " tile, out stride " << out_stride << ", other stride "
-      << other_stride << ", " << p.describe();
+    s << rows << "x" << cols << " tile, out stride " << out_stride << ", other stride " << other_stride << ", "
+      << p.describe();
     return s.str();
   }
 };
@@ -313,9 +314,8 @@ std::vector<uint8_t> run_tile(ukernels::ResidualAddFn fn, const Tile& t, const R
     if (!t.inside(b, t.out_stride)) {
       if (got[b] != t.out[b]) {
         return ::testing::AssertionFailure()
-               << "byte " << b << " (row " << b / t.elem() / t.out_stride << ", column "
-               << b / t.elem() % t.out_stride << ") outside the tile changed from " << int{t.out[b]}
-               << " to " << int{got[b]};
+               << "byte " << b << " (row " << b / t.elem() / t.out_stride << ", column " << b / t.elem() % t.out_stride
+               << ") outside the tile changed from " << int{t.out[b]} << " to " << int{got[b]};
       }
     }
   }
@@ -325,9 +325,8 @@ std::vector<uint8_t> run_tile(ukernels::ResidualAddFn fn, const Tile& t, const R
       const int32_t g = load_q(got.data(), e, t.p.type), w = load_q(want.data(), e, t.p.type);
       if (g != w) {
         return ::testing::AssertionFailure()
-               << "row " << i << ", column " << j << ": y " << load_q(t.out.data(), e, t.p.type)
-               << ", r " << load_q(t.other.data(), i * t.other_stride + j, t.p.type) << ": got "
-               << g << ", want " << w;
+               << "row " << i << ", column " << j << ": y " << load_q(t.out.data(), e, t.p.type) << ", r "
+               << load_q(t.other.data(), i * t.other_stride + j, t.p.type) << ": got " << g << ", want " << w;
       }
     }
   }
@@ -342,8 +341,8 @@ std::vector<uint8_t> reference_tile(const Tile& t) {
     for (size_t j = 0; j < t.cols; ++j) {
       const int32_t y = load_q(t.out.data(), i * t.out_stride + j, t.p.type);
       const int32_t r = load_q(t.other.data(), i * t.other_stride + j, t.p.type);
-      const int32_t v = t.p.mode == RequantMode::kFloat ? reference_float(t.p, y, r)
-                                                        : reference_fixed_point(t.p, tfl, y, r);
+      const int32_t v =
+          t.p.mode == RequantMode::kFloat ? reference_float(t.p, y, r) : reference_fixed_point(t.p, tfl, y, r);
       store_q(want.data(), i * t.out_stride + j, t.p.type, v);
     }
   }
@@ -368,7 +367,8 @@ TEST_P(ResidualAddKernelTest, MatchesScalarOnRandomTiles) {
     const Tile t = random_tile(rng);
     SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << t.describe());
     const ResidualAdd add = make_add(t.p);
-    const std::vector<uint8_t> want = run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add);
+    const std::vector<uint8_t> want =
+        run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add);
     const std::vector<uint8_t> got = run_tile(kernel(), t, add);
     ASSERT_TRUE(check_tile(t, want, want)) << "scalar reference";
     ASSERT_TRUE(check_tile(t, got, want));
@@ -449,9 +449,11 @@ TEST_P(ResidualAddKernelTest, EmptyTilesAreNoOps) {
 // even (2.5 → 2, 3.5 → 4), the fixed-point family half away from zero (2.5 → 3, -2.5 → -3).
 TEST_P(ResidualAddKernelTest, TiesRoundPerFamily) {
   // sy = sr = 1, so = 2: out = round((y - zy + r - zr) / 2) + zo. Pattern of y - zy + r - zr.
-  struct Pair { int32_t dy, dr; };
-  const Pair sums[] = {{3, 2}, {4, 3}, {-3, -2}, {-4, -3}, {1, 0}, {-1, 0}, {5, 0}, {0, -5},
-                       {2, 2}, {6, 1}, {-6, -1}, {0, 0}};
+  struct Pair {
+    int32_t dy, dr;
+  };
+  const Pair sums[] = {{3, 2}, {4, 3},  {-3, -2}, {-4, -3}, {1, 0},   {-1, 0},
+                       {5, 0}, {0, -5}, {2, 2},   {6, 1},   {-6, -1}, {0, 0}};
   // Float family (ties to even): 5/2 → 2, 7/2 → 4, -5/2 → -2, -7/2 → -4, 1/2 → 0, -1/2 → -0,
   // 5/2 → 2, -5/2 → -2, 2, 7/2 → 4, -7/2 → -4, 0.
   const int32_t want_float[] = {2, 4, -2, -4, 0, 0, 2, -2, 2, 4, -4, 0};
@@ -488,7 +490,9 @@ TEST_P(ResidualAddKernelTest, TiesRoundPerFamily) {
       SCOPED_TRACE(t.describe());
       const ResidualAdd add = make_add(t.p);
       ASSERT_TRUE(check_tile(t, run_tile(kernel(), t, add), want));
-      ASSERT_TRUE(check_tile(t, run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add), want)) << "scalar";
+      ASSERT_TRUE(
+          check_tile(t, run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add), want))
+          << "scalar";
     }
   }
 }
@@ -524,13 +528,13 @@ TEST_P(ResidualAddKernelTest, DegenerateScalesMatchScalar) {
     t.p.so = 1.0;
     ResidualAdd add = make_add(t.p);
     add.inv_output_scale = std::numeric_limits<float>::infinity();
-    ASSERT_TRUE(check_tile(t, run_tile(kernel(), t, add), run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add)));
+    ASSERT_TRUE(check_tile(t, run_tile(kernel(), t, add),
+                           run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add)));
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, ResidualAddKernelTest,
-                         ::testing::ValuesIn(runnable_kernels(ukernels::residual_add_kernels())),
-                         kernel_param_name);
+                         ::testing::ValuesIn(runnable_kernels(ukernels::residual_add_kernels())), kernel_param_name);
 
 // --- 2. the scalar reference against the test's own formulas ------------------------------------
 
@@ -542,7 +546,8 @@ TEST(ResidualAddScalar, MatchesIndependentFormulas) {
     SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << t.describe());
     const ResidualAdd add = make_add(t.p);
     const std::vector<uint8_t> want = reference_tile(t);
-    const std::vector<uint8_t> got = run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add);
+    const std::vector<uint8_t> got =
+        run_tile(registered(ukernels::residual_add_kernels(), "q8-vadd-scalar").kernel, t, add);
     ASSERT_TRUE(check_tile(t, got, want));
     int32_t lo, hi;
     type_bounds(t.p.type, &lo, &hi);
@@ -573,7 +578,9 @@ TEST(ResidualAddScalar, FloatFamilyHandComputed) {
   p.so = 0.5;
   p.zo = 3;
   const ResidualAdd add = make_add(p);
-  struct Case { int32_t y, r, want; };
+  struct Case {
+    int32_t y, r, want;
+  };
   const Case cases[] = {
       {100, 20, 3},     // a = 0, b = 0
       {101, 21, 5},     // (0.5 + 0.25) · 2 = 1.5 → 2
@@ -658,15 +665,18 @@ TEST(ResidualAddScalar, FixedPointHandComputed) {
   //   so = 0.25: output real 1 / (2^20 · 0.25) = 2^-18 (2^30, shift -17): (2·dy + dr) · 2^18 →
   //              2·dy + dr, exact (0.5·dy + 0.25·dr in steps of 0.25).
   //   so = 0.5:  output real 2^-19 (2^30, shift -18): (2·dy + dr) / 2, half away from zero.
-  struct Case { double so; int32_t dy, dr, want; };
+  struct Case {
+    double so;
+    int32_t dy, dr, want;
+  };
   const Case cases[] = {
-      {0.25, 3, 5, 11}, {0.25, 1, -1, 1}, {0.25, -1, 1, -1}, {0.25, -7, 2, -12},
-      {0.5, 1, -1, 1},   // 0.5 → 1 (float family: 0)
-      {0.5, -1, 1, -1},  // -0.5 → -1 (float family: -0)
-      {0.5, 1, 1, 2},    // 1.5 → 2
-      {0.5, -1, -1, -2}, // -1.5 → -2
-      {0.5, 2, 1, 3},    // 2.5 → 3 (float family: 2)
-      {0.5, 3, 0, 3},    // 3
+      {0.25, 3, 5, 11},   {0.25, 1, -1, 1}, {0.25, -1, 1, -1},
+      {0.25, -7, 2, -12}, {0.5, 1, -1, 1},  // 0.5 → 1 (float family: 0)
+      {0.5, -1, 1, -1},                     // -0.5 → -1 (float family: -0)
+      {0.5, 1, 1, 2},                       // 1.5 → 2
+      {0.5, -1, -1, -2},                    // -1.5 → -2
+      {0.5, 2, 1, 3},                       // 2.5 → 3 (float family: 2)
+      {0.5, 3, 0, 3},                       // 3
   };
   for (const Case& c : cases) {
     AddParams u;
@@ -696,10 +706,9 @@ TEST(ResidualAddScalar, FixedPointHandComputed) {
 
 TEST(ResidualAddSetup, RejectsBadParameters) {
   ResidualAdd add;
-  const auto make = [&](OutputType t, RequantMode m, double sy, int32_t zy, double sr, int32_t zr,
-                        double so, int32_t zo, double lo, double hi) {
-    make_residual_add(t, m, sy, zy, sr, zr, so, zo, lo, hi, &add);
-  };
+  const auto make = [&](OutputType t, RequantMode m, double sy, int32_t zy, double sr, int32_t zr, double so,
+                        int32_t zo, double lo,
+                        double hi) { make_residual_add(t, m, sy, zy, sr, zr, so, zo, lo, hi, &add); };
   for (RequantMode m : {RequantMode::kFloat, RequantMode::kFixedPoint}) {
     EXPECT_NO_THROW(make(OutputType::kUint8, m, 0.1, 0, 0.2, 255, 0.3, 128, -kInf, kInf));
     EXPECT_THROW(make(OutputType::kFloat, m, 0.1, 0, 0.2, 0, 0.3, 0, -kInf, kInf), std::invalid_argument);
@@ -806,8 +815,8 @@ struct Residual {
 
 // The add after a layer with output (type, mode, sy, zy): the residual's and the output's
 // parameters around the layer's, any activation.
-void make_residual(std::mt19937& rng, OutputType type, RequantMode mode, double sy, int32_t zy,
-                   size_t rows, size_t cols, Residual* res) {
+void make_residual(std::mt19937& rng, OutputType type, RequantMode mode, double sy, int32_t zy, size_t rows,
+                   size_t cols, Residual* res) {
   AddParams& p = res->p;
   p.type = type;
   p.mode = mode;
@@ -832,17 +841,15 @@ void make_residual(std::mt19937& rng, OutputType type, RequantMode mode, double 
   res->add.other_stride = res->stride;
 }
 
-::testing::AssertionResult same_elements(const std::vector<uint8_t>& got,
-                                         const std::vector<uint8_t>& want, OutputType t,
-                                         size_t stride) {
+::testing::AssertionResult same_elements(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want,
+                                         OutputType t, size_t stride) {
   if (got.size() != want.size()) return ::testing::AssertionFailure() << "size mismatch";
   const size_t elem = element_size(t);
   for (size_t e = 0; e < got.size() / elem; ++e) {
     if (std::memcmp(&got[e * elem], &want[e * elem], elem) != 0) {
-      return ::testing::AssertionFailure() << "first difference at row " << e / stride
-                                           << ", column " << e % stride << ": got "
-                                           << load_q(got.data(), e, t) << ", want "
-                                           << load_q(want.data(), e, t);
+      return ::testing::AssertionFailure()
+             << "first difference at row " << e / stride << ", column " << e % stride << ": got "
+             << load_q(got.data(), e, t) << ", want " << load_q(want.data(), e, t);
     }
   }
   return ::testing::AssertionSuccess();
@@ -868,9 +875,9 @@ struct GemmCase {
 
   std::string describe() const {
     std::ostringstream s;
-    s << "M " << m << ", N " << n << ", K " << k << ", A " << (a_signed ? "int8" : "uint8")
-      << " za " << za << ", W " << (w_unsigned ? "uint8" : "int8") << ", out stride "
-      << out_stride << ", layer activation [" << layer_min << ", " << layer_max << "]";
+    s << "M " << m << ", N " << n << ", K " << k << ", A " << (a_signed ? "int8" : "uint8") << " za " << za << ", W "
+      << (w_unsigned ? "uint8" : "int8") << ", out stride " << out_stride << ", layer activation [" << layer_min << ", "
+      << layer_max << "]";
     return s.str();
   }
 };
@@ -912,8 +919,7 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
     c.mode = uniform_int<int>(rng, 0, 1) == 0 ? RequantMode::kFloat : RequantMode::kFixedPoint;
     c.out_stride = static_cast<size_t>(c.n) + uniform_int<size_t>(rng, 0, 5);
     if (uniform_int<int>(rng, 0, 2) == 0) c.layer_min = 0.0;  // a ReLU before the add
-    const PackedWeights packed =
-        pack_weights(c.w.data(), c.w_unsigned, c.n, c.k, c.wzp.data(), c.wzp.size());
+    const PackedWeights packed = pack_weights(c.w.data(), c.w_unsigned, c.n, c.k, c.wzp.data(), c.wzp.size());
     GemmActivations act;
     act.data = c.a.data();
     act.is_signed = c.a_signed;
@@ -924,8 +930,8 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
     // The layer's output scale from its real outputs (float output stage): most outputs in range.
     {
       OutputStageStorage fst;
-      make_output_stage(OutputType::kFloat, RequantMode::kFloat, c.sa, c.wscale.data(),
-                        c.wscale.size(), c.n, 1.0, 0, -kInf, kInf, &fst);
+      make_output_stage(OutputType::kFloat, RequantMode::kFloat, c.sa, c.wscale.data(), c.wscale.size(), c.n, 1.0, 0,
+                        -kInf, kInf, &fst);
       std::vector<float> real(static_cast<size_t>(c.m * c.n));
       qgemm(act, 0, c.m, packed.view(), 0, c.n, bias, fst.stage, real.data(), static_cast<size_t>(c.n));
       float largest = 0;
@@ -935,20 +941,20 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
     }
     c.zy = random_zero_point(rng, c.type);
     OutputStageStorage st;
-    make_output_stage(c.type, c.mode, c.sa, c.wscale.data(), c.wscale.size(), c.n, c.sy, c.zy,
-                      c.layer_min, c.layer_max, &st);
+    make_output_stage(c.type, c.mode, c.sa, c.wscale.data(), c.wscale.size(), c.n, c.sy, c.zy, c.layer_min, c.layer_max,
+                      &st);
     Residual res;
     make_residual(rng, c.type, c.mode, c.sy, c.zy, static_cast<size_t>(c.m), static_cast<size_t>(c.n), &res);
-    SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << c.describe() << "; add "
-                                      << res.p.describe() << ", residual stride " << res.stride);
+    SCOPED_TRACE(::testing::Message() << "iteration " << iter << ": " << c.describe() << "; add " << res.p.describe()
+                                      << ", residual stride " << res.stride);
 
     const size_t elem = element_size(c.type);
     const size_t out_bytes = static_cast<size_t>(c.m) * c.out_stride * elem;
     const std::vector<uint8_t> residual_before = res.data->to_vector();
     std::vector<uint8_t> want(out_bytes, 0xA5);
     qgemm(act, 0, c.m, packed.view(), 0, c.n, bias, st.stage, want.data(), c.out_stride);
-    ukernels::q8_vadd_scalar(static_cast<size_t>(c.m), static_cast<size_t>(c.n), want.data(),
-                             c.out_stride, res.data->data(), res.stride, c.type, c.mode, res.add);
+    ukernels::q8_vadd_scalar(static_cast<size_t>(c.m), static_cast<size_t>(c.n), want.data(), c.out_stride,
+                             res.data->data(), res.stride, c.type, c.mode, res.add);
 
     OutputStage fused = st.stage;
     fused.residual = &res.add;
@@ -965,8 +971,7 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
         qgemm(act, m0, m1, packed.view(), n0, n1, bias, fused, got.data(), c.out_stride);
       }
     }
-    ASSERT_TRUE(same_elements(got, want, c.type, c.out_stride)) << "split at row " << mcut
-                                                                << ", channel " << ncut;
+    ASSERT_TRUE(same_elements(got, want, c.type, c.out_stride)) << "split at row " << mcut << ", channel " << ncut;
     // Rows [m0, m1) with m0 > 0 only, channels in two calls: the other rows untouched.
     if (c.m >= 2) {
       const int64_t m0 = uniform_int<int64_t>(rng, 1, c.m - 1);
@@ -986,8 +991,7 @@ TEST_P(ResidualAddQgemmTest, MatchesUnfusedOnRandomShapes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, ResidualAddQgemmTest, ::testing::ValuesIn(architecture_isas()),
-                         isa_param_name);
+INSTANTIATE_TEST_SUITE_P(Isa, ResidualAddQgemmTest, ::testing::ValuesIn(architecture_isas()), isa_param_name);
 
 // qconv2d(): with a residual, against qconv2d() without one followed by the scalar add.
 struct ConvShape {
@@ -998,8 +1002,8 @@ class ResidualAddQconvTest : public IsaTest {
  protected:
   void check(std::mt19937& rng, const ConvShape& s, ConvKind expected_kind) {
     std::ostringstream what;
-    what << "N " << s.batch << " H " << s.in_h << " W " << s.in_w << " C " << s.in_c << " OC "
-         << s.out_c << " k " << s.kernel << " s " << s.stride << " p " << s.pad << " g " << s.groups;
+    what << "N " << s.batch << " H " << s.in_h << " W " << s.in_w << " C " << s.in_c << " OC " << s.out_c << " k "
+         << s.kernel << " s " << s.stride << " p " << s.pad << " g " << s.groups;
     SCOPED_TRACE(what.str());
     IsaOverride force(GetParam());
     ConvWeightShape shape;
@@ -1042,8 +1046,8 @@ class ResidualAddQconvTest : public IsaTest {
     double sy;
     {
       OutputStageStorage fst;
-      make_output_stage(OutputType::kFloat, RequantMode::kFloat, sa, wscale.data(), wscale.size(),
-                        s.out_c, 1.0, 0, -kInf, kInf, &fst);
+      make_output_stage(OutputType::kFloat, RequantMode::kFloat, sa, wscale.data(), wscale.size(), s.out_c, 1.0, 0,
+                        -kInf, kInf, &fst);
       std::vector<float> real(static_cast<size_t>(pixels) * oc);
       qconv2d(x, geo, w.view(), bias.data(), fst.stage, 0, pixels, real.data());
       float largest = 0;
@@ -1057,17 +1061,17 @@ class ResidualAddQconvTest : public IsaTest {
                       uniform_int<int>(rng, 0, 2) == 0 ? 0.0 : -kInf, kInf, &st);
     Residual res;
     make_residual(rng, type, mode, sy, zy, static_cast<size_t>(pixels), oc, &res);
-    SCOPED_TRACE(::testing::Message() << (x_signed ? "int8" : "uint8") << " input za " << za
-                                      << ", " << qconv_kernel_name(w.view()) << "; add "
-                                      << res.p.describe() << ", residual stride " << res.stride);
+    SCOPED_TRACE(::testing::Message() << (x_signed ? "int8" : "uint8") << " input za " << za << ", "
+                                      << qconv_kernel_name(w.view()) << "; add " << res.p.describe()
+                                      << ", residual stride " << res.stride);
 
     const size_t elem = element_size(type);
     const size_t out_bytes = static_cast<size_t>(pixels) * oc * elem;
     const std::vector<uint8_t> residual_before = res.data->to_vector();
     Buffer<uint8_t> want(out_bytes, 0, 0xA5);
     qconv2d(x, geo, w.view(), bias.data(), st.stage, 0, pixels, want.data());
-    ukernels::q8_vadd_scalar(static_cast<size_t>(pixels), oc, want.data(), oc, res.data->data(),
-                             res.stride, type, mode, res.add);
+    ukernels::q8_vadd_scalar(static_cast<size_t>(pixels), oc, want.data(), oc, res.data->data(), res.stride, type, mode,
+                             res.add);
     const std::vector<uint8_t> want_bytes(want.data(), want.data() + out_bytes);
 
     OutputStage fused = st.stage;
@@ -1094,8 +1098,7 @@ class ResidualAddQconvTest : public IsaTest {
         qconv2d(x, geo, w.view(), bias.data(), fused, b, ends[r], got.data());
       }
       EXPECT_TRUE(got.guard_intact()) << "wrote outside the output";
-      ASSERT_TRUE(same_elements(std::vector<uint8_t>(got.data(), got.data() + out_bytes),
-                                want_bytes, type, oc))
+      ASSERT_TRUE(same_elements(std::vector<uint8_t>(got.data(), got.data() + out_bytes), want_bytes, type, oc))
           << "pixel ranges " << desc.str();
     }
     ASSERT_TRUE(res.data->to_vector() == residual_before) << "the residual operand was modified";
@@ -1105,9 +1108,15 @@ class ResidualAddQconvTest : public IsaTest {
 TEST_P(ResidualAddQconvTest, Pointwise) {
   std::mt19937 rng(101);
   for (int iter = 0; iter < 8 * kScale && !HasFailure(); ++iter) {
-    const ConvShape s{uniform_int<int64_t>(rng, 1, 2), uniform_int<int64_t>(rng, 1, 9),
-                      uniform_int<int64_t>(rng, 1, 9), uniform_int<int64_t>(rng, 1, 40),
-                      uniform_int<int64_t>(rng, 1, 70), 1, 1, 0, 1};
+    const ConvShape s{uniform_int<int64_t>(rng, 1, 2),
+                      uniform_int<int64_t>(rng, 1, 9),
+                      uniform_int<int64_t>(rng, 1, 9),
+                      uniform_int<int64_t>(rng, 1, 40),
+                      uniform_int<int64_t>(rng, 1, 70),
+                      1,
+                      1,
+                      0,
+                      1};
     check(rng, s, ConvKind::kGemm);
   }
   check(rng, {1, 18, 18, 8, 33, 1, 1, 0, 1}, ConvKind::kGemm);  // 324 pixels
@@ -1116,9 +1125,15 @@ TEST_P(ResidualAddQconvTest, Pointwise) {
 TEST_P(ResidualAddQconvTest, Conv3x3) {
   std::mt19937 rng(202);
   for (int iter = 0; iter < 6 * kScale && !HasFailure(); ++iter) {
-    const ConvShape s{uniform_int<int64_t>(rng, 1, 2), uniform_int<int64_t>(rng, 3, 9),
-                      uniform_int<int64_t>(rng, 3, 9), uniform_int<int64_t>(rng, 1, 16),
-                      uniform_int<int64_t>(rng, 1, 50), 3, uniform_int<int64_t>(rng, 1, 2), 1, 1};
+    const ConvShape s{uniform_int<int64_t>(rng, 1, 2),
+                      uniform_int<int64_t>(rng, 3, 9),
+                      uniform_int<int64_t>(rng, 3, 9),
+                      uniform_int<int64_t>(rng, 1, 16),
+                      uniform_int<int64_t>(rng, 1, 50),
+                      3,
+                      uniform_int<int64_t>(rng, 1, 2),
+                      1,
+                      1};
     check(rng, s, ConvKind::kGemm);
   }
   check(rng, {1, 18, 18, 4, 20, 3, 1, 1, 1}, ConvKind::kGemm);  // two im2col tiles
@@ -1128,8 +1143,15 @@ TEST_P(ResidualAddQconvTest, Grouped) {
   std::mt19937 rng(303);
   for (int iter = 0; iter < 6 * kScale && !HasFailure(); ++iter) {
     const int64_t cg = uniform_int<int64_t>(rng, 1, 8), ng = uniform_int<int64_t>(rng, 1, 24);
-    const ConvShape s{uniform_int<int64_t>(rng, 1, 2), uniform_int<int64_t>(rng, 3, 9),
-                      uniform_int<int64_t>(rng, 3, 9), 2 * cg, 2 * ng, 3, 1, 1, 2};
+    const ConvShape s{uniform_int<int64_t>(rng, 1, 2),
+                      uniform_int<int64_t>(rng, 3, 9),
+                      uniform_int<int64_t>(rng, 3, 9),
+                      2 * cg,
+                      2 * ng,
+                      3,
+                      1,
+                      1,
+                      2};
     check(rng, s, ConvKind::kGemm);
   }
   check(rng, {1, 18, 18, 6, 34, 3, 1, 1, 2}, ConvKind::kGemm);  // two im2col tiles, 17 per group
@@ -1140,15 +1162,21 @@ TEST_P(ResidualAddQconvTest, Depthwise) {
   std::mt19937 rng(404);
   for (int iter = 0; iter < 8 * kScale && !HasFailure(); ++iter) {
     const int64_t c = uniform_int<int64_t>(rng, 1, 70);
-    const ConvShape s{uniform_int<int64_t>(rng, 1, 2), uniform_int<int64_t>(rng, 2, 12),
-                      uniform_int<int64_t>(rng, 2, 12), c, c, 3, uniform_int<int64_t>(rng, 1, 2), 1, c};
+    const ConvShape s{uniform_int<int64_t>(rng, 1, 2),
+                      uniform_int<int64_t>(rng, 2, 12),
+                      uniform_int<int64_t>(rng, 2, 12),
+                      c,
+                      c,
+                      3,
+                      uniform_int<int64_t>(rng, 1, 2),
+                      1,
+                      c};
     check(rng, s, ConvKind::kDepthwise);
   }
   check(rng, {1, 20, 20, 16, 16, 3, 1, 1, 16}, ConvKind::kDepthwise);
   check(rng, {1, 4, 150, 8, 8, 3, 1, 1, 8}, ConvKind::kDepthwise);  // rows past one tile
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, ResidualAddQconvTest, ::testing::ValuesIn(architecture_isas()),
-                         isa_param_name);
+INSTANTIATE_TEST_SUITE_P(Isa, ResidualAddQconvTest, ::testing::ValuesIn(architecture_isas()), isa_param_name);
 
 }  // namespace

@@ -10,11 +10,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
-#include <stdexcept>
+#include <cstring>
 #include <ostream>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -119,10 +119,22 @@ inline std::vector<Isa> architecture_isas() {
 inline void type_bounds(circle_quant::OutputType t, int32_t* lo, int32_t* hi) {
   using circle_quant::OutputType;
   switch (t) {
-    case OutputType::kUint8: *lo = 0; *hi = 255; return;
-    case OutputType::kInt8: *lo = -128; *hi = 127; return;
-    case OutputType::kInt16: *lo = -32768; *hi = 32767; return;
-    case OutputType::kFloat: *lo = 0; *hi = 0; return;
+    case OutputType::kUint8:
+      *lo = 0;
+      *hi = 255;
+      return;
+    case OutputType::kInt8:
+      *lo = -128;
+      *hi = 127;
+      return;
+    case OutputType::kInt16:
+      *lo = -32768;
+      *hi = 32767;
+      return;
+    case OutputType::kFloat:
+      *lo = 0;
+      *hi = 0;
+      return;
   }
 }
 
@@ -166,8 +178,7 @@ inline std::vector<Isa> elementwise_isas() {
 // The names of a registry list's rows this CPU runs (the parameters of the per-kernel suites);
 // rows of levels it lacks are left out, not skipped. `keep` filters further.
 template <typename Kernel, typename Keep>
-std::vector<std::string> runnable_kernels(const circle_quant::ukernels::KernelList<Kernel>& list,
-                                          Keep keep) {
+std::vector<std::string> runnable_kernels(const circle_quant::ukernels::KernelList<Kernel>& list, Keep keep) {
   std::vector<std::string> names;
   for (const auto& row : list) {
     if (circle_quant::isa_supported(row.isa) && keep(row)) names.push_back(row.name);
@@ -191,8 +202,8 @@ const circle_quant::ukernels::RegisteredKernel<Kernel>& registered(
 
 // The row of `isa` itself (an elementwise_isas() level); throws if the list has none.
 template <typename Kernel>
-const circle_quant::ukernels::RegisteredKernel<Kernel>& own_row(
-    const circle_quant::ukernels::KernelList<Kernel>& list, Isa isa) {
+const circle_quant::ukernels::RegisteredKernel<Kernel>& own_row(const circle_quant::ukernels::KernelList<Kernel>& list,
+                                                                Isa isa) {
   for (const auto& row : list) {
     if (row.isa == isa) return row;
   }
@@ -210,9 +221,8 @@ inline std::string kernel_param_name(const ::testing::TestParamInfo<std::string>
 }
 
 // Instantiates an IsaTest suite for the elementwise kernels once per elementwise_isas() level.
-#define INSTANTIATE_FOR_EACH_ISA(Fixture)                                                     \
-  INSTANTIATE_TEST_SUITE_P(Isa, Fixture,                                                      \
-                           ::testing::ValuesIn(::circle_quant_test::elementwise_isas()),      \
+#define INSTANTIATE_FOR_EACH_ISA(Fixture)                                                              \
+  INSTANTIATE_TEST_SUITE_P(Isa, Fixture, ::testing::ValuesIn(::circle_quant_test::elementwise_isas()), \
                            ::circle_quant_test::isa_param_name)
 
 // Forces an ISA for the dispatching entry points for the lifetime of the object.
@@ -296,9 +306,8 @@ template <typename T>
 ::testing::AssertionResult same_bits(const T* got, const T* want, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
-      return ::testing::AssertionFailure() << "first difference at index " << i << " of " << n
-                                           << ": got " << describe(got[i]) << ", want "
-                                           << describe(want[i]);
+      return ::testing::AssertionFailure() << "first difference at index " << i << " of " << n << ": got "
+                                           << describe(got[i]) << ", want " << describe(want[i]);
     }
   }
   return ::testing::AssertionSuccess();

@@ -8,6 +8,7 @@ net and uint8 / int8 quantized ones (PT2E with CircleQuantizer), as .circle and 
 dynamic-batch one (shape_signature). A seed whose export fails is reported and skipped; the exit
 status is 0 when at least one seed was written.
 """
+
 import sys
 import warnings
 from pathlib import Path
@@ -61,8 +62,10 @@ def main(argv):
     jobs = [
         ("float_conv.circle", lambda: torch_circle.export(model, (x,))),
         ("float_conv.tflite", lambda: torch_circle.export(model, (x,), format="tflite")),
-        ("float_conv_dynamic_batch.circle",
-         lambda: torch_circle.export(model, (torch.randn(2, 1, 8, 8),), dynamic_shapes=({0: batch},))),
+        (
+            "float_conv_dynamic_batch.circle",
+            lambda: torch_circle.export(model, (torch.randn(2, 1, 8, 8),), dynamic_shapes=({0: batch},)),
+        ),
         ("uint8_conv.circle", lambda: torch_circle.export(quantized("uint8"), (x,))),
         ("int8_conv.circle", lambda: torch_circle.export(quantized("int8"), (x,))),
         # TFLite has no uint8 per-channel weights (ONE's convention): its quantized seed is int8.
@@ -73,8 +76,10 @@ def main(argv):
         try:
             path = make().save(out / name)
         except Exception as e:  # one broken export must not cost the other seeds
-            print(f"make_seeds: skipped {name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                  file=sys.stderr)
+            print(
+                f"make_seeds: skipped {name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                file=sys.stderr,
+            )
             continue
         print(f"make_seeds: {path} ({path.stat().st_size:,} bytes)")
         written += 1

@@ -1,4 +1,5 @@
 """Small models built in code (no downloads) that cover what real CNNs and transformers lower to."""
+
 import torch
 from torch import nn
 
@@ -19,8 +20,9 @@ class ResidualBlock(nn.Module):
 class ResNetLike(nn.Module):
     def __init__(self, num_classes: int = 10):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                                  nn.MaxPool2d(2))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
+        )
         self.blocks = nn.Sequential(ResidualBlock(16), ResidualBlock(16))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))
 
@@ -35,9 +37,15 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = channels * expand
         self.body = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, channels, 1, bias=False), nn.BatchNorm2d(channels))
+            nn.Conv2d(channels, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -48,8 +56,9 @@ class MobileNetV2Like(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU6())
         self.blocks = nn.Sequential(InvertedResidual(16), InvertedResidual(16))
-        self.head = nn.Sequential(nn.Conv2d(16, 32, 1), nn.Hardswish(), nn.AdaptiveAvgPool2d(1),
-                                  nn.Flatten(), nn.Linear(32, num_classes))
+        self.head = nn.Sequential(
+            nn.Conv2d(16, 32, 1), nn.Hardswish(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes)
+        )
 
     def forward(self, x):
         return self.head(self.blocks(self.stem(x)))
@@ -126,11 +135,11 @@ class OpMix(nn.Module):
         self.head = nn.Linear(8 + 16, 6)
 
     def forward(self, tokens, image):
-        seq = self.embed(tokens).transpose(1, 2)                   # [b, 8, t]
+        seq = self.embed(tokens).transpose(1, 2)  # [b, 8, t]
         seq = torch.sigmoid(self.conv1d(seq)) - torch.tanh(seq) / 2
-        pooled_seq = seq.mean(dim=-1)                              # [b, 8]
-        img = nn.functional.pad(self.up(image), (1, 1, 1, 1))      # [b, 4, 2h+2, 2w+2]
-        img = nn.functional.hardtanh(img + 0.5).mean(dim=(2, 3))   # [b, 4]
+        pooled_seq = seq.mean(dim=-1)  # [b, 8]
+        img = nn.functional.pad(self.up(image), (1, 1, 1, 1))  # [b, 4, 2h+2, 2w+2]
+        img = nn.functional.hardtanh(img + 0.5).mean(dim=(2, 3))  # [b, 4]
         features = torch.cat([pooled_seq, img.repeat(1, 4)], dim=1)
         return self.head(features)
 
@@ -167,8 +176,7 @@ class MaskedSdpa(nn.Module):
         self.q, self.k, self.v = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
 
     def forward(self, x, attend):
-        return nn.functional.scaled_dot_product_attention(
-            self.q(x), self.k(x), self.v(x), attn_mask=attend[:, None, :])
+        return nn.functional.scaled_dot_product_attention(self.q(x), self.k(x), self.v(x), attn_mask=attend[:, None, :])
 
 
 class MoreOps(nn.Module):
@@ -186,8 +194,8 @@ class MoreOps(nn.Module):
     def forward(self, x):
         x = x * nn.functional.hardsigmoid(x.mean((2, 3), keepdim=True))
         y = self.norm(self.prelu(x) + (1.0 - x))
-        fused = self.conv(y).clamp(0.0, 6.0)                      # a RELU6 after the conv
-        clipped = y.clamp(-0.5, 0.5)                              # an op of its own
+        fused = self.conv(y).clamp(0.0, 6.0)  # a RELU6 after the conv
+        clipped = y.clamp(-0.5, 0.5)  # an op of its own
         up = nn.functional.interpolate(fused + clipped, scale_factor=2)
         if self.exportable:
             return up

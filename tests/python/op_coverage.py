@@ -6,6 +6,7 @@ row of the op table (csrc/exporter/ir/circle_ops.lst, through _C.circle_op_table
 written: a new op needs a test that exports it. Runs of a subset (-k, -m, --lf, file or node
 arguments) skip the check.
 """
+
 import mmap
 import os
 import tempfile
@@ -77,7 +78,9 @@ def pytest_sessionfinish(session, exitstatus):
     missing = missing_ops(written)
     if missing:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        reporter.write_line(f"FAILED op coverage: no export test writes {', '.join(missing)} (rows of "
-                            "csrc/exporter/ir/circle_ops.lst); add a case to tests/python/test_export_ops.py",
-                            red=True)
+        reporter.write_line(
+            f"FAILED op coverage: no export test writes {', '.join(missing)} (rows of "
+            "csrc/exporter/ir/circle_ops.lst); add a case to tests/python/test_export_ops.py",
+            red=True,
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -6,6 +6,7 @@ failed check.
 
     python tests/python/smoke_isa_tier.py [--expect-isa avx2]
 """
+
 import argparse
 import sys
 import time
@@ -20,17 +21,42 @@ cq = torch.ops.circle_quant
 
 
 def fused_linear(x, w):
-    plan = cq.linear_prepack(w, torch.full((w.shape[0],), 0.01), torch.zeros(w.shape[0], dtype=torch.int32),
-                             torch.randn(w.shape[0], generator=torch.Generator().manual_seed(1)),
-                             0.02, 128, torch.uint8, 0.05, 100, torch.uint8, 0.0, None, "float")
+    plan = cq.linear_prepack(
+        w,
+        torch.full((w.shape[0],), 0.01),
+        torch.zeros(w.shape[0], dtype=torch.int32),
+        torch.randn(w.shape[0], generator=torch.Generator().manual_seed(1)),
+        0.02,
+        128,
+        torch.uint8,
+        0.05,
+        100,
+        torch.uint8,
+        0.0,
+        None,
+        "float",
+    )
     return cq.quantized_linear(x, *plan, torch.uint8)
 
 
 def fused_conv(x, w, groups):
     c = w.shape[0]
-    plan = cq.conv2d_prepack(w, torch.full((c,), 0.01), torch.zeros(c, dtype=torch.int32), None,
-                             [1, 1], [1, 1], [1, 1], groups, 0.02, 128, torch.uint8, 0.05, 100,
-                             torch.uint8)
+    plan = cq.conv2d_prepack(
+        w,
+        torch.full((c,), 0.01),
+        torch.zeros(c, dtype=torch.int32),
+        None,
+        [1, 1],
+        [1, 1],
+        [1, 1],
+        groups,
+        0.02,
+        128,
+        torch.uint8,
+        0.05,
+        100,
+        torch.uint8,
+    )
     return cq.quantized_conv2d(x, *plan, list(w.shape[2:]), [1, 1], [1, 1], [1, 1], groups, torch.uint8)
 
 
@@ -47,7 +73,9 @@ def main() -> int:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 37, generator=g) * 4
     qargs = (0.03, 7, -128, 127, torch.int8)
-    if not torch.equal(cq.quantize_per_tensor(x, *qargs), torch.ops.quantized_decomposed.quantize_per_tensor(x, *qargs)):
+    if not torch.equal(
+        cq.quantize_per_tensor(x, *qargs), torch.ops.quantized_decomposed.quantize_per_tensor(x, *qargs)
+    ):
         failures.append("quantize_per_tensor differs from quantized_decomposed")
 
     xl = torch.randint(0, 256, (5, 70), dtype=torch.uint8, generator=g)

@@ -1,5 +1,6 @@
 """The int8 benchmarks keep running: a quick pass prints its table, the command that reproduces it,
 and proves that the peers are what they claim to be (oneDNN int8 kernels in the x86 inductor graph)."""
+
 import re
 import subprocess
 import sys
@@ -9,8 +10,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -22,8 +28,9 @@ def _ms(cell: str) -> float:
 
 def _table(out: str, first_cell: str):
     """The markdown rows whose first cell is first_cell, as lists of cells."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in out.splitlines()
-            if line.startswith("| ")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")
+    ]
     header = rows[0]
     return header, [r for r in rows[1:] if r[0] == first_cell]
 
@@ -38,8 +45,10 @@ def test_bench_int8_kernels_quick_prints_table_peak_and_command():
     for row in linear:
         # the peers ran and computed the right thing (within rounding of the exact result)
         assert _ms(row[col["oneDNN us"]]) > 0 and _ms(row[col["FBGEMM us"]]) > 0, row
-        assert "oneDNN 0" in row[col["max diff vs float ref (steps)"]] or \
-            "oneDNN 1" in row[col["max diff vs float ref (steps)"]], row
+        assert (
+            "oneDNN 0" in row[col["max diff vs float ref (steps)"]]
+            or "oneDNN 1" in row[col["max diff vs float ref (steps)"]]
+        ), row
         # an int8 kernel of some x86 tier (Sapphire Rapids: brg_matmul:avx10_1_512_amx)
         assert any(t in row[col["oneDNN impl"]] for t in ("avx512", "avx10", "amx", "avx2")), row
         # ours ran (the ops are part of the package): a ratio, never "n/a"
@@ -73,6 +82,7 @@ def test_bench_int8_e2e_quick_verifies_the_x86_peer_calls_onednn_int8():
 def _bench_module():
     """benchmarks/bench_int8_kernels.py as a module (its CPU probe and tier logic)."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("bench_int8_kernels", ROOT / "benchmarks" / "bench_int8_kernels.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -95,15 +105,18 @@ def test_avx2_peak_probe_runs_on_an_emulated_haswell_and_the_vnni_one_does_not(t
     """The probe the AVX2 tier runs executes on an AVX2-only CPU (QEMU's Haswell model); the VNNI
     probe dies there with SIGILL, which shows the emulator would catch a wrong choice."""
     import shutil
+
     qemu, cc = shutil.which("qemu-x86_64"), shutil.which("cc") or shutil.which("gcc")
     if qemu is None or cc is None:
         import pytest
+
         pytest.skip("needs qemu-x86_64 (Debian qemu-user) and a C compiler")
     bench = _bench_module()
     (tmp_path / "probe.c").write_text(bench._CPU_PROBE_C)
     subprocess.run([cc, "-O2", "-DPROBE_MAIN", str(tmp_path / "probe.c"), "-o", str(tmp_path / "probe")], check=True)
-    run = lambda fn: subprocess.run([qemu, "-cpu", "Haswell", str(tmp_path / "probe"), fn], capture_output=True,
-                                    timeout=120)
+    run = lambda fn: subprocess.run(
+        [qemu, "-cpu", "Haswell", str(tmp_path / "probe"), fn], capture_output=True, timeout=120
+    )
     assert run(bench.peak_probe_for("avx2")[0].function).returncode == 0
     assert run("add_chain_ns").returncode == 0
     assert run(bench.peak_probe_for("avx512vnni")[0].function).returncode == -4  # SIGILL
@@ -122,7 +135,8 @@ def test_bench_int8_kernels_quick_at_the_avx2_tier():
     for row in linear:
         assert row[col["ISA tier"]] == "ours avx2, oneDNN avx2", row
         assert row[col["CPU"]] and row[col["CPU"]] != "?", row
-    m = re.search(r"^saturation case.*x86 inductor \(oneDNN, freezing\) ([\d.]+)%, ours \(circle_quant\) ([\d.]+)%",
-                  out, re.M)
+    m = re.search(
+        r"^saturation case.*x86 inductor \(oneDNN, freezing\) ([\d.]+)%, ours \(circle_quant\) ([\d.]+)%", out, re.M
+    )
     assert m, out
     assert float(m.group(2)) == 0.0  # ours: exactly the reference graph

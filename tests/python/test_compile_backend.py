@@ -1,5 +1,6 @@
 """torch.compile(converted, backend="circle_quant"): fusion, agreement with the converted graph,
 what stays unfused, options, dynamic shapes, weight updates and the entry point."""
+
 import logging
 import subprocess
 import sys
@@ -16,8 +17,11 @@ from models import EncoderLayer, LlamaBlock, MobileNetV2Like, ResNetLike, seeded
 from torch_circle.quantizer import CircleQuantizer
 
 qd = torch.ops.quantized_decomposed
-LAYERS = {torch.ops.aten.linear.default: "linear", torch.ops.aten.conv2d.default: "conv2d",
-          torch.ops.aten.conv1d.default: "conv2d"}  # the report counts a conv1d (run as conv2d) there
+LAYERS = {
+    torch.ops.aten.linear.default: "linear",
+    torch.ops.aten.conv2d.default: "conv2d",
+    torch.ops.aten.conv1d.default: "conv2d",
+}  # the report counts a conv1d (run as conv2d) there
 
 
 class MLP(nn.Module):
@@ -94,9 +98,10 @@ def quantized_layers(gm):
     """(linear, conv2d) counts of layers whose input and weight are dequantized."""
     counts = {"linear": 0, "conv2d": 0}
     for n in gm.graph.nodes:
-        if n.target in LAYERS and all(getattr(a, "target", None) in (qd.dequantize_per_tensor.default,
-                                                                       qd.dequantize_per_channel.default)
-                                      for a in n.args[:2]):
+        if n.target in LAYERS and all(
+            getattr(a, "target", None) in (qd.dequantize_per_tensor.default, qd.dequantize_per_channel.default)
+            for a in n.args[:2]
+        ):
             counts[LAYERS[n.target]] += 1
     return counts["linear"], counts["conv2d"]
 
@@ -133,8 +138,10 @@ def test_fused_model_agrees_with_the_converted_graph(name, preset, delegate):
     assert (actual - expected).abs().mean().item() <= step * 0.01
 
 
-@pytest.mark.parametrize("name,adds", [("resnet", 2), ("mobilenet", 2), ("encoder", 2), ("llama", 2),
-                                       ("inplace_residual", 1), ("dropout_residual", 1)])
+@pytest.mark.parametrize(
+    "name,adds",
+    [("resnet", 2), ("mobilenet", 2), ("encoder", 2), ("llama", 2), ("inplace_residual", 1), ("dropout_residual", 1)],
+)
 def test_residual_adds_are_fused_into_the_layer_before_them(name, adds):
     gm, x = converted(name)
     with torch.no_grad():
@@ -144,8 +151,10 @@ def test_residual_adds_are_fused_into_the_layer_before_them(name, adds):
     targets = [str(n.target) for n in compiled.gm.graph.nodes if n.op == "call_function"]
     assert sum("_add" in t for t in targets) == adds
     # The add's quantize, the layer's quantize / dequantize pair and the add itself are gone.
-    assert not any(t in ("aten.add.Tensor", "aten.add_.Tensor", "<built-in function add>") for t in targets) \
+    assert (
+        not any(t in ("aten.add.Tensor", "aten.add_.Tensor", "<built-in function add>") for t in targets)
         or name == "llama"
+    )
     assert "aten.dropout.default" not in targets
     assert torch.equal(compiled(x), expected)
 
@@ -197,10 +206,10 @@ def test_fixed_point_requantization(preset):
 def test_auto_delegate_runs_pure_quantized_chains_eagerly():
     gm, x = converted("mlp")
     compile_and_run(gm, x)
-    assert backend.last_report().delegate == "eager"       # nothing but fused ops and q / dq left
+    assert backend.last_report().delegate == "eager"  # nothing but fused ops and q / dq left
     gm, x = converted("encoder")
     compile_and_run(gm, x)
-    assert backend.last_report().delegate == "inductor"    # softmax, layer norm, GELU left
+    assert backend.last_report().delegate == "inductor"  # softmax, layer norm, GELU left
 
 
 def test_consecutive_layers_pass_integers_directly():
@@ -221,9 +230,12 @@ def test_consecutive_layers_pass_integers_directly():
 def test_convs_stay_channels_last_between_layers():
     gm, x = converted("resnet")
     compiled = backend.compile_graph(gm, [x], options={"delegate": "eager"})
-    layout_ops = [n for n in compiled.gm.graph.nodes
-                  if n.op in ("call_function", "call_method") and any(
-                      s in str(n.target) for s in ("contiguous", "to_dense", "clone", "copy"))]
+    layout_ops = [
+        n
+        for n in compiled.gm.graph.nodes
+        if n.op in ("call_function", "call_method")
+        and any(s in str(n.target) for s in ("contiguous", "to_dense", "clone", "copy"))
+    ]
     assert not layout_ops
     seen = {}
 
@@ -259,8 +271,10 @@ def test_weights_that_are_graph_inputs_are_left_alone():
         def forward(self, x, w):
             xq = qd.quantize_per_tensor(x, 0.05, 128, 0, 255, torch.uint8)
             wq = qd.quantize_per_tensor(w, 0.01, 0, -127, 127, torch.int8)
-            y = nn.functional.linear(qd.dequantize_per_tensor(xq, 0.05, 128, 0, 255, torch.uint8),
-                                     qd.dequantize_per_tensor(wq, 0.01, 0, -127, 127, torch.int8))
+            y = nn.functional.linear(
+                qd.dequantize_per_tensor(xq, 0.05, 128, 0, 255, torch.uint8),
+                qd.dequantize_per_tensor(wq, 0.01, 0, -127, 127, torch.int8),
+            )
             return y
 
     m, x, w = TakesWeight(), torch.randn(3, 8), torch.randn(4, 8) * 0.3
@@ -358,7 +372,8 @@ def test_entry_point_works_without_importing_torch_circle():
 def test_xnnpack_style_quantizer_graphs(per_channel):
     xnnpack = pytest.importorskip("torchao.testing.pt2e._xnnpack_quantizer")
     quantizer = xnnpack.XNNPACKQuantizer().set_global(
-        xnnpack.get_symmetric_quantization_config(is_per_channel=per_channel))
+        xnnpack.get_symmetric_quantization_config(is_per_channel=per_channel)
+    )
     gm, x = converted("resnet", quantizer=quantizer)
     with torch.no_grad():
         expected = gm(x)

@@ -1,5 +1,6 @@
 """Real data: a small CNN trained on scikit-learn's bundled digits keeps its accuracy when
 quantized with each 8-bit preset (top-1 drop at most 0.5 points)."""
+
 import pytest
 import torch
 from torch import nn
@@ -15,10 +16,18 @@ class DigitsCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.ReLU6(), nn.AdaptiveAvgPool2d(2),
-            nn.Flatten())
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1, groups=32),
+            nn.ReLU6(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
         self.classifier = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
 
     def forward(self, x):
@@ -76,8 +85,7 @@ def test_exported_model_predicts_like_the_converted_model(trained, preset, fmt):
     m = prepare_pt2e(exported.module(), CircleQuantizer(preset))
     torch_circle.calibrate(m, x_train[:512].split(64), progress=False)
     quantized = convert_pt2e(m)
-    cm = torch_circle.export(torch.export.export(quantized, (x_test[:64],), dynamic_shapes=({0: batch},)),
-                             format=fmt)
+    cm = torch_circle.export(torch.export.export(quantized, (x_test[:64],), dynamic_shapes=({0: batch},)), format=fmt)
     runtime_logits = cm.run(x_test)[0]
     with torch.no_grad():
         reference = quantized(x_test).numpy()
@@ -87,8 +95,10 @@ def test_exported_model_predicts_like_the_converted_model(trained, preset, fmt):
     # of steps off. The runtimes requantize in fixed point, PyTorch in float (docs/numerics.md),
     # and the average pool rounds to its input's step before its requantize: a step or two.
     steps = cm.output_steps(runtime_logits, reference)
-    print(f"{preset} in {fmt}: argmax agreement {agree:.2%}, accuracy {runtime_accuracy:.2f}%, "
-          f"max {steps.max()} steps, {np.mean(steps <= 1):.2%} within one")
+    print(
+        f"{preset} in {fmt}: argmax agreement {agree:.2%}, accuracy {runtime_accuracy:.2f}%, "
+        f"max {steps.max()} steps, {np.mean(steps <= 1):.2%} within one"
+    )
     assert agree == 1.0
     assert steps.max() <= 2
     assert np.mean(steps <= 1) >= 0.99

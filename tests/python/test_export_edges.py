@@ -6,6 +6,7 @@
 - a layer the quantizer left in float stays float;
 - torchao's X86InductorQuantizer graphs (uint8 activations, int8 weights).
 """
+
 import numpy as np
 import pytest
 import torch
@@ -164,9 +165,17 @@ def test_layer_left_in_float_stays_float_between_dequantize_and_quantize(preset,
 
 def x86_converted():
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    ).eval()
     x = torch.randn(2, 3, 16, 16)
     quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
     return model, x, convert(model, (x,), quantizer)

@@ -4,6 +4,7 @@ Each case is a small model around one aten op (or one lowering choice); it is ex
 (run in onert) and as .tflite (run in LiteRT). Float results match PyTorch at 1e-5; quantized
 results stay within one output step of the PT2E converted model (two of int16's finer steps).
 """
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +63,10 @@ FLOAT_CASES = {
     "var_unbiased": (lambda x: x.var(-1), (X3,)),
     "var_biased_keepdim": (lambda x: x.var((1, 2), keepdim=True, unbiased=False), (X4,)),
     "std_correction": (lambda x: x.std(1, correction=0), (X3,)),
-    "manual_layer_norm": (lambda x: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5), (X3,)),
+    "manual_layer_norm": (
+        lambda x: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5),
+        (X3,),
+    ),
     "baddbmm": (lambda x: torch.baddbmm(x[:, :, :5], x, x.transpose(1, 2)), (X3,)),
     "baddbmm_scaled": (lambda x: torch.baddbmm(x[:, :, :5], x, x.transpose(1, 2), beta=0.5, alpha=2.0), (X3,)),
     "max_pool_ceil": (lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True), (_randn(1, 4, 8, 8),)),
@@ -117,15 +121,27 @@ FLOAT_CASES = {
     "native_group_norm": (lambda x: torch.ops.aten.native_group_norm(x, None, None, 2, 4, 36, 2, 1e-5)[0], (X4,)),
     "split_with_sizes_copy": (lambda x: [t * 2 for t in torch.ops.aten.split_with_sizes_copy(x, [3, 5], -1)], (X3,)),
     "slice_scatter": (lambda x, y: torch.slice_scatter(x, y, 2, 2, 5), (X3, X3[:, :, :3] * 3)),
-    "addmm_beta_alpha": (lambda b, x: torch.addmm(b, x, torch.linspace(-1, 1, 48).reshape(8, 6), beta=0.5, alpha=2.0),
-                         (_randn(6), _randn(4, 8))),
-    "addmm_beta_zero": (lambda b, x, w: torch.addmm(b, x, w, beta=0.0, alpha=0.5), (_randn(6), _randn(4, 8), _randn(8, 6))),
+    "addmm_beta_alpha": (
+        lambda b, x: torch.addmm(b, x, torch.linspace(-1, 1, 48).reshape(8, 6), beta=0.5, alpha=2.0),
+        (_randn(6), _randn(4, 8)),
+    ),
+    "addmm_beta_zero": (
+        lambda b, x, w: torch.addmm(b, x, w, beta=0.0, alpha=0.5),
+        (_randn(6), _randn(4, 8), _randn(8, 6)),
+    ),
     "avg_pool_count_include_pad": (lambda x: F.avg_pool2d(x, 3, 2, 1), (X4,)),
     "repeat_adds_dims": (lambda x: x.repeat(2, 1, 1, 2), (X3,)),
-    "native_batch_norm_stats": (lambda x: torch.ops.aten.native_batch_norm(x, torch.ones(4), torch.zeros(4), torch.zeros(4),
-                                                                           torch.ones(4) * 2, False, 0.1, 1e-5)[0], (X4,)),
+    "native_batch_norm_stats": (
+        lambda x: torch.ops.aten.native_batch_norm(
+            x, torch.ones(4), torch.zeros(4), torch.zeros(4), torch.ones(4) * 2, False, 0.1, 1e-5
+        )[0],
+        (X4,),
+    ),
     "upsample_bilinear": (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (X4,)),
-    "upsample_bilinear_size_align": (lambda x: F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True), (X4,)),
+    "upsample_bilinear_size_align": (
+        lambda x: F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=True),
+        (X4,),
+    ),
     "roll": (lambda x: torch.roll(x, shifts=(2, -3), dims=(1, 2)), (X3,)),
     "roll_flat": (lambda x: torch.roll(x, 5), (X3,)),
     "to_device": (lambda x: x.to(device="cpu") * 2, (X3,)),
@@ -143,10 +159,12 @@ FLOAT_CASES = {
 }
 
 # Valid files the onert 0.1.0 runtime cannot run.
-LITERT_ONLY = {"where_int": "onert 0.1.0's SELECT_V2 has no int32 kernel",
-               # "ElementwiseActivationLayer: only ReLU(0-inf) and ReLU6(0-6)"; fused into a conv,
-               # fully connected or add it runs.
-               "hardtanh_of_an_input": "onert 0.1.0 has no standalone RELU_N1_TO_1 kernel"}
+LITERT_ONLY = {
+    "where_int": "onert 0.1.0's SELECT_V2 has no int32 kernel",
+    # "ElementwiseActivationLayer: only ReLU(0-inf) and ReLU6(0-6)"; fused into a conv,
+    # fully connected or add it runs.
+    "hardtanh_of_an_input": "onert 0.1.0 has no standalone RELU_N1_TO_1 kernel",
+}
 
 
 def _as_list(outputs):
@@ -165,8 +183,9 @@ def _expect_match(cm, model, inputs):
 
 # Every case in both formats, except where onert lacks the kernel (LITERT_ONLY says which):
 # those run in LiteRT only.
-FLOAT_RUNS = [(name, fmt) for name in FLOAT_CASES for fmt in ("circle", "tflite")
-              if not (fmt == "circle" and name in LITERT_ONLY)]
+FLOAT_RUNS = [
+    (name, fmt) for name in FLOAT_CASES for fmt in ("circle", "tflite") if not (fmt == "circle" and name in LITERT_ONLY)
+]
 
 
 @pytest.mark.parametrize("name,fmt", FLOAT_RUNS)
@@ -188,10 +207,15 @@ def test_padding_modes_and_indexing_become_gathers():
     assert cm.operators[-1] == "GATHER"
 
 
-@pytest.mark.parametrize("kwargs", [dict(stride=2, padding=1, output_padding=1),
-                                    dict(stride=2, padding=1, output_padding=1, bias=False),
-                                    dict(stride=3, padding=1, output_padding=2),
-                                    dict(stride=2, padding=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(stride=2, padding=1, output_padding=1),
+        dict(stride=2, padding=1, output_padding=1, bias=False),
+        dict(stride=3, padding=1, output_padding=2),
+        dict(stride=2, padding=0),
+    ],
+)
 @pytest.mark.parametrize("fmt", ["circle", "tflite"])
 def test_conv_transpose_with_output_padding(kwargs, fmt):
     model = models.seeded(nn.ConvTranspose2d(4, 3, 3, **kwargs)).eval()
@@ -206,6 +230,7 @@ def test_conv_transpose_with_output_padding(kwargs, fmt):
 
 def test_broadcast_to_is_written_with_a_version_litert_registers():
     from circle_schema import circle as C
+
     model = Fn(FLOAT_CASES["expand"][0])
     cm = torch_circle.export(model, (X3,), format="tflite")
     parsed = C.Model.ModelT.InitFromPackedBuf(cm.data, 0)
@@ -225,6 +250,7 @@ def test_indexing_with_several_index_tensors_gives_a_clear_error():
 
 
 # --- quantized ---------------------------------------------------------------------------------
+
 
 class SqueezeExcite(nn.Module):
     """MobileNetV3's block: hardswish convs, a squeeze-excite gate through hardsigmoid."""
@@ -303,6 +329,7 @@ def test_quantizer_annotates_hardsigmoid():
 
 
 # --- forward arguments and outputs that are not tensors -----------------------------------------
+
 
 class NonTensorArguments(nn.Module):
     def forward(self, x, n, pair, nothing, f):

@@ -4,6 +4,7 @@ Every exported file is parsed with the official `circle-schema` package; float m
 onert and in LiteRT and match PyTorch at 1e-5; quantized models match the PT2E converted model
 in quantization steps: uint8 (ONE's convention) in onert, int8 / int16 (TFLite's) in LiteRT.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,15 @@ def _zoo():
     tokens = torch.randn(2, 8, 32, generator=gen)
     layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
     grouped = torch.nn.Sequential(  # ResNeXt-style grouped conv, strided
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=4), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10))
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=4),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 10),
+    )
     return {
         "tiny_cnn": (build_tiny_cnn(), (torch.randn(4, 1, 16, 16, generator=gen),)),
         "resnet": (models.seeded(models.ResNetLike()), (image,)),
@@ -40,8 +47,10 @@ def _zoo():
         "transformer_encoder_layer": (models.seeded(layer), (tokens,)),
         "llama_block": (models.seeded(models.LlamaBlock()), (tokens,)),
         "grouped_conv": (models.seeded(grouped), (image,)),
-        "op_mix": (models.seeded(models.OpMix()), (torch.randint(0, 50, (2, 6), generator=gen),
-                                                   torch.randn(2, 4, 4, 4, generator=gen))),
+        "op_mix": (
+            models.seeded(models.OpMix()),
+            (torch.randint(0, 50, (2, 6), generator=gen), torch.randn(2, 4, 4, 4, generator=gen)),
+        ),
     }
 
 
@@ -51,6 +60,7 @@ ZOO = _zoo()
 def official(data: bytes):
     """The file parsed by ONE's own generated bindings (circle-schema on PyPI)."""
     from circle_schema import circle as C
+
     model = C.Model.ModelT.InitFromPackedBuf(data, 0)
     assert model.subgraphs and model.subgraphs[0].operators
     sg = model.subgraphs[0]
@@ -119,8 +129,20 @@ def test_tiny_cnn_quantized_within_one_step_in_onert():
     model, args = ZOO["tiny_cnn"]
     converted = convert(model, args, "uint8")
     cm = torch_circle.export(converted, args)
-    assert cm.operators == ["QUANTIZE", "RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "MAX_POOL_2D",
-                            "CONV_2D", "MEAN", "CONV_2D", "CONV_2D", "RESHAPE", "DEQUANTIZE"]
+    assert cm.operators == [
+        "QUANTIZE",
+        "RESHAPE",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "CONV_2D",
+        "MAX_POOL_2D",
+        "CONV_2D",
+        "MEAN",
+        "CONV_2D",
+        "CONV_2D",
+        "RESHAPE",
+        "DEQUANTIZE",
+    ]
     assert cm.output_steps(cm.run(*args)[0], converted(*args).detach().numpy()).max() <= 1
 
 
@@ -150,7 +172,7 @@ def test_extended_buffer_layout_for_huge_models():
     sg = cm.info["subgraphs"][0]
     weight = next(t for t in sg["tensors"] if t["data_bytes"] and t["shape"] == [16, 3, 3, 1])
     buffer = parsed.buffers[weight["buffer"]]
-    stored = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size], np.float32)
+    stored = np.frombuffer(data[buffer.offset : buffer.offset + buffer.size], np.float32)
     conv_weight = model.features[0].weight.detach()
     bn = model.features[1]
     folded = conv_weight * (bn.weight / torch.sqrt(bn.running_var + bn.eps)).reshape(-1, 1, 1, 1)
@@ -192,8 +214,12 @@ def test_corrupt_files_give_clear_errors(tmp_path):
     model, args = ZOO["tiny_cnn"]
     good = torch_circle.export(model, args).data
     rng = np.random.default_rng(0)
-    cases = {"truncated": good[: len(good) // 3], "empty": b"", "garbage": rng.bytes(4096),
-             "wrong identifier": good[:4] + b"ABCD" + good[8:]}
+    cases = {
+        "truncated": good[: len(good) // 3],
+        "empty": b"",
+        "garbage": rng.bytes(4096),
+        "wrong identifier": good[:4] + b"ABCD" + good[8:],
+    }
     for name, data in cases.items():
         path = tmp_path / f"{name.replace(' ', '_')}.circle"
         path.write_bytes(data)
@@ -215,6 +241,7 @@ def _crafted(good: bytes, mutate) -> bytes:
     """A well-formed file (the flatbuffers verifier accepts it) with a semantic fault."""
     import flatbuffers
     from circle_schema import circle
+
     model = circle.Model.ModelT.InitFromPackedBuf(good, 0)
     mutate(model, model.subgraphs[0])
     builder = flatbuffers.Builder(len(good))
@@ -245,8 +272,12 @@ def test_files_with_broken_dataflow_are_rejected_before_a_runtime_sees_them(tmp_
         graph.tensors.append(type(graph.tensors[0])())
         graph.tensors[-1].shape, graph.tensors[-1].name = [1], "dangling"
 
-    expected = {drop_inputs: "needs at least 2", empty_weights: "no earlier operator writes",
-                self_loop: "no earlier operator writes", never_written_output: "never written"}
+    expected = {
+        drop_inputs: "needs at least 2",
+        empty_weights: "no earlier operator writes",
+        self_loop: "no earlier operator writes",
+        never_written_output: "never written",
+    }
     for mutate, message in expected.items():
         path = tmp_path / f"{mutate.__name__}.circle"
         path.write_bytes(_crafted(good, mutate))
@@ -259,6 +290,7 @@ def test_verify_survives_a_runtime_crash(tmp_path, monkeypatch):
     """verify runs the model in a child process: a runtime that dies on a file becomes an error
     message naming the file (here the child is killed the way a segfault would kill it)."""
     from torch_circle import cli, runtime
+
     model, args = ZOO["tiny_cnn"]
     path = tmp_path / "tiny.circle"
     torch_circle.export(model, args).save(path)
@@ -275,6 +307,7 @@ def test_verify_survives_a_runtime_crash(tmp_path, monkeypatch):
 
 def test_verify_refuses_inputs_too_large_to_run(tmp_path, capsys):
     from torch_circle import cli
+
     model, args = ZOO["tiny_cnn"]
     path = tmp_path / "huge.circle"
 

@@ -1,4 +1,5 @@
 """Fake quantization for QAT: forward equals dequantize(quantize(x)), straight-through backward."""
+
 import pytest
 import torch
 from torch.library import opcheck
@@ -8,8 +9,7 @@ from conftest import assert_bits_equal
 cq = torch.ops.circle_quant
 
 
-@pytest.mark.parametrize("qmin,qmax,zero_point", [(0, 255, 37), (-128, 127, 0), (-127, 127, 0),
-                                                  (-32768, 32767, 5)])
+@pytest.mark.parametrize("qmin,qmax,zero_point", [(0, 255, 37), (-128, 127, 0), (-127, 127, 0), (-32768, 32767, 5)])
 def test_per_tensor_forward_matches_torch_and_quant_dequant(isa, qmin, qmax, zero_point):
     scale = torch.tensor(0.0123).item()  # a float32 value, as observers produce
     x = torch.randn(4, 33) * (qmax - qmin) * scale / 3
@@ -29,8 +29,7 @@ def test_per_channel_forward_matches_torch(isa, axis):
     y = cq.fake_quantize_per_channel(x, scales, zps, axis, -128, 127)
     ref = torch.fake_quantize_per_channel_affine(x, scales, zps, axis, -128, 127)
     assert_bits_equal(y, ref)
-    y_cl = cq.fake_quantize_per_channel(x.contiguous(memory_format=torch.channels_last), scales,
-                                        zps, axis, -128, 127)
+    y_cl = cq.fake_quantize_per_channel(x.contiguous(memory_format=torch.channels_last), scales, zps, axis, -128, 127)
     assert_bits_equal(y_cl.contiguous(), ref)
 
 
@@ -77,11 +76,15 @@ def test_errors():
 
 OPCHECK_CASES = [
     (cq.fake_quantize_per_tensor, (torch.randn(3, 5, requires_grad=True), 0.1, 2, 0, 255)),
-    (cq.fake_quantize_per_channel, (torch.randn(3, 5, requires_grad=True), torch.rand(3) + 0.05,
-                                    torch.zeros(3, dtype=torch.int32), 0, -128, 127)),
+    (
+        cq.fake_quantize_per_channel,
+        (torch.randn(3, 5, requires_grad=True), torch.rand(3) + 0.05, torch.zeros(3, dtype=torch.int32), 0, -128, 127),
+    ),
     (cq._fake_quantize_per_tensor_cachemask, (torch.randn(3, 5), 0.1, 2, 0, 255)),
-    (cq._fake_quantize_per_channel_cachemask, (torch.randn(3, 5), torch.rand(5) + 0.05,
-                                               torch.zeros(5, dtype=torch.int32), 1, -128, 127)),
+    (
+        cq._fake_quantize_per_channel_cachemask,
+        (torch.randn(3, 5), torch.rand(5) + 0.05, torch.zeros(5, dtype=torch.int32), 1, -128, 127),
+    ),
 ]
 
 

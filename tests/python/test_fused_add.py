@@ -4,6 +4,7 @@
 The float family must equal, bit for bit, the PT2E reference graph's dequantize → add →
 [activation] → quantize applied to the layer's own quantized output; the fixed-point family must
 equal TFLite's integer ADD (docs/numerics.md, "Fused residual add")."""
+
 import numpy as np
 import pytest
 import torch
@@ -36,8 +37,9 @@ def residual_params(dtype, seed):
 def reference_add(y, sy, zy, other, sr, zr, so, zo, act):
     """The PT2E reference graph on the layer's quantized output y."""
     lo, hi = QRANGE[y.dtype]
-    s = qd.dequantize_per_tensor(y, sy, zy, lo, hi, y.dtype) + \
-        qd.dequantize_per_tensor(other, sr, zr, lo, hi, other.dtype)
+    s = qd.dequantize_per_tensor(y, sy, zy, lo, hi, y.dtype) + qd.dequantize_per_tensor(
+        other, sr, zr, lo, hi, other.dtype
+    )
     amin, amax = ACTIVATIONS[act]
     if amin is not None:
         s = torch.clamp(s, amin, amax)
@@ -55,10 +57,16 @@ def tflite_add(y, sy, zy, other, sr, zr, so, zo, act):
     m_o, s_o = quantize_multiplier(twice_max / float(f32(1 << left_shift) * f32(so)))
 
     def scaled(q, z, m, s):
-        return multiply_by_quantized_multiplier((q.numpy().astype(np.int64) - z) << left_shift, np.int64(m), np.int64(s))
+        return multiply_by_quantized_multiplier(
+            (q.numpy().astype(np.int64) - z) << left_shift, np.int64(m), np.int64(s)
+        )
 
-    raw = multiply_by_quantized_multiplier(scaled(y, zy, m_y, s_y) + scaled(other, zr, m_r, s_r),
-                                           np.int64(m_o), np.int64(s_o)) + zo
+    raw = (
+        multiply_by_quantized_multiplier(
+            scaled(y, zy, m_y, s_y) + scaled(other, zr, m_r, s_r), np.int64(m_o), np.int64(s_o)
+        )
+        + zo
+    )
     lo, hi = QRANGE[y.dtype]
     amin, amax = ACTIVATIONS[act]
 
@@ -72,6 +80,7 @@ def tflite_add(y, sy, zy, other, sr, zr, so, zo, act):
 
 
 # --- conv --------------------------------------------------------------------------------------
+
 
 def conv_add(layer, other, sr, zr, so, zo, act):
     amin, amax = ACTIVATIONS[act]
@@ -125,6 +134,7 @@ def test_conv2d_add_with_an_empty_batch():
 
 
 # --- linear ------------------------------------------------------------------------------------
+
 
 def linear_case(in_dtype, out_dtype, act, requant="float", batch_shape=(2, 5), k=70, n=37, seed=0):
     layer = LinearLayer(None, n, k, in_dtype, "int8_channel", batch_shape=batch_shape, seed=seed)
@@ -195,6 +205,7 @@ def test_results_do_not_depend_on_the_thread_count():
 
 # --- errors, Meta, export ------------------------------------------------------------------------
 
+
 def test_errors_name_the_op_and_the_problem():
     layer = ConvLayer("uint8", CONV_SHAPES["3x3"])
     y = layer.run()
@@ -222,12 +233,21 @@ def test_errors_name_the_op_and_the_problem():
 def test_meta_kernels():
     layer = ConvLayer("int8", CONV_SHAPES["grouped"])
     real = layer.run()
-    meta = cq.quantized_conv2d_add(layer.xq.to("meta"), *(t.to("meta") for t in layer.plan), *layer.args()[3:],
-                                   real.to("meta"), 0.1, 0, 0.2, 1)
+    meta = cq.quantized_conv2d_add(
+        layer.xq.to("meta"), *(t.to("meta") for t in layer.plan), *layer.args()[3:], real.to("meta"), 0.1, 0, 0.2, 1
+    )
     assert meta.shape == real.shape and meta.dtype == real.dtype and meta.stride() == real.stride()
     with pytest.raises(ValueError, match="does not broadcast"):
-        cq.quantized_conv2d_add(layer.xq.to("meta"), *(t.to("meta") for t in layer.plan), *layer.args()[3:],
-                                real[:1].to("meta"), 0.1, 0, 0.2, 1)
+        cq.quantized_conv2d_add(
+            layer.xq.to("meta"),
+            *(t.to("meta") for t in layer.plan),
+            *layer.args()[3:],
+            real[:1].to("meta"),
+            0.1,
+            0,
+            0.2,
+            1,
+        )
 
 
 class ResidualBlock(torch.nn.Module):
@@ -238,9 +258,26 @@ class ResidualBlock(torch.nn.Module):
             self.register_buffer(name, t)
 
     def forward(self, x, other):
-        l = self.layer
-        return cq.quantized_conv2d_add(x, self.packed, self.params, self.multiplier, l.kernel, l.stride, l.padding,
-                                       l.dilation, l.groups, l.out_dtype, other, 0.05, 10, 0.07, 3, 0.0, None)
+        conv = self.layer
+        return cq.quantized_conv2d_add(
+            x,
+            self.packed,
+            self.params,
+            self.multiplier,
+            conv.kernel,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            conv.out_dtype,
+            other,
+            0.05,
+            10,
+            0.07,
+            3,
+            0.0,
+            None,
+        )
 
 
 def test_torch_export_and_compile_trace_it():

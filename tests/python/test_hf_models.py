@@ -9,6 +9,7 @@ encoders, and a Llama decoding step whose key / value cache is a model input and
 
 Needs `transformers` (requirements/dev.txt pins it; it does not depend on torch).
 """
+
 import numpy as np
 import pytest
 import torch
@@ -17,12 +18,13 @@ from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 import torch_circle
 from torch_circle.quantizer import CircleQuantizer
 
-transformers = pytest.importorskip("transformers", reason="the Hugging Face model tests need transformers "
-                                                         "(pip install -r requirements/dev.txt)")
+transformers = pytest.importorskip(
+    "transformers", reason="the Hugging Face model tests need transformers (pip install -r requirements/dev.txt)"
+)
 
 VOCAB, SEQ = 64, 8
 AUDIO = 400  # Wav2Vec2 samples: 79 frames after its two feature convolutions (stride 5, then 2)
-PAST = 6     # tokens already in the Llama step's key / value cache
+PAST = 6  # tokens already in the Llama step's key / value cache
 
 
 class Encoder(torch.nn.Module):
@@ -51,8 +53,13 @@ class DecodeStep(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask, *cache):
         layers = [(cache[i], cache[i + 1]) for i in range(0, len(cache), 2)]
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=True, return_dict=True,
-                         cache=transformers.DynamicCache(ddp_cache_data=layers))
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            return_dict=True,
+            cache=transformers.DynamicCache(ddp_cache_data=layers),
+        )
         return (out.logits, *[t for layer in out.cache.layers for t in (layer.keys, layer.values)])
 
 
@@ -66,7 +73,7 @@ def _token_inputs(seed=0):
 
 def _padding_mask(length, padded):
     mask = torch.ones(2, length, dtype=torch.long)
-    mask[1, length - padded:] = 0  # the second sequence is padded at the end
+    mask[1, length - padded :] = 0  # the second sequence is padded at the end
     return mask
 
 
@@ -75,43 +82,124 @@ def _build(name):
     t = transformers
     tokens = (_token_inputs, _padding_mask(SEQ, 3))
     if name == "bert":
-        return t.BertModel(t.BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                        intermediate_size=64, max_position_embeddings=32)), "input_ids", *tokens
+        return (
+            t.BertModel(
+                t.BertConfig(
+                    vocab_size=VOCAB,
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    intermediate_size=64,
+                    max_position_embeddings=32,
+                )
+            ),
+            "input_ids",
+            *tokens,
+        )
     if name == "distilbert":
-        return t.DistilBertModel(t.DistilBertConfig(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-                                                    max_position_embeddings=32)), "input_ids", *tokens
+        return (
+            t.DistilBertModel(
+                t.DistilBertConfig(
+                    vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=32
+                )
+            ),
+            "input_ids",
+            *tokens,
+        )
     if name == "mobilebert":  # bottlenecks, stacked feed-forward networks, NoNorm (elementwise affine)
-        return t.MobileBertModel(t.MobileBertConfig(
-            vocab_size=VOCAB, hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=32, intra_bottleneck_size=16, true_hidden_size=16, max_position_embeddings=32,
-            num_feedforward_networks=2)), "input_ids", *tokens
+        return (
+            t.MobileBertModel(
+                t.MobileBertConfig(
+                    vocab_size=VOCAB,
+                    hidden_size=32,
+                    embedding_size=16,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    intermediate_size=32,
+                    intra_bottleneck_size=16,
+                    true_hidden_size=16,
+                    max_position_embeddings=32,
+                    num_feedforward_networks=2,
+                )
+            ),
+            "input_ids",
+            *tokens,
+        )
     if name == "gpt2":
-        return t.GPT2Model(t.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=32,
-                                        bos_token_id=0, eos_token_id=0)), "input_ids", *tokens
+        return (
+            t.GPT2Model(
+                t.GPT2Config(
+                    vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0, eos_token_id=0
+                )
+            ),
+            "input_ids",
+            *tokens,
+        )
     if name == "llama":  # RoPE, RMS norm, grouped-query attention (4 heads, 2 key / value heads), SiLU MLP
         return t.LlamaModel(_llama_config()), "input_ids", *tokens
     if name == "vit":
-        model = t.ViTModel(t.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                       num_attention_heads=4, intermediate_size=64), add_pooling_layer=False)
+        model = t.ViTModel(
+            t.ViTConfig(
+                image_size=32,
+                patch_size=8,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+            ),
+            add_pooling_layer=False,
+        )
         return model, "pixel_values", lambda seed=0: torch.randn(2, 3, 32, 32, generator=_generator(seed)), None
     if name == "wav2vec2":  # conv1d feature encoder (layer norm), grouped positional conv1d, encoder
-        model = t.Wav2Vec2Model(t.Wav2Vec2Config(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, conv_dim=(16, 16),
-            conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-            feat_extract_norm="layer", do_stable_layer_norm=True))
+        model = t.Wav2Vec2Model(
+            t.Wav2Vec2Config(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+                conv_dim=(16, 16),
+                conv_stride=(5, 2),
+                conv_kernel=(10, 3),
+                num_conv_pos_embeddings=16,
+                num_conv_pos_embedding_groups=4,
+                feat_extract_norm="layer",
+                do_stable_layer_norm=True,
+            )
+        )
         return model, "input_values", lambda seed=0: torch.randn(2, AUDIO, generator=_generator(seed)), None
     if name == "whisper_encoder":  # two conv1d + GELU, sinusoidal positions, pre-norm encoder
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
-        config = t.WhisperConfig(num_mel_bins=16, d_model=32, encoder_layers=2, encoder_attention_heads=4,
-                                 encoder_ffn_dim=64, max_source_positions=16, decoder_layers=1,
-                                 decoder_attention_heads=4, vocab_size=VOCAB)
-        return WhisperEncoder(config), "input_features", lambda seed=0: torch.randn(2, 16, 32, generator=_generator(seed)), None
+
+        config = t.WhisperConfig(
+            num_mel_bins=16,
+            d_model=32,
+            encoder_layers=2,
+            encoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            max_source_positions=16,
+            decoder_layers=1,
+            decoder_attention_heads=4,
+            vocab_size=VOCAB,
+        )
+        return (
+            WhisperEncoder(config),
+            "input_features",
+            lambda seed=0: torch.randn(2, 16, 32, generator=_generator(seed)),
+            None,
+        )
     raise ValueError(name)
 
 
 def _llama_config():
-    return transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, intermediate_size=64, max_position_embeddings=32)
+    return transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+    )
 
 
 ENCODERS = ["bert", "distilbert", "mobilebert", "gpt2", "llama", "vit", "wav2vec2", "whisper_encoder"]
@@ -197,7 +285,9 @@ def _quantized_steps(model, inputs, calibration, preset, fmt):
 def _check_steps(all_steps, what):
     for index, steps in enumerate(all_steps):
         assert steps.max() <= MAX_STEPS, f"{what} output {index}: {steps.max()} steps"
-        assert np.mean(steps <= 1) >= WITHIN_ONE, f"{what} output {index}: only {np.mean(steps <= 1):.1%} within one step"
+        assert np.mean(steps <= 1) >= WITHIN_ONE, (
+            f"{what} output {index}: only {np.mean(steps <= 1):.1%} within one step"
+        )
 
 
 @pytest.mark.parametrize("preset,fmt", QUANTIZED)
@@ -218,6 +308,7 @@ def test_backend_fuses_the_layers_and_both_residual_adds_of_each_block(name, con
     # Each of the 2 blocks adds a residual after its attention output and after its MLP, behind
     # an eval-mode dropout in BERT, ViT and Wav2Vec2; the audio models' feature encoders are conv1d.
     import torch_circle.backend as backend
+
     model, inputs, calibration = _encoder_case(name, False)
     prepared = prepare_pt2e(torch.export.export(model, inputs).module(), CircleQuantizer(preset="uint8"))
     for batch in (*calibration, inputs):

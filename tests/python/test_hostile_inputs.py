@@ -1,6 +1,7 @@
 """Issue 16: inputs that used to kill the process or return garbage. Each snippet of the issue is
 a test here: it must raise a Python exception naming the op / argument / node / file, or give the
 reference result."""
+
 import os
 import subprocess
 import sys
@@ -22,18 +23,45 @@ def _conv_plan(groups=1, **overrides):
     w = torch.randint(-127, 128, (16, 8 // groups, 3, 3), dtype=torch.int8)
     args = dict(stride=[1, 1], padding=[1, 1], dilation=[1, 1])
     args.update(overrides)
-    return Q.conv2d_prepack(w, torch.full((16,), .01), torch.zeros(16, dtype=torch.int32), None,
-                            args["stride"], args["padding"], args["dilation"], groups, .02, 128,
-                            torch.uint8, .05, 100, torch.uint8)
+    return Q.conv2d_prepack(
+        w,
+        torch.full((16,), 0.01),
+        torch.zeros(16, dtype=torch.int32),
+        None,
+        args["stride"],
+        args["padding"],
+        args["dilation"],
+        groups,
+        0.02,
+        128,
+        torch.uint8,
+        0.05,
+        100,
+        torch.uint8,
+    )
 
 
 def _linear_plan(n=4, k=8, requant="float", **kw):
     w = torch.randint(-127, 128, (n, k), dtype=torch.int8)
-    return Q.linear_prepack(w, torch.full((n,), .01), torch.zeros(n, dtype=torch.int32), kw.get("bias"),
-                            .02, 128, torch.uint8, .05, 100, torch.uint8, None, None, requant)
+    return Q.linear_prepack(
+        w,
+        torch.full((n,), 0.01),
+        torch.zeros(n, dtype=torch.int32),
+        kw.get("bias"),
+        0.02,
+        128,
+        torch.uint8,
+        0.05,
+        100,
+        torch.uint8,
+        None,
+        None,
+        requant,
+    )
 
 
 # --- crashes -------------------------------------------------------------------------------------
+
 
 def test_conv2d_groups_zero_is_an_error_not_sigfpe():
     p = _conv_plan()
@@ -42,8 +70,7 @@ def test_conv2d_groups_zero_is_an_error_not_sigfpe():
         Q.quantized_conv2d(x, *p, [3, 3], [1, 1], [1, 1], [1, 1], 0, torch.uint8)
     other = torch.zeros(1, 16, 9, 9, dtype=torch.uint8)
     with pytest.raises(ValueError, match="groups must be >= 1, got 0"):
-        Q.quantized_conv2d_add(x, *p, [3, 3], [1, 1], [1, 1], [1, 1], 0, torch.uint8, other, .05, 100,
-                               .05, 100)
+        Q.quantized_conv2d_add(x, *p, [3, 3], [1, 1], [1, 1], [1, 1], 0, torch.uint8, other, 0.05, 100, 0.05, 100)
     # The Meta kernel (torch.export / torch.compile tracing) checks before dividing too.
     meta = [t.to(META) for t in p]
     with pytest.raises(ValueError, match="groups must be >= 1, got 0"):
@@ -104,29 +131,49 @@ def test_run_works_when_the_caller_preloads_a_sanitizer_runtime(monkeypatch):
 
 # --- silent wrong results: devices ---------------------------------------------------------------
 
+
 def _meta(t):
     return t.to(META)
 
 
 DEVICE_CASES = {
-    "quantize_per_channel": lambda x: Q.quantize_per_channel(x, _meta(torch.ones(2)), torch.zeros(2, dtype=torch.long),
-                                                            0, -128, 127, torch.int8),
+    "quantize_per_channel": lambda x: Q.quantize_per_channel(
+        x, _meta(torch.ones(2)), torch.zeros(2, dtype=torch.long), 0, -128, 127, torch.int8
+    ),
     "dequantize_per_channel": lambda x: Q.dequantize_per_channel(
-        torch.zeros(2, 3, dtype=torch.int8), torch.ones(2), _meta(torch.zeros(2, dtype=torch.long)), 0, -128, 127,
-        torch.int8),
-    "fake_quantize_per_channel": lambda x: Q.fake_quantize_per_channel(x, _meta(torch.ones(2)),
-                                                                      torch.zeros(2, dtype=torch.int32), 0, -128, 127),
-    "choose_qparams": lambda x: Q.choose_qparams(torch.tensor(-1.), _meta(torch.tensor(1.)), 0, 255, torch.uint8,
-                                                 False, 1e-7),
-    "histogram_observe": lambda x: Q.histogram_observe(x, _meta(torch.zeros(64)), torch.tensor(float("inf")),
-                                                       torch.tensor(float("-inf"))),
+        torch.zeros(2, 3, dtype=torch.int8),
+        torch.ones(2),
+        _meta(torch.zeros(2, dtype=torch.long)),
+        0,
+        -128,
+        127,
+        torch.int8,
+    ),
+    "fake_quantize_per_channel": lambda x: Q.fake_quantize_per_channel(
+        x, _meta(torch.ones(2)), torch.zeros(2, dtype=torch.int32), 0, -128, 127
+    ),
+    "choose_qparams": lambda x: Q.choose_qparams(
+        torch.tensor(-1.0), _meta(torch.tensor(1.0)), 0, 255, torch.uint8, False, 1e-7
+    ),
+    "histogram_observe": lambda x: Q.histogram_observe(
+        x, _meta(torch.zeros(64)), torch.tensor(float("inf")), torch.tensor(float("-inf"))
+    ),
     "histogram_choose_qparams": lambda x: Q.histogram_choose_qparams(
-        torch.ones(64), _meta(torch.tensor(-1.)), _meta(torch.tensor(1.)), 0, 255, torch.uint8, False, 1e-7),
-    "quantized_linear": lambda x: Q.quantized_linear(torch.zeros(2, 8, dtype=torch.uint8),
-                                                     *[_meta(t) for t in _linear_plan()], torch.uint8),
-    "quantized_conv2d": lambda x: Q.quantized_conv2d(torch.zeros(1, 8, 9, 9, dtype=torch.uint8),
-                                                     *[_meta(t) for t in _conv_plan()], [3, 3], [1, 1], [1, 1],
-                                                     [1, 1], 1, torch.uint8),
+        torch.ones(64), _meta(torch.tensor(-1.0)), _meta(torch.tensor(1.0)), 0, 255, torch.uint8, False, 1e-7
+    ),
+    "quantized_linear": lambda x: Q.quantized_linear(
+        torch.zeros(2, 8, dtype=torch.uint8), *[_meta(t) for t in _linear_plan()], torch.uint8
+    ),
+    "quantized_conv2d": lambda x: Q.quantized_conv2d(
+        torch.zeros(1, 8, 9, 9, dtype=torch.uint8),
+        *[_meta(t) for t in _conv_plan()],
+        [3, 3],
+        [1, 1],
+        [1, 1],
+        [1, 1],
+        1,
+        torch.uint8,
+    ),
 }
 
 
@@ -138,11 +185,25 @@ def test_cpu_inputs_with_meta_parameters_are_refused(op):
 
 # --- silent wrong results: the int32 accumulator -------------------------------------------------
 
+
 def _uint8_linear(k, bias):
     """All-255 uint8 weights (zero point 0) at scale 1, input scale 1: bias is stored as is."""
     w = torch.full((1, k), 255, dtype=torch.uint8)
-    return Q.linear_prepack(w, torch.ones(1), torch.zeros(1, dtype=torch.int32), torch.tensor([float(bias)]),
-                            1.0, 0, torch.uint8, 1.0, 0, torch.float32, None, None, "float")
+    return Q.linear_prepack(
+        w,
+        torch.ones(1),
+        torch.zeros(1, dtype=torch.int32),
+        torch.tensor([float(bias)]),
+        1.0,
+        0,
+        torch.uint8,
+        1.0,
+        0,
+        torch.float32,
+        None,
+        None,
+        "float",
+    )
 
 
 def test_bias_that_could_wrap_the_int32_accumulator_is_refused():
@@ -170,28 +231,30 @@ def test_bias_at_the_limit_is_exact(isa_name):
 
 # --- silent wrong results: zero points, qparams, conv arguments -----------------------------------
 
+
 @pytest.mark.parametrize("isa_name", SUPPORTED_ISAS)
 def test_fractional_zero_points_are_refused_on_every_isa(isa_name):
     with torch_circle.use_kernel_isa(isa_name):
         with pytest.raises(ValueError, match=r"quantize_per_channel: zero_points\[0\] = 0.5 is not an integer"):
-            Q.quantize_per_channel(torch.full((2, 64), -1.3), torch.ones(2), torch.tensor([.5, .5]), 0, -128, 127,
-                                   torch.int8)
+            Q.quantize_per_channel(
+                torch.full((2, 64), -1.3), torch.ones(2), torch.tensor([0.5, 0.5]), 0, -128, 127, torch.int8
+            )
         with pytest.raises(ValueError, match=r"fake_quantize_per_channel: zero_points\[1\] = 0.25"):
-            Q.fake_quantize_per_channel(torch.randn(2, 64), torch.ones(2), torch.tensor([1., .25]), 0, -128, 127)
+            Q.fake_quantize_per_channel(torch.randn(2, 64), torch.ones(2), torch.tensor([1.0, 0.25]), 0, -128, 127)
         # Whole numbers in a float tensor stay accepted and match quantized_decomposed bit for bit.
         x = torch.randn(3, 5, 4, 7)
-        scales, zps = torch.rand(5) + .01, torch.tensor([-3., 0., 2., 7., 1.])
+        scales, zps = torch.rand(5) + 0.01, torch.tensor([-3.0, 0.0, 2.0, 7.0, 1.0])
         ref = torch.ops.quantized_decomposed.quantize_per_channel(x, scales, zps, 1, -128, 127, torch.int8)
         assert torch.equal(Q.quantize_per_channel(x, scales, zps, 1, -128, 127, torch.int8), ref)
         # Dequantization takes fractional zero points: its float arithmetic is exact everywhere.
         q = torch.randint(-128, 128, (2, 64), dtype=torch.int8)
-        frac = torch.tensor([.5, -.25])
+        frac = torch.tensor([0.5, -0.25])
         ref = torch.ops.quantized_decomposed.dequantize_per_channel(q, torch.ones(2), frac, 0, -128, 127, torch.int8)
         assert torch.equal(Q.dequantize_per_channel(q, torch.ones(2), frac, 0, -128, 127, torch.int8), ref)
 
 
 def test_choose_qparams_refuses_zero_and_infinite_scales():
-    zero = torch.tensor(0.)
+    zero = torch.tensor(0.0)
     with pytest.raises(ValueError, match=r"choose_qparams: .*\[0, 0\] with eps = 0 gives scale 0"):
         Q.choose_qparams(zero, zero, 0, 255, torch.uint8, False, 0.0)
     with pytest.raises(ValueError, match="gives scale 0"):
@@ -199,11 +262,10 @@ def test_choose_qparams_refuses_zero_and_infinite_scales():
     with pytest.raises(ValueError, match="gives scale inf"):
         Q.choose_qparams(torch.tensor(-3e38), torch.tensor(3e38), 0, 255, torch.uint8, False, 1e-7)
     with pytest.raises(ValueError, match=r"channel 1\).*gives scale inf"):
-        Q.choose_qparams(torch.tensor([-1., -3e38]), torch.tensor([1., 3e38]), 0, 255, torch.uint8, False, 1e-7)
+        Q.choose_qparams(torch.tensor([-1.0, -3e38]), torch.tensor([1.0, 3e38]), 0, 255, torch.uint8, False, 1e-7)
 
 
-@pytest.mark.parametrize("name, value", [("padding", [2**32 + 1, 1]), ("stride", [2**40, 1]),
-                                         ("dilation", [1, 2**31])])
+@pytest.mark.parametrize("name, value", [("padding", [2**32 + 1, 1]), ("stride", [2**40, 1]), ("dilation", [1, 2**31])])
 def test_conv2d_prepack_refuses_arguments_past_int32(name, value):
     with pytest.raises(ValueError, match=f"conv2d_prepack: {name} must be <= 2147483647"):
         _conv_plan(**{name: value})
@@ -212,7 +274,7 @@ def test_conv2d_prepack_refuses_arguments_past_int32(name, value):
 def test_histogram_choose_qparams_names_bad_counts():
     hist = torch.ones(64)
     hist[3] = float("nan")
-    lo, hi = torch.tensor(-1.), torch.tensor(1.)
+    lo, hi = torch.tensor(-1.0), torch.tensor(1.0)
     with pytest.raises(ValueError, match=r"histogram\[3\] = nan; bin counts must be finite and >= 0"):
         Q.histogram_choose_qparams(hist, lo, hi, 0, 255, torch.uint8, False, 1e-7)
     hist[3] = -2
@@ -231,10 +293,12 @@ def test_tampered_linear_plan_raises_on_every_call():
     x = torch.randint(0, 256, (3, 8), dtype=torch.uint8)
     packed, params, multiplier = _linear_plan(n, requant="fixed_point")
     Q.quantized_linear(x, packed, params, multiplier, torch.uint8)  # the plan as built works
-    for index, value, message in [(PLAN_HEADER + SHIFT_ROW * n + 1, 100, "shift 100 of channel 1"),
-                                  (6 + QMIN, -2**31, "clamp .-2147483648"),
-                                  (4, 1000, "input zero point 1000"),
-                                  (6 + 2, 256, "output zero point 256")]:
+    for index, value, message in [
+        (PLAN_HEADER + SHIFT_ROW * n + 1, 100, "shift 100 of channel 1"),
+        (6 + QMIN, -(2**31), "clamp .-2147483648"),
+        (4, 1000, "input zero point 1000"),
+        (6 + 2, 256, "output zero point 256"),
+    ]:
         bad = params.clone()
         bad[index] = value
         with pytest.raises(ValueError, match=f"quantized_linear: params was modified after prepacking .*{message}"):
@@ -253,12 +317,13 @@ def test_tampered_conv_plan_raises():
     with pytest.raises(ValueError, match="quantized_conv2d: params was modified.*shift -40 of channel 5"):
         Q.quantized_conv2d(x, packed, bad, multiplier, [3, 3], [1, 1], [1, 1], [1, 1], 1, torch.uint8)
     bad = params.clone()
-    bad[16 + QMIN] = -2**31
+    bad[16 + QMIN] = -(2**31)
     with pytest.raises(ValueError, match="params was modified"):
         Q.quantized_conv2d(x, packed, bad, multiplier, [3, 3], [1, 1], [1, 1], [1, 1], 1, torch.uint8)
 
 
 # --- exporter and runtime ------------------------------------------------------------------------
+
 
 class Scale(torch.nn.Module):
     def forward(self, x):
@@ -275,6 +340,7 @@ def test_scalar_model_input_exports_runs_and_verifies(tmp_path):
     assert out.shape == () and out == 4.0
     path = cm.save(tmp_path / "scalar.circle")
     from torch_circle import cli
+
     assert cli.main(["verify", str(path)]) == 0
 
 
@@ -295,21 +361,27 @@ def test_export_refuses_bad_per_channel_weight_scales(bad):
 def test_calibrating_with_inf_names_the_input():
     from torch_circle.quantizer import CircleQuantizer
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)).eval()
     graph = torch.export.export(model, (torch.randn(2, 4),)).module()
     prepared = prepare_pt2e(graph, CircleQuantizer(preset="uint8"))
     x = torch.randn(2, 4)
     x[1, 2] = float("inf")
-    with pytest.raises(ValueError, match=r"batch 1: input '.*' of shape \[2, 4\] holds 1 Inf value\(s\), "
-                                         r"the first at index \(1, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch 1: input '.*' of shape \[2, 4\] holds 1 Inf value\(s\), "
+        r"the first at index \(1, 2\)",
+    ):
         torch_circle.calibrate(prepared, [torch.randn(2, 4), x], progress=False)
 
 
 # --- command line --------------------------------------------------------------------------------
 
+
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "torch_circle.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "torch_circle.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_reads_only_regular_files(tmp_path):
@@ -353,15 +425,17 @@ def test_verify_names_file_and_tensor_for_inputs_it_cannot_make(tmp_path, dtype)
     path.write_bytes(_crafted(_good_file(), retype))
     run = _cli("verify", str(path))
     assert run.returncode == 1
-    assert f"odd.circle: input 0 ('" in run.stderr and f"has dtype {dtype}" in run.stderr, run.stderr
+    assert "odd.circle: input 0 ('" in run.stderr and f"has dtype {dtype}" in run.stderr, run.stderr
 
 
 # --- big exports ---------------------------------------------------------------------------------
+
 
 def test_big_exports_are_memory_mapped_and_saved_without_copies(tmp_path, monkeypatch):
     """A big file is written straight from the tensors to a file and mapped (issue 16: 3x the
     weights in peak memory before); the threshold is lowered to test it on a small model."""
     from torch_circle import exporter
+
     model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
     args = (torch.randn(2, 64),)
     graph = torch.export.export(model, args).module()

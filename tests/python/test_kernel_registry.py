@@ -1,6 +1,7 @@
 """The kernel registry as Python sees it (torch_circle.ops.registered_kernels, KERNEL_ISAS): the
 same rows as the C++ registry, each naming its source file, and the ISA lists the tests and
 benchmarks iterate come from it."""
+
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,17 @@ from torch_circle import _C
 from conftest import SUPPORTED_ISAS
 
 UKERNELS = Path(__file__).resolve().parents[2] / "csrc" / "core" / "ukernels"
-FAMILIES = {"quantize", "dequantize", "fake_quantize", "minmax", "histogram", "gemm", "requantize",
-            "residual_add", "dwconv"}
+FAMILIES = {
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "minmax",
+    "histogram",
+    "gemm",
+    "requantize",
+    "residual_add",
+    "dwconv",
+}
 
 
 def test_isa_names_come_from_the_kernels():

@@ -1,5 +1,6 @@
 """circle_quant.lookup_table and the backend pass that builds its tables: dequantize →
 elementwise ops → quantize chains become one gather through a 256-entry table."""
+
 import pytest
 import torch
 from torch import nn
@@ -51,10 +52,16 @@ def test_bad_arguments_name_the_op():
 
 
 OPCHECK_CASES = [
-    (cq.lookup_table, (torch.randint(0, 256, (3, 17), dtype=torch.uint8),
-                       torch.randint(-128, 128, (256,), dtype=torch.int8)), {}),
-    (cq.lookup_table, (torch.randint(-128, 128, (2, 3, 4), dtype=torch.int8),
-                       torch.randint(0, 256, (256,), dtype=torch.uint8)), {}),
+    (
+        cq.lookup_table,
+        (torch.randint(0, 256, (3, 17), dtype=torch.uint8), torch.randint(-128, 128, (256,), dtype=torch.int8)),
+        {},
+    ),
+    (
+        cq.lookup_table,
+        (torch.randint(-128, 128, (2, 3, 4), dtype=torch.int8), torch.randint(0, 256, (256,), dtype=torch.uint8)),
+        {},
+    ),
 ]  # test_registry.py checks that every op has some
 
 
@@ -64,6 +71,7 @@ def test_opcheck(op, args, kwargs):
 
 
 # --- the backend pass ----------------------------------------------------------------------------
+
 
 class Activations(nn.Module):
     """Linear layers separated by the elementwise functions quantized models carry."""
@@ -138,6 +146,7 @@ def test_cheap_arithmetic_stays_with_inductor():
 
 def test_tables_under_inductor_and_the_encoder():
     from models import EncoderLayer, seeded
+
     torch.manual_seed(0)
     model = seeded(EncoderLayer(32, 4))
     x = torch.randn(2, 8, 32)

@@ -1,4 +1,5 @@
 """circle_quant observer ops against torch.aminmax and torchao's PT2E observers."""
+
 import random
 import warnings
 
@@ -50,12 +51,12 @@ def test_minmax_nan_is_an_error_and_inf_is_kept(isa):
     assert cq.minmax(x)[1].item() == INF
 
 
-@pytest.mark.parametrize("shape,axis", [((16, 3, 3, 3), 0), ((4, 37, 5), 1), ((5, 70), 1),
-                                        ((2, 3, 4), 2), ((8, 1, 6), 1), ((3, 4), -1)])
+@pytest.mark.parametrize(
+    "shape,axis", [((16, 3, 3, 3), 0), ((4, 37, 5), 1), ((5, 70), 1), ((2, 3, 4), 2), ((8, 1, 6), 1), ((3, 4), -1)]
+)
 def test_minmax_per_channel_matches_torchao(isa, shape, axis):
     x = torch.randn(shape) * 3
-    obs = PerChannelMinMaxObserver(ch_axis=axis % len(shape), dtype=torch.int8,
-                                   qscheme=torch.per_channel_symmetric)
+    obs = PerChannelMinMaxObserver(ch_axis=axis % len(shape), dtype=torch.int8, qscheme=torch.per_channel_symmetric)
     obs(x)
     for view in (x, x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.mT):
         if view is not x and view.dim() != 4:
@@ -104,8 +105,9 @@ def test_choose_qparams_matches_torchao(dtype, qscheme, qmin, qmax):
         obs.min_val.fill_(lo)
         obs.max_val.fill_(hi)
         ref_scale, ref_zp = obs.calculate_qparams()
-        scale, zp = cq.choose_qparams(obs.min_val, obs.max_val, obs.quant_min, obs.quant_max,
-                                      dtype, symmetric, EPS, obs.has_customized_qrange)
+        scale, zp = cq.choose_qparams(
+            obs.min_val, obs.max_val, obs.quant_min, obs.quant_max, dtype, symmetric, EPS, obs.has_customized_qrange
+        )
         assert_bits_equal(scale, ref_scale)
         assert zp.tolist() == ref_zp.tolist(), (lo, hi)
 
@@ -115,31 +117,33 @@ def test_choose_qparams_per_channel_matches_torchao(qscheme):
     w = torch.randn(32, 3, 3, 3) * torch.logspace(-3, 1, 32).view(-1, 1, 1, 1)
     w[5] = 0.0  # an all-zero channel: the eps floor
     w[6] = w[6].abs()  # a channel without negatives
-    obs = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.int8, qscheme=qscheme,
-                                   quant_min=-127, quant_max=127)
+    obs = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.int8, qscheme=qscheme, quant_min=-127, quant_max=127)
     obs(w)
     ref_scale, ref_zp = obs.calculate_qparams()
     mn, mx = cq.minmax_per_channel(w, 0)
-    scale, zp = cq.choose_qparams(mn, mx, -127, 127, torch.int8,
-                                  qscheme == torch.per_channel_symmetric, EPS, True)
+    scale, zp = cq.choose_qparams(mn, mx, -127, 127, torch.int8, qscheme == torch.per_channel_symmetric, EPS, True)
     assert_bits_equal(scale, ref_scale)
     assert zp.tolist() == ref_zp.tolist()
 
 
 def test_choose_qparams_wide_int32_range_keeps_its_zero_point():
     # min / scale exceeds int32 here; torchao's int32 conversion overflows, ours does not.
-    scale, zp = cq.choose_qparams(torch.tensor(-1000.0), torch.tensor(0.0), -(2**31), 2**31 - 1,
-                                  torch.int32, False, EPS)
+    scale, zp = cq.choose_qparams(
+        torch.tensor(-1000.0), torch.tensor(0.0), -(2**31), 2**31 - 1, torch.int32, False, EPS
+    )
     assert zp.item() == 2**31 - 1
 
 
-@pytest.mark.parametrize("lo,hi,message", [
-    (INF, -INF, "no data was observed"),
-    (float("nan"), 1.0, "NaN"),
-    (-INF, 1.0, "infinite"),
-    (0.0, INF, "infinite"),
-    (2.0, 1.0, "greater than max_val"),
-])
+@pytest.mark.parametrize(
+    "lo,hi,message",
+    [
+        (INF, -INF, "no data was observed"),
+        (float("nan"), 1.0, "NaN"),
+        (-INF, 1.0, "infinite"),
+        (0.0, INF, "infinite"),
+        (2.0, 1.0, "greater than max_val"),
+    ],
+)
 def test_choose_qparams_errors(lo, hi, message):
     with pytest.raises(ValueError, match=message):
         cq.choose_qparams(torch.tensor(lo), torch.tensor(hi), 0, 255, torch.uint8, False, EPS)
@@ -152,6 +156,7 @@ def test_choose_qparams_error_names_channel():
 
 
 # --- histogram observer -------------------------------------------------------------------------
+
 
 def run_histogram(batches, bins=2048, upsample_rate=16):
     hist, mn, mx = torch.zeros(bins), torch.tensor(INF), torch.tensor(-INF)
@@ -196,16 +201,18 @@ def test_histogram_state_matches_torchao(isa, scenario):
     # Re-binning can differ only where a sub-bin midpoint sits on a new bin edge (float rounding
     # of the edges): the cumulative mass may then differ by at most one sub-bin's mass.
     sub_bin_mass = obs.histogram.max().item() / 16
-    torch.testing.assert_close(hist.cumsum(0), obs.histogram.cumsum(0).float(), rtol=0,
-                               atol=sub_bin_mass + 1.0)
+    torch.testing.assert_close(hist.cumsum(0), obs.histogram.cumsum(0).float(), rtol=0, atol=sub_bin_mass + 1.0)
 
 
-@pytest.mark.parametrize("dtype,qscheme,qmin,qmax", [
-    (torch.uint8, torch.per_tensor_affine, None, None),
-    (torch.int8, torch.per_tensor_affine, None, None),
-    (torch.int8, torch.per_tensor_symmetric, -127, 127),
-    (torch.int16, torch.per_tensor_symmetric, -32767, 32767),
-])
+@pytest.mark.parametrize(
+    "dtype,qscheme,qmin,qmax",
+    [
+        (torch.uint8, torch.per_tensor_affine, None, None),
+        (torch.int8, torch.per_tensor_affine, None, None),
+        (torch.int8, torch.per_tensor_symmetric, -127, 127),
+        (torch.int16, torch.per_tensor_symmetric, -32767, 32767),
+    ],
+)
 @pytest.mark.parametrize("data", ["gaussian", "outliers", "relu", "growing"])
 def test_histogram_qparams_match_torchao(dtype, qscheme, qmin, qmax, data):
     gen = torch.Generator().manual_seed(11)
@@ -222,9 +229,17 @@ def test_histogram_qparams_match_torchao(dtype, qscheme, qmin, qmax, data):
     obs = run_torchao_histogram(batches, dtype=dtype, qscheme=qscheme, quant_min=qmin, quant_max=qmax)
     ref_scale, ref_zp = obs.calculate_qparams()
     hist, mn, mx = run_histogram(batches)
-    scale, zp = cq.histogram_choose_qparams(hist, mn, mx, obs.quant_min, obs.quant_max, dtype,
-                                            qscheme == torch.per_tensor_symmetric, EPS,
-                                            obs.has_customized_qrange)
+    scale, zp = cq.histogram_choose_qparams(
+        hist,
+        mn,
+        mx,
+        obs.quant_min,
+        obs.quant_max,
+        dtype,
+        qscheme == torch.per_tensor_symmetric,
+        EPS,
+        obs.has_customized_qrange,
+    )
     # torchao searches in float32 tensors, we in double: the chosen range may differ by a bin.
     bin_width = (mx - mn).item() / 2048
     assert abs(scale.item() - ref_scale.item()) * (obs.quant_max - obs.quant_min) <= 2.5 * bin_width
@@ -309,7 +324,10 @@ OPCHECK_CASES = [
     (cq.choose_qparams, (torch.tensor(-1.0), torch.tensor(2.0), 0, 255, torch.uint8, False, EPS)),
     (cq.choose_qparams, (torch.tensor([-1.0, 0.0]), torch.tensor([2.0, 1.0]), -127, 127, torch.int8, True, EPS)),
     (cq.histogram_observe, (torch.randn(100), torch.zeros(64), torch.tensor(-1.0), torch.tensor(1.0))),
-    (cq.histogram_choose_qparams, (torch.rand(64), torch.tensor(-1.0), torch.tensor(1.0), 0, 255, torch.uint8, False, EPS)),
+    (
+        cq.histogram_choose_qparams,
+        (torch.rand(64), torch.tensor(-1.0), torch.tensor(1.0), 0, 255, torch.uint8, False, EPS),
+    ),
     (cq.running_minmax_, (torch.randn(5, 7), torch.tensor(-0.5), torch.tensor(0.5))),
     (cq.running_minmax_, (torch.randn(5, 7), torch.tensor(-0.5), torch.tensor(0.5), 0.1)),
     (cq.histogram_observe_, (torch.randn(100), torch.zeros(64), torch.tensor(-1.0), torch.tensor(1.0))),

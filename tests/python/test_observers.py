@@ -1,4 +1,5 @@
 """torch_circle's PT2E observers against torchao's: same statistics, same qparams."""
+
 import pytest
 import torch
 from torchao.quantization.pt2e.observer import (
@@ -43,8 +44,7 @@ def assert_same_qparams(ours, theirs):
 @pytest.mark.parametrize("settings", SETTINGS, ids=str)
 def test_minmax_matches_torchao(settings):
     data = batches()
-    assert_same_qparams(run(CircleMinMaxObserver(**settings), data),
-                        run(MinMaxObserver(**settings), data))
+    assert_same_qparams(run(CircleMinMaxObserver(**settings), data), run(MinMaxObserver(**settings), data))
 
 
 @pytest.mark.parametrize("settings", SETTINGS[:3], ids=str)
@@ -61,8 +61,9 @@ def test_moving_average_matches_torchao(settings):
 def test_per_channel_matches_torchao(ch_axis, qscheme):
     data = batches(3)
     kwargs = dict(ch_axis=ch_axis, dtype=torch.int8, qscheme=qscheme, quant_min=-127, quant_max=127)
-    assert_same_qparams(run(CirclePerChannelMinMaxObserver(**kwargs), data),
-                        run(PerChannelMinMaxObserver(**kwargs), data))
+    assert_same_qparams(
+        run(CirclePerChannelMinMaxObserver(**kwargs), data), run(PerChannelMinMaxObserver(**kwargs), data)
+    )
 
 
 @pytest.mark.parametrize("settings", SETTINGS[:4], ids=str)
@@ -78,8 +79,7 @@ def test_histogram_matches_torchao(settings):
     assert abs(ours[1].item() - theirs[1].item()) <= 1
 
 
-@pytest.mark.parametrize("observer", [CircleMinMaxObserver, CirclePerChannelMinMaxObserver,
-                                      CircleHistogramObserver])
+@pytest.mark.parametrize("observer", [CircleMinMaxObserver, CirclePerChannelMinMaxObserver, CircleHistogramObserver])
 def test_uncalibrated_observer_names_what_it_observes(observer):
     obs = observer()
     obs.observed_name = "conv1 output (model.py:12)"

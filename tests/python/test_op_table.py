@@ -1,4 +1,5 @@
 """The exporter's op table as Python sees it, and the op-coverage check built on it."""
+
 import torch
 from torch import nn
 
@@ -45,7 +46,10 @@ def test_clamp_min_is_one_fusable_activation_for_exporter_quantizer_and_backend(
     clamp = next(n for n in gm.graph.nodes if n.target == torch.ops.aten.clamp_min.default)
     assert activations.is_fusable_activation(clamp)
     assert matching.activation_bounds(clamp) == (0.0, None)
-    other = next(n for n in torch.export.export(Fn(lambda x: torch.clamp_min(x, 0.5)), (x,)).module().graph.nodes
-                 if n.target == torch.ops.aten.clamp_min.default)
+    other = next(
+        n
+        for n in torch.export.export(Fn(lambda x: torch.clamp_min(x, 0.5)), (x,)).module().graph.nodes
+        if n.target == torch.ops.aten.clamp_min.default
+    )
     assert not activations.is_fusable_activation(other)  # a MAXIMUM of its own in Circle
     assert activations.activation_bounds(other) == (0.5, None)  # which the backend's kernels clamp to

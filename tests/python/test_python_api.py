@@ -1,10 +1,10 @@
 """torch_circle.ops (direct bindings) against torch.ops.circle_quant, and under tracing."""
+
 import warnings
 
 import pytest
 import torch
 
-import torch_circle
 from torch_circle import ops
 from conftest import assert_bits_equal
 import test_fake_quantize
@@ -12,8 +12,12 @@ import test_observer_ops
 import test_quantize_ops
 
 # Every public op's opcheck cases (the _cachemask ops are internal: no Python binding).
-ALL_CASES = [c[:2] for m in (test_quantize_ops, test_observer_ops, test_fake_quantize)
-             for c in m.OPCHECK_CASES if not c[0]._qualified_op_name.split("::")[1].startswith("_")]
+ALL_CASES = [
+    c[:2]
+    for m in (test_quantize_ops, test_observer_ops, test_fake_quantize)
+    for c in m.OPCHECK_CASES
+    if not c[0]._qualified_op_name.split("::")[1].startswith("_")
+]
 
 
 def results(value):
@@ -57,8 +61,9 @@ def test_binding_keyword_arguments_and_defaults():
     q = torch.randint(0, 255, (8,), dtype=torch.uint8)
     y = ops.dequantize_per_tensor(q, 0.5, 3, 0, 255, torch.uint8, out_dtype=torch.bfloat16)
     assert y.dtype == torch.bfloat16
-    hist, _, _ = ops.histogram_observe(torch.randn(10), torch.zeros(8), torch.tensor(float("inf")),
-                                       torch.tensor(float("-inf")))  # default upsample_rate
+    hist, _, _ = ops.histogram_observe(
+        torch.randn(10), torch.zeros(8), torch.tensor(float("inf")), torch.tensor(float("-inf"))
+    )  # default upsample_rate
     assert hist.sum().item() == 10
 
 
@@ -80,8 +85,11 @@ def test_export_records_the_dispatcher_ops(strict):
     x = torch.randn(3, 5)
     ep = torch.export.export(UsesBindings(), (x,), strict=strict)
     targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
-    assert {"circle_quant.minmax.default", "circle_quant.quantize_per_tensor.default",
-            "circle_quant.dequantize_per_tensor.default"} <= targets
+    assert {
+        "circle_quant.minmax.default",
+        "circle_quant.quantize_per_tensor.default",
+        "circle_quant.dequantize_per_tensor.default",
+    } <= targets
     for a, b in zip(ep.module()(x), UsesBindings()(x)):
         assert_bits_equal(a, b)
 
@@ -125,7 +133,10 @@ def test_every_public_circle_quant_op_is_in_torch_circle_ops():
 
     from torch_circle import ops
 
-    public = {s.name.split("::")[1] for s in torch._C._jit_get_all_schemas()
-              if s.name.startswith("circle_quant::") and not s.name.split("::")[1].startswith("_")}
+    public = {
+        s.name.split("::")[1]
+        for s in torch._C._jit_get_all_schemas()
+        if s.name.startswith("circle_quant::") and not s.name.split("::")[1].startswith("_")
+    }
     assert "quantized_conv2d" in public and "quantized_softmax" in public
     assert sorted(name for name in public if not callable(getattr(ops, name, None))) == []

@@ -1,4 +1,5 @@
 """circle_quant quantize / dequantize against torch.ops.quantized_decomposed, bit for bit."""
+
 import random
 
 import pytest
@@ -30,8 +31,20 @@ def edge_values(scale, zero_point, qmin, qmax, n):
     """Ties at .5 quantization steps, saturating magnitudes, infinities, zeros and denormals."""
     k = torch.arange(-n // 2, n // 2, dtype=torch.float32)
     ties = (k + 0.5) * scale
-    far = torch.tensor([1e30, -1e30, float("inf"), float("-inf"), 0.0, -0.0, 1e-42, -1e-42,
-                        (qmax - zero_point + 0.5) * scale, (qmin - zero_point - 0.5) * scale])
+    far = torch.tensor(
+        [
+            1e30,
+            -1e30,
+            float("inf"),
+            float("-inf"),
+            0.0,
+            -0.0,
+            1e-42,
+            -1e-42,
+            (qmax - zero_point + 0.5) * scale,
+            (qmin - zero_point - 0.5) * scale,
+        ]
+    )
     return torch.cat([ties, far])
 
 
@@ -94,8 +107,9 @@ def test_dequantize_per_tensor_matches_decomposed(isa, dtype, qmin, qmax):
 def test_dequantize_out_dtype(out_dtype):
     q = torch.randint(0, 256, (100,), dtype=torch.uint8)
     args = (0.0173, 17, 0, 255, torch.uint8)
-    assert_bits_equal(cq.dequantize_per_tensor(q, *args, out_dtype=out_dtype),
-                      qd.dequantize_per_tensor(q, *args, out_dtype=out_dtype))
+    assert_bits_equal(
+        cq.dequantize_per_tensor(q, *args, out_dtype=out_dtype), qd.dequantize_per_tensor(q, *args, out_dtype=out_dtype)
+    )
 
 
 @pytest.mark.parametrize("in_dtype", [torch.float16, torch.bfloat16])
@@ -149,12 +163,11 @@ def test_per_channel_matches_decomposed(isa, dtype, qmin, qmax):
         axis = rng.randrange(len(shape))
         scales, zps = channel_params(rng, shape[axis], qmin, qmax)
         x = torch.randn(shape) * scales.max() * 50
-        for name, view in layouts(x):
+        for _name, view in layouts(x):
             args = (scales, zps, axis, qmin, qmax, dtype)
             q = cq.quantize_per_channel(view, *args)
             assert_bits_equal(q, qd.quantize_per_channel(view, *args))
-            assert_bits_equal(cq.dequantize_per_channel(q, *args),
-                              reference_dequantize_per_channel(q, *args))
+            assert_bits_equal(cq.dequantize_per_channel(q, *args), reference_dequantize_per_channel(q, *args))
 
 
 @pytest.mark.parametrize("axis", [0, 1, 3, -1])
@@ -164,16 +177,21 @@ def test_per_channel_innermost_and_wide(isa, axis):
     x = torch.randn(5, 37, 3, 70)
     scales, zps = channel_params(rng, x.shape[axis], -128, 127)
     args = (scales, zps, axis, -128, 127, torch.int8)
-    for name, view in layouts(x):
+    for _name, view in layouts(x):
         q = cq.quantize_per_channel(view, *args)
         assert_bits_equal(q, qd.quantize_per_channel(view, *args))
         assert_bits_equal(cq.dequantize_per_channel(q, *args), qd.dequantize_per_channel(q, *args))
 
 
-@pytest.mark.parametrize("scale_dtype,zp_dtype", [(torch.float64, torch.int64),
-                                                  (torch.float32, torch.float32),
-                                                  (torch.float32, torch.int32),
-                                                  (torch.float32, torch.float64)])
+@pytest.mark.parametrize(
+    "scale_dtype,zp_dtype",
+    [
+        (torch.float64, torch.int64),
+        (torch.float32, torch.float32),
+        (torch.float32, torch.int32),
+        (torch.float32, torch.float64),
+    ],
+)
 def test_per_channel_parameter_dtypes(scale_dtype, zp_dtype):
     rng = random.Random(7)
     x = torch.randn(6, 11)
@@ -265,23 +283,52 @@ def test_per_channel_argument_errors():
 def test_nan_input_is_an_error_naming_its_index(isa, shape, position):
     x = torch.randn(shape)
     x[position] = float("nan")
-    with pytest.raises(ValueError, match=rf"contains 1 NaN value\(s\), the first at index \[{', '.join(map(str, position))}\]"):
+    with pytest.raises(
+        ValueError, match=rf"contains 1 NaN value\(s\), the first at index \[{', '.join(map(str, position))}\]"
+    ):
         cq.quantize_per_tensor(x, 0.1, 0, -128, 127, torch.int8)
     with pytest.raises(ValueError, match="NaN"):
-        cq.quantize_per_channel(x, torch.ones(shape[0]), torch.zeros(shape[0]), 0, -128, 127,
-                                torch.int8)
+        cq.quantize_per_channel(x, torch.ones(shape[0]), torch.zeros(shape[0]), 0, -128, 127, torch.int8)
 
 
 # --- tracing: Meta kernels, opcheck, export, compile ---------------------------------------------
 
 OPCHECK_CASES = [
     (cq.quantize_per_tensor, (torch.randn(3, 4), 0.1, 3, 0, 255, torch.uint8), {}),
-    (cq.quantize_per_tensor, (torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last), 0.1, 0, -128, 127, torch.int8), {}),
+    (
+        cq.quantize_per_tensor,
+        (torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last), 0.1, 0, -128, 127, torch.int8),
+        {},
+    ),
     (cq.dequantize_per_tensor, (torch.randint(0, 255, (3, 4), dtype=torch.uint8), 0.1, 3, 0, 255, torch.uint8), {}),
-    (cq.dequantize_per_tensor, (torch.randint(0, 255, (5,), dtype=torch.uint8), 0.1, 3, 0, 255, torch.uint8), {"out_dtype": torch.bfloat16}),
-    (cq.quantize_per_channel, (torch.randn(4, 6), torch.rand(4) + 0.1, torch.zeros(4, dtype=torch.int64), 0, -128, 127, torch.int8), {}),
-    (cq.dequantize_per_channel, (torch.randint(-128, 127, (4, 6), dtype=torch.int8), torch.rand(6) + 0.1, torch.zeros(6, dtype=torch.int64), 1, -128, 127, torch.int8), {}),
-    (cq.dequantize_per_channel, (torch.randint(-128, 127, (4, 6), dtype=torch.int8), torch.rand(4) + 0.1, None, 0, -128, 127, torch.int8), {}),
+    (
+        cq.dequantize_per_tensor,
+        (torch.randint(0, 255, (5,), dtype=torch.uint8), 0.1, 3, 0, 255, torch.uint8),
+        {"out_dtype": torch.bfloat16},
+    ),
+    (
+        cq.quantize_per_channel,
+        (torch.randn(4, 6), torch.rand(4) + 0.1, torch.zeros(4, dtype=torch.int64), 0, -128, 127, torch.int8),
+        {},
+    ),
+    (
+        cq.dequantize_per_channel,
+        (
+            torch.randint(-128, 127, (4, 6), dtype=torch.int8),
+            torch.rand(6) + 0.1,
+            torch.zeros(6, dtype=torch.int64),
+            1,
+            -128,
+            127,
+            torch.int8,
+        ),
+        {},
+    ),
+    (
+        cq.dequantize_per_channel,
+        (torch.randint(-128, 127, (4, 6), dtype=torch.int8), torch.rand(4) + 0.1, None, 0, -128, 127, torch.int8),
+        {},
+    ),
 ]
 
 
@@ -300,8 +347,7 @@ def test_export_and_compile_trace_the_ops():
     x = torch.randn(2, 8)
     ep = torch.export.export(QuantDequant(), (x,))
     targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
-    assert {"circle_quant.quantize_per_tensor.default",
-            "circle_quant.dequantize_per_tensor.default"} <= targets
+    assert {"circle_quant.quantize_per_tensor.default", "circle_quant.dequantize_per_tensor.default"} <= targets
     assert_bits_equal(ep.module()(x), QuantDequant()(x))
     compiled = torch.compile(QuantDequant(), backend="aot_eager", fullgraph=True)
     assert_bits_equal(compiled(x), QuantDequant()(x))

@@ -7,6 +7,7 @@ scale sa·sb, so results agree within one quantization step and are equal on nea
 element. Bit-exactness against the integer definition is tested in C++
 (tests/cpp/test_qconv_kernels.cpp).
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -65,8 +66,7 @@ def asym_qparams(lo, hi, dtype):
 class Layer:
     """A float conv quantized with one preset, its prepacked plan and its reference."""
 
-    def __init__(self, preset, shape, activation="none", bias=True, out_dtype=None, batch=2,
-                 requant="float"):
+    def __init__(self, preset, shape, activation="none", bias=True, out_dtype=None, batch=2, requant="float"):
         c, oc, h, w, k, stride, padding, dilation, groups = shape
         p = PRESETS[preset]
         self.act_dtype = p["act_dtype"]
@@ -103,13 +103,27 @@ class Layer:
         else:
             self.sy, self.zy = asym_qparams(y.min().item(), y.max().item(), self.out_dtype)
         self.plan = cq.conv2d_prepack(
-            self.wq, self.ws, self.wz, self.bias, self.stride, self.padding, self.dilation,
-            groups, self.sa, self.za, self.act_dtype, self.sy, self.zy, self.out_dtype, self.amin,
-            self.amax, requant)
+            self.wq,
+            self.ws,
+            self.wz,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+            self.sa,
+            self.za,
+            self.act_dtype,
+            self.sy,
+            self.zy,
+            self.out_dtype,
+            self.amin,
+            self.amax,
+            requant,
+        )
 
     def args(self):
-        return (*self.plan, self.kernel, self.stride, self.padding, self.dilation, self.groups,
-                self.out_dtype)
+        return (*self.plan, self.kernel, self.stride, self.padding, self.dilation, self.groups, self.out_dtype)
 
     def run(self, x=None):
         return cq.quantized_conv2d(self.xq if x is None else x, *self.args())
@@ -218,9 +232,22 @@ def test_padding_with_extreme_zero_point():
         layer.sa, layer.za = asym_qparams(0.0, x.max().item(), layer.act_dtype)
         assert layer.za == qmin
         layer.xq = qd.quantize_per_tensor(x, layer.sa, layer.za, qmin, qmax, layer.act_dtype)
-        layer.plan = cq.conv2d_prepack(layer.wq, layer.ws, layer.wz, layer.bias, layer.stride,
-                                       layer.padding, layer.dilation, 1, layer.sa, layer.za,
-                                       layer.act_dtype, layer.sy, layer.zy, layer.out_dtype)
+        layer.plan = cq.conv2d_prepack(
+            layer.wq,
+            layer.ws,
+            layer.wz,
+            layer.bias,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            1,
+            layer.sa,
+            layer.za,
+            layer.act_dtype,
+            layer.sy,
+            layer.zy,
+            layer.out_dtype,
+        )
         assert_within_one_quantum(layer.run(), layer.reference())
 
 
@@ -251,7 +278,7 @@ def test_every_isa_gives_the_same_bits():
             for name in SUPPORTED_ISAS:
                 with torch_circle.use_kernel_isa(name):
                     results[name] = layer.run()
-            for name, out in results.items():
+            for out in results.values():
                 assert_bits_equal(out, results["scalar"])
 
 
@@ -263,9 +290,19 @@ class QConvModule(torch.nn.Module):
             self.register_buffer(name, t)
 
     def forward(self, x):
-        l = self.layer
-        y = cq.quantized_conv2d(x, self.packed, self.params, self.multiplier, l.kernel, l.stride,
-                                l.padding, l.dilation, l.groups, l.out_dtype)
+        conv = self.layer
+        y = cq.quantized_conv2d(
+            x,
+            self.packed,
+            self.params,
+            self.multiplier,
+            conv.kernel,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            conv.out_dtype,
+        )
         return y
 
 
@@ -294,21 +331,42 @@ def test_meta_kernels_give_shapes_dtypes_and_layout(shape):
     out = cq.quantized_conv2d(layer.xq.to("meta"), *meta_plan, *layer.args()[3:])
     assert out.shape == real.shape and out.dtype == torch.int16 and out.device.type == "meta"
     assert out.stride() == real.stride()
-    packed = cq.conv2d_prepack(layer.wq.to("meta"), layer.ws.to("meta"), layer.wz.to("meta"),
-                               layer.bias.to("meta"), layer.stride, layer.padding, layer.dilation,
-                               layer.groups, layer.sa, layer.za, layer.act_dtype, layer.sy, layer.zy,
-                               layer.out_dtype)
+    packed = cq.conv2d_prepack(
+        layer.wq.to("meta"),
+        layer.ws.to("meta"),
+        layer.wz.to("meta"),
+        layer.bias.to("meta"),
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        layer.groups,
+        layer.sa,
+        layer.za,
+        layer.act_dtype,
+        layer.sy,
+        layer.zy,
+        layer.out_dtype,
+    )
     assert [t.shape for t in packed] == [t.shape for t in layer.plan]
     assert [t.dtype for t in packed] == [t.dtype for t in layer.plan]
 
 
 # --- errors ------------------------------------------------------------------------------------
 
+
 def conv_call(layer, **overrides):
-    args = dict(input=layer.xq, packed_weight=layer.plan[0], params=layer.plan[1],
-                multiplier=layer.plan[2], kernel_size=layer.kernel, stride=layer.stride,
-                padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
-                output_dtype=layer.out_dtype)
+    args = dict(
+        input=layer.xq,
+        packed_weight=layer.plan[0],
+        params=layer.plan[1],
+        multiplier=layer.plan[2],
+        kernel_size=layer.kernel,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+        output_dtype=layer.out_dtype,
+    )
     args.update(overrides)
     return cq.quantized_conv2d(*args.values())
 
@@ -322,7 +380,9 @@ def test_errors_name_the_op_and_argument():
         conv_call(layer, input=layer.xq.float())
     with pytest.raises(ValueError, match=f"{op}: input has 15 channels but the prepacked weight expects 16"):
         conv_call(layer, input=layer.xq[:, :15])
-    with pytest.raises(ValueError, match=f"{op}: kernel_size \\[5, 5\\] differs from the prepacked weight's \\[3, 3\\]"):
+    with pytest.raises(
+        ValueError, match=f"{op}: kernel_size \\[5, 5\\] differs from the prepacked weight's \\[3, 3\\]"
+    ):
         conv_call(layer, kernel_size=[5, 5])
     with pytest.raises(ValueError, match=f"{op}: kernel_size must have 2 entries"):
         conv_call(layer, kernel_size=[3])
@@ -332,7 +392,9 @@ def test_errors_name_the_op_and_argument():
         conv_call(layer, padding=[0, 0])
     with pytest.raises(ValueError, match=f"{op}: groups 2 differs"):
         conv_call(layer, groups=2)
-    with pytest.raises(TypeError, match=f"{op}: output_dtype torch.int8 differs from the prepacked output_dtype torch.uint8"):
+    with pytest.raises(
+        TypeError, match=f"{op}: output_dtype torch.int8 differs from the prepacked output_dtype torch.uint8"
+    ):
         conv_call(layer, output_dtype=torch.int8)
     with pytest.raises(ValueError, match=f"{op}: input must be 4-D"):
         conv_call(layer, input=layer.xq[0])
@@ -351,11 +413,22 @@ def test_prepack_errors():
     op = "circle_quant::conv2d_prepack"
 
     def prepack(**overrides):
-        args = dict(weight=layer.wq, weight_scale=layer.ws, weight_zero_point=layer.wz,
-                    bias=layer.bias, stride=layer.stride, padding=layer.padding,
-                    dilation=layer.dilation, groups=layer.groups, input_scale=layer.sa,
-                    input_zero_point=layer.za, input_dtype=layer.act_dtype, output_scale=layer.sy,
-                    output_zero_point=layer.zy, output_dtype=layer.out_dtype)
+        args = dict(
+            weight=layer.wq,
+            weight_scale=layer.ws,
+            weight_zero_point=layer.wz,
+            bias=layer.bias,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=layer.groups,
+            input_scale=layer.sa,
+            input_zero_point=layer.za,
+            input_dtype=layer.act_dtype,
+            output_scale=layer.sy,
+            output_zero_point=layer.zy,
+            output_dtype=layer.out_dtype,
+        )
         args.update(overrides)
         return cq.conv2d_prepack(*args.values())
 
@@ -381,16 +454,35 @@ def test_prepack_errors():
 
 # --- opcheck (test_registry.py collects OPCHECK_CASES) ---------------------------------------------
 
+
 def _opcheck_cases():
     torch.manual_seed(0)
     cases = []
     for preset, shape in [("uint8", "3x3"), ("int8", "depthwise"), ("uint8", "grouped")]:
         layer = Layer(preset, SHAPES[shape], batch=1)
         cases.append((cq.quantized_conv2d, (layer.xq, *layer.args()), {}))
-        cases.append((cq.conv2d_prepack,
-                      (layer.wq, layer.ws, layer.wz, layer.bias, layer.stride, layer.padding,
-                       layer.dilation, layer.groups, layer.sa, layer.za, layer.act_dtype, layer.sy,
-                       layer.zy, layer.out_dtype), {"activation_min": 0.0}))
+        cases.append(
+            (
+                cq.conv2d_prepack,
+                (
+                    layer.wq,
+                    layer.ws,
+                    layer.wz,
+                    layer.bias,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    layer.groups,
+                    layer.sa,
+                    layer.za,
+                    layer.act_dtype,
+                    layer.sy,
+                    layer.zy,
+                    layer.out_dtype,
+                ),
+                {"activation_min": 0.0},
+            )
+        )
     return cases
 
 

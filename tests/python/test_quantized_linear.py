@@ -5,6 +5,7 @@ bias and output stage written out) that every ISA must match bit for bit, in bot
 families; and the PT2E reference graph (dequantize → float linear → activation → quantize), which
 the float family matches within one quantization step.
 """
+
 import math
 
 import numpy as np
@@ -23,11 +24,11 @@ ACTIVATIONS = {"none": (None, None), "relu": (0.0, None), "relu6": (0.0, 6.0), "
 
 # --- a layer and its references ------------------------------------------------------------------
 
+
 class Layer:
     """Random int8 layer data with per-channel or per-tensor weights of either convention."""
 
-    def __init__(self, m, n, k, in_dtype=torch.uint8, weights="int8_channel", bias=True, seed=0,
-                 batch_shape=None):
+    def __init__(self, m, n, k, in_dtype=torch.uint8, weights="int8_channel", bias=True, seed=0, batch_shape=None):
         g = torch.Generator().manual_seed(seed)
         lo, hi = RANGES[in_dtype]
         self.in_dtype = in_dtype
@@ -76,8 +77,21 @@ class Layer:
 
     def prepack(self, sy, zy, out_dtype, act="none", requant="float"):
         amin, amax = ACTIVATIONS[act]
-        return torch_circle.ops.linear_prepack(self.w, self.ws, self.wzp, self.bias, self.sa, self.za,
-                                               self.in_dtype, sy, zy, out_dtype, amin, amax, requant)
+        return torch_circle.ops.linear_prepack(
+            self.w,
+            self.ws,
+            self.wzp,
+            self.bias,
+            self.sa,
+            self.za,
+            self.in_dtype,
+            sy,
+            zy,
+            out_dtype,
+            amin,
+            amax,
+            requant,
+        )
 
     def run(self, sy, zy, out_dtype, act="none", requant="float", x=None):
         plan = self.prepack(sy, zy, out_dtype, act, requant)
@@ -103,7 +117,7 @@ class Layer:
         acc_scale = f32(self.sa) * np.broadcast_to(self.ws.numpy().astype(f32), (n,))  # float product
         if self.bias is not None:
             bq = np.rint(self.bias.numpy().astype(f32) * (f32(1) / acc_scale))
-            total = total + np.clip(bq, -2**31, 2**31 - 1).astype(np.int64)
+            total = total + np.clip(bq, -(2**31), 2**31 - 1).astype(np.int64)
         assert np.abs(total).max(initial=0) < 2**31
         amin, amax = ACTIVATIONS[act]
         out_shape = (*self.x.shape[:-1], n)
@@ -148,7 +162,7 @@ def quantize_multiplier(m: float):
 def multiply_by_quantized_multiplier(x, m0, shift):
     """TFLite's MultiplyByQuantizedMultiplier (gemmlowp SRDHM + RoundingDivideByPOT), int64 numpy."""
     left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
-    xs = np.clip(x * (np.int64(1) << left), -2**31, 2**31 - 1)
+    xs = np.clip(x * (np.int64(1) << left), -(2**31), 2**31 - 1)
     ab = xs * m0
     t = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     high = np.where(t >= 0, t // 2**31, -((-t) // 2**31))  # C's truncating division
@@ -164,9 +178,9 @@ def steps_apart(actual, expected):
 # --- numerics --------------------------------------------------------------------------------
 
 CONVENTIONS = [  # (activations, weights)
-    (torch.uint8, "uint8_channel"),   # ONE's uint8 preset
-    (torch.int8, "int8_channel"),     # TFLite's int8 preset
-    (torch.uint8, "int8_channel"),    # x86 inductor quantizer's
+    (torch.uint8, "uint8_channel"),  # ONE's uint8 preset
+    (torch.int8, "int8_channel"),  # TFLite's int8 preset
+    (torch.uint8, "int8_channel"),  # x86 inductor quantizer's
     (torch.int8, "int8_tensor"),
     (torch.uint8, "uint8_tensor"),
 ]
@@ -224,6 +238,7 @@ def test_without_bias_and_with_k_not_a_multiple_of_four():
 
 # --- shapes and layouts -----------------------------------------------------------------------
 
+
 def test_batched_input_and_strided_rows():
     layer = Layer(0, 24, 32, batch_shape=(2, 3, 5))
     sy, zy = layer.output_qparams(torch.uint8, "none")
@@ -232,8 +247,8 @@ def test_batched_input_and_strided_rows():
     assert out.shape == (2, 3, 5, 24)
     assert_bits_equal(out, layer.numpy_model(sy, zy, torch.uint8))
     flat = layer.x.reshape(30, 32)
-    wide = torch.cat([flat, flat], dim=1)[:, 32:]          # rows 64 bytes apart
-    transposed = flat.t().contiguous().t()                 # column major
+    wide = torch.cat([flat, flat], dim=1)[:, 32:]  # rows 64 bytes apart
+    transposed = flat.t().contiguous().t()  # column major
     for x in (wide, transposed):
         assert_bits_equal(torch_circle.ops.quantized_linear(x, *plan, torch.uint8), out.reshape(30, 24))
 
@@ -257,6 +272,7 @@ def test_plan_tensors():
 
 # --- threads ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("m,n,k", [(1, 2048, 1024), (256, 200, 300), (5, 1000, 512)])
 def test_results_do_not_depend_on_the_thread_count(m, n, k):
     layer = Layer(m, n, k, torch.uint8, "uint8_channel")
@@ -276,6 +292,7 @@ def test_results_do_not_depend_on_the_thread_count(m, n, k):
 
 
 # --- tracing ----------------------------------------------------------------------------------
+
 
 class FusedLinear(torch.nn.Module):
     """A module holding a prepacked plan as buffers (how the backend and TorchScript use it)."""
@@ -297,16 +314,28 @@ def test_meta_kernels():
     plan = layer.prepack(0.1, 3, torch.uint8)
     meta = cq.quantized_linear(layer.x.to("meta"), *(t.to("meta") for t in plan), torch.uint8)
     assert meta.shape == (4, 20) and meta.dtype == torch.uint8
-    packed_meta = cq.linear_prepack(layer.w.to("meta"), layer.ws.to("meta"), layer.wzp.to("meta"),
-                                    layer.bias.to("meta"), layer.sa, layer.za, torch.uint8, 0.1, 3, torch.uint8)
+    packed_meta = cq.linear_prepack(
+        layer.w.to("meta"),
+        layer.ws.to("meta"),
+        layer.wzp.to("meta"),
+        layer.bias.to("meta"),
+        layer.sa,
+        layer.za,
+        torch.uint8,
+        0.1,
+        3,
+        torch.uint8,
+    )
     assert [t.shape for t in packed_meta] == [t.shape for t in plan]
 
 
 def _opcheck_cases():
     cases = []
-    for m, n, k, in_dtype, weights, out_dtype in [(4, 20, 33, torch.uint8, "uint8_channel", torch.uint8),
-                                                  (1, 16, 64, torch.int8, "int8_channel", torch.float32),
-                                                  (3, 5, 7, torch.uint8, "int8_tensor", torch.int16)]:
+    for m, n, k, in_dtype, weights, out_dtype in [
+        (4, 20, 33, torch.uint8, "uint8_channel", torch.uint8),
+        (1, 16, 64, torch.int8, "int8_channel", torch.float32),
+        (3, 5, 7, torch.uint8, "int8_tensor", torch.int16),
+    ]:
         layer = Layer(m, n, k, in_dtype, weights, seed=n)
         args = (layer.w, layer.ws, layer.wzp, layer.bias, layer.sa, layer.za, in_dtype, 0.1, 0, out_dtype)
         cases.append((cq.linear_prepack, args, {"activation_min": 0.0}))
@@ -363,41 +392,55 @@ def test_torchscript_script_save_and_load(tmp_path):
 def test_python_wrapper_and_torch_ops_agree():
     layer = Layer(3, 20, 33)
     plan = layer.prepack(0.1, 3, torch.uint8)
-    assert_bits_equal(torch_circle.ops.quantized_linear(layer.x, *plan, torch.uint8),
-                      cq.quantized_linear(layer.x, *plan, torch.uint8))
+    assert_bits_equal(
+        torch_circle.ops.quantized_linear(layer.x, *plan, torch.uint8), cq.quantized_linear(layer.x, *plan, torch.uint8)
+    )
     assert "avx512vnni" in torch_circle.ops.KERNEL_ISAS and "neondot" in torch_circle.ops.KERNEL_ISAS
     assert "scalar" in SUPPORTED_ISAS
 
 
 # --- errors -----------------------------------------------------------------------------------
 
+
 def _prepack_args(layer, **changes):
-    args = dict(weight=layer.w, weight_scale=layer.ws, weight_zero_point=layer.wzp, bias=layer.bias,
-                input_scale=layer.sa, input_zero_point=layer.za, input_dtype=layer.in_dtype,
-                output_scale=0.1, output_zero_point=3, output_dtype=torch.uint8)
+    args = dict(
+        weight=layer.w,
+        weight_scale=layer.ws,
+        weight_zero_point=layer.wzp,
+        bias=layer.bias,
+        input_scale=layer.sa,
+        input_zero_point=layer.za,
+        input_dtype=layer.in_dtype,
+        output_scale=0.1,
+        output_zero_point=3,
+        output_dtype=torch.uint8,
+    )
     args.update(changes)
     return args
 
 
-@pytest.mark.parametrize("changes,error,match", [
-    (dict(weight=torch.zeros(4, 8)), TypeError, "weight must be an int8 or uint8"),
-    (dict(weight=torch.zeros(4, 8, 2, dtype=torch.int8)), ValueError, "weight must be 2-D"),
-    (dict(weight_scale=torch.ones(3)), ValueError, "weight_scale has 3 entries"),
-    (dict(weight_scale=torch.full((20,), -1.0)), ValueError, r"weight_scale\[0\]"),
-    (dict(weight_zero_point=torch.zeros(20)), TypeError, "weight_zero_point must be an integer"),
-    (dict(weight_zero_point=torch.full((20,), 300, dtype=torch.int32)), ValueError, "weight zero point 300"),
-    (dict(bias=torch.ones(19)), ValueError, r"bias must have shape \[20\]"),
-    (dict(bias=torch.tensor([float("nan")] + [0.0] * 19)), ValueError, r"bias\[0\] = nan"),
-    (dict(bias=torch.ones(20, dtype=torch.int32)), TypeError, "bias must be a float"),
-    (dict(input_dtype=torch.int16), TypeError, "input_dtype must be torch.uint8 or torch.int8"),
-    (dict(input_zero_point=300), ValueError, "input_zero_point 300"),
-    (dict(input_scale=0.0), ValueError, "input_scale must be finite and > 0"),
-    (dict(output_scale=float("inf")), ValueError, "output_scale must be finite and > 0"),
-    (dict(output_dtype=torch.int32), TypeError, "output_dtype must be"),
-    (dict(output_zero_point=256), ValueError, "output zero point 256"),
-    (dict(activation_min=1.0, activation_max=0.0), ValueError, "activation_min"),
-    (dict(requant="round"), ValueError, "requant must be"),
-])
+@pytest.mark.parametrize(
+    "changes,error,match",
+    [
+        (dict(weight=torch.zeros(4, 8)), TypeError, "weight must be an int8 or uint8"),
+        (dict(weight=torch.zeros(4, 8, 2, dtype=torch.int8)), ValueError, "weight must be 2-D"),
+        (dict(weight_scale=torch.ones(3)), ValueError, "weight_scale has 3 entries"),
+        (dict(weight_scale=torch.full((20,), -1.0)), ValueError, r"weight_scale\[0\]"),
+        (dict(weight_zero_point=torch.zeros(20)), TypeError, "weight_zero_point must be an integer"),
+        (dict(weight_zero_point=torch.full((20,), 300, dtype=torch.int32)), ValueError, "weight zero point 300"),
+        (dict(bias=torch.ones(19)), ValueError, r"bias must have shape \[20\]"),
+        (dict(bias=torch.tensor([float("nan")] + [0.0] * 19)), ValueError, r"bias\[0\] = nan"),
+        (dict(bias=torch.ones(20, dtype=torch.int32)), TypeError, "bias must be a float"),
+        (dict(input_dtype=torch.int16), TypeError, "input_dtype must be torch.uint8 or torch.int8"),
+        (dict(input_zero_point=300), ValueError, "input_zero_point 300"),
+        (dict(input_scale=0.0), ValueError, "input_scale must be finite and > 0"),
+        (dict(output_scale=float("inf")), ValueError, "output_scale must be finite and > 0"),
+        (dict(output_dtype=torch.int32), TypeError, "output_dtype must be"),
+        (dict(output_zero_point=256), ValueError, "output zero point 256"),
+        (dict(activation_min=1.0, activation_max=0.0), ValueError, "activation_min"),
+        (dict(requant="round"), ValueError, "requant must be"),
+    ],
+)
 def test_prepack_errors_name_the_op_and_argument(changes, error, match):
     layer = Layer(1, 20, 33)
     with pytest.raises(error, match=match) as info:

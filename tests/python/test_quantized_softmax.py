@@ -1,5 +1,6 @@
 """circle_quant.quantized_softmax against the PT2E reference dequantize → softmax → quantize, and
 the backend pass that uses it."""
+
 import pytest
 import torch
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -63,10 +64,16 @@ def test_empty_and_bad_arguments():
 
 
 OPCHECK_CASES = [
-    (cq.quantized_softmax, (torch.randint(0, 256, (2, 3, 9), dtype=torch.uint8), 0.05, 120, 1 / 256, 0,
-                            0, 255, torch.uint8), {}),
-    (cq.quantized_softmax, (torch.randint(-128, 128, (4, 17), dtype=torch.int8), 0.1, -3, 1 / 256, -128,
-                            -128, 127, torch.int8), {}),
+    (
+        cq.quantized_softmax,
+        (torch.randint(0, 256, (2, 3, 9), dtype=torch.uint8), 0.05, 120, 1 / 256, 0, 0, 255, torch.uint8),
+        {},
+    ),
+    (
+        cq.quantized_softmax,
+        (torch.randint(-128, 128, (4, 17), dtype=torch.int8), 0.1, -3, 1 / 256, -128, -128, 127, torch.int8),
+        {},
+    ),
 ]  # test_registry.py checks that every op has some
 
 

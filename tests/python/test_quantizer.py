@@ -1,4 +1,5 @@
 """CircleQuantizer through the standard PT2E flow: prepare_pt2e -> calibrate -> convert_pt2e."""
+
 import math
 import warnings
 
@@ -8,8 +9,16 @@ from torch import nn
 from torchao.quantization.pt2e import move_exported_model_to_eval
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
 
-from models import (BertStyleAttention, EncoderLayer, LlamaBlock, MobileNetV2Like, MoreOps,
-                    PaddedEncoder, ResNetLike, seeded)
+from models import (
+    BertStyleAttention,
+    EncoderLayer,
+    LlamaBlock,
+    MobileNetV2Like,
+    MoreOps,
+    PaddedEncoder,
+    ResNetLike,
+    seeded,
+)
 from torch_circle.quantizer import CircleQuantizer
 
 qd = torch.ops.quantized_decomposed
@@ -33,10 +42,13 @@ def quantize(model, example, quantizer, data):
 
 
 def quant_ops(graph_module):
-    return [n for n in graph_module.graph.nodes
-            if n.op == "call_function" and n.target in (qd.quantize_per_tensor.default,
-                                                        qd.dequantize_per_tensor.default,
-                                                        qd.dequantize_per_channel.default)]
+    return [
+        n
+        for n in graph_module.graph.nodes
+        if n.op == "call_function"
+        and n.target
+        in (qd.quantize_per_tensor.default, qd.dequantize_per_tensor.default, qd.dequantize_per_channel.default)
+    ]
 
 
 # Converted-vs-float SQNR floors in dB, per model and preset: about 5 dB under what this version
@@ -52,7 +64,9 @@ MODELS = {
     # decomposes into matmul / softmax / matmul before annotating.
     "nn.TransformerEncoderLayer": (
         lambda: seeded(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, activation="gelu")),
-        (2, 8, 32), {"uint8": 27, "int8": 27, "int16": 37}),
+        (2, 8, 32),
+        {"uint8": 27, "int8": 27, "int16": 37},
+    ),
 }
 
 
@@ -67,8 +81,7 @@ def test_converted_model_tracks_float(name, preset):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(99))
     assert sqnr_db(model(x), converted(x)) > floors[preset]
     dtypes = {n.args[-1] for n in quant_ops(converted)}
-    activations_and_weights = {"uint8": {torch.uint8}, "int8": {torch.int8},
-                               "int16": {torch.int16, torch.int8}}[preset]
+    activations_and_weights = {"uint8": {torch.uint8}, "int8": {torch.int8}, "int16": {torch.int16, torch.int8}}[preset]
     has_bias = any(m.bias is not None for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     bias = {torch.int32} if has_bias and preset != "int16" else set()  # int16: float bias
     assert dtypes == activations_and_weights | bias
@@ -87,11 +100,13 @@ def test_attention_mask_stays_out_of_the_scores_range():
 def test_int8_preset_conventions():
     model, data = seeded(ResNetLike()), calibration((2, 3, 32, 32))
     converted = quantize(model, data[0], CircleQuantizer("int8"), data)
-    weights = [n for n in converted.graph.nodes if n.target == qd.dequantize_per_channel.default
-               and n.args[-1] == torch.int8]
+    weights = [
+        n for n in converted.graph.nodes if n.target == qd.dequantize_per_channel.default and n.args[-1] == torch.int8
+    ]
     assert weights and all(n.args[4:6] == (-127, 127) for n in weights)  # symmetric [-127, 127]
-    biases = [n for n in converted.graph.nodes if n.target == qd.dequantize_per_channel.default
-              and n.args[-1] == torch.int32]
+    biases = [
+        n for n in converted.graph.nodes if n.target == qd.dequantize_per_channel.default and n.args[-1] == torch.int32
+    ]
     assert biases  # conv / linear biases quantized to int32 with scale s_in * s_w
     for node in quant_ops(converted):
         if node.target == qd.quantize_per_tensor.default:
@@ -116,8 +131,12 @@ def test_operator_type_settings_refine_the_global_one():
     linears = [n for n in converted.graph.nodes if n.target == torch.ops.aten.linear.default]
     assert all(next(iter(n.users)).args[-1] == torch.uint8 for n in linears)  # the rest stays uint8
     # Float for one overload; a module-type setting wins over an operator-type one.
-    quantizer = (CircleQuantizer("uint8").set_operator_type(torch.ops.aten.softmax.int, None)
-                 .set_operator_type(torch.ops.aten.linear, "int8").set_module_type(nn.Linear, "uint8"))
+    quantizer = (
+        CircleQuantizer("uint8")
+        .set_operator_type(torch.ops.aten.softmax.int, None)
+        .set_operator_type(torch.ops.aten.linear, "int8")
+        .set_module_type(nn.Linear, "uint8")
+    )
     converted = quantize(model, data[0], quantizer, data)
     softmax = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.softmax.int)
     # Not quantized as a softmax (fixed 1/256): only as the next matmul's input, by its observer.
@@ -143,8 +162,9 @@ def test_module_overrides_and_float_regions():
     converted = quantize(model, data[0], quantizer, data)
     linear = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.linear.default)
     assert linear.args[1].op == "get_attr"  # the head's linear kept float weights
-    conv_weights = [n for n in converted.graph.nodes if n.target == qd.dequantize_per_channel.default
-                    and n.args[-1] == torch.int8]
+    conv_weights = [
+        n for n in converted.graph.nodes if n.target == qd.dequantize_per_channel.default and n.args[-1] == torch.int8
+    ]
     assert len(conv_weights) >= 6  # conv layers outside the head took the int8 weight spec
 
 
@@ -154,7 +174,9 @@ def test_unsupported_ops_are_named_in_one_warning():
             return torch.cumsum(torch.relu(x), 0) + torch.erf(x)
 
     m = torch.export.export(Odd(), (torch.randn(4),)).module()
-    with pytest.warns(UserWarning, match=r"left these ops in float.*aten\.cumsum\.default: cumsum.*aten\.erf\.default: erf"):
+    with pytest.warns(
+        UserWarning, match=r"left these ops in float.*aten\.cumsum\.default: cumsum.*aten\.erf\.default: erf"
+    ):
         prepare_pt2e(m, CircleQuantizer())
 
 
@@ -178,19 +200,28 @@ def test_rarer_ops_are_quantized_and_track_float(preset):
 
     model = seeded(OpMix())
     gen = torch.Generator().manual_seed(4)
-    data = [(torch.randint(0, 50, (2, 12), generator=gen), torch.randn(2, 4, 5, 5, generator=gen))
-            for _ in range(6)]
+    data = [(torch.randint(0, 50, (2, 12), generator=gen), torch.randn(2, 4, 5, 5, generator=gen)) for _ in range(6)]
     quantizer = CircleQuantizer(preset)
     m = prepare_pt2e(torch.export.export(model, data[0]).module(), quantizer)
     for args in data:
         m(*args)
     converted = convert_pt2e(m)
     assert not quantizer.left_in_float
-    quantized_inputs = {n.args[0].target for n in converted.graph.nodes
-                        if n.target == qd.quantize_per_tensor.default and n.args[0].op == "call_function"}
+    quantized_inputs = {
+        n.args[0].target
+        for n in converted.graph.nodes
+        if n.target == qd.quantize_per_tensor.default and n.args[0].op == "call_function"
+    }
     aten = torch.ops.aten
-    for op in (aten.conv1d.default, aten.conv_transpose2d.input, aten.embedding.default,
-               aten.cat.default, aten.sigmoid.default, aten.tanh.default, aten.mean.dim):
+    for op in (
+        aten.conv1d.default,
+        aten.conv_transpose2d.input,
+        aten.embedding.default,
+        aten.cat.default,
+        aten.sigmoid.default,
+        aten.tanh.default,
+        aten.mean.dim,
+    ):
         assert op in quantized_inputs, op
     x = data[0]
     assert sqnr_db(model(*x), converted(*x)) > {"uint8": 25, "int8": 25, "int16": 30}[preset]
@@ -249,18 +280,20 @@ def test_mask_subgraph_shared_with_activations_is_still_quantized():
             self.q = nn.Linear(8, 8)
 
         def forward(self, x):
-            gate = torch.sigmoid(x.mean(-1, keepdim=True))    # [b, t, 1], used twice
+            gate = torch.sigmoid(x.mean(-1, keepdim=True))  # [b, t, 1], used twice
             scores = self.q(x) @ x.transpose(-1, -2)
             mask = (gate.transpose(-1, -2) < 0.5) * -1e4
             return torch.softmax(scores + mask, -1) @ (x * gate)
 
     m = prepare_pt2e(torch.export.export(Shared(), (torch.randn(2, 4, 8),)).module(), CircleQuantizer())
-    annotated = {n.target for n in m.graph.nodes if n.op == "call_function"
-                 and any(u.op == "call_module" for u in n.users)}
+    annotated = {
+        n.target for n in m.graph.nodes if n.op == "call_function" and any(u.op == "call_module" for u in n.users)
+    }
     assert torch.ops.aten.sigmoid.default in annotated
 
 
 # --- QAT conv + batch norm, tuple outputs, and the rarer ops ---------------------------------
+
 
 def test_qat_conv_bn_relu_is_one_pattern():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()).train()
@@ -271,8 +304,11 @@ def test_qat_conv_bn_relu_is_one_pattern():
     m(x)
     move_exported_model_to_eval(m)
     converted = convert_pt2e(m)
-    targets = [n.target for n in converted.graph.nodes if n.op == "call_function"
-               and not str(n.target).startswith("quantized_decomposed")]
+    targets = [
+        n.target
+        for n in converted.graph.nodes
+        if n.op == "call_function" and not str(n.target).startswith("quantized_decomposed")
+    ]
     assert targets == [torch.ops.aten.conv2d.default, torch.ops.aten.relu.default]
 
 
@@ -284,18 +320,19 @@ class TupleOps(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         pooled, indices = nn.functional.max_pool2d(y, 2, return_indices=True)
-        return (nn.functional.adaptive_max_pool2d(y, 2), y.max(dim=-1).values, pooled,
-                indices)
+        return (nn.functional.adaptive_max_pool2d(y, 2), y.max(dim=-1).values, pooled, indices)
 
 
 def test_tuple_output_ops_share_their_input_qparams():
-    m = prepare_pt2e(torch.export.export(TupleOps().eval(), (torch.randn(2, 3, 8, 8),)).module(),
-                     CircleQuantizer())
+    m = prepare_pt2e(torch.export.export(TupleOps().eval(), (torch.randn(2, 3, 8, 8),)).module(), CircleQuantizer())
     m(torch.randn(2, 3, 8, 8))
     converted = convert_pt2e(m)
     aten = torch.ops.aten
-    tuple_ops = [n for n in converted.graph.nodes if n.target in
-                 (aten.adaptive_max_pool2d.default, aten.max.dim, aten.max_pool2d_with_indices.default)]
+    tuple_ops = [
+        n
+        for n in converted.graph.nodes
+        if n.target in (aten.adaptive_max_pool2d.default, aten.max.dim, aten.max_pool2d_with_indices.default)
+    ]
     assert len(tuple_ops) == 3
     for op in tuple_ops:
         dq_in = op.args[0]

@@ -1,4 +1,5 @@
 """The circle_quant namespace as a whole: every tensor op has CPU and Meta kernels and is opchecked."""
+
 import importlib
 from pathlib import Path
 
@@ -6,8 +7,11 @@ import torch
 
 # Every test module that defines OPCHECK_CASES (found by name, so new op families join by
 # defining theirs).
-OPCHECK_MODULES = [importlib.import_module(p.stem) for p in sorted(Path(__file__).parent.glob("test_*.py"))
-                   if "\nOPCHECK_CASES = " in p.read_text()]
+OPCHECK_MODULES = [
+    importlib.import_module(p.stem)
+    for p in sorted(Path(__file__).parent.glob("test_*.py"))
+    if "\nOPCHECK_CASES = " in p.read_text()
+]
 
 CONTROL_OPS = {"_active_isa", "_set_isa", "_gemm_kernel"}  # kernel-path switches and names for tests, no tensors
 
@@ -26,8 +30,6 @@ def test_every_tensor_op_has_cpu_and_meta_kernels():
 
 
 def test_every_tensor_op_is_opchecked():
-    checked = {case[0]._qualified_op_name.split("::")[1]
-               for module in OPCHECK_MODULES
-               for case in module.OPCHECK_CASES}
+    checked = {case[0]._qualified_op_name.split("::")[1] for module in OPCHECK_MODULES for case in module.OPCHECK_CASES}
     missing = set(registered_ops()) - CONTROL_OPS - checked
     assert not missing, f"ops without an opcheck case: {sorted(missing)}"

@@ -69,14 +69,39 @@ RmsNormOptions RoPEOptions
 # --------------------------------------------------------------------------------------------
 
 BASE_TYPES = [
-    "None", "UType", "Bool", "Byte", "UByte", "Short", "UShort", "Int", "UInt", "Long",
-    "ULong", "Float", "Double", "String", "Vector", "Obj", "Union", "Array",
+    "None",
+    "UType",
+    "Bool",
+    "Byte",
+    "UByte",
+    "Short",
+    "UShort",
+    "Int",
+    "UInt",
+    "Long",
+    "ULong",
+    "Float",
+    "Double",
+    "String",
+    "Vector",
+    "Obj",
+    "Union",
+    "Array",
 ]
 # reflection base type -> the flatbuffers.number_types flag name the Python generator uses
 SCALAR_FLAGS = {
-    "UType": "Uint8", "Bool": "Bool", "Byte": "Int8", "UByte": "Uint8", "Short": "Int16",
-    "UShort": "Uint16", "Int": "Int32", "UInt": "Uint32", "Long": "Int64", "ULong": "Uint64",
-    "Float": "Float32", "Double": "Float64",
+    "UType": "Uint8",
+    "Bool": "Bool",
+    "Byte": "Int8",
+    "UByte": "Uint8",
+    "Short": "Int16",
+    "UShort": "Uint16",
+    "Int": "Int32",
+    "UInt": "Uint32",
+    "Long": "Int64",
+    "ULong": "Uint64",
+    "Float": "Float32",
+    "Double": "Float64",
 }
 N = flatbuffers.number_types
 
@@ -178,8 +203,7 @@ def ours(tmp_path_factory):
             kind = describe(f.sub(1))
             default = None
             if kind[0] == "scalar":
-                default = (f.num(5, N.Float64Flags, 0.0) if kind[1].startswith("Float")
-                           else f.num(4, N.Int64Flags, 0))
+                default = f.num(5, N.Float64Flags, 0.0) if kind[1].startswith("Float") else f.num(4, N.Int64Flags, 0)
             # a union field's Type.index points into Schema.enums; resolved to a name below
             union_index = f.sub(1).num(2, N.Int32Flags, -1) if kind[0] == "union" else None
             fields[f.str(0)] = {
@@ -261,7 +285,7 @@ def _official_kind(src):
 
 
 def _official_default(src):
-    return ast.literal_eval(src.rstrip().rsplit("\n", 1)[-1].strip()[len("return "):])
+    return ast.literal_eval(src.rstrip().rsplit("\n", 1)[-1].strip()[len("return ") :])
 
 
 def _official_enum(name):
@@ -288,10 +312,13 @@ def test_flatc_builds_the_header_the_build_compiles(tmp_path):
     assert "bool mutate_offset(" in text and "bool mutate_size(" in text
     ops = [row["type"] for row in _C.circle_op_table() if row["builtin"]]
     check = tmp_path / "check.cpp"
-    check.write_text('#include "circle_schema_generated.h"\n' + "".join(
-        f"static_assert(circle::BuiltinOperator_{op} >= 0, \"{op}\");\n" for op in ops))
-    result = subprocess.run(["c++", "-std=c++17", "-fsyntax-only", "-I", str(tmp_path), str(check)],
-                            capture_output=True, text=True)
+    check.write_text(
+        '#include "circle_schema_generated.h"\n'
+        + "".join(f'static_assert(circle::BuiltinOperator_{op} >= 0, "{op}");\n' for op in ops)
+    )
+    result = subprocess.run(
+        ["c++", "-std=c++17", "-fsyntax-only", "-I", str(tmp_path), str(check)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -306,8 +333,14 @@ def test_file_identity(ours):
 
 def test_enums_match_official_and_are_complete(ours):
     plain = {n: e for n, e in ours["enums"].items() if not e["union"]}
-    assert {"TensorType", "BuiltinOperator", "ActivationFunctionType", "Padding",
-            "FullyConnectedOptionsWeightsFormat", "MirrorPadMode"} <= set(plain)
+    assert {
+        "TensorType",
+        "BuiltinOperator",
+        "ActivationFunctionType",
+        "Padding",
+        "FullyConnectedOptionsWeightsFormat",
+        "MirrorPadMode",
+    } <= set(plain)
     for name, enum in plain.items():
         ours_values = {k: v for k, (v, _) in enum["values"].items()}
         official = _official_enum(name)
@@ -330,9 +363,7 @@ def test_union_members_at_official_numbers(ours):
         official = _official_enum(name)
         creator_src = inspect.getsource(_official_class(name)[1])
         for member, (value, table) in union["values"].items():
-            assert official.get(member) == value, (
-                f"{name}.{member}: ours {value}, official {official.get(member)}"
-            )
+            assert official.get(member) == value, f"{name}.{member}: ours {value}, official {official.get(member)}"
             if member == "NONE":
                 continue
             assert table == member, f"{name}.{member} should hold table {member}, holds {table}"
@@ -390,8 +421,14 @@ def test_key_tables_have_the_official_shape(ours):
     assert max(f["id"] for f in t["Tensor"].values()) == 10 == t["Tensor"]["compression_type"]["id"]
     assert len(t["Tensor"]) == 11
     assert [n for n, _ in sorted(t["Model"].items(), key=lambda kv: kv[1]["id"])] == [
-        "version", "operator_codes", "subgraphs", "description", "buffers", "metadata_buffer",
-        "metadata", "signature_defs",
+        "version",
+        "operator_codes",
+        "subgraphs",
+        "description",
+        "buffers",
+        "metadata_buffer",
+        "metadata",
+        "signature_defs",
     ]
     assert t["Operator"]["large_custom_options_size"]["id"] == 10
     assert t["Operator"]["builtin_options"]["union"] == "BuiltinOptions"
@@ -417,8 +454,10 @@ def ours_py(tmp_path_factory):
         del sys.modules[k]
     sys.path.insert(0, str(out))
     try:
+
         def load(name):
             return importlib.import_module(f"circle.{name}")
+
         yield load
     finally:
         sys.path[:] = saved_path
@@ -435,10 +474,25 @@ def _vector(builder, start_fn, values, prepend):
 
 
 def test_model_written_with_our_schema_reads_with_official(ours_py):
-    m = {n: ours_py(n) for n in (
-        "Model", "SubGraph", "Tensor", "Buffer", "Operator", "OperatorCode",
-        "QuantizationParameters", "Conv2DOptions", "RmsNormOptions", "BuiltinOptions",
-        "BuiltinOperator", "TensorType", "Padding", "ActivationFunctionType")}
+    m = {
+        n: ours_py(n)
+        for n in (
+            "Model",
+            "SubGraph",
+            "Tensor",
+            "Buffer",
+            "Operator",
+            "OperatorCode",
+            "QuantizationParameters",
+            "Conv2DOptions",
+            "RmsNormOptions",
+            "BuiltinOptions",
+            "BuiltinOperator",
+            "TensorType",
+            "Padding",
+            "ActivationFunctionType",
+        )
+    }
     b = flatbuffers.Builder(1024)
     name = b.CreateString("x")
     sg_name = b.CreateString("main")
@@ -447,57 +501,86 @@ def test_model_written_with_our_schema_reads_with_official(ours_py):
     Q = m["QuantizationParameters"]
     scale = _vector(b, Q.StartScaleVector, [0.5, 0.25], b.PrependFloat32)
     zp = _vector(b, Q.StartZeroPointVector, [-3, 0], b.PrependInt64)
-    Q.Start(b); Q.AddScale(b, scale); Q.AddZeroPoint(b, zp); Q.AddQuantizedDimension(b, 3)
+    Q.Start(b)
+    Q.AddScale(b, scale)
+    Q.AddZeroPoint(b, zp)
+    Q.AddQuantizedDimension(b, 3)
     quant = Q.End(b)
 
     T = m["Tensor"]
     shape = _vector(b, T.StartShapeVector, [1, 4, 4, 2], b.PrependInt32)
-    T.Start(b); T.AddShape(b, shape); T.AddType(b, m["TensorType"].TensorType.INT8)
-    T.AddBuffer(b, 1); T.AddName(b, name); T.AddQuantization(b, quant); T.AddHasRank(b, True)
+    T.Start(b)
+    T.AddShape(b, shape)
+    T.AddType(b, m["TensorType"].TensorType.INT8)
+    T.AddBuffer(b, 1)
+    T.AddName(b, name)
+    T.AddQuantization(b, quant)
+    T.AddHasRank(b, True)
     tensor = T.End(b)
 
     C = m["Conv2DOptions"]
-    C.Start(b); C.AddPadding(b, m["Padding"].Padding.VALID); C.AddStrideW(b, 2); C.AddStrideH(b, 1)
+    C.Start(b)
+    C.AddPadding(b, m["Padding"].Padding.VALID)
+    C.AddStrideW(b, 2)
+    C.AddStrideH(b, 1)
     C.AddFusedActivationFunction(b, m["ActivationFunctionType"].ActivationFunctionType.RELU6)
     C.AddQuantizedBiasType(b, m["TensorType"].TensorType.INT32)
     conv = C.End(b)
     R = m["RmsNormOptions"]
-    R.Start(b); R.AddEpsilon(b, 1e-6); rms = R.End(b)
+    R.Start(b)
+    R.AddEpsilon(b, 1e-6)
+    rms = R.End(b)
 
-    O, BO = m["Operator"], m["BuiltinOptions"].BuiltinOptions
+    Op, BO = m["Operator"], m["BuiltinOptions"].BuiltinOptions
     ops = []
     for index, (kind, options) in enumerate([(BO.RmsNormOptions, rms), (BO.Conv2DOptions, conv)]):
-        ins = _vector(b, O.StartInputsVector, [0, -1], b.PrependInt32)
-        outs = _vector(b, O.StartOutputsVector, [0], b.PrependInt32)
-        O.Start(b); O.AddOpcodeIndex(b, index); O.AddInputs(b, ins); O.AddOutputs(b, outs)
-        O.AddBuiltinOptionsType(b, kind); O.AddBuiltinOptions(b, options)
-        ops.append(O.End(b))
+        ins = _vector(b, Op.StartInputsVector, [0, -1], b.PrependInt32)
+        outs = _vector(b, Op.StartOutputsVector, [0], b.PrependInt32)
+        Op.Start(b)
+        Op.AddOpcodeIndex(b, index)
+        Op.AddInputs(b, ins)
+        Op.AddOutputs(b, outs)
+        Op.AddBuiltinOptionsType(b, kind)
+        Op.AddBuiltinOptions(b, options)
+        ops.append(Op.End(b))
 
     S = m["SubGraph"]
     tensors = _vector(b, S.StartTensorsVector, [tensor], b.PrependUOffsetTRelative)
     sg_in = _vector(b, S.StartInputsVector, [0], b.PrependInt32)
     operators = _vector(b, S.StartOperatorsVector, ops, b.PrependUOffsetTRelative)
-    S.Start(b); S.AddTensors(b, tensors); S.AddInputs(b, sg_in); S.AddOperators(b, operators)
+    S.Start(b)
+    S.AddTensors(b, tensors)
+    S.AddInputs(b, sg_in)
+    S.AddOperators(b, operators)
     S.AddName(b, sg_name)
     subgraph = S.End(b)
 
     OC, BOp = m["OperatorCode"], m["BuiltinOperator"].BuiltinOperator
     codes = []
     for code in (BOp.RMS_NORM, BOp.CONV_2D):
-        OC.Start(b); OC.AddDeprecatedBuiltinCode(b, min(127, code))
-        OC.AddBuiltinCode(b, code); codes.append(OC.End(b))
+        OC.Start(b)
+        OC.AddDeprecatedBuiltinCode(b, min(127, code))
+        OC.AddBuiltinCode(b, code)
+        codes.append(OC.End(b))
 
     Bf = m["Buffer"]
-    Bf.Start(b); empty = Bf.End(b)
+    Bf.Start(b)
+    empty = Bf.End(b)
     data = b.CreateByteVector(bytes(range(32)))
-    Bf.Start(b); Bf.AddData(b, data); full = Bf.End(b)
+    Bf.Start(b)
+    Bf.AddData(b, data)
+    full = Bf.End(b)
 
     M = m["Model"]
     codes_v = _vector(b, M.StartOperatorCodesVector, codes, b.PrependUOffsetTRelative)
     sgs = _vector(b, M.StartSubgraphsVector, [subgraph], b.PrependUOffsetTRelative)
     bufs = _vector(b, M.StartBuffersVector, [empty, full], b.PrependUOffsetTRelative)
-    M.Start(b); M.AddVersion(b, 0); M.AddOperatorCodes(b, codes_v); M.AddSubgraphs(b, sgs)
-    M.AddDescription(b, desc); M.AddBuffers(b, bufs)
+    M.Start(b)
+    M.AddVersion(b, 0)
+    M.AddOperatorCodes(b, codes_v)
+    M.AddSubgraphs(b, sgs)
+    M.AddDescription(b, desc)
+    M.AddBuffers(b, bufs)
     b.Finish(M.End(b), file_identifier=b"CIR0")
     buf = bytes(b.Output())
 
@@ -511,7 +594,9 @@ def test_model_written_with_our_schema_reads_with_official(ours_py):
 
     assert model.version == 0 and model.description == b"torch-circle schema test"
     assert [(c.builtinCode, c.deprecatedBuiltinCode, c.version) for c in model.operatorCodes] == [
-        (BOpOff.RMS_NORM, -6, 1), (BOpOff.CONV_2D, 3, 1)]
+        (BOpOff.RMS_NORM, -6, 1),
+        (BOpOff.CONV_2D, 3, 1),
+    ]
     assert model.buffers[0].data is None and list(model.buffers[1].data) == list(range(32))
     sg = model.subgraphs[0]
     assert sg.name == b"main" and list(sg.inputs) == [0] and sg.debugMetadataIndex == -1

@@ -8,6 +8,7 @@ Needs torchvision, installed without its dependencies so that pip keeps the CPU 
 CUDA-built wheel importable. The largest families are marked `slow`: `pytest -m "not slow"` leaves
 them out of a quick run; the README's test command runs them.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -19,20 +20,41 @@ from torch_circle.quantizer import CircleQuantizer
 
 torchvision = vision_models.import_torchvision(required=False)
 if torchvision is None:
-    pytest.skip("the torchvision model tests need torchvision (pip install --no-deps torchvision==0.28.0)",
-                allow_module_level=True)
+    pytest.skip(
+        "the torchvision model tests need torchvision (pip install --no-deps torchvision==0.28.0)",
+        allow_module_level=True,
+    )
 
 slow = pytest.mark.slow
 # One member of each family; the slow ones take 20 s or more each to quantize and export here.
-FAMILIES = ["alexnet", pytest.param("convnext_tiny", marks=slow), pytest.param("densenet121", marks=slow),
-            pytest.param("efficientnet_b0", marks=slow), pytest.param("efficientnet_v2_s", marks=slow), "googlenet",
-            pytest.param("inception_v3", marks=slow), "mnasnet0_5", "mobilenet_v2", "mobilenet_v3_small",
-            pytest.param("regnet_x_400mf", marks=slow), pytest.param("regnet_y_400mf", marks=slow), "resnet18",
-            pytest.param("resnext50_32x4d", marks=slow), "shufflenet_v2_x0_5", "squeezenet1_1", "swin", "swin_v2",
-            "vgg11_bn", "vit", pytest.param("wide_resnet50_2", marks=slow),
-            # segmentation
-            pytest.param("lraspp_mobilenet_v3_large", marks=slow), pytest.param("deeplabv3_mobilenet_v3_large", marks=slow),
-            pytest.param("fcn_resnet50", marks=slow), pytest.param("deeplabv3_resnet50", marks=slow)]
+FAMILIES = [
+    "alexnet",
+    pytest.param("convnext_tiny", marks=slow),
+    pytest.param("densenet121", marks=slow),
+    pytest.param("efficientnet_b0", marks=slow),
+    pytest.param("efficientnet_v2_s", marks=slow),
+    "googlenet",
+    pytest.param("inception_v3", marks=slow),
+    "mnasnet0_5",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    pytest.param("regnet_x_400mf", marks=slow),
+    pytest.param("regnet_y_400mf", marks=slow),
+    "resnet18",
+    pytest.param("resnext50_32x4d", marks=slow),
+    "shufflenet_v2_x0_5",
+    "squeezenet1_1",
+    "swin",
+    "swin_v2",
+    "vgg11_bn",
+    "vit",
+    pytest.param("wide_resnet50_2", marks=slow),
+    # segmentation
+    pytest.param("lraspp_mobilenet_v3_large", marks=slow),
+    pytest.param("deeplabv3_mobilenet_v3_large", marks=slow),
+    pytest.param("fcn_resnet50", marks=slow),
+    pytest.param("deeplabv3_resnet50", marks=slow),
+]
 # Families that do not export yet, with the ops that stop them (the test fails once they do).
 NOT_YET = {"maxvit": ["aten.einsum.default"]}
 

@@ -1,5 +1,4 @@
 """calibrate, quantization_report, lower, QAT, and the errors around the PT2E flow."""
-import math
 
 import pytest
 import torch
@@ -73,8 +72,11 @@ def test_lower_is_bit_identical_and_uses_circle_ops():
 
 def test_convert_without_calibration_lists_every_silent_observer():
     m = prepared(seeded(ResNetLike()))
-    with pytest.raises(ValueError, match=r"(?s)no data was observed.*16 of the model's 16 observers "
-                                         r"saw no data:.*models\.py"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)no data was observed.*16 of the model's 16 observers "
+        r"saw no data:.*models\.py",
+    ):
         convert_pt2e(m)
 
 
@@ -100,10 +102,10 @@ def test_qat_training_improves_the_quantized_model(preset):
     student = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
     x = torch.randn(256, 16)
     y = teacher(x).detach()
-    m = prepare_qat_pt2e(torch.export.export(student, (x,)).module(),
-                         CircleQuantizer(preset, qat=True))
-    fake_quants = [mod for mod in m.modules() if type(mod).__name__.startswith("Circle") and
-                   "FakeQuantize" in type(mod).__name__]
+    m = prepare_qat_pt2e(torch.export.export(student, (x,)).module(), CircleQuantizer(preset, qat=True))
+    fake_quants = [
+        mod for mod in m.modules() if type(mod).__name__.startswith("Circle") and "FakeQuantize" in type(mod).__name__
+    ]
     assert fake_quants  # QAT runs on the C++ fake-quantize ops
     optimizer = torch.optim.Adam(m.parameters(), lr=1e-2)
 
@@ -129,7 +131,7 @@ def test_calibrate_takes_input_target_batches_and_input_fn(capsys):
     x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
     assert torch_circle.calibrate(m, DataLoader(TensorDataset(x, y), batch_size=8)) == 8
     assert "8/8 batches" in capsys.readouterr().err  # the loader's length is the bar's total
-    records = [{"pixels": x[i:i + 8], "label": y[i:i + 8]} for i in range(0, 64, 8)]
+    records = [{"pixels": x[i : i + 8], "label": y[i : i + 8]} for i in range(0, 64, 8)]
     assert torch_circle.calibrate(m, records, input_fn=lambda r: r["pixels"], progress=False) == 8
 
 
@@ -152,8 +154,7 @@ def test_report_lists_ops_without_a_float_counterpart():
     m = prepared(model)
     torch_circle.calibrate(m, data, progress=False)
     converted = convert_pt2e(m)
-    other = torch.export.export(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval(),
-                                (data[0],)).module()
+    other = torch.export.export(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval(), (data[0],)).module()
     report = torch_circle.quantization_report(other, converted, data[:1])
     assert report.not_compared and "not compared" in report.table()
     assert len(report.rows) + len(report.not_compared) == len(torch_circle.workflow._quantized_outputs(converted))
@@ -163,19 +164,22 @@ def test_inf_during_calibration_warning_names_the_observer():
     x = torch.randn(2, 8)
     m = prepared(nn.Sequential(nn.Hardtanh()).eval(), example=x)  # the clamp keeps Inf local
     x[0, 0] = float("inf")
-    with pytest.warns(UserWarning, match=r"CircleHistogramObserver on input '\w+' of 'hardtanh' "
-                                         r"\(File .*Inf values"):
+    with pytest.warns(
+        UserWarning,
+        match=r"CircleHistogramObserver on input '\w+' of 'hardtanh' "
+        r"\(File .*Inf values",
+    ):
         m(x)
 
 
 def test_qat_conv_bn_relu_folds_trains_and_runs_in_onert():
     from torchao.quantization.pt2e import move_exported_model_to_eval
-    import numpy as np
 
     torch.manual_seed(0)
     teacher = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1)).eval()
-    student = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                            nn.Conv2d(8, 4, 3, padding=1), nn.BatchNorm2d(4)).train()
+    student = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1), nn.BatchNorm2d(4)
+    ).train()
     x = torch.randn(32, 3, 8, 8)
     y = teacher(x).detach()
     m = prepare_qat_pt2e(torch.export.export(student, (x,)).module(), CircleQuantizer("uint8", qat=True))
@@ -190,8 +194,11 @@ def test_qat_conv_bn_relu_folds_trains_and_runs_in_onert():
     assert losses[-1] < losses[0] / 3, (losses[0], losses[-1])
     move_exported_model_to_eval(m)
     converted = convert_pt2e(m)
-    float_ops = [str(n.target) for n in converted.graph.nodes if n.op == "call_function"
-                 and not str(n.target).startswith("quantized_decomposed")]
+    float_ops = [
+        str(n.target)
+        for n in converted.graph.nodes
+        if n.op == "call_function" and not str(n.target).startswith("quantized_decomposed")
+    ]
     assert float_ops == ["aten.conv2d.default", "aten.relu.default", "aten.conv2d.default"]
     pytest.importorskip("onert")
     cm = torch_circle.export(converted, (x,))  # the graph keeps the training batch size

@@ -8,6 +8,7 @@ and importing again gives the full `torchvision.models` package. scripts/setup.s
 into build/test-packages (requirements/test-packages.txt), outside the environment, where other
 programs' `import transformers` would trip over it.
 """
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def import_torchvision(required=True):
         return None
     try:
         import torchvision
+
         return torchvision
     except RuntimeError as error:
         if "torchvision::nms" not in str(error):
@@ -37,6 +39,7 @@ def import_torchvision(required=True):
         library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     import_torchvision.library = library  # a Library's definitions last as long as the object
     import torchvision
+
     return torchvision
 
 
@@ -47,21 +50,37 @@ def build(name: str, torchvision):
     are narrowed to 64 (same layers: flatten, linear, ReLU, dropout, linear)."""
     from torch import nn
     import models  # tests/python/models.py: seeded weights, non-trivial batch-norm statistics
+
     M = torchvision.models
     size = 32
     if name == "vit":
         from torchvision.models.vision_transformer import VisionTransformer
-        model = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
-                                  num_classes=10)
+
+        model = VisionTransformer(
+            image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10
+        )
     elif name in ("swin", "swin_v2"):
         from torchvision.models import swin_transformer as swin
-        v2 = {"block": swin.SwinTransformerBlockV2, "downsample_layer": swin.PatchMergingV2} if name == "swin_v2" else {}
-        model = swin.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2],
-                                     window_size=[4, 4], num_classes=10, **v2)
+
+        v2 = (
+            {"block": swin.SwinTransformerBlockV2, "downsample_layer": swin.PatchMergingV2} if name == "swin_v2" else {}
+        )
+        model = swin.SwinTransformer(
+            patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=[4, 4], num_classes=10, **v2
+        )
     elif name == "maxvit":
         from torchvision.models.maxvit import MaxVit
-        model = MaxVit(input_size=(32, 32), stem_channels=8, partition_size=4, block_channels=[16, 32],
-                       block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0, num_classes=10)
+
+        model = MaxVit(
+            input_size=(32, 32),
+            stem_channels=8,
+            partition_size=4,
+            block_channels=[16, 32],
+            block_layers=[1, 1],
+            head_dim=8,
+            stochastic_depth_prob=0.0,
+            num_classes=10,
+        )
     elif name in ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"):
         aux = {} if name.startswith("lraspp") else {"aux_loss": False}
         model = getattr(M.segmentation, name)(weights=None, weights_backbone=None, num_classes=3, **aux)
@@ -74,7 +93,9 @@ def build(name: str, torchvision):
         if name in ("alexnet", "vgg11_bn"):
             flat = model.classifier[1 if name == "alexnet" else 0].in_features
             model.classifier = nn.Sequential(nn.Linear(flat, 64), nn.ReLU(), nn.Dropout(), nn.Linear(64, 10))
-    return OutputTensor(models.seeded(model)).eval(), torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    return OutputTensor(models.seeded(model)).eval(), torch.randn(
+        1, 3, size, size, generator=torch.Generator().manual_seed(0)
+    )
 
 
 class OutputTensor(torch.nn.Module):

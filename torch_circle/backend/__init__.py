@@ -10,6 +10,7 @@ at compile time, and leaves the rest to inductor (or runs it as is). ``last_repo
 was fused; the same summary is logged at INFO on the ``torch_circle.backend`` logger.
 Options: see ``torch_circle.backend.compiler``.
 """
+
 from .compiler import CompiledGraph, circle_quant_backend, compile_graph
 from .report import FusionReport, last_report, reports
 

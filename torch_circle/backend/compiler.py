@@ -19,6 +19,7 @@ Weights are frozen at compile time (prepacked once, like inductor's freezing). A
 that each weight it was built from is still the same tensor at the same version, and prepacks
 again if not, so load_state_dict() after compiling is picked up.
 """
+
 import copy
 import operator
 import warnings
@@ -32,8 +33,11 @@ from .matching import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, is_
 from .report import FusionReport, record
 from .rewrite import fuse
 
-_OWN_OPTIONS = {"requant": ("float", "fixed_point"), "delegate": ("auto", "inductor", "eager"),
-                "float_output": (True, False)}
+_OWN_OPTIONS = {
+    "requant": ("float", "fixed_point"),
+    "delegate": ("auto", "inductor", "eager"),
+    "float_output": (True, False),
+}
 _warned_nothing = False
 _VERSION = operator.attrgetter("_version")
 
@@ -51,11 +55,29 @@ def _parse_options(options: Optional[Dict[str, Any]]):
 
 
 # Nodes inductor cannot improve on: they either are our kernels or copy / reinterpret tensors.
-_NO_COMPUTE = {getattr(torch.ops.circle_quant, name).default
-               for name in ("quantized_linear", "quantized_linear_add", "quantized_conv2d", "quantized_conv2d_add")}
+_NO_COMPUTE = {
+    getattr(torch.ops.circle_quant, name).default
+    for name in ("quantized_linear", "quantized_linear_add", "quantized_conv2d", "quantized_conv2d_add")
+}
 _NO_COMPUTE |= DEQUANTIZE | QUANTIZE_PER_TENSOR | QUANTIZE_PER_CHANNEL
-_LAYOUT = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "size", "getitem",
-           "squeeze", "unsqueeze", "t", "expand", "_unsafe_view", "clone", "detach", "alias"}
+_LAYOUT = {
+    "view",
+    "reshape",
+    "flatten",
+    "permute",
+    "transpose",
+    "contiguous",
+    "size",
+    "getitem",
+    "squeeze",
+    "unsqueeze",
+    "t",
+    "expand",
+    "_unsafe_view",
+    "clone",
+    "detach",
+    "alias",
+}
 
 
 def _has_float_compute(gm: GraphModule) -> bool:
@@ -76,10 +98,16 @@ def _eager_fast_paths(gm: GraphModule) -> None:
     torch_circle._C (the same kernels, ~1 us less Python per call; bit-identical to
     quantized_decomposed, docs/numerics.md)."""
     from .. import _C
+
     qd, cq = torch.ops.quantized_decomposed, torch.ops.circle_quant
     # The ops torch_circle._C binds directly (csrc/python/bindings.cpp).
-    names = ["quantize_per_tensor", "dequantize_per_tensor", "quantize_per_channel", "dequantize_per_channel",
-             "quantized_linear"]
+    names = [
+        "quantize_per_tensor",
+        "dequantize_per_tensor",
+        "quantize_per_channel",
+        "dequantize_per_channel",
+        "quantized_linear",
+    ]
     fast = {}
     for name in names:
         for ns in (qd, cq):
@@ -107,8 +135,11 @@ def _lift_constants(gm: GraphModule) -> List[torch.Tensor]:
         if node.op != "get_attr" or node.target not in gm._buffers:
             continue
         value = getattr(gm, node.target)
-        where = gm.graph.inserting_after(last_placeholder) if last_placeholder is not None else \
-            gm.graph.inserting_before(next(iter(gm.graph.nodes)))
+        where = (
+            gm.graph.inserting_after(last_placeholder)
+            if last_placeholder is not None
+            else gm.graph.inserting_before(next(iter(gm.graph.nodes)))
+        )
         with where:
             placeholder = gm.graph.placeholder(node.target.lstrip("_"))
         placeholder.meta["val"] = placeholder.meta["example_value"] = value
@@ -123,8 +154,14 @@ def _lift_constants(gm: GraphModule) -> List[torch.Tensor]:
 class CompiledGraph:
     """One dynamo graph compiled by the backend; dynamo calls it with the graph's inputs."""
 
-    def __init__(self, gm: GraphModule, example_inputs: List[Any], own: Dict[str, Any],
-                 inductor_config: Dict[str, Any], mode: Optional[str]):
+    def __init__(
+        self,
+        gm: GraphModule,
+        example_inputs: List[Any],
+        own: Dict[str, Any],
+        inductor_config: Dict[str, Any],
+        mode: Optional[str],
+    ):
         self.original, self.graph = gm, _copy_graph(gm.graph)
         self.own, self.inductor_config, self.mode = own, inductor_config, mode
         self._build(example_inputs)
@@ -140,6 +177,7 @@ class CompiledGraph:
         report.delegate = delegate
         if delegate == "inductor":
             from torch._inductor.compile_fx import compile_fx
+
             patches = dict(self.inductor_config)
             if self.mode and self.mode != "default":
                 patches.update(torch._inductor.list_mode_options(self.mode))
@@ -148,8 +186,10 @@ class CompiledGraph:
             fn = lambda *args: inner(*args, *constants)  # noqa: E731
         else:
             if self.inductor_config:
-                raise ValueError(f"circle_quant backend: unknown options {sorted(self.inductor_config)} "
-                                 "(inductor config patches need delegate='inductor')")
+                raise ValueError(
+                    f"circle_quant backend: unknown options {sorted(self.inductor_config)} "
+                    "(inductor config patches need delegate='inductor')"
+                )
             _eager_fast_paths(gm)
             # The prepacked tensors as plain instance attributes: `self.<name>` in the generated
             # code then skips Module.__getattr__ (~0.4 us per access).
@@ -161,8 +201,11 @@ class CompiledGraph:
         # Guards on the tensors the plans were built from, evaluated with C-level iterators (about
         # 0.05 us per tensor): the same objects, at the same version.
         indices = sorted(used)
-        self._pick = operator.itemgetter(*indices) if len(indices) > 1 else (
-            (lambda args, i=indices[0]: (args[i],)) if indices else (lambda args: ()))
+        self._pick = (
+            operator.itemgetter(*indices)
+            if len(indices) > 1
+            else ((lambda args, i=indices[0]: (args[i],)) if indices else (lambda args: ()))
+        )
         self._tensors = tuple(inputs[i] for i in indices)
         try:
             self._versions = tuple(t._version for t in self._tensors)
@@ -171,27 +214,33 @@ class CompiledGraph:
         record(report)
         if report.fused == 0 and not report.unmatched and not _warned_nothing:
             _warned_nothing = True
-            warnings.warn("circle_quant backend: the graph has no quantized linear / conv2d (is it a "
-                          "convert_pt2e model?); running it on " + delegate, stacklevel=2)
+            warnings.warn(
+                "circle_quant backend: the graph has no quantized linear / conv2d (is it a "
+                "convert_pt2e model?); running it on " + delegate,
+                stacklevel=2,
+            )
 
     def __call__(self, *args):
         current = self._pick(args)
         if not all(map(operator.is_, current, self._tensors)) or (
-                self._versions is not None and tuple(map(_VERSION, current)) != self._versions):
+            self._versions is not None and tuple(map(_VERSION, current)) != self._versions
+        ):
             self._build(list(args))  # weights were replaced or updated in place: prepack again
         return self.fn(*args)
 
 
-def compile_graph(gm: GraphModule, example_inputs: List[Any], options: Optional[Dict[str, Any]] = None,
-                  mode: Optional[str] = None) -> CompiledGraph:
+def compile_graph(
+    gm: GraphModule, example_inputs: List[Any], options: Optional[Dict[str, Any]] = None, mode: Optional[str] = None
+) -> CompiledGraph:
     """The backend's work on one graph, returning the CompiledGraph (its rewritten module is
     `.gm`, its report `.report`) rather than just a callable."""
     own, inductor_config = _parse_options(options)
     return CompiledGraph(gm, example_inputs, own, inductor_config, mode)
 
 
-def circle_quant_backend(gm: GraphModule, example_inputs: List[Any], options: Optional[Dict[str, Any]] = None,
-                         mode: Optional[str] = None) -> Callable:
+def circle_quant_backend(
+    gm: GraphModule, example_inputs: List[Any], options: Optional[Dict[str, Any]] = None, mode: Optional[str] = None
+) -> Callable:
     """torch.compile backend "circle_quant" (see the module docstring for the options)."""
     compiled = compile_graph(gm, example_inputs, options, mode)
     # Nothing prepacked from graph inputs (nothing fused, or constants held by the graph itself):

@@ -6,6 +6,7 @@ holds them as get_attr constants instead. Small chains on top (quantize of a flo
 convert_pt2e ran with fold_quantize=False, dequantize of an int32 bias, transposes) are evaluated
 here with the real ops.
 """
+
 from typing import Any, Dict, List, Set
 
 import torch
@@ -14,11 +15,25 @@ from torch.fx import GraphModule, Node
 from .matching import DEQUANTIZE, QUANTIZE_PER_CHANNEL, QUANTIZE_PER_TENSOR, NoMatch, is_call
 
 aten = torch.ops.aten
-_EVALUABLE = DEQUANTIZE | QUANTIZE_PER_CHANNEL | QUANTIZE_PER_TENSOR | {
-    aten.t.default, aten.permute.default, aten.transpose.int, aten.view.default,
-    aten.reshape.default, aten.contiguous.default, aten.clone.default, aten.detach.default,
-    aten._to_copy.default, aten.to.dtype, aten.squeeze.dim, aten.unsqueeze.default,
-}
+_EVALUABLE = (
+    DEQUANTIZE
+    | QUANTIZE_PER_CHANNEL
+    | QUANTIZE_PER_TENSOR
+    | {
+        aten.t.default,
+        aten.permute.default,
+        aten.transpose.int,
+        aten.view.default,
+        aten.reshape.default,
+        aten.contiguous.default,
+        aten.clone.default,
+        aten.detach.default,
+        aten._to_copy.default,
+        aten.to.dtype,
+        aten.squeeze.dim,
+        aten.unsqueeze.default,
+    }
+)
 
 
 def is_static_input(value: Any, node: Node) -> bool:
@@ -63,7 +78,7 @@ class Constants:
         elif is_call(x, _EVALUABLE):
             args, kwargs = self.value(list(x.args)), {k: self.value(v) for k, v in x.kwargs.items()}
             for a in list(x.args) + list(x.kwargs.values()):
-                for n in (a if isinstance(a, (list, tuple)) else [a]):
+                for n in a if isinstance(a, (list, tuple)) else [a]:
                     if isinstance(n, Node):
                         deps |= self._deps[n]
             with torch.no_grad():

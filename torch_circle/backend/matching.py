@@ -9,6 +9,7 @@ output quantize gives uint8 / int8 / int16, or the chain ends in float (float-ou
 Both the quantized_decomposed ops (convert_pt2e) and the circle_quant ones (torch_circle.lower)
 are recognised, as are aten overloads and the torch functions dynamo records.
 """
+
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
@@ -34,8 +35,12 @@ CONV2D = {aten.conv2d.default, F.conv2d, torch.conv2d}
 # conv1d runs as conv2d on a height-1 image (Wav2Vec2's and Whisper's feature encoders).
 CONV1D = {aten.conv1d.default, F.conv1d, torch.conv1d}
 # Layers the report lists as unmatched when their input is quantized.
-LAYER_LIKE = LINEAR | CONV2D | CONV1D | {aten.conv2d.padding, aten.addmm.default, aten.mm.default,
-                                         aten.convolution.default, aten.conv1d.padding}
+LAYER_LIKE = (
+    LINEAR
+    | CONV2D
+    | CONV1D
+    | {aten.conv2d.padding, aten.addmm.default, aten.mm.default, aten.convolution.default, aten.conv1d.padding}
+)
 
 
 # Full ranges: a narrower quantize range would need its own clamp.
@@ -73,6 +78,7 @@ def _number(value: Any, what: str) -> float:
 @dataclass
 class TensorQuant:
     """Per-tensor parameters read from a quantize / dequantize node's arguments."""
+
     scale: float
     zero_point: int
     dtype: torch.dtype
@@ -101,14 +107,15 @@ def node_rank(node: Node) -> Optional[int]:
 @dataclass
 class LayerMatch:
     """One fusable chain. `last` is the node whose value the fused op replaces."""
-    kind: str                    # "linear", "conv2d" or "conv1d"
-    layer: Node                  # the linear / conv2d node
-    activation: Optional[Node]   # fused activation node, if any
-    quantize: Optional[Node]     # output quantize node; None: float output
-    x: Node                      # the integer activations
+
+    kind: str  # "linear", "conv2d" or "conv1d"
+    layer: Node  # the linear / conv2d node
+    activation: Optional[Node]  # fused activation node, if any
+    quantize: Optional[Node]  # output quantize node; None: float output
+    x: Node  # the integer activations
     x_quant: TensorQuant
-    weight: Node                 # the weight's dequantize node
-    bias: Any                    # None, a node or a tensor
+    weight: Node  # the weight's dequantize node
+    bias: Any  # None, a node or a tensor
     act_min: Optional[float]
     act_max: Optional[float]
     out_quant: Optional[TensorQuant]
@@ -150,8 +157,12 @@ def match_layer(node: Node, float_output: bool = True) -> LayerMatch:
         def pair(value, what, unit):
             return _pair(value, what) if kind == "conv2d" else (unit, _pair(value, what)[0])
 
-        conv = (pair(arg(node, 3, "stride", 1), "stride", 1), pair(arg(node, 4, "padding", 0), "padding", 0),
-                pair(arg(node, 5, "dilation", 1), "dilation", 1), arg(node, 6, "groups", 1))
+        conv = (
+            pair(arg(node, 3, "stride", 1), "stride", 1),
+            pair(arg(node, 4, "padding", 0), "padding", 0),
+            pair(arg(node, 5, "dilation", 1), "dilation", 1),
+            arg(node, 6, "groups", 1),
+        )
         if not isinstance(conv[3], int):
             raise NoMatch("groups is not a constant int")
         rank, want = node_rank(x_dq), 4 if kind == "conv2d" else 3
@@ -179,5 +190,6 @@ def match_layer(node: Node, float_output: bool = True) -> LayerMatch:
                     raise
     if quantize is None and not float_output:
         raise NoMatch("output is not quantized (float output disabled)")
-    return LayerMatch(kind, node, activation, quantize, x_dq.args[0], x_quant, w_dq, bias, act_min,
-                      act_max, out_quant, conv)
+    return LayerMatch(
+        kind, node, activation, quantize, x_dq.args[0], x_quant, w_dq, bias, act_min, act_max, out_quant, conv
+    )

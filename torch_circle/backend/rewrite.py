@@ -7,6 +7,7 @@ tensor under the input's dequantize, so when that tensor is itself the output of
 quantize → dequantize pair between two layers disappears and the int8 tensor flows through
 directly (conv outputs stay channels_last).
 """
+
 import operator
 from dataclasses import dataclass
 from typing import List, Optional, Set
@@ -15,9 +16,24 @@ import torch
 from torch.fx import GraphModule, Node
 
 from .constants import Constants
-from .matching import (DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, DEQUANTIZE_PER_TENSOR, INPUT_DTYPES, LAYER_LIKE,
-                       OUTPUT_DTYPES, QUANTIZE_PER_TENSOR, LayerMatch, NoMatch, TensorQuant, activation_bounds,
-                       arg, is_call, match_layer, per_tensor_params, target_of)
+from .matching import (
+    DEQUANTIZE,
+    DEQUANTIZE_PER_CHANNEL,
+    DEQUANTIZE_PER_TENSOR,
+    INPUT_DTYPES,
+    LAYER_LIKE,
+    OUTPUT_DTYPES,
+    QUANTIZE_PER_TENSOR,
+    LayerMatch,
+    NoMatch,
+    TensorQuant,
+    activation_bounds,
+    arg,
+    is_call,
+    match_layer,
+    per_tensor_params,
+    target_of,
+)
 from .report import FusionReport
 
 _cq = torch.ops.circle_quant
@@ -27,8 +43,10 @@ def _weight_params(m: LayerMatch, constants: Constants):
     """(int weight, scales, zero points) of the weight's dequantize as tensors."""
     dq = m.weight
     w = constants.value(dq.args[0])
-    scale, zero_point = constants.value(arg(dq, 1, "scales", arg(dq, 1, "scale"))), constants.value(
-        arg(dq, 2, "zero_points", arg(dq, 2, "zero_point")))
+    scale, zero_point = (
+        constants.value(arg(dq, 1, "scales", arg(dq, 1, "scale"))),
+        constants.value(arg(dq, 2, "zero_points", arg(dq, 2, "zero_point"))),
+    )
     if not isinstance(w, torch.Tensor) or w.dtype not in (torch.int8, torch.uint8):
         raise NoMatch(f"weight is not an int8 / uint8 constant ({getattr(w, 'dtype', type(w).__name__)})")
     if is_call(dq, DEQUANTIZE_PER_CHANNEL):
@@ -67,8 +85,9 @@ def _prepack(m: LayerMatch, constants: Constants, requant: str):
         if w.dim() != 4:
             raise NoMatch(f"conv2d weight has {w.dim()} dimensions")
         stride, padding, dilation, groups = m.conv
-        packed = _cq.conv2d_prepack.default(w, w_scale, w_zp, bias, list(stride), list(padding),
-                                            list(dilation), groups, *common)
+        packed = _cq.conv2d_prepack.default(
+            w, w_scale, w_zp, bias, list(stride), list(padding), list(dilation), groups, *common
+        )
         return packed, (list(w.shape[2:]), list(stride), list(padding), list(dilation), groups)
     except (RuntimeError, ValueError, TypeError) as error:
         raise NoMatch(f"prepack rejected it: {str(error).splitlines()[0]}") from error
@@ -78,9 +97,18 @@ def _prepack(m: LayerMatch, constants: Constants, requant: str):
 # parameters on both sides, quantize(op(dequantize(x))) == op(x) exactly, on the integers.
 _aten = torch.ops.aten
 _INTEGER_EXACT = {
-    _aten.max_pool2d.default, torch.nn.functional.max_pool2d, _aten.view.default, _aten.reshape.default,
-    _aten.flatten.using_ints, torch.flatten, _aten.permute.default, _aten.transpose.int, _aten.squeeze.dim,
-    _aten.unsqueeze.default, _aten.contiguous.default, _aten.clone.default,
+    _aten.max_pool2d.default,
+    torch.nn.functional.max_pool2d,
+    _aten.view.default,
+    _aten.reshape.default,
+    _aten.flatten.using_ints,
+    torch.flatten,
+    _aten.permute.default,
+    _aten.transpose.int,
+    _aten.squeeze.dim,
+    _aten.unsqueeze.default,
+    _aten.contiguous.default,
+    _aten.clone.default,
 }
 _MAX_POOL = {_aten.max_pool2d.default, torch.nn.functional.max_pool2d}
 _INTEGER_EXACT_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "squeeze", "unsqueeze", "contiguous"}
@@ -101,7 +129,11 @@ def fold_integer_ops(gm: GraphModule) -> int:
         if op.target is torch.nn.functional.max_pool2d and (arg(op, 6, "return_indices", False)):
             exact = False
         dq = op.args[0]
-        if not exact or not is_call(dq, DEQUANTIZE_PER_TENSOR) or dq.kwargs.get("out_dtype") not in (None, torch.float32):
+        if (
+            not exact
+            or not is_call(dq, DEQUANTIZE_PER_TENSOR)
+            or dq.kwargs.get("out_dtype") not in (None, torch.float32)
+        ):
             continue
         if tuple(dq.args[1:6]) != tuple(q.args[1:6]) or any(isinstance(a, Node) for a in q.args[1:6]):
             continue
@@ -127,8 +159,10 @@ _ADD = {_aten.add.Tensor, torch.add, operator.add}
 # `out += identity` (torchvision's ResNet, MobileNetV3, EfficientNet): the same add, fused when
 # nothing else reads the tensor it overwrites.
 _ADD_INPLACE = {_aten.add_.Tensor, operator.iadd}
-_FUSED_WITH_ADD = {_cq.quantized_linear.default: "quantized_linear_add",
-                   _cq.quantized_conv2d.default: "quantized_conv2d_add"}
+_FUSED_WITH_ADD = {
+    _cq.quantized_linear.default: "quantized_linear_add",
+    _cq.quantized_conv2d.default: "quantized_conv2d_add",
+}
 
 
 _SHAPE_KEY = "circle_quant_shape"  # set on fused nodes: the replaced layer's output shape
@@ -152,10 +186,10 @@ def _shape(node: Node):
 
 @dataclass
 class AddMatch:
-    layer: Node                  # the fused quantized_linear / quantized_conv2d node
-    removed: List[Node]          # quantize, activation, add, the layer's dequantize: erased
-    quantize: Node               # the add's output quantize, whose value the fused op replaces
-    other: Node                  # the integer tensor under the other operand's dequantize
+    layer: Node  # the fused quantized_linear / quantized_conv2d node
+    removed: List[Node]  # quantize, activation, add, the layer's dequantize: erased
+    quantize: Node  # the add's output quantize, whose value the fused op replaces
+    other: Node  # the integer tensor under the other operand's dequantize
     other_quant: TensorQuant
     out_quant: TensorQuant
     act_min: Optional[float]
@@ -172,7 +206,7 @@ def _match_add(add: Node) -> Optional[AddMatch]:
         return None
     if is_call(add, _ADD_INPLACE) and len(add.args[0].users) != 1:
         return None  # another reader would see the sum: the add must stay
-    for layer_dq, other_dq in (add.args, tuple(reversed(add.args))):
+    for layer_dq, other_dq in (add.args, tuple(reversed(add.args))):  # noqa: B007 (read after the loop)
         layer = layer_dq.args[0]
         if is_call(layer, _FUSED_WITH_ADD) and len(layer.users) == 1 and len(layer_dq.users) == 1:
             break
@@ -218,10 +252,22 @@ def fuse_residual_adds(gm: GraphModule) -> int:
             continue
         op = getattr(_cq, _FUSED_WITH_ADD[target_of(m.layer)]).default
         with graph.inserting_before(m.quantize):  # after both operands, wherever they were computed
-            fused = graph.call_function(op, (*m.layer.args, m.other, m.other_quant.scale, m.other_quant.zero_point,
-                                             m.out_quant.scale, m.out_quant.zero_point, m.act_min, m.act_max))
-        fused.meta.update({k: v for k, v in m.layer.meta.items() if k in ("stack_trace", "nn_module_stack",
-                                                                            _SHAPE_KEY)})
+            fused = graph.call_function(
+                op,
+                (
+                    *m.layer.args,
+                    m.other,
+                    m.other_quant.scale,
+                    m.other_quant.zero_point,
+                    m.out_quant.scale,
+                    m.out_quant.zero_point,
+                    m.act_min,
+                    m.act_max,
+                ),
+            )
+        fused.meta.update(
+            {k: v for k, v in m.layer.meta.items() if k in ("stack_trace", "nn_module_stack", _SHAPE_KEY)}
+        )
         m.quantize.replace_all_uses_with(fused)
         for dead in (*m.removed, m.layer):
             graph.erase_node(dead)
@@ -248,9 +294,20 @@ def _is_elementwise_step(node: Node) -> bool:
 
 # Arithmetic a fused float kernel does in a few instructions: a chain of only these is left to
 # inductor (a table would cut its fusion for no gain).
-_CHEAP_STEPS = {torch.ops.aten.add, torch.ops.aten.sub, torch.ops.aten.mul, torch.ops.aten.div, torch.ops.aten.neg,
-                torch.ops.aten.abs, torch.ops.aten.relu, torch.ops.aten.relu_, torch.ops.aten.clamp,
-                torch.ops.aten.clamp_min, torch.ops.aten.clamp_max, torch.ops.aten.hardtanh}
+_CHEAP_STEPS = {
+    torch.ops.aten.add,
+    torch.ops.aten.sub,
+    torch.ops.aten.mul,
+    torch.ops.aten.div,
+    torch.ops.aten.neg,
+    torch.ops.aten.abs,
+    torch.ops.aten.relu,
+    torch.ops.aten.relu_,
+    torch.ops.aten.clamp,
+    torch.ops.aten.clamp_min,
+    torch.ops.aten.clamp_max,
+    torch.ops.aten.hardtanh,
+}
 
 
 def _run_chain(dq: Node, chain: List[Node], q: Node, values: torch.Tensor) -> torch.Tensor:
@@ -280,7 +337,8 @@ def fold_lookup_tables(gm: GraphModule) -> int:
         if all(target_of(n).overloadpacket in _CHEAP_STEPS for n in chain):
             continue
         if not is_call(dq, DEQUANTIZE_PER_TENSOR) or any(
-                isinstance(a, Node) for a in (*dq.args[1:], *dq.kwargs.values())):
+            isinstance(a, Node) for a in (*dq.args[1:], *dq.kwargs.values())
+        ):
             continue
         in_dtype, out_dtype = arg(dq, 5, "dtype"), arg(q, 5, "dtype")
         if in_dtype not in INPUT_DTYPES or out_dtype not in INPUT_DTYPES:
@@ -334,9 +392,19 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
         if dq.kwargs.get("out_dtype") not in (None, torch.float32):
             continue
         with graph.inserting_before(q):
-            fused = graph.call_function(_cq.quantized_softmax.default, (
-                dq.args[0], x_quant.scale, x_quant.zero_point, out_quant.scale, out_quant.zero_point,
-                arg(q, 3, "quant_min"), arg(q, 4, "quant_max"), out_quant.dtype))
+            fused = graph.call_function(
+                _cq.quantized_softmax.default,
+                (
+                    dq.args[0],
+                    x_quant.scale,
+                    x_quant.zero_point,
+                    out_quant.scale,
+                    out_quant.zero_point,
+                    arg(q, 3, "quant_min"),
+                    arg(q, 4, "quant_max"),
+                    out_quant.dtype,
+                ),
+            )
         fused.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
         q.replace_all_uses_with(fused)
         graph.erase_node(q)
@@ -345,8 +413,13 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
     return count
 
 
-_DROPOUT = {_aten.dropout.default, _aten.feature_dropout.default, _aten.alpha_dropout.default,
-            _aten.feature_alpha_dropout.default, torch.nn.functional.dropout}
+_DROPOUT = {
+    _aten.dropout.default,
+    _aten.feature_dropout.default,
+    _aten.alpha_dropout.default,
+    _aten.feature_alpha_dropout.default,
+    torch.nn.functional.dropout,
+}
 
 
 def remove_eval_dropouts(gm: GraphModule) -> int:
@@ -363,7 +436,11 @@ def remove_eval_dropouts(gm: GraphModule) -> int:
         count += 1
     for q in list(graph.nodes):  # q(dq(x)) with equal parameters is x, exactly
         dq = q.args[0] if is_call(q, QUANTIZE_PER_TENSOR) else None
-        if not is_call(dq, DEQUANTIZE_PER_TENSOR) or q.kwargs or dq.kwargs.get("out_dtype") not in (None, torch.float32):
+        if (
+            not is_call(dq, DEQUANTIZE_PER_TENSOR)
+            or q.kwargs
+            or dq.kwargs.get("out_dtype") not in (None, torch.float32)
+        ):
             continue
         if tuple(dq.args[1:6]) != tuple(q.args[1:6]) or any(isinstance(a, Node) for a in q.args[1:6]):
             continue
@@ -382,8 +459,7 @@ def _looks_quantized(node: Node) -> bool:
     return any(is_call(a, DEQUANTIZE) for a in node.args[:2])
 
 
-def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool,
-         report: FusionReport) -> Set[int]:
+def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool, report: FusionReport) -> Set[int]:
     """Rewrites gm in place; returns the graph inputs the prepacked weights were built from."""
     used_inputs: Set[int] = set()
     graph = gm.graph

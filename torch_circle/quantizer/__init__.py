@@ -1,5 +1,6 @@
 """PT2E quantization for Circle: CircleQuantizer, its presets, C++-backed observers and fake
 quantizers."""
+
 import logging as _logging
 
 
@@ -12,7 +13,7 @@ class _DropTorchaoImportNoise(_logging.Filter):
     def filter(self, record: _logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.name == "torchao" and message.startswith("Failed to load "):
-            library = message[len("Failed to load "):].split(":", 1)[0].rsplit("/", 1)[-1]
+            library = message[len("Failed to load ") :].split(":", 1)[0].rsplit("/", 1)[-1]
             return not library.startswith(("_C_cutlass", "_C_mxfp8"))
         if record.name == "torch.utils._pytree" and "is an Enum subclass" in message:
             registered = record.args[0] if isinstance(record.args, tuple) and record.args else None

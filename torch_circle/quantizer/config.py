@@ -10,6 +10,7 @@ Presets follow the two Circle conventions (docs/numerics.md, docs/exporter.md "Q
   stays float in the PT2E graph: PT2E's quantize ops stop at int32, and the Circle int16 format
   wants int64, which the exporter writes from the float bias and s_in * s_w.
 """
+
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -37,22 +38,28 @@ class QuantizationConfig:
 
     def weight_spec(self, ch_axis: int) -> QuantizationSpec:
         return QuantizationSpec(
-            dtype=self.weight.dtype, observer_or_fake_quant_ctr=self.weight.observer_or_fake_quant_ctr,
-            quant_min=self.weight.quant_min, quant_max=self.weight.quant_max,
-            qscheme=self.weight.qscheme, ch_axis=ch_axis)
+            dtype=self.weight.dtype,
+            observer_or_fake_quant_ctr=self.weight.observer_or_fake_quant_ctr,
+            quant_min=self.weight.quant_min,
+            quant_max=self.weight.quant_max,
+            qscheme=self.weight.qscheme,
+            ch_axis=ch_axis,
+        )
 
 
 # prepare_pt2e passes each spec's dtype, range, qscheme (and ch_axis) to these constructors.
 def _activation(dtype, qmin, qmax, symmetric, constructor: Callable) -> QuantizationSpec:
     qscheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
-    return QuantizationSpec(dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme,
-                            observer_or_fake_quant_ctr=constructor)
+    return QuantizationSpec(
+        dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme, observer_or_fake_quant_ctr=constructor
+    )
 
 
 def _weight(dtype, qmin, qmax, symmetric, constructor: Callable) -> QuantizationSpec:
     qscheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
-    return QuantizationSpec(dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme,
-                            ch_axis=0, observer_or_fake_quant_ctr=constructor)
+    return QuantizationSpec(
+        dtype=dtype, quant_min=qmin, quant_max=qmax, qscheme=qscheme, ch_axis=0, observer_or_fake_quant_ctr=constructor
+    )
 
 
 OBSERVERS = {"minmax": CircleMinMaxObserver, "histogram": CircleHistogramObserver}
@@ -71,14 +78,17 @@ def preset(name: str, observer: str = "histogram", qat: bool = False) -> Quantiz
     act = CircleFakeQuantize if qat else OBSERVERS[observer]
     wgt = CirclePerChannelFakeQuantize if qat else CirclePerChannelMinMaxObserver
     if name == "uint8":
-        return QuantizationConfig(name, _activation(torch.uint8, 0, 255, False, act),
-                                  _weight(torch.uint8, 0, 255, False, wgt), torch.int32)
+        return QuantizationConfig(
+            name, _activation(torch.uint8, 0, 255, False, act), _weight(torch.uint8, 0, 255, False, wgt), torch.int32
+        )
     if name == "int8":
-        return QuantizationConfig(name, _activation(torch.int8, -128, 127, False, act),
-                                  _weight(torch.int8, -127, 127, True, wgt), torch.int32)
+        return QuantizationConfig(
+            name, _activation(torch.int8, -128, 127, False, act), _weight(torch.int8, -127, 127, True, wgt), torch.int32
+        )
     if name == "int16":
-        return QuantizationConfig(name, _activation(torch.int16, -32767, 32767, True, act),
-                                  _weight(torch.int8, -127, 127, True, wgt), None)
+        return QuantizationConfig(
+            name, _activation(torch.int16, -32767, 32767, True, act), _weight(torch.int8, -127, 127, True, wgt), None
+        )
     raise ValueError(f"unknown preset {name!r}; expected 'uint8', 'int8' or 'int16'")
 
 

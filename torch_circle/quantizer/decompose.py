@@ -5,6 +5,7 @@ matmuls and a softmax: it is rewritten into them, so the scores, the probabiliti
 output get quantization parameters (and Circle runtimes, which have no attention op in the
 8-bit conventions, receive ops they know).
 """
+
 import math
 
 import torch

@@ -6,6 +6,7 @@ They are torchao ``FakeQuantize`` modules (same buffers, enable / disable switch
 (docs/numerics.md). The per-channel class name must contain "PerChannel": torchao's prepare only
 passes ``ch_axis`` to such classes.
 """
+
 import torch
 from torchao.quantization.pt2e.fake_quantize import FakeQuantize
 
@@ -32,8 +33,7 @@ class CircleFakeQuantize(FakeQuantize):
         if self.observer_enabled[0] == 1:
             self._update_qparams(x)
         if self.fake_quant_enabled[0] == 1:
-            x = ops.fake_quantize_per_tensor(x, float(self.scale), int(self.zero_point),
-                                             self.quant_min, self.quant_max)
+            x = ops.fake_quantize_per_tensor(x, float(self.scale), int(self.zero_point), self.quant_min, self.quant_max)
         return x
 
 
@@ -47,6 +47,7 @@ class CirclePerChannelFakeQuantize(CircleFakeQuantize):
         if self.observer_enabled[0] == 1:
             self._update_qparams(x)
         if self.fake_quant_enabled[0] == 1:
-            x = ops.fake_quantize_per_channel(x, self.scale, self.zero_point, self.ch_axis,
-                                              self.quant_min, self.quant_max)
+            x = ops.fake_quantize_per_channel(
+                x, self.scale, self.zero_point, self.ch_axis, self.quant_min, self.quant_max
+            )
         return x

@@ -14,6 +14,7 @@ exactly as for torchao's own observers; they produce the same scales and zero po
 An observer that never saw data raises at ``calculate_qparams`` (so at ``convert_pt2e``) with a
 message that names what it observes, instead of silently using scale 1.0.
 """
+
 import math
 import warnings
 from typing import Optional
@@ -47,8 +48,14 @@ class _CircleObserverBase(UniformQuantizationObserverBase):
         return self.qscheme in _SYMMETRIC
 
     def _qparams_args(self):
-        return (self.quant_min, self.quant_max, self._op_dtype, self._symmetric,
-                float(self.eps.item()), self.has_customized_qrange)
+        return (
+            self.quant_min,
+            self.quant_max,
+            self._op_dtype,
+            self._symmetric,
+            float(self.eps.item()),
+            self.has_customized_qrange,
+        )
 
     def _describe(self) -> str:
         return f"{type(self).__name__} on {self.observed_name or 'an unnamed tensor'}"
@@ -60,8 +67,7 @@ class _CircleObserverBase(UniformQuantizationObserverBase):
         missing = [p._describe() for p in self.peers if not p.has_data()]
         if len(missing) <= 1:
             return ""
-        return (f"\n{len(missing)} of the model's {len(self.peers)} observers saw no data:\n  "
-                + "\n  ".join(missing))
+        return f"\n{len(missing)} of the model's {len(self.peers)} observers saw no data:\n  " + "\n  ".join(missing)
 
     def _choose(self, choose, *state):
         try:
@@ -91,8 +97,9 @@ class CircleMinMaxObserver(_CircleObserverBase):
     """Per-tensor min / max; with ``averaging_constant`` c, a moving average
     ``m <- m + c * (batch - m)`` as torchao's MovingAverageMinMaxObserver."""
 
-    def __init__(self, dtype=torch.uint8, qscheme=torch.per_tensor_affine,
-                 averaging_constant: Optional[float] = None, **kwargs):
+    def __init__(
+        self, dtype=torch.uint8, qscheme=torch.per_tensor_affine, averaging_constant: Optional[float] = None, **kwargs
+    ):
         super().__init__(dtype=dtype, qscheme=qscheme, **kwargs)
         if averaging_constant is not None and not 0 < averaging_constant <= 1:
             raise ValueError(f"averaging_constant must be in (0, 1], got {averaging_constant}")
@@ -103,8 +110,7 @@ class CircleMinMaxObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        self._observe(ops.running_minmax_, x.detach(), self.min_val, self.max_val,
-                      self.averaging_constant)
+        self._observe(ops.running_minmax_, x.detach(), self.min_val, self.max_val, self.averaging_constant)
         return x
 
     def calculate_qparams(self):
@@ -117,8 +123,7 @@ class CircleMinMaxObserver(_CircleObserverBase):
 class CirclePerChannelMinMaxObserver(_CircleObserverBase):
     """Per-channel min / max along ``ch_axis`` (weights: the output channel)."""
 
-    def __init__(self, ch_axis: int = 0, dtype=torch.int8, qscheme=torch.per_channel_symmetric,
-                 **kwargs):
+    def __init__(self, ch_axis: int = 0, dtype=torch.int8, qscheme=torch.per_channel_symmetric, **kwargs):
         super().__init__(dtype=dtype, qscheme=qscheme, **kwargs)
         self.ch_axis = ch_axis
         self.register_buffer("min_val", torch.tensor([]))
@@ -132,24 +137,29 @@ class CirclePerChannelMinMaxObserver(_CircleObserverBase):
             self.min_val, self.max_val = mn, mx
         else:
             if mn.shape != self.min_val.shape:
-                raise ValueError(f"{self._describe()}: channel count changed from "
-                                 f"{self.min_val.numel()} to {mn.numel()} along axis {self.ch_axis}")
+                raise ValueError(
+                    f"{self._describe()}: channel count changed from "
+                    f"{self.min_val.numel()} to {mn.numel()} along axis {self.ch_axis}"
+                )
             torch.minimum(self.min_val, mn, out=self.min_val)
             torch.maximum(self.max_val, mx, out=self.max_val)
         return x
 
     def calculate_qparams(self):
         if self.min_val.numel() == 0:
-            raise ValueError(f"{self._describe()}: no data was observed; run calibration data "
-                             f"through the model before convert_pt2e{self._uncalibrated_peers()}")
+            raise ValueError(
+                f"{self._describe()}: no data was observed; run calibration data "
+                f"through the model before convert_pt2e{self._uncalibrated_peers()}"
+            )
         return self._choose(ops.choose_qparams, self.min_val, self.max_val)
 
 
 class CircleHistogramObserver(_CircleObserverBase):
     """torchao HistogramObserver's algorithm (running histogram, L2 range search) in C++."""
 
-    def __init__(self, bins: int = 2048, upsample_rate: int = 16, dtype=torch.uint8,
-                 qscheme=torch.per_tensor_affine, **kwargs):
+    def __init__(
+        self, bins: int = 2048, upsample_rate: int = 16, dtype=torch.uint8, qscheme=torch.per_tensor_affine, **kwargs
+    ):
         super().__init__(dtype=dtype, qscheme=qscheme, **kwargs)
         self.bins = bins
         self.upsample_rate = upsample_rate
@@ -160,10 +170,10 @@ class CircleHistogramObserver(_CircleObserverBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() == 0:
             return x
-        self._observe_naming_warnings(ops.histogram_observe_, x.detach(), self.histogram,
-                                      self.min_val, self.max_val, self.upsample_rate)
+        self._observe_naming_warnings(
+            ops.histogram_observe_, x.detach(), self.histogram, self.min_val, self.max_val, self.upsample_rate
+        )
         return x
 
     def calculate_qparams(self):
-        return self._choose(ops.histogram_choose_qparams, self.histogram, self.min_val,
-                            self.max_val)
+        return self._choose(ops.histogram_choose_qparams, self.histogram, self.min_val, self.max_val)

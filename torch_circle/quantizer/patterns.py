@@ -23,6 +23,7 @@ runtimes expect the op to be quantized:
 
 Ops that depend on no model input (constants such as masks built in forward) are left alone.
 """
+
 import operator
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -52,8 +53,14 @@ MASK_KEY = "circle_attention_mask"
 
 # Products of two activations (or of an activation and a weight): attention scores descend from
 # one, attention masks (built from token ids, padding flags or constants) do not.
-MATMUL_OPS = {aten.matmul.default, aten.bmm.default, aten.mm.default, aten.linear.default,
-              aten.baddbmm.default, aten.einsum.default}
+MATMUL_OPS = {
+    aten.matmul.default,
+    aten.bmm.default,
+    aten.mm.default,
+    aten.linear.default,
+    aten.baddbmm.default,
+    aten.einsum.default,
+}
 
 
 def mark_dataflow(graph) -> None:
@@ -61,10 +68,10 @@ def mark_dataflow(graph) -> None:
     matmul lies upstream of it, and whether it only builds an attention mask (mask_cone)."""
     for node in graph.nodes:
         inputs = node.all_input_nodes
-        node.meta[DATA_KEY] = node.op == "placeholder" or any(
-            a.meta.get(DATA_KEY, False) for a in inputs)
+        node.meta[DATA_KEY] = node.op == "placeholder" or any(a.meta.get(DATA_KEY, False) for a in inputs)
         node.meta[AFTER_MATMUL_KEY] = node.target in MATMUL_OPS or any(
-            a.meta.get(AFTER_MATMUL_KEY, False) for a in inputs)
+            a.meta.get(AFTER_MATMUL_KEY, False) for a in inputs
+        )
         node.meta.pop(MASK_KEY, None)
     for node in graph.nodes:
         operands = masked_scores_operands(node)
@@ -112,8 +119,7 @@ def is_annotated(node: Node) -> bool:
 
 
 def annotate(node: Node, inputs: Dict[Node, object], output) -> None:
-    node.meta[ANNOTATION_KEY] = QuantizationAnnotation(
-        input_qspec_map=inputs, output_qspec=output, _annotated=True)
+    node.meta[ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=inputs, output_qspec=output, _annotated=True)
 
 
 def float_inputs(node: Node) -> Iterable[Node]:
@@ -126,8 +132,15 @@ def float_inputs(node: Node) -> Iterable[Node]:
 
 SOFTMAX = {aten.softmax.int, aten._softmax.default}
 # Ways to apply a mask to attention scores: additive (scores + mask), or by selection.
-MASKING_OPS = {aten.add.Tensor, aten.sub.Tensor, aten.masked_fill.Scalar, aten.masked_fill.Tensor,
-               aten.where.self, aten.where.ScalarOther, aten.where.ScalarSelf}
+MASKING_OPS = {
+    aten.add.Tensor,
+    aten.sub.Tensor,
+    aten.masked_fill.Scalar,
+    aten.masked_fill.Tensor,
+    aten.where.self,
+    aten.where.ScalarOther,
+    aten.where.ScalarSelf,
+}
 
 
 def masked_scores_operands(node: Node) -> Optional[Tuple[Node, List[Node]]]:
@@ -160,14 +173,27 @@ def single_user(node: Node) -> Optional[Node]:
 # its own (MAXIMUM / MINIMUM) and requantizes.
 
 
-CONV_OPS = {aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding,
-            aten.conv_transpose1d.default, aten.conv_transpose2d.input}
+CONV_OPS = {
+    aten.conv1d.default,
+    aten.conv2d.default,
+    aten.conv1d.padding,
+    aten.conv2d.padding,
+    aten.conv_transpose1d.default,
+    aten.conv_transpose2d.input,
+}
 BATCH_NORM = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 
 # Ops whose Circle counterparts carry a fused activation (CONV_2D, DEPTHWISE_CONV_2D,
 # FULLY_CONNECTED, TRANSPOSE_CONV, ADD, SUB, MUL): only they skip the requantization before it.
-FUSING_OPS = CONV_OPS | {aten.linear.default, aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor,
-                         aten.sub_.Tensor, aten.mul.Tensor, aten.mul_.Tensor}
+FUSING_OPS = CONV_OPS | {
+    aten.linear.default,
+    aten.add.Tensor,
+    aten.add_.Tensor,
+    aten.sub.Tensor,
+    aten.sub_.Tensor,
+    aten.mul.Tensor,
+    aten.mul_.Tensor,
+}
 
 
 def fused_successors(node: Node) -> List[Node]:
@@ -200,6 +226,7 @@ def annotate_output(node: Node, inputs: Dict[Node, object], config: Quantization
 
 # --- rules -----------------------------------------------------------------------------------
 
+
 def _bias_qparams(observers):
     activation_obs, weight_obs = observers
     activation_scale, _ = activation_obs.calculate_qparams()
@@ -218,9 +245,14 @@ def weighted(weight_axis: int) -> Rule:
         if isinstance(bias, Node) and config.bias_dtype is not None:
             info = torch.iinfo(config.bias_dtype)
             inputs[bias] = DerivedQuantizationSpec(
-                derived_from=[(x, node), (weight, node)], derive_qparams_fn=_bias_qparams,
-                dtype=config.bias_dtype, quant_min=info.min, quant_max=info.max,
-                qscheme=torch.per_channel_symmetric, ch_axis=0)
+                derived_from=[(x, node), (weight, node)],
+                derive_qparams_fn=_bias_qparams,
+                dtype=config.bias_dtype,
+                quant_min=info.min,
+                quant_max=info.max,
+                qscheme=torch.per_channel_symmetric,
+                ch_axis=0,
+            )
         annotate_output(node, inputs, config)
 
     return rule
@@ -286,8 +318,7 @@ def concatenation(node: Node, config: QuantizationConfig) -> None:
 
 # Output ranges fixed by the function: (scale, zero point) per activation dtype.
 _UNIT_RANGE = {torch.uint8: (1 / 256, 0), torch.int8: (1 / 256, -128), torch.int16: (1 / 32768, 0)}
-_SIGNED_UNIT_RANGE = {torch.uint8: (1 / 128, 128), torch.int8: (1 / 128, 0),
-                      torch.int16: (1 / 32768, 0)}
+_SIGNED_UNIT_RANGE = {torch.uint8: (1 / 128, 128), torch.int8: (1 / 128, 0), torch.int16: (1 / 32768, 0)}
 
 
 def rule_for(node: Node) -> Optional[Rule]:
@@ -302,8 +333,13 @@ def fixed_output(table) -> Rule:
         act = config.activation
         scale, zero_point = table[act.dtype]
         output = FixedQParamsQuantizationSpec(
-            dtype=act.dtype, scale=scale, zero_point=zero_point, quant_min=act.quant_min,
-            quant_max=act.quant_max, qscheme=act.qscheme)
+            dtype=act.dtype,
+            scale=scale,
+            zero_point=zero_point,
+            quant_min=act.quant_min,
+            quant_max=act.quant_max,
+            qscheme=act.qscheme,
+        )
         inputs = {a: act for a in float_inputs(node) if not is_masked_scores(a)}
         annotate(node, inputs, output)
 
@@ -318,34 +354,107 @@ def _register(targets, rule: Rule) -> None:
         RULES[target] = rule
 
 
-_register([aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding,
-           aten.linear.default], weighted(weight_axis=0))
+_register(
+    [aten.conv1d.default, aten.conv2d.default, aten.conv1d.padding, aten.conv2d.padding, aten.linear.default],
+    weighted(weight_axis=0),
+)
 _register([aten.conv_transpose1d.default, aten.conv_transpose2d.input], weighted(weight_axis=1))
-_register([aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor,
-           aten.mul.Tensor, aten.mul_.Tensor, aten.div.Tensor, aten.matmul.default,
-           aten.bmm.default, aten.mm.default, aten.mean.dim, aten.mean.default, aten.sum.dim_IntList,
-           aten.relu.default, aten.relu_.default, aten.relu6.default, aten.hardtanh.default,
-           aten.hardtanh_.default, aten.hardswish.default, aten.hardswish_.default,
-           aten.hardsigmoid.default, aten.hardsigmoid_.default, aten.sum.default,
-           aten.gelu.default, aten.silu.default, aten.silu_.default, aten.leaky_relu.default,
-           aten.layer_norm.default, aten.rms_norm.default, aten.rsqrt.default, aten.pow.Tensor_Scalar,
-           aten.embedding.default, aten.adaptive_avg_pool1d.default, aten.adaptive_avg_pool2d.default,
-           aten.avg_pool1d.default, aten.avg_pool2d.default, aten.neg.default,
-           aten.rsub.Scalar, aten.rsub.Tensor, aten.clamp.default, aten.clamp_.default,
-           aten.clamp_min.default, aten.clamp_min_.default,
-           aten.upsample_bilinear2d.vec, aten.upsample_bilinear2d.default], elementwise)
-_register([aten.max_pool1d.default, aten.max_pool2d.default, aten.flatten.using_ints,
-           aten.reshape.default, aten.view.default, aten.permute.default, aten.transpose.int,
-           aten.t.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
-           aten.unsqueeze.default, aten.slice.Tensor, aten.select.int, aten.contiguous.default,
-           aten.clone.default, aten.expand.default, aten.pad.default,
-           aten.constant_pad_nd.default, aten.dropout.default, aten.unflatten.int,
-           aten.repeat.default, aten.index_select.default, aten.gather.default,
-           aten.upsample_nearest2d.vec, aten.upsample_nearest2d.default], shares_input_qparams)
-_register([aten.max.dim, aten.min.dim, aten.adaptive_max_pool1d.default,
-           aten.adaptive_max_pool2d.default, aten.max_pool1d_with_indices.default,
-           aten.max_pool2d_with_indices.default, aten.unbind.int, aten.split.Tensor,
-           aten.split_with_sizes.default, aten.chunk.default], pieces_share_input_qparams)
+_register(
+    [
+        aten.add.Tensor,
+        aten.add_.Tensor,
+        aten.sub.Tensor,
+        aten.sub_.Tensor,
+        aten.mul.Tensor,
+        aten.mul_.Tensor,
+        aten.div.Tensor,
+        aten.matmul.default,
+        aten.bmm.default,
+        aten.mm.default,
+        aten.mean.dim,
+        aten.mean.default,
+        aten.sum.dim_IntList,
+        aten.relu.default,
+        aten.relu_.default,
+        aten.relu6.default,
+        aten.hardtanh.default,
+        aten.hardtanh_.default,
+        aten.hardswish.default,
+        aten.hardswish_.default,
+        aten.hardsigmoid.default,
+        aten.hardsigmoid_.default,
+        aten.sum.default,
+        aten.gelu.default,
+        aten.silu.default,
+        aten.silu_.default,
+        aten.leaky_relu.default,
+        aten.layer_norm.default,
+        aten.rms_norm.default,
+        aten.rsqrt.default,
+        aten.pow.Tensor_Scalar,
+        aten.embedding.default,
+        aten.adaptive_avg_pool1d.default,
+        aten.adaptive_avg_pool2d.default,
+        aten.avg_pool1d.default,
+        aten.avg_pool2d.default,
+        aten.neg.default,
+        aten.rsub.Scalar,
+        aten.rsub.Tensor,
+        aten.clamp.default,
+        aten.clamp_.default,
+        aten.clamp_min.default,
+        aten.clamp_min_.default,
+        aten.upsample_bilinear2d.vec,
+        aten.upsample_bilinear2d.default,
+    ],
+    elementwise,
+)
+_register(
+    [
+        aten.max_pool1d.default,
+        aten.max_pool2d.default,
+        aten.flatten.using_ints,
+        aten.reshape.default,
+        aten.view.default,
+        aten.permute.default,
+        aten.transpose.int,
+        aten.t.default,
+        aten.squeeze.dim,
+        aten.squeeze.dims,
+        aten.squeeze.default,
+        aten.unsqueeze.default,
+        aten.slice.Tensor,
+        aten.select.int,
+        aten.contiguous.default,
+        aten.clone.default,
+        aten.expand.default,
+        aten.pad.default,
+        aten.constant_pad_nd.default,
+        aten.dropout.default,
+        aten.unflatten.int,
+        aten.repeat.default,
+        aten.index_select.default,
+        aten.gather.default,
+        aten.upsample_nearest2d.vec,
+        aten.upsample_nearest2d.default,
+    ],
+    shares_input_qparams,
+)
+_register(
+    [
+        aten.max.dim,
+        aten.min.dim,
+        aten.adaptive_max_pool1d.default,
+        aten.adaptive_max_pool2d.default,
+        aten.max_pool1d_with_indices.default,
+        aten.max_pool2d_with_indices.default,
+        aten.unbind.int,
+        aten.split.Tensor,
+        aten.split_with_sizes.default,
+        aten.chunk.default,
+    ],
+    pieces_share_input_qparams,
+)
 _register(BATCH_NORM, data_input_only)
 _register([aten.prelu.default], prelu)
 _register([aten.cat.default, aten.concat.default], concatenation)
@@ -353,8 +462,23 @@ _register([aten.softmax.int, aten._softmax.default, aten.sigmoid.default], fixed
 _register([aten.tanh.default], fixed_output(_SIGNED_UNIT_RANGE))
 
 # Ops that carry no numerics worth quantizing (or none at all): never reported as left in float.
-IGNORED = {operator.getitem, aten.size.int, aten.sym_size.int, aten._assert_async.msg,
-           aten._assert_scalar.default, aten.detach.default, aten.detach_.default,
-           aten.lift_fresh_copy.default, aten.alias.default, aten.arange.start, aten.arange.default,
-           aten.zeros.default, aten.ones.default, aten.full.default, aten.empty.memory_format,
-           aten.scalar_tensor.default, aten.to.dtype, aten._to_copy.default}
+IGNORED = {
+    operator.getitem,
+    aten.size.int,
+    aten.sym_size.int,
+    aten._assert_async.msg,
+    aten._assert_scalar.default,
+    aten.detach.default,
+    aten.detach_.default,
+    aten.lift_fresh_copy.default,
+    aten.alias.default,
+    aten.arange.start,
+    aten.arange.default,
+    aten.zeros.default,
+    aten.ones.default,
+    aten.full.default,
+    aten.empty.memory_format,
+    aten.scalar_tensor.default,
+    aten.to.dtype,
+    aten._to_copy.default,
+}

@@ -1,10 +1,11 @@
 """CircleQuantizer: a PT2E Quantizer for the Circle conventions.
 
-    m = torch.export.export(model.eval(), example_inputs).module()
-    m = prepare_pt2e(m, CircleQuantizer(preset="uint8"))   # or "int8", "int16"
-    for x in calibration_data: m(x)
-    m = convert_pt2e(m)
+m = torch.export.export(model.eval(), example_inputs).module()
+m = prepare_pt2e(m, CircleQuantizer(preset="uint8"))   # or "int8", "int16"
+for x in calibration_data: m(x)
+m = convert_pt2e(m)
 """
+
 import os
 import warnings
 from typing import Dict, List, Optional, Tuple, Type
@@ -75,15 +76,16 @@ class CircleQuantizer(Quantizer):
         self.module_name_config[name] = self._config(config)
         return self
 
-    def set_module_type(self, module_type: Type[torch.nn.Module],
-                        config: ConfigOrPreset) -> "CircleQuantizer":
+    def set_module_type(self, module_type: Type[torch.nn.Module], config: ConfigOrPreset) -> "CircleQuantizer":
         self.module_type_config[_type_name(module_type)] = self._config(config)
         return self
 
     def set_operator_type(self, op, config: ConfigOrPreset) -> "CircleQuantizer":
         if not isinstance(op, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
-            raise TypeError(f"set_operator_type: expected an aten op such as torch.ops.aten.softmax or "
-                            f"torch.ops.aten.softmax.int (what an exported graph calls), got {op!r}")
+            raise TypeError(
+                f"set_operator_type: expected an aten op such as torch.ops.aten.softmax or "
+                f"torch.ops.aten.softmax.int (what an exported graph calls), got {op!r}"
+            )
         self.operator_type_config[op] = self._config(config)
         return self
 
@@ -110,8 +112,12 @@ class CircleQuantizer(Quantizer):
         self.left_in_float = {}
         patterns.mark_dataflow(model.graph)
         for node in model.graph.nodes:
-            if (node.op != "call_function" or patterns.is_annotated(node)
-                    or not patterns.depends_on_input(node) or patterns.builds_attention_mask(node)):
+            if (
+                node.op != "call_function"
+                or patterns.is_annotated(node)
+                or not patterns.depends_on_input(node)
+                or patterns.builds_attention_mask(node)
+            ):
                 continue
             config = self.config_for(node)
             if config is None:
@@ -119,14 +125,15 @@ class CircleQuantizer(Quantizer):
             rule = patterns.rule_for(node)
             if rule is not None:
                 rule(node, config)
-            if (not patterns.is_annotated(node) and node.target not in patterns.IGNORED
-                    and patterns.produces_float(node)):
-                self.left_in_float.setdefault(str(node.target), []).append(
-                    f"{node.name} ({_source_line(node)})")
+            if (
+                not patterns.is_annotated(node)
+                and node.target not in patterns.IGNORED
+                and patterns.produces_float(node)
+            ):
+                self.left_in_float.setdefault(str(node.target), []).append(f"{node.name} ({_source_line(node)})")
         if self.left_in_float:
             listing = "; ".join(f"{op}: {', '.join(nodes)}" for op, nodes in self.left_in_float.items())
-            warnings.warn(f"CircleQuantizer left these ops in float (no quantization rule): {listing}",
-                          stacklevel=2)
+            warnings.warn(f"CircleQuantizer left these ops in float (no quantization rule): {listing}", stacklevel=2)
         return model
 
     def validate(self, model: GraphModule) -> None:
@@ -143,16 +150,17 @@ class CircleQuantizer(Quantizer):
                 observer.peers = peers
                 if isinstance(edge_or_node, tuple):
                     producer, consumer = edge_or_node
-                    observer.observed_name = (f"input '{producer.name}' of '{consumer.name}' "
-                                              f"({_source_line(consumer)})")
+                    observer.observed_name = f"input '{producer.name}' of '{consumer.name}' ({_source_line(consumer)})"
                 else:
-                    observer.observed_name = (f"output of '{edge_or_node.name}' "
-                                              f"({_source_line(edge_or_node)})")
+                    observer.observed_name = f"output of '{edge_or_node.name}' ({_source_line(edge_or_node)})"
 
 
 # Ops whose arguments say the graph was exported in training mode: (target, index of the flag).
-_TRAINING_FLAGS = {torch.ops.aten.batch_norm.default: 5, torch.ops.aten.dropout.default: 2,
-                   torch.ops.aten._native_batch_norm_legit.default: 5}
+_TRAINING_FLAGS = {
+    torch.ops.aten.batch_norm.default: 5,
+    torch.ops.aten.dropout.default: 2,
+    torch.ops.aten._native_batch_norm_legit.default: 5,
+}
 
 
 def _check_inference_graph(model: GraphModule) -> None:
@@ -163,4 +171,5 @@ def _check_inference_graph(model: GraphModule) -> None:
             raise ValueError(
                 f"CircleQuantizer: '{node.name}' ({node.target}, {_source_line(node)}) runs in "
                 "training mode: call model.eval() before torch.export for post-training "
-                "quantization, or use CircleQuantizer(qat=True) with prepare_qat_pt2e")
+                "quantization, or use CircleQuantizer(qat=True) with prepare_qat_pt2e"
+            )

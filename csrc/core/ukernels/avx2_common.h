@@ -20,8 +20,7 @@ inline void store32_q(Q* y, __m256i a, __m256i b, __m256i c, __m256i d) {
   if constexpr (sizeof(Q) == 1) {
     const __m256i ab = _mm256_packs_epi32(a, b);  // int16, lanes interleaved
     const __m256i cd = _mm256_packs_epi32(c, d);
-    const __m256i bytes = std::is_signed_v<Q> ? _mm256_packs_epi16(ab, cd)
-                                              : _mm256_packus_epi16(ab, cd);
+    const __m256i bytes = std::is_signed_v<Q> ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), _mm256_permutevar8x32_epi32(bytes, order));
   } else if constexpr (sizeof(Q) == 2) {

@@ -42,8 +42,7 @@ inline void store64_q(Q* y, __m512i a, __m512i b, __m512i c, __m512i d) {
   if constexpr (sizeof(Q) == 1) {
     const __m512i ab = _mm512_packs_epi32(a, b);
     const __m512i cd = _mm512_packs_epi32(c, d);
-    const __m512i bytes = std::is_signed_v<Q> ? _mm512_packs_epi16(ab, cd)
-                                              : _mm512_packus_epi16(ab, cd);
+    const __m512i bytes = std::is_signed_v<Q> ? _mm512_packs_epi16(ab, cd) : _mm512_packus_epi16(ab, cd);
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     _mm512_storeu_si512(y, _mm512_permutexvar_epi32(order, bytes));
   } else if constexpr (sizeof(Q) == 2) {
@@ -79,9 +78,7 @@ inline __m512 load_q_as_float(const Q* x, __mmask16 mask) {
   return _mm512_cvtepi32_ps(v);
 }
 
-inline __mmask16 tail_mask(size_t remaining) {
-  return static_cast<__mmask16>((1u << remaining) - 1u);
-}
+inline __mmask16 tail_mask(size_t remaining) { return static_cast<__mmask16>((1u << remaining) - 1u); }
 
 }  // namespace avx512
 }  // namespace ukernels

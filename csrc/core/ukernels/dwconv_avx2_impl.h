@@ -35,8 +35,8 @@ inline __m256i tap_pair8(const uint8_t* x0, const uint8_t* x1) {
 
 // Input bytes of tap t at rows[t] + offset + c; weights and accumulators at channel c.
 template <bool kSigned, typename Madd, int kVectors>
-inline void dw_block8(size_t c, size_t offset, size_t taps, const uint8_t* const* rows,
-                      const int32_t* weights, size_t weight_stride, int32_t* out) {
+inline void dw_block8(size_t c, size_t offset, size_t taps, const uint8_t* const* rows, const int32_t* weights,
+                      size_t weight_stride, int32_t* out) {
   const size_t at = offset + c;
   __m256i even[kVectors], odd[kVectors];
   for (int v = 0; v < kVectors; ++v) even[v] = odd[v] = _mm256_setzero_si256();
@@ -50,9 +50,8 @@ inline void dw_block8(size_t c, size_t offset, size_t taps, const uint8_t* const
     for (int v = 0; v < kVectors; ++v) {
       even[v] = Madd::apply(even[v], tap_pair8<kSigned>(x0 + 8 * v, x1 + 8 * v),
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 8 * v)));
-      odd[v] = Madd::apply(
-          odd[v], tap_pair8<kSigned>(x2 + 8 * v, x3 + 8 * v),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + weight_stride + 8 * v)));
+      odd[v] = Madd::apply(odd[v], tap_pair8<kSigned>(x2 + 8 * v, x3 + 8 * v),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + weight_stride + 8 * v)));
     }
   }
   for (; t < taps; t += 2, w += weight_stride) {
@@ -65,15 +64,13 @@ inline void dw_block8(size_t c, size_t offset, size_t taps, const uint8_t* const
     }
   }
   for (int v = 0; v < kVectors; ++v) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c + 8 * v),
-                        _mm256_add_epi32(even[v], odd[v]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c + 8 * v), _mm256_add_epi32(even[v], odd[v]));
   }
 }
 
 template <bool kSigned>
-inline void dw_tail_scalar(size_t c, size_t channels, size_t offset, size_t taps,
-                           const uint8_t* const* rows, const int32_t* weights,
-                           size_t weight_stride, int32_t* out) {
+inline void dw_tail_scalar(size_t c, size_t channels, size_t offset, size_t taps, const uint8_t* const* rows,
+                           const int32_t* weights, size_t weight_stride, int32_t* out) {
   using X = std::conditional_t<kSigned, int8_t, uint8_t>;
   for (; c < channels; ++c) {
     uint32_t sum = 0;
@@ -88,9 +85,8 @@ inline void dw_tail_scalar(size_t c, size_t channels, size_t offset, size_t taps
 }
 
 template <bool kSigned, typename Madd>
-void dw_accumulate_avx2(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input,
-                        size_t input_stride, const DwConvWeights& packed, int32_t* acc,
-                        size_t acc_stride) {
+void dw_accumulate_avx2(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input, size_t input_stride,
+                        const DwConvWeights& packed, int32_t* acc, size_t acc_stride) {
   const int32_t* weights = packed.pairs;
   const size_t weight_stride = packed.pair_stride;
   for (size_t p = 0; p < pixels; ++p) {

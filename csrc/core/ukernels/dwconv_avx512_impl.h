@@ -29,8 +29,7 @@ inline __m512i widen16(__m128i bytes) {
 // 16 channels of two taps as int16 pairs: low halves from x0, high halves from x1.
 template <bool kSigned>
 inline __m512i tap_pair(__m128i x0, __m128i x1) {
-  return _mm512_mask_blend_epi16(0xAAAAAAAAu, widen16<kSigned>(x0),
-                                 _mm512_slli_epi32(widen16<kSigned>(x1), 16));
+  return _mm512_mask_blend_epi16(0xAAAAAAAAu, widen16<kSigned>(x0), _mm512_slli_epi32(widen16<kSigned>(x1), 16));
 }
 
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
@@ -39,8 +38,8 @@ inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cas
 // accumulator sets (even / odd pairs) keep the multiply-add chains short.
 // Input bytes of tap t at rows[t] + offset + c; weights and accumulators at channel c.
 template <bool kSigned, typename Madd, int kVectors>
-inline void dw_block(size_t c, size_t offset, size_t taps, const uint8_t* const* rows,
-                     const int32_t* weights, size_t weight_stride, int32_t* out) {
+inline void dw_block(size_t c, size_t offset, size_t taps, const uint8_t* const* rows, const int32_t* weights,
+                     size_t weight_stride, int32_t* out) {
   const size_t at = offset + c;
   __m512i even[kVectors], odd[kVectors];
   for (int v = 0; v < kVectors; ++v) even[v] = odd[v] = _mm512_setzero_si512();
@@ -74,8 +73,8 @@ inline void dw_block(size_t c, size_t offset, size_t taps, const uint8_t* const*
 
 // The last 1..16 channels: masked byte loads so nothing past the channel vector is read.
 template <bool kSigned, typename Madd>
-inline void dw_tail(size_t c, size_t n, size_t offset, size_t taps, const uint8_t* const* rows,
-                    const int32_t* weights, size_t weight_stride, int32_t* out) {
+inline void dw_tail(size_t c, size_t n, size_t offset, size_t taps, const uint8_t* const* rows, const int32_t* weights,
+                    size_t weight_stride, int32_t* out) {
   const size_t at = offset + c;
   const __mmask16 mask = avx512::tail_mask(n);
   __m512i sum = _mm512_setzero_si512();
@@ -89,8 +88,8 @@ inline void dw_tail(size_t c, size_t n, size_t offset, size_t taps, const uint8_
 }
 
 template <bool kSigned, typename Madd>
-void dw_pixel(size_t channels, size_t taps, const uint8_t* const* rows, size_t offset,
-              const int32_t* weights, size_t weight_stride, int32_t* out) {
+void dw_pixel(size_t channels, size_t taps, const uint8_t* const* rows, size_t offset, const int32_t* weights,
+              size_t weight_stride, int32_t* out) {
   size_t c = 0;
   for (; c + 64 <= channels; c += 64) {
     dw_block<kSigned, Madd, 4>(c, offset, taps, rows, weights, weight_stride, out);
@@ -107,12 +106,11 @@ void dw_pixel(size_t channels, size_t taps, const uint8_t* const* rows, size_t o
 }
 
 template <bool kSigned, typename Madd>
-void dw_accumulate_avx512(size_t pixels, size_t channels, size_t taps,
-                          const uint8_t* const* input, size_t input_stride,
+void dw_accumulate_avx512(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input, size_t input_stride,
                           const DwConvWeights& weights, int32_t* acc, size_t acc_stride) {
   for (size_t p = 0; p < pixels; ++p) {
-    dw_pixel<kSigned, Madd>(channels, taps, input, p * input_stride, weights.pairs,
-                            weights.pair_stride, acc + p * acc_stride);
+    dw_pixel<kSigned, Madd>(channels, taps, input, p * input_stride, weights.pairs, weights.pair_stride,
+                            acc + p * acc_stride);
   }
 }
 
@@ -129,9 +127,8 @@ inline __m512i widen_masked(const uint8_t* p, __mmask16 mask) {
 }
 
 template <bool kSigned, typename Madd, int kKw, int kStride>
-void dw_rows_block(size_t c, size_t pixels, size_t channels, size_t kernel_h,
-                   const uint8_t* const* rows, const DwConvWeights& w, int32_t* acc,
-                   size_t acc_stride) {
+void dw_rows_block(size_t c, size_t pixels, size_t channels, size_t kernel_h, const uint8_t* const* rows,
+                   const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
   const __mmask16 mask = avx512::tail_mask(channels - c < 16 ? channels - c : 16);
   const __m512i low_half = _mm512_set1_epi32(0xFFFF);
   for (size_t kh = 0; kh < kernel_h; ++kh) {
@@ -175,9 +172,8 @@ void dw_rows_block(size_t c, size_t pixels, size_t channels, size_t kernel_h,
 }
 
 template <bool kSigned, typename Madd>
-void dw_rows_avx512(size_t pixels, size_t channels, size_t kernel_h, size_t kernel_w,
-                    size_t stride_w, const uint8_t* const* rows, const DwConvWeights& w,
-                    int32_t* acc, size_t acc_stride) {
+void dw_rows_avx512(size_t pixels, size_t channels, size_t kernel_h, size_t kernel_w, size_t stride_w,
+                    const uint8_t* const* rows, const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
   for (size_t c = 0; c < channels; c += 16) {
     if (kernel_w == 3) {
       if (stride_w == 1) {

@@ -8,20 +8,18 @@
 namespace circle_quant {
 namespace ukernels {
 
-bool f32_fake_quantize_scalar(const float* x, float* y, uint8_t* mask, size_t n,
-                              const QuantizeParams& p, float scale) {
+bool f32_fake_quantize_scalar(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p, float scale) {
   bool has_nan = false;
   for (size_t i = 0; i < n; ++i) {
     has_nan |= std::isnan(x[i]);
-    y[i] = fake_quantize_one(x[i], p.inv_scale, p.zero_point, p.qmin, p.qmax, scale,
-                             mask != nullptr ? mask + i : nullptr);
+    y[i] =
+        fake_quantize_one(x[i], p.inv_scale, p.zero_point, p.qmin, p.qmax, scale, mask != nullptr ? mask + i : nullptr);
   }
   return !has_nan;
 }
 
-bool f32_fake_quantize_channelwise_scalar(const float* x, float* y, uint8_t* mask, size_t n,
-                                          const float* inv_scale, const float* zero_point,
-                                          const float* scale, float qmin, float qmax) {
+bool f32_fake_quantize_channelwise_scalar(const float* x, float* y, uint8_t* mask, size_t n, const float* inv_scale,
+                                          const float* zero_point, const float* scale, float qmin, float qmax) {
   bool has_nan = false;
   for (size_t i = 0; i < n; ++i) {
     has_nan |= std::isnan(x[i]);

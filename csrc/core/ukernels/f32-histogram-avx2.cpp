@@ -10,8 +10,7 @@
 namespace circle_quant {
 namespace ukernels {
 
-size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t bins,
-                          uint32_t* counts) {
+size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts) {
   InterleavedCounts local(bins, counts, n);
   uint32_t* const c[4] = {local.copy(0), local.copy(1), local.copy(2), local.copy(3)};
   static_assert(InterleavedCounts::kCopies == 4, "the loop below spreads over 4 copies");
@@ -28,12 +27,10 @@ size_t f32_histogram_avx2(const float* x, size_t n, float lo, float hi, int64_t 
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
     nans += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
-    const __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, vlo, _CMP_GE_OQ),
-                                    _mm256_cmp_ps(v, vhi, _CMP_LE_OQ));
+    const __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, vlo, _CMP_GE_OQ), _mm256_cmp_ps(v, vhi, _CMP_LE_OQ));
     const __m256 t = _mm256_div_ps(_mm256_mul_ps(_mm256_sub_ps(v, vlo), vbins), vrange);
     // NaN and Inf positions go to the last bin, as in histogram_bin() (min_ps returns vlast).
-    _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
-                       _mm256_cvttps_epi32(_mm256_min_ps(t, vlast)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(idx), _mm256_cvttps_epi32(_mm256_min_ps(t, vlast)));
     unsigned bits = static_cast<unsigned>(_mm256_movemask_ps(in));
     while (bits != 0) {
       const int lane = __builtin_ctz(bits);

@@ -11,8 +11,7 @@
 namespace circle_quant {
 namespace ukernels {
 
-size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_t bins,
-                            uint32_t* counts) {
+size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts) {
   InterleavedCounts local(bins, counts, n);
   uint32_t* const c[4] = {local.copy(0), local.copy(1), local.copy(2), local.copy(3)};
   static_assert(InterleavedCounts::kCopies == 4, "the loop below spreads over 4 copies");
@@ -28,8 +27,7 @@ size_t f32_histogram_avx512(const float* x, size_t n, float lo, float hi, int64_
     const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : avx512::tail_mask(n - i);
     const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
     nans += __builtin_popcount(_mm512_mask_cmp_ps_mask(m, v, v, _CMP_UNORD_Q));
-    const __mmask16 in = _mm512_mask_cmp_ps_mask(m, v, vlo, _CMP_GE_OQ) &
-                         _mm512_cmp_ps_mask(v, vhi, _CMP_LE_OQ);
+    const __mmask16 in = _mm512_mask_cmp_ps_mask(m, v, vlo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(v, vhi, _CMP_LE_OQ);
     // (x - lo) * bins / (hi - lo), truncated: the reference's operations in the same order.
     const __m512 t = _mm512_div_ps(_mm512_mul_ps(_mm512_sub_ps(v, vlo), vbins), vrange);
     // min_ps returns its second operand for NaN: NaN and Inf positions go to the last bin, as in

@@ -7,8 +7,7 @@
 namespace circle_quant {
 namespace ukernels {
 
-size_t f32_histogram_scalar(const float* x, size_t n, float lo, float hi, int64_t bins,
-                            uint32_t* counts) {
+size_t f32_histogram_scalar(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts) {
   size_t nans = 0;
   for (size_t i = 0; i < n; ++i) {
     const float v = x[i];

@@ -13,13 +13,11 @@ namespace {
 // give quantize_one()'s result). The conversion rounds ties to even (the default MXCSR mode,
 // which std::nearbyint in the reference follows too).
 template <typename Q>
-inline __m256i quantize8(__m256 x, __m256 inv_scale, __m256 zero_point, __m256 qmin, __m256 qmax,
-                         __m256* nan) {
+inline __m256i quantize8(__m256 x, __m256 inv_scale, __m256 zero_point, __m256 qmin, __m256 qmax, __m256* nan) {
   *nan = _mm256_or_ps(*nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
   __m256 v = _mm256_mul_ps(x, inv_scale);
   if constexpr (sizeof(Q) <= 2) {
-    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_sub_ps(qmin, zero_point)),
-                      _mm256_sub_ps(qmax, zero_point));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_sub_ps(qmin, zero_point)), _mm256_sub_ps(qmax, zero_point));
     return _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_cvtps_epi32(zero_point));
   } else {
     v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -51,8 +49,8 @@ bool f32_quantize_avx2(const float* x, Q* y, size_t n, const QuantizeParams& p) 
 }
 
 template <typename Q>
-bool f32_quantize_channelwise_avx2(const float* x, Q* y, size_t n, const float* inv_scale,
-                                   const float* zero_point, float qmin, float qmax) {
+bool f32_quantize_channelwise_avx2(const float* x, Q* y, size_t n, const float* inv_scale, const float* zero_point,
+                                   float qmin, float qmax) {
   const __m256 lo = _mm256_set1_ps(qmin);
   const __m256 hi = _mm256_set1_ps(qmax);
   __m256 nan = _mm256_setzero_ps();
@@ -61,20 +59,18 @@ bool f32_quantize_channelwise_avx2(const float* x, Q* y, size_t n, const float* 
     __m256i q[4];
     for (int k = 0; k < 4; ++k) {
       const size_t j = i + 8 * k;
-      q[k] = quantize8<Q>(_mm256_loadu_ps(x + j), _mm256_loadu_ps(inv_scale + j),
-                       _mm256_loadu_ps(zero_point + j), lo, hi, &nan);
+      q[k] = quantize8<Q>(_mm256_loadu_ps(x + j), _mm256_loadu_ps(inv_scale + j), _mm256_loadu_ps(zero_point + j), lo,
+                          hi, &nan);
     }
     avx2::store32_q(y + i, q[0], q[1], q[2], q[3]);
   }
-  const bool tail_ok = f32_quantize_channelwise_scalar(x + i, y + i, n - i, inv_scale + i,
-                                                       zero_point + i, qmin, qmax);
+  const bool tail_ok = f32_quantize_channelwise_scalar(x + i, y + i, n - i, inv_scale + i, zero_point + i, qmin, qmax);
   return tail_ok && _mm256_movemask_ps(nan) == 0;
 }
 
-#define INSTANTIATE(Q)                                                                         \
-  template bool f32_quantize_avx2<Q>(const float*, Q*, size_t, const QuantizeParams&);        \
-  template bool f32_quantize_channelwise_avx2<Q>(const float*, Q*, size_t, const float*,      \
-                                                 const float*, float, float);
+#define INSTANTIATE(Q)                                                                 \
+  template bool f32_quantize_avx2<Q>(const float*, Q*, size_t, const QuantizeParams&); \
+  template bool f32_quantize_channelwise_avx2<Q>(const float*, Q*, size_t, const float*, const float*, float, float);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -18,8 +18,8 @@ bool f32_quantize_scalar(const float* x, Q* y, size_t n, const QuantizeParams& p
 }
 
 template <typename Q>
-bool f32_quantize_channelwise_scalar(const float* x, Q* y, size_t n, const float* inv_scale,
-                                     const float* zero_point, float qmin, float qmax) {
+bool f32_quantize_channelwise_scalar(const float* x, Q* y, size_t n, const float* inv_scale, const float* zero_point,
+                                     float qmin, float qmax) {
   bool has_nan = false;
   for (size_t i = 0; i < n; ++i) {
     has_nan |= std::isnan(x[i]);
@@ -28,10 +28,9 @@ bool f32_quantize_channelwise_scalar(const float* x, Q* y, size_t n, const float
   return !has_nan;
 }
 
-#define INSTANTIATE(Q)                                                                         \
-  template bool f32_quantize_scalar<Q>(const float*, Q*, size_t, const QuantizeParams&);      \
-  template bool f32_quantize_channelwise_scalar<Q>(const float*, Q*, size_t, const float*,    \
-                                                   const float*, float, float);
+#define INSTANTIATE(Q)                                                                   \
+  template bool f32_quantize_scalar<Q>(const float*, Q*, size_t, const QuantizeParams&); \
+  template bool f32_quantize_channelwise_scalar<Q>(const float*, Q*, size_t, const float*, const float*, float, float);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -23,22 +23,20 @@ constexpr size_t kGroupBytes = kGemmNr * kGemmKr;  // one k group of one block: 
 // vpdpbusd has a latency of 4 cycles and issues twice per cycle, so 8 independent chains keep
 // it busy. Small tiles (M = 1, the last rows) give each of kSets sets every kSets-th k group and
 // add the sets at the end.
-constexpr size_t accumulator_sets(size_t accumulators) {
-  return accumulators >= 8 ? 1 : accumulators >= 4 ? 2 : 4;
-}
+constexpr size_t accumulator_sets(size_t accumulators) { return accumulators >= 8 ? 1 : accumulators >= 4 ? 2 : 4; }
 
 // The k groups after the main loop (fewer than kSets, the last one possibly partial) on the
 // stored tile: a short read-modify-write of acc, kept out of the main loop so the compiler
 // keeps its accumulators in registers.
 template <size_t MR, size_t NB>
-void accumulate_tail(size_t bytes, const uint8_t* a, size_t a_stride, const int8_t* b,
-                     size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_tail(size_t bytes, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                     int32_t* acc, size_t acc_stride) {
   for (size_t kk = 0; kk < bytes; kk += kGemmKr) {
     const size_t n = bytes - kk;
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
       const uint8_t* p = a + r * a_stride + kk;
-      const __m512i va = _mm512_set1_epi32(
-          static_cast<int32_t>(n >= kGemmKr ? x86::load_group(p) : x86::load_group_tail(p, n)));
+      const __m512i va =
+          _mm512_set1_epi32(static_cast<int32_t>(n >= kGemmKr ? x86::load_group(p) : x86::load_group_tail(p, n)));
       CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) {
         int32_t* out = acc + r * acc_stride + nb * kGemmNr;
         const __m512i vb = _mm512_loadu_si512(b + nb * block_stride + kk * kGemmNr);
@@ -50,8 +48,8 @@ void accumulate_tail(size_t bytes, const uint8_t* a, size_t a_stride, const int8
 
 template <size_t MR, size_t NB>
 struct Tile {
-  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
-                  size_t block_stride, int32_t* acc, size_t acc_stride) {
+  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                  size_t acc_stride) {
     constexpr size_t kSets = accumulator_sets(MR * NB);
     // Written as plain loops over local arrays in one function: GCC then keeps every
     // accumulator in a register (passing the arrays to helpers made it spill them).
@@ -72,8 +70,8 @@ struct Tile {
           __asm__("" : "+v"(vb[nb]));
         }
         CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-          const __m512i va = _mm512_set1_epi32(
-              static_cast<int32_t>(x86::load_group(a + r * a_stride + (g + s) * kGemmKr)));
+          const __m512i va =
+              _mm512_set1_epi32(static_cast<int32_t>(x86::load_group(a + r * a_stride + (g + s) * kGemmKr)));
           CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) {
             vacc[s][r][nb] = _mm512_dpbusd_epi32(vacc[s][r][nb], va, vb[nb]);
           }
@@ -89,8 +87,8 @@ struct Tile {
     }
     const size_t done = main_groups * kGemmKr;
     if (k > done) {
-      accumulate_tail<MR, NB>(k - done, a + done, a_stride, b + main_groups * kGroupBytes,
-                              block_stride, acc, acc_stride);
+      accumulate_tail<MR, NB>(k - done, a + done, a_stride, b + main_groups * kGroupBytes, block_stride, acc,
+                              acc_stride);
     }
   }
 };

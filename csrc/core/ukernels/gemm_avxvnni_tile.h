@@ -28,21 +28,19 @@ template <class Dot>
 struct AvxVnniKernel {
   // vpdpbusd's latency is 4 cycles at 2 per cycle: tiles with fewer than 8 accumulators give each
   // of kSets sets every kSets-th k group.
-  static constexpr size_t sets(size_t accumulators) {
-    return accumulators >= 8 ? 1 : accumulators >= 4 ? 2 : 4;
-  }
+  static constexpr size_t sets(size_t accumulators) { return accumulators >= 8 ? 1 : accumulators >= 4 ? 2 : 4; }
 
   // The k groups after the main loop (fewer than kSets, the last one possibly partial) on the
   // stored tile, out of the main loop so that its accumulators stay in registers.
   template <size_t MR, size_t NB>
-  static void accumulate_tail(size_t bytes, const uint8_t* a, size_t a_stride, const int8_t* b,
-                              size_t block_stride, int32_t* acc, size_t acc_stride) {
+  static void accumulate_tail(size_t bytes, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                              int32_t* acc, size_t acc_stride) {
     for (size_t kk = 0; kk < bytes; kk += kGemmKr) {
       const size_t n = bytes - kk;
       CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
         const uint8_t* p = a + r * a_stride + kk;
-        const __m256i va = _mm256_set1_epi32(
-            static_cast<int32_t>(n >= kGemmKr ? x86::load_group(p) : x86::load_group_tail(p, n)));
+        const __m256i va =
+            _mm256_set1_epi32(static_cast<int32_t>(n >= kGemmKr ? x86::load_group(p) : x86::load_group_tail(p, n)));
         CQ_UNROLL for (size_t h = 0; h < NB * 2; ++h) {
           int32_t* out = acc + r * acc_stride + h * 8;
           const int8_t* w = b + (h / 2) * block_stride + kk * kGemmNr + (h % 2) * 32;
@@ -57,8 +55,8 @@ struct AvxVnniKernel {
   // Accumulators [set][row][half block]: half h covers channels 8h..8h+7 of the tile.
   template <size_t MR, size_t NB>
   struct Tile {
-    static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
-                    size_t block_stride, int32_t* acc, size_t acc_stride) {
+    static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                    size_t acc_stride) {
       constexpr size_t kHalves = NB * 2;
       constexpr size_t kSets = sets(MR * kHalves);
       // Plain loops over local arrays in one function: GCC keeps the accumulators in registers.
@@ -78,11 +76,9 @@ struct AvxVnniKernel {
             __asm__("" : "+x"(vb[h]));  // one load per k group, not one per row
           }
           CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-            const __m256i va = _mm256_set1_epi32(
-                static_cast<int32_t>(x86::load_group(a + r * a_stride + (g + s) * kGemmKr)));
-            CQ_UNROLL for (size_t h = 0; h < kHalves; ++h) {
-              vacc[s][r][h] = Dot::dpbusd(vacc[s][r][h], va, vb[h]);
-            }
+            const __m256i va =
+                _mm256_set1_epi32(static_cast<int32_t>(x86::load_group(a + r * a_stride + (g + s) * kGemmKr)));
+            CQ_UNROLL for (size_t h = 0; h < kHalves; ++h) { vacc[s][r][h] = Dot::dpbusd(vacc[s][r][h], va, vb[h]); }
           }
         }
       }
@@ -95,16 +91,16 @@ struct AvxVnniKernel {
       }
       const size_t done = main_groups * kGemmKr;
       if (k > done) {
-        accumulate_tail<MR, NB>(k - done, a + done, a_stride,
-                                b + main_groups * kGemmNr * kGemmKr, block_stride, acc, acc_stride);
+        accumulate_tail<MR, NB>(k - done, a + done, a_stride, b + main_groups * kGemmNr * kGemmKr, block_stride, acc,
+                                acc_stride);
       }
     }
   };
 
   static constexpr x86::TileTable<kAvxVnniMr, kAvxVnniBlocks, Tile> kTiles{};
 
-  static void accumulate(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                         const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+  static void accumulate(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                         size_t block_stride, int32_t* acc, size_t acc_stride) {
     kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
   }
 };

@@ -32,8 +32,8 @@ inline uint32_t load_group_tail(const uint8_t* p, size_t n) {
 }
 
 // A tile kernel with the row and block counts as template arguments (fully unrolled registers).
-using TileFn = void (*)(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
-                        size_t block_stride, int32_t* acc, size_t acc_stride);
+using TileFn = void (*)(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                        size_t acc_stride);
 
 // Table of Tile<mr, blocks> for mr in 1..MR, blocks in 1..NB, so that partial tiles (the last
 // rows of M, the last blocks of N) keep their accumulators in registers too.

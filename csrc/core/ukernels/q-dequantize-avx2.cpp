@@ -23,8 +23,7 @@ void q_dequantize_avx2(const Q* x, float* y, size_t n, const DequantizeParams& p
 }
 
 template <typename Q>
-void q_dequantize_channelwise_avx2(const Q* x, float* y, size_t n, const float* scale,
-                                     const float* zero_point) {
+void q_dequantize_channelwise_avx2(const Q* x, float* y, size_t n, const float* scale, const float* zero_point) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 a = avx2::load8_q_as_float(x + i);
@@ -34,10 +33,9 @@ void q_dequantize_channelwise_avx2(const Q* x, float* y, size_t n, const float* 
   q_dequantize_channelwise_scalar(x + i, y + i, n - i, scale + i, zero_point + i);
 }
 
-#define INSTANTIATE(Q)                                                                         \
-  template void q_dequantize_avx2<Q>(const Q*, float*, size_t, const DequantizeParams&);    \
-  template void q_dequantize_channelwise_avx2<Q>(const Q*, float*, size_t, const float*,    \
-                                                   const float*);
+#define INSTANTIATE(Q)                                                                   \
+  template void q_dequantize_avx2<Q>(const Q*, float*, size_t, const DequantizeParams&); \
+  template void q_dequantize_channelwise_avx2<Q>(const Q*, float*, size_t, const float*, const float*);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE
 

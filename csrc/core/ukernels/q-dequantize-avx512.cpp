@@ -24,8 +24,7 @@ void q_dequantize_avx512(const Q* x, float* y, size_t n, const DequantizeParams&
 }
 
 template <typename Q>
-void q_dequantize_channelwise_avx512(const Q* x, float* y, size_t n, const float* scale,
-                                       const float* zero_point) {
+void q_dequantize_channelwise_avx512(const Q* x, float* y, size_t n, const float* scale, const float* zero_point) {
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : avx512::tail_mask(n - i);
     const __m512 a = avx512::load_q_as_float(x + i, m);
@@ -35,10 +34,9 @@ void q_dequantize_channelwise_avx512(const Q* x, float* y, size_t n, const float
   }
 }
 
-#define INSTANTIATE(Q)                                                                         \
-  template void q_dequantize_avx512<Q>(const Q*, float*, size_t, const DequantizeParams&);  \
-  template void q_dequantize_channelwise_avx512<Q>(const Q*, float*, size_t, const float*,  \
-                                                     const float*);
+#define INSTANTIATE(Q)                                                                     \
+  template void q_dequantize_avx512<Q>(const Q*, float*, size_t, const DequantizeParams&); \
+  template void q_dequantize_channelwise_avx512<Q>(const Q*, float*, size_t, const float*, const float*);
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -7,9 +7,8 @@ namespace ukernels {
 namespace {
 
 template <typename X>
-void accumulate_scalar(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input,
-                       size_t input_stride, const DwConvWeights& weights, int32_t* acc,
-                       size_t acc_stride) {
+void accumulate_scalar(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input, size_t input_stride,
+                       const DwConvWeights& weights, int32_t* acc, size_t acc_stride) {
   for (size_t p = 0; p < pixels; ++p) {
     const size_t offset = p * input_stride;
     for (size_t c = 0; c < channels; ++c) {
@@ -27,7 +26,8 @@ void accumulate_scalar(size_t pixels, size_t channels, size_t taps, const uint8_
 
 }  // namespace
 
-extern constexpr DwConvMicrokernel q8_dwconv_c1_scalar = {"q8-dwconv-c1-scalar", &accumulate_scalar<uint8_t>, &accumulate_scalar<int8_t>};
+extern constexpr DwConvMicrokernel q8_dwconv_c1_scalar = {"q8-dwconv-c1-scalar", &accumulate_scalar<uint8_t>,
+                                                          &accumulate_scalar<int8_t>};
 
 }  // namespace ukernels
 }  // namespace circle_quant

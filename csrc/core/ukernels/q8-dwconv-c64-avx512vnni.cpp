@@ -25,9 +25,7 @@ namespace circle_quant {
 namespace ukernels {
 namespace {
 
-inline __mmask64 byte_mask(size_t n) {
-  return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
-}
+inline __mmask64 byte_mask(size_t n) { return n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1; }
 
 // Vector k of the 4 byte-quad vectors: lane 4l + j = channel 16l + 4k + j.
 struct Quads {
@@ -59,8 +57,8 @@ inline __mmask16 lane_mask(size_t c, size_t channels) {
 
 // One pixel, channels [c, c + 64) (fewer at the tail: masked loads, zero padding weights).
 template <bool kSigned, bool kZeroPoint>
-inline void dw_block64(size_t c, size_t channels, size_t taps, const uint8_t* const* rows,
-                       size_t offset, const DwConvWeights& w, int32_t* out) {
+inline void dw_block64(size_t c, size_t channels, size_t taps, const uint8_t* const* rows, size_t offset,
+                       const DwConvWeights& w, int32_t* out) {
   const __mmask64 mask = byte_mask(channels - c);
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const int8_t* wq = w.quads + (c / 64) * 256;
@@ -108,8 +106,8 @@ struct DotAvx512Vnni {
 };
 
 template <bool kSigned, bool kZeroPoint>
-void dw_pixels(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input,
-               size_t input_stride, const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
+void dw_pixels(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input, size_t input_stride,
+               const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
   // Whole blocks of 64 channels on the quads; the rest (fewer than 64) on the pairs with
   // vpdpwssd, which wastes no lanes on a 16- or 32-channel remainder.
   const size_t quad_channels = channels / 64 * 64;
@@ -135,9 +133,8 @@ void dw_pixels(size_t pixels, size_t channels, size_t taps, const uint8_t* const
 }
 
 template <bool kSigned>
-void dw_accumulate_avx512vnni(size_t pixels, size_t channels, size_t taps,
-                              const uint8_t* const* input, size_t input_stride,
-                              const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
+void dw_accumulate_avx512vnni(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input,
+                              size_t input_stride, const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
   if (w.zero_point != nullptr) {
     dw_pixels<kSigned, true>(pixels, channels, taps, input, input_stride, w, acc, acc_stride);
   } else {
@@ -147,9 +144,9 @@ void dw_accumulate_avx512vnni(size_t pixels, size_t channels, size_t taps,
 
 }  // namespace
 
-extern constexpr DwConvMicrokernel q8_dwconv_c64_avx512vnni = {"q8-dwconv-c64-avx512vnni", &dw_accumulate_avx512vnni<false>,
-          &dw_accumulate_avx512vnni<true>, &dw_rows_avx512<false, DotAvx512Vnni>,
-          &dw_rows_avx512<true, DotAvx512Vnni>};
+extern constexpr DwConvMicrokernel q8_dwconv_c64_avx512vnni = {
+    "q8-dwconv-c64-avx512vnni", &dw_accumulate_avx512vnni<false>, &dw_accumulate_avx512vnni<true>,
+    &dw_rows_avx512<false, DotAvx512Vnni>, &dw_rows_avx512<true, DotAvx512Vnni>};
 
 }  // namespace ukernels
 }  // namespace circle_quant

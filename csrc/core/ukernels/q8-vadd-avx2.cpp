@@ -25,8 +25,8 @@ inline void store8_q(Q* y, __m256i v) {
 }
 
 template <typename Q>
-void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* other,
-               size_t other_stride, RequantMode mode, const ResidualAdd& p) {
+void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* other, size_t other_stride,
+               RequantMode mode, const ResidualAdd& p) {
   const __m256 zy = _mm256_set1_ps(static_cast<float>(p.layer_zero_point));
   const __m256 zr = _mm256_set1_ps(static_cast<float>(p.other_zero_point));
   const __m256 sy = _mm256_set1_ps(p.layer_scale), sr = _mm256_set1_ps(p.other_scale);
@@ -49,7 +49,7 @@ void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* oth
     }
   }
   if (full < cols) {
-    const OutputType type = std::is_same_v<Q, uint8_t> ? OutputType::kUint8
+    const OutputType type = std::is_same_v<Q, uint8_t>  ? OutputType::kUint8
                             : std::is_same_v<Q, int8_t> ? OutputType::kInt8
                                                         : OutputType::kInt16;
     q8_vadd_scalar(rows, cols - full, out + full, out_stride, other + full, other_stride, type, mode, p);
@@ -58,21 +58,21 @@ void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* oth
 
 }  // namespace
 
-void q8_vadd_avx2(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                  size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add) {
+void q8_vadd_avx2(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                  OutputType type, RequantMode mode, const ResidualAdd& add) {
   if (mode != RequantMode::kFloat) {
     return q8_vadd_scalar(rows, cols, out, out_stride, other, other_stride, type, mode, add);
   }
   switch (type) {
     case OutputType::kUint8:
-      return add_float(rows, cols, static_cast<uint8_t*>(out), out_stride,
-                       static_cast<const uint8_t*>(other), other_stride, mode, add);
+      return add_float(rows, cols, static_cast<uint8_t*>(out), out_stride, static_cast<const uint8_t*>(other),
+                       other_stride, mode, add);
     case OutputType::kInt8:
-      return add_float(rows, cols, static_cast<int8_t*>(out), out_stride,
-                       static_cast<const int8_t*>(other), other_stride, mode, add);
+      return add_float(rows, cols, static_cast<int8_t*>(out), out_stride, static_cast<const int8_t*>(other),
+                       other_stride, mode, add);
     case OutputType::kInt16:
-      return add_float(rows, cols, static_cast<int16_t*>(out), out_stride,
-                       static_cast<const int16_t*>(other), other_stride, mode, add);
+      return add_float(rows, cols, static_cast<int16_t*>(out), out_stride, static_cast<const int16_t*>(other),
+                       other_stride, mode, add);
     case OutputType::kFloat: return;
   }
 }

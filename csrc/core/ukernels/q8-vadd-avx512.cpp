@@ -10,8 +10,8 @@ namespace ukernels {
 namespace {
 
 template <typename Q>
-void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* other,
-               size_t other_stride, const ResidualAdd& p) {
+void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* other, size_t other_stride,
+               const ResidualAdd& p) {
   const __m512 zy = _mm512_set1_ps(static_cast<float>(p.layer_zero_point));
   const __m512 zr = _mm512_set1_ps(static_cast<float>(p.other_zero_point));
   const __m512 sy = _mm512_set1_ps(p.layer_scale), sr = _mm512_set1_ps(p.other_scale);
@@ -30,23 +30,23 @@ void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* oth
       const __m512 b = _mm512_mul_ps(_mm512_sub_ps(avx512::load_q_as_float(r + j, mask), zr), sr);
       __m512 x = _mm512_mul_ps(_mm512_add_ps(a, b), inv);
       x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-      const __m512i q = _mm512_add_epi32(
-          _mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zo);
+      const __m512i q =
+          _mm512_add_epi32(_mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zo);
       avx512::store_q(y + j, q, mask);
     }
   }
 }
 
 template <typename Q>
-void add_typed(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-               size_t other_stride, const ResidualAdd& p) {
+void add_typed(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+               const ResidualAdd& p) {
   add_float(rows, cols, static_cast<Q*>(out), out_stride, static_cast<const Q*>(other), other_stride, p);
 }
 
 }  // namespace
 
-void q8_vadd_avx512(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                    size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add) {
+void q8_vadd_avx512(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                    OutputType type, RequantMode mode, const ResidualAdd& add) {
   if (mode != RequantMode::kFloat) {
     return q8_vadd_scalar(rows, cols, out, out_stride, other, other_stride, type, mode, add);
   }

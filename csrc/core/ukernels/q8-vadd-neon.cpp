@@ -39,8 +39,8 @@ inline int32x4_t add4(float32x4_t y, float32x4_t r, const Params& p) {
 }
 
 template <typename Q>
-void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* other,
-               size_t other_stride, const ResidualAdd& add) {
+void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* other, size_t other_stride,
+               const ResidualAdd& add) {
   Params p;
   p.zy = vdupq_n_f32(static_cast<float>(add.layer_zero_point));
   p.zr = vdupq_n_f32(static_cast<float>(add.other_zero_point));
@@ -68,22 +68,22 @@ void add_float(size_t rows, size_t cols, Q* out, size_t out_stride, const Q* oth
   }
   if (full < cols) {
     const OutputType type = std::is_signed_v<Q> ? OutputType::kInt8 : OutputType::kUint8;
-    q8_vadd_scalar(rows, cols - full, out + full, out_stride, other + full, other_stride, type,
-                   RequantMode::kFloat, add);
+    q8_vadd_scalar(rows, cols - full, out + full, out_stride, other + full, other_stride, type, RequantMode::kFloat,
+                   add);
   }
 }
 
 }  // namespace
 
-void q8_vadd_neon(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                  size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add) {
+void q8_vadd_neon(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                  OutputType type, RequantMode mode, const ResidualAdd& add) {
   if (mode == RequantMode::kFloat && type == OutputType::kUint8) {
-    return add_float(rows, cols, static_cast<uint8_t*>(out), out_stride,
-                     static_cast<const uint8_t*>(other), other_stride, add);
+    return add_float(rows, cols, static_cast<uint8_t*>(out), out_stride, static_cast<const uint8_t*>(other),
+                     other_stride, add);
   }
   if (mode == RequantMode::kFloat && type == OutputType::kInt8) {
-    return add_float(rows, cols, static_cast<int8_t*>(out), out_stride,
-                     static_cast<const int8_t*>(other), other_stride, add);
+    return add_float(rows, cols, static_cast<int8_t*>(out), out_stride, static_cast<const int8_t*>(other), other_stride,
+                     add);
   }
   q8_vadd_scalar(rows, cols, out, out_stride, other, other_stride, type, mode, add);
 }

@@ -21,10 +21,10 @@ namespace ukernels {
 
 // The packed depthwise weights (qconv.h) as the kernels read them.
 struct DwConvWeights {
-  const int32_t* pairs = nullptr;  // int16 pair layout, tap pair q at pairs + q * pair_stride
-  size_t pair_stride = 0;          // depthwise_channel_stride(C) int32
-  const int8_t* quads = nullptr;   // int8 quad layout (VNNI kernels), tap group g at
-  size_t quad_stride = 0;          //   quads + g * quad_stride bytes
+  const int32_t* pairs = nullptr;       // int16 pair layout, tap pair q at pairs + q * pair_stride
+  size_t pair_stride = 0;               // depthwise_channel_stride(C) int32
+  const int8_t* quads = nullptr;        // int8 quad layout (VNNI kernels), tap group g at
+  size_t quad_stride = 0;               //   quads + g * quad_stride bytes
   const int32_t* zero_point = nullptr;  // zb[c] in the stored int8 domain, or nullptr if all 0
   const int32_t* weight_sum = nullptr;  // Σ_t w'(t, c)
 };
@@ -40,10 +40,8 @@ DwConvWeights dwconv_weights(const ConvWeightsView& w);
 // The kernel reads no input byte at or past input[t][p * input_stride + channels]; it may write
 // acc up to c < round_up(channels, kDepthwiseAccumulatorAlign), so acc_stride must be at least
 // that. Exact int32 (|x · w'| ≤ 255 · 255 and taps ≤ kMaxGemmK).
-using DwConvAccumulateFn = void (*)(size_t pixels, size_t channels, size_t taps,
-                                    const uint8_t* const* input, size_t input_stride,
-                                    const DwConvWeights& weights, int32_t* acc,
-                                    size_t acc_stride);
+using DwConvAccumulateFn = void (*)(size_t pixels, size_t channels, size_t taps, const uint8_t* const* input,
+                                    size_t input_stride, const DwConvWeights& weights, int32_t* acc, size_t acc_stride);
 constexpr size_t kDepthwiseAccumulatorAlign = 64;
 
 // Row form, for a run of output pixels whose taps all lie inside the image along W, with unit
@@ -54,9 +52,9 @@ constexpr size_t kDepthwiseAccumulatorAlign = 64;
 //                               x(rows[kh] + (p · stride_w + kw) · channels + c) · w'(kh · kernel_w + kw, c)
 // Same reads, writes and exactness bounds as DwConvAccumulateFn (the sums are equal to it with
 // the matching tap pointers).
-using DwConvRowsFn = void (*)(size_t pixels, size_t channels, size_t kernel_h, size_t kernel_w,
-                              size_t stride_w, const uint8_t* const* rows,
-                              const DwConvWeights& weights, int32_t* acc, size_t acc_stride);
+using DwConvRowsFn = void (*)(size_t pixels, size_t channels, size_t kernel_h, size_t kernel_w, size_t stride_w,
+                              const uint8_t* const* rows, const DwConvWeights& weights, int32_t* acc,
+                              size_t acc_stride);
 
 inline bool dwconv_rows_supported(int64_t kernel_w, int64_t stride_w, int64_t dilation_w) {
   return (kernel_w == 3 || kernel_w == 5) && (stride_w == 1 || stride_w == 2) && dilation_w == 1;

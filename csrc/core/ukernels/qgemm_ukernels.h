@@ -28,9 +28,8 @@ namespace ukernels {
 //   B: `blocks` consecutive packed blocks starting at b, block_stride bytes apart.
 // Exact int32 arithmetic (callers guarantee K ≤ kMaxGemmK so no sum can overflow).
 // blocks ≤ max_blocks, 1 ≤ mr ≤ GemmMicrokernel::mr, acc_stride ≥ 16 · blocks.
-using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint8_t* a,
-                                  size_t a_stride, const int8_t* b, size_t block_stride,
-                                  int32_t* acc, size_t acc_stride);
+using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
+                                  const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
 
 // out(i, j) for i < rows, j < cols:
 //   total = acc[i * acc_stride + j] + channel_term[j] - (row_sum ? zb[j] * row_sum[i] : 0)
@@ -40,17 +39,15 @@ using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint
 // channel_term[j] = bias[j] - za'·column_sum[j] + K·za'·zb[j] (za' = activation zero point in the
 // A domain the accumulate kernel read) is computed by the driver.
 using RequantizeFn = void (*)(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                              const int32_t* channel_term, const int32_t* zb,
-                              const int32_t* row_sum, const OutputStage& stage, size_t n0,
-                              void* out, size_t out_stride);
+                              const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
+                              const OutputStage& stage, size_t n0, void* out, size_t out_stride);
 
 // The fused residual add (ResidualAdd in qgemm.h) on one output tile, in place: for i < rows,
 // j < cols, y = out[i * out_stride + j] (the layer's quantized output) and r = other[i *
 // other_stride + j], both of `type` (uint8, int8 or int16), become the add's output under `mode`.
 // Files q8-vadd-<isa>.cpp; SIMD versions must match q8_vadd_scalar bit for bit.
-using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_stride,
-                               const void* other, size_t other_stride, OutputType type,
-                               RequantMode mode, const ResidualAdd& add);
+using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
+                               size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
 
 // Optional working layouts a kernel reads instead of the packed bytes, built by the driver once per
 // call (A) and once per column chunk (B), then reused by every tile that reads them:
@@ -65,18 +62,18 @@ using WidenBFn = void (*)(size_t blocks, size_t k, const int8_t* b, size_t block
 constexpr size_t kMaxTileAccumulators = 1024;
 
 struct GemmMicrokernel {
-  const char* name;           // its file's name, e.g. "qu8-gemm-8x48c4-avx512vnni"
+  const char* name;  // its file's name, e.g. "qu8-gemm-8x48c4-avx512vnni"
   GemmAccumulateFn accumulate;
   RequantizeFn requantize;
-  size_t mr;                  // rows per tile
-  size_t max_blocks;          // 16-channel blocks per tile
-  bool a_signed;              // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
+  size_t mr;                   // rows per tile
+  size_t max_blocks;           // 16-channel blocks per tile
+  bool a_signed;               // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
   ResidualAddFn add_residual;  // the ISA's fused residual add (shared by its kernels)
   WidenAFn widen_a = nullptr;  // nullptr: reads the packed A bytes
   WidenBFn widen_b = nullptr;  // nullptr: reads the packed B blocks
   size_t a_group_bytes = kGemmKr;
   size_t b_group_bytes = kGemmKr * kGemmNr;
-  size_t min_rows = 1;         // gemm_microkernel_for picks it only for calls of at least this many rows
+  size_t min_rows = 1;  // gemm_microkernel_for picks it only for calls of at least this many rows
 };
 // Each kernel file defines its descriptor as a constant, e.g.
 //   extern constexpr GemmMicrokernel qu8_gemm_3x16c4_avx2 = {...};
@@ -85,9 +82,8 @@ struct GemmMicrokernel {
 
 // Accumulate on the packed A and B whatever the kernel's working layout (widens into scratch
 // first when it has one): the form tests use to compare every kernel with the scalar one.
-void accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
-                       const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
-                       int32_t* acc, size_t acc_stride);
+void accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
+                       const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
 
 // The microkernels themselves are constants (data, no code runs to read one) defined in their
 // files and listed with their ISA in the kernel registry (registry.h), which also chooses one:
@@ -95,17 +91,17 @@ void accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size
 
 // The fused residual add of each ISA: scalar reference, and SIMD ones for the float family on
 // 8-bit types (other cases go to the scalar code).
-void q8_vadd_scalar(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                    size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+void q8_vadd_scalar(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                    OutputType type, RequantMode mode, const ResidualAdd& add);
 #if defined(__x86_64__)
-void q8_vadd_avx2(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                  size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
-void q8_vadd_avx512(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                    size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+void q8_vadd_avx2(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                  OutputType type, RequantMode mode, const ResidualAdd& add);
+void q8_vadd_avx512(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                    OutputType type, RequantMode mode, const ResidualAdd& add);
 #endif
 #if defined(__aarch64__)
-void q8_vadd_neon(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
-                  size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
+void q8_vadd_neon(size_t rows, size_t cols, void* out, size_t out_stride, const void* other, size_t other_stride,
+                  OutputType type, RequantMode mode, const ResidualAdd& add);
 #endif
 
 // Scalar requantization of one tile: the reference output stage, also used by SIMD kernels for
@@ -116,26 +112,24 @@ void qs32_requantize_scalar(size_t rows, size_t cols, const int32_t* acc, size_t
 
 #if defined(__x86_64__)
 // SIMD output stages, bit-exact with the scalar one (shift in [-31, 30] for kFixedPoint).
-void qs32_requantize_avx2(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                          const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                          const OutputStage& stage, size_t n0, void* out, size_t out_stride);
+void qs32_requantize_avx2(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                          const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, void* out,
+                          size_t out_stride);
 void qs32_requantize_avx512(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                            const int32_t* channel_term, const int32_t* zb,
-                            const int32_t* row_sum, const OutputStage& stage, size_t n0,
-                            void* out, size_t out_stride);
+                            const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
+                            const OutputStage& stage, size_t n0, void* out, size_t out_stride);
 #endif
 
 // The exact accumulator total of output (i, j) from a tile's raw dot product, modulo 2^32.
-inline int32_t qgemm_total(int32_t acc, int32_t channel_term, const int32_t* zb,
-                           const int32_t* row_sum, size_t i, size_t j) {
+inline int32_t qgemm_total(int32_t acc, int32_t channel_term, const int32_t* zb, const int32_t* row_sum, size_t i,
+                           size_t j) {
   uint32_t t = static_cast<uint32_t>(acc) + static_cast<uint32_t>(channel_term);
   if (row_sum != nullptr) t -= static_cast<uint32_t>(zb[j]) * static_cast<uint32_t>(row_sum[i]);
   return static_cast<int32_t>(t);
 }
 
 // Row sums Σk A(i, k) in the A domain the kernel reads (uint8 or int8 interpretation).
-void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed,
-                 int32_t* row_sum);
+void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum);
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -38,8 +38,7 @@ inline __m256i fixed_point_multiply(__m256i x, __m256i m0, __m256i shift) {
   // arithmetic shift).
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
   const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, m0), nudge);
-  const __m256i odd = _mm256_add_epi64(
-      _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m0, 32)), nudge);
+  const __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m0, 32)), nudge);
   __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xAA);
   const __m256i min = _mm256_set1_epi32(kInt32Min);
   const __m256i both_min = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m0, min));
@@ -79,8 +78,7 @@ inline Channels channels(size_t cols, size_t j, const int32_t* channel_term, con
                          const int32_t* row_sum) {
   Channels c;
   c.n = cols - j >= 8 ? 8 : cols - j;
-  c.mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(c.n)),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  c.mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(c.n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   c.term = _mm256_maskload_epi32(channel_term + j, c.mask);
   c.zb = row_sum != nullptr ? _mm256_maskload_epi32(zb + j, c.mask) : _mm256_setzero_si256();
   return c;
@@ -96,65 +94,63 @@ inline __m256i total(const int32_t* acc, const Channels& c, const int32_t* row_s
 
 // The vector code RequantizeDispatch (requantize_dispatch.h) runs per output type and mode.
 struct Stage {
-template <typename Q, RequantMode kMode>
-static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                  const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                  const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
-  const __m256i zp = _mm256_set1_epi32(stage.zero_point);
-  for (size_t j = 0; j < cols; j += 8) {
-    const Channels c = channels(cols, j, channel_term, zb, row_sum);
-    if constexpr (kMode == RequantMode::kFloat) {
-      // Clamp before rounding, with the zero point moved to the bounds (exact; see the AVX-512
-      // file): the same value as the reference's round, add, clamp.
+  template <typename Q, RequantMode kMode>
+  static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                        const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, Q* out,
+                        size_t out_stride) {
+    const __m256i zp = _mm256_set1_epi32(stage.zero_point);
+    for (size_t j = 0; j < cols; j += 8) {
+      const Channels c = channels(cols, j, channel_term, zb, row_sum);
+      if constexpr (kMode == RequantMode::kFloat) {
+        // Clamp before rounding, with the zero point moved to the bounds (exact; see the AVX-512
+        // file): the same value as the reference's round, add, clamp.
+        const __m256 m = _mm256_maskload_ps(stage.multiplier + n0 + j, c.mask);
+        const __m256 lo = _mm256_set1_ps(static_cast<float>(stage.qmin - stage.zero_point));
+        const __m256 hi = _mm256_set1_ps(static_cast<float>(stage.qmax - stage.zero_point));
+        for (size_t i = 0; i < rows; ++i) {
+          const __m256i t = total(acc + i * acc_stride + j, c, row_sum, i);
+          __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(t), m);
+          x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+          x = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          store(out + i * out_stride + j, _mm256_add_epi32(_mm256_cvttps_epi32(x), zp), c.n);
+        }
+      } else {
+        const __m256i m0 = _mm256_maskload_epi32(stage.fixed_multiplier + n0 + j, c.mask);
+        const __m256i shift = _mm256_maskload_epi32(stage.fixed_shift + n0 + j, c.mask);
+        const __m256i lo = _mm256_set1_epi32(stage.qmin - stage.zero_point);
+        const __m256i hi = _mm256_set1_epi32(stage.qmax - stage.zero_point);
+        for (size_t i = 0; i < rows; ++i) {
+          const __m256i t = total(acc + i * acc_stride + j, c, row_sum, i);
+          const __m256i v = _mm256_min_epi32(_mm256_max_epi32(fixed_point_multiply(t, m0, shift), lo), hi);
+          store(out + i * out_stride + j, _mm256_add_epi32(v, zp), c.n);
+        }
+      }
+    }
+  }
+
+  static void to_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                       const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, float* out,
+                       size_t out_stride) {
+    const __m256 lo = _mm256_set1_ps(stage.fmin), hi = _mm256_set1_ps(stage.fmax);
+    for (size_t j = 0; j < cols; j += 8) {
+      const Channels c = channels(cols, j, channel_term, zb, row_sum);
       const __m256 m = _mm256_maskload_ps(stage.multiplier + n0 + j, c.mask);
-      const __m256 lo = _mm256_set1_ps(static_cast<float>(stage.qmin - stage.zero_point));
-      const __m256 hi = _mm256_set1_ps(static_cast<float>(stage.qmax - stage.zero_point));
       for (size_t i = 0; i < rows; ++i) {
         const __m256i t = total(acc + i * acc_stride + j, c, row_sum, i);
-        __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(t), m);
-        x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-        x = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        store(out + i * out_stride + j, _mm256_add_epi32(_mm256_cvttps_epi32(x), zp), c.n);
-      }
-    } else {
-      const __m256i m0 = _mm256_maskload_epi32(stage.fixed_multiplier + n0 + j, c.mask);
-      const __m256i shift = _mm256_maskload_epi32(stage.fixed_shift + n0 + j, c.mask);
-      const __m256i lo = _mm256_set1_epi32(stage.qmin - stage.zero_point);
-      const __m256i hi = _mm256_set1_epi32(stage.qmax - stage.zero_point);
-      for (size_t i = 0; i < rows; ++i) {
-        const __m256i t = total(acc + i * acc_stride + j, c, row_sum, i);
-        const __m256i v = _mm256_min_epi32(_mm256_max_epi32(fixed_point_multiply(t, m0, shift), lo), hi);
-        store(out + i * out_stride + j, _mm256_add_epi32(v, zp), c.n);
+        __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(t), m);
+        y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);  // operand order as in the reference
+        _mm256_maskstore_ps(out + i * out_stride + j, c.mask, y);
       }
     }
   }
-}
-
-static void to_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                      const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                      const OutputStage& stage, size_t n0, float* out, size_t out_stride) {
-  const __m256 lo = _mm256_set1_ps(stage.fmin), hi = _mm256_set1_ps(stage.fmax);
-  for (size_t j = 0; j < cols; j += 8) {
-    const Channels c = channels(cols, j, channel_term, zb, row_sum);
-    const __m256 m = _mm256_maskload_ps(stage.multiplier + n0 + j, c.mask);
-    for (size_t i = 0; i < rows; ++i) {
-      const __m256i t = total(acc + i * acc_stride + j, c, row_sum, i);
-      __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(t), m);
-      y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);  // operand order as in the reference
-      _mm256_maskstore_ps(out + i * out_stride + j, c.mask, y);
-    }
-  }
-}
-
 };
 
 }  // namespace
 
-void qs32_requantize_avx2(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                          const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                          const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
-  RequantizeDispatch<Stage>::run(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
-                                 out_stride);
+void qs32_requantize_avx2(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                          const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, void* out,
+                          size_t out_stride) {
+  RequantizeDispatch<Stage>::run(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out, out_stride);
 }
 
 }  // namespace ukernels

@@ -37,10 +37,8 @@ inline __m512i fixed_point_multiply(__m512i x, __m512i m0, __m512i shift) {
   // shift them up into the high half.
   const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
   const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, m0), nudge);
-  const __m512i odd = _mm512_add_epi64(
-      _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m0, 32)), nudge);
-  __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31),
-                                         _mm512_slli_epi64(odd, 1));
+  const __m512i odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m0, 32)), nudge);
+  __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
   // The one product that does not fit: INT32_MIN · INT32_MIN saturates to INT32_MAX.
   const __m512i min = _mm512_set1_epi32(kInt32Min);
   const __mmask16 both_min = _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m0, min);
@@ -80,76 +78,74 @@ inline __m512i total(const int32_t* acc, const Channels& c, const int32_t* row_s
 
 // The vector code RequantizeDispatch (requantize_dispatch.h) runs per output type and mode.
 struct Stage {
-template <typename Q, RequantMode kMode>
-static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                  const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                  const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
-  const __m512i zp = _mm512_set1_epi32(stage.zero_point);
-  for (size_t j = 0; j < cols; j += 16) {
-    Channels c;
-    c.mask = cols - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (cols - j)) - 1);
-    c.term = _mm512_maskz_loadu_epi32(c.mask, channel_term + j);
-    c.zb = row_sum != nullptr ? _mm512_maskz_loadu_epi32(c.mask, zb + j) : _mm512_setzero_si512();
-    if constexpr (kMode == RequantMode::kFloat) {
-      // clamp(nearbyint(x) + zp, qmin, qmax) == nearbyint(clamp(x, qmin - zp, qmax - zp)) + zp:
-      // the bounds are integers (exact in float) and rounding is monotonic and keeps integers.
-      // Clamping first also keeps the conversion in range.
+  template <typename Q, RequantMode kMode>
+  static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                        const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, Q* out,
+                        size_t out_stride) {
+    const __m512i zp = _mm512_set1_epi32(stage.zero_point);
+    for (size_t j = 0; j < cols; j += 16) {
+      Channels c;
+      c.mask = cols - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (cols - j)) - 1);
+      c.term = _mm512_maskz_loadu_epi32(c.mask, channel_term + j);
+      c.zb = row_sum != nullptr ? _mm512_maskz_loadu_epi32(c.mask, zb + j) : _mm512_setzero_si512();
+      if constexpr (kMode == RequantMode::kFloat) {
+        // clamp(nearbyint(x) + zp, qmin, qmax) == nearbyint(clamp(x, qmin - zp, qmax - zp)) + zp:
+        // the bounds are integers (exact in float) and rounding is monotonic and keeps integers.
+        // Clamping first also keeps the conversion in range.
+        const __m512 m = _mm512_maskz_loadu_ps(c.mask, stage.multiplier + n0 + j);
+        const __m512 lo = _mm512_set1_ps(static_cast<float>(stage.qmin - stage.zero_point));
+        const __m512 hi = _mm512_set1_ps(static_cast<float>(stage.qmax - stage.zero_point));
+        for (size_t i = 0; i < rows; ++i) {
+          const __m512i t = total(acc + i * acc_stride + j, c, row_sum, i);
+          __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(t), m);
+          x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+          const __m512i q =
+              _mm512_add_epi32(_mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+          store(out + i * out_stride + j, q, c.mask);
+        }
+      } else {
+        const __m512i m0 = _mm512_maskz_loadu_epi32(c.mask, stage.fixed_multiplier + n0 + j);
+        const __m512i shift = _mm512_maskz_loadu_epi32(c.mask, stage.fixed_shift + n0 + j);
+        // clamp(v + zp, qmin, qmax) as clamp(v, qmin - zp, qmax - zp) + zp: no int32 overflow.
+        const __m512i lo = _mm512_set1_epi32(stage.qmin - stage.zero_point);
+        const __m512i hi = _mm512_set1_epi32(stage.qmax - stage.zero_point);
+        for (size_t i = 0; i < rows; ++i) {
+          const __m512i t = total(acc + i * acc_stride + j, c, row_sum, i);
+          const __m512i v = _mm512_min_epi32(_mm512_max_epi32(fixed_point_multiply(t, m0, shift), lo), hi);
+          store(out + i * out_stride + j, _mm512_add_epi32(v, zp), c.mask);
+        }
+      }
+    }
+  }
+
+  static void to_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                       const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, float* out,
+                       size_t out_stride) {
+    const __m512 lo = _mm512_set1_ps(stage.fmin), hi = _mm512_set1_ps(stage.fmax);
+    for (size_t j = 0; j < cols; j += 16) {
+      Channels c;
+      c.mask = cols - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (cols - j)) - 1);
+      c.term = _mm512_maskz_loadu_epi32(c.mask, channel_term + j);
+      c.zb = row_sum != nullptr ? _mm512_maskz_loadu_epi32(c.mask, zb + j) : _mm512_setzero_si512();
       const __m512 m = _mm512_maskz_loadu_ps(c.mask, stage.multiplier + n0 + j);
-      const __m512 lo = _mm512_set1_ps(static_cast<float>(stage.qmin - stage.zero_point));
-      const __m512 hi = _mm512_set1_ps(static_cast<float>(stage.qmax - stage.zero_point));
       for (size_t i = 0; i < rows; ++i) {
         const __m512i t = total(acc + i * acc_stride + j, c, row_sum, i);
-        __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(t), m);
-        x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-        const __m512i q = _mm512_add_epi32(
-            _mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
-        store(out + i * out_stride + j, q, c.mask);
-      }
-    } else {
-      const __m512i m0 = _mm512_maskz_loadu_epi32(c.mask, stage.fixed_multiplier + n0 + j);
-      const __m512i shift = _mm512_maskz_loadu_epi32(c.mask, stage.fixed_shift + n0 + j);
-      // clamp(v + zp, qmin, qmax) as clamp(v, qmin - zp, qmax - zp) + zp: no int32 overflow.
-      const __m512i lo = _mm512_set1_epi32(stage.qmin - stage.zero_point);
-      const __m512i hi = _mm512_set1_epi32(stage.qmax - stage.zero_point);
-      for (size_t i = 0; i < rows; ++i) {
-        const __m512i t = total(acc + i * acc_stride + j, c, row_sum, i);
-        const __m512i v = _mm512_min_epi32(_mm512_max_epi32(fixed_point_multiply(t, m0, shift), lo), hi);
-        store(out + i * out_stride + j, _mm512_add_epi32(v, zp), c.mask);
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(t), m);
+        // Operand order as in the scalar reference's comparisons (max_ps returns its second
+        // operand on equality): -0 results compare the same way.
+        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        _mm512_mask_storeu_ps(out + i * out_stride + j, c.mask, y);
       }
     }
   }
-}
-
-static void to_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                      const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                      const OutputStage& stage, size_t n0, float* out, size_t out_stride) {
-  const __m512 lo = _mm512_set1_ps(stage.fmin), hi = _mm512_set1_ps(stage.fmax);
-  for (size_t j = 0; j < cols; j += 16) {
-    Channels c;
-    c.mask = cols - j >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (cols - j)) - 1);
-    c.term = _mm512_maskz_loadu_epi32(c.mask, channel_term + j);
-    c.zb = row_sum != nullptr ? _mm512_maskz_loadu_epi32(c.mask, zb + j) : _mm512_setzero_si512();
-    const __m512 m = _mm512_maskz_loadu_ps(c.mask, stage.multiplier + n0 + j);
-    for (size_t i = 0; i < rows; ++i) {
-      const __m512i t = total(acc + i * acc_stride + j, c, row_sum, i);
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(t), m);
-      // Operand order as in the scalar reference's comparisons (max_ps returns its second
-      // operand on equality): -0 results compare the same way.
-      y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-      _mm512_mask_storeu_ps(out + i * out_stride + j, c.mask, y);
-    }
-  }
-}
-
 };
 
 }  // namespace
 
 void qs32_requantize_avx512(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                          const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                          const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
-  RequantizeDispatch<Stage>::run(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
-                                 out_stride);
+                            const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
+                            const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
+  RequantizeDispatch<Stage>::run(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out, out_stride);
 }
 
 }  // namespace ukernels

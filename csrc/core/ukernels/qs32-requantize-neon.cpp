@@ -13,8 +13,8 @@ namespace ukernels {
 namespace {
 
 // qgemm_total on 4 lanes: acc + channel_term - zb · row_sum, wrapping like the scalar code.
-inline int32x4_t total4(const int32_t* acc, const int32_t* channel_term, const int32_t* zb,
-                        bool has_row_sum, int32x4_t row_sum) {
+inline int32x4_t total4(const int32_t* acc, const int32_t* channel_term, const int32_t* zb, bool has_row_sum,
+                        int32x4_t row_sum) {
   int32x4_t t = vaddq_s32(vld1q_s32(acc), vld1q_s32(channel_term));
   if (has_row_sum) t = vmlsq_s32(t, vld1q_s32(zb), row_sum);
   return t;
@@ -22,8 +22,7 @@ inline int32x4_t total4(const int32_t* acc, const int32_t* channel_term, const i
 
 // kFloat: nearbyint(float(t) · m) + zy, clamped in float. vcvtq_f32_s32 and vrndnq_f32 round to
 // nearest even like the scalar cast and nearbyint; fmaxnm / fminnm are what fmax / fmin are.
-inline int32x4_t float_requantize(int32x4_t t, float32x4_t m, float32x4_t zy, float32x4_t lo,
-                                  float32x4_t hi) {
+inline int32x4_t float_requantize(int32x4_t t, float32x4_t m, float32x4_t zy, float32x4_t lo, float32x4_t hi) {
   float32x4_t v = vaddq_f32(vrndnq_f32(vmulq_f32(vcvtq_f32_s32(t), m)), zy);
   v = vminnmq_f32(vmaxnmq_f32(v, lo), hi);
   return vcvtq_s32_f32(v);  // integral and inside [qmin, qmax]: exact
@@ -34,8 +33,8 @@ inline int32x4_t float_requantize(int32x4_t t, float32x4_t m, float32x4_t zy, fl
 //   SaturatingRoundingDoublingHighMul exactly (floor((2·x·m0 + 2^31) / 2^32), INT32_MIN² →
 //   INT32_MAX); srshl by a negative amount rounds ties up, so negative values first step down
 //   by one to round ties away from zero (RoundingDivideByPOT).
-inline int32x4_t fixed_requantize(int32x4_t t, int32x4_t m0, int32x4_t shift, int32x4_t zy,
-                                  int32x4_t lo, int32x4_t hi) {
+inline int32x4_t fixed_requantize(int32x4_t t, int32x4_t m0, int32x4_t shift, int32x4_t zy, int32x4_t lo,
+                                  int32x4_t hi) {
   const int32x4_t zero = vdupq_n_s32(0);
   const int32x4_t left = vmaxq_s32(shift, zero);
   const int32x4_t right = vminq_s32(shift, zero);  // ≤ 0: srshl shifts right
@@ -60,9 +59,9 @@ inline void store8(Q* y, int32x4_t a, int32x4_t b) {
 }
 
 template <typename Q>
-void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                     const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                     const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
+void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                     const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, Q* out,
+                     size_t out_stride) {
   const size_t main = cols & ~size_t{7};
   const bool fixed = stage.mode == RequantMode::kFixedPoint;
   const float32x4_t fzy = vdupq_n_f32(static_cast<float>(stage.zero_point));
@@ -82,10 +81,10 @@ void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_st
       const size_t c = n0 + j;
       int32x4_t q0, q1;
       if (fixed) {
-        q0 = fixed_requantize(t0, vld1q_s32(stage.fixed_multiplier + c),
-                              vld1q_s32(stage.fixed_shift + c), izy, ilo, ihi);
-        q1 = fixed_requantize(t1, vld1q_s32(stage.fixed_multiplier + c + 4),
-                              vld1q_s32(stage.fixed_shift + c + 4), izy, ilo, ihi);
+        q0 = fixed_requantize(t0, vld1q_s32(stage.fixed_multiplier + c), vld1q_s32(stage.fixed_shift + c), izy, ilo,
+                              ihi);
+        q1 = fixed_requantize(t1, vld1q_s32(stage.fixed_multiplier + c + 4), vld1q_s32(stage.fixed_shift + c + 4), izy,
+                              ilo, ihi);
       } else {
         q0 = float_requantize(t0, vld1q_f32(stage.multiplier + c), fzy, flo, fhi);
         q1 = float_requantize(t1, vld1q_f32(stage.multiplier + c + 4), fzy, flo, fhi);
@@ -95,9 +94,9 @@ void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_st
   }
 }
 
-void store_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                 const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                 const OutputStage& stage, size_t n0, float* out, size_t out_stride) {
+void store_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                 const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, float* out,
+                 size_t out_stride) {
   const size_t main = cols & ~size_t{7};
   const float32x4_t lo = vdupq_n_f32(stage.fmin);
   const float32x4_t hi = vdupq_n_f32(stage.fmax);
@@ -118,33 +117,31 @@ void store_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride
 
 }  // namespace
 
-void qs32_requantize_neon(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                          const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                          const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
+void qs32_requantize_neon(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                          const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, void* out,
+                          size_t out_stride) {
   const size_t main = cols & ~size_t{7};
   switch (stage.type) {
     case OutputType::kUint8:
-      store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
-                      static_cast<uint8_t*>(out), out_stride);
+      store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, static_cast<uint8_t*>(out),
+                      out_stride);
       break;
     case OutputType::kInt8:
-      store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
-                      static_cast<int8_t*>(out), out_stride);
+      store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, static_cast<int8_t*>(out),
+                      out_stride);
       break;
     case OutputType::kInt16:
-      store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
-                      static_cast<int16_t*>(out), out_stride);
+      store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, static_cast<int16_t*>(out),
+                      out_stride);
       break;
     case OutputType::kFloat:
-      store_float(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
-                  static_cast<float*>(out), out_stride);
+      store_float(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, static_cast<float*>(out),
+                  out_stride);
       break;
   }
   if (main == cols) return;
   // The last cols % 8 channels of every row.
-  const size_t elem = stage.type == OutputType::kFloat  ? 4
-                      : stage.type == OutputType::kInt16 ? 2
-                                                          : 1;
+  const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
   qs32_requantize_scalar(rows, cols - main, acc + main, acc_stride, channel_term + main,
                          zb != nullptr ? zb + main : nullptr, row_sum, stage, n0 + main,
                          static_cast<uint8_t*>(out) + main * elem, out_stride);

@@ -10,22 +10,22 @@ namespace ukernels {
 namespace {
 
 template <typename Q>
-void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                     const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                     const OutputStage& stage, size_t n0, Q* out, size_t out_stride) {
+void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                     const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, Q* out,
+                     size_t out_stride) {
   for (size_t i = 0; i < rows; ++i) {
     for (size_t j = 0; j < cols; ++j) {
       const int32_t total = qgemm_total(acc[i * acc_stride + j], channel_term[j], zb, row_sum, i, j);
       const size_t c = n0 + j;
       int32_t q;
       if (stage.mode == RequantMode::kFloat) {
-        float v = std::nearbyint(static_cast<float>(total) * stage.multiplier[c]) +
-                  static_cast<float>(stage.zero_point);
+        float v =
+            std::nearbyint(static_cast<float>(total) * stage.multiplier[c]) + static_cast<float>(stage.zero_point);
         v = std::fmin(std::fmax(v, static_cast<float>(stage.qmin)), static_cast<float>(stage.qmax));
         q = static_cast<int32_t>(v);
       } else {
-        const int64_t v = static_cast<int64_t>(multiply_by_quantized_multiplier(
-                              total, stage.fixed_multiplier[c], stage.fixed_shift[c])) +
+        const int64_t v = static_cast<int64_t>(multiply_by_quantized_multiplier(total, stage.fixed_multiplier[c],
+                                                                                stage.fixed_shift[c])) +
                           stage.zero_point;
         q = static_cast<int32_t>(std::clamp<int64_t>(v, stage.qmin, stage.qmax));
       }
@@ -34,9 +34,9 @@ void store_quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_st
   }
 }
 
-void store_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                 const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                 const OutputStage& stage, size_t n0, float* out, size_t out_stride) {
+void store_float(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                 const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, float* out,
+                 size_t out_stride) {
   for (size_t i = 0; i < rows; ++i) {
     for (size_t j = 0; j < cols; ++j) {
       const int32_t total = qgemm_total(acc[i * acc_stride + j], channel_term[j], zb, row_sum, i, j);
@@ -66,8 +66,8 @@ void qs32_requantize_scalar(size_t rows, size_t cols, const int32_t* acc, size_t
       return store_quantized(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
                              static_cast<int16_t*>(out), out_stride);
     case OutputType::kFloat:
-      return store_float(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
-                         static_cast<float*>(out), out_stride);
+      return store_float(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, static_cast<float*>(out),
+                         out_stride);
   }
 }
 

@@ -39,8 +39,8 @@ inline int8x16_t broadcast_group(const int8_t* p) {
 // R rows (R ≥ mr). Rows past mr repeat the last real row: computed, never stored, nothing
 // extra read. One c4 group per step: with 16 accumulators live, unrolling further spills.
 template <size_t R>
-void accumulate_rows(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                     const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_rows(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                     size_t block_stride, int32_t* acc, size_t acc_stride) {
   const int8_t* rows[R];
   for (size_t r = 0; r < R; ++r) {
     rows[r] = reinterpret_cast<const int8_t*>(a + std::min(r, mr - 1) * a_stride);
@@ -81,8 +81,8 @@ void accumulate_rows(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_
   }
 }
 
-void accumulate_neon(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                     const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_neon(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                     size_t block_stride, int32_t* acc, size_t acc_stride) {
   // A single row (GEMV, token-by-token decoding) would otherwise pay for two.
   if (mr == 1) {
     return accumulate_rows<1>(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
@@ -92,8 +92,8 @@ void accumulate_neon(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qs8_gemm_2x16c4_neon = {"qs8-gemm-2x16c4-neon", &accumulate_neon, &qs32_requantize_neon, kMr, 1, true,
-          &q8_vadd_neon};
+extern constexpr GemmMicrokernel qs8_gemm_2x16c4_neon = {
+    "qs8-gemm-2x16c4-neon", &accumulate_neon, &qs32_requantize_neon, kMr, 1, true, &q8_vadd_neon};
 
 }  // namespace ukernels
 }  // namespace circle_quant

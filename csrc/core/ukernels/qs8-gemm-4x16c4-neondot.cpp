@@ -34,8 +34,8 @@ inline void dot_group(int32x4_t (&acc)[R][4], const int8x16_t (&a)[R], const int
 // R rows (R ≥ mr). Rows past mr repeat the last real row: they are computed but never stored,
 // and nothing beyond the caller's rows is read.
 template <size_t R>
-void accumulate_rows(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                     const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_rows(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                     size_t block_stride, int32_t* acc, size_t acc_stride) {
   const int8_t* rows[R];
   for (size_t r = 0; r < R; ++r) {
     rows[r] = reinterpret_cast<const int8_t*>(a + std::min(r, mr - 1) * a_stride);
@@ -81,21 +81,20 @@ void accumulate_rows(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_
   }
 }
 
-void accumulate_neondot(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                        const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_neondot(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                        size_t block_stride, int32_t* acc, size_t acc_stride) {
   // A single row (GEMV, token-by-token decoding) would otherwise pay for four.
   switch (mr) {
     case 1: return accumulate_rows<1>(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
     case 2: return accumulate_rows<2>(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
-    default: return accumulate_rows<kMr>(mr, blocks, k, a, a_stride, b, block_stride, acc,
-                                         acc_stride);
+    default: return accumulate_rows<kMr>(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
   }
 }
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qs8_gemm_4x16c4_neondot = {"qs8-gemm-4x16c4-neondot", &accumulate_neondot, &qs32_requantize_neon, kMr, 1, true,
-          &q8_vadd_neon};
+extern constexpr GemmMicrokernel qs8_gemm_4x16c4_neondot = {
+    "qs8-gemm-4x16c4-neondot", &accumulate_neondot, &qs32_requantize_neon, kMr, 1, true, &q8_vadd_neon};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -25,8 +25,8 @@ constexpr size_t kBlocks = 1;
 
 template <size_t MR, size_t NB>
 struct Tile {
-  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
-                  size_t block_stride, int32_t* acc, size_t acc_stride) {
+  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                  size_t acc_stride) {
     constexpr size_t kHalves = NB * 2;  // accumulator h: channels 8h..8h+7, one lane each
     const __m256i low_bytes = _mm256_set1_epi16(0x00FF);
     // Plain loops over local arrays in one function: GCC keeps the accumulators in registers.
@@ -44,7 +44,7 @@ struct Tile {
         const uint32_t group = g < full ? x86::load_group(p) : x86::load_group_tail(p, k % kGemmKr);
         const __m256i va = _mm256_set1_epi32(static_cast<int32_t>(group));
         a_even[r] = _mm256_and_si256(va, low_bytes);  // a0, a2 as int16
-        a_odd[r] = _mm256_srli_epi16(va, 8);           // a1, a3
+        a_odd[r] = _mm256_srli_epi16(va, 8);          // a1, a3
       }
       CQ_UNROLL for (size_t h = 0; h < kHalves; ++h) {
         const int8_t* w = b + (h / 2) * block_stride + g * kGemmNr * kGemmKr + (h % 2) * 32;
@@ -67,15 +67,15 @@ struct Tile {
 
 constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
 
-void accumulate_avx2(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                     const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_avx2(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                     size_t block_stride, int32_t* acc, size_t acc_stride) {
   kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
 }
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_3x16c4_avx2 = {"qu8-gemm-3x16c4-avx2", &accumulate_avx2, &qs32_requantize_avx2, kMr, kBlocks, false,
-          &q8_vadd_avx2};
+extern constexpr GemmMicrokernel qu8_gemm_3x16c4_avx2 = {
+    "qu8-gemm-3x16c4-avx2", &accumulate_avx2, &qs32_requantize_avx2, kMr, kBlocks, false, &q8_vadd_avx2};
 
 }  // namespace ukernels
 }  // namespace circle_quant

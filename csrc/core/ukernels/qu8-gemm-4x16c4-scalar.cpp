@@ -6,8 +6,8 @@ namespace circle_quant {
 namespace ukernels {
 namespace {
 
-void accumulate_scalar(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                       const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_scalar(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                       size_t block_stride, int32_t* acc, size_t acc_stride) {
   for (size_t i = 0; i < mr; ++i) {
     for (size_t nb = 0; nb < blocks; ++nb) {
       const int8_t* block = b + nb * block_stride;
@@ -26,8 +26,7 @@ void accumulate_scalar(size_t mr, size_t blocks, size_t k, const uint8_t* a, siz
 
 }  // namespace
 
-void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed,
-                 int32_t* row_sum) {
+void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum) {
   for (size_t i = 0; i < rows; ++i) {
     int32_t sum = 0;  // ≤ K · 255: no overflow within kMaxGemmK
     for (size_t kk = 0; kk < k; ++kk) {
@@ -38,8 +37,8 @@ void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool 
   }
 }
 
-extern constexpr GemmMicrokernel qu8_gemm_4x16c4_scalar = {"qu8-gemm-4x16c4-scalar", &accumulate_scalar, &qs32_requantize_scalar, 4, 1, false,
-          &q8_vadd_scalar};
+extern constexpr GemmMicrokernel qu8_gemm_4x16c4_scalar = {
+    "qu8-gemm-4x16c4-scalar", &accumulate_scalar, &qs32_requantize_scalar, 4, 1, false, &q8_vadd_scalar};
 
 }  // namespace ukernels
 }  // namespace circle_quant

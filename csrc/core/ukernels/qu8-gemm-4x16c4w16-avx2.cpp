@@ -30,8 +30,8 @@ namespace {
 
 constexpr size_t kMr = 4;
 constexpr size_t kBlocks = 1;
-constexpr size_t kAGroupBytes = 8;     // even word + odd word per row
-constexpr size_t kBGroupBytes = 128;   // 4 int16 vectors per block
+constexpr size_t kAGroupBytes = 8;    // even word + odd word per row
+constexpr size_t kBGroupBytes = 128;  // 4 int16 vectors per block
 // Below: qu8-gemm-3x16c4-avx2, which unpacks B in registers. Measured (768 -> 3072, one thread): at
 // 4 rows widening B costs more than unpacking it for 2 row tiles; from 8 rows on it pays.
 constexpr size_t kMinRows = 8;
@@ -68,8 +68,7 @@ void widen_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8
     int8_t* dst = out + nb * groups * kBGroupBytes;
     for (size_t g = 0; g < groups; ++g) {
       for (size_t h = 0; h < 2; ++h) {  // channels 8h..8h+7: 32 packed bytes
-        const __m256i v = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(src + g * kGemmNr * kGemmKr + h * 32));
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + g * kGemmNr * kGemmKr + h * 32));
         const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);  // b0, b2 sign-extended
         const __m256i odd = _mm256_srai_epi16(v, 8);                         // b1, b3
         int8_t* d = dst + g * kBGroupBytes + h * 64;
@@ -90,8 +89,8 @@ template <size_t MR, size_t NB>
 struct Tile {
   static_assert(NB == 1, "one block per tile");
   // a: working A (row stride a_stride bytes), b: working B of one block.
-  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
-                  size_t /*block_stride*/, int32_t* acc, size_t acc_stride) {
+  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t /*block_stride*/, int32_t* acc,
+                  size_t acc_stride) {
     const size_t groups = groups_of(k);
     __m256i vacc[MR][2];
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
@@ -121,16 +120,25 @@ struct Tile {
 
 constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
 
-void accumulate_avx2_w16(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
-                         const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+void accumulate_avx2_w16(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                         size_t block_stride, int32_t* acc, size_t acc_stride) {
   kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
 }
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_4x16c4w16_avx2 = {
-    "qu8-gemm-4x16c4w16-avx2", &accumulate_avx2_w16, &qs32_requantize_avx2, kMr, kBlocks, false,
-    &q8_vadd_avx2, &widen_a, &widen_b, kAGroupBytes, kBGroupBytes, kMinRows};
+extern constexpr GemmMicrokernel qu8_gemm_4x16c4w16_avx2 = {"qu8-gemm-4x16c4w16-avx2",
+                                                            &accumulate_avx2_w16,
+                                                            &qs32_requantize_avx2,
+                                                            kMr,
+                                                            kBlocks,
+                                                            false,
+                                                            &q8_vadd_avx2,
+                                                            &widen_a,
+                                                            &widen_b,
+                                                            kAGroupBytes,
+                                                            kBGroupBytes,
+                                                            kMinRows};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -14,8 +14,13 @@ struct EvexDot {
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_6x16c4_evex_avx512vnni = {"qu8-gemm-6x16c4-evex-avx512vnni", &AvxVnniKernel<EvexDot>::accumulate,
-          &qs32_requantize_avx2, kAvxVnniMr, kAvxVnniBlocks, false, &q8_vadd_avx2};
+extern constexpr GemmMicrokernel qu8_gemm_6x16c4_evex_avx512vnni = {"qu8-gemm-6x16c4-evex-avx512vnni",
+                                                                    &AvxVnniKernel<EvexDot>::accumulate,
+                                                                    &qs32_requantize_avx2,
+                                                                    kAvxVnniMr,
+                                                                    kAvxVnniBlocks,
+                                                                    false,
+                                                                    &q8_vadd_avx2};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -16,16 +16,20 @@ constexpr size_t kMr = 6;
 constexpr size_t kBlocks = 4;
 constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
 
-void accumulate_avx512vnni_6x64(size_t mr, size_t blocks, size_t k, const uint8_t* a,
-                                size_t a_stride, const int8_t* b, size_t block_stride,
-                                int32_t* acc, size_t acc_stride) {
+void accumulate_avx512vnni_6x64(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                                size_t block_stride, int32_t* acc, size_t acc_stride) {
   kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
 }
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = {"qu8-gemm-6x64c4-avx512vnni", &accumulate_avx512vnni_6x64, &qs32_requantize_avx512, kMr,
-          kBlocks, false, &q8_vadd_avx512};
+extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = {"qu8-gemm-6x64c4-avx512vnni",
+                                                               &accumulate_avx512vnni_6x64,
+                                                               &qs32_requantize_avx512,
+                                                               kMr,
+                                                               kBlocks,
+                                                               false,
+                                                               &q8_vadd_avx512};
 
 }  // namespace ukernels
 }  // namespace circle_quant

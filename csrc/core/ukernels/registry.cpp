@@ -49,10 +49,10 @@ const char* family_name(KernelFamily family) {
 template <typename Q>
 const KernelList<QuantizeKernel<Q>>& quantize_kernels() {
   static const KernelList<QuantizeKernel<Q>> list = {
-      {"f32-quantize-scalar", Isa::kScalar, {&f32_quantize_scalar<Q>, &f32_quantize_channelwise_scalar<Q>}},
+    {"f32-quantize-scalar", Isa::kScalar, {&f32_quantize_scalar<Q>, &f32_quantize_channelwise_scalar<Q>}},
 #if defined(__x86_64__)
-      {"f32-quantize-avx2", Isa::kAvx2, {&f32_quantize_avx2<Q>, &f32_quantize_channelwise_avx2<Q>}},
-      {"f32-quantize-avx512", Isa::kAvx512, {&f32_quantize_avx512<Q>, &f32_quantize_channelwise_avx512<Q>}},
+    {"f32-quantize-avx2", Isa::kAvx2, {&f32_quantize_avx2<Q>, &f32_quantize_channelwise_avx2<Q>}},
+    {"f32-quantize-avx512", Isa::kAvx512, {&f32_quantize_avx512<Q>, &f32_quantize_channelwise_avx512<Q>}},
 #endif
   };
   return list;
@@ -61,27 +61,27 @@ const KernelList<QuantizeKernel<Q>>& quantize_kernels() {
 template <typename Q>
 const KernelList<DequantizeKernel<Q>>& dequantize_kernels() {
   static const KernelList<DequantizeKernel<Q>> list = {
-      {"q-dequantize-scalar", Isa::kScalar, {&q_dequantize_scalar<Q>, &q_dequantize_channelwise_scalar<Q>}},
+    {"q-dequantize-scalar", Isa::kScalar, {&q_dequantize_scalar<Q>, &q_dequantize_channelwise_scalar<Q>}},
 #if defined(__x86_64__)
-      {"q-dequantize-avx2", Isa::kAvx2, {&q_dequantize_avx2<Q>, &q_dequantize_channelwise_avx2<Q>}},
-      {"q-dequantize-avx512", Isa::kAvx512, {&q_dequantize_avx512<Q>, &q_dequantize_channelwise_avx512<Q>}},
+    {"q-dequantize-avx2", Isa::kAvx2, {&q_dequantize_avx2<Q>, &q_dequantize_channelwise_avx2<Q>}},
+    {"q-dequantize-avx512", Isa::kAvx512, {&q_dequantize_avx512<Q>, &q_dequantize_channelwise_avx512<Q>}},
 #endif
   };
   return list;
 }
 
-#define INSTANTIATE(Q)                                                   \
-  template const KernelList<QuantizeKernel<Q>>& quantize_kernels<Q>();   \
+#define INSTANTIATE(Q)                                                 \
+  template const KernelList<QuantizeKernel<Q>>& quantize_kernels<Q>(); \
   template const KernelList<DequantizeKernel<Q>>& dequantize_kernels<Q>();
 CIRCLE_QUANT_FOR_EACH_QTYPE(INSTANTIATE)
 #undef INSTANTIATE
 
 const KernelList<FakeQuantizeKernel>& fake_quantize_kernels() {
   static const KernelList<FakeQuantizeKernel> list = {
-      {"f32-fake-quantize-scalar", Isa::kScalar, {&f32_fake_quantize_scalar, &f32_fake_quantize_channelwise_scalar}},
+    {"f32-fake-quantize-scalar", Isa::kScalar, {&f32_fake_quantize_scalar, &f32_fake_quantize_channelwise_scalar}},
 #if defined(__x86_64__)
-      {"f32-fake-quantize-avx2", Isa::kAvx2, {&f32_fake_quantize_avx2, &f32_fake_quantize_channelwise_avx2}},
-      {"f32-fake-quantize-avx512", Isa::kAvx512, {&f32_fake_quantize_avx512, &f32_fake_quantize_channelwise_avx512}},
+    {"f32-fake-quantize-avx2", Isa::kAvx2, {&f32_fake_quantize_avx2, &f32_fake_quantize_channelwise_avx2}},
+    {"f32-fake-quantize-avx512", Isa::kAvx512, {&f32_fake_quantize_avx512, &f32_fake_quantize_channelwise_avx512}},
 #endif
   };
   return list;
@@ -89,10 +89,10 @@ const KernelList<FakeQuantizeKernel>& fake_quantize_kernels() {
 
 const KernelList<MinMaxKernel>& minmax_kernels() {
   static const KernelList<MinMaxKernel> list = {
-      {"f32-minmax-scalar", Isa::kScalar, &f32_minmax_scalar},
+    {"f32-minmax-scalar", Isa::kScalar, &f32_minmax_scalar},
 #if defined(__x86_64__)
-      {"f32-minmax-avx2", Isa::kAvx2, &f32_minmax_avx2},
-      {"f32-minmax-avx512", Isa::kAvx512, &f32_minmax_avx512},
+    {"f32-minmax-avx2", Isa::kAvx2, &f32_minmax_avx2},
+    {"f32-minmax-avx512", Isa::kAvx512, &f32_minmax_avx512},
 #endif
   };
   return list;
@@ -100,10 +100,10 @@ const KernelList<MinMaxKernel>& minmax_kernels() {
 
 const KernelList<HistogramKernel>& histogram_kernels() {
   static const KernelList<HistogramKernel> list = {
-      {"f32-histogram-scalar", Isa::kScalar, &f32_histogram_scalar},
+    {"f32-histogram-scalar", Isa::kScalar, &f32_histogram_scalar},
 #if defined(__x86_64__)
-      {"f32-histogram-avx2", Isa::kAvx2, &f32_histogram_avx2},
-      {"f32-histogram-avx512", Isa::kAvx512, &f32_histogram_avx512},
+    {"f32-histogram-avx2", Isa::kAvx2, &f32_histogram_avx2},
+    {"f32-histogram-avx512", Isa::kAvx512, &f32_histogram_avx512},
 #endif
   };
   return list;
@@ -120,20 +120,20 @@ RegisteredKernel<Kernel> row(const Kernel& k, Isa isa, bool dispatched = true) {
 
 const KernelList<GemmMicrokernel>& gemm_kernels() {
   static const KernelList<GemmMicrokernel> list = {
-      row(qu8_gemm_4x16c4_scalar, Isa::kScalar),
+    row(qu8_gemm_4x16c4_scalar, Isa::kScalar),
 #if defined(__x86_64__)
-      row(qu8_gemm_3x16c4_avx2, Isa::kAvx2),     // default: unpacks A and B in registers
-      row(qu8_gemm_4x16c4w16_avx2, Isa::kAvx2),  // from min_rows on: widened copies
-      row(qu8_gemm_6x16c4_avxvnni, Isa::kAvxVnni),
-      row(qu8_gemm_8x48c4_avx512vnni, Isa::kAvx512Vnni),
-      row(qu8_gemm_6x64c4_avx512vnni, Isa::kAvx512Vnni),  // when 64 fills the last tile better
-      // The avxvnni code with EVEX-encoded vpdpbusd: tests it on AVX512-VNNI machines without
-      // AVX-VNNI; never dispatched.
-      row(qu8_gemm_6x16c4_evex_avx512vnni, Isa::kAvx512Vnni, false),
+    row(qu8_gemm_3x16c4_avx2, Isa::kAvx2),     // default: unpacks A and B in registers
+    row(qu8_gemm_4x16c4w16_avx2, Isa::kAvx2),  // from min_rows on: widened copies
+    row(qu8_gemm_6x16c4_avxvnni, Isa::kAvxVnni),
+    row(qu8_gemm_8x48c4_avx512vnni, Isa::kAvx512Vnni),
+    row(qu8_gemm_6x64c4_avx512vnni, Isa::kAvx512Vnni),  // when 64 fills the last tile better
+    // The avxvnni code with EVEX-encoded vpdpbusd: tests it on AVX512-VNNI machines without
+    // AVX-VNNI; never dispatched.
+    row(qu8_gemm_6x16c4_evex_avx512vnni, Isa::kAvx512Vnni, false),
 #endif
 #if defined(__aarch64__)
-      row(qs8_gemm_2x16c4_neon, Isa::kNeon),
-      row(qs8_gemm_4x16c4_neondot, Isa::kNeonDot),
+    row(qs8_gemm_2x16c4_neon, Isa::kNeon),
+    row(qs8_gemm_4x16c4_neondot, Isa::kNeonDot),
 #endif
   };
   return list;
@@ -141,13 +141,13 @@ const KernelList<GemmMicrokernel>& gemm_kernels() {
 
 const KernelList<RequantizeFn>& requantize_kernels() {
   static const KernelList<RequantizeFn> list = {
-      {"qs32-requantize-scalar", Isa::kScalar, &qs32_requantize_scalar, false},
+    {"qs32-requantize-scalar", Isa::kScalar, &qs32_requantize_scalar, false},
 #if defined(__x86_64__)
-      {"qs32-requantize-avx2", Isa::kAvx2, &qs32_requantize_avx2, false},
-      {"qs32-requantize-avx512", Isa::kAvx512, &qs32_requantize_avx512, false},
+    {"qs32-requantize-avx2", Isa::kAvx2, &qs32_requantize_avx2, false},
+    {"qs32-requantize-avx512", Isa::kAvx512, &qs32_requantize_avx512, false},
 #endif
 #if defined(__aarch64__)
-      {"qs32-requantize-neon", Isa::kNeon, &qs32_requantize_neon, false},
+    {"qs32-requantize-neon", Isa::kNeon, &qs32_requantize_neon, false},
 #endif
   };
   return list;
@@ -155,13 +155,13 @@ const KernelList<RequantizeFn>& requantize_kernels() {
 
 const KernelList<ResidualAddFn>& residual_add_kernels() {
   static const KernelList<ResidualAddFn> list = {
-      {"q8-vadd-scalar", Isa::kScalar, &q8_vadd_scalar, false},
+    {"q8-vadd-scalar", Isa::kScalar, &q8_vadd_scalar, false},
 #if defined(__x86_64__)
-      {"q8-vadd-avx2", Isa::kAvx2, &q8_vadd_avx2, false},
-      {"q8-vadd-avx512", Isa::kAvx512, &q8_vadd_avx512, false},
+    {"q8-vadd-avx2", Isa::kAvx2, &q8_vadd_avx2, false},
+    {"q8-vadd-avx512", Isa::kAvx512, &q8_vadd_avx512, false},
 #endif
 #if defined(__aarch64__)
-      {"q8-vadd-neon", Isa::kNeon, &q8_vadd_neon, false},
+    {"q8-vadd-neon", Isa::kNeon, &q8_vadd_neon, false},
 #endif
   };
   return list;
@@ -169,13 +169,13 @@ const KernelList<ResidualAddFn>& residual_add_kernels() {
 
 const KernelList<DwConvMicrokernel>& dwconv_kernels() {
   static const KernelList<DwConvMicrokernel> list = {
-      row(q8_dwconv_c1_scalar, Isa::kScalar),
+    row(q8_dwconv_c1_scalar, Isa::kScalar),
 #if defined(__x86_64__)
-      // AVX-VNNI runs the AVX2 kernel: vpdpwssd ymm would save one instruction per tap pair, but
-      // no machine here can test it.
-      row(q8_dwconv_c32_avx2, Isa::kAvx2),
-      row(q8_dwconv_c64_avx512, Isa::kAvx512),
-      row(q8_dwconv_c64_avx512vnni, Isa::kAvx512Vnni),
+    // AVX-VNNI runs the AVX2 kernel: vpdpwssd ymm would save one instruction per tap pair, but
+    // no machine here can test it.
+    row(q8_dwconv_c32_avx2, Isa::kAvx2),
+    row(q8_dwconv_c64_avx512, Isa::kAvx512),
+    row(q8_dwconv_c64_avx512vnni, Isa::kAvx512Vnni),
 #endif
   };
   return list;
@@ -202,9 +202,7 @@ const GemmCandidates& gemm_candidates() {
 
 }  // namespace
 
-const GemmMicrokernel& gemm_microkernel_for(Isa isa) {
-  return *gemm_candidates()[static_cast<size_t>(isa)].front();
-}
+const GemmMicrokernel& gemm_microkernel_for(Isa isa) { return *gemm_candidates()[static_cast<size_t>(isa)].front(); }
 
 const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows) {
   // How full the last tile of a row of tiles is (1 = the width divides the blocks).
@@ -222,9 +220,7 @@ const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows)
   return *best;
 }
 
-const DwConvMicrokernel& dwconv_microkernel_for(Isa isa) {
-  return kernel_for(dwconv_kernels(), isa).kernel;
-}
+const DwConvMicrokernel& dwconv_microkernel_for(Isa isa) { return kernel_for(dwconv_kernels(), isa).kernel; }
 
 namespace {
 

@@ -34,8 +34,8 @@ enum class KernelFamily {
   kDwConv,        // q8-dwconv-c<channels>-<isa>: depthwise conv accumulate
 };
 constexpr KernelFamily kAllFamilies[] = {
-    KernelFamily::kQuantize, KernelFamily::kDequantize, KernelFamily::kFakeQuantize,
-    KernelFamily::kMinMax,   KernelFamily::kHistogram,  KernelFamily::kGemm,
+    KernelFamily::kQuantize,   KernelFamily::kDequantize,  KernelFamily::kFakeQuantize,
+    KernelFamily::kMinMax,     KernelFamily::kHistogram,   KernelFamily::kGemm,
     KernelFamily::kRequantize, KernelFamily::kResidualAdd, KernelFamily::kDwConv};
 // "quantize", "dequantize", "fake_quantize", "minmax", "histogram", "gemm", "requantize",
 // "residual_add", "dwconv".
@@ -58,8 +58,8 @@ using KernelList = std::vector<RegisteredKernel<Kernel>>;
 template <typename Q>
 struct QuantizeKernel {
   bool (*tensor)(const float* x, Q* y, size_t n, const QuantizeParams& p);
-  bool (*channelwise)(const float* x, Q* y, size_t n, const float* inv_scale,
-                      const float* zero_point, float qmin, float qmax);
+  bool (*channelwise)(const float* x, Q* y, size_t n, const float* inv_scale, const float* zero_point, float qmin,
+                      float qmax);
 };
 template <typename Q>
 struct DequantizeKernel {
@@ -67,14 +67,12 @@ struct DequantizeKernel {
   void (*channelwise)(const Q* x, float* y, size_t n, const float* scale, const float* zero_point);
 };
 struct FakeQuantizeKernel {
-  bool (*tensor)(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p,
-                 float scale);
+  bool (*tensor)(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p, float scale);
   bool (*channelwise)(const float* x, float* y, uint8_t* mask, size_t n, const float* inv_scale,
                       const float* zero_point, const float* scale, float qmin, float qmax);
 };
 using MinMaxKernel = MinMax (*)(const float* x, size_t n);
-using HistogramKernel = size_t (*)(const float* x, size_t n, float lo, float hi, int64_t bins,
-                                   uint32_t* counts);
+using HistogramKernel = size_t (*)(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts);
 
 // The lists, scalar reference first, then by ISA. Only this architecture's kernels are listed
 // (an x86 build has no NEON rows).

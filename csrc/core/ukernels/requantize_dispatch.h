@@ -19,32 +19,28 @@ namespace ukernels {
 template <typename Impl>
 struct RequantizeDispatch {
   template <typename Q>
-  static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                        const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                        const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
+  static void quantized(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                        const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, void* out,
+                        size_t out_stride) {
     if (stage.mode == RequantMode::kFloat) {
-      Impl::template quantized<Q, RequantMode::kFloat>(rows, cols, acc, acc_stride, channel_term, zb,
-                                                       row_sum, stage, n0, static_cast<Q*>(out), out_stride);
+      Impl::template quantized<Q, RequantMode::kFloat>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage,
+                                                       n0, static_cast<Q*>(out), out_stride);
     } else {
-      Impl::template quantized<Q, RequantMode::kFixedPoint>(rows, cols, acc, acc_stride, channel_term,
-                                                            zb, row_sum, stage, n0, static_cast<Q*>(out),
-                                                            out_stride);
+      Impl::template quantized<Q, RequantMode::kFixedPoint>(rows, cols, acc, acc_stride, channel_term, zb, row_sum,
+                                                            stage, n0, static_cast<Q*>(out), out_stride);
     }
   }
 
-  static void run(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride,
-                  const int32_t* channel_term, const int32_t* zb, const int32_t* row_sum,
-                  const OutputStage& stage, size_t n0, void* out, size_t out_stride) {
+  static void run(size_t rows, size_t cols, const int32_t* acc, size_t acc_stride, const int32_t* channel_term,
+                  const int32_t* zb, const int32_t* row_sum, const OutputStage& stage, size_t n0, void* out,
+                  size_t out_stride) {
     switch (stage.type) {
       case OutputType::kUint8:
-        return quantized<uint8_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
-                                  out_stride);
+        return quantized<uint8_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out, out_stride);
       case OutputType::kInt8:
-        return quantized<int8_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
-                                 out_stride);
+        return quantized<int8_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out, out_stride);
       case OutputType::kInt16:
-        return quantized<int16_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out,
-                                  out_stride);
+        return quantized<int16_t>(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0, out, out_stride);
       case OutputType::kFloat:
         return Impl::to_float(rows, cols, acc, acc_stride, channel_term, zb, row_sum, stage, n0,
                               static_cast<float*>(out), out_stride);

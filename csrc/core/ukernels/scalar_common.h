@@ -26,8 +26,8 @@ inline float dequantize_one(Q q, float scale, float zero_point) {
 
 // Fake quantization of one value; *mask (if given) is 1 where the value before clamping lay inside
 // [qmin, qmax] (the straight-through gradient passes there).
-inline float fake_quantize_one(float x, float inv_scale, float zero_point, float qmin, float qmax,
-                               float scale, uint8_t* mask) {
+inline float fake_quantize_one(float x, float inv_scale, float zero_point, float qmin, float qmax, float scale,
+                               uint8_t* mask) {
   const float v = std::nearbyint(x * inv_scale) + zero_point;
   if (mask != nullptr) *mask = (v >= qmin) & (v <= qmax);
   const float q = std::fmin(std::fmax(v, qmin), qmax);
@@ -66,9 +66,7 @@ class InterleavedCounts {
     }
   }
 
-  uint32_t* copy(int k) {
-    return copies_.empty() ? counts_ : copies_.data() + static_cast<size_t>(k) * bins_;
-  }
+  uint32_t* copy(int k) { return copies_.empty() ? counts_ : copies_.data() + static_cast<size_t>(k) * bins_; }
 
   void flush() const {
     if (copies_.empty()) return;

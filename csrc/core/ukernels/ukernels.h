@@ -1,7 +1,7 @@
 // Elementwise microkernel declarations. One file per kernel family and ISA, named
 // <input>-<operation>-<isa>.cpp (f32-quantize, q-dequantize, ...; docs/contributing-kernels.md),
-// each listed in registry.cpp; the quantize / dequantize ones are templates over the quantized type Q. The scalar kernels are
-// the reference every other path is tested against, bit for bit.
+// each listed in registry.cpp; the quantize / dequantize ones are templates over the quantized type Q. The scalar
+// kernels are the reference every other path is tested against, bit for bit.
 //
 // Kernels handle any n (including 0) and unaligned pointers. They are single-threaded; the
 // PyTorch layer splits work across threads.
@@ -16,27 +16,24 @@
 namespace circle_quant {
 namespace ukernels {
 
-#define CIRCLE_QUANT_DECLARE_ISA(isa)                                                       \
-  template <typename Q>                                                                     \
-  bool f32_quantize_##isa(const float* x, Q* y, size_t n, const QuantizeParams& p);         \
-  template <typename Q>                                                                     \
-  bool f32_quantize_channelwise_##isa(const float* x, Q* y, size_t n, const float* inv_scale, \
-                                      const float* zero_point, float qmin, float qmax);      \
-  template <typename Q>                                                                     \
-  void q_dequantize_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);      \
-  template <typename Q>                                                                     \
-  void q_dequantize_channelwise_##isa(const Q* x, float* y, size_t n, const float* scale,  \
-                                        const float* zero_point);                           \
-  bool f32_fake_quantize_##isa(const float* x, float* y, uint8_t* mask, size_t n,            \
-                               const QuantizeParams& p, float scale);                       \
-  bool f32_fake_quantize_channelwise_##isa(const float* x, float* y, uint8_t* mask, size_t n, \
-                                           const float* inv_scale, const float* zero_point,  \
-                                           const float* scale, float qmin, float qmax);      \
-  MinMax f32_minmax_##isa(const float* x, size_t n);                                        \
-  /* Adds 1 to counts[bin(x[i])] for every x[i] in [lo, hi] (histc's binning, see */        \
-  /* docs/numerics.md). counts has `bins` entries. Returns the number of NaNs seen. */     \
-  size_t f32_histogram_##isa(const float* x, size_t n, float lo, float hi, int64_t bins,     \
-                             uint32_t* counts);
+#define CIRCLE_QUANT_DECLARE_ISA(isa)                                                                                  \
+  template <typename Q>                                                                                                \
+  bool f32_quantize_##isa(const float* x, Q* y, size_t n, const QuantizeParams& p);                                    \
+  template <typename Q>                                                                                                \
+  bool f32_quantize_channelwise_##isa(const float* x, Q* y, size_t n, const float* inv_scale, const float* zero_point, \
+                                      float qmin, float qmax);                                                         \
+  template <typename Q>                                                                                                \
+  void q_dequantize_##isa(const Q* x, float* y, size_t n, const DequantizeParams& p);                                  \
+  template <typename Q>                                                                                                \
+  void q_dequantize_channelwise_##isa(const Q* x, float* y, size_t n, const float* scale, const float* zero_point);    \
+  bool f32_fake_quantize_##isa(const float* x, float* y, uint8_t* mask, size_t n, const QuantizeParams& p,             \
+                               float scale);                                                                           \
+  bool f32_fake_quantize_channelwise_##isa(const float* x, float* y, uint8_t* mask, size_t n, const float* inv_scale,  \
+                                           const float* zero_point, const float* scale, float qmin, float qmax);       \
+  MinMax f32_minmax_##isa(const float* x, size_t n);                                                                   \
+  /* Adds 1 to counts[bin(x[i])] for every x[i] in [lo, hi] (histc's binning, see */                                   \
+  /* docs/numerics.md). counts has `bins` entries. Returns the number of NaNs seen. */                                 \
+  size_t f32_histogram_##isa(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts);
 
 CIRCLE_QUANT_DECLARE_ISA(scalar)
 #if defined(__x86_64__)

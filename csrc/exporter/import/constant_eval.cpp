@@ -77,7 +77,8 @@ std::optional<c10::IValue> to_ivalue(ImportContext& ctx, const FxArg& a, const c
                     base->expectRef<c10::ListType>().getElementType()->kind() == c10::TypeKind::FloatType;
       if (floats) {
         std::vector<double> items;
-        for (const FxArg& item : a.list) items.push_back(item.kind == FxArg::Kind::kFloat ? item.f : static_cast<double>(item.i));
+        for (const FxArg& item : a.list)
+          items.push_back(item.kind == FxArg::Kind::kFloat ? item.f : static_cast<double>(item.i));
         return c10::IValue(items);
       }
       std::vector<int64_t> items;

@@ -25,13 +25,48 @@ struct FxArg {
   std::vector<FxArg> list;
 
   static FxArg none() { return {}; }
-  static FxArg of_bool(bool v) { FxArg a; a.kind = Kind::kBool; a.b = v; return a; }
-  static FxArg of_int(int64_t v) { FxArg a; a.kind = Kind::kInt; a.i = v; return a; }
-  static FxArg of_float(double v) { FxArg a; a.kind = Kind::kFloat; a.f = v; return a; }
-  static FxArg of_string(std::string v) { FxArg a; a.kind = Kind::kString; a.s = std::move(v); return a; }
-  static FxArg of_dtype(at::ScalarType v) { FxArg a; a.kind = Kind::kDtype; a.i = static_cast<int64_t>(v); return a; }
-  static FxArg of_node(int index) { FxArg a; a.kind = Kind::kNode; a.node = index; return a; }
-  static FxArg of_list(std::vector<FxArg> v) { FxArg a; a.kind = Kind::kList; a.list = std::move(v); return a; }
+  static FxArg of_bool(bool v) {
+    FxArg a;
+    a.kind = Kind::kBool;
+    a.b = v;
+    return a;
+  }
+  static FxArg of_int(int64_t v) {
+    FxArg a;
+    a.kind = Kind::kInt;
+    a.i = v;
+    return a;
+  }
+  static FxArg of_float(double v) {
+    FxArg a;
+    a.kind = Kind::kFloat;
+    a.f = v;
+    return a;
+  }
+  static FxArg of_string(std::string v) {
+    FxArg a;
+    a.kind = Kind::kString;
+    a.s = std::move(v);
+    return a;
+  }
+  static FxArg of_dtype(at::ScalarType v) {
+    FxArg a;
+    a.kind = Kind::kDtype;
+    a.i = static_cast<int64_t>(v);
+    return a;
+  }
+  static FxArg of_node(int index) {
+    FxArg a;
+    a.kind = Kind::kNode;
+    a.node = index;
+    return a;
+  }
+  static FxArg of_list(std::vector<FxArg> v) {
+    FxArg a;
+    a.kind = Kind::kList;
+    a.list = std::move(v);
+    return a;
+  }
 };
 
 // Shape and dtype of one output, from node.meta["val"]; dims that are symbolic are -1.
@@ -49,7 +84,7 @@ struct FxNode {
   std::vector<FxTensorMeta> meta;  // one per tensor output (empty for non-tensor values)
   at::Tensor constant;             // get_attr: the tensor it reads
   std::string source;              // "model.py:42 in forward: return self.fc(x)" when known
-  bool baked = false;  // placeholder: a number or None torch.export specialized the graph on; not an input
+  bool baked = false;              // placeholder: a number or None torch.export specialized the graph on; not an input
 
   const FxArg* kwarg(const std::string& key) const {
     auto it = kwargs.find(key);

@@ -148,8 +148,10 @@ int64_t ImportContext::int_arg(size_t index, const char* keyword, std::optional<
   if (a->kind == FxArg::Kind::kInt) return a->i;
   if (a->kind == FxArg::Kind::kBool) return a->b;
   if (a->kind == FxArg::Kind::kNode)
-    fail(fmt::format("argument '{}' is computed at run time (a symbolic size); only constant "
-                     "values are supported here", keyword));
+    fail(
+        fmt::format("argument '{}' is computed at run time (a symbolic size); only constant "
+                    "values are supported here",
+                    keyword));
   fail(fmt::format("argument '{}' must be an integer", keyword));
 }
 
@@ -279,10 +281,11 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       ctx.alias(input);
     } else if (node.op == "get_attr") {
       if (!node.constant.defined()) continue;  // a submodule or non-tensor attribute
-      if (!node.constant.device().is_cpu())  // a meta tensor has no values to write
-        ctx.fail(fmt::format("constant is on device '{}'; the exporter writes the weights' values, "
-                             "so move the model to the CPU first (model.to('cpu'))",
-                             node.constant.device().str()));
+      if (!node.constant.device().is_cpu())    // a meta tensor has no values to write
+        ctx.fail(
+            fmt::format("constant is on device '{}'; the exporter writes the weights' values, "
+                        "so move the model to the CPU first (model.to('cpu'))",
+                        node.constant.device().str()));
       ctx.alias(graph.add_constant(node.name, node.constant));
     } else if (node.op == "output") {
       saw_output = true;
@@ -296,13 +299,13 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       for (const FxArg* item : items) {
         if (item->kind == FxArg::Kind::kNone) continue;  // a None output: nothing to compute or write
         if (item->kind != FxArg::Kind::kNode)
-          throw ExportError("the model returns a value that is not a tensor (a number known at export "
-                            "time); return tensors only");
+          throw ExportError(
+              "the model returns a value that is not a tensor (a number known at export "
+              "time); return tensors only");
         const auto& produced = ctx.values(item->node);
         if (produced.size() != 1 || !produced[0]) {
           if (!unsupported.empty() || !broken.empty()) continue;  // reported below
-          throw ExportError(fmt::format("graph output '{}' is not a single tensor",
-                                        fx.nodes[item->node].name));
+          throw ExportError(fmt::format("graph output '{}' is not a single tensor", fx.nodes[item->node].name));
         }
         graph.outputs.push_back(produced[0]);
       }
@@ -315,8 +318,9 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       if (!importer && !out_of_place(node.target).empty()) {
         importer = find_importer(out_of_place(node.target));
         if (importer && mutated_input_read_later(fx, index)) {
-          broken.push_back(ctx.origin() + ": an in-place op whose input is read again afterwards; "
-                                          "export a model without in-place ops on shared tensors");
+          broken.push_back(ctx.origin() +
+                           ": an in-place op whose input is read again afterwards; "
+                           "export a model without in-place ops on shared tensors");
           continue;
         }
       }
@@ -324,8 +328,8 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       // but an unsupported op is listed wherever it sits.
       bool inputs_ok = true;
       std::function<void(const FxArg&)> check = [&](const FxArg& a) {
-        if (a.kind == FxArg::Kind::kNode && ctx.values(a.node).empty() &&
-            fx.nodes[a.node].op == "call_function" && !is_ignored(fx.nodes[a.node]))
+        if (a.kind == FxArg::Kind::kNode && ctx.values(a.node).empty() && fx.nodes[a.node].op == "call_function" &&
+            !is_ignored(fx.nodes[a.node]))
           inputs_ok = false;
         for (const FxArg& item : a.list) check(item);
       };

@@ -23,15 +23,14 @@ class ImportContext {
   // Arguments of the current node, positional index or keyword, with defaults.
   const FxArg* arg(size_t index, const char* keyword) const;
   bool has_arg(size_t index, const char* keyword) const;
-  Tensor* tensor(size_t index, const char* keyword);           // a node argument; throws if absent
-  Tensor* tensor_or_null(size_t index, const char* keyword);   // None → nullptr
+  Tensor* tensor(size_t index, const char* keyword);          // a node argument; throws if absent
+  Tensor* tensor_or_null(size_t index, const char* keyword);  // None → nullptr
   int64_t int_arg(size_t index, const char* keyword, std::optional<int64_t> fallback = {}) const;
   double float_arg(size_t index, const char* keyword, std::optional<double> fallback = {}) const;
   bool bool_arg(size_t index, const char* keyword, std::optional<bool> fallback = {}) const;
   std::vector<int64_t> ints_arg(size_t index, const char* keyword,
                                 std::optional<std::vector<int64_t>> fallback = {}) const;
-  at::ScalarType dtype_arg(size_t index, const char* keyword,
-                           std::optional<at::ScalarType> fallback = {}) const;
+  at::ScalarType dtype_arg(size_t index, const char* keyword, std::optional<at::ScalarType> fallback = {}) const;
   // A tensor argument, or a Python number turned into a rank-0 constant of `scalar_dtype`.
   Tensor* tensor_or_scalar(size_t index, const char* keyword, DType scalar_dtype = DType::kFloat32);
 
@@ -91,6 +90,5 @@ void import_fx_graph(const FxGraph& fx, Graph& graph);
 #define TORCH_CIRCLE_CONCAT(a, b) TORCH_CIRCLE_CONCAT_INNER(a, b)
 // IMPORT_OP({"aten.relu.default"}, [](ImportContext& ctx) { ... });
 // __COUNTER__, not __LINE__: unique when files are compiled together (unity build).
-#define IMPORT_OP(...)                                                                      \
-  static ::torch_circle::exporter::ImportRegistration TORCH_CIRCLE_CONCAT(import_reg_, __COUNTER__)( \
-      __VA_ARGS__)
+#define IMPORT_OP(...) \
+  static ::torch_circle::exporter::ImportRegistration TORCH_CIRCLE_CONCAT(import_reg_, __COUNTER__)(__VA_ARGS__)

@@ -19,7 +19,8 @@ Tensor* repeat_heads(ImportContext& ctx, Tensor* kv, int64_t group, const char* 
   int64_t b = kv->shape[0], h = kv->shape[1], s = kv->shape[2], e = kv->shape[3];
   Tensor* rows = ctx.reshape(kv, {b * h, 1, s * e}, suffix);
   Tensor* copies = ctx.temp({b * h, group, s * e}, kv->dtype, suffix);
-  ctx.emit("CONCATENATION", std::vector<Tensor*>(static_cast<size_t>(group), rows), {copies})->attrs["axis"] = int64_t{1};
+  ctx.emit("CONCATENATION", std::vector<Tensor*>(static_cast<size_t>(group), rows), {copies})->attrs["axis"] =
+      int64_t{1};
   return ctx.reshape(copies, {b, h * group, s, e}, suffix);
 }
 
@@ -69,8 +70,10 @@ IMPORT_OP({"aten.scaled_dot_product_attention.default"}, [](ImportContext& ctx) 
     if (mask->dtype == DType::kBool && !mask->is_constant()) {
       // Built from the model's input (a padding mask): where(mask, 0, -inf) at run time.
       mask_tensor = ctx.temp(mask->shape, DType::kFloat32, "additive_mask");
-      ctx.emit("SELECT_V2", {mask, ctx.constant(at::zeros({}, at::kFloat), "allowed"),
-                             ctx.constant(at::full({}, neg_inf, at::kFloat), "masked")}, {mask_tensor});
+      ctx.emit("SELECT_V2",
+               {mask, ctx.constant(at::zeros({}, at::kFloat), "allowed"),
+                ctx.constant(at::full({}, neg_inf, at::kFloat), "masked")},
+               {mask_tensor});
     } else if (mask->dtype == DType::kBool) {
       at::Tensor m = at::where(mask->data, at::zeros({}, at::kFloat), at::full({}, neg_inf, at::kFloat));
       additive = additive.defined() ? additive + m : m;

@@ -102,7 +102,8 @@ void logical(ImportContext& ctx, const char* type) {
   auto [a, b] = binary_operands(ctx);
   const std::string& target = ctx.node().target;
   if (target.find("logical_") == std::string::npos && (a->dtype != DType::kBool || b->dtype != DType::kBool))
-    ctx.fail(fmt::format("bitwise {} of {} tensors is not supported (only of bool tensors)", type, dtype_name(a->dtype)));
+    ctx.fail(
+        fmt::format("bitwise {} of {} tensors is not supported (only of bool tensors)", type, dtype_name(a->dtype)));
   ctx.emit(type, {a, b}, {ctx.output()});
 }
 IMPORT_OP({"aten.logical_and.default", "aten.__and__.Tensor", "aten.bitwise_and.Tensor"},
@@ -169,17 +170,17 @@ void clamp(ImportContext& ctx, std::optional<double> lo, std::optional<double> h
   if (hi) ctx.emit("MINIMUM", {current, ctx.constant(at::scalar_tensor(*hi, at::kFloat), "max")}, {out});
   if (!lo && !hi) ctx.alias(x);  // clamp() without bounds is the identity
 }
-IMPORT_OP({"aten.hardtanh.default"}, [](ImportContext& ctx) {
-  clamp(ctx, ctx.float_arg(1, "min_val", -1.0), ctx.float_arg(2, "max_val", 1.0));
-});
+IMPORT_OP({"aten.hardtanh.default"},
+          [](ImportContext& ctx) { clamp(ctx, ctx.float_arg(1, "min_val", -1.0), ctx.float_arg(2, "max_val", 1.0)); });
 IMPORT_OP({"aten.relu6.default"}, [](ImportContext& ctx) { clamp(ctx, 0.0, 6.0); });
 // clamp with tensor bounds (either may be None): MAXIMUM, then MINIMUM.
 IMPORT_OP({"aten.clamp.Tensor", "aten.clamp_min.Tensor", "aten.clamp_max.Tensor"}, [](ImportContext& ctx) {
   const std::string& target = ctx.node().target;
   Tensor* x = ctx.tensor(0, "input");
   Tensor* lo = target.find("clamp_max") == std::string::npos ? ctx.tensor_or_null(1, "min") : nullptr;
-  Tensor* hi = target.find("clamp_max") != std::string::npos ? ctx.tensor_or_null(1, "max")
-               : target.find("clamp_min") != std::string::npos ? nullptr : ctx.tensor_or_null(2, "max");
+  Tensor* hi = target.find("clamp_max") != std::string::npos   ? ctx.tensor_or_null(1, "max")
+               : target.find("clamp_min") != std::string::npos ? nullptr
+                                                               : ctx.tensor_or_null(2, "max");
   Tensor* out = ctx.output();
   if (!lo && !hi) return ctx.alias(x);
   Tensor* current = x;
@@ -235,9 +236,8 @@ void divide_by_six(ImportContext& ctx, Tensor* numerator) {
   ctx.emit("DIV", {numerator, ctx.constant(at::scalar_tensor(6.0, at::kFloat), "six")}, {ctx.output()});
 }
 
-IMPORT_OP({"aten.hardsigmoid.default"}, [](ImportContext& ctx) {
-  divide_by_six(ctx, relu6_of_x_plus_3(ctx, ctx.tensor(0, "input")));
-});
+IMPORT_OP({"aten.hardsigmoid.default"},
+          [](ImportContext& ctx) { divide_by_six(ctx, relu6_of_x_plus_3(ctx, ctx.tensor(0, "input"))); });
 IMPORT_OP({"aten.hardswish.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   Tensor* gate = relu6_of_x_plus_3(ctx, x);
@@ -309,15 +309,16 @@ void cast(ImportContext& ctx) {
   if (out->dtype == x->dtype) return ctx.alias(x);
   ctx.emit("CAST", {x}, {out});
 }
-IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "aten.type_as.default",
-           "aten.to.device", "aten.to.other"},
+IMPORT_OP({"aten._to_copy.default", "aten.to.dtype", "aten.to.dtype_layout", "aten.type_as.default", "aten.to.device",
+           "aten.to.other"},
           [](ImportContext& ctx) { cast(ctx); });
 
 // --- reductions --------------------------------------------------------------------------------
 
 // Reductions keep the reduced dims and a RESHAPE drops them when asked: onert 0.1.0's shape
 // checks reject several reductions without keep_dims.
-Tensor* reduce_into(ImportContext& ctx, const char* type, Tensor* x, std::vector<int64_t> dims, bool keepdim, Tensor* out) {
+Tensor* reduce_into(ImportContext& ctx, const char* type, Tensor* x, std::vector<int64_t> dims, bool keepdim,
+                    Tensor* out) {
   if (std::string(type) == "REDUCE_MIN" && ctx.graph().format == FileFormat::kCircle) {
     // onert 0.1.0 cannot load REDUCE_MIN (it reports an unsupported LOGICAL_NOT): write
     // min(x) = -max(-x), exact in float.
@@ -433,7 +434,8 @@ void variance(ImportContext& ctx, bool standard_deviation) {
   Tensor* out = ctx.output();
   Tensor* total = ctx.temp(out->shape, x->dtype, "sum_squares");
   reduce_into(ctx, "SUM", squared, dims, keepdim, total);
-  Tensor* divisor = ctx.constant(at::scalar_tensor(std::max(static_cast<double>(count) - correction, 0.0), at::kFloat), "count");
+  Tensor* divisor =
+      ctx.constant(at::scalar_tensor(std::max(static_cast<double>(count) - correction, 0.0), at::kFloat), "count");
   if (!standard_deviation) return (void)ctx.emit("DIV", {total, divisor}, {out});
   Tensor* var = ctx.temp(out->shape, x->dtype, "var");
   ctx.emit("DIV", {total, divisor}, {var});

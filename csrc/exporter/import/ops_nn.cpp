@@ -10,8 +10,7 @@
 namespace torch_circle::exporter {
 namespace {
 
-std::vector<int64_t> pair_arg(ImportContext& ctx, size_t index, const char* keyword,
-                              int64_t fallback, size_t spatial) {
+std::vector<int64_t> pair_arg(ImportContext& ctx, size_t index, const char* keyword, int64_t fallback, size_t spatial) {
   std::vector<int64_t> values = ctx.ints_arg(index, keyword, std::vector<int64_t>{fallback});
   if (values.size() == 1) values.assign(spatial, values[0]);
   if (values.size() != spatial) ctx.fail(fmt::format("'{}' must have {} values", keyword, spatial));
@@ -239,9 +238,7 @@ void import_pool(ImportContext& ctx, const char* type, bool has_dilation) {
 }
 
 IMPORT_OP({"aten.max_pool2d.default", "aten.max_pool2d_with_indices.default"},
-          [](ImportContext& ctx) {
-            import_pool(ctx, "torch.max_pool2d", true);
-          });
+          [](ImportContext& ctx) { import_pool(ctx, "torch.max_pool2d", true); });
 IMPORT_OP({"aten.avg_pool2d.default"}, [](ImportContext& ctx) { import_pool(ctx, "torch.avg_pool2d", false); });
 
 // Adaptive average pooling: a MEAN when the output is 1x1, else a pool whose windows tile the
@@ -386,7 +383,8 @@ IMPORT_OP({"aten.upsample_nearest2d.vec", "aten.upsample_nearest2d.default"}, []
   if (x->rank() != 4 || numel(x->shape) < 0) ctx.fail("nearest upsampling needs a static 4-D input");
   int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
   if (out->shape[2] % h || out->shape[3] % w)
-    ctx.fail(fmt::format("nearest upsampling from {}x{} to {}x{} is not by whole factors", h, w, out->shape[2], out->shape[3]));
+    ctx.fail(fmt::format("nearest upsampling from {}x{} to {}x{} is not by whole factors", h, w, out->shape[2],
+                         out->shape[3]));
   int64_t sh = out->shape[2] / h, sw = out->shape[3] / w;
   // `times` copies of t along a new axis 2: [rows, cols, 1] x times → [rows, cols, times].
   auto copies = [&](Tensor* t, std::vector<int64_t> column_shape, int64_t times, const char* suffix) {
@@ -395,13 +393,13 @@ IMPORT_OP({"aten.upsample_nearest2d.vec", "aten.upsample_nearest2d.default"}, []
     shape[2] = times;
     Tensor* repeated = ctx.temp(shape, t->dtype, suffix);
     repeated->quant = t->quant;
-    ctx.emit("CONCATENATION", std::vector<Tensor*>(static_cast<size_t>(times), column), {repeated})
-        ->attrs["axis"] = int64_t{2};
+    ctx.emit("CONCATENATION", std::vector<Tensor*>(static_cast<size_t>(times), column), {repeated})->attrs["axis"] =
+        int64_t{2};
     return repeated;
   };
   Tensor* current = x;
-  if (sw > 1) current = copies(current, {n * c * h, w, 1}, sw, "wide");              // [N*C*H, W, sw]
-  if (sh > 1) current = copies(current, {n * c, h, 1, w * sw}, sh, "tall");          // [N*C, H, sh, W*sw]
+  if (sw > 1) current = copies(current, {n * c * h, w, 1}, sw, "wide");      // [N*C*H, W, sw]
+  if (sh > 1) current = copies(current, {n * c, h, 1, w * sw}, sh, "tall");  // [N*C, H, sh, W*sw]
   ctx.reshape(current, out->shape, "", out);
 });
 
@@ -418,15 +416,19 @@ IMPORT_OP({"aten.upsample_bilinear2d.vec", "aten.upsample_bilinear2d.default"}, 
   if (ctx.node().target == "aten.upsample_bilinear2d.vec") {
     const FxArg* factors = ctx.arg(3, "scale_factors");
     if (factors && factors->kind == FxArg::Kind::kList)
-      for (const FxArg& f : factors->list) scales.push_back(f.kind == FxArg::Kind::kFloat ? f.f : static_cast<double>(f.i));
+      for (const FxArg& f : factors->list)
+        scales.push_back(f.kind == FxArg::Kind::kFloat ? f.f : static_cast<double>(f.i));
   } else {
     for (size_t i : {3, 4})
-      if (ctx.has_arg(i, i == 3 ? "scales_h" : "scales_w")) scales.push_back(ctx.float_arg(i, i == 3 ? "scales_h" : "scales_w"));
+      if (ctx.has_arg(i, i == 3 ? "scales_h" : "scales_w"))
+        scales.push_back(ctx.float_arg(i, i == 3 ? "scales_h" : "scales_w"));
   }
   for (size_t d = 0; d < scales.size() && d < 2; ++d)
     if (!align_corners && static_cast<double>(x->shape[2 + d]) * scales[d] != static_cast<double>(out->shape[2 + d]))
-      ctx.fail(fmt::format("bilinear upsampling by a scale factor {} that does not give the output size exactly "
-                           "(pass size= or recompute_scale_factor=True)", scales[d]));
+      ctx.fail(
+          fmt::format("bilinear upsampling by a scale factor {} that does not give the output size exactly "
+                      "(pass size= or recompute_scale_factor=True)",
+                      scales[d]));
   Tensor* x_nhwc = ctx.temp(std::vector<int64_t>{x->shape[0], x->shape[2], x->shape[3], x->shape[1]}, x->dtype, "nhwc");
   ctx.emit("TRANSPOSE", {x}, {x_nhwc})->attrs["perm"] = std::vector<int64_t>{0, 2, 3, 1};
   Tensor* y_nhwc = ctx.temp({out->shape[0], out->shape[2], out->shape[3], out->shape[1]}, out->dtype, "resized");

@@ -32,8 +32,7 @@ PerTensor per_tensor_args(ImportContext& ctx) {
 void check_range(ImportContext& ctx, at::ScalarType dtype, int64_t qmin, int64_t qmax) {
   DType d = dtype_from_torch(dtype);
   if (d != DType::kUInt8 && d != DType::kInt8 && d != DType::kInt16 && d != DType::kInt32)
-    ctx.fail(fmt::format("quantized dtype {} is not supported by Circle (uint8, int8, int16, int32)",
-                         dtype_name(d)));
+    ctx.fail(fmt::format("quantized dtype {} is not supported by Circle (uint8, int8, int16, int32)", dtype_name(d)));
   if (qmin > qmax) ctx.fail("quant_min > quant_max");
 }
 
@@ -73,9 +72,8 @@ void check_scales(ImportContext& ctx, const QuantParams& params) {
   for (size_t i = 0; i < params.scale.size(); ++i) {
     const float s = params.scale[i];
     if (!(s > 0) || !std::isfinite(s)) {
-      ctx.fail(params.per_channel()
-                   ? fmt::format("scales[{}] = {} must be finite and > 0 (as float32)", i, s)
-                   : fmt::format("scale {} must be finite and > 0 (as float32)", s));
+      ctx.fail(params.per_channel() ? fmt::format("scales[{}] = {} must be finite and > 0 (as float32)", i, s)
+                                    : fmt::format("scale {} must be finite and > 0 (as float32)", s));
     }
   }
 }
@@ -95,8 +93,8 @@ void dequantize(ImportContext& ctx, const QuantParams& params, at::ScalarType dt
   Tensor* q = ctx.tensor(0, "input");
   check_scales(ctx, params);
   if (q->dtype != dtype_from_torch(dtype))
-    ctx.fail(fmt::format("input is {} but the node says {}", dtype_name(q->dtype),
-                         dtype_name(dtype_from_torch(dtype))));
+    ctx.fail(
+        fmt::format("input is {} but the node says {}", dtype_name(q->dtype), dtype_name(dtype_from_torch(dtype))));
   if (!q->quant) {
     q->quant = params;
   } else if (*q->quant != params) {

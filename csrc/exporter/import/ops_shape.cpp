@@ -26,9 +26,9 @@ void reshape(ImportContext& ctx) {
   Op* op = ctx.emit("RESHAPE", {x}, {out});
   op->attrs["shape"] = out->shape;
 }
-IMPORT_OP({"aten.view.default", "aten.reshape.default", "aten._unsafe_view.default",
-           "aten.flatten.using_ints", "aten.squeeze.dim", "aten.squeeze.dims", "aten.squeeze.default",
-           "aten.unsqueeze.default", "aten.view_copy.default", "aten.unflatten.int"},
+IMPORT_OP({"aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.flatten.using_ints",
+           "aten.squeeze.dim", "aten.squeeze.dims", "aten.squeeze.default", "aten.unsqueeze.default",
+           "aten.view_copy.default", "aten.unflatten.int"},
           [](ImportContext& ctx) { reshape(ctx); });
 
 void transpose(ImportContext& ctx, Tensor* x, std::vector<int64_t> perm) {
@@ -40,9 +40,8 @@ void transpose(ImportContext& ctx, Tensor* x, std::vector<int64_t> perm) {
   Op* op = ctx.emit("TRANSPOSE", {x}, {ctx.output()});
   op->attrs["perm"] = perm;
 }
-IMPORT_OP({"aten.permute.default", "aten.permute_copy.default"}, [](ImportContext& ctx) {
-  transpose(ctx, ctx.tensor(0, "input"), ctx.ints_arg(1, "dims"));
-});
+IMPORT_OP({"aten.permute.default", "aten.permute_copy.default"},
+          [](ImportContext& ctx) { transpose(ctx, ctx.tensor(0, "input"), ctx.ints_arg(1, "dims")); });
 IMPORT_OP({"aten.transpose.int", "aten.swapaxes.default", "aten.swapdims.default"}, [](ImportContext& ctx) {
   Tensor* x = ctx.tensor(0, "input");
   std::vector<int64_t> perm(x->rank());
@@ -269,9 +268,12 @@ void copying_pad(ImportContext& ctx, const std::string& mode, const std::vector<
     std::vector<int32_t> positions;
     for (int64_t i = -before; i < n + after; ++i) {
       int64_t j = i;
-      if (mode == "reflect") j = i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i;
-      else if (mode == "replicate") j = std::clamp<int64_t>(i, 0, n - 1);
-      else j = (i % n + n) % n;  // circular
+      if (mode == "reflect")
+        j = i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i;
+      else if (mode == "replicate")
+        j = std::clamp<int64_t>(i, 0, n - 1);
+      else
+        j = (i % n + n) % n;  // circular
       positions.push_back(static_cast<int32_t>(j));
     }
     std::vector<int64_t> shape = current->shape;
@@ -284,7 +286,8 @@ void copying_pad(ImportContext& ctx, const std::string& mode, const std::vector<
   }
 }
 
-IMPORT_OP({"aten.constant_pad_nd.default"}, [](ImportContext& ctx) { constant_pad(ctx, ctx.float_arg(2, "value", 0.0)); });
+IMPORT_OP({"aten.constant_pad_nd.default"},
+          [](ImportContext& ctx) { constant_pad(ctx, ctx.float_arg(2, "value", 0.0)); });
 IMPORT_OP({"aten.pad.default"}, [](ImportContext& ctx) {
   const FxArg* mode = ctx.arg(2, "mode");
   std::string name = mode && mode->kind == FxArg::Kind::kString ? mode->s : "constant";
@@ -356,8 +359,8 @@ IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
     positions = positions + at::remainder(index, size) * stride;
   }
   Tensor* flattened = ctx.reshape(x, flat_shape, "flat");
-  ctx.emit("GATHER", {flattened, ctx.constant(positions.to(at::kInt).contiguous(), "positions")}, {out})->attrs =
-      {{"axis", first}, {"batch_dims", int64_t{0}}};
+  ctx.emit("GATHER", {flattened, ctx.constant(positions.to(at::kInt).contiguous(), "positions")}, {out})->attrs = {
+      {"axis", first}, {"batch_dims", int64_t{0}}};
 });
 
 // gather(x, dim, index): out[i][j][k] = x[i][index[i][j][k]][k] (dim 1). Circle's GATHER takes
@@ -416,7 +419,8 @@ IMPORT_OP({"aten.clone.default", "aten.contiguous.default", "aten.alias.default"
 IMPORT_OP({"aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default",
            "aten.native_dropout.default"},
           [](ImportContext& ctx) {
-            if (ctx.bool_arg(2, "train", false)) ctx.fail("dropout in training mode; call model.eval() before exporting");
+            if (ctx.bool_arg(2, "train", false))
+              ctx.fail("dropout in training mode; call model.eval() before exporting");
             ctx.alias(ctx.tensor(0, "input"));
           });
 
@@ -485,7 +489,8 @@ Tensor* slice_of(ImportContext& ctx, Tensor* x, int64_t dim, int64_t start, int6
 
 // CONCATENATION of the non-empty `pieces` along `dim` into `out` (an alias for a single piece).
 void concat_into(ImportContext& ctx, std::vector<Tensor*> pieces, int64_t dim, Tensor* out) {
-  pieces.erase(std::remove_if(pieces.begin(), pieces.end(), [&](Tensor* t) { return t->shape[dim] == 0; }), pieces.end());
+  pieces.erase(std::remove_if(pieces.begin(), pieces.end(), [&](Tensor* t) { return t->shape[dim] == 0; }),
+               pieces.end());
   if (pieces.size() == 1) return ctx.alias(pieces[0]);
   ctx.emit("CONCATENATION", pieces, {out})->attrs["axis"] = dim;
 }
@@ -534,7 +539,8 @@ IMPORT_OP({"aten.roll.default"}, [](ImportContext& ctx) {
     bool last = i + 1 == dims.size() && current->shape == out->shape;
     Tensor* next = last ? out : ctx.temp(current->shape, current->dtype, "rolled");
     next->quant = current->quant;
-    concat_into(ctx, {slice_of(ctx, current, dim, n - shift, n, "tail"), slice_of(ctx, current, dim, 0, n - shift, "head")},
+    concat_into(ctx,
+                {slice_of(ctx, current, dim, n - shift, n, "tail"), slice_of(ctx, current, dim, 0, n - shift, "head")},
                 dim, next);
     current = next;
   }
@@ -558,7 +564,8 @@ IMPORT_OP({"aten.diff.default"}, [](ImportContext& ctx) {
     int64_t total = 0;
     for (Tensor* t : {prepend, x, append})
       if (t) {
-        if (t->rank() != x->rank() || t->shape[dim] < 0) ctx.fail("diff's prepend / append must match the input's rank");
+        if (t->rank() != x->rank() || t->shape[dim] < 0)
+          ctx.fail("diff's prepend / append must match the input's rank");
         pieces.push_back(t);
         total += t->shape[dim];
       }

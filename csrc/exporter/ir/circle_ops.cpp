@@ -8,7 +8,7 @@ namespace torch_circle::exporter {
 
 const std::vector<OpInfo>& op_table() {
   static const std::vector<OpInfo> table{
-#define CIRCLE_OP(NAME, LAYOUT, QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS, OPERANDS, OPTIONS, ...)                      \
+#define CIRCLE_OP(NAME, LAYOUT, QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS, OPERANDS, OPTIONS, ...) \
   {#NAME, circle::BuiltinOperator_##NAME, OpLayout::LAYOUT, QuantRule::QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS, OPERANDS},
 #define IMPORTER_OP(TYPE, LAYOUT, QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS) \
   {TYPE, kNotABuiltin, OpLayout::LAYOUT, QuantRule::QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS, ""},

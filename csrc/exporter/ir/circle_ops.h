@@ -46,8 +46,8 @@ struct OpInfo {
   QuantRule quant;
   unsigned flags;
   int min_inputs;
-  int max_inputs;              // kAnyInputs: no limit
-  std::string_view operands;   // see circle_ops.lst
+  int max_inputs;             // kAnyInputs: no limit
+  std::string_view operands;  // see circle_ops.lst
   bool has(OpFlags flag) const { return (flags & flag) != 0; }
 };
 

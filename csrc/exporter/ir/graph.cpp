@@ -32,8 +32,7 @@ DType dtype_from_torch(at::ScalarType st) {
     case at::kBool: return DType::kBool;
     case at::kShort: return DType::kInt16;
     case at::kChar: return DType::kInt8;
-    default:
-      throw ExportError(fmt::format("dtype {} has no Circle tensor type", c10::toString(st)));
+    default: throw ExportError(fmt::format("dtype {} has no Circle tensor type", c10::toString(st)));
   }
 }
 
@@ -51,13 +50,10 @@ at::ScalarType dtype_to_torch(DType dtype) {
   return at::kFloat;
 }
 
-bool is_integer(DType dtype) {
-  return dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBool;
-}
+bool is_integer(DType dtype) { return dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBool; }
 
 bool QuantParams::operator==(const QuantParams& other) const {
-  return scale == other.scale && zero_point == other.zero_point &&
-         (!per_channel() || axis == other.axis);
+  return scale == other.scale && zero_point == other.zero_point && (!per_channel() || axis == other.axis);
 }
 
 // --- Op attributes ----------------------------------------------------------------------------
@@ -66,17 +62,14 @@ namespace {
 template <typename T>
 const T& attr_as(const Op& op, const std::string& key) {
   auto it = op.attrs.find(key);
-  if (it == op.attrs.end())
-    throw ExportError(fmt::format("{} ({}): missing attribute '{}'", op.type, op.origin, key));
+  if (it == op.attrs.end()) throw ExportError(fmt::format("{} ({}): missing attribute '{}'", op.type, op.origin, key));
   if (auto* value = std::get_if<T>(&it->second)) return *value;
   throw ExportError(fmt::format("{} ({}): attribute '{}' has the wrong kind", op.type, op.origin, key));
 }
 }  // namespace
 
 int64_t Op::i(const std::string& key) const { return attr_as<int64_t>(*this, key); }
-int64_t Op::i(const std::string& key, int64_t fallback) const {
-  return has(key) ? i(key) : fallback;
-}
+int64_t Op::i(const std::string& key, int64_t fallback) const { return has(key) ? i(key) : fallback; }
 double Op::f(const std::string& key) const {
   auto it = attrs.find(key);
   if (it != attrs.end())
@@ -84,9 +77,7 @@ double Op::f(const std::string& key) const {
   return attr_as<double>(*this, key);
 }
 const std::string& Op::s(const std::string& key) const { return attr_as<std::string>(*this, key); }
-const std::vector<int64_t>& Op::ints(const std::string& key) const {
-  return attr_as<std::vector<int64_t>>(*this, key);
-}
+const std::vector<int64_t>& Op::ints(const std::string& key) const { return attr_as<std::vector<int64_t>>(*this, key); }
 
 // --- Graph ------------------------------------------------------------------------------------
 
@@ -126,8 +117,8 @@ void attach(Op* op) {
     if (input) input->users.push_back(op);
   for (Tensor* output : op->outputs) {
     if (output->producer && output->producer != op && !output->producer->dead)
-      throw ExportError(fmt::format("{}: tensor '{}' already has a producer ({})", op->type,
-                                    output->name, output->producer->type));
+      throw ExportError(
+          fmt::format("{}: tensor '{}' already has a producer ({})", op->type, output->name, output->producer->type));
     output->producer = op;
   }
 }
@@ -138,8 +129,7 @@ void detach_user(Tensor* tensor, const Op* op) {
 }
 }  // namespace
 
-Op* Graph::add_op(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs,
-                  std::string origin) {
+Op* Graph::add_op(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs, std::string origin) {
   auto op = std::make_unique<Op>();
   op->type = std::move(type);
   op->inputs = std::move(inputs);
@@ -169,8 +159,7 @@ Op* Graph::insert_before(const Op* anchor, std::string type, std::vector<Tensor*
   return ops_.insert(pos, make_op(std::move(type), std::move(inputs), std::move(outputs), anchor))->get();
 }
 
-Op* Graph::insert_after(const Op* anchor, std::string type, std::vector<Tensor*> inputs,
-                        std::vector<Tensor*> outputs) {
+Op* Graph::insert_after(const Op* anchor, std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs) {
   auto pos = std::find_if(ops_.begin(), ops_.end(), [&](const auto& o) { return o.get() == anchor; });
   if (pos != ops_.end()) ++pos;
   return ops_.insert(pos, make_op(std::move(type), std::move(inputs), std::move(outputs), anchor))->get();
@@ -209,9 +198,9 @@ void Graph::compact() {
     referenced.insert(op->inputs.begin(), op->inputs.end());
     referenced.insert(op->outputs.begin(), op->outputs.end());
   }
-  tensors_.erase(std::remove_if(tensors_.begin(), tensors_.end(),
-                                [&](const auto& t) { return !referenced.count(t.get()); }),
-                 tensors_.end());
+  tensors_.erase(
+      std::remove_if(tensors_.begin(), tensors_.end(), [&](const auto& t) { return !referenced.count(t.get()); }),
+      tensors_.end());
 }
 
 std::vector<Op*> Graph::live_ops() const {
@@ -234,9 +223,7 @@ int64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
+std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 std::string dump(const Graph& graph) {
   std::string text;
@@ -260,16 +247,14 @@ void validate(const Graph& graph) {
     for (const Tensor* input : op->inputs) {
       if (!input) continue;
       if (!available.count(input))
-        throw ExportError(fmt::format("internal: {} ({}) reads '{}' before it is produced",
-                                      op->type, op->origin, input->name));
+        throw ExportError(
+            fmt::format("internal: {} ({}) reads '{}' before it is produced", op->type, op->origin, input->name));
       if (std::count(input->users.begin(), input->users.end(), op.get()) == 0)
-        throw ExportError(fmt::format("internal: {} ({}) is not a user of '{}'", op->type,
-                                      op->origin, input->name));
+        throw ExportError(fmt::format("internal: {} ({}) is not a user of '{}'", op->type, op->origin, input->name));
     }
     for (const Tensor* output : op->outputs) {
       if (output->producer != op.get())
-        throw ExportError(fmt::format("internal: '{}' does not name {} as its producer",
-                                      output->name, op->type));
+        throw ExportError(fmt::format("internal: '{}' does not name {} as its producer", output->name, op->type));
       available.insert(output);
     }
   }

@@ -14,8 +14,8 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -32,7 +32,7 @@ enum class DType : int8_t {
   kInt16 = 7,
   kInt8 = 9,
 };
-const char* dtype_name(DType dtype);       // "float32", "uint8", ...
+const char* dtype_name(DType dtype);        // "float32", "uint8", ...
 DType dtype_from_torch(at::ScalarType st);  // throws ExportError for dtypes Circle cannot hold
 at::ScalarType dtype_to_torch(DType dtype);
 bool is_integer(DType dtype);
@@ -68,7 +68,7 @@ struct Tensor {
 using Attr = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 
 struct Op {
-  std::string type;  // "CONV_2D", or an importer-only "torch.*" op
+  std::string type;             // "CONV_2D", or an importer-only "torch.*" op
   std::vector<Tensor*> inputs;  // nullptr: an optional input left out (Circle writes -1)
   std::vector<Tensor*> outputs;
   std::map<std::string, Attr> attrs;
@@ -104,12 +104,9 @@ class Graph {
   Tensor* add_tensor_like(const Tensor* like, const std::string& suffix);
 
   // Appends an op at the end of the order; insert_before places it ahead of `anchor`.
-  Op* add_op(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs,
-             std::string origin = "");
-  Op* insert_before(const Op* anchor, std::string type, std::vector<Tensor*> inputs,
-                    std::vector<Tensor*> outputs);
-  Op* insert_after(const Op* anchor, std::string type, std::vector<Tensor*> inputs,
-                   std::vector<Tensor*> outputs);
+  Op* add_op(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs, std::string origin = "");
+  Op* insert_before(const Op* anchor, std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs);
+  Op* insert_after(const Op* anchor, std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs);
 
   void set_input(Op* op, size_t slot, Tensor* tensor);
   // Points every reader of `from` (ops and graph outputs) at `to`.

@@ -13,8 +13,8 @@ struct Emitter {
   const Op* anchor;
   std::string base;
 
-  Tensor* op(const char* type, std::vector<Tensor*> inputs, const std::vector<int64_t>& shape,
-             const char* suffix, Tensor* out = nullptr) {
+  Tensor* op(const char* type, std::vector<Tensor*> inputs, const std::vector<int64_t>& shape, const char* suffix,
+             Tensor* out = nullptr) {
     if (!out) out = graph.add_tensor(base + "_" + suffix, shape, DType::kFloat32);
     graph.insert_before(anchor, type, std::move(inputs), {out});
     return out;

@@ -10,7 +10,6 @@
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
-
 namespace torch_circle::exporter {
 namespace {
 

@@ -42,8 +42,8 @@ void fuse_batch_norm(Graph& graph) {
       at::Tensor old_bias = bias ? bias->data.to(at::kDouble) : at::zeros_like(a);
       graph.set_input(conv, 1, graph.add_constant(weight->name + "_bn", w.to(at::kFloat)));
       if (conv->inputs.size() < 3) conv->inputs.resize(3, nullptr);
-      graph.set_input(conv, 2, graph.add_constant(conv->outputs[0]->name + "_bias_bn",
-                                                  (old_bias * a + b).to(at::kFloat)));
+      graph.set_input(conv, 2,
+                      graph.add_constant(conv->outputs[0]->name + "_bias_bn", (old_bias * a + b).to(at::kFloat)));
       graph.remove_op(bn);
       graph.replace_all_uses(y, x);
       x->name = y->name;  // keep the user-visible name of the block's output
@@ -53,9 +53,11 @@ void fuse_batch_norm(Graph& graph) {
     std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(x->rank() - 1, 1)), 1);
     shape[0] = a.numel();
     Tensor* scaled = graph.add_tensor(y->name + "_scaled", x->shape, x->dtype);
-    graph.insert_before(bn, "MUL", {x, graph.add_constant(y->name + "_scale", a.to(at::kFloat).reshape(shape))}, {scaled});
+    graph.insert_before(bn, "MUL", {x, graph.add_constant(y->name + "_scale", a.to(at::kFloat).reshape(shape))},
+                        {scaled});
     graph.remove_op(bn);
-    graph.insert_before(bn, "ADD", {scaled, graph.add_constant(y->name + "_shift", b.to(at::kFloat).reshape(shape))}, {y});
+    graph.insert_before(bn, "ADD", {scaled, graph.add_constant(y->name + "_shift", b.to(at::kFloat).reshape(shape))},
+                        {y});
   }
   graph.compact();
 }

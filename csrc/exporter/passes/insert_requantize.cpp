@@ -31,9 +31,18 @@ std::optional<QuantParams> fixed_output_params(const std::string& type, DType dt
   QuantParams q;
   bool tanh = type == "TANH";
   switch (dtype) {
-    case DType::kUInt8: q.scale = {tanh ? 1.0f / 128 : 1.0f / 256}; q.zero_point = {tanh ? 128 : 0}; break;
-    case DType::kInt8: q.scale = {tanh ? 1.0f / 128 : 1.0f / 256}; q.zero_point = {tanh ? 0 : -128}; break;
-    case DType::kInt16: q.scale = {1.0f / 32768}; q.zero_point = {0}; break;
+    case DType::kUInt8:
+      q.scale = {tanh ? 1.0f / 128 : 1.0f / 256};
+      q.zero_point = {tanh ? 128 : 0};
+      break;
+    case DType::kInt8:
+      q.scale = {tanh ? 1.0f / 128 : 1.0f / 256};
+      q.zero_point = {tanh ? 0 : -128};
+      break;
+    case DType::kInt16:
+      q.scale = {1.0f / 32768};
+      q.zero_point = {0};
+      break;
     default: return std::nullopt;
   }
   return q;

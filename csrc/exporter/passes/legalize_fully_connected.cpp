@@ -40,7 +40,8 @@ void legalize_fully_connected(Graph& graph) {
       Tensor* y4 = graph.add_tensor(y->name + "_conv", {rows, 1, 1, out_features}, y->dtype);
       y4->quant = y->quant;
       Op* conv = graph.insert_before(fc, "CONV_2D", {x4, w4, fc->inputs.size() > 2 ? fc->inputs[2] : nullptr}, {y4});
-      conv->attrs = {{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
+      conv->attrs = {{"stride", std::vector<int64_t>{1, 1}},
+                     {"dilation", std::vector<int64_t>{1, 1}},
                      {"padding", std::string("VALID")}};
       if (fc->has("fused_activation")) conv->attrs["fused_activation"] = fc->attrs.at("fused_activation");
       graph.remove_op(fc);

@@ -49,8 +49,7 @@ Tensor* pad_nhwc(Graph& graph, const Op* anchor, Tensor* x, const std::vector<in
 }
 
 // Rewrites `op` (NCHW input 0 and output 0) as `type` on NHWC tensors. Returns the new op.
-Op* to_nhwc(Graph& graph, Op* op, const std::string& type, std::vector<Tensor*> extra_inputs,
-            Tensor* x_nhwc) {
+Op* to_nhwc(Graph& graph, Op* op, const std::string& type, std::vector<Tensor*> extra_inputs, Tensor* x_nhwc) {
   Tensor* y = op->outputs[0];
   Tensor* y_nhwc = graph.add_tensor(y->name + "_nhwc", permute(y->shape, kNchwToNhwc), y->dtype);
   y_nhwc->quant = y->quant;
@@ -164,11 +163,13 @@ void legalize_pool(Graph& graph, Op* op) {
   Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
   if (padding.empty()) {
     if (!max_pool)
-      fail(*op, "average pooling with this padding has no Circle equivalent (Circle's SAME padding "
-                "averages only the valid elements; PyTorch's window placement differs here)");
+      fail(*op,
+           "average pooling with this padding has no Circle equivalent (Circle's SAME padding "
+           "averages only the valid elements; PyTorch's window placement differs here)");
     // Max pooling pads with the lowest value so the padding never wins.
-    double lowest = x->quant ? x->quant->scale[0] * (static_cast<double>(quant_range(x->dtype).first) - x->quant->zero_point[0])
-                             : -std::numeric_limits<float>::max();
+    double lowest =
+        x->quant ? x->quant->scale[0] * (static_cast<double>(quant_range(x->dtype).first) - x->quant->zero_point[0])
+                 : -std::numeric_limits<float>::max();
     x_nhwc = pad_nhwc(graph, op, x_nhwc, pads, lowest);
     padding = "VALID";
   }
@@ -185,8 +186,8 @@ Tensor* zeros_like_domain(Graph& graph, const Tensor* like, const std::vector<in
   return c;
 }
 
-Tensor* emit_nhwc(Graph& graph, const Op* anchor, const char* type, std::vector<Tensor*> inputs,
-                  const Tensor* like, const std::vector<int64_t>& shape, const std::string& suffix) {
+Tensor* emit_nhwc(Graph& graph, const Op* anchor, const char* type, std::vector<Tensor*> inputs, const Tensor* like,
+                  const std::vector<int64_t>& shape, const std::string& suffix) {
   Tensor* out = graph.add_tensor(like->name + suffix, shape, like->dtype);
   out->quant = like->quant;
   graph.insert_before(anchor, type, std::move(inputs), {out});
@@ -222,8 +223,9 @@ void legalize_conv_transpose_as_conv(Graph& graph, Op* op) {
   if (stride[1] > 1) {
     Tensor* r = emit_nhwc(graph, op, "RESHAPE", {cur}, cur, {n * h, wd, 1, c}, "_cols");
     r->producer->attrs["shape"] = r->shape;
-    Tensor* cat = emit_nhwc(graph, op, "CONCATENATION", {r, zeros_like_domain(graph, cur, {n * h, wd, stride[1] - 1, c})},
-                            cur, {n * h, wd, stride[1], c}, "_colzeros");
+    Tensor* cat =
+        emit_nhwc(graph, op, "CONCATENATION", {r, zeros_like_domain(graph, cur, {n * h, wd, stride[1] - 1, c})}, cur,
+                  {n * h, wd, stride[1], c}, "_colzeros");
     cat->producer->attrs["axis"] = int64_t{2};
     cur = emit_nhwc(graph, op, "RESHAPE", {cat}, cur, {n, h, wd * stride[1], c}, "_wide");
     cur->producer->attrs["shape"] = cur->shape;
@@ -241,7 +243,8 @@ void legalize_conv_transpose_as_conv(Graph& graph, Op* op) {
   // Borders: k - 1 - padding zeros before; after, that plus output_padding, minus the stride - 1
   // zeros already there. Negative amounts crop.
   std::vector<int64_t> before{kh - 1 - pads[0], kw - 1 - pads[1]};
-  std::vector<int64_t> after{kh - 1 - pads[0] + extra[0] - (stride[0] - 1), kw - 1 - pads[1] + extra[1] - (stride[1] - 1)};
+  std::vector<int64_t> after{kh - 1 - pads[0] + extra[0] - (stride[0] - 1),
+                             kw - 1 - pads[1] + extra[1] - (stride[1] - 1)};
   std::vector<int64_t> begin{0, std::max<int64_t>(-before[0], 0), std::max<int64_t>(-before[1], 0), 0};
   std::vector<int64_t> size = cur->shape;
   for (int d = 0; d < 2; ++d) size[1 + d] -= begin[1 + d] + std::max<int64_t>(-after[d], 0);
@@ -259,7 +262,8 @@ void legalize_conv_transpose_as_conv(Graph& graph, Op* op) {
   if (k->quant && k->quant->per_channel()) k->quant->axis = k->quant->axis == 1 ? 0 : 3;
   if (!bias) bias = graph.add_constant(y->name + "_zero_bias", at::zeros({w->shape[1]}, at::kFloat));
   Op* conv = to_nhwc(graph, op, "CONV_2D", {k, bias}, cur);
-  conv->attrs.insert({{"stride", std::vector<int64_t>{1, 1}}, {"dilation", std::vector<int64_t>{1, 1}},
+  conv->attrs.insert({{"stride", std::vector<int64_t>{1, 1}},
+                      {"dilation", std::vector<int64_t>{1, 1}},
                       {"padding", std::string("VALID")}});
 }
 
@@ -277,12 +281,14 @@ void legalize_conv_transpose(Graph& graph, Op* op) {
   std::vector<int64_t> full{(x->shape[2] - 1) * stride[0] + kh, (x->shape[3] - 1) * stride[1] + kw};
   bool valid = pads[0] == 0 && pads[1] == 0 && y->shape[2] == full[0] && y->shape[3] == full[1];
   bool same = y->shape[2] == x->shape[2] * stride[0] && y->shape[3] == x->shape[3] * stride[1] &&
-              pads[0] == std::max<int64_t>(kh - stride[0], 0) / 2 && pads[1] == std::max<int64_t>(kw - stride[1], 0) / 2;
+              pads[0] == std::max<int64_t>(kh - stride[0], 0) / 2 &&
+              pads[1] == std::max<int64_t>(kw - stride[1], 0) / 2;
   if (valid || same) {
     Tensor* x_nhwc = insert_transpose(graph, op, x, kNchwToNhwc, "_nhwc");
     Tensor* w_circle = insert_transpose(graph, op, w, {1, 2, 3, 0}, "_ohwi");  // [I, O, H, W] → [O, H, W, I]
     Op* conv = to_nhwc(graph, op, "TRANSPOSE_CONV", {w_circle, bias}, x_nhwc);
-    conv->attrs.insert({{"stride", stride}, {"padding", std::string(valid ? "VALID" : "SAME")},
+    conv->attrs.insert({{"stride", stride},
+                        {"padding", std::string(valid ? "VALID" : "SAME")},
                         {"output_shape", conv->outputs[0]->shape}});
     return;
   }
@@ -293,14 +299,15 @@ void legalize_conv_transpose(Graph& graph, Op* op) {
   Tensor* full_nchw = graph.add_tensor(y->name + "_uncropped", {y->shape[0], y->shape[1], full[0], full[1]}, y->dtype);
   full_nchw->quant = y->quant;
   Op* uncropped = graph.insert_before(op, "torch.conv_transpose2d", {x, w, bias}, {full_nchw});
-  uncropped->attrs = {{"stride", stride}, {"padding", std::vector<int64_t>{0, 0}},
-                      {"output_padding", std::vector<int64_t>{0, 0}}};
+  uncropped->attrs = {
+      {"stride", stride}, {"padding", std::vector<int64_t>{0, 0}}, {"output_padding", std::vector<int64_t>{0, 0}}};
   uncropped->origin = op->origin;
   graph.remove_op(op);
   Op* crop = graph.insert_after(uncropped, "STRIDED_SLICE", {full_nchw}, {y});
   crop->attrs = {{"begin", std::vector<int64_t>{0, 0, pads[0], pads[1]}},
                  {"end", std::vector<int64_t>{y->shape[0], y->shape[1], pads[0] + y->shape[2], pads[1] + y->shape[3]}},
-                 {"strides", std::vector<int64_t>{1, 1, 1, 1}}, {"shrink_axis_mask", int64_t{0}}};
+                 {"strides", std::vector<int64_t>{1, 1, 1, 1}},
+                 {"shrink_axis_mask", int64_t{0}}};
   crop->origin = op->origin;
   legalize_conv_transpose(graph, uncropped);  // VALID now
 }
@@ -310,11 +317,14 @@ void legalize_conv_transpose(Graph& graph, Op* op) {
 void legalize_layout(Graph& graph) {
   for (Op* op : graph.live_ops()) {
     if (op->dead) continue;
-    if (op->type == "torch.conv2d") legalize_conv(graph, op);
-    else if (op->type == "torch.max_pool2d" || op->type == "torch.avg_pool2d") legalize_pool(graph, op);
+    if (op->type == "torch.conv2d")
+      legalize_conv(graph, op);
+    else if (op->type == "torch.max_pool2d" || op->type == "torch.avg_pool2d")
+      legalize_pool(graph, op);
     else if (op->type == "torch.conv_transpose2d" && graph.format == FileFormat::kCircle)
       legalize_conv_transpose_as_conv(graph, op);
-    else if (op->type == "torch.conv_transpose2d") legalize_conv_transpose(graph, op);
+    else if (op->type == "torch.conv_transpose2d")
+      legalize_conv_transpose(graph, op);
   }
   remove_dead_code(graph);
 }

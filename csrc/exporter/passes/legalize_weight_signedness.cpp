@@ -34,12 +34,14 @@ void legalize_weight_signedness(Graph& graph) {
     std::string what = fmt::format("{} ({}) reads {} activations with {} weights", op->type, op->origin,
                                    dtype_name(x->dtype), dtype_name(w->dtype));
     if (graph.format == FileFormat::kTflite)
-      throw ExportError(what + ", which TFLite's integer kernels do not run (they take int8 activations "
-                               "with int8 weights); quantize with CircleQuantizer(\"int8\") for format='tflite', "
-                               "or export format='circle'");
+      throw ExportError(what +
+                        ", which TFLite's integer kernels do not run (they take int8 activations "
+                        "with int8 weights); quantize with CircleQuantizer(\"int8\") for format='tflite', "
+                        "or export format='circle'");
     if (x->dtype != DType::kUInt8)
-      throw ExportError(what + "; only uint8 activations with int8 weights can be made uniform (quantize "
-                               "with CircleQuantizer(\"uint8\") for Circle)");
+      throw ExportError(what +
+                        "; only uint8 activations with int8 weights can be made uniform (quantize "
+                        "with CircleQuantizer(\"uint8\") for Circle)");
     if (!w->is_constant())
       throw ExportError(what + " computed at run time; only constant weights can be moved to uint8");
     Tensor* shifted = graph.add_constant(w->name + "_uint8", (w->data.to(at::kShort) + 128).to(at::kByte));

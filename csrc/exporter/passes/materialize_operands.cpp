@@ -13,8 +13,8 @@
 namespace torch_circle::exporter {
 namespace {
 
-Tensor* int32_constant(Graph& graph, const Op& op, const std::vector<int64_t>& values,
-                       const std::string& what, std::vector<int64_t> shape = {}) {
+Tensor* int32_constant(Graph& graph, const Op& op, const std::vector<int64_t>& values, const std::string& what,
+                       std::vector<int64_t> shape = {}) {
   at::Tensor data = at::tensor(values, at::kLong).to(at::kInt);
   if (!shape.empty()) data = data.reshape(shape);
   return graph.add_constant(op.outputs[0]->name + "_" + what, data);
@@ -61,8 +61,8 @@ void materialize_operands(Graph& graph) {
         appended.push_back(int32_constant(graph, *op, op->ints(attr), attr, {rank, 2}));
       } else if (form.empty() || form == "first") {
         const Attr& value = op->attrs.at(attr);
-        std::vector<int64_t> values = std::holds_alternative<int64_t>(value) ? std::vector<int64_t>{op->i(attr)}
-                                                                               : op->ints(attr);
+        std::vector<int64_t> values =
+            std::holds_alternative<int64_t>(value) ? std::vector<int64_t>{op->i(attr)} : op->ints(attr);
         appended.push_back(int32_constant(graph, *op, values, attr));
         first |= form == "first";
       } else {
@@ -78,7 +78,8 @@ void materialize_operands(Graph& graph) {
     }
     // TRANSPOSE_CONV: Circle's order is output_shape, weights, input, bias; the IR's x, w, bias.
     if (appended.size() != 1 || op->inputs.size() < 2)
-      throw ExportError(fmt::format("{} ({}): a 'first' operand must be the only one, before x and w", op->type, op->origin));
+      throw ExportError(
+          fmt::format("{} ({}): a 'first' operand must be the only one, before x and w", op->type, op->origin));
     std::vector<Tensor*> inputs{appended[0], op->inputs[1], op->inputs[0]};
     if (op->inputs.size() > 2 && op->inputs[2]) inputs.push_back(op->inputs[2]);
     for (Tensor* in : op->inputs)

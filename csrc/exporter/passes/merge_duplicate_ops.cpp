@@ -19,7 +19,8 @@ void merge_duplicate_ops(Graph& graph) {
     if (inserted) continue;
     Tensor* twin = it->second->outputs[0];
     Tensor* out = op->outputs[0];
-    if (twin->dtype != out->dtype || twin->quant != out->quant || twin->shape != out->shape || is_graph_output(graph, out))
+    if (twin->dtype != out->dtype || twin->quant != out->quant || twin->shape != out->shape ||
+        is_graph_output(graph, out))
       continue;
     graph.remove_op(op);
     graph.replace_all_uses(out, twin);

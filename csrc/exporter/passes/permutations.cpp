@@ -20,8 +20,7 @@ bool is_identity(const std::vector<int64_t>& perm) {
   return true;
 }
 
-std::optional<QuantParams> permute_quant(const std::optional<QuantParams>& quant,
-                                         const std::vector<int64_t>& perm) {
+std::optional<QuantParams> permute_quant(const std::optional<QuantParams>& quant, const std::vector<int64_t>& perm) {
   if (!quant || !quant->per_channel()) return quant;
   QuantParams moved = *quant;
   moved.axis = static_cast<int32_t>(inverse_perm(perm).at(quant->axis));

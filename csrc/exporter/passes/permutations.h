@@ -18,8 +18,7 @@ std::vector<int64_t> inverse_perm(const std::vector<int64_t>& perm);
 std::vector<int64_t> permute(const std::vector<int64_t>& values, const std::vector<int64_t>& perm);
 bool is_identity(const std::vector<int64_t>& perm);
 // Per-channel parameters follow their axis through a permutation.
-std::optional<QuantParams> permute_quant(const std::optional<QuantParams>& quant,
-                                         const std::vector<int64_t>& perm);
+std::optional<QuantParams> permute_quant(const std::optional<QuantParams>& quant, const std::vector<int64_t>& perm);
 
 // A new TRANSPOSE of `input` placed before `anchor`; returns its output.
 Tensor* insert_transpose(Graph& graph, const Op* anchor, Tensor* input, const std::vector<int64_t>& perm,

@@ -15,8 +15,8 @@
 namespace torch_circle::exporter {
 namespace {
 
-const std::set<std::string> kArithmetic{"ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM",
-                                        "FLOOR_DIV", "SQUARED_DIFFERENCE", "CONCATENATION"};
+const std::set<std::string> kArithmetic{
+    "ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM", "FLOOR_DIV", "SQUARED_DIFFERENCE", "CONCATENATION"};
 const std::set<std::string> kComparisons{"EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL"};
 // Float math on an integer input (torch.exp(int_tensor) is float).
 const std::set<std::string> kFloatMath{"EXP", "LOG", "SQRT", "RSQRT", "SIN", "COS", "LOGISTIC", "TANH"};
@@ -30,9 +30,12 @@ int category(DType dtype) {
 int width(DType dtype) {
   switch (dtype) {
     case DType::kBool: return 1;
-    case DType::kUInt8: case DType::kInt8: return 8;
-    case DType::kInt16: case DType::kFloat16: return 16;
-    case DType::kInt32: case DType::kFloat32: return 32;
+    case DType::kUInt8:
+    case DType::kInt8: return 8;
+    case DType::kInt16:
+    case DType::kFloat16: return 16;
+    case DType::kInt32:
+    case DType::kFloat32: return 32;
     case DType::kInt64: return 64;
   }
   return 0;

@@ -9,7 +9,6 @@
 #include "exporter/passes/pass_util.h"
 #include "exporter/passes/passes.h"
 
-
 namespace torch_circle::exporter {
 namespace {
 
@@ -86,8 +85,8 @@ void propagate_qparams(Graph& graph) {
     if (q->dead || q->type != "QUANTIZE") continue;
     Op* op = q->inputs[0]->producer;
     Tensor* out = q->outputs[0];
-    if (!op || op->dead || !rearranges(op) || !runs_quantized(graph, op->type) ||
-        !sole_user(graph, q->inputs[0]) || op->inputs[0]->dtype != DType::kFloat32 || out->quant->per_channel())
+    if (!op || op->dead || !rearranges(op) || !runs_quantized(graph, op->type) || !sole_user(graph, q->inputs[0]) ||
+        op->inputs[0]->dtype != DType::kFloat32 || out->quant->per_channel())
       continue;
     Tensor* x = op->inputs[0];
     Tensor* x_q = graph.add_tensor(x->name + "_q", x->shape, out->dtype);

@@ -30,13 +30,15 @@ void quantize_bias(Graph& graph) {
     if (op->inputs.size() < 3) op->inputs.resize(3, nullptr);
     if (!op->inputs[2]) {
       int64_t channels = op->type == "torch.conv_transpose2d" ? weight->shape[1] : weight->shape[0];
-      graph.set_input(op, 2, graph.add_constant(op->outputs[0]->name + "_zero_bias", at::zeros({channels}, at::kFloat)));
+      graph.set_input(op, 2,
+                      graph.add_constant(op->outputs[0]->name + "_zero_bias", at::zeros({channels}, at::kFloat)));
     }
     Tensor* bias = op->inputs[2];
     if (!bias->is_constant())
       throw ExportError(fmt::format("{} ({}): the bias of a quantized op must be a constant", op->type, op->origin));
     if (!input->quant || !weight->quant)
-      throw ExportError(fmt::format("{} ({}): quantized output with unquantized input or weight", op->type, op->origin));
+      throw ExportError(
+          fmt::format("{} ({}): quantized output with unquantized input or weight", op->type, op->origin));
 
     QuantParams expected;
     const QuantParams& wq = *weight->quant;
@@ -51,7 +53,8 @@ void quantize_bias(Graph& graph) {
         same &= close(bias->quant->scale[c], expected.scale[c]) && bias->quant->zero_point[c] == 0;
       if (same) {
         if (bias->dtype != dtype) {
-          Tensor* widened = graph.add_constant(bias->name + "_" + dtype_name(dtype), bias->data.to(dtype_to_torch(dtype)));
+          Tensor* widened =
+              graph.add_constant(bias->name + "_" + dtype_name(dtype), bias->data.to(dtype_to_torch(dtype)));
           widened->quant = bias->quant;
           graph.set_input(op, 2, widened);
         }
@@ -74,11 +77,11 @@ void quantize_bias(Graph& graph) {
     at::Tensor values = at::empty({real.numel()}, at::kLong);
     int64_t* v = values.data_ptr<int64_t>();
     for (size_t c = 0; c < q.size(); ++c) {
-      if (std::isnan(q[c]))
-        throw ExportError(fmt::format("{} ({}): bias[{}] is NaN", op->type, op->origin, c));
+      if (std::isnan(q[c])) throw ExportError(fmt::format("{} ({}): bias[{}] is NaN", op->type, op->origin, c));
       v[c] = static_cast<int64_t>(std::clamp(q[c], static_cast<double>(qmin), static_cast<double>(qmax)));
     }
-    Tensor* quantized = graph.add_constant(bias->name + "_quantized", values.reshape(real.sizes()).to(dtype_to_torch(dtype)));
+    Tensor* quantized =
+        graph.add_constant(bias->name + "_quantized", values.reshape(real.sizes()).to(dtype_to_torch(dtype)));
     quantized->quant = expected;
     graph.set_input(op, 2, quantized);
   }

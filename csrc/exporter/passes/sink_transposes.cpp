@@ -183,7 +183,8 @@ bool try_sink(Graph& graph, Op* op) {
     // Without keep_dims the output keeps the unreduced dims: transposed order vs source order.
     std::vector<int64_t> kept_source;
     for (size_t d = 0; d < perm.size(); ++d)
-      if (!std::count(moved.begin(), moved.end(), static_cast<int64_t>(d))) kept_source.push_back(static_cast<int64_t>(d));
+      if (!std::count(moved.begin(), moved.end(), static_cast<int64_t>(d)))
+        kept_source.push_back(static_cast<int64_t>(d));
     std::vector<int64_t> out_perm;
     for (size_t i = 0; i < perm.size(); ++i)
       if (!std::count(axes.begin(), axes.end(), static_cast<int64_t>(i)))

@@ -20,10 +20,18 @@ namespace {
 
 uint64_t element_size(circle::TensorType type) {
   switch (type) {
-    case circle::TensorType_FLOAT32: case circle::TensorType_INT32: case circle::TensorType_UINT32: return 4;
-    case circle::TensorType_FLOAT16: case circle::TensorType_INT16: case circle::TensorType_UINT16: return 2;
-    case circle::TensorType_UINT8: case circle::TensorType_INT8: case circle::TensorType_BOOL: return 1;
-    case circle::TensorType_INT64: case circle::TensorType_FLOAT64: case circle::TensorType_UINT64: return 8;
+    case circle::TensorType_FLOAT32:
+    case circle::TensorType_INT32:
+    case circle::TensorType_UINT32: return 4;
+    case circle::TensorType_FLOAT16:
+    case circle::TensorType_INT16:
+    case circle::TensorType_UINT16: return 2;
+    case circle::TensorType_UINT8:
+    case circle::TensorType_INT8:
+    case circle::TensorType_BOOL: return 1;
+    case circle::TensorType_INT64:
+    case circle::TensorType_FLOAT64:
+    case circle::TensorType_UINT64: return 8;
     default: return 0;  // packed, block or variable-size types: no size check
   }
 }
@@ -56,9 +64,9 @@ std::vector<T> to_vector(const flatbuffers::Vector<T>* v) {
 size_t minimum_inputs(int32_t builtin) {
   if (const exporter::OpInfo* info = exporter::find_builtin(builtin)) return static_cast<size_t>(info->min_inputs);
   switch (builtin) {
-    case circle::BuiltinOperator_SQUARED_DIFFERENCE: case circle::BuiltinOperator_MIRROR_PAD:
-    case circle::BuiltinOperator_PRELU:
-      return 2;
+    case circle::BuiltinOperator_SQUARED_DIFFERENCE:
+    case circle::BuiltinOperator_MIRROR_PAD:
+    case circle::BuiltinOperator_PRELU: return 2;
     default: return 1;
   }
 }
@@ -76,16 +84,16 @@ void check_dataflow(const SubgraphInfo& sub, const std::string& where, const std
   }
   for (int32_t i : sub.inputs) {
     if (sub.tensors[i].is_constant())
-      fail(source, fmt::format("{}: subgraph input tensor {} ('{}') also holds constant data", where, i,
-                               sub.tensors[i].name));
+      fail(source,
+           fmt::format("{}: subgraph input tensor {} ('{}') also holds constant data", where, i, sub.tensors[i].name));
     available[i] = written[i] = 1;
   }
   for (size_t o = 0; o < sub.operators.size(); ++o) {
     const OperatorInfo& op = sub.operators[o];
     size_t present = std::count_if(op.inputs.begin(), op.inputs.end(), [](int32_t i) { return i >= 0; });
     if (present < minimum_inputs(op.builtin_code))
-      fail(source, fmt::format("{}: operator {} ({}) has {} input(s); {} needs at least {}", where, o, op.op,
-                               present, op.op, minimum_inputs(op.builtin_code)));
+      fail(source, fmt::format("{}: operator {} ({}) has {} input(s); {} needs at least {}", where, o, op.op, present,
+                               op.op, minimum_inputs(op.builtin_code)));
     if (op.outputs.empty()) fail(source, fmt::format("{}: operator {} ({}) has no output", where, o, op.op));
     for (size_t k = 0; k < op.inputs.size(); ++k) {
       int32_t i = op.inputs[k];
@@ -96,16 +104,15 @@ void check_dataflow(const SubgraphInfo& sub, const std::string& where, const std
     }
     for (int32_t i : op.outputs) {
       if (written[i] || sub.tensors[i].is_constant())
-        fail(source, fmt::format("{}: operator {} ({}) writes tensor {} ('{}'), which is {}", where, o, op.op, i,
-                                 sub.tensors[i].name,
-                                 sub.tensors[i].is_constant() ? "constant data" : "already written"));
+        fail(source,
+             fmt::format("{}: operator {} ({}) writes tensor {} ('{}'), which is {}", where, o, op.op, i,
+                         sub.tensors[i].name, sub.tensors[i].is_constant() ? "constant data" : "already written"));
       available[i] = written[i] = 1;
     }
   }
   for (int32_t i : sub.outputs)
     if (!available[i])
-      fail(source, fmt::format("{}: subgraph output tensor {} ('{}') is never written", where, i,
-                               sub.tensors[i].name));
+      fail(source, fmt::format("{}: subgraph output tensor {} ('{}') is never written", where, i, sub.tensors[i].name));
 }
 
 }  // namespace
@@ -174,7 +181,8 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
     std::string where = fmt::format("subgraph {}", s);
     auto check_index = [&](int32_t index, bool optional, const std::string& what) {
       if ((optional && index == -1) || (index >= 0 && static_cast<size_t>(index) < tensor_count)) return;
-      fail(source, fmt::format("{}: {} refers to tensor {} but the subgraph has {} tensors", where, what, index, tensor_count));
+      fail(source,
+           fmt::format("{}: {} refers to tensor {} but the subgraph has {} tensors", where, what, index, tensor_count));
     };
     for (size_t t = 0; t < tensor_count; ++t) {
       const circle::Tensor* tensor = sg->tensors()->Get(static_cast<flatbuffers::uoffset_t>(t));
@@ -185,7 +193,8 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
       ti.shape_signature = to_vector(tensor->shape_signature());
       ti.dtype_code = tensor->type();
       const char* type_name = circle::EnumNameTensorType(tensor->type());
-      if (tensor->type() < circle::TensorType_MIN || tensor->type() > circle::TensorType_MAX || !type_name || !*type_name)
+      if (tensor->type() < circle::TensorType_MIN || tensor->type() > circle::TensorType_MAX || !type_name ||
+          !*type_name)
         fail(source, fmt::format("{}: tensor {} ('{}') has unknown type {}", where, t, shown, int(tensor->type())));
       ti.dtype = type_name;
       ti.is_variable = tensor->is_variable();
@@ -197,12 +206,14 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
       uint64_t elements = 1;
       for (int32_t d : ti.shape) {
         if (d < 0) fail(source, fmt::format("{}: tensor {} ('{}') has negative dimension {}", where, t, shown, d));
-        elements = d == 0 ? 0 : (elements > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d) ? 0 : elements * d);
+        elements =
+            d == 0 ? 0
+                   : (elements > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d) ? 0 : elements * d);
       }
       uint64_t esize = element_size(tensor->type());
       if (ti.data_bytes && esize && ti.data_bytes != elements * esize)
-        fail(source, fmt::format("{}: tensor {} ('{}') has {} bytes of data for shape [{}] of {} ({} expected)", where, t,
-                                 shown, ti.data_bytes, fmt::join(ti.shape, ", "), ti.dtype, elements * esize));
+        fail(source, fmt::format("{}: tensor {} ('{}') has {} bytes of data for shape [{}] of {} ({} expected)", where,
+                                 t, shown, ti.data_bytes, fmt::join(ti.shape, ", "), ti.dtype, elements * esize));
       if (const circle::QuantizationParameters* q = tensor->quantization()) {
         ti.scale = to_vector(q->scale());
         ti.zero_point = to_vector(q->zero_point());
@@ -210,8 +221,9 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
         if (ti.scale.size() > 1) {
           if (ti.quantized_dimension < 0 || static_cast<size_t>(ti.quantized_dimension) >= ti.shape.size() ||
               static_cast<size_t>(ti.shape[ti.quantized_dimension]) != ti.scale.size())
-            fail(source, fmt::format("{}: tensor {} ('{}') has {} scales that do not match dimension {} of shape [{}]",
-                                     where, t, shown, ti.scale.size(), ti.quantized_dimension, fmt::join(ti.shape, ", ")));
+            fail(source,
+                 fmt::format("{}: tensor {} ('{}') has {} scales that do not match dimension {} of shape [{}]", where,
+                             t, shown, ti.scale.size(), ti.quantized_dimension, fmt::join(ti.shape, ", ")));
         }
         if (!ti.zero_point.empty() && ti.zero_point.size() != ti.scale.size())
           fail(source, fmt::format("{}: tensor {} ('{}') has {} scales but {} zero points", where, t, shown,
@@ -236,7 +248,8 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
       oi.outputs = to_vector(op->outputs());
       std::string label = fmt::format("operator {} ({}) ", o, oi.op);
       for (size_t k = 0; k < oi.inputs.size(); ++k) check_index(oi.inputs[k], true, label + fmt::format("input {}", k));
-      for (size_t k = 0; k < oi.outputs.size(); ++k) check_index(oi.outputs[k], false, label + fmt::format("output {}", k));
+      for (size_t k = 0; k < oi.outputs.size(); ++k)
+        check_index(oi.outputs[k], false, label + fmt::format("output {}", k));
       if (op->builtin_options_type() != circle::BuiltinOptions_NONE) {
         const char* options = circle::EnumNameBuiltinOptions(op->builtin_options_type());
         oi.options = options && *options ? options : fmt::format("options#{}", int(op->builtin_options_type()));

@@ -1,8 +1,8 @@
 // Reads a .circle / .tflite file that may come from anywhere: the flatbuffers Verifier first,
 // then a bounds check of every index the format stores (operator codes, tensors, buffers,
 // subgraphs), and of the dataflow runtimes assume (inputs written before they are read, one
-// writer per tensor, the fewest inputs an operator indexes). A malformed file raises ReadError naming the file and the broken element; it
-// never crashes. torch-free, so the fuzzer builds it alone.
+// writer per tensor, the fewest inputs an operator indexes). A malformed file raises ReadError naming the file and the
+// broken element; it never crashes. torch-free, so the fuzzer builds it alone.
 #pragma once
 
 #include <cstdint>
@@ -34,9 +34,9 @@ struct TensorInfo {
 struct OperatorInfo {
   std::string op;  // "CONV_2D", or the custom code for CUSTOM ops
   int32_t builtin_code = 0;
-  std::vector<int32_t> inputs;   // -1: an omitted optional input
+  std::vector<int32_t> inputs;  // -1: an omitted optional input
   std::vector<int32_t> outputs;
-  std::string options;           // the options table's name, "" when none
+  std::string options;  // the options table's name, "" when none
 };
 
 struct SubgraphInfo {

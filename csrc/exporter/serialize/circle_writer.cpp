@@ -87,9 +87,10 @@ class ModelWriter {
 
   flatbuffers::Offset<circle::Tensor> write_tensor(const Tensor& t) {
     if (options_.format == FileFormat::kTflite && t.dtype == DType::kUInt8 && t.quant && t.quant->per_channel())
-      throw ExportError(fmt::format(
-          "tensor '{}': TFLite has no kernels for uint8 weights with per-channel parameters (ONE's "
-          "uint8 convention); quantize with the int8 preset for TFLite, or export format='circle'", t.name));
+      throw ExportError(
+          fmt::format("tensor '{}': TFLite has no kernels for uint8 weights with per-channel parameters (ONE's "
+                      "uint8 convention); quantize with the int8 preset for TFLite, or export format='circle'",
+                      t.name));
     std::vector<int32_t> shape, signature;
     bool dynamic = false;
     for (int64_t d : t.shape) {
@@ -125,8 +126,8 @@ class ModelWriter {
     auto it = opcode_index_.find(code);
     if (it != opcode_index_.end()) return it->second;
     if (options_.format == FileFormat::kTflite && code < 0)
-      throw ExportError(fmt::format("{} is a Circle-only op; it cannot be written as TFLite",
-                                    circle::EnumNameBuiltinOperator(code)));
+      throw ExportError(
+          fmt::format("{} is a Circle-only op; it cannot be written as TFLite", circle::EnumNameBuiltinOperator(code)));
     // Readers take builtin_code when the old byte says 127 (the byte cannot hold newer codes);
     // Circle-only negative codes fit the byte as they are.
     int8_t deprecated = static_cast<int8_t>(std::min<int32_t>(code, 127));

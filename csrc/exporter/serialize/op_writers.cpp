@@ -60,9 +60,9 @@ flatbuffers::Offset<void> to_union(std::nullptr_t) { return {}; }
 // One writer per row of the op table: the builtin code and the row's options expression.
 const OpWriter* find_op_writer(const std::string& type) {
   static const std::map<std::string, OpWriter> writers{
-#define CIRCLE_OP(NAME, LAYOUT, QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS, OPERANDS, OPTIONS, ...)        \
-  {#NAME, OpWriter{circle::BuiltinOperator_##NAME, [](Builder& b, const Op& op) {                   \
-                     (void)b, (void)op;                                                             \
+#define CIRCLE_OP(NAME, LAYOUT, QUANT, FLAGS, MIN_INPUTS, MAX_INPUTS, OPERANDS, OPTIONS, ...)    \
+  {#NAME, OpWriter{circle::BuiltinOperator_##NAME, [](Builder& b, const Op& op) {                \
+                     (void)b, (void)op;                                                          \
                      return OptionsRef{circle::BuiltinOptions_##OPTIONS, to_union(__VA_ARGS__)}; \
                    }}},
 #include "exporter/ir/circle_ops.lst"

@@ -13,20 +13,17 @@ namespace {
 using TensorPair = std::tuple<at::Tensor, at::Tensor>;
 
 // Fills out (and mask, when want_mask) for the per-tensor op.
-TensorPair fake_quantize_per_tensor_impl(const at::Tensor& input, double scale, int64_t zero_point,
-                                         int64_t quant_min, int64_t quant_max, bool want_mask) {
-  auto [out, mask] = fake_quantize_per_tensor_cachemask_allocate(input, scale, zero_point,
-                                                                 quant_min, quant_max);
+TensorPair fake_quantize_per_tensor_impl(const at::Tensor& input, double scale, int64_t zero_point, int64_t quant_min,
+                                         int64_t quant_max, bool want_mask) {
+  auto [out, mask] = fake_quantize_per_tensor_cachemask_allocate(input, scale, zero_point, quant_min, quant_max);
   const auto x = with_strides_of(input, out);
-  const auto p = circle_quant::make_quantize_params(scale, zero_point, quant_min,
-                                                             quant_max);
+  const auto p = circle_quant::make_quantize_params(scale, zero_point, quant_min, quant_max);
   const float* xp = x.data_ptr<float>();
   float* yp = out.data_ptr<float>();
   auto* mp = want_mask ? reinterpret_cast<uint8_t*>(mask.data_ptr<bool>()) : nullptr;
   std::atomic<bool> nan{false};
   at::parallel_for(0, x.numel(), kGrainSize, [&](int64_t b, int64_t e) {
-    if (!circle_quant::fake_quantize(xp + b, yp + b, mp ? mp + b : nullptr, e - b, p,
-                                     static_cast<float>(scale))) {
+    if (!circle_quant::fake_quantize(xp + b, yp + b, mp ? mp + b : nullptr, e - b, p, static_cast<float>(scale))) {
       nan = true;
     }
   });
@@ -35,11 +32,11 @@ TensorPair fake_quantize_per_tensor_impl(const at::Tensor& input, double scale, 
 }
 
 TensorPair fake_quantize_per_channel_impl(const at::Tensor& input, const at::Tensor& scales,
-                                          const at::Tensor& zero_points, int64_t axis,
-                                          int64_t quant_min, int64_t quant_max, bool want_mask) {
+                                          const at::Tensor& zero_points, int64_t axis, int64_t quant_min,
+                                          int64_t quant_max, bool want_mask) {
   const char* op = "circle_quant::fake_quantize_per_channel";
-  auto [out, mask] = fake_quantize_per_channel_cachemask_allocate(input, scales, zero_points, axis,
-                                                                  quant_min, quant_max);
+  auto [out, mask] =
+      fake_quantize_per_channel_cachemask_allocate(input, scales, zero_points, axis, quant_min, quant_max);
   axis = check_axis(op, input, axis);
   check_channel_param_values(op, scales, zero_points, quant_min, quant_max, /*integral_zero_points=*/true);
   const auto x = with_strides_of(input, out);
@@ -68,9 +65,8 @@ TensorPair fake_quantize_per_channel_impl(const at::Tensor& input, const at::Ten
   at::parallel_for(0, l.outer, grain, [&](int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) {
       const int64_t off = o * block;
-      if (!circle_quant::fake_quantize_channelwise(xp + off, yp + off, mp ? mp + off : nullptr,
-                                                   block, inv.data(), zp.data(), sc.data(),
-                                                   bounds.qmin, bounds.qmax)) {
+      if (!circle_quant::fake_quantize_channelwise(xp + off, yp + off, mp ? mp + off : nullptr, block, inv.data(),
+                                                   zp.data(), sc.data(), bounds.qmin, bounds.qmax)) {
         nan = true;
       }
     }
@@ -79,36 +75,32 @@ TensorPair fake_quantize_per_channel_impl(const at::Tensor& input, const at::Ten
   return {out, mask};
 }
 
-at::Tensor fake_quantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_t zero_point,
-                                        int64_t quant_min, int64_t quant_max) {
-  return std::get<0>(
-      fake_quantize_per_tensor_impl(input, scale, zero_point, quant_min, quant_max, false));
+at::Tensor fake_quantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_t zero_point, int64_t quant_min,
+                                        int64_t quant_max) {
+  return std::get<0>(fake_quantize_per_tensor_impl(input, scale, zero_point, quant_min, quant_max, false));
 }
 
-TensorPair fake_quantize_per_tensor_cachemask_cpu(const at::Tensor& input, double scale,
-                                                  int64_t zero_point, int64_t quant_min,
-                                                  int64_t quant_max) {
+TensorPair fake_quantize_per_tensor_cachemask_cpu(const at::Tensor& input, double scale, int64_t zero_point,
+                                                  int64_t quant_min, int64_t quant_max) {
   return fake_quantize_per_tensor_impl(input, scale, zero_point, quant_min, quant_max, true);
 }
 
 at::Tensor fake_quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& scales,
-                                         const at::Tensor& zero_points, int64_t axis,
-                                         int64_t quant_min, int64_t quant_max) {
-  return std::get<0>(fake_quantize_per_channel_impl(input, scales, zero_points, axis, quant_min,
-                                                    quant_max, false));
+                                         const at::Tensor& zero_points, int64_t axis, int64_t quant_min,
+                                         int64_t quant_max) {
+  return std::get<0>(fake_quantize_per_channel_impl(input, scales, zero_points, axis, quant_min, quant_max, false));
 }
 
-TensorPair fake_quantize_per_channel_cachemask_cpu(const at::Tensor& input,
-                                                   const at::Tensor& scales,
-                                                   const at::Tensor& zero_points, int64_t axis,
-                                                   int64_t quant_min, int64_t quant_max) {
-  return fake_quantize_per_channel_impl(input, scales, zero_points, axis, quant_min, quant_max,
-                                        true);
+TensorPair fake_quantize_per_channel_cachemask_cpu(const at::Tensor& input, const at::Tensor& scales,
+                                                   const at::Tensor& zero_points, int64_t axis, int64_t quant_min,
+                                                   int64_t quant_max) {
+  return fake_quantize_per_channel_impl(input, scales, zero_points, axis, quant_min, quant_max, true);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{
   m.impl("fake_quantize_per_tensor", &fake_quantize_per_tensor_cpu);
   m.impl("fake_quantize_per_channel", &fake_quantize_per_channel_cpu);
   m.impl("_fake_quantize_per_tensor_cachemask", &fake_quantize_per_tensor_cachemask_cpu);

@@ -33,8 +33,7 @@ at::Tensor lookup_table_cpu(const at::Tensor& input, const at::Tensor& table) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
-  m.impl("lookup_table", &lookup_table_cpu);
-}
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{ m.impl("lookup_table", &lookup_table_cpu); }
 
 }  // namespace torch_circle

@@ -52,8 +52,8 @@ TensorPair minmax_cpu(const at::Tensor& input) {
 
 // Running min / max, or their moving average (torchao's MovingAverageMinMaxObserver):
 // m <- m + c * (batch - m) once initialised.
-void running_minmax_cpu(const at::Tensor& input, const at::Tensor& min_val,
-                        const at::Tensor& max_val, c10::optional<double> averaging_constant) {
+void running_minmax_cpu(const at::Tensor& input, const at::Tensor& min_val, const at::Tensor& max_val,
+                        c10::optional<double> averaging_constant) {
   running_minmax_check(input, min_val, max_val, averaging_constant);
   if (input.numel() == 0) return;
   const auto x = dense_float32(input);
@@ -111,8 +111,8 @@ TensorPair minmax_per_channel_cpu(const at::Tensor& input, int64_t axis) {
 
 // Runs a core qparams computation, turning its std::invalid_argument into a ValueError that
 // names the op (and the channel, for per-channel ranges).
-circle_quant::QParams choose_or_fail(const char* op, float min, float max,
-                                     const circle_quant::QParamsConfig& config, int64_t channel) {
+circle_quant::QParams choose_or_fail(const char* op, float min, float max, const circle_quant::QParamsConfig& config,
+                                     int64_t channel) {
   try {
     return circle_quant::choose_qparams(min, max, config);
   } catch (const std::invalid_argument& e) {
@@ -121,28 +121,24 @@ circle_quant::QParams choose_or_fail(const char* op, float min, float max,
   }
 }
 
-circle_quant::QParamsConfig qparams_config(int64_t quant_min, int64_t quant_max,
-                                           at::ScalarType dtype, bool symmetric, double eps,
-                                           bool has_customized_qrange) {
-  return {quant_min, quant_max, symmetric,
-          symmetric_zero_point(dtype, quant_min, quant_max, has_customized_qrange),
+circle_quant::QParamsConfig qparams_config(int64_t quant_min, int64_t quant_max, at::ScalarType dtype, bool symmetric,
+                                           double eps, bool has_customized_qrange) {
+  return {quant_min, quant_max, symmetric, symmetric_zero_point(dtype, quant_min, quant_max, has_customized_qrange),
           static_cast<float>(eps)};
 }
 
-TensorPair choose_qparams_cpu(const at::Tensor& min_val, const at::Tensor& max_val,
-                              int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
-                              bool symmetric, double eps, bool has_customized_qrange) {
+TensorPair choose_qparams_cpu(const at::Tensor& min_val, const at::Tensor& max_val, int64_t quant_min,
+                              int64_t quant_max, at::ScalarType dtype, bool symmetric, double eps,
+                              bool has_customized_qrange) {
   const char* op = "circle_quant::choose_qparams";
-  auto [scale, zero_point] = choose_qparams_allocate(min_val, max_val, quant_min, quant_max, dtype,
-                                                     symmetric, eps, has_customized_qrange);
-  const auto config = qparams_config(quant_min, quant_max, dtype, symmetric, eps,
-                                     has_customized_qrange);
+  auto [scale, zero_point] =
+      choose_qparams_allocate(min_val, max_val, quant_min, quant_max, dtype, symmetric, eps, has_customized_qrange);
+  const auto config = qparams_config(quant_min, quant_max, dtype, symmetric, eps, has_customized_qrange);
   const auto mn = min_val.reshape({-1}).contiguous();
   const auto mx = max_val.reshape({-1}).contiguous();
   const bool per_channel = min_val.dim() == 1;
   for (int64_t c = 0; c < mn.numel(); ++c) {
-    const auto q = choose_or_fail(op, mn.data_ptr<float>()[c], mx.data_ptr<float>()[c], config,
-                                  per_channel ? c : -1);
+    const auto q = choose_or_fail(op, mn.data_ptr<float>()[c], mx.data_ptr<float>()[c], config, per_channel ? c : -1);
     scale.data_ptr<float>()[c] = q.scale;
     zero_point.data_ptr<int64_t>()[c] = q.zero_point;
   }
@@ -151,16 +147,14 @@ TensorPair choose_qparams_cpu(const at::Tensor& min_val, const at::Tensor& max_v
 
 // Adds `input` to the running histogram state (hist, *min, *max: `bins` floats and two scalars),
 // in place. The functional op runs it on copies of the state, the in-place op on the state itself.
-void observe_histogram(const at::Tensor& input, float* hist, int64_t bins, float* min_val,
-                       float* max_val, int64_t upsample_rate) {
+void observe_histogram(const at::Tensor& input, float* hist, int64_t bins, float* min_val, float* max_val,
+                       int64_t upsample_rate) {
   const char* op = "circle_quant::histogram_observe";
   const float old_min = *min_val;
   const float old_max = *max_val;
   const bool initialized = !(old_min == kInf || old_max == -kInf);
-  TORCH_CHECK_VALUE(!initialized || (std::isfinite(old_min) && std::isfinite(old_max) &&
-                                     old_min <= old_max),
-                    op, ": the histogram state is corrupt: min_val = ", old_min,
-                    ", max_val = ", old_max);
+  TORCH_CHECK_VALUE(!initialized || (std::isfinite(old_min) && std::isfinite(old_max) && old_min <= old_max), op,
+                    ": the histogram state is corrupt: min_val = ", old_min, ", max_val = ", old_max);
 
   const auto x = dense_float32(input);
   const float* xp = x.data_ptr<float>();
@@ -169,8 +163,7 @@ void observe_histogram(const at::Tensor& input, float* hist, int64_t bins, float
   if (batch.has_nan) fail_nan(op, input);
   if (std::isinf(batch.min) || std::isinf(batch.max)) {
     if (n > 0) {
-      TORCH_WARN(op, ": input of shape ", input.sizes(),
-                 " holds Inf values; they are left out of the histogram");
+      TORCH_WARN(op, ": input of shape ", input.sizes(), " holds Inf values; they are left out of the histogram");
     }
     batch = circle_quant::finite_minmax(xp, n);
   }
@@ -199,17 +192,15 @@ void observe_histogram(const at::Tensor& input, float* hist, int64_t bins, float
   }
   // histogram_merge reads the old histogram completely before writing the new one, so the two
   // may be the same buffer.
-  circle_quant::histogram_merge(hist, initialized ? old_min : kInf, initialized ? old_max : -kInf,
-                                counts.data(), new_min, new_max, bins, upsample_rate, hist);
+  circle_quant::histogram_merge(hist, initialized ? old_min : kInf, initialized ? old_max : -kInf, counts.data(),
+                                new_min, new_max, bins, upsample_rate, hist);
   *min_val = new_min;
   *max_val = new_max;
 }
 
-TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& histogram,
-                                   const at::Tensor& min_val, const at::Tensor& max_val,
-                                   int64_t upsample_rate) {
-  auto [hist_out, min_out, max_out] =
-      histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
+TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& histogram, const at::Tensor& min_val,
+                                   const at::Tensor& max_val, int64_t upsample_rate) {
+  auto [hist_out, min_out, max_out] = histogram_observe_allocate(input, histogram, min_val, max_val, upsample_rate);
   hist_out.copy_(histogram);
   min_out.copy_(min_val);
   max_out.copy_(max_val);
@@ -220,15 +211,14 @@ TensorTriple histogram_observe_cpu(const at::Tensor& input, const at::Tensor& hi
 
 // The observer's per-batch call: works on the state tensors directly when they are dense float32
 // (always, for state the observer created), else through the functional op.
-void histogram_observe_inplace_cpu(const at::Tensor& input, const at::Tensor& histogram,
-                                   const at::Tensor& min_val, const at::Tensor& max_val,
-                                   int64_t upsample_rate) {
+void histogram_observe_inplace_cpu(const at::Tensor& input, const at::Tensor& histogram, const at::Tensor& min_val,
+                                   const at::Tensor& max_val, int64_t upsample_rate) {
   histogram_observe_inplace_check(input, histogram, min_val, max_val, upsample_rate);
   const bool direct = histogram.is_contiguous() && histogram.scalar_type() == at::kFloat &&
                       min_val.scalar_type() == at::kFloat && max_val.scalar_type() == at::kFloat;
   if (direct) {
-    observe_histogram(input, histogram.data_ptr<float>(), histogram.numel(),
-                      min_val.data_ptr<float>(), max_val.data_ptr<float>(), upsample_rate);
+    observe_histogram(input, histogram.data_ptr<float>(), histogram.numel(), min_val.data_ptr<float>(),
+                      max_val.data_ptr<float>(), upsample_rate);
     return;
   }
   const auto [h, mn, mx] = histogram_observe_cpu(input, histogram, min_val, max_val, upsample_rate);
@@ -238,13 +228,11 @@ void histogram_observe_inplace_cpu(const at::Tensor& input, const at::Tensor& hi
 }
 
 TensorPair histogram_choose_qparams_cpu(const at::Tensor& histogram, const at::Tensor& min_val,
-                                        const at::Tensor& max_val, int64_t quant_min,
-                                        int64_t quant_max, at::ScalarType dtype, bool symmetric,
-                                        double eps, bool has_customized_qrange) {
+                                        const at::Tensor& max_val, int64_t quant_min, int64_t quant_max,
+                                        at::ScalarType dtype, bool symmetric, double eps, bool has_customized_qrange) {
   const char* op = "circle_quant::histogram_choose_qparams";
-  auto [scale, zero_point] = histogram_choose_qparams_allocate(
-      histogram, min_val, max_val, quant_min, quant_max, dtype, symmetric, eps,
-      has_customized_qrange);
+  auto [scale, zero_point] = histogram_choose_qparams_allocate(histogram, min_val, max_val, quant_min, quant_max, dtype,
+                                                               symmetric, eps, has_customized_qrange);
   float min = min_val.item<float>();
   float max = max_val.item<float>();
   TORCH_CHECK_VALUE(!(min == kInf && max == -kInf), op,
@@ -254,15 +242,13 @@ TensorPair histogram_choose_qparams_cpu(const at::Tensor& histogram, const at::T
     const auto hist = histogram.contiguous();
     const double levels = std::ldexp(1.0, static_cast<int>(c10::elementSize(dtype) * 8));
     try {
-      circle_quant::histogram_search_range(hist.data_ptr<float>(), hist.numel(), min, max, levels,
-                                           &min, &max);
+      circle_quant::histogram_search_range(hist.data_ptr<float>(), hist.numel(), min, max, levels, &min, &max);
     } catch (const std::invalid_argument& e) {
       TORCH_CHECK_VALUE(false, op, ": ", e.what());
     }
   }
-  const auto q = choose_or_fail(
-      op, min, max,
-      qparams_config(quant_min, quant_max, dtype, symmetric, eps, has_customized_qrange), -1);
+  const auto q = choose_or_fail(op, min, max,
+                                qparams_config(quant_min, quant_max, dtype, symmetric, eps, has_customized_qrange), -1);
   scale.fill_(q.scale);
   zero_point.fill_(q.zero_point);
   return {scale, zero_point};
@@ -270,7 +256,8 @@ TensorPair histogram_choose_qparams_cpu(const at::Tensor& histogram, const at::T
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{
   m.impl("minmax", &minmax_cpu);
   m.impl("minmax_per_channel", &minmax_per_channel_cpu);
   m.impl("choose_qparams", &choose_qparams_cpu);

@@ -15,9 +15,7 @@
 namespace torch_circle {
 namespace {
 
-at::Tensor as_float32(const at::Tensor& x) {
-  return x.scalar_type() == at::kFloat ? x : x.to(at::kFloat);
-}
+at::Tensor as_float32(const at::Tensor& x) { return x.scalar_type() == at::kFloat ? x : x.to(at::kFloat); }
 
 std::vector<int64_t> channel_view_shape(const at::Tensor& input, int64_t axis, int64_t channels) {
   std::vector<int64_t> shape(input.dim(), 1);
@@ -30,8 +28,7 @@ struct ChannelParams {
   std::vector<float> inv_scale, scale, zero_point;
 };
 
-ChannelParams channel_params(const at::Tensor& scales,
-                             const c10::optional<at::Tensor>& zero_points) {
+ChannelParams channel_params(const at::Tensor& scales, const c10::optional<at::Tensor>& zero_points) {
   const int64_t channels = scales.numel();
   ChannelParams p;
   const auto s = scales.contiguous();
@@ -67,8 +64,8 @@ void for_each_channel_row(const ChannelLayout& l, RowFn row_fn, ChannelwiseFn ch
   }
 }
 
-at::Tensor quantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_t zero_point,
-                                   int64_t quant_min, int64_t quant_max, at::ScalarType dtype) {
+at::Tensor quantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_t zero_point, int64_t quant_min,
+                                   int64_t quant_max, at::ScalarType dtype) {
   const char* op = "circle_quant::quantize_per_tensor";
   auto out = quantize_per_tensor_allocate(input, scale, zero_point, quant_min, quant_max, dtype);
   const auto x = with_strides_of(as_float32(input), out);
@@ -85,12 +82,10 @@ at::Tensor quantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_
   return out;
 }
 
-at::Tensor dequantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_t zero_point,
-                                     int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
-                                     c10::optional<at::ScalarType> out_dtype) {
+at::Tensor dequantize_per_tensor_cpu(const at::Tensor& input, double scale, int64_t zero_point, int64_t quant_min,
+                                     int64_t quant_max, at::ScalarType dtype, c10::optional<at::ScalarType> out_dtype) {
   const char* op = "circle_quant::dequantize_per_tensor";
-  auto out = dequantize_per_tensor_allocate(input, scale, zero_point, quant_min, quant_max, dtype,
-                                            out_dtype);
+  auto out = dequantize_per_tensor_allocate(input, scale, zero_point, quant_min, quant_max, dtype, out_dtype);
   if (out.scalar_type() != at::kFloat) {
     // Reference path: quantized_decomposed rounds to out_dtype after each operation.
     return out.copy_(at::mul(at::sub(input.to(out.scalar_type()), zero_point), scale));
@@ -100,19 +95,16 @@ at::Tensor dequantize_per_tensor_cpu(const at::Tensor& input, double scale, int6
   const circle_quant::DequantizeParams p{static_cast<float>(scale), static_cast<float>(zero_point)};
   TORCH_CIRCLE_DISPATCH_QTYPES(dtype, op, [&] {
     const Q* xp = static_cast<const Q*>(x.data_ptr());
-    at::parallel_for(0, x.numel(), kGrainSize, [&](int64_t b, int64_t e) {
-      circle_quant::dequantize(xp + b, yp + b, e - b, p);
-    });
+    at::parallel_for(0, x.numel(), kGrainSize,
+                     [&](int64_t b, int64_t e) { circle_quant::dequantize(xp + b, yp + b, e - b, p); });
   });
   return out;
 }
 
-at::Tensor quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& scales,
-                                    const at::Tensor& zero_points, int64_t axis, int64_t quant_min,
-                                    int64_t quant_max, at::ScalarType dtype) {
+at::Tensor quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& scales, const at::Tensor& zero_points,
+                                    int64_t axis, int64_t quant_min, int64_t quant_max, at::ScalarType dtype) {
   const char* op = "circle_quant::quantize_per_channel";
-  auto out = quantize_per_channel_allocate(input, scales, zero_points, axis, quant_min, quant_max,
-                                           dtype);
+  auto out = quantize_per_channel_allocate(input, scales, zero_points, axis, quant_min, quant_max, dtype);
   axis = check_axis(op, input, axis);
   check_channel_param_values(op, scales, zero_points, quant_min, quant_max, /*integral_zero_points=*/true);
   const auto x = with_strides_of(as_float32(input), out);
@@ -133,14 +125,12 @@ at::Tensor quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& s
     for_each_channel_row(
         l,
         [&](int64_t c, int64_t offset) {
-          const circle_quant::QuantizeParams pc{p.inv_scale[c], p.zero_point[c], bounds.qmin,
-                                                bounds.qmax};
+          const circle_quant::QuantizeParams pc{p.inv_scale[c], p.zero_point[c], bounds.qmin, bounds.qmax};
           if (!circle_quant::quantize(xp + offset, yp + offset, l.inner, pc)) nan = true;
         },
         [&](int64_t offset) {
-          if (!circle_quant::quantize_channelwise(xp + offset, yp + offset, l.channels,
-                                                  p.inv_scale.data(), p.zero_point.data(),
-                                                  bounds.qmin, bounds.qmax)) {
+          if (!circle_quant::quantize_channelwise(xp + offset, yp + offset, l.channels, p.inv_scale.data(),
+                                                  p.zero_point.data(), bounds.qmin, bounds.qmax)) {
             nan = true;
           }
         });
@@ -150,17 +140,15 @@ at::Tensor quantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& s
 }
 
 at::Tensor dequantize_per_channel_cpu(const at::Tensor& input, const at::Tensor& scales,
-                                      const c10::optional<at::Tensor>& zero_points, int64_t axis,
-                                      int64_t quant_min, int64_t quant_max, at::ScalarType dtype,
+                                      const c10::optional<at::Tensor>& zero_points, int64_t axis, int64_t quant_min,
+                                      int64_t quant_max, at::ScalarType dtype,
                                       c10::optional<at::ScalarType> out_dtype) {
   const char* op = "circle_quant::dequantize_per_channel";
-  auto out = dequantize_per_channel_allocate(input, scales, zero_points, axis, quant_min,
-                                             quant_max, dtype, out_dtype);
+  auto out = dequantize_per_channel_allocate(input, scales, zero_points, axis, quant_min, quant_max, dtype, out_dtype);
   axis = check_axis(op, input, axis);
   check_channel_param_values(op, scales, zero_points, quant_min, quant_max, /*integral_zero_points=*/false);
   const bool zp_double = zero_points.has_value() && zero_points->scalar_type() == at::kDouble;
-  if (out.scalar_type() != at::kFloat || scales.scalar_type() != at::kFloat || zp_double ||
-      dtype == at::kInt) {
+  if (out.scalar_type() != at::kFloat || scales.scalar_type() != at::kFloat || zp_double || dtype == at::kInt) {
     // Reference path: quantized_decomposed subtracts in the integer type (int32 values may not
     // be exact in float) and multiplies in the promoted type.
     const auto shape = channel_view_shape(input, axis, scales.size(0));
@@ -180,8 +168,8 @@ at::Tensor dequantize_per_channel_cpu(const at::Tensor& input, const at::Tensor&
                                    circle_quant::DequantizeParams{p.scale[c], p.zero_point[c]});
         },
         [&](int64_t offset) {
-          circle_quant::dequantize_channelwise(xp + offset, yp + offset, l.channels,
-                                               p.scale.data(), p.zero_point.data());
+          circle_quant::dequantize_channelwise(xp + offset, yp + offset, l.channels, p.scale.data(),
+                                               p.zero_point.data());
         });
   });
   return out;
@@ -189,7 +177,8 @@ at::Tensor dequantize_per_channel_cpu(const at::Tensor& input, const at::Tensor&
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{
   m.impl("quantize_per_tensor", &quantize_per_tensor_cpu);
   m.impl("dequantize_per_tensor", &dequantize_per_tensor_cpu);
   m.impl("quantize_per_channel", &quantize_per_channel_cpu);

@@ -17,49 +17,43 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_prepack_cpu(
     const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
-    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
-    at::IntArrayRef dilation, int64_t groups, double input_scale, int64_t input_zero_point,
-    at::ScalarType input_dtype, double output_scale, int64_t output_zero_point,
-    at::ScalarType output_dtype, c10::optional<double> activation_min,
-    c10::optional<double> activation_max,
-    c10::string_view requant) {
-  return make_conv_plan("circle_quant::conv2d_prepack", weight, weight_scale, weight_zero_point,
-                        bias, stride, padding, dilation, groups, input_scale, input_zero_point,
-                        input_dtype, output_scale, output_zero_point, output_dtype,
-                        activation_min.value_or(-std::numeric_limits<double>::infinity()),
+    const c10::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    int64_t groups, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype, double output_scale,
+    int64_t output_zero_point, at::ScalarType output_dtype, c10::optional<double> activation_min,
+    c10::optional<double> activation_max, c10::string_view requant) {
+  return make_conv_plan("circle_quant::conv2d_prepack", weight, weight_scale, weight_zero_point, bias, stride, padding,
+                        dilation, groups, input_scale, input_zero_point, input_dtype, output_scale, output_zero_point,
+                        output_dtype, activation_min.value_or(-std::numeric_limits<double>::infinity()),
                         activation_max.value_or(std::numeric_limits<double>::infinity()), requant);
 }
 
-void check_matches_plan(const char* op, const char* name, at::IntArrayRef given,
-                        const std::array<int64_t, 2>& packed) {
+void check_matches_plan(const char* op, const char* name, at::IntArrayRef given, const std::array<int64_t, 2>& packed) {
   TORCH_CHECK_VALUE(given[0] == packed[0] && given[1] == packed[1], op, ": ", name, " ", given,
                     " differs from the prepacked weight's [", packed[0], ", ", packed[1], "]");
 }
 
 at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor& packed_weight,
-                      const at::Tensor& params, const at::Tensor& multiplier,
-                      at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
-                      at::IntArrayRef dilation, int64_t groups, at::ScalarType output_dtype,
-                      const FusedAddArgs* add) {
-  auto out = quantized_conv2d_allocate(input, packed_weight, params, multiplier, kernel_size,
-                                       stride, padding, dilation, groups, output_dtype);
+                      const at::Tensor& params, const at::Tensor& multiplier, at::IntArrayRef kernel_size,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                      at::ScalarType output_dtype, const FusedAddArgs* add) {
+  auto out = quantized_conv2d_allocate(input, packed_weight, params, multiplier, kernel_size, stride, padding, dilation,
+                                       groups, output_dtype);
   ConvPlan plan = read_conv_plan(op, packed_weight, params, multiplier);
   const auto& shape = plan.weights.shape;
   check_matches_plan(op, "kernel_size", kernel_size, {shape.kernel_h, shape.kernel_w});
   check_matches_plan(op, "stride", stride, plan.stride);
   check_matches_plan(op, "padding", padding, plan.padding);
   check_matches_plan(op, "dilation", dilation, plan.dilation);
-  TORCH_CHECK_VALUE(groups == shape.groups, op, ": groups ", groups,
-                    " differs from the prepacked weight's ", shape.groups);
+  TORCH_CHECK_VALUE(groups == shape.groups, op, ": groups ", groups, " differs from the prepacked weight's ",
+                    shape.groups);
   TORCH_CHECK_TYPE(output_dtype == plan.output_dtype, op, ": output_dtype ", dtype_name(output_dtype),
                    " differs from the prepacked output_dtype ", dtype_name(plan.output_dtype));
   const at::ScalarType input_dtype = plan.input_signed ? at::kChar : at::kByte;
-  TORCH_CHECK_TYPE(input.scalar_type() == input_dtype, op, ": input must be ",
-                   dtype_name(input_dtype), " like the prepacked weight's input_dtype, got ",
-                   dtype_name(input.scalar_type()));
+  TORCH_CHECK_TYPE(input.scalar_type() == input_dtype, op, ": input must be ", dtype_name(input_dtype),
+                   " like the prepacked weight's input_dtype, got ", dtype_name(input.scalar_type()));
   TORCH_CHECK_VALUE(input.size(1) == shape.in_channels(), op, ": input has ", input.size(1),
-                    " channels but the prepacked weight expects ", shape.in_channels(), " (",
-                    shape.groups, " groups of ", shape.group_in_channels, ")");
+                    " channels but the prepacked weight expects ", shape.in_channels(), " (", shape.groups,
+                    " groups of ", shape.group_in_channels, ")");
   TORCH_CHECK_VALUE(input.device().is_cpu(), op, ": input must be a CPU tensor, got ", input.device());
 
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
@@ -81,8 +75,7 @@ at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor&
   const int64_t pixels = out.size(0) * out.size(2) * out.size(3);
   if (pixels == 0) return out;
 
-  const circle_quant::ConvActivations activations{x.const_data_ptr(), plan.input_signed,
-                                                  plan.input_zero_point};
+  const circle_quant::ConvActivations activations{x.const_data_ptr(), plan.input_signed, plan.input_zero_point};
   const int64_t macs = std::max<int64_t>(1, circle_quant::qconv_macs_per_pixel(shape));
   const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / macs);
   void* out_data = out.data_ptr();
@@ -92,31 +85,30 @@ at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor&
   return out;
 }
 
-at::Tensor quantized_conv2d_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
-                                const at::Tensor& params, const at::Tensor& multiplier,
-                                at::IntArrayRef kernel_size, at::IntArrayRef stride,
+at::Tensor quantized_conv2d_cpu(const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+                                const at::Tensor& multiplier, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                 at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                 at::ScalarType output_dtype) {
-  return run_conv2d("circle_quant::quantized_conv2d", input, packed_weight, params, multiplier,
-                    kernel_size, stride, padding, dilation, groups, output_dtype, nullptr);
+  return run_conv2d("circle_quant::quantized_conv2d", input, packed_weight, params, multiplier, kernel_size, stride,
+                    padding, dilation, groups, output_dtype, nullptr);
 }
 
-at::Tensor quantized_conv2d_add_cpu(
-    const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
-    const at::Tensor& multiplier, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, at::ScalarType output_dtype,
-    const at::Tensor& other, double other_scale, int64_t other_zero_point, double output_scale,
-    int64_t output_zero_point, c10::optional<double> activation_min,
-    c10::optional<double> activation_max) {
-  const FusedAddArgs add{other, other_scale, other_zero_point, output_scale, output_zero_point,
-                    activation_min, activation_max};
-  return run_conv2d("circle_quant::quantized_conv2d_add", input, packed_weight, params, multiplier,
-                    kernel_size, stride, padding, dilation, groups, output_dtype, &add);
+at::Tensor quantized_conv2d_add_cpu(const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+                                    const at::Tensor& multiplier, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                    at::ScalarType output_dtype, const at::Tensor& other, double other_scale,
+                                    int64_t other_zero_point, double output_scale, int64_t output_zero_point,
+                                    c10::optional<double> activation_min, c10::optional<double> activation_max) {
+  const FusedAddArgs add{other,          other_scale,   other_zero_point, output_scale, output_zero_point,
+                         activation_min, activation_max};
+  return run_conv2d("circle_quant::quantized_conv2d_add", input, packed_weight, params, multiplier, kernel_size, stride,
+                    padding, dilation, groups, output_dtype, &add);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{
   m.impl("conv2d_prepack", &conv2d_prepack_cpu);
   m.impl("quantized_conv2d", &quantized_conv2d_cpu);
   m.impl("quantized_conv2d_add", &quantized_conv2d_add_cpu);

@@ -23,29 +23,27 @@ constexpr int64_t kRowTile = 4;  // rows per microkernel tile on every ISA: spli
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_cpu(
     const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
-    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point,
-    at::ScalarType input_dtype, double output_scale, int64_t output_zero_point,
-    at::ScalarType output_dtype, c10::optional<double> activation_min,
+    const c10::optional<at::Tensor>& bias, double input_scale, int64_t input_zero_point, at::ScalarType input_dtype,
+    double output_scale, int64_t output_zero_point, at::ScalarType output_dtype, c10::optional<double> activation_min,
     c10::optional<double> activation_max, c10::string_view requant) {
-  return make_gemm_plan("circle_quant::linear_prepack", weight, weight_scale, weight_zero_point, bias,
-                        input_scale, input_zero_point, input_dtype, output_scale, output_zero_point,
-                        output_dtype,
+  return make_gemm_plan("circle_quant::linear_prepack", weight, weight_scale, weight_zero_point, bias, input_scale,
+                        input_zero_point, input_dtype, output_scale, output_zero_point, output_dtype,
                         activation_min.value_or(-std::numeric_limits<double>::infinity()),
                         activation_max.value_or(std::numeric_limits<double>::infinity()), requant);
 }
 
 at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor& packed_weight,
-                      const at::Tensor& params, const at::Tensor& multiplier,
-                      at::ScalarType output_dtype, const FusedAddArgs* add) {
+                      const at::Tensor& params, const at::Tensor& multiplier, at::ScalarType output_dtype,
+                      const FusedAddArgs* add) {
   GemmPlan plan = read_gemm_plan(op, packed_weight, params, multiplier);
   const auto in_dtype = input.scalar_type();
-  TORCH_CHECK_TYPE(in_dtype == at::kByte || in_dtype == at::kChar, op,
-                   ": input must be a uint8 or int8 tensor, got ", dtype_name(in_dtype));
+  TORCH_CHECK_TYPE(in_dtype == at::kByte || in_dtype == at::kChar, op, ": input must be a uint8 or int8 tensor, got ",
+                   dtype_name(in_dtype));
   TORCH_CHECK_TYPE(in_dtype == (plan.input_signed ? at::kChar : at::kByte), op, ": input has dtype ",
                    dtype_name(in_dtype), " but the weights were prepacked for ",
                    plan.input_signed ? "torch.int8" : "torch.uint8", " activations");
-  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == plan.weights.k, op, ": input has shape ",
-                    input.sizes(), " but the prepacked weight has in_features = ", plan.weights.k);
+  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == plan.weights.k, op, ": input has shape ", input.sizes(),
+                    " but the prepacked weight has in_features = ", plan.weights.k);
   TORCH_CHECK_TYPE(output_dtype == plan.output_dtype, op, ": output_dtype is ", dtype_name(output_dtype),
                    " but the weights were prepacked for ", dtype_name(plan.output_dtype), " output");
   TORCH_CHECK_VALUE(input.device().is_cpu(), op, ": input must be a CPU tensor, got ", input.device());
@@ -93,44 +91,37 @@ at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor&
   if (row_tiles >= threads) {
     // Enough rows for every thread: each streams all weights (they stay in L2 per chunk, qgemm).
     const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / (kRowTile * row_macs));
-    at::parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
-      run(t0 * kRowTile, std::min(m, t1 * kRowTile), 0, n);
-    });
+    at::parallel_for(0, row_tiles, grain,
+                     [&](int64_t t0, int64_t t1) { run(t0 * kRowTile, std::min(m, t1 * kRowTile), 0, n); });
   } else {
     // Few rows (M = 1 decoding, small batches): split output channels, each thread reads only its
     // share of the weights.
     const int64_t block_macs = m * kNr * plan.weights.k_padded;
     const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / std::max<int64_t>(1, block_macs));
-    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-      run(0, m, b0 * kNr, std::min(n, b1 * kNr));
-    });
+    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) { run(0, m, b0 * kNr, std::min(n, b1 * kNr)); });
   }
   return out;
 }
 
-at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
-                                const at::Tensor& params, const at::Tensor& multiplier,
-                                at::ScalarType output_dtype) {
-  return run_linear("circle_quant::quantized_linear", input, packed_weight, params, multiplier,
-                    output_dtype, nullptr);
+at::Tensor quantized_linear_cpu(const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+                                const at::Tensor& multiplier, at::ScalarType output_dtype) {
+  return run_linear("circle_quant::quantized_linear", input, packed_weight, params, multiplier, output_dtype, nullptr);
 }
 
-at::Tensor quantized_linear_add_cpu(const at::Tensor& input, const at::Tensor& packed_weight,
-                                    const at::Tensor& params, const at::Tensor& multiplier,
-                                    at::ScalarType output_dtype, const at::Tensor& other,
-                                    double other_scale, int64_t other_zero_point,
-                                    double output_scale, int64_t output_zero_point,
-                                    c10::optional<double> activation_min,
+at::Tensor quantized_linear_add_cpu(const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,
+                                    const at::Tensor& multiplier, at::ScalarType output_dtype, const at::Tensor& other,
+                                    double other_scale, int64_t other_zero_point, double output_scale,
+                                    int64_t output_zero_point, c10::optional<double> activation_min,
                                     c10::optional<double> activation_max) {
-  const FusedAddArgs add{other, other_scale, other_zero_point, output_scale, output_zero_point,
-                    activation_min, activation_max};
-  return run_linear("circle_quant::quantized_linear_add", input, packed_weight, params, multiplier,
-                    output_dtype, &add);
+  const FusedAddArgs add{other,          other_scale,   other_zero_point, output_scale, output_zero_point,
+                         activation_min, activation_max};
+  return run_linear("circle_quant::quantized_linear_add", input, packed_weight, params, multiplier, output_dtype, &add);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{
   m.impl("linear_prepack", &linear_prepack_cpu);
   m.impl("quantized_linear", &quantized_linear_cpu);
   m.impl("quantized_linear_add", &quantized_linear_add_cpu);

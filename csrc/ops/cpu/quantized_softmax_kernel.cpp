@@ -17,8 +17,8 @@ namespace torch_circle {
 namespace {
 
 template <typename In, typename Out>
-void softmax_rows(const In* input, Out* output, int64_t rows, int64_t length, float input_scale,
-                  float input_zero_point, const circle_quant::QuantizeParams& out_params) {
+void softmax_rows(const In* input, Out* output, int64_t rows, int64_t length, float input_scale, float input_zero_point,
+                  const circle_quant::QuantizeParams& out_params) {
   constexpr int kOffset = std::is_same<In, int8_t>::value ? 128 : 0;  // value → table index
   // Row maxima first: they say which exp tables are needed.
   std::vector<uint8_t> row_max(rows);
@@ -35,9 +35,7 @@ void softmax_rows(const In* input, Out* output, int64_t rows, int64_t length, fl
   // exp(dequantize(v) − dequantize(max)), each dequantize and the difference in float32 as in
   // the reference graph; entries above the maximum never occur in its rows.
   std::vector<float> tables(256 * 256);
-  auto dequantized = [&](int index) {
-    return (static_cast<float>(index - kOffset) - input_zero_point) * input_scale;
-  };
+  auto dequantized = [&](int index) { return (static_cast<float>(index - kOffset) - input_zero_point) * input_scale; };
   at::parallel_for(0, 256, 16, [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
       if (!used[m]) continue;
@@ -63,8 +61,8 @@ void softmax_rows(const In* input, Out* output, int64_t rows, int64_t length, fl
 }
 
 template <typename In>
-void dispatch_output(const at::Tensor& in, at::Tensor& out, int64_t rows, int64_t length, float scale,
-                     float zero_point, const circle_quant::QuantizeParams& params) {
+void dispatch_output(const at::Tensor& in, at::Tensor& out, int64_t rows, int64_t length, float scale, float zero_point,
+                     const circle_quant::QuantizeParams& params) {
   if (out.scalar_type() == at::kByte)
     softmax_rows(in.data_ptr<In>(), out.data_ptr<uint8_t>(), rows, length, scale, zero_point, params);
   else
@@ -72,10 +70,10 @@ void dispatch_output(const at::Tensor& in, at::Tensor& out, int64_t rows, int64_
 }
 
 at::Tensor quantized_softmax_cpu(const at::Tensor& input, double input_scale, int64_t input_zero_point,
-                                 double output_scale, int64_t output_zero_point, int64_t quant_min,
-                                 int64_t quant_max, at::ScalarType dtype) {
-  auto out = quantized_softmax_allocate(input, input_scale, input_zero_point, output_scale,
-                                        output_zero_point, quant_min, quant_max, dtype);
+                                 double output_scale, int64_t output_zero_point, int64_t quant_min, int64_t quant_max,
+                                 at::ScalarType dtype) {
+  auto out = quantized_softmax_allocate(input, input_scale, input_zero_point, output_scale, output_zero_point,
+                                        quant_min, quant_max, dtype);
   const int64_t length = input.dim() ? input.size(-1) : 1;
   if (out.numel() == 0) return out;
   const auto dense = input.contiguous();
@@ -92,8 +90,7 @@ at::Tensor quantized_softmax_cpu(const at::Tensor& input, double input_scale, in
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(circle_quant, CPU, m) {
-  m.impl("quantized_softmax", &quantized_softmax_cpu);
-}
+TORCH_LIBRARY_IMPL(circle_quant, CPU, m)
+{ m.impl("quantized_softmax", &quantized_softmax_cpu); }
 
 }  // namespace torch_circle
