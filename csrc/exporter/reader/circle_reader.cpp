@@ -163,7 +163,8 @@ ModelInfo read_model(const uint8_t* data, size_t size, const std::string& source
   std::vector<std::pair<int32_t, std::string>> opcode_names;
   for (size_t i = 0; codes && i < codes->size(); ++i) {
     const circle::OperatorCode* code = codes->Get(static_cast<flatbuffers::uoffset_t>(i));
-    int32_t builtin = code->deprecated_builtin_code() == 127 ? code->builtin_code() : code->deprecated_builtin_code();
+    const int32_t builtin = code->deprecated_builtin_code() == 127 ? static_cast<int32_t>(code->builtin_code())
+                                                                   : code->deprecated_builtin_code();
     if (builtin < circle::BuiltinOperator_MIN || builtin > circle::BuiltinOperator_MAX)
       fail(source, fmt::format("operator code {} has unknown builtin code {}", i, builtin));
     const char* name = circle::EnumNameBuiltinOperator(static_cast<circle::BuiltinOperator>(builtin));
