@@ -187,11 +187,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
 
 int64_t conv_plan_channels(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
                            const at::Tensor& multiplier) {
-  check_plan_tensor_types(op, "conv2d_prepack", packed_weight, params, multiplier);
-  const int64_t oc = multiplier.size(0);
-  TORCH_CHECK_VALUE(params.size(0) == kConvPlanHeader + kPlanRows * oc, op, ": params ", params.sizes(),
-                    " and multiplier ", multiplier.sizes(), " do not belong to one conv2d_prepack result");
-  return oc;
+  return plan_channels(op, "conv2d_prepack", "conv2d_prepack result", kConvPlanHeader, packed_weight, params,
+                       multiplier);
 }
 
 ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,

@@ -257,8 +257,8 @@ PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* r
   return layer;
 }
 
-void check_plan_tensor_types(const char* op, const char* producer, const at::Tensor& packed_weight,
-                             const at::Tensor& params, const at::Tensor& multiplier) {
+int64_t plan_channels(const char* op, const char* producer, const char* what, int64_t header_size,
+                      const at::Tensor& packed_weight, const at::Tensor& params, const at::Tensor& multiplier) {
   TORCH_CHECK_TYPE(packed_weight.scalar_type() == at::kChar, op, ": packed_weight must be int8 (from ", producer,
                    "), got ", dtype_name(packed_weight.scalar_type()));
   TORCH_CHECK_TYPE(params.scalar_type() == at::kInt, op, ": params must be int32 (from ", producer, "), got ",
@@ -268,6 +268,10 @@ void check_plan_tensor_types(const char* op, const char* producer, const at::Ten
   TORCH_CHECK_VALUE(packed_weight.dim() == 2 && params.dim() == 1 && multiplier.dim() == 1, op,
                     ": packed_weight, params, multiplier must be 2-D, 1-D, 1-D (", producer, "'s outputs), got shapes ",
                     packed_weight.sizes(), ", ", params.sizes(), ", ", multiplier.sizes());
+  const int64_t n = multiplier.size(0);
+  TORCH_CHECK_VALUE(params.size(0) == header_size + kPlanRows * n, op, ": params ", params.sizes(), " and multiplier ",
+                    multiplier.sizes(), " do not belong to one ", what);
+  return n;
 }
 
 void check_plan_header(const char* op, const char* kind, const char* producer, const at::Tensor& packed_weight,
@@ -393,10 +397,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
 
 int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight, const at::Tensor& params,
                            const at::Tensor& multiplier) {
-  check_plan_tensor_types(op, "the *_prepack op", packed_weight, params, multiplier);
-  const int64_t n = multiplier.size(0);
-  TORCH_CHECK_VALUE(params.size(0) == kPlanHeader + kPlanRows * n &&
-                        packed_weight.size(0) % static_cast<int64_t>(circle_quant::kGemmNr) == 0 &&
+  const int64_t n =
+      plan_channels(op, "the *_prepack op", "prepacked layer", kPlanHeader, packed_weight, params, multiplier);
+  TORCH_CHECK_VALUE(packed_weight.size(0) % static_cast<int64_t>(circle_quant::kGemmNr) == 0 &&
                         packed_weight.size(0) >= n &&
                         packed_weight.size(0) < n + static_cast<int64_t>(circle_quant::kGemmNr),
                     op, ": packed_weight ", packed_weight.sizes(), ", params ", params.sizes(), " and multiplier ",

@@ -94,9 +94,11 @@ void write_plan_layer(int32_t* block, const PlanLayer& layer);
 PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* rows, int64_t n,
                           const float* multiplier);
 
-// Dtypes and ranks of a plan's three tensors, as `producer` (the prepack op) returns them.
-void check_plan_tensor_types(const char* op, const char* producer, const at::Tensor& packed_weight,
-                             const at::Tensor& params, const at::Tensor& multiplier);
+// Checks the dtypes and ranks of a plan's three tensors, as `producer` (the prepack op) returns
+// them, and that params holds a header of header_size plus the rows of multiplier's channels;
+// returns the channel count. `what` names the plan in the error ("prepacked layer").
+int64_t plan_channels(const char* op, const char* producer, const char* what, int64_t header_size,
+                      const at::Tensor& packed_weight, const at::Tensor& params, const at::Tensor& multiplier);
 // What a call needs of the three tensors before reading them: contiguous, on the CPU, and a
 // header with this kind's magic number and version (errors name the kind of plan and the op
 // that makes it, `producer`).
