@@ -203,6 +203,60 @@ def test_fixed_point_requantization(preset):
     assert (actual - expected).abs().max().item() <= 3 * output_step(gm) * 1.001
 
 
+class _ConvThen(nn.Module):
+    """Two convs of one input, then the op under test on their quantized outputs."""
+
+    def __init__(self, op):
+        super().__init__()
+        self.conv, self.conv2, self.op = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 1), op
+
+    def forward(self, x):
+        return self.op(self.conv(x), self.conv2(x))
+
+
+F = torch.nn.functional
+# The ops whose integer results the backend reproduces exactly with requant="fixed_point" (the
+# fused layers and adds, integer pooling and layout, lookup tables), and the two that PyTorch's
+# float arithmetic still computes: they differ from onert's integer rounding at near-ties only.
+FIXED_POINT_OPS = {
+    "relu": (lambda y, z: F.relu(y), 0),
+    "add": (lambda y, z: torch.relu(y) + torch.sigmoid(z), 0),
+    "max_pool": (lambda y, z: F.max_pool2d(y, 2), 0),
+    "mean": (lambda y, z: y.mean((2, 3)), 0),
+    "cat": (lambda y, z: torch.cat([y, z * 3], 1), 0),
+    "hardswish": (lambda y, z: F.hardswish(y), 0),
+    "silu": (lambda y, z: F.silu(y), 0),
+    "tanh": (lambda y, z: torch.tanh(y), 0),
+    "gelu_then_layout": (lambda y, z: F.gelu(y).permute(0, 2, 3, 1).flatten(1), 0),
+    "mul": (lambda y, z: y * z, 1),
+    "avg_pool": (lambda y, z: F.avg_pool2d(y, 2), 1),
+}
+
+
+@pytest.mark.parametrize("op", list(FIXED_POINT_OPS))
+def test_fixed_point_against_onert(op):
+    import numpy as np
+
+    import torch_circle
+
+    fn, max_steps = FIXED_POINT_OPS[op]
+    model = seeded(_ConvThen(fn), 0)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn((4, 8, 12, 12), generator=gen)
+    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), CircleQuantizer(preset="uint8"))
+    for _ in range(4):
+        prepared(torch.randn(x.shape, generator=gen))
+    gm = convert_pt2e(prepared)
+    cm = torch_circle.export(gm, (x,))
+    (onert,) = cm.run(x, runtime="onert")
+    compiled = backend.compile_graph(gm, [x], options={"delegate": "eager", "requant": "fixed_point"})
+    with torch.no_grad():
+        steps = cm.output_steps(compiled(x).numpy(), onert)
+    assert steps.max() <= max_steps, f"{op}: {steps.max()} steps from onert"
+    if max_steps == 0:
+        assert np.array_equal(compiled(x).numpy(), onert)
+
+
 def test_auto_delegate_runs_pure_quantized_chains_eagerly():
     gm, x = converted("mlp")
     compile_and_run(gm, x)

@@ -107,3 +107,28 @@ def test_quantized_export_runs_within_steps_of_converted_model(name, preset, fmt
     print(f"{name} {preset}: {steps.max()} steps at most, {np.mean(steps <= 1):.1%} within one")  # pytest -rP
     assert steps.max() <= MAX_STEPS, f"{name} {preset}: {steps.max()} steps"
     assert np.mean(steps <= 1) >= WITHIN_ONE, f"{name} {preset}: only {np.mean(steps <= 1):.0%} within one step"
+
+
+# The circle_quant backend with requant="fixed_point" against onert, output for output. The
+# families here use only ops whose integer arithmetic the backend reproduces exactly (README:
+# "What fixed_point reproduces"); the others (SE blocks' mul, average pools at ties) stay within
+# the steps above.
+BIT_EXACT_FAMILIES = ["resnet18", "mobilenet_v2", "shufflenet_v2_x0_5", "squeezenet1_1"]
+
+
+@pytest.mark.parametrize("name", BIT_EXACT_FAMILIES)
+def test_fixed_point_backend_is_bit_exact_with_onert(name):
+    import torch_circle.backend as backend
+
+    model, x = vision_models.build(name, torchvision)
+    batch = torch.randn((4, *x.shape[1:]), generator=torch.Generator().manual_seed(7))
+    prepared = prepare_pt2e(torch.export.export(model, (batch,)).module(), CircleQuantizer(preset="uint8"))
+    for seed in range(1, 4):
+        prepared(torch.randn(batch.shape, generator=torch.Generator().manual_seed(seed)))
+    converted = convert_pt2e(prepared)
+    (onert,) = torch_circle.export(converted, (batch,)).run(batch, runtime="onert")
+    compiled = backend.compile_graph(converted, [batch], options={"delegate": "eager", "requant": "fixed_point"})
+    with torch.no_grad():
+        ours = compiled(batch).numpy()
+    assert compiled.report.fused >= 8, compiled.report.summary()  # the comparison tests the fused kernels
+    np.testing.assert_array_equal(ours, onert)

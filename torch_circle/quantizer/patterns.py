@@ -395,8 +395,6 @@ _register(
         aten.embedding.default,
         aten.adaptive_avg_pool1d.default,
         aten.adaptive_avg_pool2d.default,
-        aten.avg_pool1d.default,
-        aten.avg_pool2d.default,
         aten.neg.default,
         aten.rsub.Scalar,
         aten.rsub.Tensor,
@@ -413,6 +411,10 @@ _register(
     [
         aten.max_pool1d.default,
         aten.max_pool2d.default,
+        # Circle's AVERAGE_POOL_2D keeps its input's parameters; an own output scale would cost a
+        # second rounding (a requantize after the pool) in the exported file.
+        aten.avg_pool1d.default,
+        aten.avg_pool2d.default,
         aten.flatten.using_ints,
         aten.reshape.default,
         aten.view.default,
