@@ -1,5 +1,6 @@
 """The benchmark scripts keep running: a quick pass must print its table and the command."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,12 @@ def test_bench_quantizer_accuracy_quick_run_prints_every_setting():
         timeout=600,
         check=True,
     ).stdout
-    rows = {line[:48].strip(): float(line[48:]) for line in out.splitlines() if line.startswith(("x86", "ours"))}
-    assert len(rows) == 6 and all(0 < err < 0.2 for err in rows.values()), out
-    assert rows["ours int16 (a16w8)"] < rows["ours uint8"]  # 256x finer steps must show
+    rows = {
+        line[:48].strip(): [float(v) for v in line[48:].split()]
+        for line in out.splitlines()
+        if line.startswith(("x86", "ours"))
+    }
+    assert len(rows) == 7 and all(0 < err < 0.2 for err, _ in rows.values()), out
+    assert all(abs(db + 20 * math.log10(err)) < 0.2 for err, db in rows.values()), out  # err printed to 4 places
+    assert rows["ours int16 (a16w8)"][0] < rows["ours uint8"][0]  # 256x finer steps must show
     assert "reproduce: python benchmarks/bench_quantizer_accuracy.py" in out
