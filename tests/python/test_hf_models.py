@@ -320,3 +320,21 @@ def test_backend_fuses_the_layers_and_both_residual_adds_of_each_block(name, con
     report = compiled.report
     assert report.fused_adds == 4 and len(report.fused_conv2d) == convs and not report.unmatched, report.summary()
     assert torch.equal(compiled(*inputs), expected)
+
+
+def test_backend_fuses_gpt2_conv1d_layers():
+    # GPT-2's Conv1D is addmm(bias, x, weight [in, out]); the quantizer treats it as the linear
+    # layer it is, so all 8 (4 per block) are quantized, exported as layers and fused.
+    import torch_circle.backend as backend
+
+    model, inputs, calibration = _encoder_case("gpt2", False)
+    prepared = prepare_pt2e(torch.export.export(model, inputs).module(), CircleQuantizer(preset="uint8"))
+    for batch in (*calibration, inputs):
+        prepared(*batch)
+    converted = convert_pt2e(prepared)
+    assert not [n for n in converted.graph.nodes if n.target == torch.ops.aten.addmm.default]
+    with torch.no_grad():
+        expected = converted(*inputs)
+    compiled = backend.compile_graph(converted, list(inputs), options={"delegate": "eager"})
+    assert len(compiled.report.fused_linear) == 8 and not compiled.report.unmatched, compiled.report.summary()
+    assert torch.equal(compiled(*inputs), expected)

@@ -389,3 +389,31 @@ def test_more_ops_are_quantized_and_track_float(preset):
     x = calibration((2, 4, 6, 6), 1)[0]
     with torch.no_grad():
         assert sqnr_db(model(x), converted(x)) > {"uint8": 25, "int8": 25, "int16": 30}[preset]
+
+
+class _AddmmLayers(nn.Module):
+    """GPT-2's Conv1D (addmm with an [in, out] weight) and a scaled addmm, which is no layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 6) / 3)
+        self.bias = nn.Parameter(torch.randn(6))
+
+    def forward(self, x):
+        y = torch.addmm(self.bias, x, self.weight)
+        return y, torch.addmm(self.bias, x, self.weight, beta=0.5)
+
+
+def test_addmm_with_a_constant_weight_is_quantized_as_a_linear_layer():
+    model = _AddmmLayers().eval()
+    x = torch.randn(4, 8)
+    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), CircleQuantizer(preset="uint8"))
+    prepared(x)
+    converted = convert_pt2e(prepared)
+    targets = [n.target for n in converted.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.aten.linear.default) == 1  # the plain addmm, weight transposed
+    assert targets.count(torch.ops.aten.addmm.default) == 1  # beta = 0.5 stays what it is
+    linear = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.linear.default)
+    assert linear.args[1].target == qd.dequantize_per_channel.default  # a quantized [out, in] weight
+    expected, _ = model(x)
+    assert (converted(x)[0] - expected).abs().max() < 0.1

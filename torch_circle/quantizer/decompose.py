@@ -3,7 +3,8 @@
 ``scaled_dot_product_attention`` is one op in the exported graph, but its quantizable parts are
 matmuls and a softmax: it is rewritten into them, so the scores, the probabilities and the
 output get quantization parameters (and Circle runtimes, which have no attention op in the
-8-bit conventions, receive ops they know).
+8-bit conventions, receive ops they know). ``addmm`` with a constant weight (GPT-2's Conv1D) is
+rewritten into the linear layer it is.
 """
 
 import math
@@ -31,7 +32,31 @@ def rewrite_for_annotation(model: GraphModule) -> GraphModule:
     """Every rewrite CircleQuantizer makes before annotating (transform_for_annotation).
     quantization_report repeats them on the float reference, so each quantized op has a float
     counterpart of the same name to compare with."""
-    return decompose_attention(model)
+    return decompose_attention(addmm_as_linear(model))
+
+
+def addmm_as_linear(model: GraphModule) -> GraphModule:
+    """addmm(bias, x, weight) with a constant [in, out] weight (GPT-2's Conv1D) as
+    linear(x, weight.t(), bias), so it is quantized, exported and fused as the linear layer it is.
+    convert_pt2e folds the transpose into the quantized weight."""
+    graph = model.graph
+    for node in list(graph.nodes):
+        if node.target != aten.addmm.default or "val" not in node.meta:
+            continue
+        bias, x, weight = node.args[:3]
+        scaled = {k: v for k, v in node.kwargs.items() if k in ("beta", "alpha") and v != 1}
+        if scaled or len(node.args) > 3 or not isinstance(weight, Node) or weight.op != "get_attr":
+            continue
+        if not isinstance(bias, Node) or bias.meta["val"].dim() != 1:
+            continue  # a 2-D bias is an add of a matrix, not a layer's bias
+        with graph.inserting_before(node):
+            weight_t = _call(graph, aten.t.default, (weight,), node)
+            linear = _call(graph, aten.linear.default, (x, weight_t, bias), node)
+        node.replace_all_uses_with(linear)
+        graph.erase_node(node)
+    graph.lint()
+    model.recompile()
+    return model
 
 
 def decompose_attention(model: GraphModule) -> GraphModule:
