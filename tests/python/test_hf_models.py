@@ -323,8 +323,10 @@ def test_backend_fuses_the_layers_and_both_residual_adds_of_each_block(name, con
 
 
 def test_backend_fuses_gpt2_conv1d_layers():
-    # GPT-2's Conv1D is addmm(bias, x, weight [in, out]); the quantizer treats it as the linear
-    # layer it is, so all 8 (4 per block) are quantized, exported as layers and fused.
+    # GPT-2's Conv1D is addmm(bias, x, weight [in, out]) on rows flattened from [batch, seq, n];
+    # the quantizer treats it as the linear layer it is, so all 8 (4 per block) are quantized,
+    # exported as layers and fused, and both residual adds of each block fuse through the view
+    # that restores [batch, seq, n].
     import torch_circle.backend as backend
 
     model, inputs, calibration = _encoder_case("gpt2", False)
@@ -336,5 +338,6 @@ def test_backend_fuses_gpt2_conv1d_layers():
     with torch.no_grad():
         expected = converted(*inputs)
     compiled = backend.compile_graph(converted, list(inputs), options={"delegate": "eager"})
-    assert len(compiled.report.fused_linear) == 8 and not compiled.report.unmatched, compiled.report.summary()
+    report = compiled.report
+    assert len(report.fused_linear) == 8 and report.fused_adds == 4 and not report.unmatched, report.summary()
     assert torch.equal(compiled(*inputs), expected)

@@ -151,6 +151,8 @@ def fold_integer_ops(gm: GraphModule) -> int:
             op.replace_input_with(dq, dq.args[0])
             q.replace_all_uses_with(op)
         gm.graph.erase_node(q)
+        if not dq.users:  # so that the integer tensor's producer counts only live readers
+            gm.graph.erase_node(dq)
         count += 1
     return count
 
@@ -194,6 +196,27 @@ class AddMatch:
     out_quant: TensorQuant
     act_min: Optional[float]
     act_max: Optional[float]
+    # A linear layer run on rows flattened from [..., N] and its output viewed back (GPT-2's
+    # Conv1D): the view between layer and add, or None. The fused op then adds the residual in the
+    # layer's [rows, N] shape, and the view moves after it.
+    row_view: Optional[Node] = None
+
+
+_ROW_VIEWS = {_aten.view.default, _aten.reshape.default}
+
+
+def _rows_viewed(view: Node) -> Optional[Node]:
+    """The fused linear layer under a view / reshape that only regroups its rows (the last
+    dimension is kept), or None."""
+    if not is_call(view, _ROW_VIEWS) or len(view.users) != 1:
+        return None
+    layer = view.args[0]
+    if not is_call(layer, {_cq.quantized_linear.default}) or len(layer.users) != 1:
+        return None
+    before, after = _shape(layer), _shape(view)
+    if before is None or after is None or len(before) != 2 or before[-1] != after[-1]:
+        return None
+    return layer
 
 
 def _match_add(add: Node) -> Optional[AddMatch]:
@@ -207,7 +230,9 @@ def _match_add(add: Node) -> Optional[AddMatch]:
     if is_call(add, _ADD_INPLACE) and len(add.args[0].users) != 1:
         return None  # another reader would see the sum: the add must stay
     for layer_dq, other_dq in (add.args, tuple(reversed(add.args))):  # noqa: B007 (read after the loop)
-        layer = layer_dq.args[0]
+        layer, row_view = layer_dq.args[0], None
+        if _rows_viewed(layer) is not None:
+            layer, row_view = _rows_viewed(layer), layer
         if is_call(layer, _FUSED_WITH_ADD) and len(layer.users) == 1 and len(layer_dq.users) == 1:
             break
     else:
@@ -234,8 +259,8 @@ def _match_add(add: Node) -> Optional[AddMatch]:
     shape = _shape(layer_dq)
     if shape is None or shape != _shape(other_dq) or shape != _shape(add):
         return None
-    removed = [quantize, *([last] if last is not add else []), add, layer_dq]
-    return AddMatch(layer, removed, quantize, other_dq.args[0], other_q, out_q, act_min, act_max)
+    removed = [quantize, *([last] if last is not add else []), add, layer_dq, *([row_view] if row_view else [])]
+    return AddMatch(layer, removed, quantize, other_dq.args[0], other_q, out_q, act_min, act_max, row_view)
 
 
 def fuse_residual_adds(gm: GraphModule) -> int:
@@ -252,11 +277,14 @@ def fuse_residual_adds(gm: GraphModule) -> int:
             continue
         op = getattr(_cq, _FUSED_WITH_ADD[target_of(m.layer)]).default
         with graph.inserting_before(m.quantize):  # after both operands, wherever they were computed
+            other = m.other
+            if m.row_view is not None:  # the residual in the layer's rows, the sum viewed back
+                other = graph.call_function(_aten.reshape.default, (other, [-1, int(_shape(m.layer)[-1])]))
             fused = graph.call_function(
                 op,
                 (
                     *m.layer.args,
-                    m.other,
+                    other,
                     m.other_quant.scale,
                     m.other_quant.zero_point,
                     m.out_quant.scale,
@@ -268,7 +296,12 @@ def fuse_residual_adds(gm: GraphModule) -> int:
         fused.meta.update(
             {k: v for k, v in m.layer.meta.items() if k in ("stack_trace", "nn_module_stack", _SHAPE_KEY)}
         )
-        m.quantize.replace_all_uses_with(fused)
+        result = fused
+        if m.row_view is not None:
+            with graph.inserting_after(fused):
+                result = graph.call_function(_aten.reshape.default, (fused, m.row_view.args[1]))
+            result.meta[_SHAPE_KEY] = _shape(m.row_view)
+        m.quantize.replace_all_uses_with(result)
         for dead in (*m.removed, m.layer):
             graph.erase_node(dead)
         count += 1
@@ -503,6 +536,8 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
         report.add_fused(m.kind, node.name, m.out_quant is None)
     report.fused_adds = fuse_residual_adds(gm)
     report.integer_ops = fold_integer_ops(gm)
+    # Once views run on the integers, an add behind a view of a layer's rows sees the layer.
+    report.fused_adds += fuse_residual_adds(gm)
     report.lookup_tables = fold_lookup_tables(gm)
     report.softmaxes = fuse_quantized_softmax(gm)
     graph.eliminate_dead_code()
