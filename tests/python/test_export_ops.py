@@ -169,6 +169,12 @@ FLOAT_CASES = {
         (torch.arange(-6, 6).reshape(2, 6), torch.tensor([-4, -1, 0, 1, 2, -6]), torch.tensor(3)),
     ),
     "clamp_int_by_floats": (lambda i: torch.clamp(i, -2.5, 100.0), (torch.arange(-6, 6).reshape(2, 6),)),
+    "linspace_of_inputs": (lambda a, b: torch.linspace(a, b, 7), (torch.tensor(-1.5), torch.tensor(2.75))),
+    "linspace_int_endpoints": (
+        lambda a, b: torch.linspace(a, b, 4) * 2,
+        (torch.tensor(3, dtype=torch.int32), torch.tensor(-9, dtype=torch.int32)),
+    ),
+    "linspace_one_end_input": (lambda a: torch.linspace(a, 4.5, 5), (torch.tensor(-2.0),)),
     "fake_quantize_per_tensor": (lambda x: torch.fake_quantize_per_tensor_affine(x, 0.1, 3, 0, 255), (X3 * 5,)),
     "fake_quantize_per_tensor_qparams": (
         lambda x: torch.fake_quantize_per_tensor_affine(
@@ -257,6 +263,38 @@ def test_conv_transpose_with_output_padding(kwargs, fmt):
             torch_circle.export(model, (x,), format=fmt)
         return
     _expect_match(torch_circle.export(model, (x,), format=fmt), model, (x,))
+
+
+def _resize_bilinear_op():
+    """TICO's circle_custom.resize_bilinear (what tico.ops.ResizeBilinear2d traces to): from tico
+    when it is installed, else registered here with its schema for PyTorch's two coordinate modes."""
+    try:
+        import tico.ops  # noqa: F401  registers the op
+    except ImportError:
+        if not hasattr(torch.ops.circle_custom, "resize_bilinear"):
+
+            @torch.library.custom_op("circle_custom::resize_bilinear", mutates_args=())
+            def resize(x: torch.Tensor, size: list[int], align_corners: bool, half_pixel_centers: bool) -> torch.Tensor:
+                assert align_corners != half_pixel_centers, "PyTorch has no asymmetric mode"
+                nchw = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=align_corners)
+                return nchw.permute(0, 2, 3, 1).contiguous()
+
+            @resize.register_fake
+            def _(x, size, align_corners, half_pixel_centers):
+                return x.new_empty(x.shape[0], size[0], size[1], x.shape[3])
+
+    return torch.ops.circle_custom.resize_bilinear.default
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_ticos_resize_bilinear_op_is_one_resize_bilinear(align_corners):
+    op = _resize_bilinear_op()
+    model = Fn(lambda x: op(x.permute(0, 2, 3, 1), [7, 9], align_corners, not align_corners).permute(0, 3, 1, 2))
+    cm = torch_circle.export(model, (X4,))
+    assert cm.operators == ["TRANSPOSE", "RESIZE_BILINEAR", "TRANSPOSE"]
+    (actual,) = cm.run(X4, runtime="onert")
+    expected = F.interpolate(X4, size=(7, 9), mode="bilinear", align_corners=align_corners)
+    np.testing.assert_allclose(actual, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_broadcast_to_is_written_with_a_version_litert_registers():

@@ -513,5 +513,49 @@ IMPORT_OP({"aten.max.dim"}, [](ImportContext& ctx) {
   }
 });
 
+// torch.linspace with a tensor endpoint (a model input; constant ones are evaluated at export time).
+// PyTorch's CPU formula in float32: step = (end - start) / (steps - 1); the first steps / 2
+// values are start + step * i, the others end - step * (steps - 1 - i), written as
+// end + step * -(steps - 1 - i) (the same bits). PyTorch's kernel is compiled with fused
+// multiply-adds and steps by `step` within a SIMD chunk, so its last bit can differ.
+IMPORT_OP({"aten.linspace.Tensor_Tensor", "aten.linspace.Tensor_Scalar", "aten.linspace.Scalar_Tensor"},
+          [](ImportContext& ctx) {
+            Tensor* out = ctx.output();
+            if (out->dtype != DType::kFloat32)
+              ctx.fail(fmt::format("a {} result is not supported (float32 only)", dtype_name(out->dtype)));
+            int64_t steps = ctx.int_arg(2, "steps");
+            if (steps < 1) ctx.fail("steps must be at least 1 (the result would be empty)");
+            auto endpoint = [&](size_t index, const char* name) {
+              const FxArg* arg = ctx.arg(index, name);
+              if (!arg || arg->kind != FxArg::Kind::kNode)
+                return ctx.constant(at::full({1}, ctx.float_arg(index, name), at::kFloat), name);
+              Tensor* t = ctx.tensor(index, name);
+              if (numel(t->shape) != 1) ctx.fail(fmt::format("{} must hold one value", name));
+              Tensor* value = ctx.reshape(t, {1}, name);
+              if (value->dtype == DType::kFloat32) return value;
+              Tensor* as_float = ctx.temp({1}, DType::kFloat32, std::string(name) + "_float");
+              ctx.emit("CAST", {value}, {as_float});
+              return as_float;
+            };
+            Tensor* start = endpoint(0, "start");
+            if (steps == 1) return ctx.reshape(start, out->shape, "", out), void();
+            Tensor* end = endpoint(1, "end");
+            Tensor* diff = ctx.temp({1}, DType::kFloat32, "range");
+            ctx.emit("SUB", {end, start}, {diff});
+            Tensor* step = ctx.temp({1}, DType::kFloat32, "step");
+            ctx.emit("DIV", {diff, ctx.constant(at::full({1}, static_cast<float>(steps - 1)), "steps")}, {step});
+            int64_t halfway = steps / 2;
+            auto half = [&](Tensor* base, const at::Tensor& multiples, const char* suffix) {
+              Tensor* offsets = ctx.temp({multiples.numel()}, DType::kFloat32, suffix);
+              ctx.emit("MUL", {step, ctx.constant(multiples, suffix)}, {offsets});
+              Tensor* values = ctx.temp({multiples.numel()}, DType::kFloat32, suffix);
+              ctx.emit("ADD", {base, offsets}, {values});
+              return values;
+            };
+            Tensor* low = half(start, at::arange(halfway, at::kFloat), "first_half");
+            Tensor* high = half(end, at::arange(halfway - steps + 1, 1, at::kFloat), "second_half");
+            ctx.emit("CONCATENATION", {low, high}, {out})->attrs["axis"] = int64_t{0};
+          });
+
 }  // namespace
 }  // namespace torch_circle::exporter
