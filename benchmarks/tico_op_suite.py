@@ -73,8 +73,8 @@ script downloads nothing. Clone TICO anywhere outside this repository, then run:
 """
 
 
-class CaseTimeout(Exception):
-    pass
+class CaseTimeout(BaseException):
+    """A BaseException, so the `except Exception` that classifies a module's own errors lets it through."""
 
 
 class CaseFailure(Exception):

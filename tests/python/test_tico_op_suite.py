@@ -281,6 +281,34 @@ def test_harness_only_filter_and_threshold(tmp_path):
     assert "| **passed** | **0 / 1 (0.0%)** |" in failing.stdout
 
 
+def test_harness_bounds_each_module_in_time(tmp_path):
+    suite = make_suite(tmp_path / "TICO")
+    (suite / "test/modules/op/slow.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            import torch
+
+
+            class Slow(torch.nn.Module):
+                def forward(self, x):
+                    time.sleep(30)
+                    return x
+
+                def get_example_inputs(self):
+                    return (torch.randn(2),), {}
+            """
+        )
+    )
+    out_json = tmp_path / "out.json"
+    done = run_script("--tico-dir", suite, "--only", "slow.", "--timeout", "1", "--json", out_json)
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(out_json.read_text())["results"]
+    assert (result["status"], result["kind"], result["cause"]) == ("fail", "timeout", "over 1 s")
+    assert result["seconds"] < 10
+
+
 def test_harness_explains_a_missing_checkout(tmp_path):
     done = run_script("--tico-dir", tmp_path / "nowhere")
     assert done.returncode == 2
