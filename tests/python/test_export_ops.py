@@ -156,6 +156,43 @@ FLOAT_CASES = {
     "logical_not_or": (lambda x: torch.where(torch.logical_not(x > 0) | (x > 1), x, -x), (X3,)),
     "relu6_of_an_input": (F.relu6, (X3 * 4,)),
     "hardtanh_of_an_input": (F.hardtanh, (X3 * 2,)),
+    "squeeze_copy": (lambda x: torch.squeeze_copy(x, (0, 2)) * 2, (_randn(1, 5, 1, 8),)),
+    "unsqueeze_copy": (lambda x: torch.unsqueeze_copy(x, 1) + 1, (X3,)),
+    "cat_with_an_empty_input": (lambda x, e: torch.cat([e, x * 2, e], 0), (X3, torch.zeros(0, 5, 8))),
+    "cat_with_an_empty_constant": (lambda x: torch.cat([x, x.new_zeros(2, 0, 8), x + 1], 1), (X3,)),
+    # onert 0.1.0 has no integer MAXIMUM, no int64 MINIMUM: integer clamps are comparisons and
+    # products, exact beyond int32 (values of 2^40 would wrap in a cast to int32).
+    "clamp_int64": (lambda i: torch.clamp(i, -2, 3), (torch.tensor([[-(2**40), -3, -2, 0, 3, 4, 2**40]]),)),
+    "clamp_min_max_int32": (lambda i: torch.clamp_max(torch.clamp_min(i, -1), 2), (INTS,)),
+    "clamp_int_by_tensors": (
+        lambda i, lo, hi: torch.clamp(i, lo, hi),
+        (torch.arange(-6, 6).reshape(2, 6), torch.tensor([-4, -1, 0, 1, 2, -6]), torch.tensor(3)),
+    ),
+    "clamp_int_by_floats": (lambda i: torch.clamp(i, -2.5, 100.0), (torch.arange(-6, 6).reshape(2, 6),)),
+    "linspace_of_inputs": (lambda a, b: torch.linspace(a, b, 7), (torch.tensor(-1.5), torch.tensor(2.75))),
+    "linspace_int_endpoints": (
+        lambda a, b: torch.linspace(a, b, 4) * 2,
+        (torch.tensor(3, dtype=torch.int32), torch.tensor(-9, dtype=torch.int32)),
+    ),
+    "linspace_one_end_input": (lambda a: torch.linspace(a, 4.5, 5), (torch.tensor(-2.0),)),
+    "fake_quantize_per_tensor": (lambda x: torch.fake_quantize_per_tensor_affine(x, 0.1, 3, 0, 255), (X3 * 5,)),
+    "fake_quantize_per_tensor_qparams": (
+        lambda x: torch.fake_quantize_per_tensor_affine(
+            x, torch.tensor(0.05), torch.tensor(-3, dtype=torch.int32), -128, 127
+        ),
+        (X3 * 5,),
+    ),
+    "fake_quantize_per_channel": (
+        lambda x: torch.fake_quantize_per_channel_affine(
+            x,
+            torch.tensor([0.1, 0.02, 0.3, 0.05, 0.01]),
+            torch.tensor([0, 1, -2, 5, 0], dtype=torch.int32),
+            1,
+            -128,
+            127,
+        ),
+        (X3 * 3,),
+    ),
 }
 
 # Valid files the onert 0.1.0 runtime cannot run.
@@ -226,6 +263,38 @@ def test_conv_transpose_with_output_padding(kwargs, fmt):
             torch_circle.export(model, (x,), format=fmt)
         return
     _expect_match(torch_circle.export(model, (x,), format=fmt), model, (x,))
+
+
+def _resize_bilinear_op():
+    """TICO's circle_custom.resize_bilinear (what tico.ops.ResizeBilinear2d traces to): from tico
+    when it is installed, else registered here with its schema for PyTorch's two coordinate modes."""
+    try:
+        import tico.ops  # noqa: F401  registers the op
+    except ImportError:
+        if not hasattr(torch.ops.circle_custom, "resize_bilinear"):
+
+            @torch.library.custom_op("circle_custom::resize_bilinear", mutates_args=())
+            def resize(x: torch.Tensor, size: list[int], align_corners: bool, half_pixel_centers: bool) -> torch.Tensor:
+                assert align_corners != half_pixel_centers, "PyTorch has no asymmetric mode"
+                nchw = F.interpolate(x.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=align_corners)
+                return nchw.permute(0, 2, 3, 1).contiguous()
+
+            @resize.register_fake
+            def _(x, size, align_corners, half_pixel_centers):
+                return x.new_empty(x.shape[0], size[0], size[1], x.shape[3])
+
+    return torch.ops.circle_custom.resize_bilinear.default
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_ticos_resize_bilinear_op_is_one_resize_bilinear(align_corners):
+    op = _resize_bilinear_op()
+    model = Fn(lambda x: op(x.permute(0, 2, 3, 1), [7, 9], align_corners, not align_corners).permute(0, 3, 1, 2))
+    cm = torch_circle.export(model, (X4,))
+    assert cm.operators == ["TRANSPOSE", "RESIZE_BILINEAR", "TRANSPOSE"]
+    (actual,) = cm.run(X4, runtime="onert")
+    expected = F.interpolate(X4, size=(7, 9), mode="bilinear", align_corners=align_corners)
+    np.testing.assert_allclose(actual, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_broadcast_to_is_written_with_a_version_litert_registers():
@@ -359,6 +428,37 @@ def test_symbolic_size_as_an_output():
         out, size = cm.run(x)
         np.testing.assert_allclose(out, (x + 1).numpy(), rtol=1e-6)
         assert size.shape == () and int(size) == n
+
+
+class NumberOutputs(nn.Module):
+    def forward(self, x):
+        return x + 1, x.shape[0], 0.25, True
+
+
+@pytest.mark.parametrize("fmt", ["circle", "tflite"])
+def test_numbers_known_at_export_time_are_constant_outputs(fmt):
+    cm = torch_circle.export(NumberOutputs(), (X3,), format=fmt)
+    out, size, number, flag = cm.run(X3)
+    np.testing.assert_allclose(out, (X3 + 1).numpy(), rtol=1e-6)
+    assert (size.dtype, size.shape, size.item()) == (np.int64, (), 2)
+    assert (number.dtype, number.item()) == (np.float32, 0.25)
+    assert (flag.dtype, flag.item()) == (np.bool_, True)
+
+
+@pytest.mark.parametrize("fmt", ["circle", "tflite"])
+def test_fake_quantize_is_bit_exact_with_pytorch_at_rounding_halves(fmt):
+    # x / scale lands on .5 for half of these: PyTorch rounds half to even after scaling, then
+    # adds the zero point (an odd zero point changes which way a half goes if added first).
+    x = (torch.arange(-40, 41, dtype=torch.float32) * 0.05).reshape(1, 81)
+    model = Fn(lambda t: torch.fake_quantize_per_tensor_affine(t, 0.1, 3, -10, 20)).eval()
+    (actual,) = torch_circle.export(model, (x,), format=fmt).run(x)
+    np.testing.assert_array_equal(actual, model(x).numpy())
+
+
+def test_fake_quantize_with_float_zero_points_is_refused():
+    model = Fn(lambda t: torch.fake_quantize_per_channel_affine(t, torch.ones(5), torch.zeros(5), 1, 0, 255))
+    with pytest.raises(torch_circle.ExportError, match="fake_quantize_per_channel_affine.*float zero points"):
+        torch_circle.export(model, (X3,))
 
 
 def test_pow_by_an_integer_tensor_is_computed_in_float():

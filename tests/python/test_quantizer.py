@@ -1,6 +1,7 @@
 """CircleQuantizer through the standard PT2E flow: prepare_pt2e -> calibrate -> convert_pt2e."""
 
 import math
+import re
 import warnings
 
 import pytest
@@ -19,6 +20,7 @@ from models import (
     ResNetLike,
     seeded,
 )
+import torch_circle
 from torch_circle.quantizer import CircleQuantizer
 
 qd = torch.ops.quantized_decomposed
@@ -145,6 +147,34 @@ def test_operator_type_settings_refine_the_global_one():
     assert linears and all(next(iter(n.users)).args[-1] == torch.uint8 for n in linears)
     with pytest.raises(TypeError, match="set_operator_type: expected an aten op"):
         CircleQuantizer().set_operator_type(torch.softmax, None)
+
+
+def test_an_int16_region_in_an_8bit_circle_file_is_refused_and_float_regions_run():
+    # onert 0.1.0 has no QUANTIZE to or from int16: it fails to load such a file, so none is written.
+    model, data = seeded(EncoderLayer()), calibration((2, 8, 32))
+    int16_softmax = CircleQuantizer("uint8").set_operator_type(torch.ops.aten.softmax, "int16")
+    mixed = quantize(model, data[0], int16_softmax, data)
+    with pytest.raises(torch_circle.ExportError) as refused:
+        torch_circle.export(mixed, (data[0],))
+    message = str(refused.value)
+    assert "mix 8-bit and int16" in message
+    assert "(QUANTIZE uint8 -> int16)" in message and "(QUANTIZE int16 -> uint8)" in message
+    assert re.search(r"computed in int16:\n\s+node '\w+' \(aten\.softmax\.int\)", message), message
+    # A float softmax in the same uint8 model is written, and onert runs it.
+    floated = quantize(model, data[0], CircleQuantizer("uint8").set_operator_type(torch.ops.aten.softmax, None), data)
+    cm = torch_circle.export(floated, (data[0],))
+    (actual,) = cm.run(data[0], runtime="onert")
+    steps = cm.output_steps(actual, floated(data[0]).detach().numpy())
+    # A transformer's bounds in tests/python/test_exporter.py: measured 3 steps at most, 92% within one.
+    assert steps.max() <= 3 and (steps <= 1).mean() >= 0.9, (steps.max(), (steps <= 1).mean())
+    # The int8 preset with an int16 softmax is a .tflite file LiteRT runs.
+    int8_mixed = quantize(
+        model, data[0], CircleQuantizer("int8").set_operator_type(torch.ops.aten.softmax, "int16"), data
+    )
+    cm = torch_circle.export(int8_mixed, (data[0],), format="tflite")
+    (actual,) = cm.run(data[0])
+    steps = cm.output_steps(actual, int8_mixed(data[0]).detach().numpy())
+    assert steps.max() <= 3 and (steps <= 1).mean() >= 0.9, (steps.max(), (steps <= 1).mean())
 
 
 def test_conv_relu_is_fused():

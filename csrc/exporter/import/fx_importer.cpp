@@ -298,10 +298,17 @@ void import_fx_graph(const FxGraph& fx, Graph& graph) {
       }
       for (const FxArg* item : items) {
         if (item->kind == FxArg::Kind::kNone) continue;  // a None output: nothing to compute or write
+        if (item->kind == FxArg::Kind::kInt || item->kind == FxArg::Kind::kFloat || item->kind == FxArg::Kind::kBool) {
+          // A number known at export time (`x.shape[0]` of a static dim): a constant scalar
+          // output, int64 / float32 / bool as PyTorch would hold the number in a tensor.
+          at::Tensor value = item->kind == FxArg::Kind::kInt     ? at::scalar_tensor(item->i, at::kLong)
+                             : item->kind == FxArg::Kind::kFloat ? at::scalar_tensor(item->f, at::kFloat)
+                                                                 : at::scalar_tensor(item->b, at::kBool);
+          graph.outputs.push_back(graph.add_constant(fmt::format("output_{}", graph.outputs.size()), value));
+          continue;
+        }
         if (item->kind != FxArg::Kind::kNode)
-          throw ExportError(
-              "the model returns a value that is not a tensor (a number known at export "
-              "time); return tensors only");
+          throw ExportError("the model returns a value that is neither a tensor nor a number; return tensors only");
         const auto& produced = ctx.values(item->node);
         if (produced.size() != 1 || !produced[0]) {
           if (!unsupported.empty() || !broken.empty()) continue;  // reported below

@@ -154,26 +154,67 @@ IMPORT_OP({"aten.pow.Tensor_Scalar"}, [](ImportContext& ctx) {
 });
 IMPORT_OP({"aten.pow.Tensor_Tensor"}, [](ImportContext& ctx) { binary(ctx, "POW"); });
 
-// hardtanh / clamp: a RELU flavour when the bounds match one, else MAXIMUM then MINIMUM.
+// One bound of an integer clamp: onert 0.1.0 has no MAXIMUM for integers, no MINIMUM for int64 and
+// no SELECT_V2 on them, so max(x, lo) is x * (x >= lo) + lo * (x < lo) (min(x, hi) the same with
+// <= and >). Exact for every value: each product is by 0 or 1 and one of the two terms is 0.
+void integer_bound(ImportContext& ctx, Tensor* x, Tensor* bound, bool lower, Tensor* out) {
+  auto indicator = [&](const char* compare, const char* suffix) {
+    Tensor* flag = ctx.temp(out->shape, DType::kBool, suffix);
+    ctx.emit(compare, {x, bound}, {flag});
+    Tensor* as_int = ctx.temp(out->shape, out->dtype, suffix);
+    ctx.emit("CAST", {flag}, {as_int});
+    return as_int;
+  };
+  Tensor* keep = indicator(lower ? "GREATER_EQUAL" : "LESS_EQUAL", "keep");
+  Tensor* replace = indicator(lower ? "LESS" : "GREATER", "replace");
+  Tensor* kept = ctx.temp(out->shape, out->dtype, "kept");
+  ctx.emit("MUL", {x, keep}, {kept});
+  Tensor* replaced = ctx.temp(out->shape, out->dtype, "replaced");
+  ctx.emit("MUL", {bound, replace}, {replaced});
+  ctx.emit("ADD", {kept, replaced}, {out});
+}
+
+// clamp by tensors (nullptr: no bound): MAXIMUM, then MINIMUM; integer results as integer_bound.
+void clamp_by(ImportContext& ctx, Tensor* x, Tensor* lo, Tensor* hi) {
+  Tensor* out = ctx.output();
+  if (!lo && !hi) return ctx.alias(x);  // clamp() without bounds is the identity
+  bool integer = is_integer(out->dtype);
+  Tensor* current = x;
+  if (lo) {
+    // The intermediate has the result's dtype: an integer input clamped by floats is float.
+    Tensor* next = hi ? ctx.temp(out->shape, out->dtype, "clamp_min") : out;
+    if (integer)
+      integer_bound(ctx, current, lo, true, next);
+    else
+      ctx.emit("MAXIMUM", {current, lo}, {next});
+    current = next;
+  }
+  if (!hi) return;
+  if (integer)
+    integer_bound(ctx, current, hi, false, out);
+  else
+    ctx.emit("MINIMUM", {current, hi}, {out});
+}
+
+// hardtanh / clamp: a RELU flavour when the bounds match one (float results), else clamp_by.
 void clamp(ImportContext& ctx, std::optional<double> lo, std::optional<double> hi) {
   Tensor* x = ctx.tensor(0, "input");
   Tensor* out = ctx.output();
-  if (lo == 0.0 && hi == 6.0) return (void)ctx.emit("RELU6", {x}, {out});
-  if (lo == -1.0 && hi == 1.0) return (void)ctx.emit("RELU_N1_TO_1", {x}, {out});
-  if (lo == 0.0 && !hi) return (void)ctx.emit("RELU", {x}, {out});
-  Tensor* current = x;
-  if (lo) {
-    Tensor* next = hi ? ctx.temp(x->shape, x->dtype, "clamp_min") : out;
-    ctx.emit("MAXIMUM", {current, ctx.constant(at::scalar_tensor(*lo, at::kFloat), "min")}, {next});
-    current = next;
+  if (!is_integer(out->dtype)) {
+    if (lo == 0.0 && hi == 6.0) return (void)ctx.emit("RELU6", {x}, {out});
+    if (lo == -1.0 && hi == 1.0) return (void)ctx.emit("RELU_N1_TO_1", {x}, {out});
+    if (lo == 0.0 && !hi) return (void)ctx.emit("RELU", {x}, {out});
   }
-  if (hi) ctx.emit("MINIMUM", {current, ctx.constant(at::scalar_tensor(*hi, at::kFloat), "max")}, {out});
-  if (!lo && !hi) ctx.alias(x);  // clamp() without bounds is the identity
+  // Bounds in the result's dtype: PyTorch clamps an integer tensor by integer bounds exactly.
+  auto bound = [&](std::optional<double> value, const char* name) -> Tensor* {
+    return value ? ctx.constant(at::scalar_tensor(*value, dtype_to_torch(out->dtype)), name) : nullptr;
+  };
+  clamp_by(ctx, x, bound(lo, "min"), bound(hi, "max"));
 }
 IMPORT_OP({"aten.hardtanh.default"},
           [](ImportContext& ctx) { clamp(ctx, ctx.float_arg(1, "min_val", -1.0), ctx.float_arg(2, "max_val", 1.0)); });
 IMPORT_OP({"aten.relu6.default"}, [](ImportContext& ctx) { clamp(ctx, 0.0, 6.0); });
-// clamp with tensor bounds (either may be None): MAXIMUM, then MINIMUM.
+// clamp with tensor bounds (either may be None).
 IMPORT_OP({"aten.clamp.Tensor", "aten.clamp_min.Tensor", "aten.clamp_max.Tensor"}, [](ImportContext& ctx) {
   const std::string& target = ctx.node().target;
   Tensor* x = ctx.tensor(0, "input");
@@ -181,17 +222,8 @@ IMPORT_OP({"aten.clamp.Tensor", "aten.clamp_min.Tensor", "aten.clamp_max.Tensor"
   Tensor* hi = target.find("clamp_max") != std::string::npos   ? ctx.tensor_or_null(1, "max")
                : target.find("clamp_min") != std::string::npos ? nullptr
                                                                : ctx.tensor_or_null(2, "max");
-  Tensor* out = ctx.output();
-  if (!lo && !hi) return ctx.alias(x);
-  Tensor* current = x;
-  if (lo) {
-    Tensor* next = hi ? ctx.temp(out->shape, out->dtype, "clamp_min") : out;
-    ctx.emit("MAXIMUM", {current, lo}, {next});
-    current = next;
-  }
-  if (hi) ctx.emit("MINIMUM", {current, hi}, {out});
+  clamp_by(ctx, x, lo, hi);
 });
-IMPORT_OP({"aten.clamp_min.default"}, [](ImportContext& ctx) { clamp(ctx, ctx.float_arg(1, "min"), std::nullopt); });
 IMPORT_OP({"aten.clamp_max.default"}, [](ImportContext& ctx) { clamp(ctx, std::nullopt, ctx.float_arg(1, "max")); });
 IMPORT_OP({"aten.clamp.default"}, [](ImportContext& ctx) {
   std::optional<double> lo, hi;
@@ -480,6 +512,50 @@ IMPORT_OP({"aten.max.dim"}, [](ImportContext& ctx) {
     ctx.emit("ARG_MAX", {x}, {indices})->attrs["axis"] = dim;  // dropped by dead-code removal if unread
   }
 });
+
+// torch.linspace with a tensor endpoint (a model input; constant ones are evaluated at export time).
+// PyTorch's CPU formula in float32: step = (end - start) / (steps - 1); the first steps / 2
+// values are start + step * i, the others end - step * (steps - 1 - i), written as
+// end + step * -(steps - 1 - i) (the same bits). PyTorch's kernel is compiled with fused
+// multiply-adds and steps by `step` within a SIMD chunk, so its last bit can differ.
+IMPORT_OP({"aten.linspace.Tensor_Tensor", "aten.linspace.Tensor_Scalar", "aten.linspace.Scalar_Tensor"},
+          [](ImportContext& ctx) {
+            Tensor* out = ctx.output();
+            if (out->dtype != DType::kFloat32)
+              ctx.fail(fmt::format("a {} result is not supported (float32 only)", dtype_name(out->dtype)));
+            int64_t steps = ctx.int_arg(2, "steps");
+            if (steps < 1) ctx.fail("steps must be at least 1 (the result would be empty)");
+            auto endpoint = [&](size_t index, const char* name) {
+              const FxArg* arg = ctx.arg(index, name);
+              if (!arg || arg->kind != FxArg::Kind::kNode)
+                return ctx.constant(at::full({1}, ctx.float_arg(index, name), at::kFloat), name);
+              Tensor* t = ctx.tensor(index, name);
+              if (numel(t->shape) != 1) ctx.fail(fmt::format("{} must hold one value", name));
+              Tensor* value = ctx.reshape(t, {1}, name);
+              if (value->dtype == DType::kFloat32) return value;
+              Tensor* as_float = ctx.temp({1}, DType::kFloat32, std::string(name) + "_float");
+              ctx.emit("CAST", {value}, {as_float});
+              return as_float;
+            };
+            Tensor* start = endpoint(0, "start");
+            if (steps == 1) return ctx.reshape(start, out->shape, "", out), void();
+            Tensor* end = endpoint(1, "end");
+            Tensor* diff = ctx.temp({1}, DType::kFloat32, "range");
+            ctx.emit("SUB", {end, start}, {diff});
+            Tensor* step = ctx.temp({1}, DType::kFloat32, "step");
+            ctx.emit("DIV", {diff, ctx.constant(at::full({1}, static_cast<float>(steps - 1)), "steps")}, {step});
+            int64_t halfway = steps / 2;
+            auto half = [&](Tensor* base, const at::Tensor& multiples, const char* suffix) {
+              Tensor* offsets = ctx.temp({multiples.numel()}, DType::kFloat32, suffix);
+              ctx.emit("MUL", {step, ctx.constant(multiples, suffix)}, {offsets});
+              Tensor* values = ctx.temp({multiples.numel()}, DType::kFloat32, suffix);
+              ctx.emit("ADD", {base, offsets}, {values});
+              return values;
+            };
+            Tensor* low = half(start, at::arange(halfway, at::kFloat), "first_half");
+            Tensor* high = half(end, at::arange(halfway - steps + 1, 1, at::kFloat), "second_half");
+            ctx.emit("CONCATENATION", {low, high}, {out})->attrs["axis"] = int64_t{0};
+          });
 
 }  // namespace
 }  // namespace torch_circle::exporter

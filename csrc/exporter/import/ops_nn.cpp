@@ -439,6 +439,21 @@ IMPORT_OP({"aten.upsample_bilinear2d.vec", "aten.upsample_bilinear2d.default"}, 
   ctx.emit("TRANSPOSE", {y_nhwc}, {out})->attrs["perm"] = std::vector<int64_t>{0, 3, 1, 2};
 });
 
+// TICO's `tico.ops.ResizeBilinear2d` traces to its custom op circle_custom.resize_bilinear(input
+// NHWC, [H, W], align_corners, half_pixel_centers), which is Circle's RESIZE_BILINEAR itself.
+IMPORT_OP({"circle_custom.resize_bilinear.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  if (x->rank() != 4 || numel(x->shape) < 0) ctx.fail("RESIZE_BILINEAR needs a static 4-D NHWC input");
+  std::vector<int64_t> size = ctx.ints_arg(1, "size");
+  if (size.size() != 2) ctx.fail("size must hold two values (height, width)");
+  bool align_corners = ctx.bool_arg(2, "align_corners", false);
+  bool half_pixel_centers = ctx.bool_arg(3, "half_pixel_centers", false);
+  if (align_corners && half_pixel_centers) ctx.fail("align_corners and half_pixel_centers cannot both be set");
+  Op* resize = ctx.emit("RESIZE_BILINEAR", {x}, {ctx.output()});
+  resize->attrs = {
+      {"size", size}, {"align_corners", int64_t{align_corners}}, {"half_pixel_centers", int64_t{half_pixel_centers}}};
+});
+
 // --- others ------------------------------------------------------------------------------------
 
 IMPORT_OP({"aten.softmax.int", "aten._softmax.default", "aten._safe_softmax.default"}, [](ImportContext& ctx) {

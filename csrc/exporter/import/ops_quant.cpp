@@ -134,5 +134,66 @@ IMPORT_OP({"quantized_decomposed.dequantize_per_channel.default", "circle_quant.
             dequantize(ctx, per_channel_params(ctx, q), dtype, 7);
           });
 
+// aten.fake_quantize_* in a float graph (QAT models, or a quantizer's simulated rounding): float
+// arithmetic with PyTorch's CPU numerics, so the result is the same bits:
+//   (min(max(zero_point + nearbyint(x * (1.0f / scale)), quant_min), quant_max) - zero_point) * scale
+// ROUND rounds half to even like nearbyint, and every value between the multiplications is a
+// whole number held exactly in float32. The zero point is added after rounding, as PyTorch does
+// (round(a + 1) is not round(a) + 1 for halves). `scale` / `zero_point` are per-tensor numbers or
+// per-channel constant tensors (already shaped to broadcast along the channel axis).
+void fake_quantize(ImportContext& ctx, const at::Tensor& scale, const at::Tensor& zero_point, int64_t qmin,
+                   int64_t qmax) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* out = ctx.output();
+  if (x->dtype != DType::kFloat32) ctx.fail(fmt::format("input is {}, not float32", dtype_name(x->dtype)));
+  if (qmin > qmax) ctx.fail("quant_min > quant_max");
+  at::Tensor scale32 = scale.to(at::kFloat);
+  if (!(scale32 > 0).all().item<bool>()) ctx.fail("scale must be positive");
+  auto step = [&](const char* type, Tensor* a, Tensor* b, const char* suffix, Tensor* into = nullptr) {
+    Tensor* result = into ? into : ctx.temp(x->shape, DType::kFloat32, suffix);
+    ctx.emit(type, b ? std::vector<Tensor*>{a, b} : std::vector<Tensor*>{a}, {result});
+    return result;
+  };
+  auto number = [&](double value, const char* suffix) {
+    return ctx.constant(at::scalar_tensor(value, at::kFloat), suffix);
+  };
+  Tensor* zp = ctx.constant(zero_point.to(at::kFloat), "zero_point");
+  Tensor* t = step("MUL", x, ctx.constant(at::reciprocal(scale32), "inv_scale"), "scaled");
+  t = step("ROUND", t, nullptr, "rounded");
+  t = step("ADD", t, zp, "shifted");
+  t = step("MAXIMUM", t, number(static_cast<double>(qmin), "quant_min"), "above_min");
+  t = step("MINIMUM", t, number(static_cast<double>(qmax), "quant_max"), "q");
+  t = step("SUB", t, zp, "centered");
+  step("MUL", t, ctx.constant(scale32, "scale"), "", out);
+}
+
+IMPORT_OP({"aten.fake_quantize_per_tensor_affine.default", "aten.fake_quantize_per_tensor_affine.tensor_qparams"},
+          [](ImportContext& ctx) {
+            PerTensor p = per_tensor_args(ctx);
+            fake_quantize(ctx, at::scalar_tensor(p.scale, at::kFloat), at::scalar_tensor(p.zero_point, at::kLong),
+                          ctx.int_arg(3, "quant_min"), ctx.int_arg(4, "quant_max"));
+          });
+
+IMPORT_OP({"aten.fake_quantize_per_channel_affine.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* scale = ctx.tensor(1, "scale");
+  Tensor* zero_point = ctx.tensor(2, "zero_point");
+  if (!scale->is_constant() || !zero_point->is_constant())
+    ctx.fail("scale and zero point must be constants (computed scales are not supported)");
+  if (zero_point->data.is_floating_point())
+    ctx.fail("float zero points are not supported (PyTorch rounds them differently); use integer zero points");
+  int64_t axis = ctx.int_arg(3, "axis");
+  if (axis < 0) axis += x->rank();
+  if (axis < 0 || axis >= x->rank()) ctx.fail(fmt::format("axis {} is out of range for rank {}", axis, x->rank()));
+  int64_t channels = x->shape[axis];
+  if (scale->data.numel() != channels || zero_point->data.numel() != channels)
+    ctx.fail(fmt::format("scale and zero point need {} entries (dim {} of the input), got {} and {}", channels, axis,
+                         scale->data.numel(), zero_point->data.numel()));
+  std::vector<int64_t> along(x->rank(), 1);
+  along[axis] = channels;
+  fake_quantize(ctx, scale->data.reshape(along), zero_point->data.reshape(along), ctx.int_arg(4, "quant_min"),
+                ctx.int_arg(5, "quant_max"));
+});
+
 }  // namespace
 }  // namespace torch_circle::exporter

@@ -28,7 +28,8 @@ void reshape(ImportContext& ctx) {
 }
 IMPORT_OP({"aten.view.default", "aten.reshape.default", "aten._unsafe_view.default", "aten.flatten.using_ints",
            "aten.squeeze.dim", "aten.squeeze.dims", "aten.squeeze.default", "aten.unsqueeze.default",
-           "aten.view_copy.default", "aten.unflatten.int"},
+           "aten.squeeze_copy.dim", "aten.squeeze_copy.dims", "aten.squeeze_copy.default",
+           "aten.unsqueeze_copy.default", "aten.view_copy.default", "aten.unflatten.int"},
           [](ImportContext& ctx) { reshape(ctx); });
 
 void transpose(ImportContext& ctx, Tensor* x, std::vector<int64_t> perm) {
@@ -157,9 +158,12 @@ IMPORT_OP({"aten.cat.default", "aten.concat.default"}, [](ImportContext& ctx) {
     if (item.kind != FxArg::Kind::kNode) ctx.fail("cat inputs must be tensors");
     Tensor* t = ctx.values(item.node).size() == 1 ? ctx.values(item.node)[0] : nullptr;
     if (!t) ctx.fail("cat input is not a single tensor");
-    if (numel(t->shape) == 0 && t->rank() == 1) continue;  // torch.cat skips empty 1-D tensors
+    // An input with no elements adds nothing (torch.cat also skips empty 1-D tensors of any
+    // other rank); Circle runtimes cannot run zero-size tensors, so it is left out.
+    if (numel(t->shape) == 0) continue;
     inputs.push_back(t);
   }
+  if (inputs.empty()) ctx.fail("every input of cat is empty: the result has no elements");
   if (inputs.size() == 1) return ctx.alias(inputs[0]);
   Op* op = ctx.emit("CONCATENATION", inputs, {out});
   op->attrs["axis"] = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), out->rank());
