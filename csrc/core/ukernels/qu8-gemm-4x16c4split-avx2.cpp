@@ -23,11 +23,12 @@
 //   [0, 4·groups)           the bytes of group g at 4g (vpbroadcastd for safe tiles)
 //   [4·groups, 8·groups)    words (a0 | a2 << 16) of group g at 4·groups + 4g ("even")
 //   [8·groups, 12·groups)   words (a1 | a3 << 16) ("odd")
-// Working B, per 16-channel block (working_b_block_stride() apart):
-//   safe tiles, 64 bytes each (packed c4 layout), then the other tiles, 128 bytes each: int16
-//   pairs [even 0-7, odd 0-7, even 8-15, odd 8-15] with even lane j = (b0[j], b2[j]), odd lane
-//   j = (b1[j], b3[j]); at 128·groups: int32 A offsets 4g of the safe tiles' groups, then of the
-//   others'; at 132·groups: int32 number of safe tiles.
+// Working B, per 16-channel block (working_b_block_stride() apart), entries e < groups:
+//   entry e < safe: a safe tile at 64·e, 64 bytes (packed c4 layout);
+//   entry e ≥ safe: a wide tile at 128·(e + 1), 128 bytes: int16 pairs [even 0-7, odd 0-7,
+//     even 8-15, odd 8-15] with even lane j = (b0[j], b2[j]), odd lane j = (b1[j], b3[j]);
+//   at 128·(groups + 1): int32 A offset 4g of each entry's group; then int32 safe.
+// (Safe tiles fill from the front, wide ones from the back, so one branch-free pass writes both.)
 #include <immintrin.h>
 
 #include <cstring>
@@ -43,11 +44,11 @@ namespace {
 
 constexpr size_t kMr = 4;  // 6 rows measured no faster: its accumulators spill (16 ymm registers)
 constexpr size_t kBlocks = 1;
-constexpr size_t kAGroupBytes = 12;                                // bytes, even word, odd word
-constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;               // 64
-constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;              // 128
-constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);  // worst case: every tile wide
-constexpr size_t kBBlockTailBytes = sizeof(int32_t);               // the safe tile count
+constexpr size_t kAGroupBytes = 12;                                    // bytes, even word, odd word
+constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                   // 64
+constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;                  // 128
+constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);      // worst case: every tile wide
+constexpr size_t kBBlockTailBytes = kWideTileBytes + sizeof(int32_t);  // a spare tile, the safe tile count
 // Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes. The working copy of B costs about
 // one pass of this kernel over B per call; measured (BERT-base shapes, one thread, Gaussian
 // weights) the two break even at 11-14 rows.
@@ -81,18 +82,15 @@ void widen_a(size_t rows, size_t k, const uint8_t* a, size_t a_stride, uint8_t* 
   }
 }
 
-// Whether a 64-byte tile has a pair that could saturate vpmaddubsw (one sign, |w0| + |w1| > 128).
+// Whether a 64-byte tile has a pair that could saturate vpmaddubsw. One sign and |w0| + |w1| > 128
+// is the same as |w0 + w1| > 128 (with opposite signs |w0 + w1| ≤ 128 always), and w0 + w1 is
+// vpmaddubsw with A = 1, exact in int16.
 inline bool has_unsafe_pair(const int8_t* tile) {
-  __m256i unsafe = _mm256_setzero_si256();
-  for (size_t h = 0; h < 2; ++h) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + h * 32));
-    const __m256i w0 = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8);  // low byte of each pair
-    const __m256i w1 = _mm256_srai_epi16(w, 8);                        // high byte
-    const __m256i magnitude = _mm256_add_epi16(_mm256_abs_epi16(w0), _mm256_abs_epi16(w1));
-    const __m256i past_128 = _mm256_cmpgt_epi16(magnitude, _mm256_set1_epi16(128));
-    const __m256i signs_differ = _mm256_srai_epi16(_mm256_xor_si256(w0, w1), 15);
-    unsafe = _mm256_or_si256(unsafe, _mm256_andnot_si256(signs_differ, past_128));
-  }
+  const __m256i ones = _mm256_set1_epi8(1);
+  const __m256i sum0 = _mm256_maddubs_epi16(ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));
+  const __m256i sum1 = _mm256_maddubs_epi16(ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32)));
+  const __m256i largest = _mm256_max_epu16(_mm256_abs_epi16(sum0), _mm256_abs_epi16(sum1));
+  const __m256i unsafe = _mm256_cmpgt_epi16(largest, _mm256_set1_epi16(128));
   return !_mm256_testz_si256(unsafe, unsafe);
 }
 
@@ -111,26 +109,23 @@ void widen_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* src = b + nb * block_stride;
     int8_t* dst = out + nb * out_stride;
-    int32_t* offsets = reinterpret_cast<int32_t*>(dst + groups * kWideTileBytes);
-    // Sort the groups without branching on the weights (a mispredicted branch per tile cost more
-    // than the copies): safe groups' A offsets from the front, the others' from the back.
+    int32_t* offsets = reinterpret_cast<int32_t*>(dst + (groups + 1) * kWideTileBytes);
+    // One pass, no branch on the weights (a mispredicted branch per tile costs more than a copy):
+    // each tile is written both as the next safe tile and as the next wide one. The copy of the
+    // kind it is not lands where a later tile of that kind overwrites it, or in the gap between
+    // the two kinds (64·(safe + 1) ≤ 128·(groups − wide) at every step).
     size_t safe = 0, wide = 0;
     for (size_t g = 0; g < groups; ++g) {
-      const bool unsafe = has_unsafe_pair(src + g * kSafeTileBytes);
+      const int8_t* tile = src + g * kSafeTileBytes;
+      const bool unsafe = has_unsafe_pair(tile);
+      std::memcpy(dst + safe * kSafeTileBytes, tile, kSafeTileBytes);
+      widen_tile(tile, dst + (groups - wide) * kWideTileBytes);
       offsets[unsafe ? groups - 1 - wide : safe] = static_cast<int32_t>(g * kGemmKr);
       safe += unsafe ? 0 : 1;
       wide += unsafe ? 1 : 0;
     }
-    // The tile of A offset 4g is at 16 · 4g in the packed block.
-    for (size_t j = 0; j < safe; ++j) {
-      std::memcpy(dst + j * kSafeTileBytes, src + static_cast<size_t>(offsets[j]) * kGemmNr, kSafeTileBytes);
-    }
-    for (size_t j = safe; j < groups; ++j) {
-      widen_tile(src + static_cast<size_t>(offsets[j]) * kGemmNr,
-                 dst + safe * kSafeTileBytes + (j - safe) * kWideTileBytes);
-    }
     const int32_t safe_count = static_cast<int32_t>(safe);
-    std::memcpy(dst + groups * kBGroupBytes, &safe_count, sizeof safe_count);
+    std::memcpy(dst + (groups + 1) * kWideTileBytes + groups * sizeof(int32_t), &safe_count, sizeof safe_count);
   }
 }
 
@@ -147,13 +142,13 @@ struct Tile {
   static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t /*block_stride*/, int32_t* acc,
                   size_t acc_stride) {
     const size_t groups = groups_of(k);
+    const int32_t* offsets = reinterpret_cast<const int32_t*>(b + (groups + 1) * kWideTileBytes);
     int32_t safe;
-    std::memcpy(&safe, b + groups * kBGroupBytes, sizeof safe);
-    const int32_t* offsets = reinterpret_cast<const int32_t*>(b + groups * kWideTileBytes);
+    std::memcpy(&safe, offsets + groups, sizeof safe);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i vacc[MR][2];
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) vacc[r][0] = vacc[r][1] = _mm256_setzero_si256();
-    const int8_t* tile = b;
+    const int8_t* tile = b;  // safe tiles, then (below) the wide ones
     for (size_t e = 0; e < static_cast<size_t>(safe); ++e, tile += kSafeTileBytes) {
       const uint8_t* a_group = a + offsets[e];
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile));
@@ -165,6 +160,7 @@ struct Tile {
         vacc[r][1] = _mm256_add_epi32(vacc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(va, w1), ones));
       }
     }
+    tile = b + (static_cast<size_t>(safe) + 1) * kWideTileBytes;
     for (size_t e = static_cast<size_t>(safe); e < groups; ++e, tile += kWideTileBytes) {
       const uint8_t* a_even = a + groups * 4 + offsets[e];
       const __m256i* w = reinterpret_cast<const __m256i*>(tile);
