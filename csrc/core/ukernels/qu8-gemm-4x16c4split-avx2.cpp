@@ -15,7 +15,8 @@
 // A k group's share of the sum does not depend on the order the groups are added in (exact int32
 // arithmetic), so each list is one branch-free loop. Real (bell-shaped) weights have few unsafe
 // pairs: Gaussian weights quantized per channel leave about a quarter of the tiles on the int16
-// path, uniform ones all (then the kernel costs what the int16 path alone costs).
+// path, uniform ones all (then the kernel costs about 10% more than an int16-only one: the
+// sorting and the larger working copies; benchmarks/README.md, "The AVX2 tier").
 // (Splitting each unsafe pair into a vpmaddubsw-safe main part and a remainder instead costs 6
 // instructions per 32 MACs on every tile with a remainder, against 4 here: slower on uniform weights.)
 //
