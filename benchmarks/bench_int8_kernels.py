@@ -201,6 +201,21 @@ QUICK_SHAPES = [
 # Problem data: the same quantized tensors for every implementation
 
 
+# How the int8 weights are drawn (--weights): "uniform" in [-127, 127] (the default: a quarter of
+# the same-sign k pairs pass |w0| + |w1| > 128, the pairs that saturate vpmaddubsw), or "normal":
+# Gaussian floats quantized per output channel (max |w| -> 127), as a quantizer treats a trained
+# layer; about 1% of the pairs are past 128 there.
+WEIGHTS = ["uniform"]
+
+
+def make_weights(shape, kind: str, gen: torch.Generator) -> torch.Tensor:
+    if kind == "uniform":
+        return torch.randint(-127, 128, shape, dtype=torch.int8, generator=gen)
+    w = torch.randn(shape, generator=gen)
+    scale = w.abs().flatten(1).amax(dim=1).clamp_min(1e-12) / 127
+    return torch.round(w / scale.view(-1, *([1] * (w.dim() - 1)))).to(torch.int8)
+
+
 @dataclass
 class Problem:
     shape: object
@@ -221,16 +236,15 @@ class Problem:
         x_scale, x_zp = 0.02, 115
         if shape.kind == "linear":
             x = torch.randint(0, 256, (shape.m, shape.k), dtype=torch.uint8, generator=gen)
-            w = torch.randint(-127, 128, (shape.n, shape.k), dtype=torch.int8, generator=gen)
+            w_shape = (shape.n, shape.k)
             fan_in, n = shape.k, shape.n
         else:
             x = torch.randint(
                 0, 256, (shape.batch, shape.cin, shape.hw, shape.hw), dtype=torch.uint8, generator=gen
             ).contiguous(memory_format=torch.channels_last)
-            w = torch.randint(
-                -127, 128, (shape.cout, shape.cin // shape.groups, shape.k, shape.k), dtype=torch.int8, generator=gen
-            )
+            w_shape = (shape.cout, shape.cin // shape.groups, shape.k, shape.k)
             fan_in, n = shape.cin // shape.groups * shape.k**2, shape.cout
+        w = make_weights(w_shape, WEIGHTS[0], gen)
         # Weight scales that give outputs of about unit scale, varying per channel.
         w_scale = (torch.rand(n, generator=gen) + 0.5) / (127 * x_scale * 128 * fan_in**0.5) * 4
         bias = torch.randn(n, generator=gen) * 0.1
@@ -955,6 +969,8 @@ def reproduce(args, threads: Sequence[int]) -> str:
         argv += ["--stat", args.stat]
     if args.isa != "best":
         argv += ["--isa", args.isa]
+    if args.weights != "uniform":
+        argv += ["--weights", args.weights]
     return shlex.join(argv)
 
 
@@ -1097,6 +1113,12 @@ def main(argv=None) -> int:
         "CIRCLE_QUANT_ISA=avx2, oneDNN with ONEDNN_MAX_CPU_ISA=AVX2, each tier in a child "
         "process); several tiers also print a side-by-side table",
     )
+    p.add_argument(
+        "--weights",
+        choices=("uniform", "normal"),
+        default="uniform",
+        help="int8 weights uniform in [-127, 127] (default) or Gaussian quantized per channel (as trained layers)",
+    )
     p.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # a tier child's rows, for its parent
     args = p.parse_args(argv)
     tiers = args.isa.split(",")
@@ -1121,6 +1143,7 @@ def main(argv=None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
     STAT[0] = args.stat
+    WEIGHTS[0] = args.weights
     if args.clock == "cpu":
         if threads != [1]:
             p.error("--clock cpu needs --threads 1 (other threads' time would not be counted)")
@@ -1155,8 +1178,8 @@ def main(argv=None) -> int:
     others = None if cpu_before is None else _busy_seconds() - cpu_before
 
     print(
-        "int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights, float bias, "
-        "uint8 output requantized in the kernel; conv batch 1, channels-last input"
+        "int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights "
+        f"({args.weights}), float bias, uint8 output requantized in the kernel; conv batch 1, channels-last input"
     )
     print(f"CPU:     {cpu}; {flags}")
     print(

@@ -376,10 +376,10 @@ void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t bl
     a_stride = groups * uk.a_group_bytes;
   }
   if (uk.widen_b != nullptr) {
-    wide_b.resize(blocks * groups * uk.b_group_bytes + 1);
+    wide_b.resize(blocks * ukernels::working_b_block_stride(uk, groups) + 1);
     uk.widen_b(blocks, k, b, block_stride, wide_b.data());
     b = wide_b.data();
-    block_stride = groups * uk.b_group_bytes;
+    block_stride = ukernels::working_b_block_stride(uk, groups);
   }
   uk.accumulate(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
 }
@@ -472,7 +472,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
   uint8_t* out_rows = static_cast<uint8_t*>(out) + static_cast<size_t>(m_begin) * out_stride * elem;
   const size_t packed_block_stride = w.block_stride();
-  const size_t block_stride = uk.widen_b != nullptr ? groups * uk.b_group_bytes : packed_block_stride;
+  const size_t block_stride =
+      uk.widen_b != nullptr ? ukernels::working_b_block_stride(uk, groups) : packed_block_stride;
   const size_t first_block = static_cast<size_t>(n_begin) / kGemmNr;
   const size_t end_block = (static_cast<size_t>(n_end) + kGemmNr - 1) / kGemmNr;
   const size_t chunk_blocks = std::max<size_t>(

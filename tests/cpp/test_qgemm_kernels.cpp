@@ -62,6 +62,8 @@ enum class Values {
   kMinus127,       // A = 255, every weight -127
   kSameSignPairs,  // A = 255, each k pair (2j, 2j+1) of one sign with |w0| + |w1| in (128, 255]
   kAlternating,    // A alternating 255 / 0, weights alternating 127 / -128
+  kPairsOf127,     // A = 255, k pairs alternating (127, 127) and (-127, -127): every pair unsafe
+  kFewUnsafe,      // A = 255, small weights (|w| <= 40) and about one k pair in 200 past 128
 };
 const char* values_name(Values v) {
   switch (v) {
@@ -73,6 +75,8 @@ const char* values_name(Values v) {
     case Values::kMinus127: return "A=255, B=-127";
     case Values::kSameSignPairs: return "A=255, same-sign B pairs past 128";
     case Values::kAlternating: return "A 255/0, B 127/-128 alternating";
+    case Values::kPairsOf127: return "A=255, B pairs (127, 127) / (-127, -127)";
+    case Values::kFewUnsafe: return "A=255, small B with a few unsafe pairs";
   }
   return "?";
 }
@@ -86,7 +90,9 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
       case Values::kZeroA: x = 0; break;
       case Values::kExtremeMix: x = uniform_int<int>(rng, 0, 1) ? 255 : 0; break;
       case Values::kMinus127:
-      case Values::kSameSignPairs: x = 255; break;
+      case Values::kSameSignPairs:
+      case Values::kPairsOf127:
+      case Values::kFewUnsafe: x = 255; break;
       case Values::kAlternating: x = (&x - a->data()) % 2 == 0 ? 255 : 0; break;
     }
   }
@@ -110,7 +116,17 @@ void fill(Values v, std::mt19937& rng, std::vector<uint8_t>* a, std::vector<int8
       case Values::kExtremeMix: x = uniform_int<int>(rng, 0, 1) ? 127 : -128; break;
       case Values::kMinus127: x = -127; break;
       case Values::kAlternating: x = (&x - w->data()) % 2 == 0 ? 127 : -128; break;
+      case Values::kPairsOf127: x = (&x - w->data()) % 4 < 2 ? 127 : -127; break;
+      case Values::kFewUnsafe: x = static_cast<int8_t>(uniform_int<int>(rng, -40, 40)); break;
       case Values::kSameSignPairs: break;  // filled above
+    }
+  }
+  if (v == Values::kFewUnsafe) {  // a pair here and there (weights are rows [n, k]: k pairs are adjacent)
+    for (size_t i = 0; i + 1 < w->size(); i += 2) {
+      if (uniform_int<int>(rng, 0, 199) != 0) continue;
+      const int sign = uniform_int<int>(rng, 0, 1) ? 1 : -1;
+      (*w)[i] = static_cast<int8_t>(sign * uniform_int<int>(rng, 65, 127));
+      (*w)[i + 1] = static_cast<int8_t>(sign * uniform_int<int>(rng, 65, 127));
     }
   }
 }
@@ -175,8 +191,9 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
   // All-255 A with all -128 or all 127 B is where a vpmaddubsw kernel saturates; the sums are
   // also checked against their closed form, not only against the scalar kernel.
   std::mt19937 rng(99);
-  for (Values v : {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA, Values::kExtremeMix,
-                   Values::kMinus127, Values::kSameSignPairs, Values::kAlternating}) {
+  for (Values v :
+       {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA, Values::kExtremeMix, Values::kMinus127,
+        Values::kSameSignPairs, Values::kAlternating, Values::kPairsOf127, Values::kFewUnsafe}) {
     for (size_t k :
          {size_t{1}, size_t{3}, size_t{4}, size_t{17}, size_t{64}, size_t{255}, size_t{1000}, size_t{4100}}) {
       for (size_t mr : {size_t{1}, uk_.mr}) {
@@ -821,7 +838,7 @@ void check_problem(const GemmProblem& p, std::mt19937& rng, bool check_splits) {
 TEST_P(QgemmTest, MatchesOracleOnRandomShapes) {
   IsaOverride force(GetParam());
   std::mt19937 rng(2024 + static_cast<int>(GetParam()));
-  const int64_t ms[] = {1, 2, 3, 5, 8, 9, 13, 17};
+  const int64_t ms[] = {1, 2, 3, 5, 8, 9, 13, 16, 17, 23, 40};
   const int64_t ns[] = {1, 3, 15, 16, 17, 31, 48, 50, 64, 97, 144};
   const int64_t ks[] = {0, 1, 2, 3, 4, 5, 7, 8, 15, 17, 33, 64, 65, 100, 257};
   for (int iter = 0; iter < 400; ++iter) {
@@ -911,18 +928,18 @@ TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
   }
 }
 
-TEST(QgemmTileChoice, Avx2WidensOperandsFromMinRows) {
-  // Few rows: the in-loop unpacking kernel (widening B per call would cost as much as the GEMM);
-  // from min_rows on, the kernel that reads int16 operands widened once per call.
-  const GemmMicrokernel& w16 = registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4w16-avx2").kernel;
-  const std::string widened = w16.name;
-  const size_t min_rows = w16.min_rows;
+TEST(QgemmTileChoice, Avx2SplitsPairsFromMinRows) {
+  // Few rows: the kernel that reads the packed bytes (splitting B per call would cost a pass over
+  // the weights); from min_rows on, vpmaddubsw on B split into pairs that cannot saturate.
+  const GemmMicrokernel& split = registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4split-avx2").kernel;
+  const std::string name = split.name;
+  const size_t min_rows = split.min_rows;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
     for (size_t rows = 1; rows < min_rows; ++rows) {
       EXPECT_STREQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, "qu8-gemm-3x16c4-avx2");
     }
     for (size_t rows : {min_rows, min_rows + 1, size_t{512}}) {
-      EXPECT_EQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, widened) << rows << " rows";
+      EXPECT_EQ(ukernels::gemm_microkernel_for(isa, 4, rows).name, name) << rows << " rows";
     }
   }
 }
@@ -936,9 +953,10 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
   // or of a vector; M = 1 and N not a multiple of the tile; random shapes and zero points.
   IsaOverride force(GetParam());
   std::mt19937 rng(31337);
-  const int64_t shapes[][3] = {{1, 16, 64},  {1, 17, 3},   {2, 33, 5},     {3, 48, 31}, {4, 16, 33},
-                               {5, 50, 130}, {8, 97, 257}, {13, 20, 1023}, {17, 3, 4}};
-  for (int pattern = 0; pattern < 5; ++pattern) {
+  const int64_t shapes[][3] = {{1, 16, 64},   {1, 17, 3},   {2, 33, 5},     {3, 48, 31}, {4, 16, 33},
+                               {5, 50, 130},  {8, 97, 257}, {13, 20, 1023}, {17, 3, 4},  {9, 40, 66},
+                               {33, 70, 130}, {16, 33, 7},  {23, 50, 257}};
+  for (int pattern = 0; pattern < 7; ++pattern) {
     for (const auto& s : shapes) {
       GemmProblem p = random_problem(rng, s[0], s[1], s[2]);
       p.a_signed = false;
@@ -958,6 +976,11 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
                                                       : -128;
             break;
           case 4: v = kk % 2 == 0 ? 127 : -128; break;
+          case 5: v = kk % 4 < 2 ? 127 : -127; break;  // every k pair same-sign and unsafe
+          case 6:                                      // small weights with a few unsafe pairs: a sparse remainder
+            v = kk % 2 == 1 && uniform_int<int>(rng, 0, 30) == 0 ? (static_cast<int8_t>(p.w[i - 1]) >= 0 ? 127 : -128)
+                                                                 : uniform_int<int>(rng, -100, 100);
+            break;
         }
         p.w[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
       }

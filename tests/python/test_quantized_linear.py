@@ -468,14 +468,14 @@ def test_call_errors_name_the_op_and_argument():
 
 
 def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
-    """AVX2 runs the in-register unpacking kernel for few rows and the widened one from 8 rows;
+    """AVX2 runs the kernel that reads the packed bytes for few rows and the pair-split one from 16 rows;
     every ISA's name says its tier; a row count below 1 is a clear error."""
     if "avx2" in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa("avx2"):
             assert torch_circle.ops.gemm_kernel_name(1) == "qu8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(7) == "qu8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(8) == "qu8-gemm-4x16c4w16-avx2"
-            assert torch_circle.ops.gemm_kernel_name(512) == "qu8-gemm-4x16c4w16-avx2"
+            assert torch_circle.ops.gemm_kernel_name(15) == "qu8-gemm-3x16c4-avx2"
+            assert torch_circle.ops.gemm_kernel_name(16) == "qu8-gemm-4x16c4split-avx2"
+            assert torch_circle.ops.gemm_kernel_name(512) == "qu8-gemm-4x16c4split-avx2"
     for isa in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa(isa):
             name = torch_circle.ops.gemm_kernel_name()

@@ -54,7 +54,9 @@ using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_s
 //   widen_a: rows of A (uint8, a_stride bytes apart, k bytes each) → out, a_group_bytes per k
 //            group of 4 per row (row stride groups · a_group_bytes);
 //   widen_b: `blocks` packed blocks (block_stride apart) → out, b_group_bytes per k group per block
-//            (block stride groups · b_group_bytes), groups = ceil(k / 4).
+//            and b_block_tail_bytes after them (groups = ceil(k / 4)); the kernel defines what they
+//            hold (widened int16 pairs, or main and remainder of a pair split).
+//   The working blocks start on 64-byte boundaries: working_b_block_stride() apart.
 using WidenAFn = void (*)(size_t rows, size_t k, const uint8_t* a, size_t a_stride, uint8_t* out);
 using WidenBFn = void (*)(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out);
 
@@ -73,8 +75,18 @@ struct GemmMicrokernel {
   WidenBFn widen_b = nullptr;  // nullptr: reads the packed B blocks
   size_t a_group_bytes = kGemmKr;
   size_t b_group_bytes = kGemmKr * kGemmNr;
-  size_t min_rows = 1;  // gemm_microkernel_for picks it only for calls of at least this many rows
+  size_t min_rows = 1;            // gemm_microkernel_for picks it only for calls of at least this many rows
+  size_t b_block_tail_bytes = 0;  // widen_b: bytes per block after its groups
 };
+
+// Distance between two working B blocks: the groups and the tail, rounded up to a cache line so
+// that every block starts on one (vector loads that split lines cost twice).
+constexpr size_t working_b_block_stride(size_t group_bytes, size_t tail_bytes, size_t groups) {
+  return (groups * group_bytes + tail_bytes + 63) / 64 * 64;
+}
+inline size_t working_b_block_stride(const GemmMicrokernel& uk, size_t groups) {
+  return working_b_block_stride(uk.b_group_bytes, uk.b_block_tail_bytes, groups);
+}
 // Each kernel file defines its descriptor as a constant, e.g.
 //   extern constexpr GemmMicrokernel qu8_gemm_3x16c4_avx2 = {...};
 // (constexpr: constant-initialized data, so nothing compiled with the ISA's flags runs before

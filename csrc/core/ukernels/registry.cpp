@@ -17,7 +17,7 @@ extern const GemmMicrokernel qu8_gemm_4x16c4_scalar;
 extern const DwConvMicrokernel q8_dwconv_c1_scalar;
 #if defined(__x86_64__)
 extern const GemmMicrokernel qu8_gemm_3x16c4_avx2;
-extern const GemmMicrokernel qu8_gemm_4x16c4w16_avx2;
+extern const GemmMicrokernel qu8_gemm_4x16c4split_avx2;
 extern const GemmMicrokernel qu8_gemm_6x16c4_avxvnni;
 extern const GemmMicrokernel qu8_gemm_6x16c4_evex_avx512vnni;
 extern const GemmMicrokernel qu8_gemm_8x48c4_avx512vnni;
@@ -122,8 +122,8 @@ const KernelList<GemmMicrokernel>& gemm_kernels() {
   static const KernelList<GemmMicrokernel> list = {
     row(qu8_gemm_4x16c4_scalar, Isa::kScalar),
 #if defined(__x86_64__)
-    row(qu8_gemm_3x16c4_avx2, Isa::kAvx2),     // default: unpacks A and B in registers
-    row(qu8_gemm_4x16c4w16_avx2, Isa::kAvx2),  // from min_rows on: widened copies
+    row(qu8_gemm_3x16c4_avx2, Isa::kAvx2),       // default: unpacks A and B in registers
+    row(qu8_gemm_4x16c4split_avx2, Isa::kAvx2),  // from min_rows on: vpmaddubsw where exact
     row(qu8_gemm_6x16c4_avxvnni, Isa::kAvxVnni),
     row(qu8_gemm_8x48c4_avx512vnni, Isa::kAvx512Vnni),
     row(qu8_gemm_6x64c4_avx512vnni, Isa::kAvx512Vnni),  // when 64 fills the last tile better
