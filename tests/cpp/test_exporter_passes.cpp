@@ -926,6 +926,45 @@ TEST(LegalizeGatherTypes, CircleGathersInt64DataAsInt32BetweenCasts) {
   EXPECT_EQ(op_types(tflite), (std::vector<std::string>{"GATHER"}));
 }
 
+TEST(LegalizeGatherTypes, CircleRewritesIntegerOpsOnertCannotRun) {
+  // SLICE / PAD of int64: a GATHER of the kept positions (on int32), a CONCATENATION with zeros;
+  // TILE of size-1 dims: BROADCAST_TO; FLOOR_DIV of int64: int32 in both formats.
+  for (ex::FileFormat format : {ex::FileFormat::kCircle, ex::FileFormat::kTflite}) {
+    Graph g;
+    g.format = format;
+    Tensor* x = graph_input(g, "x", {2, 5}, DType::kInt64);
+    Tensor* sliced = g.add_tensor("sliced", {2, 3}, DType::kInt64);
+    g.add_op("SLICE", {x}, {sliced})->attrs = {{"begin", std::vector<int64_t>{0, 1}},
+                                               {"size", std::vector<int64_t>{2, 3}}};
+    Tensor* padded = g.add_tensor("padded", {2, 4}, DType::kInt64);
+    g.add_op("PAD", {sliced}, {padded})->attrs["paddings"] = std::vector<int64_t>{0, 0, 1, 0};
+    Tensor* halved = g.add_tensor("halved", {2, 4}, DType::kInt64);
+    g.add_op("FLOOR_DIV", {padded, g.add_constant("two", at::full({}, 2, at::kLong))}, {halved});
+    Tensor* column = g.add_tensor("column", {2, 4, 1}, DType::kInt64);
+    g.add_op("RESHAPE", {halved}, {column})->attrs["shape"] = column->shape;
+    Tensor* wide = g.add_tensor("wide", {2, 4, 3}, DType::kInt64);
+    g.add_op("TILE", {column}, {wide})->attrs["multiples"] = std::vector<int64_t>{1, 1, 3};
+    g.outputs.push_back(wide);
+    ex::legalize_gather_types(g);
+    if (format == ex::FileFormat::kTflite) {
+      EXPECT_EQ(op_types(g),
+                (std::vector<std::string>{"SLICE", "PAD", "CAST", "FLOOR_DIV", "CAST", "RESHAPE", "TILE"}));
+      continue;
+    }
+    EXPECT_EQ(op_types(g), (std::vector<std::string>{"CAST", "GATHER", "CAST", "CONCATENATION", "CAST", "FLOOR_DIV",
+                                                     "CAST", "RESHAPE", "CAST", "BROADCAST_TO", "CAST"}));
+    Op* gather = only_op(g, "GATHER");
+    EXPECT_TRUE(at::equal(gather->inputs[1]->data, at::arange(1, 4, at::kInt)));
+    EXPECT_EQ(gather->i("axis"), 1);
+    Op* concat = only_op(g, "CONCATENATION");
+    ASSERT_EQ(concat->inputs.size(), 2u);
+    EXPECT_TRUE(at::equal(concat->inputs[0]->data, at::zeros({2, 1}, at::kLong)));
+    EXPECT_EQ(only_op(g, "FLOOR_DIV")->inputs[1]->dtype, DType::kInt32);
+    EXPECT_EQ(only_op(g, "BROADCAST_TO")->ints("shape"), (std::vector<int64_t>{2, 4, 3}));
+    ex::validate(g);
+  }
+}
+
 namespace {
 // A [1, 2, 3, 4] graph input x and its NHWC transpose, as legalize_layout leaves them.
 std::pair<Tensor*, Tensor*> input_and_nhwc(Graph& g) {

@@ -147,6 +147,65 @@ FLOAT_CASES = {
     "to_device": (lambda x: x.to(device="cpu") * 2, (X3,)),
     "diff": (lambda x: torch.diff(x, dim=1), (X3,)),
     "diff_twice_prepend": (lambda x: torch.diff(x, n=2, prepend=x[:, :, :1]), (X3,)),
+    # conv3d: the depth taps gathered into the channels of one conv2d (onert has no CONV_3D).
+    "conv3d": (lambda x, w: F.conv3d(x, w), (_randn(1, 2, 4, 5, 5), _randn(3, 2, 2, 2, 2))),
+    "conv3d_stride_pad_dilation": (
+        lambda x, w, b: F.conv3d(x, w, b, stride=(2, 1, 2), padding=(1, 0, 2), dilation=(2, 1, 1)),
+        (_randn(2, 2, 7, 6, 7), _randn(3, 2, 3, 2, 3), _randn(3)),
+    ),
+    "conv3d_padding_same": (
+        lambda x, w: F.conv3d(x, w, padding="same"),
+        (_randn(1, 2, 4, 5, 5), _randn(3, 2, 3, 3, 3)),
+    ),
+    "grouped_conv_weight_input": (
+        lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2),
+        (X4, _randn(6, 2, 3, 3), _randn(6)),
+    ),
+    "flip": (lambda x: torch.flip(x, [0, 2]), (X3,)),
+    "flip_int64": (lambda i: torch.flip(i, [-1]) * 2, (torch.arange(12).reshape(3, 4),)),
+    "einsum_batched_matmul": (lambda a, b: torch.einsum("bij,bjk->bik", a, b), (X3, _randn(2, 8, 3))),
+    "einsum_maxvit_scores": (
+        lambda q, k: torch.einsum("B G H I D, B G H J D -> B G H I J", q, k),
+        (_randn(2, 3, 2, 5, 4), _randn(2, 3, 2, 6, 4)),
+    ),
+    "einsum_ellipsis_implicit_sum": (
+        lambda a, b: torch.einsum("...ij,...kj", a, b) + torch.einsum("bij->j", a).sum(),
+        (X3, _randn(2, 3, 8)),
+    ),
+    "einsum_three_operands": (
+        lambda a, b, c: torch.einsum("ij,jk,kl->li", a, b, c),
+        (_randn(3, 4), _randn(4, 2), _randn(2, 5)),
+    ),
+    "einsum_outer_and_hadamard": (
+        lambda a, b: torch.einsum("i,j->ji", a, b[0]) * torch.einsum("ij,ij->i", b, b)[0],
+        (_randn(3), _randn(2, 4)),
+    ),
+    "index_several_tensors": (lambda x, i, j: x[:, i, j], (X3, torch.tensor([[0], [4]]), torch.tensor([1, -2, 7]))),
+    "index_put": (lambda x, i, v: x.index_put((i,), v), (X3, torch.tensor([1, -1]), _randn(2, 5, 8))),
+    "index_put_pair_scalar": (
+        lambda x, j: x.clone().index_put_((torch.arange(2), j), torch.tensor(7.0)),
+        (X3, torch.tensor([4, 0])),
+    ),
+    "index_put_repeated_index": (
+        lambda x, i, v: x.index_put((i,), v),
+        (_randn(5, 3), torch.tensor([0, 2, 0]), _randn(3, 3)),
+    ),
+    "index_put_accumulate": (
+        lambda x, i, v: x.index_put((i,), v, accumulate=True),
+        (_randn(5, 3), torch.tensor([0, 2, 0]), _randn(3, 3)),
+    ),
+    "index_put_int64_mask": (
+        lambda n: torch.zeros(2, 6, dtype=torch.long).index_put((torch.arange(2), n - 1), torch.tensor(1)),
+        (torch.tensor([3, 6]),),
+    ),
+    "index_put_bool_mask": (lambda x: x.clone().index_put_((~(x > 0),), torch.tensor(0.0)), (X3,)),
+    # Integer ops onert 0.1.0 has no kernel for (SLICE, PAD, TILE, FLOOR_DIV of int64 / bool):
+    # rewritten on int32 (legalize_gather_types). Wav2Vec2 builds its mask with these.
+    "integer_cumsum_pad_slice": (lambda i: F.pad(i.cumsum(-1), (1, 2))[:, 1:4], (torch.arange(10).reshape(2, 5),)),
+    "integer_floor_div_repeat": (
+        lambda i: (torch.div(i - 3, 2, rounding_mode="floor") + 1).unsqueeze(-1).repeat(1, 1, 3) > 0,
+        (torch.arange(-4, 6).reshape(2, 5),),
+    ),
     # One case per Circle op no other case writes (tests/python/op_coverage.py checks the table).
     "sin_cos": (lambda x: torch.sin(x) * torch.cos(x), (X3,)),
     "floor_divide": (lambda x: torch.div(x * 4, 0.75, rounding_mode="floor"), (X3,)),
@@ -310,10 +369,22 @@ def test_broadcast_to_is_written_with_a_version_litert_registers():
     _expect_match(cm, model, (X3,))
 
 
-def test_indexing_with_several_index_tensors_gives_a_clear_error():
-    # Constant index tensors are fine (index_constant_pair); indices computed at run time are not.
-    with pytest.raises(torch_circle.ExportError, match="constant indices only"):
-        torch_circle.export(Fn(lambda x, i, j: x[i, j]), (X3, torch.tensor([0, 1]), torch.tensor([1, 2])))
+def test_index_put_and_several_index_tensors_need_no_scatter_or_gather_nd():
+    # onert 0.1.0 has no SCATTER_ND / GATHER_ND kernel: flat positions and one GATHER each.
+    for name in ("index_put", "index_several_tensors"):
+        fn, inputs = FLOAT_CASES[name]
+        operators = torch_circle.export(Fn(fn), inputs).operators
+        assert "GATHER" in operators and not {"SCATTER_ND", "GATHER_ND"} & set(operators), operators
+
+
+def test_unsupported_indexing_gives_a_clear_error():
+    with pytest.raises(torch_circle.ExportError, match="depends on the data"):
+        x = X3[0, 0]  # one value per masked element: as many as x has positives
+        torch_circle.export(Fn(lambda x, v: x.clone().index_put_((x > 0,), v)), (x, _randn(int((x > 0).sum()))))
+    with pytest.raises(torch_circle.ExportError, match="grouped conv3d"):
+        torch_circle.export(Fn(lambda x, w: F.conv3d(x, w, groups=2)), (_randn(1, 4, 3, 3, 3), _randn(2, 2, 1, 1, 1)))
+    with pytest.raises(torch_circle.ExportError, match="repeats a label"):
+        torch_circle.export(Fn(lambda x: torch.einsum("ii->i", x)), (_randn(3, 3),))
     with pytest.raises(torch_circle.ExportError, match="not adjacent"):
         torch_circle.export(Fn(lambda x: x[torch.tensor([0, 1]), :, torch.tensor([1, 2])]), (X3,))
 
@@ -365,8 +436,21 @@ class PoolResizeRoll(nn.Module):
         return torch.roll(y, shifts=3, dims=3).repeat(2, 1, 1, 1, 1)
 
 
+class FlipBetweenConvs(nn.Module):
+    """Quantized activations through flip (REVERSE_V2: integer in LiteRT, float between
+    DEQUANTIZE and QUANTIZE in onert, which reverses float32 only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.b(torch.flip(self.a(x), [3, 1]))
+
+
 QUANT_CASES = {
     "mobilenet_v3_block": (SqueezeExcite(), (_randn(2, 3, 12, 12),)),
+    "flip_between_convs": (FlipBetweenConvs(), (_randn(1, 3, 6, 6),)),
     "pool_resize_roll": (PoolResizeRoll(), (_randn(1, 3, 6, 6),)),
     "gather_pad_chunk": (GatherHead(), (X4, torch.tensor([5, 0, 3]), torch.randint(0, 6, (2, 2, 4, 3)))),
 }

@@ -166,7 +166,14 @@ def _build(name):
                 do_stable_layer_norm=True,
             )
         )
-        return model, "input_values", lambda seed=0: torch.randn(2, AUDIO, generator=_generator(seed)), None
+        # The mask over the samples becomes one over the frames with index_put_, flip and cumsum,
+        # and zeroes the padded frames with hidden_states[~mask] = 0.
+        return (
+            model,
+            "input_values",
+            lambda seed=0: torch.randn(2, AUDIO, generator=_generator(seed)),
+            _padding_mask(AUDIO, 100),
+        )
     if name == "whisper_encoder":  # two conv1d + GELU, sinusoidal positions, pre-norm encoder
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -203,10 +210,8 @@ def _llama_config():
 
 
 ENCODERS = ["bert", "distilbert", "mobilebert", "gpt2", "llama", "vit", "wav2vec2", "whisper_encoder"]
-# Wav2Vec2's mask (_get_feature_vector_attention_mask) is built with index_put_, flip and
-# hidden_states[~mask] = 0, which the exporter does not support yet; ViT and Whisper's encoder take
-# no attention mask.
-WITH_MASK = ["bert", "distilbert", "mobilebert", "gpt2", "llama"]
+# ViT and Whisper's encoder take no attention mask.
+WITH_MASK = ["bert", "distilbert", "mobilebert", "gpt2", "llama", "wav2vec2"]
 CASES = [(name, False) for name in ENCODERS] + [(name, True) for name in WITH_MASK]
 CASE_IDS = [f"{name}-{'mask' if mask else 'no_mask'}" for name, mask in CASES]
 
@@ -290,11 +295,30 @@ def _check_steps(all_steps, what):
         )
 
 
+# Wav2Vec2 zeroes its padded frames (hidden_states[~mask] = 0) before the positional convolution
+# and pre-norm encoder layers: those rows hold only the convolution's spill-over from the last
+# frames, and their layer norms magnify the rounding of such small values. Measured: int8 10 steps
+# there (0-1 on the frames the mask keeps), uint8 5. The bounds apply to the kept frames; the
+# padded ones, which the model's own mask excludes downstream, get twice the bound.
+PADDED_FRAME_STEPS = 2 * MAX_STEPS
+
+
+def _wav2vec2_kept_frames(model, mask, steps):
+    frames = model.model._get_feature_vector_attention_mask(steps.shape[1], mask).numpy()
+    return np.broadcast_to(frames[..., None], steps.shape)
+
+
 @pytest.mark.parametrize("preset,fmt", QUANTIZED)
 @pytest.mark.parametrize("name,with_mask", CASES, ids=CASE_IDS)
 def test_quantized_export_runs_within_steps_of_converted_model(name, with_mask, preset, fmt):
     model, inputs, calibration = _encoder_case(name, with_mask)
-    _check_steps(_quantized_steps(model, inputs, calibration, preset, fmt), f"{name} {preset}")
+    all_steps = _quantized_steps(model, inputs, calibration, preset, fmt)
+    if name == "wav2vec2" and with_mask:
+        (steps,) = all_steps
+        kept = _wav2vec2_kept_frames(model, inputs[1], steps)
+        assert 0 < kept.mean() < 1 and steps[~kept].max() <= PADDED_FRAME_STEPS, steps[~kept].max()
+        all_steps = [steps[kept]]
+    _check_steps(all_steps, f"{name} {preset}")
 
 
 @pytest.mark.parametrize("preset,fmt", QUANTIZED)

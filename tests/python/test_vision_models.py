@@ -35,6 +35,7 @@ FAMILIES = [
     pytest.param("efficientnet_v2_s", marks=slow),
     "googlenet",
     pytest.param("inception_v3", marks=slow),
+    pytest.param("maxvit", marks=slow),
     "mnasnet0_5",
     "mobilenet_v2",
     "mobilenet_v3_small",
@@ -55,8 +56,6 @@ FAMILIES = [
     pytest.param("fcn_resnet50", marks=slow),
     pytest.param("deeplabv3_resnet50", marks=slow),
 ]
-# Families that do not export yet, with the ops that stop them (the test fails once they do).
-NOT_YET = {"maxvit": ["aten.einsum.default"]}
 
 
 def _relative_error(actual, expected):
@@ -71,15 +70,6 @@ def test_float_export_matches_eager_in_onert(name):
     (actual,) = torch_circle.export(model, (x,)).run(x)
     assert actual.shape == expected.shape
     assert _relative_error(actual, expected) <= 1e-4, f"{name}: {_relative_error(actual, expected):.2e}"
-
-
-@pytest.mark.parametrize("name", list(NOT_YET))
-def test_families_that_do_not_export_yet_name_their_ops(name):
-    model, x = vision_models.build(name, torchvision)
-    with pytest.raises(torch_circle.ExportError) as error:
-        torch_circle.export(model, (x,))
-    for op in NOT_YET[name]:
-        assert op in str(error.value)
 
 
 # The runtime's output against the converted PyTorch model, in output steps: the largest

@@ -437,6 +437,7 @@ _register(
         aten.repeat.default,
         aten.index_select.default,
         aten.gather.default,
+        aten.flip.default,
         aten.upsample_nearest2d.vec,
         aten.upsample_nearest2d.default,
     ],

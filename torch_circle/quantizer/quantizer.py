@@ -117,6 +117,8 @@ class CircleQuantizer(Quantizer):
                 or patterns.is_annotated(node)
                 or not patterns.depends_on_input(node)
                 or patterns.builds_attention_mask(node)
+                # integer arithmetic (lengths, positions: Wav2Vec2's `lengths - 1`) is exact as it is
+                or not patterns.produces_float(node)
             ):
                 continue
             config = self.config_for(node)

@@ -253,6 +253,17 @@ Tensor* ImportContext::reshape(Tensor* x, const std::vector<int64_t>& shape, con
   return out;
 }
 
+Tensor* ImportContext::transpose(Tensor* x, const std::vector<int64_t>& perm, const std::string& suffix, Tensor* out) {
+  if (!out) {
+    std::vector<int64_t> shape(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) shape[i] = x->shape.at(static_cast<size_t>(perm[i]));
+    out = temp(shape, x->dtype, suffix);
+    out->quant = x->quant;
+  }
+  emit("TRANSPOSE", {x}, {out})->attrs["perm"] = perm;
+  return out;
+}
+
 void ImportContext::alias(Tensor* tensor, size_t index) {
   auto& produced = values_[node_index_];
   if (produced.size() <= index) produced.resize(index + 1, nullptr);

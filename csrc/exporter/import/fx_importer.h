@@ -46,6 +46,8 @@ class ImportContext {
   Tensor* times(Tensor* t, double factor, const std::string& suffix);
   // RESHAPE of `x` to `shape` into `out` (a new tensor named after the node when null).
   Tensor* reshape(Tensor* x, const std::vector<int64_t>& shape, const std::string& suffix, Tensor* out = nullptr);
+  // TRANSPOSE of `x` by `perm` (out[i] = x's dim perm[i]) into `out` (a new tensor when null).
+  Tensor* transpose(Tensor* x, const std::vector<int64_t>& perm, const std::string& suffix, Tensor* out = nullptr);
 
   // Adds an op tagged with the current node as its origin.
   Op* emit(std::string type, std::vector<Tensor*> inputs, std::vector<Tensor*> outputs);

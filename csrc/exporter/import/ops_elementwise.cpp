@@ -110,6 +110,13 @@ IMPORT_OP({"aten.logical_and.default", "aten.__and__.Tensor", "aten.bitwise_and.
           [](ImportContext& ctx) { logical(ctx, "LOGICAL_AND"); });
 IMPORT_OP({"aten.logical_or.default", "aten.__or__.Tensor", "aten.bitwise_or.Tensor"},
           [](ImportContext& ctx) { logical(ctx, "LOGICAL_OR"); });
+// ~mask on a bool tensor (x[~mask] = 0): LOGICAL_NOT; on integers it would be -x - 1.
+IMPORT_OP({"aten.bitwise_not.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  if (x->dtype != DType::kBool)
+    ctx.fail(fmt::format("bitwise not of a {} tensor is not supported (only of bool tensors)", dtype_name(x->dtype)));
+  ctx.emit("LOGICAL_NOT", {x}, {ctx.output()});
+});
 
 IMPORT_OP({"aten.add.Tensor", "aten.add.Scalar"}, [](ImportContext& ctx) { binary(ctx, "ADD", true); });
 IMPORT_OP({"aten.sub.Tensor", "aten.sub.Scalar"}, [](ImportContext& ctx) { binary(ctx, "SUB", true); });

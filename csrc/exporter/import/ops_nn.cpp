@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <limits>
+#include <map>
 
 namespace torch_circle::exporter {
 namespace {
@@ -47,6 +49,49 @@ Tensor* to_2d(ImportContext& ctx, Tensor* x, const std::string& suffix) {
   return ctx.reshape(x, shape, suffix);
 }
 
+// conv3d over [N, C, D, H, W]. onert 0.1.0 has no CONV_3D kernel, so the depth taps become
+// channels of one conv2d: the input is zero-padded in depth, one GATHER picks for each output
+// depth its KD input depths ([N, D_out * KD, C*H*W] → [N * D_out, KD * C, H, W]), and the weight
+// [O, C, KD, KH, KW] is rearranged to [O, KD * C, KH, KW] (folded at export time for a
+// constant). The conv2d's [N * D_out, O, H', W'] goes back to [N, O, D_out, H', W'].
+// pads: [front, top, left, back, bottom, right].
+void import_conv3d(ImportContext& ctx, Tensor* x, Tensor* weight, Tensor* bias, const std::vector<int64_t>& stride,
+                   const std::vector<int64_t>& dilation, const std::vector<int64_t>& pads, int64_t groups,
+                   Tensor* out) {
+  if (groups != 1) ctx.fail("grouped conv3d is not supported");
+  if (x->rank() != 5 || numel(x->shape) < 0 || numel(weight->shape) < 0 || numel(out->shape) < 0)
+    ctx.fail("conv3d needs static 5-D shapes");
+  int64_t n = x->shape[0], c = x->shape[1], d = x->shape[2], h = x->shape[3], w = x->shape[4];
+  int64_t o = weight->shape[0], kd = weight->shape[2], kh = weight->shape[3], kw = weight->shape[4];
+  int64_t d_out = out->shape[2];
+  // [N, C, D, H*W] → [N, D, C, H*W] → [N, D, C*H*W] (4-D at most: what every runtime transposes).
+  Tensor* depth_major = ctx.transpose(ctx.reshape(x, {n, c, d, h * w}, "ncd_hw"), {0, 2, 1, 3}, "depth_major");
+  Tensor* rows = ctx.reshape(depth_major, {n, d, c * h * w}, "depth_rows");
+  if (pads[0] || pads[3]) {
+    Tensor* padded = ctx.temp({n, d + pads[0] + pads[3], c * h * w}, x->dtype, "depth_padded");
+    ctx.emit("PAD", {rows}, {padded})->attrs["paddings"] = std::vector<int64_t>{0, 0, pads[0], pads[3], 0, 0};
+    rows = padded;
+  }
+  at::Tensor taps = at::arange(d_out, at::kInt).reshape({d_out, 1}) * static_cast<int32_t>(stride[0]) +
+                    at::arange(kd, at::kInt).reshape({1, kd}) * static_cast<int32_t>(dilation[0]);
+  Tensor* gathered = ctx.temp({n, d_out * kd, c * h * w}, x->dtype, "depth_taps");
+  ctx.emit("GATHER", {rows, ctx.constant(taps.reshape({-1}).contiguous(), "tap_positions")}, {gathered})->attrs = {
+      {"axis", int64_t{1}}, {"batch_dims", int64_t{0}}};
+  Tensor* x2 = ctx.reshape(gathered, {n * d_out, kd * c, h, w}, "taps_as_channels");
+  // [O, C, KD, KH*KW] → [O, KD, C, KH*KW] → [O, KD*C, KH, KW]
+  Tensor* w_taps = ctx.transpose(ctx.reshape(weight, {o, c, kd, kh * kw}, "weight_ockd"), {0, 2, 1, 3}, "weight_taps");
+  Tensor* w2 = ctx.reshape(w_taps, {o, kd * c, kh, kw}, "weight_2d");
+  Tensor* y2 = ctx.temp({n * d_out, o, out->shape[3], out->shape[4]}, out->dtype, "out_2d");
+  Op* conv = ctx.emit("torch.conv2d", {x2, w2, bias}, {y2});
+  conv->attrs = {{"stride", std::vector<int64_t>{stride[1], stride[2]}},
+                 {"dilation", std::vector<int64_t>{dilation[1], dilation[2]}},
+                 {"padding", std::vector<int64_t>{pads[1], pads[2], pads[4], pads[5]}},
+                 {"groups", int64_t{1}}};
+  int64_t plane = out->shape[3] * out->shape[4];
+  Tensor* per_depth = ctx.reshape(y2, {n, d_out, o, plane}, "per_depth");
+  ctx.reshape(ctx.transpose(per_depth, {0, 2, 1, 3}, "channel_major"), out->shape, "", out);
+}
+
 void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) {
   Tensor* x = ctx.tensor(0, "input");
   Tensor* weight = ctx.tensor(1, "weight");
@@ -66,6 +111,7 @@ void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) 
   // Circle runtimes (onert, TFLite) reject CONV_2D without a bias tensor: give it zeros.
   if (!bias) bias = ctx.constant(at::zeros({weight->shape[0]}, at::kFloat), "zero_bias");
 
+  if (spatial == 3) return import_conv3d(ctx, x, weight, bias, stride, dilation, pads, groups, out);
   if (spatial == 1) {  // as 2-D with a height of 1
     Tensor* x2 = to_2d(ctx, x, "as_2d");
     Tensor* w2 = to_2d(ctx, weight, "weight_2d");
@@ -84,6 +130,7 @@ void import_conv(ImportContext& ctx, size_t spatial, bool convolution_overload) 
 
 IMPORT_OP({"aten.conv2d.default", "aten.conv2d.padding"}, [](ImportContext& ctx) { import_conv(ctx, 2, false); });
 IMPORT_OP({"aten.conv1d.default", "aten.conv1d.padding"}, [](ImportContext& ctx) { import_conv(ctx, 1, false); });
+IMPORT_OP({"aten.conv3d.default", "aten.conv3d.padding"}, [](ImportContext& ctx) { import_conv(ctx, 3, false); });
 IMPORT_OP({"aten.convolution.default"}, [](ImportContext& ctx) {
   Tensor* weight = ctx.tensor(1, "weight");
   import_conv(ctx, static_cast<size_t>(weight->rank() - 2), true);
@@ -168,6 +215,166 @@ IMPORT_OP({"aten.matmul.default", "aten.bmm.default"}, [](ImportContext& ctx) {
   if (a->rank() < 2 || b->rank() < 2) ctx.fail("matmul of vectors is not supported; reshape to 2-D");
   Op* op = ctx.emit("BATCH_MATMUL", {a, b}, {ctx.output()});
   op->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+});
+
+// --- einsum --------------------------------------------------------------------------------------
+
+// An einsum operand during the decomposition: a tensor and one label per dim.
+struct Labeled {
+  Tensor* t;
+  std::string labels;
+};
+
+// `op` with `labels` reordered to `order` (a TRANSPOSE when that moves anything).
+Labeled reordered(ImportContext& ctx, const Labeled& op, const std::string& order) {
+  std::vector<int64_t> perm;
+  for (char l : order) perm.push_back(static_cast<int64_t>(op.labels.find(l)));
+  bool identity = true;
+  for (size_t i = 0; i < perm.size(); ++i) identity &= perm[i] == static_cast<int64_t>(i);
+  return {identity ? op.t : ctx.transpose(op.t, perm, "einsum_perm"), order};
+}
+
+// `op` summed over the labels not in `keep` (SUM keeping dims, then RESHAPE: onert 0.1.0 refuses
+// reductions that drop dims).
+Labeled summed_out(ImportContext& ctx, const Labeled& op, const std::string& keep) {
+  std::vector<int64_t> axes, kept_shape;
+  std::string kept;
+  for (size_t d = 0; d < op.labels.size(); ++d) {
+    if (keep.find(op.labels[d]) == std::string::npos) {
+      axes.push_back(static_cast<int64_t>(d));
+    } else {
+      kept += op.labels[d];
+      kept_shape.push_back(op.t->shape[d]);
+    }
+  }
+  if (axes.empty()) return op;
+  std::vector<int64_t> shape = op.t->shape;
+  for (int64_t a : axes) shape[a] = 1;
+  Tensor* sum = ctx.temp(shape, op.t->dtype, "einsum_sum");
+  ctx.emit("SUM", {op.t}, {sum})->attrs = {{"axes", axes}, {"keep_dims", int64_t{1}}};
+  return {ctx.reshape(sum, kept_shape, "einsum_summed"), kept};
+}
+
+// a x b over their shared labels, as one BATCH_MATMUL: [batch, a's own, contracted] @
+// [batch, contracted, b's own] → labels batch + a's own + b's own. `later` holds the labels the
+// output or the remaining operands still need (shared labels in it are batch dims).
+Labeled contract(ImportContext& ctx, Labeled a, Labeled b, const std::string& later) {
+  a = summed_out(ctx, a, later + b.labels);
+  b = summed_out(ctx, b, later + a.labels);
+  std::string batch, contracted, a_own, b_own;
+  std::map<char, int64_t> size;
+  for (size_t d = 0; d < a.labels.size(); ++d) size[a.labels[d]] = a.t->shape[d];
+  for (size_t d = 0; d < b.labels.size(); ++d) {
+    char l = b.labels[d];
+    if (size.count(l) && size[l] != b.t->shape[d])
+      ctx.fail(fmt::format("einsum label '{}' has sizes {} and {} (broadcasting is not supported)", l, size[l],
+                           b.t->shape[d]));
+    size[l] = b.t->shape[d];
+  }
+  for (char l : a.labels) {
+    bool shared = b.labels.find(l) != std::string::npos;
+    (shared ? (later.find(l) != std::string::npos ? batch : contracted) : a_own) += l;
+  }
+  for (char l : b.labels)
+    if (a.labels.find(l) == std::string::npos) b_own += l;
+  auto product = [&](const std::string& labels) {
+    int64_t p = 1;
+    for (char l : labels) p *= size[l];
+    return p;
+  };
+  for (const auto& [label, n] : size)
+    if (n < 0) ctx.fail("einsum over dynamic sizes is not supported");
+  int64_t nb = product(batch), m = product(a_own), k = product(contracted), n = product(b_own);
+  Labeled a3 = reordered(ctx, a, batch + a_own + contracted);
+  Labeled b3 = reordered(ctx, b, batch + contracted + b_own);
+  Tensor* lhs = ctx.reshape(a3.t, {nb, m, k}, "einsum_lhs");
+  Tensor* rhs = ctx.reshape(b3.t, {nb, k, n}, "einsum_rhs");
+  Tensor* prod = ctx.temp({nb, m, n}, a.t->dtype, "einsum_product");
+  ctx.emit("BATCH_MATMUL", {lhs, rhs}, {prod})->attrs = {{"adj_x", int64_t{0}}, {"adj_y", int64_t{0}}};
+  std::string labels = batch + a_own + b_own;
+  std::vector<int64_t> shape;
+  for (char l : labels) shape.push_back(size[l]);
+  return {ctx.reshape(prod, shape, "einsum_unflat"), labels};
+}
+
+// einsum(equation, operands): every operand's labels summed out where nothing else needs them,
+// then contracted pairwise, left to right, each pair as one BATCH_MATMUL; a final TRANSPOSE puts
+// the labels in the output's order. "..." stands for the same unnamed labels in every operand
+// (right-aligned). Repeated labels in one operand (diagonals) are refused.
+IMPORT_OP({"aten.einsum.default"}, [](ImportContext& ctx) {
+  const FxArg* eq = ctx.arg(0, "equation");
+  const FxArg* list = ctx.arg(1, "tensors");
+  if (!eq || eq->kind != FxArg::Kind::kString || !list || list->kind != FxArg::Kind::kList)
+    ctx.fail("einsum expects an equation and a list of tensors");
+  std::vector<Labeled> operands;
+  for (const FxArg& item : list->list) {
+    if (item.kind != FxArg::Kind::kNode || ctx.values(item.node).size() != 1)
+      ctx.fail("einsum with a non-tensor operand");
+    operands.push_back({ctx.values(item.node)[0], ""});
+  }
+  std::string equation;
+  for (char ch : eq->s)
+    if (ch != ' ') equation += ch;
+  size_t arrow = equation.find("->");
+  std::string inputs = equation.substr(0, arrow);
+  std::vector<std::string> terms{""};
+  for (char ch : inputs) {
+    if (ch == ',')
+      terms.emplace_back();
+    else
+      terms.back() += ch;
+  }
+  if (terms.size() != operands.size())
+    ctx.fail(fmt::format("einsum equation '{}' names {} operands, {} given", eq->s, terms.size(), operands.size()));
+  // "..." → labels '0', '1', ... (einsum's own labels are letters), right-aligned across operands.
+  const std::string ellipsis_labels = "0123456789";
+  size_t ellipsis_rank = 0;
+  auto expand = [&](const std::string& term, size_t covered) {
+    size_t at = term.find("...");
+    if (at == std::string::npos) return term;
+    return term.substr(0, at) + ellipsis_labels.substr(ellipsis_labels.size() - covered) + term.substr(at + 3);
+  };
+  for (size_t i = 0; i < terms.size(); ++i) {
+    size_t named = terms[i].size() - (terms[i].find("...") != std::string::npos ? 3 : 0);
+    if (operands[i].t->rank() < static_cast<int64_t>(named) ||
+        (terms[i].find("...") == std::string::npos && operands[i].t->rank() != static_cast<int64_t>(named)))
+      ctx.fail(fmt::format("einsum term '{}' does not match operand {}'s rank {}", terms[i], i, operands[i].t->rank()));
+    size_t covered = static_cast<size_t>(operands[i].t->rank()) - named;
+    if (covered > ellipsis_labels.size()) ctx.fail("einsum '...' over more than 10 dims");
+    ellipsis_rank = std::max(ellipsis_rank, covered);
+    operands[i].labels = expand(terms[i], covered);
+    for (char l : operands[i].labels)
+      if (std::count(operands[i].labels.begin(), operands[i].labels.end(), l) > 1)
+        ctx.fail(fmt::format("einsum term '{}' repeats a label (a diagonal): not supported", terms[i]));
+  }
+  std::string output;
+  if (arrow != std::string::npos) {
+    output = expand(equation.substr(arrow + 2), ellipsis_rank);
+  } else {  // implicit output: "..." then the labels used once, alphabetically
+    std::map<char, int> uses;
+    for (const Labeled& op : operands)
+      for (char l : op.labels) ++uses[l];
+    output = ellipsis_labels.substr(ellipsis_labels.size() - ellipsis_rank);
+    for (const auto& [l, count] : uses)
+      if (count == 1 && !std::isdigit(static_cast<unsigned char>(l))) output += l;
+  }
+  // Labels still needed after operand i: the output's and those of operands after i.
+  auto later_than = [&](size_t i) {
+    std::string later = output;
+    for (size_t j = i + 1; j < operands.size(); ++j) later += operands[j].labels;
+    return later;
+  };
+  Labeled result = operands[0];
+  for (size_t i = 1; i < operands.size(); ++i) result = contract(ctx, result, operands[i], later_than(i));
+  result = summed_out(ctx, result, output);
+  if (result.labels.size() != output.size())
+    ctx.fail(fmt::format("einsum output '{}' names labels no operand has", output));
+  Tensor* out = ctx.output();
+  Labeled ordered = reordered(ctx, result, output);
+  if (ordered.t->shape != out->shape)
+    ctx.fail(fmt::format("einsum broadcasting ({} vs {}) is not supported", shape_str(ordered.t->shape),
+                         shape_str(out->shape)));
+  ctx.alias(ordered.t);
 });
 
 // baddbmm(input, b1, b2, beta, alpha) = beta * input + alpha * (b1 @ b2).

@@ -315,15 +315,11 @@ IMPORT_OP({"aten.index_select.default"}, [](ImportContext& ctx) {
   ctx.emit("GATHER", {x, index}, {ctx.output()})->attrs = {{"axis", dim}, {"batch_dims", int64_t{0}}};
 });
 
-// x[:, idx] (aten.index.Tensor with one index tensor, the others None): GATHER along that dim;
-// the result's shape is x's with that dim replaced by idx's shape, as in PyTorch.
-// x[i, j] with index tensors on adjacent dims (transformers' masks index with constant
-// aranges): those dims are flattened into one and a single GATHER reads the flat positions
-// sum(i_d * stride_d), computed at export time for constant indices (negative ones wrapped).
-IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
-  Tensor* x = ctx.tensor(0, "input");
+// The index tensors of an index / index_put node's `indices` list: the first indexed dim and
+// the tensors, which must sit on adjacent dims (None entries before them are whole dims).
+std::pair<int64_t, std::vector<Tensor*>> index_tensors(ImportContext& ctx) {
   const FxArg* list = ctx.arg(1, "indices");
-  if (!list || list->kind != FxArg::Kind::kList) ctx.fail("index expects a list of indices");
+  if (!list || list->kind != FxArg::Kind::kList) ctx.fail("expects a list of indices");
   std::vector<Tensor*> indices;
   int64_t first = -1;
   for (size_t d = 0; d < list->list.size(); ++d) {
@@ -336,6 +332,85 @@ IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
     indices.push_back(ctx.values(item.node)[0]);
   }
   if (indices.empty()) ctx.fail("index without an index tensor");
+  return {first, indices};
+}
+
+// The product of x's dims [from, to); fails when one is dynamic.
+int64_t dims_product(ImportContext& ctx, const Tensor* x, int64_t from, int64_t to) {
+  int64_t p = 1;
+  for (int64_t d = from; d < to; ++d) {
+    if (x->shape[d] < 0) ctx.fail("indexing a tensor with dynamic dims is not supported");
+    p *= x->shape[d];
+  }
+  return p;
+}
+
+// The flat positions sum(i_d * stride_d) that index tensors on x's dims [first, first + k) pick
+// in those dims flattened (row-major), negative indices wrapped, as int32 of the indices'
+// broadcast shape: computed at export time for constant indices (and checked against the
+// sizes), else with CAST / LESS / MUL / ADD.
+Tensor* flat_positions(ImportContext& ctx, const Tensor* x, int64_t first, const std::vector<Tensor*>& indices) {
+  int64_t k = static_cast<int64_t>(indices.size());
+  int64_t stride = dims_product(ctx, x, first, first + k);
+  auto int32_scalar = [&](int64_t v, const char* suffix) {
+    return ctx.constant(at::scalar_tensor(v, at::kInt), suffix);
+  };
+  at::Tensor constant_part = at::zeros({}, at::kLong);  // the constant indices' terms
+  Tensor* computed = nullptr;                           // the sum of the others'
+  for (int64_t i = 0; i < k; ++i) {
+    Tensor* index = indices[i];
+    int64_t size = x->shape[first + i];
+    stride /= size;
+    if (index->is_constant()) {
+      at::Tensor value = index->data.to(at::kLong);
+      if ((value < -size).any().item<bool>() || (value >= size).any().item<bool>())
+        ctx.fail(fmt::format("index out of range for dim {} of size {}", first + i, size));
+      constant_part = constant_part + at::remainder(value, size) * stride;
+      continue;
+    }
+    if (numel(index->shape) < 0) ctx.fail("index tensors with dynamic shapes are not supported");
+    Tensor* index32 = index;
+    if (index->dtype != DType::kInt32) {
+      index32 = ctx.temp(index->shape, DType::kInt32, "index_i32");
+      ctx.emit("CAST", {index}, {index32});
+    }
+    // index + size * (index < 0)
+    Tensor* negative = ctx.temp(index->shape, DType::kBool, "negative");
+    ctx.emit("LESS", {index32, int32_scalar(0, "zero")}, {negative});
+    Tensor* wraps = ctx.temp(index->shape, DType::kInt32, "wraps");
+    ctx.emit("CAST", {negative}, {wraps});
+    Tensor* offset = ctx.temp(index->shape, DType::kInt32, "wrap_offset");
+    ctx.emit("MUL", {wraps, int32_scalar(size, "size")}, {offset});
+    Tensor* term = ctx.temp(index->shape, DType::kInt32, "wrapped");
+    ctx.emit("ADD", {index32, offset}, {term});
+    if (stride != 1) {
+      Tensor* scaled = ctx.temp(index->shape, DType::kInt32, "scaled");
+      ctx.emit("MUL", {term, int32_scalar(stride, "stride")}, {scaled});
+      term = scaled;
+    }
+    if (computed) {
+      Tensor* sum = ctx.temp(at::infer_size(computed->shape, term->shape), DType::kInt32, "positions");
+      ctx.emit("ADD", {computed, term}, {sum});
+      term = sum;
+    }
+    computed = term;
+  }
+  at::Tensor constant = constant_part.to(at::kInt).contiguous();
+  if (!computed) return ctx.constant(constant, "positions");
+  std::vector<int64_t> shape = at::infer_size(computed->shape, constant.sizes());
+  if (shape == computed->shape && constant.eq(0).all().item<bool>()) return computed;
+  Tensor* sum = ctx.temp(shape, DType::kInt32, "positions");
+  ctx.emit("ADD", {computed, ctx.constant(constant, "constant_positions")}, {sum});
+  return sum;
+}
+
+// x[:, idx] (aten.index.Tensor with one index tensor, the others None): GATHER along that dim;
+// the result's shape is x's with that dim replaced by idx's shape, as in PyTorch.
+// x[i, j] with index tensors on adjacent dims (transformers' masks index with aranges): those
+// dims are flattened into one and a single GATHER reads the flat positions (flat_positions).
+IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  auto [first, indices] = index_tensors(ctx);
   for (Tensor* index : indices)
     if (index->dtype == DType::kBool)
       ctx.fail("indexing with a boolean mask is not supported (its output size depends on the data)");
@@ -344,28 +419,113 @@ IMPORT_OP({"aten.index.Tensor"}, [](ImportContext& ctx) {
     return (void)(ctx.emit("GATHER", {x, indices[0]}, {out})->attrs = {{"axis", first}, {"batch_dims", int64_t{0}}});
   int64_t k = static_cast<int64_t>(indices.size());
   std::vector<int64_t> flat_shape(x->shape.begin(), x->shape.begin() + first);
-  int64_t flat = 1;
-  for (int64_t d = first; d < first + k; ++d) flat *= x->shape[d];
-  for (Tensor* index : indices)
-    if (!index->is_constant())
-      ctx.fail("indexing with several index tensors is supported for constant indices only; index one dim at a time");
-  if (flat < 0) ctx.fail("indexing several dims of dynamic size is not supported");
-  flat_shape.push_back(flat);
+  flat_shape.push_back(dims_product(ctx, x, first, first + k));
   flat_shape.insert(flat_shape.end(), x->shape.begin() + first + k, x->shape.end());
-  at::Tensor positions = at::zeros({}, at::kLong);
-  int64_t stride = flat;
-  for (int64_t i = 0; i < k; ++i) {
-    int64_t size = x->shape[first + i];
-    stride /= size;
-    at::Tensor index = indices[i]->data.to(at::kLong);
-    if ((index < -size).any().item<bool>() || (index >= size).any().item<bool>())
-      ctx.fail(fmt::format("index out of range for dim {} of size {}", first + i, size));
-    positions = positions + at::remainder(index, size) * stride;
-  }
+  Tensor* positions = flat_positions(ctx, x, first, indices);
   Tensor* flattened = ctx.reshape(x, flat_shape, "flat");
-  ctx.emit("GATHER", {flattened, ctx.constant(positions.to(at::kInt).contiguous(), "positions")}, {out})->attrs = {
-      {"axis", first}, {"batch_dims", int64_t{0}}};
+  ctx.emit("GATHER", {flattened, positions}, {out})->attrs = {{"axis", first}, {"batch_dims", int64_t{0}}};
 });
+
+// x[mask] = v (index_put with one boolean mask over dims [first, first + m)) when v is the same
+// for every masked element (v broadcasts over the dims after the mask): SELECT_V2. A v with one
+// row per masked element has a size that depends on the data: refused.
+void masked_put(ImportContext& ctx, Tensor* x, int64_t first, Tensor* mask, Tensor* values, bool accumulate) {
+  Tensor* out = ctx.output();
+  int64_t m = mask->rank(), after = x->rank() - first - m;
+  if (after < 0 || !std::equal(mask->shape.begin(), mask->shape.end(), x->shape.begin() + first))
+    ctx.fail("the boolean mask's shape must match the dims it indexes");
+  if (numel(values->shape) == 1 && values->rank() > 0) values = ctx.reshape(values, {}, "value");
+  if (values->rank() > after)
+    ctx.fail(
+        "x[mask] = v with one value per masked element (a size that depends on the data) is not supported; "
+        "use torch.where");
+  std::vector<int64_t> aligned(static_cast<size_t>(first), 1);
+  aligned.insert(aligned.end(), mask->shape.begin(), mask->shape.end());
+  aligned.resize(static_cast<size_t>(x->rank()), 1);
+  Tensor* cond = ctx.reshape(mask, aligned, "mask_aligned");
+  if (!accumulate) return (void)ctx.emit("SELECT_V2", {cond, values, x}, {out});
+  // x + where(mask, v, 0)
+  Tensor* added = ctx.temp(x->shape, x->dtype, "masked_values");
+  ctx.emit("SELECT_V2", {cond, values, ctx.constant(at::zeros({}, dtype_to_torch(x->dtype)), "zero")}, {added});
+  ctx.emit("ADD", {x, added}, {out});
+}
+
+// index_put(x, indices, v, accumulate): x with the elements the indices pick replaced by v
+// (added to, with accumulate). onert 0.1.0 has no SCATTER_ND, so the indexed dims are flattened
+// to F positions, x to [P, F, Q] and v (broadcast to what x[indices] would be) to [P, K, Q], and
+// the K flat positions compared with every f (EQUAL: a [K, F] one-hot). Without accumulate each f
+// reads from concat(x, v) at position f, or F + k for the last k that writes it (REDUCE_MAX over
+// k of f + hit * (F + k - f)): one GATHER, exact for every dtype, the last write winning for
+// repeated indices as in PyTorch's CPU kernel. With accumulate, x + sum_k one_hot[k] * v[k].
+void index_put(ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  Tensor* values = ctx.tensor(2, "values");
+  bool accumulate = ctx.bool_arg(3, "accumulate", false);
+  auto [first, indices] = index_tensors(ctx);
+  if (numel(x->shape) < 0 || numel(values->shape) < 0) ctx.fail("index_put needs static shapes");
+  if (indices.size() == 1 && indices[0]->dtype == DType::kBool)
+    return masked_put(ctx, x, first, indices[0], values, accumulate);
+  for (Tensor* index : indices)
+    if (index->dtype == DType::kBool) ctx.fail("index_put with a boolean mask among other indices is not supported");
+  if (accumulate && x->dtype == DType::kBool) ctx.fail("index_put with accumulate=True on a bool tensor");
+  Tensor* out = ctx.output();
+  int64_t k_dims = static_cast<int64_t>(indices.size());
+  Tensor* positions = flat_positions(ctx, x, first, indices);
+  int64_t p = dims_product(ctx, x, 0, first), f = dims_product(ctx, x, first, first + k_dims);
+  int64_t q = dims_product(ctx, x, first + k_dims, x->rank()), k = numel(positions->shape);
+  // v as x[indices] is shaped: [pre..., index shape..., post...], in x's dtype.
+  std::vector<int64_t> picked(x->shape.begin(), x->shape.begin() + first);
+  picked.insert(picked.end(), positions->shape.begin(), positions->shape.end());
+  picked.insert(picked.end(), x->shape.begin() + first + k_dims, x->shape.end());
+  Tensor* v = values;
+  if (v->dtype != x->dtype) {
+    Tensor* cast = ctx.temp(v->shape, x->dtype, "values_cast");
+    ctx.emit("CAST", {v}, {cast});
+    v = cast;
+  }
+  if (v->shape != picked) {
+    Tensor* broadcast = ctx.temp(picked, x->dtype, "values_broadcast");
+    ctx.emit("BROADCAST_TO", {v}, {broadcast})->attrs["shape"] = picked;
+    v = broadcast;
+  }
+  Tensor* x3 = ctx.reshape(x, {p, f, q}, "flat");
+  Tensor* v3 = ctx.reshape(v, {p, k, q}, "values_flat");
+  Tensor* column = ctx.reshape(positions, {k, 1}, "positions_column");
+  Tensor* hit = ctx.temp({k, f}, DType::kBool, "one_hot");
+  ctx.emit("EQUAL", {column, ctx.constant(at::arange(f, at::kInt).reshape({1, f}), "flat_range")}, {hit});
+  Tensor* result3 = ctx.temp({p, f, q}, x->dtype, "result_flat");
+  if (accumulate) {
+    Tensor* one_hot = ctx.temp({k, f}, x->dtype, "one_hot_values");
+    ctx.emit("CAST", {hit}, {one_hot});
+    Tensor* terms = ctx.temp({p, k, f, q}, x->dtype, "terms");
+    ctx.emit("MUL", {ctx.reshape(one_hot, {1, k, f, 1}, "one_hot_4d"), ctx.reshape(v3, {p, k, 1, q}, "values_4d")},
+             {terms});
+    Tensor* total = ctx.temp({p, 1, f, q}, x->dtype, "added");
+    ctx.emit("SUM", {terms}, {total})->attrs = {{"axes", std::vector<int64_t>{1}}, {"keep_dims", int64_t{1}}};
+    ctx.emit("ADD", {x3, ctx.reshape(total, {p, f, q}, "added_flat")}, {result3});
+  } else {
+    // In float32 (exact below 2^24): onert 0.1.0 has no int32 REDUCE_MAX.
+    if (f + k > (int64_t{1} << 24)) ctx.fail("index_put into more than 2^24 positions is not supported");
+    Tensor* hit_f = ctx.temp({k, f}, DType::kFloat32, "one_hot_f32");
+    ctx.emit("CAST", {hit}, {hit_f});
+    at::Tensor ks = at::arange(k, at::kFloat).reshape({k, 1}), fs = at::arange(f, at::kFloat).reshape({1, f});
+    Tensor* jump = ctx.temp({k, f}, DType::kFloat32, "jump");
+    ctx.emit("MUL", {hit_f, ctx.constant((ks - fs + static_cast<float>(f)).contiguous(), "jump_table")}, {jump});
+    Tensor* candidates = ctx.temp({k, f}, DType::kFloat32, "candidates");
+    ctx.emit("ADD", {jump, ctx.constant(fs, "own_position")}, {candidates});
+    Tensor* highest = ctx.temp({1, f}, DType::kFloat32, "source_f32");
+    ctx.emit("REDUCE_MAX", {candidates}, {highest})->attrs = {{"axes", std::vector<int64_t>{0}},
+                                                              {"keep_dims", int64_t{1}}};
+    Tensor* source = ctx.temp({1, f}, DType::kInt32, "source");
+    ctx.emit("CAST", {highest}, {source});
+    Tensor* joined = ctx.temp({p, f + k, q}, x->dtype, "with_values");
+    ctx.emit("CONCATENATION", {x3, v3}, {joined})->attrs["axis"] = int64_t{1};
+    ctx.emit("GATHER", {joined, ctx.reshape(source, {f}, "source_flat")}, {result3})->attrs = {
+        {"axis", int64_t{1}}, {"batch_dims", int64_t{0}}};
+  }
+  ctx.reshape(result3, x->shape, "", out);
+}
+IMPORT_OP({"aten.index_put.default"}, [](ImportContext& ctx) { index_put(ctx); });
 
 // gather(x, dim, index): out[i][j][k] = x[i][index[i][j][k]][k] (dim 1). Circle's GATHER takes
 // whole slices, so x is flattened and each output element's flat position is computed:
@@ -505,6 +665,33 @@ int64_t static_dim(ImportContext& ctx, Tensor* x, int64_t dim, const char* what)
   if (x->shape[dim] < 0) ctx.fail(fmt::format("{} along a dynamic dimension is not supported", what));
   return dim;
 }
+
+// flip(x, dims): one REVERSE_V2 per dim of size > 1 (onert 0.1.0 reverses one axis per op, and
+// float32 only: other dtypes are a GATHER of the reversed positions, which needs a static dim).
+IMPORT_OP({"aten.flip.default"}, [](ImportContext& ctx) {
+  Tensor* x = ctx.tensor(0, "input");
+  std::vector<int64_t> dims;
+  for (int64_t dim : ctx.ints_arg(1, "dims")) {
+    dim = wrap_dim(ctx, dim, x->rank());
+    if (std::find(dims.begin(), dims.end(), dim) != dims.end()) ctx.fail(fmt::format("dim {} appears twice", dim));
+    if (x->shape[dim] != 1) dims.push_back(dim);
+  }
+  if (dims.empty()) return ctx.alias(x);
+  Tensor* out = ctx.output();
+  Tensor* current = x;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    Tensor* next = i + 1 == dims.size() ? out : ctx.temp(x->shape, x->dtype, "flipped");
+    next->quant = x->quant;
+    if (x->dtype == DType::kFloat32) {
+      ctx.emit("REVERSE_V2", {current}, {next})->attrs["axis"] = std::vector<int64_t>{dims[i]};
+    } else {
+      int64_t n = x->shape[static_dim(ctx, x, dims[i], "flip of a non-float tensor")];
+      ctx.emit("GATHER", {current, ctx.constant(at::arange(n, at::kInt).flip(0).contiguous(), "reversed")}, {next})
+          ->attrs = {{"axis", dims[i]}, {"batch_dims", int64_t{0}}};
+    }
+    current = next;
+  }
+});
 
 // slice_scatter(x, src, dim, start, end, 1): x's slices before and after with src between.
 IMPORT_OP({"aten.slice_scatter.default"}, [](ImportContext& ctx) {

@@ -32,6 +32,8 @@ at::Tensor evaluate(const Op& op) {
   if (op.type == "QUANTIZE" && in[0]->dtype == DType::kFloat32)
     return quantize_constant(in[0]->data, *op.outputs[0]->quant, op.outputs[0]->dtype);
   if (op.type == "CAST") return in[0]->data.to(dtype_to_torch(op.outputs[0]->dtype));
+  if (op.type == "BROADCAST_TO" && !(in[0]->quant && in[0]->quant->per_channel()))
+    return in[0]->data.expand(static_shape(op.outputs[0]));
   bool floats = true;
   for (const Tensor* t : in) floats &= t->dtype == DType::kFloat32 && !t->quant;
   if (!floats) return {};

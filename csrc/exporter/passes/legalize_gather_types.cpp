@@ -1,21 +1,129 @@
-// onert 0.1.0's GATHER has no kernel for int64 or bool data ("Gather: unsupported input data
-// type"), which models gather when they build position ids and masks from their inputs. For
-// .circle files such a GATHER runs on int32: CAST in, GATHER, CAST back. Gathering only moves
-// values, so this is exact for every int64 that fits in int32 (positions, counts, masks; PyTorch's
-// int64 default dtype rarely holds more) and for bool. LiteRT gathers both types itself.
+// onert 0.1.0 lacks integer kernels for some ops that models use when they build position ids,
+// lengths and masks from their inputs (Wav2Vec2's feature mask uses all of these):
+// - GATHER and BROADCAST_TO of int64 or bool, FLOOR_DIV of int64 (LiteRT lacks that one too)
+//   run on int32: CAST in, the op, CAST back. That is exact for every int64 that fits in int32
+//   (positions, counts, masks; PyTorch's int64 default dtype rarely holds more) and for bool.
+// - SLICE and PAD of int32, int64 or bool have no kernel at all: a SLICE becomes one GATHER of
+//   the kept positions per sliced dim, a PAD a CONCATENATION with zeros per padded dim, and a
+//   TILE of size-1 dims a BROADCAST_TO.
 #include "exporter/passes/passes.h"
 
+#include <algorithm>
+
 namespace torch_circle::exporter {
+namespace {
+
+struct NarrowedOp {
+  const char* type;
+  size_t data_inputs;  // the leading inputs that carry the op's dtype (the rest are indices, shapes)
+  bool bool_too;
+  bool tflite_too;  // LiteRT lacks the int64 kernel as well
+};
+constexpr NarrowedOp kNarrowed[] = {
+    {"GATHER", 1, true, false}, {"FLOOR_DIV", 2, false, true}, {"BROADCAST_TO", 1, true, false}};
+
+Tensor* as_int32(Graph& graph, Op* op, Tensor* t) {
+  if (t->is_constant()) return graph.add_constant(t->name + "_i32", t->data.to(at::kInt));
+  Tensor* t32 = graph.add_tensor(t->name + "_i32", t->shape, DType::kInt32);
+  graph.insert_before(op, "CAST", {t}, {t32})->origin = op->origin;
+  return t32;
+}
+
+// onert 0.1.0's SLICE has no integer or bool kernel ("Slice: unsupported data type"): such a
+// SLICE becomes one GATHER of the kept positions per sliced dim (narrowed below when int64 / bool).
+void slice_as_gathers(Graph& graph, Op* op) {
+  Tensor* current = op->inputs[0];
+  Tensor* out = op->outputs[0];
+  std::vector<int64_t> begin = op->ints("begin"), size = op->ints("size");
+  std::vector<int64_t> dims;
+  for (size_t d = 0; d < begin.size(); ++d)
+    if (begin[d] != 0 || size[d] != current->shape[d]) dims.push_back(static_cast<int64_t>(d));
+  graph.remove_op(op);
+  if (dims.empty()) {
+    graph.insert_before(op, "RESHAPE", {current}, {out})->attrs["shape"] = out->shape;
+    return;
+  }
+  for (size_t i = 0; i < dims.size(); ++i) {
+    int64_t d = dims[i];
+    std::vector<int64_t> shape = current->shape;
+    shape[d] = size[d];
+    Tensor* next = i + 1 == dims.size() ? out : graph.add_tensor(out->name + "_part", shape, out->dtype);
+    Tensor* positions =
+        graph.add_constant(out->name + "_positions", at::arange(begin[d], begin[d] + size[d], at::kInt));
+    Op* gather = graph.insert_before(op, "GATHER", {current, positions}, {next});
+    gather->attrs = {{"axis", d}, {"batch_dims", int64_t{0}}};
+    gather->origin = op->origin;
+    current = next;
+  }
+}
+
+// Nor has its PAD: an integer or bool PAD (zeros) becomes a CONCATENATION with zeros per padded dim.
+void pad_as_concats(Graph& graph, Op* op) {
+  Tensor* current = op->inputs[0];
+  Tensor* out = op->outputs[0];
+  std::vector<int64_t> paddings = op->ints("paddings");
+  graph.remove_op(op);
+  std::vector<int64_t> dims;
+  for (size_t d = 0; d < paddings.size() / 2; ++d)
+    if (paddings[2 * d] || paddings[2 * d + 1]) dims.push_back(static_cast<int64_t>(d));
+  if (dims.empty()) {
+    graph.insert_before(op, "RESHAPE", {current}, {out})->attrs["shape"] = out->shape;
+    return;
+  }
+  for (size_t i = 0; i < dims.size(); ++i) {
+    int64_t d = dims[i];
+    std::vector<Tensor*> pieces;
+    for (int64_t amount : {paddings[2 * d], int64_t{-1}, paddings[2 * d + 1]}) {
+      if (amount < 0) {
+        pieces.push_back(current);
+      } else if (amount > 0) {
+        std::vector<int64_t> zeros_shape = current->shape;
+        zeros_shape[d] = amount;
+        pieces.push_back(graph.add_constant(out->name + "_zeros", at::zeros(zeros_shape, dtype_to_torch(out->dtype))));
+      }
+    }
+    std::vector<int64_t> shape = current->shape;
+    shape[d] += paddings[2 * d] + paddings[2 * d + 1];
+    Tensor* next = i + 1 == dims.size() ? out : graph.add_tensor(out->name + "_part", shape, out->dtype);
+    Op* concat = graph.insert_before(op, "CONCATENATION", pieces, {next});
+    concat->attrs["axis"] = d;
+    concat->origin = op->origin;
+    current = next;
+  }
+}
+
+// Nor TILE: an integer TILE that repeats only size-1 dims (x.unsqueeze(-1).repeat(1, 1, n), how
+// Wav2Vec2 widens its mask) is a BROADCAST_TO, which runs on int32.
+void tile_as_broadcast(Op* op) {
+  const Tensor* x = op->inputs[0];
+  std::vector<int64_t> multiples = op->ints("multiples");
+  for (size_t d = 0; d < multiples.size(); ++d)
+    if (multiples[d] != 1 && x->shape[d] != 1) return;
+  op->type = "BROADCAST_TO";
+  op->attrs = {{"shape", op->outputs[0]->shape}};
+}
+
+}  // namespace
 
 void legalize_gather_types(Graph& graph) {
-  if (graph.format != FileFormat::kCircle) return;
+  bool circle = graph.format == FileFormat::kCircle;
   for (Op* op : graph.live_ops()) {
-    if (op->type != "GATHER") continue;
-    Tensor* x = op->inputs[0];
-    if (x->dtype != DType::kInt64 && x->dtype != DType::kBool) continue;
-    Tensor* x32 = graph.add_tensor(x->name + "_i32", x->shape, DType::kInt32);
-    graph.insert_before(op, "CAST", {x}, {x32})->origin = op->origin;
-    graph.set_input(op, 0, x32);
+    if (!circle) break;
+    DType dtype = op->inputs.empty() ? DType::kFloat32 : op->inputs[0]->dtype;
+    bool integer = dtype == DType::kInt64 || dtype == DType::kInt32 || dtype == DType::kBool;
+    if (!integer || numel(op->inputs[0]->shape) < 0) continue;
+    if (op->type == "SLICE") slice_as_gathers(graph, op);
+    if (op->type == "PAD") pad_as_concats(graph, op);
+    if (op->type == "TILE") tile_as_broadcast(op);
+  }
+  for (Op* op : graph.live_ops()) {
+    auto row = std::find_if(std::begin(kNarrowed), std::end(kNarrowed),
+                            [&](const NarrowedOp& n) { return op->type == n.type; });
+    if (row == std::end(kNarrowed) || !(circle || row->tflite_too)) continue;
+    DType dtype = op->inputs[0]->dtype;
+    if (dtype != DType::kInt64 && !(row->bool_too && dtype == DType::kBool)) continue;
+    for (size_t i = 0; i < row->data_inputs && i < op->inputs.size(); ++i)
+      graph.set_input(op, i, as_int32(graph, op, op->inputs[i]));
     Tensor* out = op->outputs[0];
     Tensor* out32 = graph.add_tensor(out->name + "_i32", out->shape, DType::kInt32);
     op->outputs[0] = out32;

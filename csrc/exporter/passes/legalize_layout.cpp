@@ -80,14 +80,26 @@ Tensor* constant_rows(Graph& graph, const Tensor* c, int64_t start, int64_t leng
   return rows;
 }
 
+// Rows [start, start + length) of a weight or bias: a constant's own rows, else a SLICE (a weight
+// that is a model input, or computed).
+Tensor* rows_of(Graph& graph, const Op* anchor, Tensor* t, int64_t start, int64_t length, const std::string& suffix) {
+  if (t->is_constant()) return constant_rows(graph, t, start, length, suffix);
+  if (t->quant && t->quant->per_channel()) fail(*anchor, "a per-channel quantized weight that is not a constant");
+  std::vector<int64_t> begin(t->shape.size(), 0), size = t->shape;
+  begin[0] = start;
+  size[0] = length;
+  Tensor* rows = graph.add_tensor(t->name + suffix, size, t->dtype);
+  rows->quant = t->quant;
+  graph.insert_before(anchor, "SLICE", {t}, {rows})->attrs = {{"begin", begin}, {"size", size}};
+  return rows;
+}
+
 // A grouped convolution is `groups` convolutions side by side: each reads its slice of the
 // input channels with its slice of the filters, and the outputs are concatenated.
 void legalize_grouped_conv(Graph& graph, Op* op, Tensor* x_nhwc, const std::string& padding) {
   Tensor* w = op->inputs[1];
   Tensor* bias = op->inputs.size() > 2 ? op->inputs[2] : nullptr;
   Tensor* y = op->outputs[0];
-  if (!w->is_constant() || (bias && !bias->is_constant()))
-    fail(*op, "a grouped convolution needs constant weights and bias");
   int64_t groups = op->i("groups");
   int64_t in_per_group = w->shape[1], out_per_group = w->shape[0] / groups;
   std::vector<int64_t> y_nhwc_shape = permute(y->shape, kNchwToNhwc);
@@ -100,9 +112,9 @@ void legalize_grouped_conv(Graph& graph, Op* op, Tensor* x_nhwc, const std::stri
     x_g->quant = x_nhwc->quant;
     Op* slice = graph.insert_before(op, "SLICE", {x_nhwc}, {x_g});
     slice->attrs = {{"begin", std::vector<int64_t>{0, 0, 0, g * in_per_group}}, {"size", size}};
-    Tensor* w_g = constant_rows(graph, w, g * out_per_group, out_per_group, suffix);
+    Tensor* w_g = rows_of(graph, op, w, g * out_per_group, out_per_group, suffix);
     Tensor* w_ohwi = insert_transpose(graph, op, w_g, {0, 2, 3, 1}, "_ohwi");
-    Tensor* b_g = bias ? constant_rows(graph, bias, g * out_per_group, out_per_group, suffix) : nullptr;
+    Tensor* b_g = bias ? rows_of(graph, op, bias, g * out_per_group, out_per_group, suffix) : nullptr;
     std::vector<int64_t> piece_shape = y_nhwc_shape;
     piece_shape[3] = out_per_group;
     Tensor* y_g = graph.add_tensor(y->name + suffix, piece_shape, y->dtype);

@@ -12,12 +12,12 @@ namespace torch_circle::exporter {
 
 // Decompose / fuse (PyTorch semantics, before quantization is folded).
 void promote_operand_types(Graph& graph);  // CAST operands to the dtype PyTorch's promotion computes in
-void legalize_batch_matmul(Graph& graph);
-void legalize_gather_types(Graph& graph);  // .circle: GATHER of int64 / bool data runs on int32  // BATCH_MATMUL with a
-                                           // constant left operand → transposed form
-void fuse_batch_norm(Graph& graph);        // conv + batch norm → conv; a lone batch norm → MUL + ADD
-void decompose_norms(Graph& graph);        // layer norm / RMS norm → MEAN, SUB, MUL, RSQRT, ...
-void fuse_activation(Graph& graph);        // conv / fc / add ... + RELU / RELU6 → fused activation
+void legalize_batch_matmul(Graph& graph);  // BATCH_MATMUL with a constant left operand → transposed form
+// .circle: GATHER / BROADCAST_TO of int64 or bool, FLOOR_DIV of int64 → on int32 between CASTs
+void legalize_gather_types(Graph& graph);
+void fuse_batch_norm(Graph& graph);  // conv + batch norm → conv; a lone batch norm → MUL + ADD
+void decompose_norms(Graph& graph);  // layer norm / RMS norm → MEAN, SUB, MUL, RSQRT, ...
+void fuse_activation(Graph& graph);  // conv / fc / add ... + RELU / RELU6 → fused activation
 
 // Quantization.
 void propagate_qparams(Graph& graph);           // dq sinks / q rises through layout ops, taking qparams along
