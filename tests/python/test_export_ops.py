@@ -157,6 +157,10 @@ FLOAT_CASES = {
         lambda x, w: F.conv3d(x, w, padding="same"),
         (_randn(1, 2, 4, 5, 5), _randn(3, 2, 3, 3, 3)),
     ),
+    "conv3d_grouped": (
+        lambda x, w, b: F.conv3d(x, w, b, padding=(1, 0, 1), groups=2),
+        (_randn(1, 4, 4, 5, 5), _randn(6, 2, 3, 2, 3), _randn(6)),
+    ),
     "grouped_conv_weight_input": (
         lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2),
         (X4, _randn(6, 2, 3, 3), _randn(6)),
@@ -381,8 +385,6 @@ def test_unsupported_indexing_gives_a_clear_error():
     with pytest.raises(torch_circle.ExportError, match="depends on the data"):
         x = X3[0, 0]  # one value per masked element: as many as x has positives
         torch_circle.export(Fn(lambda x, v: x.clone().index_put_((x > 0,), v)), (x, _randn(int((x > 0).sum()))))
-    with pytest.raises(torch_circle.ExportError, match="grouped conv3d"):
-        torch_circle.export(Fn(lambda x, w: F.conv3d(x, w, groups=2)), (_randn(1, 4, 3, 3, 3), _randn(2, 2, 1, 1, 1)))
     with pytest.raises(torch_circle.ExportError, match="repeats a label"):
         torch_circle.export(Fn(lambda x: torch.einsum("ii->i", x)), (_randn(3, 3),))
     with pytest.raises(torch_circle.ExportError, match="not adjacent"):

@@ -54,11 +54,12 @@ Tensor* to_2d(ImportContext& ctx, Tensor* x, const std::string& suffix) {
 // depth its KD input depths ([N, D_out * KD, C*H*W] → [N * D_out, KD * C, H, W]), and the weight
 // [O, C, KD, KH, KW] is rearranged to [O, KD * C, KH, KW] (folded at export time for a
 // constant). The conv2d's [N * D_out, O, H', W'] goes back to [N, O, D_out, H', W'].
+// Grouped: the taps' channels are ordered group-major ([G, KD, C / G]), so each group of the
+// conv2d holds its own channels of every tap, as the weight's [KD * C / G] in-channels expect.
 // pads: [front, top, left, back, bottom, right].
 void import_conv3d(ImportContext& ctx, Tensor* x, Tensor* weight, Tensor* bias, const std::vector<int64_t>& stride,
                    const std::vector<int64_t>& dilation, const std::vector<int64_t>& pads, int64_t groups,
                    Tensor* out) {
-  if (groups != 1) ctx.fail("grouped conv3d is not supported");
   if (x->rank() != 5 || numel(x->shape) < 0 || numel(weight->shape) < 0 || numel(out->shape) < 0)
     ctx.fail("conv3d needs static 5-D shapes");
   int64_t n = x->shape[0], c = x->shape[1], d = x->shape[2], h = x->shape[3], w = x->shape[4];
@@ -77,16 +78,22 @@ void import_conv3d(ImportContext& ctx, Tensor* x, Tensor* weight, Tensor* bias, 
   Tensor* gathered = ctx.temp({n, d_out * kd, c * h * w}, x->dtype, "depth_taps");
   ctx.emit("GATHER", {rows, ctx.constant(taps.reshape({-1}).contiguous(), "tap_positions")}, {gathered})->attrs = {
       {"axis", int64_t{1}}, {"batch_dims", int64_t{0}}};
-  Tensor* x2 = ctx.reshape(gathered, {n * d_out, kd * c, h, w}, "taps_as_channels");
-  // [O, C, KD, KH*KW] → [O, KD, C, KH*KW] → [O, KD*C, KH, KW]
-  Tensor* w_taps = ctx.transpose(ctx.reshape(weight, {o, c, kd, kh * kw}, "weight_ockd"), {0, 2, 1, 3}, "weight_taps");
-  Tensor* w2 = ctx.reshape(w_taps, {o, kd * c, kh, kw}, "weight_2d");
+  Tensor* x2 = gathered;
+  if (groups > 1) {  // [N * D_out, KD, G, C/G * H*W] → [N * D_out, G, KD, C/G * H*W]
+    Tensor* by_group = ctx.reshape(gathered, {n * d_out, kd, groups, c / groups * h * w}, "taps_by_group");
+    x2 = ctx.transpose(by_group, {0, 2, 1, 3}, "group_major");
+  }
+  x2 = ctx.reshape(x2, {n * d_out, kd * c, h, w}, "taps_as_channels");
+  // [O, C/G, KD, KH*KW] → [O, KD, C/G, KH*KW] → [O, KD*C/G, KH, KW]
+  const int64_t wc = weight->shape[1];
+  Tensor* w_taps = ctx.transpose(ctx.reshape(weight, {o, wc, kd, kh * kw}, "weight_ockd"), {0, 2, 1, 3}, "weight_taps");
+  Tensor* w2 = ctx.reshape(w_taps, {o, kd * wc, kh, kw}, "weight_2d");
   Tensor* y2 = ctx.temp({n * d_out, o, out->shape[3], out->shape[4]}, out->dtype, "out_2d");
   Op* conv = ctx.emit("torch.conv2d", {x2, w2, bias}, {y2});
   conv->attrs = {{"stride", std::vector<int64_t>{stride[1], stride[2]}},
                  {"dilation", std::vector<int64_t>{dilation[1], dilation[2]}},
                  {"padding", std::vector<int64_t>{pads[1], pads[2], pads[4], pads[5]}},
-                 {"groups", int64_t{1}}};
+                 {"groups", groups}};
   int64_t plane = out->shape[3] * out->shape[4];
   Tensor* per_depth = ctx.reshape(y2, {n, d_out, o, plane}, "per_depth");
   ctx.reshape(ctx.transpose(per_depth, {0, 2, 1, 3}, "channel_major"), out->shape, "", out);
