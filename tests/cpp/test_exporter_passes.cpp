@@ -862,7 +862,7 @@ TEST(MaterializeOperands, QuantizedPadValueIsInTheInputsIntegerDomain) {
   EXPECT_TRUE(at::equal(pad->inputs[2]->data, at::tensor({14}, at::kByte)));  // 2.0 / 0.5 + 10
 }
 
-// --- fuse_activation, merge_duplicate_ops, legalize_gather_types, sink_transposes ----------------------
+// --- fuse_activation, merge_duplicate_ops, legalize_integer_ops, sink_transposes ----------------------
 
 TEST(FuseActivation, ReluAfterAnAddBecomesItsFusedActivation) {
   Graph g;
@@ -905,14 +905,14 @@ TEST(MergeDuplicateOps, TheSameOpOnTheSameInputsIsComputedOnce) {
   EXPECT_EQ(y->producer->inputs[0], y->producer->inputs[1]);
 }
 
-TEST(LegalizeGatherTypes, CircleGathersInt64DataAsInt32BetweenCasts) {
+TEST(LegalizeIntegerOps, CircleGathersInt64DataAsInt32BetweenCasts) {
   Graph g;
   Tensor* x = graph_input(g, "x", {5}, DType::kInt64);
   Tensor* i = graph_input(g, "i", {2}, DType::kInt32);
   Tensor* y = g.add_tensor("y", {2}, DType::kInt64);
   g.add_op("GATHER", {x, i}, {y})->attrs["axis"] = int64_t{0};
   g.outputs.push_back(y);
-  ex::legalize_gather_types(g);
+  ex::legalize_integer_ops(g);
   EXPECT_EQ(op_types(g), (std::vector<std::string>{"CAST", "GATHER", "CAST"}));
   EXPECT_EQ(only_op(g, "GATHER")->inputs[0]->dtype, DType::kInt32);
   EXPECT_EQ(y->producer->type, "CAST");
@@ -922,11 +922,34 @@ TEST(LegalizeGatherTypes, CircleGathersInt64DataAsInt32BetweenCasts) {
   Tensor* x2 = graph_input(tflite, "x", {5}, DType::kInt64);
   Tensor* y2 = tflite.add_tensor("y", {2}, DType::kInt64);
   tflite.add_op("GATHER", {x2, graph_input(tflite, "i", {2}, DType::kInt32)}, {y2})->attrs["axis"] = int64_t{0};
-  ex::legalize_gather_types(tflite);
+  ex::legalize_integer_ops(tflite);
   EXPECT_EQ(op_types(tflite), (std::vector<std::string>{"GATHER"}));
 }
 
-TEST(LegalizeGatherTypes, CircleRewritesIntegerOpsOnertCannotRun) {
+TEST(LegalizeIntegerOps, IntegerSelectsBecomeProductsInCircleFilesOnly) {
+  // MAXIMUM of int64: x·(x >= y) + y·(x < y); LiteRT has the kernel, so a .tflite keeps it.
+  for (ex::FileFormat format : {ex::FileFormat::kCircle, ex::FileFormat::kTflite}) {
+    Graph g;
+    g.format = format;
+    Tensor* x = graph_input(g, "x", {2, 3}, DType::kInt64);
+    Tensor* y = graph_input(g, "y", {3}, DType::kInt64);
+    Tensor* larger = g.add_tensor("larger", {2, 3}, DType::kInt64);
+    g.add_op("MAXIMUM", {x, y}, {larger});
+    g.outputs.push_back(larger);
+    ex::legalize_integer_ops(g);
+    if (format == ex::FileFormat::kTflite) {
+      EXPECT_EQ(op_types(g), (std::vector<std::string>{"MAXIMUM"}));
+      continue;
+    }
+    EXPECT_EQ(op_types(g), (std::vector<std::string>{"GREATER_EQUAL", "LESS", "CAST", "MUL", "CAST", "MUL", "ADD"}));
+    Op* add = only_op(g, "ADD");
+    EXPECT_EQ(add->outputs[0], larger);
+    for (Op* op : g.live_ops())
+      if (op->type == "CAST") EXPECT_EQ(op->inputs[0]->shape, op->outputs[0]->shape);
+  }
+}
+
+TEST(LegalizeIntegerOps, CircleRewritesIntegerOpsOnertCannotRun) {
   // SLICE / PAD of int64: a GATHER of the kept positions (on int32), a CONCATENATION with zeros;
   // TILE of size-1 dims: BROADCAST_TO; FLOOR_DIV of int64: int32 in both formats.
   for (ex::FileFormat format : {ex::FileFormat::kCircle, ex::FileFormat::kTflite}) {
@@ -945,7 +968,7 @@ TEST(LegalizeGatherTypes, CircleRewritesIntegerOpsOnertCannotRun) {
     Tensor* wide = g.add_tensor("wide", {2, 4, 3}, DType::kInt64);
     g.add_op("TILE", {column}, {wide})->attrs["multiples"] = std::vector<int64_t>{1, 1, 3};
     g.outputs.push_back(wide);
-    ex::legalize_gather_types(g);
+    ex::legalize_integer_ops(g);
     if (format == ex::FileFormat::kTflite) {
       EXPECT_EQ(op_types(g),
                 (std::vector<std::string>{"SLICE", "PAD", "CAST", "FLOOR_DIV", "CAST", "RESHAPE", "TILE"}));

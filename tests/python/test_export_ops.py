@@ -204,12 +204,29 @@ FLOAT_CASES = {
     ),
     "index_put_bool_mask": (lambda x: x.clone().index_put_((~(x > 0),), torch.tensor(0.0)), (X3,)),
     # Integer ops onert 0.1.0 has no kernel for (SLICE, PAD, TILE, FLOOR_DIV of int64 / bool):
-    # rewritten on int32 (legalize_gather_types). Wav2Vec2 builds its mask with these.
+    # rewritten on int32 (legalize_integer_ops). Wav2Vec2 builds its mask with these.
     "integer_cumsum_pad_slice": (lambda i: F.pad(i.cumsum(-1), (1, 2))[:, 1:4], (torch.arange(10).reshape(2, 5),)),
     "integer_floor_div_repeat": (
         lambda i: (torch.div(i - 3, 2, rounding_mode="floor") + 1).unsqueeze(-1).repeat(1, 1, 3) > 0,
         (torch.arange(-4, 6).reshape(2, 5),),
     ),
+    # MAXIMUM / MINIMUM / SELECT_V2 / ABS of integers: comparisons and products; SUM, REDUCE_MAX /
+    # MIN and ARG_MAX of int64 (and a count of bools): on int32. Values past int32 in the elementwise
+    # ones check that those stay exact.
+    "integer_select_abs_max_min": (
+        lambda i, j, x: torch.where(x > 0, torch.maximum(i, j).abs(), torch.minimum(i, j - 3)) * 3,
+        (
+            torch.tensor([[-(2**40), 5, -7, 0, 9], [3, -1, 2**35, -4, 8]]),
+            torch.tensor([[2, 5, -9, 1, -(2**33)], [-6, 0, 1, 7, 8]]),
+            _randn(2, 5),
+        ),
+    ),
+    "integer_reductions": (
+        lambda i, x: torch.stack([i.sum(1), i.amax(1), i.amin(1), i.max(1)[0], i.argmax(1), (x > 0).sum(1)], 1),
+        (torch.tensor([[4, -9, 7, 2, 0], [-3, 11, 5, -8, 6]]), _randn(2, 5)),
+    ),
+    "stack": (lambda x: torch.stack([x, x * 2, x + 1], 1), (X3,)),
+    "integer_abs_int32": (lambda i: i.abs() * 2, (torch.tensor([[-5, 3], [0, -(2**30)]], dtype=torch.int32),)),
     # One case per Circle op no other case writes (tests/python/op_coverage.py checks the table).
     "sin_cos": (lambda x: torch.sin(x) * torch.cos(x), (X3,)),
     "floor_divide": (lambda x: torch.div(x * 4, 0.75, rounding_mode="floor"), (X3,)),

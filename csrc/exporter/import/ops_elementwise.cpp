@@ -161,46 +161,19 @@ IMPORT_OP({"aten.pow.Tensor_Scalar"}, [](ImportContext& ctx) {
 });
 IMPORT_OP({"aten.pow.Tensor_Tensor"}, [](ImportContext& ctx) { binary(ctx, "POW"); });
 
-// One bound of an integer clamp: onert 0.1.0 has no MAXIMUM for integers, no MINIMUM for int64 and
-// no SELECT_V2 on them, so max(x, lo) is x * (x >= lo) + lo * (x < lo) (min(x, hi) the same with
-// <= and >). Exact for every value: each product is by 0 or 1 and one of the two terms is 0.
-void integer_bound(ImportContext& ctx, Tensor* x, Tensor* bound, bool lower, Tensor* out) {
-  auto indicator = [&](const char* compare, const char* suffix) {
-    Tensor* flag = ctx.temp(out->shape, DType::kBool, suffix);
-    ctx.emit(compare, {x, bound}, {flag});
-    Tensor* as_int = ctx.temp(out->shape, out->dtype, suffix);
-    ctx.emit("CAST", {flag}, {as_int});
-    return as_int;
-  };
-  Tensor* keep = indicator(lower ? "GREATER_EQUAL" : "LESS_EQUAL", "keep");
-  Tensor* replace = indicator(lower ? "LESS" : "GREATER", "replace");
-  Tensor* kept = ctx.temp(out->shape, out->dtype, "kept");
-  ctx.emit("MUL", {x, keep}, {kept});
-  Tensor* replaced = ctx.temp(out->shape, out->dtype, "replaced");
-  ctx.emit("MUL", {bound, replace}, {replaced});
-  ctx.emit("ADD", {kept, replaced}, {out});
-}
-
-// clamp by tensors (nullptr: no bound): MAXIMUM, then MINIMUM; integer results as integer_bound.
+// clamp by tensors (nullptr: no bound): MAXIMUM, then MINIMUM (for integers in .circle files,
+// legalize_integer_ops rewrites them: onert has no integer kernels for either).
 void clamp_by(ImportContext& ctx, Tensor* x, Tensor* lo, Tensor* hi) {
   Tensor* out = ctx.output();
   if (!lo && !hi) return ctx.alias(x);  // clamp() without bounds is the identity
-  bool integer = is_integer(out->dtype);
   Tensor* current = x;
   if (lo) {
     // The intermediate has the result's dtype: an integer input clamped by floats is float.
     Tensor* next = hi ? ctx.temp(out->shape, out->dtype, "clamp_min") : out;
-    if (integer)
-      integer_bound(ctx, current, lo, true, next);
-    else
-      ctx.emit("MAXIMUM", {current, lo}, {next});
+    ctx.emit("MAXIMUM", {current, lo}, {next});
     current = next;
   }
-  if (!hi) return;
-  if (integer)
-    integer_bound(ctx, current, hi, false, out);
-  else
-    ctx.emit("MINIMUM", {current, hi}, {out});
+  if (hi) ctx.emit("MINIMUM", {current, hi}, {out});
 }
 
 // hardtanh / clamp: a RELU flavour when the bounds match one (float results), else clamp_by.

@@ -169,6 +169,26 @@ IMPORT_OP({"aten.cat.default", "aten.concat.default"}, [](ImportContext& ctx) {
   op->attrs["axis"] = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), out->rank());
 });
 
+// stack: each input gets a size-1 dim at `dim` (RESHAPE), then one CONCATENATION along it.
+IMPORT_OP({"aten.stack.default"}, [](ImportContext& ctx) {
+  const FxArg* list = ctx.arg(0, "tensors");
+  if (!list || list->kind != FxArg::Kind::kList || list->list.empty()) ctx.fail("stack expects a list of tensors");
+  Tensor* out = ctx.output();
+  if (numel(out->shape) == 0) ctx.fail("stack of empty tensors: the result has no elements");
+  int64_t dim = wrap_dim(ctx, ctx.int_arg(1, "dim", 0), out->rank());
+  std::vector<Tensor*> inputs;
+  for (const FxArg& item : list->list) {
+    Tensor* t =
+        item.kind == FxArg::Kind::kNode && ctx.values(item.node).size() == 1 ? ctx.values(item.node)[0] : nullptr;
+    if (!t) ctx.fail("stack inputs must be tensors");
+    std::vector<int64_t> shape = t->shape;
+    shape.insert(shape.begin() + dim, 1);
+    inputs.push_back(ctx.reshape(t, shape, "stacked"));
+  }
+  if (inputs.size() == 1) return ctx.alias(inputs[0]);
+  ctx.emit("CONCATENATION", inputs, {out})->attrs["axis"] = dim;
+});
+
 // split / split_with_sizes / chunk → one SLICE per piece (onert 0.1.0's SPLIT_V returns zeros).
 // `piece` is the size of every piece but the last; `sizes` (when given) lists them all.
 void split_into(ImportContext& ctx, Tensor* x, int64_t piece, std::vector<int64_t> sizes = {}) {

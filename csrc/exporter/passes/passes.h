@@ -14,7 +14,7 @@ namespace torch_circle::exporter {
 void promote_operand_types(Graph& graph);  // CAST operands to the dtype PyTorch's promotion computes in
 void legalize_batch_matmul(Graph& graph);  // BATCH_MATMUL with a constant left operand → transposed form
 // .circle: GATHER / BROADCAST_TO of int64 or bool, FLOOR_DIV of int64 → on int32 between CASTs
-void legalize_gather_types(Graph& graph);
+void legalize_integer_ops(Graph& graph);
 void fuse_batch_norm(Graph& graph);  // conv + batch norm → conv; a lone batch norm → MUL + ADD
 void decompose_norms(Graph& graph);  // layer norm / RMS norm → MEAN, SUB, MUL, RSQRT, ...
 void fuse_activation(Graph& graph);  // conv / fc / add ... + RELU / RELU6 → fused activation

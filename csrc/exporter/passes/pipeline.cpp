@@ -11,7 +11,7 @@ const std::vector<std::pair<std::string, std::function<void(Graph&)>>>& pass_pip
   static const std::vector<std::pair<std::string, std::function<void(Graph&)>>> passes{
       {"promote_operand_types", promote_operand_types},
       {"legalize_batch_matmul", legalize_batch_matmul},
-      {"legalize_gather_types", legalize_gather_types},
+      {"legalize_integer_ops", legalize_integer_ops},
       {"fuse_batch_norm", fuse_batch_norm},
       {"decompose_norms", decompose_norms},
       {"fuse_activation", fuse_activation},

@@ -6,6 +6,11 @@
 // - SLICE and PAD of int32, int64 or bool have no kernel at all: a SLICE becomes one GATHER of
 //   the kept positions per sliced dim, a PAD a CONCATENATION with zeros per padded dim, and a
 //   TILE of size-1 dims a BROADCAST_TO.
+// - SUM (of int64 or bool: a count), REDUCE_MAX / REDUCE_MIN and ARG_MAX of int64 run on int32 too
+//   (same caveat; SUM and ARG_MAX in .tflite files too, and ABS of int64 as below: LiteRT fails
+//   on them).
+// - MAXIMUM, MINIMUM, SELECT_V2 and ABS have no kernel for int32 or int64: they become
+//   comparisons and products of 0 / 1 (max(x, y) = x·(x >= y) + y·(x < y)), exact for every value.
 #include "exporter/passes/passes.h"
 
 #include <algorithm>
@@ -19,8 +24,10 @@ struct NarrowedOp {
   bool bool_too;
   bool tflite_too;  // LiteRT lacks the int64 kernel as well
 };
-constexpr NarrowedOp kNarrowed[] = {
-    {"GATHER", 1, true, false}, {"FLOOR_DIV", 2, false, true}, {"BROADCAST_TO", 1, true, false}};
+constexpr NarrowedOp kNarrowed[] = {{"GATHER", 1, true, false},       {"FLOOR_DIV", 2, false, true},
+                                    {"BROADCAST_TO", 1, true, false}, {"SUM", 1, true, true},
+                                    {"REDUCE_MAX", 1, false, false},  {"REDUCE_MIN", 1, false, false},
+                                    {"ARG_MAX", 1, false, true}};
 
 Tensor* as_int32(Graph& graph, Op* op, Tensor* t) {
   if (t->is_constant()) return graph.add_constant(t->name + "_i32", t->data.to(at::kInt));
@@ -103,9 +110,46 @@ void tile_as_broadcast(Op* op) {
   op->attrs = {{"shape", op->outputs[0]->shape}};
 }
 
+// An integer MAXIMUM / MINIMUM / SELECT_V2 / ABS as comparisons and products of 0 / 1 in the
+// op's own dtype: ADD, MUL, CAST and the comparisons run on int32 and int64 in onert.
+void select_by_products(Graph& graph, Op* op) {
+  Tensor* out = op->outputs[0];
+  const std::string type = op->type;
+  std::vector<Tensor*> in = op->inputs;
+  graph.remove_op(op);
+  // A new tensor of the result's shape (the comparisons broadcast as the op did), or of `like`'s.
+  auto emit = [&](const char* op_type, std::vector<Tensor*> inputs, DType dtype, const Tensor* like = nullptr) {
+    Tensor* t = graph.add_tensor(out->name + "_" + op_type, (like ? like : out)->shape, dtype);
+    graph.insert_before(op, op_type, std::move(inputs), {t})->origin = op->origin;
+    return t;
+  };
+  auto as_number = [&](Tensor* flag) { return emit("CAST", {flag}, out->dtype, flag); };
+  auto finish = [&](const char* op_type, std::vector<Tensor*> inputs) {
+    graph.insert_before(op, op_type, std::move(inputs), {out})->origin = op->origin;
+  };
+  auto picked = [&](Tensor* value, Tensor* flag) { return emit("MUL", {value, as_number(flag)}, out->dtype); };
+  if (type == "MAXIMUM" || type == "MINIMUM") {
+    bool max = type == "MAXIMUM";
+    Tensor* x_wins = emit(max ? "GREATER_EQUAL" : "LESS_EQUAL", {in[0], in[1]}, DType::kBool);
+    Tensor* y_wins = emit(max ? "LESS" : "GREATER", {in[0], in[1]}, DType::kBool);
+    finish("ADD", {picked(in[0], x_wins), picked(in[1], y_wins)});
+  } else if (type == "SELECT_V2") {
+    Tensor* otherwise = emit("LOGICAL_NOT", {in[0]}, DType::kBool, in[0]);
+    finish("ADD", {picked(in[1], in[0]), picked(in[2], otherwise)});
+  } else {  // ABS: x · (1 - 2·(x < 0))
+    at::Tensor zero = at::zeros({}, dtype_to_torch(out->dtype));
+    Tensor* negative = as_number(emit("LESS", {in[0], graph.add_constant(out->name + "_zero", zero)}, DType::kBool));
+    Tensor* twice = emit("MUL", {negative, graph.add_constant(out->name + "_minus_two", zero - 2)}, out->dtype);
+    Tensor* sign = emit("ADD", {twice, graph.add_constant(out->name + "_one", zero + 1)}, out->dtype);
+    finish("MUL", {in[0], sign});
+  }
+}
+
+bool is_plain_integer(DType dtype) { return dtype == DType::kInt64 || dtype == DType::kInt32; }
+
 }  // namespace
 
-void legalize_gather_types(Graph& graph) {
+void legalize_integer_ops(Graph& graph) {
   bool circle = graph.format == FileFormat::kCircle;
   for (Op* op : graph.live_ops()) {
     if (!circle) break;
@@ -115,6 +159,13 @@ void legalize_gather_types(Graph& graph) {
     if (op->type == "SLICE") slice_as_gathers(graph, op);
     if (op->type == "PAD") pad_as_concats(graph, op);
     if (op->type == "TILE") tile_as_broadcast(op);
+  }
+  for (Op* op : graph.live_ops()) {
+    const Tensor* out = op->outputs.empty() ? nullptr : op->outputs[0];
+    if (!out || out->is_quantized() || !is_plain_integer(out->dtype)) continue;
+    bool selects = op->type == "MAXIMUM" || op->type == "MINIMUM" || op->type == "SELECT_V2" || op->type == "ABS";
+    bool litert_lacks = op->type == "ABS" && out->dtype == DType::kInt64;  // LiteRT: "INT64 is unsupported by op Abs"
+    if (selects && (circle || litert_lacks)) select_by_products(graph, op);
   }
   for (Op* op : graph.live_ops()) {
     auto row = std::find_if(std::begin(kNarrowed), std::end(kNarrowed),
