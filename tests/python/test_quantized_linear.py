@@ -263,11 +263,14 @@ def test_empty_batch():
 def test_plan_tensors():
     layer = Layer(1, 20, 33)
     packed, params, multiplier = layer.prepack(0.1, 5, torch.uint8)
-    assert packed.dtype == torch.int8 and packed.shape == (32, 36)  # 16-channel blocks, K padded to 4
-    assert params.dtype == torch.int32 and params.shape == (16 + 5 * 20,)
+    # 16-channel blocks, K padded to 4, then the active ISA's prepacked B (none but on AVX2)
+    assert packed.dtype == torch.int8 and packed.shape[1] == 36
+    assert params.dtype == torch.int32 and params.shape == (17 + 5 * 20,)
     assert multiplier.dtype == torch.float32 and multiplier.shape == (20,)
-    header = params[:16].tolist()
+    header = params[:17].tolist()
     assert header[2:5] == [20, 33, layer.za]  # N, K, input zero point (docs/kernels.md)
+    layout = header[16]  # the prepacked B's layout: rows past the blocks
+    assert (layout != 0) == (packed.shape[0] > 32) and packed.shape[0] >= 32
 
 
 # --- threads ----------------------------------------------------------------------------------
