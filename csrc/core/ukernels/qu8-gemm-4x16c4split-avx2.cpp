@@ -50,9 +50,11 @@ constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                   // 64
 constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;                  // 128
 constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);      // worst case: every tile wide
 constexpr size_t kBBlockTailBytes = kWideTileBytes + sizeof(int32_t);  // a spare tile, the safe tile count
-// Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes (measured: benchmarks/README.md,
-// "The AVX2 tier").
-constexpr size_t kMinRows = 16;
+// Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes. With B prepacked, measured on the
+// BERT-base shapes (one thread, Gaussian weights; docs/kernels.md): 1 row 0.70-1.29x the 3x16
+// kernel's speed, 2 rows 0.90-1.27x (B past L2 loses: its working copy is larger), 3 rows
+// 1.06-1.49x, 4 rows 1.31-1.65x.
+constexpr size_t kMinRows = 3;
 // The number plans store for the working B below (GemmMicrokernel::prepacked_layout).
 constexpr int32_t kPrepackedLayout = 1;
 

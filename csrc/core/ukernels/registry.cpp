@@ -216,7 +216,10 @@ const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows,
     if (k == best || rows < k->min_rows) continue;
     if (k->prepack_b != nullptr && k->prepacked_layout != prepacked_layout) continue;  // the weights lack its B
     const double f = fullness(k->max_blocks), best_f = fullness(best->max_blocks);
-    if (f > best_f || (f == best_f && k->min_rows > best->min_rows)) best = k;
+    // Ties: the kernel made for more rows, then the one that reads the weights' prepacked B.
+    const bool tie_wins = k->min_rows != best->min_rows ? k->min_rows > best->min_rows
+                                                        : k->prepack_b != nullptr && best->prepack_b == nullptr;
+    if (f > best_f || (f == best_f && tie_wins)) best = k;
   }
   return *best;
 }
