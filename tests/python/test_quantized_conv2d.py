@@ -103,7 +103,11 @@ class Layer:
             self.sy, self.zy = 1.0, 0
         else:
             self.sy, self.zy = asym_qparams(y.min().item(), y.max().item(), self.out_dtype)
-        self.plan = cq.conv2d_prepack(
+        self.plan = self.prepack(requant)
+
+    def prepack_args(self):
+        """conv2d_prepack's arguments up to output_dtype."""
+        return (
             self.wq,
             self.ws,
             self.wz,
@@ -111,17 +115,17 @@ class Layer:
             self.stride,
             self.padding,
             self.dilation,
-            groups,
+            self.groups,
             self.sa,
             self.za,
             self.act_dtype,
             self.sy,
             self.zy,
             self.out_dtype,
-            self.amin,
-            self.amax,
-            requant,
         )
+
+    def prepack(self, requant="float"):
+        return cq.conv2d_prepack(*self.prepack_args(), self.amin, self.amax, requant)
 
     def args(self):
         return (*self.plan, self.kernel, self.stride, self.padding, self.dilation, self.groups, self.out_dtype)
@@ -465,22 +469,7 @@ def _opcheck_cases():
         cases.append(
             (
                 cq.conv2d_prepack,
-                (
-                    layer.wq,
-                    layer.ws,
-                    layer.wz,
-                    layer.bias,
-                    layer.stride,
-                    layer.padding,
-                    layer.dilation,
-                    layer.groups,
-                    layer.sa,
-                    layer.za,
-                    layer.act_dtype,
-                    layer.sy,
-                    layer.zy,
-                    layer.out_dtype,
-                ),
+                layer.prepack_args(),
                 {"activation_min": 0.0},
             )
         )
@@ -504,25 +493,7 @@ def _prepack_avx2(layer, wq):
     """layer's plan for other int8 / uint8 weights, prepacked under avx2."""
     layer.wq = wq
     with torch_circle.use_kernel_isa("avx2"):
-        layer.plan = cq.conv2d_prepack(
-            wq,
-            layer.ws,
-            layer.wz,
-            layer.bias,
-            layer.stride,
-            layer.padding,
-            layer.dilation,
-            layer.groups,
-            layer.sa,
-            layer.za,
-            layer.act_dtype,
-            layer.sy,
-            layer.zy,
-            layer.out_dtype,
-            layer.amin,
-            layer.amax,
-            "float",
-        )
+        layer.plan = layer.prepack()
 
 
 @pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")

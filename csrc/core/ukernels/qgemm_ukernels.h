@@ -21,7 +21,7 @@ namespace ukernels {
 
 // acc[i * acc_stride + j] = Σ_{kk < k} A(i, kk) · B(kk, j)   for i < mr, j < 16 · blocks.
 //   a and b are in the kernel's working layout: the packed bytes described here, or, for a kernel
-//   with widen_a / widen_b (GemmMicrokernel), what those functions wrote (strides in bytes).
+//   with widen_a / prepack_b (GemmMicrokernel), what those functions wrote (strides in bytes).
 //   A(i, kk) = a[i * a_stride + kk], read as uint8 on x86 (u8·s8 dot products) and as int8 on ARM
 //   (s8·s8), see GemmMicrokernel::a_signed. The kernel reads no byte of a past a[i*a_stride+k-1]
 //   (K need not be a multiple of 4), and nothing of rows i ≥ mr.
