@@ -196,11 +196,10 @@ ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWe
   w.has_weight_zero_point =
       pack_conv_weights(weight, is_unsigned, shape, zero_point, zero_point_count,
                         reinterpret_cast<int8_t*>(w.storage.data()), w.zero_point.data(), w.column_sum.data());
-  w.prepacked_layout = prepacked_b_layout(active_isa());
-  w.prepacked_b.resize(conv_prepacked_b_bytes(w.prepacked_layout, shape));
-  if (!w.prepacked_b.empty()) {
-    prepack_conv_b(w.prepacked_layout, shape, reinterpret_cast<const int8_t*>(w.storage.data()), w.prepacked_b.data());
-  }
+  const int32_t layout = prepacked_b_layout(active_isa());
+  w.prepacked_b.resize(conv_prepacked_b_bytes(layout, shape));
+  w.prepacked_layout = w.prepacked_b.empty() ? 0 : layout;
+  prepack_conv_b(w.prepacked_layout, shape, reinterpret_cast<const int8_t*>(w.storage.data()), w.prepacked_b.data());
   return w;
 }
 

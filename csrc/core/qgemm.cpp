@@ -104,10 +104,10 @@ PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int6
   w.column_sum.resize(static_cast<size_t>(n));
   w.has_weight_zero_point = pack_weights(weight, is_unsigned, n, k, static_cast<size_t>(k), zero_point,
                                          zero_point_count, w.data.data(), w.zero_point.data(), w.column_sum.data());
-  w.prepacked_layout = prepacked_b_layout(active_isa());
-  w.prepacked_b.resize(prepacked_b_bytes(w.prepacked_layout, n, k));
-  if (w.prepacked_b.empty()) w.prepacked_layout = 0;
-  if (!w.prepacked_b.empty()) prepack_gemm_b(w.prepacked_layout, w.data.data(), n, k, w.prepacked_b.data());
+  const int32_t layout = prepacked_b_layout(active_isa());
+  w.prepacked_b.resize(prepacked_b_bytes(layout, n, k));
+  w.prepacked_layout = w.prepacked_b.empty() ? 0 : layout;
+  prepack_gemm_b(w.prepacked_layout, w.data.data(), n, k, w.prepacked_b.data());
   return w;
 }
 
