@@ -86,6 +86,15 @@ size_t conv_packed_weight_bytes(const ConvWeightShape& shape);
 bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape, const int32_t* zero_point,
                        size_t zero_point_count, int8_t* data, int32_t* zero_point_out, int32_t* column_sum_out);
 
+// The general path's prepacked B (qgemm.h, prepack_gemm_b()) for every group, group after group
+// (each group's prepacked_b_bytes(layout, OC/groups, gemm_reduction())); 0 bytes for depthwise
+// weights and for layout 0.
+size_t conv_prepacked_b_bytes(int32_t layout, const ConvWeightShape& shape);
+// Builds it from pack_conv_weights()' bytes (same ISA rule as prepack_gemm_b()).
+void prepack_conv_b(int32_t layout, const ConvWeightShape& shape, const int8_t* packed, int8_t* out);
+// check_prepacked_gemm_b() on every group.
+bool check_prepacked_conv_b(int32_t layout, const ConvWeightShape& shape, const int8_t* prepacked);
+
 struct ConvWeightsView {
   ConvWeightShape shape;
   ConvKind kind = ConvKind::kGemm;
@@ -93,17 +102,22 @@ struct ConvWeightsView {
   const int32_t* zero_point = nullptr;  // OC entries
   const int32_t* column_sum = nullptr;  // OC entries
   bool has_weight_zero_point = false;
+  const int8_t* prepacked_b = nullptr;  // conv_prepacked_b_bytes() of prepacked_layout, or nullptr
+  int32_t prepacked_layout = 0;
 
   // The packed GEMM weights of group g (general path only).
   PackedWeightsView group(int64_t g) const;
 };
 
-// Owning form, for tests and C++ callers.
+// Owning form, for tests and C++ callers; like PackedWeights it carries the prepacked B of the
+// ISA active when it was packed.
 struct ConvWeights {
   ConvWeightShape shape;
   std::vector<int32_t> storage;  // int32 so the depthwise layout is aligned
   std::vector<int32_t> zero_point, column_sum;
   bool has_weight_zero_point = false;
+  std::vector<int8_t> prepacked_b;
+  int32_t prepacked_layout = 0;
   ConvWeightsView view() const;
 };
 ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape,

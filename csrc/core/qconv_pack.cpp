@@ -130,6 +130,30 @@ bool pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightSha
   return any_zero_point;
 }
 
+size_t conv_prepacked_b_bytes(int32_t layout, const ConvWeightShape& s) {
+  if (conv_kind(s) == ConvKind::kDepthwise) return 0;
+  return static_cast<size_t>(s.groups) * prepacked_b_bytes(layout, s.group_out_channels(), s.gemm_reduction());
+}
+
+void prepack_conv_b(int32_t layout, const ConvWeightShape& s, const int8_t* packed, int8_t* out) {
+  if (conv_kind(s) == ConvKind::kDepthwise) return;
+  const int64_t ng = s.group_out_channels(), k = s.gemm_reduction();
+  const size_t in_bytes = packed_weight_bytes(ng, k), out_bytes = prepacked_b_bytes(layout, ng, k);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    prepack_gemm_b(layout, packed + static_cast<size_t>(g) * in_bytes, ng, k, out + static_cast<size_t>(g) * out_bytes);
+  }
+}
+
+bool check_prepacked_conv_b(int32_t layout, const ConvWeightShape& s, const int8_t* prepacked) {
+  if (conv_kind(s) == ConvKind::kDepthwise) return true;
+  const int64_t ng = s.group_out_channels(), k = s.gemm_reduction();
+  const size_t bytes = prepacked_b_bytes(layout, ng, k);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    if (!check_prepacked_gemm_b(layout, prepacked + static_cast<size_t>(g) * bytes, ng, k)) return false;
+  }
+  return true;
+}
+
 PackedWeightsView ConvWeightsView::group(int64_t g) const {
   const int64_t ng = shape.group_out_channels(), k = shape.gemm_reduction();
   PackedWeightsView v;
@@ -141,6 +165,10 @@ PackedWeightsView ConvWeightsView::group(int64_t g) const {
   v.zero_point = zero_point + g * ng;
   v.column_sum = column_sum + g * ng;
   v.has_weight_zero_point = has_weight_zero_point;
+  if (prepacked_b != nullptr) {
+    v.prepacked_b = prepacked_b + static_cast<size_t>(g) * prepacked_b_bytes(prepacked_layout, ng, k);
+    v.prepacked_layout = prepacked_layout;
+  }
   return v;
 }
 
@@ -152,6 +180,8 @@ ConvWeightsView ConvWeights::view() const {
   v.zero_point = zero_point.data();
   v.column_sum = column_sum.data();
   v.has_weight_zero_point = has_weight_zero_point;
+  v.prepacked_b = prepacked_b.empty() ? nullptr : prepacked_b.data();
+  v.prepacked_layout = prepacked_b.empty() ? 0 : prepacked_layout;
   return v;
 }
 
@@ -166,6 +196,10 @@ ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWe
   w.has_weight_zero_point =
       pack_conv_weights(weight, is_unsigned, shape, zero_point, zero_point_count,
                         reinterpret_cast<int8_t*>(w.storage.data()), w.zero_point.data(), w.column_sum.data());
+  const int32_t layout = prepacked_b_layout(active_isa());
+  w.prepacked_b.resize(conv_prepacked_b_bytes(layout, shape));
+  w.prepacked_layout = w.prepacked_b.empty() ? 0 : layout;
+  prepack_conv_b(w.prepacked_layout, shape, reinterpret_cast<const int8_t*>(w.storage.data()), w.prepacked_b.data());
   return w;
 }
 

@@ -88,6 +88,8 @@ PackedWeightsView PackedWeights::view() const {
   v.zero_point = zero_point.data();
   v.column_sum = column_sum.data();
   v.has_weight_zero_point = has_weight_zero_point;
+  v.prepacked_b = prepacked_b.empty() ? nullptr : prepacked_b.data();
+  v.prepacked_layout = prepacked_b.empty() ? 0 : prepacked_layout;
   return v;
 }
 
@@ -102,7 +104,50 @@ PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int6
   w.column_sum.resize(static_cast<size_t>(n));
   w.has_weight_zero_point = pack_weights(weight, is_unsigned, n, k, static_cast<size_t>(k), zero_point,
                                          zero_point_count, w.data.data(), w.zero_point.data(), w.column_sum.data());
+  const int32_t layout = prepacked_b_layout(active_isa());
+  w.prepacked_b.resize(prepacked_b_bytes(layout, n, k));
+  w.prepacked_layout = w.prepacked_b.empty() ? 0 : layout;
+  prepack_gemm_b(w.prepacked_layout, w.data.data(), n, k, w.prepacked_b.data());
   return w;
+}
+
+namespace {
+
+const ukernels::GemmMicrokernel& prepacked_kernel(int32_t layout) {
+  const ukernels::GemmMicrokernel* uk = ukernels::gemm_microkernel_with_layout(layout);
+  if (uk == nullptr) {
+    throw std::invalid_argument(
+        fmt::format("circle_quant: prepacked weight layout {} is not one this build's GEMM kernels read", layout));
+  }
+  return *uk;
+}
+
+size_t blocks_of(int64_t n) { return static_cast<size_t>((n + kGemmNr - 1) / kGemmNr); }
+size_t groups_of(int64_t k) { return static_cast<size_t>((k + kGemmKr - 1) / kGemmKr); }
+
+}  // namespace
+
+int32_t prepacked_b_layout(Isa isa) {
+  const ukernels::GemmMicrokernel* uk = ukernels::prepacked_gemm_microkernel(isa);
+  return uk != nullptr ? uk->prepacked_layout : 0;
+}
+
+size_t prepacked_b_bytes(int32_t layout, int64_t n, int64_t k) {
+  if (layout == 0) return 0;
+  const ukernels::GemmMicrokernel& uk = prepacked_kernel(layout);  // unknown layouts throw, K = 0 or not
+  if (k == 0) return 0;  // nothing to multiply: the kernels that read the packed bytes run
+  return blocks_of(n) * ukernels::working_b_block_stride(uk, groups_of(k));
+}
+
+void prepack_gemm_b(int32_t layout, const int8_t* packed, int64_t n, int64_t k, int8_t* out) {
+  if (layout == 0 || k == 0) return;
+  prepacked_kernel(layout).prepack_b(blocks_of(n), static_cast<size_t>(k), packed,
+                                     static_cast<size_t>(packed_k(k)) * kGemmNr, out);
+}
+
+bool check_prepacked_gemm_b(int32_t layout, const int8_t* prepacked, int64_t n, int64_t k) {
+  if (layout == 0 || k == 0) return true;
+  return prepacked_kernel(layout).check_prepacked_b(blocks_of(n), static_cast<size_t>(k), prepacked);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,9 +420,9 @@ void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t bl
     a = wide_a.data();
     a_stride = groups * uk.a_group_bytes;
   }
-  if (uk.widen_b != nullptr) {
+  if (uk.prepack_b != nullptr) {
     wide_b.resize(blocks * ukernels::working_b_block_stride(uk, groups) + 1);
-    uk.widen_b(blocks, k, b, block_stride, wide_b.data());
+    uk.prepack_b(blocks, k, b, block_stride, wide_b.data());
     b = wide_b.data();
     block_stride = ukernels::working_b_block_stride(uk, groups);
   }
@@ -398,7 +443,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t call_blocks =
       static_cast<size_t>((n_end - n_begin + static_cast<int64_t>(kGemmNr) - 1) / static_cast<int64_t>(kGemmNr));
   const size_t rows = static_cast<size_t>(m_end - m_begin);
-  const ukernels::GemmMicrokernel& uk = ukernels::gemm_microkernel_for(active_isa(), call_blocks, rows);
+  const ukernels::GemmMicrokernel& uk = ukernels::gemm_microkernel_for(
+      active_isa(), call_blocks, rows, w.prepacked_b != nullptr ? w.prepacked_layout : 0);
   const size_t k = static_cast<size_t>(w.k);
   const size_t cols = static_cast<size_t>(n_end - n_begin);
 
@@ -448,11 +494,11 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     row_sums = row_sum_buffer.data();
   }
 
-  // Kernels with a working layout of their own (ukernels::WidenAFn / WidenBFn): A is widened
-  // here once, B once per column chunk below, and every tile reads the widened copies.
-  // The copies start on a cache line: vector stores that split lines made widening B twice as slow.
+  // Kernels with a working layout of their own (ukernels::WidenAFn / PrepackBFn): A is widened
+  // here once per call, and every tile reads the widened copy and the B prepacked with the weights.
+  // The copy starts on a cache line: vector stores that split lines made widening twice as slow.
   const size_t groups = (k + kGemmKr - 1) / kGemmKr;
-  thread_local std::vector<uint8_t> wide_a_storage, wide_b_storage;
+  thread_local std::vector<uint8_t> wide_a_storage;
   auto cache_aligned = [](std::vector<uint8_t>& v, size_t bytes) {
     v.resize(bytes + 64);
     const size_t misalign = reinterpret_cast<uintptr_t>(v.data()) % 64;
@@ -472,8 +518,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
   uint8_t* out_rows = static_cast<uint8_t*>(out) + static_cast<size_t>(m_begin) * out_stride * elem;
   const size_t packed_block_stride = w.block_stride();
-  const size_t block_stride =
-      uk.widen_b != nullptr ? ukernels::working_b_block_stride(uk, groups) : packed_block_stride;
+  const bool prepacked = uk.prepack_b != nullptr;  // then w carries its layout (gemm_microkernel_for)
+  const size_t block_stride = prepacked ? ukernels::working_b_block_stride(uk, groups) : packed_block_stride;
+  const int8_t* b_blocks = prepacked ? w.prepacked_b : w.data;
   const size_t first_block = static_cast<size_t>(n_begin) / kGemmNr;
   const size_t end_block = (static_cast<size_t>(n_end) + kGemmNr - 1) / kGemmNr;
   const size_t chunk_blocks = std::max<size_t>(
@@ -483,12 +530,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
 
   for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
     const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
-    const int8_t* b_chunk = w.data + chunk * packed_block_stride;
-    if (uk.widen_b != nullptr) {
-      int8_t* wide_b = reinterpret_cast<int8_t*>(cache_aligned(wide_b_storage, (chunk_end - chunk) * block_stride));
-      uk.widen_b(chunk_end - chunk, k, b_chunk, packed_block_stride, wide_b);
-      b_chunk = wide_b;
-    }
+    const int8_t* b_chunk = b_blocks + chunk * block_stride;
     for (size_t i = 0; i < rows; i += uk.mr) {
       const size_t mr = std::min(uk.mr, rows - i);
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {

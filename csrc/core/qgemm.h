@@ -20,6 +20,8 @@
 #include <limits>
 #include <vector>
 
+#include "isa.h"
+
 namespace circle_quant {
 
 // ---------------------------------------------------------------------------------------------
@@ -47,9 +49,28 @@ struct PackedWeightsView {
   const int32_t* zero_point = nullptr;  // zb[n] in the stored int8 domain (n entries)
   const int32_t* column_sum = nullptr;  // Σk stored b[n, k]; folds the activation zero point
   bool has_weight_zero_point = false;   // any zb[n] != 0: the row sums of A are needed per call
+  // The working copy of B a kernel reads instead of `data` (prepack_gemm_b()), built once at pack
+  // time, or nullptr; prepacked_layout is its layout number. qgemm() runs that kernel only on
+  // weights that carry its layout, and otherwise one that reads `data`.
+  const int8_t* prepacked_b = nullptr;
+  int32_t prepacked_layout = 0;
 
   size_t block_stride() const { return static_cast<size_t>(k_padded) * kGemmNr; }
 };
+
+// Prepacked B (GemmMicrokernel::prepack_b): the working copy of the packed blocks that the kernel
+// qgemm() runs under `isa` for many rows reads (AVX2: the k groups sorted into vpmaddubsw-safe and
+// int16 tiles). Layout 0: that level's kernels read the packed bytes, nothing to build.
+int32_t prepacked_b_layout(Isa isa);
+// Bytes of layout `layout` for packed [n, k] weights (0 for layout 0); throws std::invalid_argument
+// for a layout this build does not have.
+size_t prepacked_b_bytes(int32_t layout, int64_t n, int64_t k);
+// Builds it from pack_weights()' bytes into out (prepacked_b_bytes(), 64-byte aligned for speed).
+// Runs the kernel's ISA code: only for prepacked_b_layout(isa) of an isa_supported() level.
+void prepack_gemm_b(int32_t layout, const int8_t* packed, int64_t n, int64_t k, int8_t* out);
+// Whether prepacked bytes hold valid control data (counts, offsets) where the kernel reads
+// addresses from: a plan whose bytes were changed after prepacking fails it. Same ISA rule.
+bool check_prepacked_gemm_b(int32_t layout, const int8_t* prepacked, int64_t n, int64_t k);
 
 int64_t packed_k(int64_t k);                       // K rounded up to kGemmKr
 size_t packed_weight_bytes(int64_t n, int64_t k);  // bytes of PackedWeightsView::data
@@ -68,12 +89,15 @@ bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, si
 // when it is outside the weight type's range. Shared by the GEMM and conv packers.
 int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_t channel, bool is_unsigned);
 
-// Owning form, for tests and C++ callers.
+// Owning form, for tests and C++ callers; it carries the prepacked B of the ISA active when it
+// was packed (prepacked_b_layout(active_isa())).
 struct PackedWeights {
   int64_t n = 0, k = 0;
   std::vector<int8_t> data;
   std::vector<int32_t> zero_point, column_sum;
   bool has_weight_zero_point = false;
+  std::vector<int8_t> prepacked_b;
+  int32_t prepacked_layout = 0;
   PackedWeightsView view() const;
 };
 PackedWeights pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, const int32_t* zero_point,

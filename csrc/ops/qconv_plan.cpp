@@ -33,7 +33,7 @@ enum ConvPlanHeader : int64_t {
 static_assert(kConvHeaderEntries <= kConvPlanHeader, "conv plan header overflows kConvPlanHeader");
 
 constexpr int32_t kConvMagic = 0x56435143;  // "CQCV" in little-endian bytes
-constexpr int32_t kConvVersion = 2;         // 2: the output scale is stored
+constexpr int32_t kConvVersion = 3;         // 2: the output scale is stored; 3: the prepacked B
 
 void check_pair(const char* op, const char* name, at::IntArrayRef v, int64_t min) {
   TORCH_CHECK_VALUE(v.size() == 2, op, ": ", name, " must have 2 entries (height, width), got ", v);
@@ -67,15 +67,24 @@ circle_quant::ConvWeightShape weight_shape(const char* op, const at::Tensor& wei
   return s;
 }
 
-// Shape of packed_weight for these weights.
-std::array<int64_t, 2> packed_shape(const circle_quant::ConvWeightShape& s) {
+// Shape of packed_weight for these weights and prepacked B (general path: the groups' blocks,
+// then the groups' prepacked B of `prepacked_bytes`, in whole rows).
+std::array<int64_t, 2> packed_shape(const circle_quant::ConvWeightShape& s, size_t prepacked_bytes) {
   if (circle_quant::conv_kind(s) == circle_quant::ConvKind::kDepthwise) {
     // Two sections of whole 64-byte rows (qconv.h).
     return {static_cast<int64_t>(circle_quant::conv_packed_weight_bytes(s)) / 64, 64};
   }
   const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
   const int64_t blocks = (s.group_out_channels() + nr - 1) / nr;
-  return {s.groups * blocks * nr, circle_quant::packed_k(s.reduction())};
+  const int64_t width = circle_quant::packed_k(s.reduction());
+  return {s.groups * blocks * nr + prepacked_rows(prepacked_bytes, width), width};
+}
+
+// Bytes of the active ISA's prepacked B for these weights (0 for depthwise).
+size_t active_prepacked_bytes(const char* op, const circle_quant::ConvWeightShape& s) {
+  return core_call(op, [&] {
+    return circle_quant::conv_prepacked_b_bytes(circle_quant::prepacked_b_layout(circle_quant::active_isa()), s);
+  });
 }
 
 }  // namespace
@@ -121,6 +130,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, c
   } else {
     const int64_t kr = static_cast<int64_t>(circle_quant::kGemmKr);
     packed = {(oc / groups + (nr - 1)) / nr * nr * groups, (k + (kr - 1)) / kr * kr};
+    if (circle_quant::prepacked_b_layout(circle_quant::active_isa()) != 0) {
+      // The prepacked B's size is the kernel's (working_b_block_stride): weights are constants,
+      // so their sizes are concrete here.
+      circle_quant::ConvWeightShape s;
+      s.out_channels = oc.guard_int(__FILE__, __LINE__);
+      s.group_in_channels = cg.guard_int(__FILE__, __LINE__);
+      s.kernel_h = sz[2].guard_int(__FILE__, __LINE__);
+      s.kernel_w = sz[3].guard_int(__FILE__, __LINE__);
+      s.groups = groups;
+      const std::array<int64_t, 2> shape = packed_shape(s, active_prepacked_bytes(op, s));
+      packed = {c10::SymInt(shape[0]), c10::SymInt(shape[1])};
+    }
   }
   return {at::empty_symint(packed, options.dtype(at::kChar)),
           at::empty_symint({oc * kPlanRows + kConvPlanHeader}, options.dtype(at::kInt)),
@@ -147,8 +168,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   const GemmPlan gemm = read_gemm_plan(op, gemm_packed, gemm_params, multiplier);
 
   auto [packed, params, unused_multiplier] = empty_conv_plan(op, weight, groups, weight.options());
-  TORCH_INTERNAL_ASSERT(packed.numel() == static_cast<int64_t>(circle_quant::conv_packed_weight_bytes(s)), op,
-                        ": packed_weight's shape disagrees with the core's packed size");
+  const size_t prepacked_bytes = active_prepacked_bytes(op, s);
+  const int32_t layout = prepacked_bytes > 0 ? circle_quant::prepacked_b_layout(circle_quant::active_isa()) : 0;
+  const size_t packed_bytes = circle_quant::conv_packed_weight_bytes(s);
+  const std::array<int64_t, 2> shape = packed_shape(s, prepacked_bytes);
+  TORCH_INTERNAL_ASSERT(packed.size(0) == shape[0] && packed.size(1) == shape[1] &&
+                            packed.numel() >= static_cast<int64_t>(packed_bytes + prepacked_bytes),
+                        op, ": packed_weight's shape disagrees with the core's packed size");
+  packed.zero_();
   params.zero_();
   int32_t* p = params.data_ptr<int32_t>();
   int32_t* row_base = p + kConvPlanHeader;
@@ -161,6 +188,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
                                            static_cast<size_t>(wz.numel()), packed.data_ptr<int8_t>(),
                                            row(kZeroPointRow), row(kColumnSumRow));
   });
+  int8_t* bytes = packed.data_ptr<int8_t>();
+  circle_quant::prepack_conv_b(layout, s, bytes, bytes + packed_bytes);
   if (gemm.bias != nullptr) std::memcpy(row(kBiasRow), gemm.bias, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedMultRow), gemm.stage.fixed_multiplier, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedShiftRow), gemm.stage.fixed_shift, sizeof(int32_t) * oc);
@@ -181,6 +210,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   p[kDilationWIndex] = static_cast<int32_t>(dilation[1]);
   PlanLayer layer = gemm;  // the linear plan's activation, output stage and bias
   layer.has_weight_zero_point = has_wzp;
+  layer.prepacked_layout = layout;
   write_plan_layer(p + kConvLayerIndex, layer);
   return {packed, params, multiplier};
 }
@@ -212,19 +242,26 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
                     w.shape.group_in_channels, " input channels per group, kernel ", w.shape.kernel_h, "x",
                     w.shape.kernel_w, ", groups ", w.shape.groups, ")");
   w.kind = circle_quant::conv_kind(w.shape);
-  const auto ps = packed_shape(w.shape);
+  const int32_t* rows = p + kConvPlanHeader;
+  static_cast<PlanLayer&>(plan) =
+      read_plan_layer(op, p + kConvLayerIndex, rows, oc, multiplier.const_data_ptr<float>());
+  const size_t prepacked_bytes =
+      core_call(op, [&] { return circle_quant::conv_prepacked_b_bytes(plan.prepacked_layout, w.shape); });
+  const auto ps = packed_shape(w.shape, prepacked_bytes);
   TORCH_CHECK_VALUE(
       p[kKindIndex] == static_cast<int32_t>(w.kind) && packed_weight.size(0) == ps[0] && packed_weight.size(1) == ps[1],
       op, ": packed_weight ", packed_weight.sizes(), " does not match the params header (expected [", ps[0], ", ",
-      ps[1], "])");
+      ps[1], "] with ", prepacked_bytes, " bytes of prepacked B, layout ", plan.prepacked_layout, ")");
 
-  const int32_t* rows = p + kConvPlanHeader;
   w.data = packed_weight.const_data_ptr<int8_t>();
   w.zero_point = rows + kZeroPointRow * oc;
   w.column_sum = rows + kColumnSumRow * oc;
-  static_cast<PlanLayer&>(plan) =
-      read_plan_layer(op, p + kConvLayerIndex, rows, oc, multiplier.const_data_ptr<float>());
   w.has_weight_zero_point = plan.has_weight_zero_point;
+  if (prepacked_bytes > 0 && prepacked_b_in_use(plan.prepacked_layout)) {
+    w.prepacked_b = w.data + circle_quant::conv_packed_weight_bytes(w.shape);
+    w.prepacked_layout = plan.prepacked_layout;
+    if (!circle_quant::check_prepacked_conv_b(w.prepacked_layout, w.shape, w.prepacked_b)) prepacked_b_tampered(op);
+  }
   plan.stride = {p[kStrideHIndex], p[kStrideWIndex]};
   plan.padding = {p[kPadHIndex], p[kPadWIndex]};
   plan.dilation = {p[kDilationHIndex], p[kDilationWIndex]};

@@ -37,7 +37,7 @@ enum GemmPlanHeader : int64_t {
 static_assert(kGemmHeaderEntries == kPlanHeader, "header layout and kPlanHeader disagree");
 
 constexpr int32_t kGemmMagic = 0x50475143;  // "CQGP" in little-endian bytes
-constexpr int32_t kGemmVersion = 2;         // 2: the output scale is stored
+constexpr int32_t kGemmVersion = 3;         // 2: the output scale is stored; 3: the prepacked B
 
 // Output stage entries, relative to the stage's first header entry.
 enum OutputStageEntry : int64_t {
@@ -241,6 +241,23 @@ void write_plan_layer(int32_t* block, const PlanLayer& layer) {
   write_output_stage(layer.stage, layer.output_scale, block + kOutputStageEntry);
   block[kHasWeightZeroPointEntry] = layer.has_weight_zero_point ? 1 : 0;
   block[kHasBiasEntry] = layer.bias != nullptr ? 1 : 0;
+  block[kPrepackedLayoutEntry] = layer.prepacked_layout;
+}
+
+int64_t prepacked_rows(size_t bytes, int64_t width) {
+  if (bytes == 0) return 0;
+  TORCH_INTERNAL_ASSERT(width > 0, "prepacked B in a packed_weight without columns");
+  return static_cast<int64_t>((bytes + static_cast<size_t>(width) - 1) / static_cast<size_t>(width));
+}
+
+bool prepacked_b_in_use(int32_t layout) {
+  return layout != 0 && layout == circle_quant::prepacked_b_layout(circle_quant::active_isa());
+}
+
+void prepacked_b_tampered(const char* op) {
+  TORCH_CHECK_VALUE(false, op,
+                    ": packed_weight was modified after prepacking (its prepacked B has an invalid tile count or "
+                    "offset); prepack the weights again");
 }
 
 PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* rows, int64_t n,
@@ -252,6 +269,7 @@ PlanLayer read_plan_layer(const char* op, const int32_t* block, const int32_t* r
   layer.input_zero_point = block[kInputZeroPointEntry];
   layer.input_signed = block[kInputSignedEntry] != 0;
   layer.has_weight_zero_point = block[kHasWeightZeroPointEntry] != 0;
+  layer.prepacked_layout = block[kPrepackedLayoutEntry];
   check_plan_zero_points(op, layer.input_zero_point, layer.input_signed, rows + kZeroPointRow * n, n);
   layer.output_dtype = output_scalar_type(layer.stage.type);
   return layer;
@@ -317,7 +335,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
   const int64_t kp = circle_quant::packed_k(k);
   const int64_t blocks =
       (n + static_cast<int64_t>(circle_quant::kGemmNr) - 1) / static_cast<int64_t>(circle_quant::kGemmNr);
-  auto packed = at::empty({blocks * static_cast<int64_t>(circle_quant::kGemmNr), kp}, at::kChar);
+  // The prepacked B of the kernel this ISA runs on many rows, after the packed blocks (qgemm_plan.h).
+  const size_t prepacked_bytes = core_call(op, [&] {
+    return circle_quant::prepacked_b_bytes(circle_quant::prepacked_b_layout(circle_quant::active_isa()), n, k);
+  });
+  const int32_t layout =
+      prepacked_bytes > 0 ? circle_quant::prepacked_b_layout(circle_quant::active_isa()) : 0;  // none for K = 0
+  const int64_t packed_rows = blocks * static_cast<int64_t>(circle_quant::kGemmNr);
+  auto packed = at::zeros({packed_rows + prepacked_rows(prepacked_bytes, kp), kp}, at::kChar);
   auto params = at::zeros({kPlanHeader + kPlanRows * n}, at::kInt);
   auto multiplier = at::empty({n}, at::kFloat);
   int32_t* p = params.data_ptr<int32_t>();
@@ -330,6 +355,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
                                       wz.data_ptr<int32_t>(), static_cast<size_t>(wz.numel()),
                                       packed.data_ptr<int8_t>(), row(kZeroPointRow), row(kColumnSumRow));
   });
+  int8_t* packed_bytes = packed.data_ptr<int8_t>();
+  circle_quant::prepack_gemm_b(layout, packed_bytes, n, k, packed_bytes + packed_rows * kp);
 
   circle_quant::OutputStage stage;
   core_call(op, [&] {
@@ -391,6 +418,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_gemm_plan(
   layer.output_scale = static_cast<float>(output_scale);
   layer.has_weight_zero_point = has_wzp;
   layer.bias = bias_f.defined() ? row(kBiasRow) : nullptr;
+  layer.prepacked_layout = layout;
   write_plan_layer(p + kGemmLayerIndex, layer);
   return {packed, params, multiplier};
 }
@@ -399,11 +427,9 @@ int64_t gemm_plan_channels(const char* op, const at::Tensor& packed_weight, cons
                            const at::Tensor& multiplier) {
   const int64_t n =
       plan_channels(op, "the *_prepack op", "prepacked layer", kPlanHeader, packed_weight, params, multiplier);
-  TORCH_CHECK_VALUE(packed_weight.size(0) % static_cast<int64_t>(circle_quant::kGemmNr) == 0 &&
-                        packed_weight.size(0) >= n &&
-                        packed_weight.size(0) < n + static_cast<int64_t>(circle_quant::kGemmNr),
-                    op, ": packed_weight ", packed_weight.sizes(), ", params ", params.sizes(), " and multiplier ",
-                    multiplier.sizes(), " do not belong to one prepacked layer");
+  // (The rows of prepacked B after the blocks depend on the header: read_gemm_plan() checks them.)
+  TORCH_CHECK_VALUE(packed_weight.size(0) >= n, op, ": packed_weight ", packed_weight.sizes(), ", params ",
+                    params.sizes(), " and multiplier ", multiplier.sizes(), " do not belong to one prepacked layer");
   return n;
 }
 
@@ -424,18 +450,31 @@ GemmPlan read_gemm_plan(const char* op, const at::Tensor& packed_weight, const a
                         packed_weight.size(1) == circle_quant::packed_k(k),
                     op, ": params header (N = ", p[kChannelsIndex], ", K = ", k, ") disagrees with packed_weight ",
                     packed_weight.sizes(), " and multiplier ", multiplier.sizes());
+  const int64_t kp = packed_weight.size(1);
   const int32_t* rows = p + kPlanHeader;
   GemmPlan plan;
   static_cast<PlanLayer&>(plan) = read_plan_layer(op, p + kGemmLayerIndex, rows, n, multiplier.const_data_ptr<float>());
+  const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
+  const int64_t packed_rows = (n + nr - 1) / nr * nr;
+  const size_t prepacked_bytes =
+      core_call(op, [&] { return circle_quant::prepacked_b_bytes(plan.prepacked_layout, n, k); });
+  TORCH_CHECK_VALUE(packed_weight.size(0) == packed_rows + prepacked_rows(prepacked_bytes, kp), op, ": packed_weight ",
+                    packed_weight.sizes(), " does not hold the ", packed_rows, " rows of blocks and ", prepacked_bytes,
+                    " bytes of prepacked B (layout ", plan.prepacked_layout, ") that params describes");
   auto& w = plan.weights;
   w.n = n;
   w.k = k;
   w.k_padded = packed_weight.size(1);
-  w.n_blocks = packed_weight.size(0) / static_cast<int64_t>(circle_quant::kGemmNr);
+  w.n_blocks = packed_rows / static_cast<int64_t>(circle_quant::kGemmNr);
   w.data = packed_weight.const_data_ptr<int8_t>();
   w.zero_point = rows + kZeroPointRow * n;
   w.column_sum = rows + kColumnSumRow * n;
   w.has_weight_zero_point = plan.has_weight_zero_point;
+  if (prepacked_bytes > 0 && prepacked_b_in_use(plan.prepacked_layout)) {
+    w.prepacked_b = w.data + packed_rows * kp;
+    w.prepacked_layout = plan.prepacked_layout;
+    if (!circle_quant::check_prepacked_gemm_b(w.prepacked_layout, w.prepacked_b, n, k)) prepacked_b_tampered(op);
+  }
   return plan;
 }
 

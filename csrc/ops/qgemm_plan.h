@@ -5,8 +5,11 @@
 // TorchScript and the Meta kernels all handle them without extra registration, and a module
 // caches them as buffers.
 //
-//   packed_weight  int8 [n_blocks * 16, k_padded]: the blocks of circle_quant::pack_weights()
-//                  (the shape gives the padded sizes; its bytes are the packed layout).
+//   packed_weight  int8 [n_blocks * 16 + prepacked rows, k_padded]: the blocks of
+//                  circle_quant::pack_weights() (the shape gives the padded sizes), then, when the
+//                  kernel the prepacking ISA runs reads one, the prepacked B of
+//                  circle_quant::prepack_gemm_b() (the header's layout number; AVX2: the k groups
+//                  sorted into vpmaddubsw-safe and int16 tiles) in whole rows.
 //   params         int32 1-D: kPlanHeader header entries, then kPlanRows rows of N entries
 //                  (bias, weight zero point, column sum, fixed-point multiplier, shift).
 //   multiplier     float32 [N]: the output stage's float multipliers. N = multiplier.numel()
@@ -29,7 +32,7 @@ namespace torch_circle {
 
 // params = kPlanHeader int32 header entries (layout in qgemm_plan.cpp: magic, version, N, K,
 // then the layer block below), then kPlanRows rows of N entries.
-constexpr int64_t kPlanHeader = 16;
+constexpr int64_t kPlanHeader = 17;
 // Header entries of the output stage (type, requantization mode, zero point, clamp bounds,
 // output scale), the same block in linear and conv plans.
 constexpr int64_t kOutputStageEntries = 8;
@@ -49,6 +52,10 @@ enum PlanLayerEntry : int64_t {
   kOutputStageEntry,         // kOutputStageEntries entries (write_output_stage)
   kHasWeightZeroPointEntry = kOutputStageEntry + kOutputStageEntries,
   kHasBiasEntry,
+  // circle_quant::prepacked_b_layout() of the ISA active at prepacking: its prepacked B follows
+  // the packed blocks in packed_weight (0: none). Run under a level whose kernels read another
+  // layout (or none), the section is left unread and a kernel reading the packed blocks runs.
+  kPrepackedLayoutEntry,
   kPlanLayerEntries,
 };
 
@@ -64,7 +71,18 @@ struct PlanLayer {
   at::ScalarType output_dtype = at::kByte;
   float output_scale = 1;  // sy (1 for float output)
   bool has_weight_zero_point = false;
+  int32_t prepacked_layout = 0;  // kPrepackedLayoutEntry
 };
+
+// Rows of a packed_weight `width` bytes wide that hold `bytes` of prepacked B (the last one
+// zero padded).
+int64_t prepacked_rows(size_t bytes, int64_t width);
+
+// Whether a plan's prepacked B of `layout` is the one the active ISA's kernel reads (and so is
+// checked and read on this call); otherwise the kernels read the packed blocks.
+bool prepacked_b_in_use(int32_t layout);
+// The error for prepacked B whose control data fails its check (changed after prepacking).
+[[noreturn]] void prepacked_b_tampered(const char* op);
 
 // View of a linear plan, checked against the tensors' shapes and header.
 struct GemmPlan : PlanLayer {

@@ -37,7 +37,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_meta(
   const int64_t n = weight.size(0), k = weight.size(1);
   const int64_t nr = static_cast<int64_t>(circle_quant::kGemmNr);
   const auto options = weight.options();
-  return {at::empty({(n + nr - 1) / nr * nr, circle_quant::packed_k(k)}, options.dtype(at::kChar)),
+  // make_gemm_plan()'s shape: the blocks, then the active ISA's prepacked B.
+  const int64_t kp = circle_quant::packed_k(k);
+  const size_t prepacked_bytes = core_call(op, [&] {
+    return circle_quant::prepacked_b_bytes(circle_quant::prepacked_b_layout(circle_quant::active_isa()), n, k);
+  });
+  return {at::empty({(n + nr - 1) / nr * nr + prepacked_rows(prepacked_bytes, kp), kp}, options.dtype(at::kChar)),
           at::empty({kPlanHeader + kPlanRows * n}, options.dtype(at::kInt)), at::empty({n}, options.dtype(at::kFloat))};
 }
 

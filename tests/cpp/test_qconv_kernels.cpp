@@ -469,10 +469,10 @@ class QConvTest : public IsaTest {
     SCOPED_TRACE(tc.describe());
     ConvData d;
     make_conv_data(rng, tc, &d);
+    IsaOverride isa(GetParam());  // before packing: the weights carry this ISA's prepacked B
     const ConvWeights w =
         pack_conv_weights(d.weight.data(), tc.weight_unsigned, d.shape, d.weight_zp.data(), d.weight_zp.size());
     const std::vector<uint8_t> want = conv_oracle(d);
-    IsaOverride isa(GetParam());
     SCOPED_TRACE(qconv_kernel_name(w.view()));
     ASSERT_TRUE(same_output(d, run_qconv(d, w, {d.pixels()}), want)) << "whole range";
     if (d.pixels() > 1) {

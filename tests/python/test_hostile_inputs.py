@@ -284,7 +284,7 @@ def test_histogram_choose_qparams_names_bad_counts():
 
 # --- plans edited after prepacking ---------------------------------------------------------------
 
-PLAN_HEADER, CONV_PLAN_HEADER, SHIFT_ROW = 16, 32, 4
+PLAN_HEADER, CONV_PLAN_HEADER, SHIFT_ROW = 17, 32, 4
 QMIN = 3  # the output stage's qmin entry, after its type, mode and zero point
 
 

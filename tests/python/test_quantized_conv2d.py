@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.library import opcheck
 
-from conftest import assert_bits_equal
+import torch_circle
+from conftest import SUPPORTED_ISAS, assert_bits_equal
 
 cq = torch.ops.circle_quant
 qd = torch.ops.quantized_decomposed
@@ -102,7 +103,11 @@ class Layer:
             self.sy, self.zy = 1.0, 0
         else:
             self.sy, self.zy = asym_qparams(y.min().item(), y.max().item(), self.out_dtype)
-        self.plan = cq.conv2d_prepack(
+        self.plan = self.prepack(requant)
+
+    def prepack_args(self):
+        """conv2d_prepack's arguments up to output_dtype."""
+        return (
             self.wq,
             self.ws,
             self.wz,
@@ -110,17 +115,17 @@ class Layer:
             self.stride,
             self.padding,
             self.dilation,
-            groups,
+            self.groups,
             self.sa,
             self.za,
             self.act_dtype,
             self.sy,
             self.zy,
             self.out_dtype,
-            self.amin,
-            self.amax,
-            requant,
         )
+
+    def prepack(self, requant="float"):
+        return cq.conv2d_prepack(*self.prepack_args(), self.amin, self.amax, requant)
 
     def args(self):
         return (*self.plan, self.kernel, self.stride, self.padding, self.dilation, self.groups, self.out_dtype)
@@ -464,22 +469,7 @@ def _opcheck_cases():
         cases.append(
             (
                 cq.conv2d_prepack,
-                (
-                    layer.wq,
-                    layer.ws,
-                    layer.wz,
-                    layer.bias,
-                    layer.stride,
-                    layer.padding,
-                    layer.dilation,
-                    layer.groups,
-                    layer.sa,
-                    layer.za,
-                    layer.act_dtype,
-                    layer.sy,
-                    layer.zy,
-                    layer.out_dtype,
-                ),
+                layer.prepack_args(),
                 {"activation_min": 0.0},
             )
         )
@@ -492,3 +482,64 @@ OPCHECK_CASES = _opcheck_cases()
 @pytest.mark.parametrize("op,args,kwargs", OPCHECK_CASES, ids=lambda v: getattr(v, "__name__", None))
 def test_opcheck(op, args, kwargs):
     opcheck(op, args, kwargs)
+
+
+# --- the AVX2 tier's prepacked B (plans built under avx2) ---------------------------------------
+
+CONV_LAYOUT_ENTRY = 26  # params header: the prepacked B's layout number (docs/kernels.md)
+
+
+def _prepack_avx2(layer, wq):
+    """layer's plan for other int8 / uint8 weights, prepacked under avx2."""
+    layer.wq = wq
+    with torch_circle.use_kernel_isa("avx2"):
+        layer.plan = layer.prepack()
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
+@pytest.mark.parametrize("shape", ["3x3", "stem7x7s2", "pointwise", "grouped", "depthwise_x2", "asymmetric"])
+@pytest.mark.parametrize("weights", ["trained", "all127"])
+def test_avx2_prepacked_b_matches_scalar(shape, weights):
+    """Conv plans prepacked under avx2 carry every group's sorted B; the AVX2 kernels reading it
+    give the scalar kernels' bits (all ±127: every pair would saturate vpmaddubsw)."""
+    layer = Layer("int8", SHAPES[shape], batch=3)
+    wq = layer.wq
+    if weights == "all127":
+        wq = (torch.randint(0, 2, wq.shape) * 254 - 127).to(torch.int8)
+    _prepack_avx2(layer, wq)
+    packed, params, _ = layer.plan
+    c, oc, _, _, k, _, _, _, groups = SHAPES[shape]
+    kernel = pair(k)
+    kp = (kernel[0] * kernel[1] * c // groups + 3) // 4 * 4
+    block_rows = groups * ((oc // groups + 15) // 16 * 16)
+    assert params[CONV_LAYOUT_ENTRY] != 0 and packed.shape[0] > block_rows and packed.shape[1] == kp
+    with torch_circle.use_kernel_isa("scalar"):
+        want = layer.run()
+    with torch_circle.use_kernel_isa("avx2"):
+        assert_bits_equal(layer.run(), want)
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
+def test_avx2_prepacked_b_changed_or_mismatched_is_refused():
+    layer = Layer("uint8", SHAPES["grouped"])
+    _prepack_avx2(layer, layer.wq)
+    packed, params, multiplier = layer.plan
+    rest = layer.args()[3:]
+    # grouped: 3 groups of 6 channels (one block each), K = 36 (9 groups of 4); group 2's first
+    # A offset sits past its groups + 1 tiles of 128 bytes.
+    group_bytes = (9 * 132 + 132 + 63) // 64 * 64
+    bad = packed.clone()
+    bad.view(-1)[3 * 16 * 36 + 2 * group_bytes + 10 * 128 + 3] = 0x40
+    with torch_circle.use_kernel_isa("avx2"):
+        with pytest.raises(ValueError, match="quantized_conv2d: packed_weight was modified after prepacking"):
+            cq.quantized_conv2d(layer.xq, bad, params, multiplier, *rest)
+        with pytest.raises(ValueError, match="does not match the params header"):
+            cq.quantized_conv2d(layer.xq, packed[:-1].contiguous(), params, multiplier, *rest)
+        unknown = params.clone()
+        unknown[CONV_LAYOUT_ENTRY] = 99
+        with pytest.raises(ValueError, match="prepacked weight layout 99 is not one this build"):
+            cq.quantized_conv2d(layer.xq, packed, unknown, multiplier, *rest)
+        old = params.clone()
+        old[1] = 2
+        with pytest.raises(ValueError, match="version 2 but this build reads version 3"):
+            cq.quantized_conv2d(layer.xq, packed, old, multiplier, *rest)

@@ -263,11 +263,14 @@ def test_empty_batch():
 def test_plan_tensors():
     layer = Layer(1, 20, 33)
     packed, params, multiplier = layer.prepack(0.1, 5, torch.uint8)
-    assert packed.dtype == torch.int8 and packed.shape == (32, 36)  # 16-channel blocks, K padded to 4
-    assert params.dtype == torch.int32 and params.shape == (16 + 5 * 20,)
+    # 16-channel blocks, K padded to 4, then the active ISA's prepacked B (none but on AVX2)
+    assert packed.dtype == torch.int8 and packed.shape[1] == 36
+    assert params.dtype == torch.int32 and params.shape == (17 + 5 * 20,)
     assert multiplier.dtype == torch.float32 and multiplier.shape == (20,)
-    header = params[:16].tolist()
+    header = params[:17].tolist()
     assert header[2:5] == [20, 33, layer.za]  # N, K, input zero point (docs/kernels.md)
+    layout = header[16]  # the prepacked B's layout: rows past the blocks
+    assert (layout != 0) == (packed.shape[0] > 32) and packed.shape[0] >= 32
 
 
 # --- threads ----------------------------------------------------------------------------------
@@ -468,13 +471,13 @@ def test_call_errors_name_the_op_and_argument():
 
 
 def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
-    """AVX2 runs the kernel that reads the packed bytes for few rows and the pair-split one from 16 rows;
+    """AVX2 runs the kernel that reads the packed bytes for few rows and the pair-split one from 3 rows;
     every ISA's name says its tier; a row count below 1 is a clear error."""
     if "avx2" in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa("avx2"):
             assert torch_circle.ops.gemm_kernel_name(1) == "qu8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(15) == "qu8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(16) == "qu8-gemm-4x16c4split-avx2"
+            assert torch_circle.ops.gemm_kernel_name(2) == "qu8-gemm-3x16c4-avx2"
+            assert torch_circle.ops.gemm_kernel_name(3) == "qu8-gemm-4x16c4split-avx2"
             assert torch_circle.ops.gemm_kernel_name(512) == "qu8-gemm-4x16c4split-avx2"
     for isa in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa(isa):
@@ -484,3 +487,79 @@ def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
             assert name.startswith(prefix) and name.endswith(isa if isa != "avx512" else "avx2"), (isa, name)
     with pytest.raises(ValueError, match="_gemm_kernel: rows"):
         torch_circle.ops.gemm_kernel_name(0)
+
+
+# --- the AVX2 tier's prepacked B (plans built under avx2) ---------------------------------------
+
+GEMM_LAYOUT_ENTRY = 16  # params header: the prepacked B's layout number (docs/kernels.md)
+
+
+def _adversarial_weights(kind, n, k, g):
+    """int8 weights on which vpmaddubsw would saturate without the safe / int16 split."""
+    if kind == "gaussian":  # trained-like: most tiles safe
+        w = torch.randn(n, k, generator=g)
+        return (w / w.abs().amax(1, keepdim=True) * 127).round().to(torch.int8)
+    if kind == "all127":  # every pair unsafe, both signs
+        return (torch.randint(0, 2, (n, k), generator=g) * 254 - 127).to(torch.int8)
+    # same-sign pairs just past 128 in some tiles, safe elsewhere
+    w = torch.randint(-60, 61, (n, k), generator=g).to(torch.int8)
+    w[:, ::8] = 65
+    w[:, 1::8] = 64
+    w[n // 2 :, 4::8] = -128
+    w[n // 2 :, 5::8] = -1
+    return w
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
+@pytest.mark.parametrize("kind", ["gaussian", "all127", "same_sign_pairs"])
+@pytest.mark.parametrize("k", [1, 7, 64, 257])
+def test_avx2_prepacked_b_matches_scalar(kind, k):
+    """A plan prepacked under avx2 carries the sorted B; the split kernel reading it (3 rows and
+    more) and the 3x16 kernel (fewer) give the scalar kernel's bits, as does a plan without it."""
+    g = torch.Generator().manual_seed(k)
+    n = 40
+    layer = Layer(1, n, k)
+    layer.w = _adversarial_weights(kind, n, k, g)
+    sy, zy = layer.output_qparams(torch.uint8, "none")
+    with torch_circle.use_kernel_isa("avx2"):
+        plan = layer.prepack(sy, zy, torch.uint8)
+    with torch_circle.use_kernel_isa("scalar"):
+        scalar_plan = layer.prepack(sy, zy, torch.uint8)
+    assert plan[1][GEMM_LAYOUT_ENTRY] != 0 and plan[0].shape[0] > 48  # 3 blocks, then the sorted B
+    assert scalar_plan[1][GEMM_LAYOUT_ENTRY] == 0 and scalar_plan[0].shape == (48, (k + 3) // 4 * 4)
+    for m in (1, 2, 3, 16, 37):
+        x = torch.randint(0, 256, (m, k), generator=g).to(torch.uint8)
+        with torch_circle.use_kernel_isa("scalar"):
+            want = torch_circle.ops.quantized_linear(x, *plan, torch.uint8)
+        with torch_circle.use_kernel_isa("avx2"):
+            assert_bits_equal(torch_circle.ops.quantized_linear(x, *plan, torch.uint8), want)
+            assert_bits_equal(torch_circle.ops.quantized_linear(x, *scalar_plan, torch.uint8), want)
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
+def test_avx2_prepacked_b_changed_or_mismatched_is_refused():
+    layer = Layer(4, 40, 65)
+    with torch_circle.use_kernel_isa("avx2"):
+        packed, params, multiplier = layer.prepack(0.1, 5, torch.uint8)
+        run = torch_circle.ops.quantized_linear
+        groups, blocks_rows, kp = 17, 48, 68
+        # Block 0's first A offset (after its groups + 1 tiles of 128 bytes) past the row.
+        bad = packed.clone()
+        bad.view(-1)[blocks_rows * kp + (groups + 1) * 128 + 3] = 0x40
+        with pytest.raises(ValueError, match="quantized_linear: packed_weight was modified after prepacking"):
+            run(layer.x, bad, params, multiplier, torch.uint8)
+        with pytest.raises(ValueError, match="does not hold the 48 rows of blocks"):
+            run(layer.x, packed[:-1].contiguous(), params, multiplier, torch.uint8)
+        unknown = params.clone()
+        unknown[GEMM_LAYOUT_ENTRY] = 99
+        with pytest.raises(ValueError, match="prepacked weight layout 99 is not one this build"):
+            run(layer.x, packed, unknown, multiplier, torch.uint8)
+        old = params.clone()
+        old[1] = 2  # a version-2 plan (no layout entry) is not read as version 3
+        with pytest.raises(ValueError, match="plan version 2 but this build reads version 3"):
+            run(layer.x, packed, old, multiplier, torch.uint8)
+    # Another tier leaves the sorted B unread (and unchecked): the packed blocks give the same bits.
+    with torch_circle.use_kernel_isa("scalar"):
+        assert_bits_equal(
+            run(layer.x, bad, params, multiplier, torch.uint8), run(layer.x, packed, params, multiplier, torch.uint8)
+        )

@@ -21,7 +21,7 @@ namespace ukernels {
 
 // acc[i * acc_stride + j] = Σ_{kk < k} A(i, kk) · B(kk, j)   for i < mr, j < 16 · blocks.
 //   a and b are in the kernel's working layout: the packed bytes described here, or, for a kernel
-//   with widen_a / widen_b (GemmMicrokernel), what those functions wrote (strides in bytes).
+//   with widen_a / prepack_b (GemmMicrokernel), what those functions wrote (strides in bytes).
 //   A(i, kk) = a[i * a_stride + kk], read as uint8 on x86 (u8·s8 dot products) and as int8 on ARM
 //   (s8·s8), see GemmMicrokernel::a_signed. The kernel reads no byte of a past a[i*a_stride+k-1]
 //   (K need not be a multiple of 4), and nothing of rows i ≥ mr.
@@ -49,16 +49,19 @@ using RequantizeFn = void (*)(size_t rows, size_t cols, const int32_t* acc, size
 using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_stride, const void* other,
                                size_t other_stride, OutputType type, RequantMode mode, const ResidualAdd& add);
 
-// Optional working layouts a kernel reads instead of the packed bytes, built by the driver once per
-// call (A) and once per column chunk (B), then reused by every tile that reads them:
-//   widen_a: rows of A (uint8, a_stride bytes apart, k bytes each) → out, a_group_bytes per k
-//            group of 4 per row (row stride groups · a_group_bytes);
-//   widen_b: `blocks` packed blocks (block_stride apart) → out, b_group_bytes per k group per block
-//            and b_block_tail_bytes after them (groups = ceil(k / 4)); the kernel defines what they
-//            hold (widened int16 pairs, or main and remainder of a pair split).
+// Optional working layouts a kernel reads instead of the packed bytes:
+//   widen_a:   rows of A (uint8, a_stride bytes apart, k bytes each) → out, a_group_bytes per k
+//              group of 4 per row (row stride groups · a_group_bytes); built by qgemm() once per call.
+//   prepack_b: `blocks` packed blocks (block_stride apart) → out, b_group_bytes per k group per
+//              block and b_block_tail_bytes after them (groups = ceil(k / 4)); the kernel defines
+//              what they hold. Built once at pack time (prepack_gemm_b() in qgemm.h, stored in the
+//              layer's plan), never per call: such a kernel runs only on weights that carry it.
 //   The working blocks start on 64-byte boundaries: working_b_block_stride() apart.
 using WidenAFn = void (*)(size_t rows, size_t k, const uint8_t* a, size_t a_stride, uint8_t* out);
-using WidenBFn = void (*)(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out);
+using PrepackBFn = void (*)(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out);
+// Whether `blocks` working blocks hold valid control data (counts, offsets) wherever the kernel
+// reads addresses from: the check a plan's prepacked B passes before the kernel reads it.
+using CheckPrepackedBFn = bool (*)(size_t blocks, size_t k, const int8_t* working);
 
 // The driver's accumulator tile holds this many int32: mr · max_blocks · 16 must not exceed it.
 constexpr size_t kMaxTileAccumulators = 1024;
@@ -67,16 +70,20 @@ struct GemmMicrokernel {
   const char* name;  // its file's name, e.g. "qu8-gemm-8x48c4-avx512vnni"
   GemmAccumulateFn accumulate;
   RequantizeFn requantize;
-  size_t mr;                   // rows per tile
-  size_t max_blocks;           // 16-channel blocks per tile
-  bool a_signed;               // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
-  ResidualAddFn add_residual;  // the ISA's fused residual add (shared by its kernels)
-  WidenAFn widen_a = nullptr;  // nullptr: reads the packed A bytes
-  WidenBFn widen_b = nullptr;  // nullptr: reads the packed B blocks
+  size_t mr;                       // rows per tile
+  size_t max_blocks;               // 16-channel blocks per tile
+  bool a_signed;                   // A bytes are int8 (ARM sdot) rather than uint8 (x86 vpdpbusd)
+  ResidualAddFn add_residual;      // the ISA's fused residual add (shared by its kernels)
+  WidenAFn widen_a = nullptr;      // nullptr: reads the packed A bytes
+  PrepackBFn prepack_b = nullptr;  // nullptr: reads the packed B blocks
   size_t a_group_bytes = kGemmKr;
   size_t b_group_bytes = kGemmKr * kGemmNr;
   size_t min_rows = 1;            // gemm_microkernel_for picks it only for calls of at least this many rows
-  size_t b_block_tail_bytes = 0;  // widen_b: bytes per block after its groups
+  size_t b_block_tail_bytes = 0;  // prepack_b: bytes per block after its groups
+  // prepack_b: the layout's number, stored in plans (PackedWeightsView::prepacked_layout); a new
+  // or changed layout takes a new number, so a plan holding another one is never misread.
+  int32_t prepacked_layout = 0;
+  CheckPrepackedBFn check_prepacked_b = nullptr;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so
@@ -92,7 +99,7 @@ inline size_t working_b_block_stride(const GemmMicrokernel& uk, size_t groups) {
 // (constexpr: constant-initialized data, so nothing compiled with the ISA's flags runs before
 // the dispatcher has checked the CPU.)
 
-// Accumulate on the packed A and B whatever the kernel's working layout (widens into scratch
+// Accumulate on the packed A and B whatever the kernel's working layout (builds it into scratch
 // first when it has one): the form tests use to compare every kernel with the scalar one.
 void accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
                        const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);

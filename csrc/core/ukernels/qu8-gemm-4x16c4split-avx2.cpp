@@ -4,9 +4,9 @@
 // vpmaddubsw adds two u8·s8 products into int16 with saturation. For a in [0, 255] and a weight
 // pair (w0, w1) (k 2j, 2j + 1 of one channel) the pair sum a0·w0 + a1·w1 can only leave int16
 // when w0 and w1 have one sign and |w0| + |w1| > 128; otherwise it lies in [-255·128, 255·128] =
-// [-32640, 32640]. Which pairs can is known from the weights alone, so the driver's per-call
-// working copy of B (widen_b) sorts each 16-channel block's k groups (4 k × 16 channels, 64 bytes)
-// into two lists:
+// [-32640, 32640]. Which pairs can is known from the weights alone, so the working copy of B,
+// built once when the layer is prepacked (prepack_b, stored in its plan), sorts each 16-channel
+// block's k groups (4 k × 16 channels, 64 bytes) into two lists:
 //   safe tiles (no pair past 128): the packed bytes as they are, multiplied by
 //     acc += vpmaddwd(vpmaddubsw(broadcast 4 bytes of A, 32 bytes of B), ones)
 //     (3 instructions per 32 MACs, nothing unpacked: oneDNN's loop, without its wrong answers);
@@ -50,10 +50,13 @@ constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                   // 64
 constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;                  // 128
 constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);      // worst case: every tile wide
 constexpr size_t kBBlockTailBytes = kWideTileBytes + sizeof(int32_t);  // a spare tile, the safe tile count
-// Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes. The working copy of B costs about
-// one pass of this kernel over B per call; measured (BERT-base shapes, one thread, Gaussian
-// weights) the two break even at 11-14 rows.
-constexpr size_t kMinRows = 16;
+// Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes. With B prepacked, measured on the
+// BERT-base shapes (one thread, Gaussian weights; docs/kernels.md): 1 row 0.70-1.29x the 3x16
+// kernel's speed, 2 rows 0.90-1.27x (B past L2 loses: its working copy is larger), 3 rows
+// 1.06-1.49x, 4 rows 1.31-1.65x.
+constexpr size_t kMinRows = 3;
+// The number plans store for the working B below (GemmMicrokernel::prepacked_layout).
+constexpr int32_t kPrepackedLayout = 1;
 
 size_t groups_of(size_t k) { return (k + kGemmKr - 1) / kGemmKr; }
 
@@ -104,7 +107,7 @@ inline void widen_tile(const int8_t* tile, int8_t* out) {
   }
 }
 
-void widen_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out) {
+void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out) {
   const size_t groups = groups_of(k);
   const size_t out_stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
   for (size_t nb = 0; nb < blocks; ++nb) {
@@ -128,6 +131,26 @@ void widen_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8
     const int32_t safe_count = static_cast<int32_t>(safe);
     std::memcpy(dst + (groups + 1) * kWideTileBytes + groups * sizeof(int32_t), &safe_count, sizeof safe_count);
   }
+}
+
+// Whether `blocks` working blocks (working_b_block_stride() apart) hold what prepack_b writes
+// where the kernel reads addresses from: a safe count ≤ groups and every A offset a multiple of 4
+// below 4·groups (a plan's bytes may have been changed after prepacking).
+bool check_prepacked_b(size_t blocks, size_t k, const int8_t* working) {
+  const size_t groups = groups_of(k);
+  const size_t stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
+  const uint32_t end = static_cast<uint32_t>(groups * kGemmKr);
+  for (size_t nb = 0; nb < blocks; ++nb) {
+    const int8_t* tail = working + nb * stride + (groups + 1) * kWideTileBytes;
+    uint32_t bad = 0, offset = 0, safe = 0;
+    for (size_t e = 0; e < groups; ++e) {
+      std::memcpy(&offset, tail + e * sizeof(int32_t), sizeof offset);
+      bad |= (offset >= end ? 1u : 0u) | (offset % kGemmKr);
+    }
+    std::memcpy(&safe, tail + groups * sizeof(int32_t), sizeof safe);
+    if (bad != 0 || safe > groups) return false;
+  }
+  return true;
 }
 
 inline __m256i broadcast_word(const uint8_t* p) {
@@ -200,11 +223,13 @@ extern constexpr GemmMicrokernel qu8_gemm_4x16c4split_avx2 = {"qu8-gemm-4x16c4sp
                                                               false,
                                                               &q8_vadd_avx2,
                                                               &widen_a,
-                                                              &widen_b,
+                                                              &prepack_b,
                                                               kAGroupBytes,
                                                               kBGroupBytes,
                                                               kMinRows,
-                                                              kBBlockTailBytes};
+                                                              kBBlockTailBytes,
+                                                              kPrepackedLayout,
+                                                              &check_prepacked_b};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -204,7 +204,7 @@ const GemmCandidates& gemm_candidates() {
 
 const GemmMicrokernel& gemm_microkernel_for(Isa isa) { return *gemm_candidates()[static_cast<size_t>(isa)].front(); }
 
-const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows) {
+const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows, int32_t prepacked_layout) {
   // How full the last tile of a row of tiles is (1 = the width divides the blocks).
   const auto fullness = [blocks](size_t width) {
     const size_t last = blocks % width == 0 ? width : blocks % width;
@@ -214,10 +214,34 @@ const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows)
   const GemmMicrokernel* best = candidates.front();
   for (const GemmMicrokernel* k : candidates) {
     if (k == best || rows < k->min_rows) continue;
+    if (k->prepack_b != nullptr && k->prepacked_layout != prepacked_layout) continue;  // the weights lack its B
     const double f = fullness(k->max_blocks), best_f = fullness(best->max_blocks);
-    if (f > best_f || (f == best_f && k->min_rows > best->min_rows)) best = k;
+    // Ties: the kernel made for more rows, then the one that reads the weights' prepacked B.
+    const bool tie_wins = k->min_rows != best->min_rows ? k->min_rows > best->min_rows
+                                                        : k->prepack_b != nullptr && best->prepack_b == nullptr;
+    if (f > best_f || (f == best_f && tie_wins)) best = k;
   }
   return *best;
+}
+
+const GemmMicrokernel* prepacked_gemm_microkernel(Isa isa) {
+  for (const GemmMicrokernel* k : gemm_candidates()[static_cast<size_t>(isa)]) {
+    if (k->prepack_b != nullptr) return k;
+  }
+  return nullptr;
+}
+
+const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows) {
+  const GemmMicrokernel* prepacked = prepacked_gemm_microkernel(isa);
+  return gemm_microkernel_for(isa, blocks, rows, prepacked != nullptr ? prepacked->prepacked_layout : 0);
+}
+
+const GemmMicrokernel* gemm_microkernel_with_layout(int32_t prepacked_layout) {
+  if (prepacked_layout == 0) return nullptr;
+  for (const auto& entry : gemm_kernels()) {
+    if (entry.kernel.prepack_b != nullptr && entry.kernel.prepacked_layout == prepacked_layout) return &entry.kernel;
+  }
+  return nullptr;
 }
 
 const DwConvMicrokernel& dwconv_microkernel_for(Isa isa) { return kernel_for(dwconv_kernels(), isa).kernel; }

@@ -119,7 +119,15 @@ const GemmMicrokernel& gemm_microkernel_for(Isa isa);
 // fullest; ties go to the larger min_rows (the kernel made for many rows: AVX2's widened one),
 // then to the earlier row. The kernels of one level share accumulate domain, output stage and
 // residual add, so the choice never changes results.
+// Kernels that read a prepacked B (GemmMicrokernel::prepack_b) are candidates only when the weights
+// carry their layout, `prepacked_layout` (0: none); the 3-argument form assumes weights packed
+// under `isa` (prepacked_b_layout(isa) in qgemm.h).
+const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows, int32_t prepacked_layout);
 const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows);
+// The kernel among `isa`'s candidates that reads a prepacked B, or nullptr.
+const GemmMicrokernel* prepacked_gemm_microkernel(Isa isa);
+// The kernel of any level with this prepacked layout, or nullptr (layout 0, or unknown here).
+const GemmMicrokernel* gemm_microkernel_with_layout(int32_t prepacked_layout);
 const DwConvMicrokernel& dwconv_microkernel_for(Isa isa);
 
 // One line per row of every list, for listing (Python, benchmarks) and the registry tests.
