@@ -581,9 +581,10 @@ def print_table(rows: List[Row]) -> None:
         f"ours vs fp32 eager (>= {TARGET_VS_EAGER:g}x)",
         "peer int8 kernels",
         "agreement with fp32 eager",
+        "ISA tier",
     ]
     print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if i in (0, 10, 11) else "---:" for i in range(len(header))) + "|")
+    print("|" + "|".join("---" if i in (0, 10, 11, 12) else "---:" for i in range(len(header))) + "|")
     for r in rows:
         ours_why = short_reason(r.built["ours"].error) if "ours" in r.built else "not run"
         cells = [
@@ -596,6 +597,7 @@ def print_table(rows: List[Row]) -> None:
             target(r.ms.get("fp32 eager"), r.ms.get("ours"), TARGET_VS_EAGER, ours_why),
             r.peer,
             r.agree or "n/a",
+            TIERS[0],
         ]
         print("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
 
@@ -662,6 +664,24 @@ def print_profile(rows: List[Row]) -> None:
             print(f"| {r.model} | {r.batch} | {name} | " + " | ".join(cells) + f" | {sum(cats.values()):.2f} |")
 
 
+TIERS = ["?"]  # "ours amx, oneDNN amx": filled once by isa_tiers()
+
+
+def isa_tiers() -> str:
+    """The ISA tier each side runs at here: ours is torch_circle's kernel ISA (CIRCLE_QUANT_ISA
+    lowers it), oneDNN's is the implementation its verbose log names for one small int8 linear
+    (ONEDNN_MAX_CPU_ISA lowers it), read as bench_int8_kernels.py reads it."""
+    import bench_int8_kernels as kernels  # this directory
+
+    ours = "n/a"
+    with contextlib.suppress(Exception):
+        import torch_circle
+
+        ours = torch_circle.active_kernel_isa()
+    problem = kernels.Problem.make(kernels.LinearShape(64, 256, 256))
+    return f"ours {ours}, oneDNN {kernels.onednn_tier(kernels.onednn_impl(kernels.onednn_linear(problem)))}"
+
+
 def machine_lines(args) -> List[str]:
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -678,6 +698,8 @@ def machine_lines(args) -> List[str]:
         f"torch:   {torch.__version__}, torchao {torchao.__version__}; inductor freezing = "
         f"{torch._inductor.config.freezing}, cpp_wrapper = {torch._inductor.config.cpp_wrapper}",
         f"python:  {platform.python_version()} on {platform.platform()}",
+        f"ISA:     {TIERS[0]} (CIRCLE_QUANT_ISA={os.environ.get('CIRCLE_QUANT_ISA', '')!r}, "
+        f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '')!r})",
     ]
 
 
@@ -798,6 +820,7 @@ def main(argv=None) -> int:
     if "ours" in args.variants:
         print("checking torch_circle (snapshot + import in a child process) ...", file=sys.stderr, flush=True)
         ours_status()  # once, before any timing: the snapshot every row uses
+    TIERS[0] = isa_tiers()
     start, load = time.perf_counter(), os.getloadavg()
     rows = [run_one(specs[m], b, args) for m in args.models for b in args.batch]
     wall = time.perf_counter() - start

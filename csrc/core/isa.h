@@ -24,24 +24,28 @@ enum class Isa {
   kAvx512Vnni = 4,  // AVX-512 F/BW/DQ/VL + VNNI (vpdpbusd on zmm)
   kNeon = 5,        // AArch64 Advanced SIMD (always present on AArch64)
   kNeonDot = 6,     // + the dot product extension (sdot / udot, Armv8.2-A DotProd)
+  // AVX-512 VNNI + AMX-TILE / AMX-INT8 (tdpbusd on tile registers), with the OS's permission to
+  // use the tile data state (Linux: arch_prctl ARCH_REQ_XCOMP_PERM, asked once when detected).
+  // Only the GEMM has AMX kernels, for calls of many rows; the rest runs avx512vnni code.
+  kAmx = 7,
 };
 
 // Every Isa value, lowest first, for parsing, listing and tests.
 constexpr Isa kAllIsas[] = {Isa::kScalar,     Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512,
-                            Isa::kAvx512Vnni, Isa::kNeon, Isa::kNeonDot};
+                            Isa::kAvx512Vnni, Isa::kAmx,  Isa::kNeon,    Isa::kNeonDot};
 
 constexpr size_t kIsaCount = sizeof(kAllIsas) / sizeof(kAllIsas[0]);
 
 const char* isa_name(Isa isa);
 
 // The level `isa` implies one step down (every instruction of the result also runs where `isa`
-// does): avx512vnni → avx512 → avx2 → scalar, avxvnni → avx2, neondot → neon → scalar. A level
+// does): amx → avx512vnni → avx512 → avx2 → scalar, avxvnni → avx2, neondot → neon → scalar. A level
 // not in kAllIsas' chain above it (avx512 does not imply avxvnni) is never reached from it.
 // kScalar returns itself.
 Isa isa_fallback(Isa isa);
 
-// Parses an isa_name() (scalar, avx2, avxvnni, avx512, avx512vnni, neon, neondot); throws std::invalid_argument naming
-// the accepted values.
+// Parses an isa_name() (scalar, avx2, avxvnni, avx512, avx512vnni, amx, neon, neondot); throws std::invalid_argument
+// naming the accepted values.
 Isa parse_isa(const std::string& name);
 
 // True when this CPU (and OS) can run kernels built for `isa`.

@@ -44,6 +44,24 @@ inline void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n, bool flip, co
 #endif
     return;
   }
+#if defined(__SSE2__)
+  if (n >= 16) {
+    // Runs of a few hundred bytes (KW taps × channels): 16-byte moves in line cost less than a
+    // call to memcpy per run (measured: the calls took as long as the AMX GEMM on a 3x3 conv of
+    // 64 channels). The last move may overlap the one before it.
+    const __m128i top = _mm_set1_epi8(static_cast<char>(flip ? 0x80 : 0));
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_xor_si128(v, top));
+    }
+    if (i < n) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + n - 16));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n - 16), _mm_xor_si128(v, top));
+    }
+    return;
+  }
+#endif
   if (flip) {
     for (size_t i = 0; i < n; ++i) dst[i] = src[i] ^ 0x80u;
     return;

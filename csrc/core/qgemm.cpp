@@ -427,6 +427,7 @@ void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t bl
     block_stride = ukernels::working_b_block_stride(uk, groups);
   }
   uk.accumulate(mr, blocks, k, a, a_stride, b, block_stride, acc, acc_stride);
+  if (uk.finish != nullptr) uk.finish();
 }
 
 const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
@@ -553,6 +554,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       }
     }
   }
+  if (uk.finish != nullptr) uk.finish();
 }
 
 }  // namespace circle_quant

@@ -76,6 +76,8 @@ def test_bench_int8_e2e_quick_verifies_the_x86_peer_calls_onednn_int8():
         target = row[col["ours vs x86 int8 (>= 1.2x)"]]
         assert target.startswith("n/a (") or re.match(r"\d+\.\d+x, (met|short by)", target), target
     assert "top-1" in resnet[0][col["agreement with fp32 eager"]]
+    # every row names both sides' ISA tier (oneDNN's from its verbose log)
+    assert re.fullmatch(r"ours \w+, oneDNN \w+", resnet[0][col["ISA tier"]]), resnet[0]
     assert out.rstrip().splitlines()[-1].startswith("reproduce: python benchmarks/bench_int8_e2e.py")
 
 

@@ -485,8 +485,37 @@ def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
             # x86 kernels read A as uint8 (qu8), ARM ones as int8 (qs8).
             prefix = "qs8-gemm-" if isa.startswith("neon") else "qu8-gemm-"
             assert name.startswith(prefix) and name.endswith(isa if isa != "avx512" else "avx2"), (isa, name)
+    if "amx" in SUPPORTED_ISAS:  # tiles from 16 rows; fewer run the avx512vnni kernels
+        with torch_circle.use_kernel_isa("amx"):
+            assert torch_circle.ops.gemm_kernel_name(15).endswith("-avx512vnni")
+            assert torch_circle.ops.gemm_kernel_name(16) == "qu8-gemm-32x32c4-amx"
     with pytest.raises(ValueError, match="_gemm_kernel: rows"):
         torch_circle.ops.gemm_kernel_name(0)
+
+
+def test_same_bits_when_onednn_int8_calls_run_in_between():
+    """oneDNN's int8 kernels (AMX on CPUs that have it) load their own tile configuration in the
+    same thread between our calls: our AMX kernel must notice and still give the scalar bits. Row
+    counts 16..100 take the tile kernel with full and partial row tiles; K = 40 (one narrow step),
+    300 (a copied tail) and 256 (full steps only)."""
+    g = torch.Generator().manual_seed(5)
+    cases = [Layer(m, n, k, seed=m + k) for m, n, k in ((16, 48, 40), (100, 70, 300), (33, 64, 256))]
+    want = []
+    with torch_circle.use_kernel_isa("scalar"):
+        for layer in cases:
+            sy, zy = layer.output_qparams(torch.uint8, "none")
+            want.append(layer.run(sy, zy, torch.uint8))
+    x = torch.randint(0, 256, (64, 512), dtype=torch.uint8, generator=g)
+    w = torch.randint(-127, 128, (256, 512), dtype=torch.int8, generator=g)
+    packed = torch.ops.onednn.qlinear_prepack(w, [64, 512])
+    w_scale, w_zp = torch.full((256,), 0.01), torch.zeros(256, dtype=torch.int64)
+    for _ in range(3):
+        for layer, expected in zip(cases, want):
+            torch.ops.onednn.qlinear_pointwise(
+                x, 0.02, 128, packed, w_scale, w_zp, None, 0.5, 10, torch.uint8, "none", [], ""
+            )
+            sy, zy = layer.output_qparams(torch.uint8, "none")
+            assert_bits_equal(layer.run(sy, zy, torch.uint8), expected)
 
 
 # --- the AVX2 tier's prepacked B (plans built under avx2) ---------------------------------------

@@ -84,6 +84,9 @@ struct GemmMicrokernel {
   // or changed layout takes a new number, so a plan holding another one is never misread.
   int32_t prepacked_layout = 0;
   CheckPrepackedBFn check_prepacked_b = nullptr;
+  // Called by the driver after a qgemm()'s last accumulate call on this thread (AMX: releases the
+  // tile state the calls kept configured). nullptr: nothing to do.
+  void (*finish)() = nullptr;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so

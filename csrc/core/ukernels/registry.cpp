@@ -22,6 +22,7 @@ extern const GemmMicrokernel qu8_gemm_6x16c4_avxvnni;
 extern const GemmMicrokernel qu8_gemm_6x16c4_evex_avx512vnni;
 extern const GemmMicrokernel qu8_gemm_8x48c4_avx512vnni;
 extern const GemmMicrokernel qu8_gemm_6x64c4_avx512vnni;
+extern const GemmMicrokernel qu8_gemm_32x32c4_amx;
 extern const DwConvMicrokernel q8_dwconv_c32_avx2;
 extern const DwConvMicrokernel q8_dwconv_c64_avx512;
 extern const DwConvMicrokernel q8_dwconv_c64_avx512vnni;
@@ -130,6 +131,8 @@ const KernelList<GemmMicrokernel>& gemm_kernels() {
     // The avxvnni code with EVEX-encoded vpdpbusd: tests it on AVX512-VNNI machines without
     // AVX-VNNI; never dispatched.
     row(qu8_gemm_6x16c4_evex_avx512vnni, Isa::kAvx512Vnni, false),
+    // From min_rows on; fewer rows run the avx512vnni rows above (gemm_candidates).
+    row(qu8_gemm_32x32c4_amx, Isa::kAmx),
 #endif
 #if defined(__aarch64__)
     row(qs8_gemm_2x16c4_neon, Isa::kNeon),
@@ -195,6 +198,11 @@ const GemmCandidates& gemm_candidates() {
         if (entry.isa == level && entry.dispatched) c[static_cast<size_t>(isa)].push_back(&entry.kernel);
       }
     }
+    // AMX extends avx512vnni (same A domain, output stage and residual add): its tile kernel takes
+    // calls of many rows, that level's kernels the rest.
+    for (const GemmMicrokernel* k : c[static_cast<size_t>(Isa::kAvx512Vnni)]) {
+      if (resolved_isa(list, Isa::kAmx) == Isa::kAmx) c[static_cast<size_t>(Isa::kAmx)].push_back(k);
+    }
     return c;
   }();
   return candidates;
@@ -211,17 +219,26 @@ const GemmMicrokernel& gemm_microkernel_for(Isa isa, size_t blocks, size_t rows,
     return static_cast<double>(last) / static_cast<double>(width);
   };
   const std::vector<const GemmMicrokernel*>& candidates = gemm_candidates()[static_cast<size_t>(isa)];
-  const GemmMicrokernel* best = candidates.front();
+  const GemmMicrokernel* best = nullptr;
   for (const GemmMicrokernel* k : candidates) {
-    if (k == best || rows < k->min_rows) continue;
+    if (rows < k->min_rows) continue;
     if (k->prepack_b != nullptr && k->prepacked_layout != prepacked_layout) continue;  // the weights lack its B
+    if (best == nullptr) {
+      best = k;
+      continue;
+    }
+    // A kernel made for more rows wins outright (AMX's tiles over VNNI's, the AVX2 split kernel
+    // over the 3x16); among equals, the fuller last tile, then the one that reads the weights'
+    // prepacked B.
+    if (k->min_rows != best->min_rows) {
+      if (k->min_rows > best->min_rows) best = k;
+      continue;
+    }
     const double f = fullness(k->max_blocks), best_f = fullness(best->max_blocks);
-    // Ties: the kernel made for more rows, then the one that reads the weights' prepacked B.
-    const bool tie_wins = k->min_rows != best->min_rows ? k->min_rows > best->min_rows
-                                                        : k->prepack_b != nullptr && best->prepack_b == nullptr;
+    const bool tie_wins = k->prepack_b != nullptr && best->prepack_b == nullptr;
     if (f > best_f || (f == best_f && tie_wins)) best = k;
   }
-  return *best;
+  return best != nullptr ? *best : *candidates.front();  // every level has a kernel for one row
 }
 
 const GemmMicrokernel* prepacked_gemm_microkernel(Isa isa) {

@@ -115,10 +115,10 @@ const RegisteredKernel<Kernel>& kernel_for(const KernelList<Kernel>& list, Isa i
 // writes the A domain the GEMM reads and depthwise shares its output stage.
 const GemmMicrokernel& gemm_microkernel_for(Isa isa);
 // The one qgemm() runs for a call over `rows` rows and `blocks` 16-channel blocks, among the
-// level's dispatched rows with min_rows ≤ rows: the one whose last tile along the channels is
-// fullest; ties go to the larger min_rows (the kernel made for many rows: AVX2's widened one),
-// then to the earlier row. The kernels of one level share accumulate domain, output stage and
-// residual add, so the choice never changes results.
+// level's dispatched rows with min_rows ≤ rows (for amx, also avx512vnni's): the largest min_rows
+// (the kernel made for many rows: AMX's tiles, AVX2's split one), then the one whose last tile
+// along the channels is fullest, then the earlier row. These kernels share accumulate domain,
+// output stage and residual add, so the choice never changes results.
 // Kernels that read a prepacked B (GemmMicrokernel::prepack_b) are candidates only when the weights
 // carry their layout, `prepacked_layout` (0: none); the 3-argument form assumes weights packed
 // under `isa` (prepacked_b_layout(isa) in qgemm.h).

@@ -1,0 +1,189 @@
+// AMX-INT8: tdpbusd on tile registers, 32 rows × 2 blocks (32 channels) per tile.
+//
+// Eight tile registers, as in oneDNN's brgemm: four 16 × 16 int32 accumulators (C), two A tiles
+// (16 rows × 64 bytes of K) and two B tiles (16 k groups × 16 channels × 4 bytes). The packed
+// weights already are AMX's B layout: a block's k groups are 64-byte rows (qgemm.h), so a B tile
+// is 16 consecutive groups, loaded with a 64-byte stride; A tiles are read in place with the
+// row stride. One k step of 64 issues 4 tdpbusd (16 × 16 × 64 MACs each) for 4 tile loads.
+//
+// Exact: tdpbusd multiplies u8 by s8 and adds each group of four products into int32 (no 16-bit
+// intermediate), so every sum equals the scalar kernel's modulo 2^32.
+//
+// Tile loads read exactly `rows` × `colsb` bytes: the configuration gives the call's row counts,
+// so A rows past mr are never touched. K < 64 (a multiple of 4) is one step of narrower tiles
+// read in place; otherwise the K tail (k % 64, possibly not a multiple of 4) is copied into
+// zero-padded scratch, A and B both, and runs with the full-width configuration: no byte past
+// a[i * a_stride + k - 1] or past a block's groups is read.
+//
+// Loading a tile configuration costs about 300 cycles here (as much as a whole call with K = 64),
+// so a call reads the current one (sttilecfg, cheap) and loads its own only when it differs: other
+// code in the thread (oneDNN's AMX kernels) may have loaded another. The tiles stay configured
+// between calls; qgemm() releases them when it returns (GemmMicrokernel::finish), so a thread
+// that stops calling holds no 8 KB of tile state for the OS to save on every context switch.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "qgemm_ukernels.h"
+
+namespace circle_quant {
+namespace ukernels {
+namespace {
+
+constexpr size_t kMr = 32;
+constexpr size_t kBlocks = 2;
+constexpr size_t kTileRows = 16;   // rows of A / C per tile, k groups of B per tile
+constexpr size_t kTileBytes = 64;  // bytes per tile row
+constexpr size_t kStepK = kTileRows * kGemmKr;  // 64 k per step
+
+// The LDTILECFG operand (palette 1).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+static_assert(sizeof(TileConfig) == 64, "LDTILECFG reads 64 bytes");
+
+// Tile registers. GCC's intrinsics paste the tile number into the instruction's text, so the
+// calls below spell them as digits: 0 = C00, 1 = C01, 2 = C10, 3 = C11 (C rows 0-15 / 16-31 ×
+// blocks 0 / 1), 4 = A0, 5 = A1 (A rows 0-15 / 16-31), 6 = B0, 7 = B1 (blocks 0 / 1).
+constexpr int kC00 = 0, kC01 = 1, kC10 = 2, kC11 = 3, kA0 = 4, kA1 = 5, kB0 = 6, kB1 = 7;
+
+// One k step: A tiles at a (stride a_stride), B tiles at b0 / b1 (stride 64).
+template <bool kTwoRowTiles, bool kTwoBlocks>
+inline void step(const uint8_t* a, size_t a_stride, const int8_t* b0, const int8_t* b1) {
+  _tile_loadd(6, b0, kTileBytes);
+  _tile_loadd(4, a, a_stride);
+  _tile_dpbusd(0, 4, 6);
+  if constexpr (kTwoBlocks) {
+    _tile_loadd(7, b1, kTileBytes);
+    _tile_dpbusd(1, 4, 7);
+  }
+  if constexpr (kTwoRowTiles) {
+    _tile_loadd(5, a + kTileRows * a_stride, a_stride);
+    _tile_dpbusd(2, 5, 6);
+    if constexpr (kTwoBlocks) _tile_dpbusd(3, 5, 7);
+  }
+}
+
+template <bool kTwoRowTiles, bool kTwoBlocks>
+void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                      int32_t* acc, size_t acc_stride) {
+  const size_t rows0 = kTwoRowTiles ? kTileRows : mr, rows1 = kTwoRowTiles ? mr - kTileRows : 0;
+  // Short K in place: one step over k bytes of A and k / 4 groups of B.
+  const bool short_k = k > 0 && k < kStepK && k % kGemmKr == 0;
+  const size_t a_bytes = short_k ? k : kTileBytes, b_rows = short_k ? k / kGemmKr : kTileRows;
+  TileConfig cfg;
+  const auto set = [&cfg](int tile, size_t rows, size_t colsb) {
+    cfg.rows[tile] = static_cast<uint8_t>(rows);
+    cfg.colsb[tile] = static_cast<uint16_t>(colsb);
+  };
+  set(kC00, rows0, kTileBytes);
+  set(kA0, rows0, a_bytes);
+  set(kB0, b_rows, kTileBytes);
+  if (kTwoBlocks) {
+    set(kC01, rows0, kTileBytes);
+    set(kB1, b_rows, kTileBytes);
+  }
+  if (kTwoRowTiles) {
+    set(kC10, rows1, kTileBytes);
+    set(kA1, rows1, a_bytes);
+    if (kTwoBlocks) set(kC11, rows1, kTileBytes);
+  }
+  TileConfig current;
+  _tile_storeconfig(&current);
+  __asm__ volatile("" ::: "memory");  // the same for the configuration read back
+  if (std::memcmp(&current, &cfg, sizeof cfg) != 0) _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  if constexpr (kTwoBlocks) _tile_zero(1);
+  if constexpr (kTwoRowTiles) {
+    _tile_zero(2);
+    if constexpr (kTwoBlocks) _tile_zero(3);
+  }
+
+  const int8_t* b1 = b + block_stride;
+  if (short_k) {
+    step<kTwoRowTiles, kTwoBlocks>(a, a_stride, b, b1);
+  } else {
+    const size_t steps = k / kStepK;
+    for (size_t s = 0; s < steps; ++s) {
+      step<kTwoRowTiles, kTwoBlocks>(a + s * kStepK, a_stride, b + s * kStepK * kGemmNr, b1 + s * kStepK * kGemmNr);
+    }
+    const size_t done = steps * kStepK;
+    if (k > done) {
+      // Zero-padded copies: A's last bytes need not reach a multiple of 4, and the block's groups
+      // end at (k + 3) / 4; zeros in either make the padded products vanish.
+      // Masked loads: bytes past the tail are neither read (no fault at a page end) nor kept.
+      alignas(64) uint8_t a_tail[kMr * kTileBytes];
+      alignas(64) int8_t b_tail[kBlocks][kTileRows * kTileBytes];
+      const size_t tail = k - done, tail_groups = (tail + kGemmKr - 1) / kGemmKr;
+      const __mmask64 tail_mask = (uint64_t{1} << tail) - 1;  // tail < 64
+      for (size_t i = 0; i < mr; ++i) {
+        _mm512_store_si512(a_tail + i * kTileBytes, _mm512_maskz_loadu_epi8(tail_mask, a + i * a_stride + done));
+      }
+      for (size_t nb = 0; nb < (kTwoBlocks ? 2 : 1); ++nb) {
+        const int8_t* groups = b + nb * block_stride + done * kGemmNr;
+        for (size_t g = 0; g < kTileRows; ++g) {
+          const __m512i row = g < tail_groups ? _mm512_loadu_si512(groups + g * kTileBytes) : _mm512_setzero_si512();
+          _mm512_store_si512(b_tail[nb] + g * kTileBytes, row);
+        }
+      }
+      // GCC's tile intrinsics are asm statements without a memory operand: without this barrier
+      // the stores above look dead and are dropped.
+      __asm__ volatile("" ::: "memory");
+      step<kTwoRowTiles, kTwoBlocks>(a_tail, kTileBytes, b_tail[0], b_tail[1]);
+    }
+  }
+
+  const size_t c_stride = acc_stride * sizeof(int32_t);
+  _tile_stored(0, acc, c_stride);
+  if constexpr (kTwoBlocks) _tile_stored(1, acc + kGemmNr, c_stride);
+  if constexpr (kTwoRowTiles) {
+    _tile_stored(2, acc + kTileRows * acc_stride, c_stride);
+    if constexpr (kTwoBlocks) _tile_stored(3, acc + kTileRows * acc_stride + kGemmNr, c_stride);
+  }
+}
+
+void accumulate_amx_32x32(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                          size_t block_stride, int32_t* acc, size_t acc_stride) {
+  const bool two_row_tiles = mr > kTileRows, two_blocks = blocks > 1;
+  if (two_row_tiles) {
+    if (two_blocks) {
+      accumulate_tiles<true, true>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+    } else {
+      accumulate_tiles<true, false>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+    }
+  } else if (two_blocks) {
+    accumulate_tiles<false, true>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+  } else {
+    accumulate_tiles<false, false>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+  }
+}
+
+void release_tiles() { _tile_release(); }
+
+}  // namespace
+
+// Runs from kMinRows rows: below that the VNNI kernels of the level it extends do more per
+// instruction than half-empty tiles (measured: docs/kernels.md).
+extern constexpr GemmMicrokernel qu8_gemm_32x32c4_amx = {"qu8-gemm-32x32c4-amx",
+                                                         &accumulate_amx_32x32,
+                                                         &qs32_requantize_avx512,
+                                                         kMr,
+                                                         kBlocks,
+                                                         false,
+                                                         &q8_vadd_avx512,
+                                                         nullptr,
+                                                         nullptr,
+                                                         kGemmKr,
+                                                         kGemmKr * kGemmNr,
+                                                         /*min_rows=*/16,
+                                                         0,
+                                                         0,
+                                                         nullptr,
+                                                         &release_tiles};
+
+}  // namespace ukernels
+}  // namespace circle_quant
