@@ -485,10 +485,10 @@ def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
             # x86 kernels read A as uint8 (qu8), ARM ones as int8 (qs8).
             prefix = "qs8-gemm-" if isa.startswith("neon") else "qu8-gemm-"
             assert name.startswith(prefix) and name.endswith(isa if isa != "avx512" else "avx2"), (isa, name)
-    if "amx" in SUPPORTED_ISAS:  # tiles from 16 rows; fewer run the avx512vnni kernels
+    if "amx" in SUPPORTED_ISAS:  # tiles from 4 rows; fewer run the avx512vnni kernels
         with torch_circle.use_kernel_isa("amx"):
-            assert torch_circle.ops.gemm_kernel_name(15).endswith("-avx512vnni")
-            assert torch_circle.ops.gemm_kernel_name(16) == "qu8-gemm-32x32c4-amx"
+            assert torch_circle.ops.gemm_kernel_name(3).endswith("-avx512vnni")
+            assert torch_circle.ops.gemm_kernel_name(4) == "qu8-gemm-32x32c4-amx"
     with pytest.raises(ValueError, match="_gemm_kernel: rows"):
         torch_circle.ops.gemm_kernel_name(0)
 
