@@ -1,5 +1,11 @@
 // The general conv path (any groups): im2col patches of a tile of output pixels, multiplied by
 // qgemm() with each group's packed weights (qconv.h, qconv_drivers.h).
+//
+// Kernels that read tapped activations (ukernels::GemmAccumulateTapsFn: AMX) skip the im2col copy
+// for groups == 1 and channel counts that are multiples of kTapAlign: the input is copied once per
+// image with its padding around it, and each output row's pixels are GEMM rows whose taps are
+// offsets into that copy (the implicit GEMM). The copy is 1/(KH·KW) of im2col's bytes; im2col cost
+// half as much as the AMX GEMM on ResNet's 3x3 layers.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -148,6 +154,46 @@ constexpr size_t kIm2colTileBytes = 128 * 1024;
 
 }  // namespace
 
+namespace {
+
+// `stage` for output pixels from p0 and channels from c0 on: qgemm() indexes the per-channel
+// arrays and the residual like its output. `residual` holds the shifted residual.
+OutputStage shifted_stage(const OutputStage& stage, int64_t p0, int64_t c0, size_t elem, ResidualAdd* residual) {
+  OutputStage shifted = stage;
+  shifted.multiplier = stage.multiplier != nullptr ? stage.multiplier + c0 : nullptr;
+  shifted.fixed_multiplier = stage.fixed_multiplier != nullptr ? stage.fixed_multiplier + c0 : nullptr;
+  shifted.fixed_shift = stage.fixed_shift != nullptr ? stage.fixed_shift + c0 : nullptr;
+  if (stage.residual != nullptr) {
+    *residual = *stage.residual;
+    residual->other = static_cast<const uint8_t*>(residual->other) +
+                      static_cast<size_t>(p0) * residual->other_stride * elem + static_cast<size_t>(c0) * elem;
+    shifted.residual = residual;
+  }
+  return shifted;
+}
+
+// One image of the input with its padding rows and columns set to the zero point, in the domain the
+// kernel reads: what the tapped rows of the implicit GEMM point into.
+struct PaddedImage {
+  std::vector<uint8_t> bytes;
+  int64_t padded_w = 0;
+
+  void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip) {
+    const int64_t padded_h = geo.in_h + 2 * geo.pad_h;
+    padded_w = geo.in_w + 2 * geo.pad_w;
+    bytes.assign(static_cast<size_t>(padded_h * padded_w * c), fill_value);
+    const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(n * geo.in_h * geo.in_w * c);
+    const uint8_t* end = image + static_cast<size_t>(geo.in_h * geo.in_w * c);
+    const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
+    for (int64_t h = 0; h < geo.in_h; ++h) {
+      uint8_t* dst = bytes.data() + static_cast<size_t>(((h + geo.pad_h) * padded_w + geo.pad_w) * c);
+      copy_bytes(dst, image + static_cast<size_t>(h) * row_bytes, row_bytes, flip, end);
+    }
+  }
+};
+
+}  // namespace
+
 void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
                const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
                int64_t out_w, Isa isa) {
@@ -182,28 +228,69 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   thread_local std::vector<uint8_t> patches;
   patches.resize(static_cast<size_t>(tile) * k + kIm2colSlack);
 
-  for (int64_t p0 = pixel_begin; p0 < pixel_end; p0 += tile) {
-    const int64_t rows = std::min(tile, pixel_end - p0);
-    for (int64_t g = 0; g < s.groups; ++g) {
-      im2col.rows(p0, rows, g, patches.data());
-      const GemmActivations a{patches.data(), kernel_signed, za, k};
-      // The group's channels are a contiguous range: shift the per-channel arrays to it.
-      OutputStage group_stage = stage;
-      const int64_t c0 = g * ng;
-      group_stage.multiplier = stage.multiplier != nullptr ? stage.multiplier + c0 : nullptr;
-      group_stage.fixed_multiplier = stage.fixed_multiplier != nullptr ? stage.fixed_multiplier + c0 : nullptr;
-      group_stage.fixed_shift = stage.fixed_shift != nullptr ? stage.fixed_shift + c0 : nullptr;
-      ResidualAdd group_residual;
-      if (stage.residual != nullptr) {  // qgemm() indexes it like its output: rows from p0, channels from c0
-        group_residual = *stage.residual;
-        group_residual.other = static_cast<const uint8_t*>(group_residual.other) +
-                               static_cast<size_t>(p0) * group_residual.other_stride * elem +
-                               static_cast<size_t>(c0) * elem;
-        group_stage.residual = &group_residual;
+  // Output pixels [p0, p1) through im2col, tile by tile, group by group.
+  const auto through_im2col = [&](int64_t p0_begin, int64_t p1) {
+    for (int64_t p0 = p0_begin; p0 < p1; p0 += tile) {
+      const int64_t rows = std::min(tile, p1 - p0);
+      for (int64_t g = 0; g < s.groups; ++g) {
+        im2col.rows(p0, rows, g, patches.data());
+        const GemmActivations a{patches.data(), kernel_signed, za, k};
+        const int64_t c0 = g * ng;
+        ResidualAdd residual;
+        const OutputStage group_stage = shifted_stage(stage, p0, c0, elem, &residual);
+        qgemm(a, 0, rows, w.group(g), 0, ng, bias != nullptr ? bias + c0 : nullptr, group_stage,
+              out_bytes + static_cast<size_t>(p0 * oc + c0) * elem, static_cast<size_t>(oc));
       }
-      qgemm(a, 0, rows, w.group(g), 0, ng, bias != nullptr ? bias + c0 : nullptr, group_stage,
-            out_bytes + static_cast<size_t>(p0 * oc + c0) * elem, static_cast<size_t>(oc));
     }
+  };
+
+  const PackedWeightsView group0 = w.group(0);
+  const int32_t layout = group0.prepacked_b != nullptr ? group0.prepacked_layout : 0;
+  const size_t blocks = static_cast<size_t>((oc + static_cast<int64_t>(kGemmNr) - 1) / static_cast<int64_t>(kGemmNr));
+  const bool tapped = s.groups == 1 && c % static_cast<int64_t>(ukernels::kTapAlign) == 0 &&
+                      qgemm_taps_supported(isa, blocks, static_cast<size_t>(out_w), layout);
+  if (!tapped) {
+    through_im2col(pixel_begin, pixel_end);
+    return;
+  }
+
+  // The implicit GEMM, one output row (or the part of it in the range) per qgemm() call: its pixels
+  // read the padded image at one stride, each tap at its own offset.
+  thread_local PaddedImage padded;
+  thread_local std::vector<int64_t> tap_offsets;
+  const int64_t padded_w = geo.in_w + 2 * geo.pad_w;
+  tap_offsets.clear();
+  for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
+    for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+      tap_offsets.push_back((kh * geo.dilation_h * padded_w + kw * geo.dilation_w) * c);
+    }
+  }
+  int64_t image = -1;
+  for (int64_t p = pixel_begin; p < pixel_end;) {
+    const int64_t n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
+    const int64_t rows = std::min(out_w - ow, pixel_end - p);
+    if (!qgemm_taps_supported(isa, blocks, static_cast<size_t>(rows), layout)) {
+      through_im2col(p, p + rows);  // a row's few pixels at either end of the range
+      p += rows;
+      continue;
+    }
+    // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
+    const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
+    if (n != image && !in_place) {
+      padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip);
+      image = n;
+    }
+    const uint8_t* image_bytes =
+        in_place ? x_begin + static_cast<size_t>(n * geo.in_h * geo.in_w * c) : padded.bytes.data();
+    GemmActivations a{image_bytes + static_cast<size_t>((oh * geo.stride_h * padded_w + ow * geo.stride_w) * c),
+                      kernel_signed, za, static_cast<size_t>(geo.stride_w * c)};
+    a.tap_offsets = tap_offsets.data();
+    a.taps = tap_offsets.size();
+    ResidualAdd residual;
+    const OutputStage row_stage = shifted_stage(stage, p, 0, elem, &residual);
+    qgemm(a, 0, rows, group0, 0, oc, bias, row_stage, out_bytes + static_cast<size_t>(p * oc) * elem,
+          static_cast<size_t>(oc));
+    p += rows;
   }
 }
 

@@ -432,6 +432,10 @@ void ukernels::accumulate_packed(const GemmMicrokernel& uk, size_t mr, size_t bl
 
 const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
 
+bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout) {
+  return ukernels::gemm_microkernel_for(isa, blocks, rows, layout).accumulate_taps != nullptr;
+}
+
 void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w, int64_t n_begin,
            int64_t n_end, const int32_t* bias, const OutputStage& stage, void* out, size_t out_stride) {
   if (m_begin >= m_end || n_begin >= n_end) return;
@@ -448,6 +452,12 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       active_isa(), call_blocks, rows, w.prepacked_b != nullptr ? w.prepacked_layout : 0);
   const size_t k = static_cast<size_t>(w.k);
   const size_t cols = static_cast<size_t>(n_end - n_begin);
+  const bool tapped = a.tap_offsets != nullptr;
+  if (tapped && (uk.accumulate_taps == nullptr || a.is_signed != uk.a_signed || a.taps == 0 || k % a.taps != 0 ||
+                 (k / a.taps) % ukernels::kTapAlign != 0)) {
+    throw std::logic_error(fmt::format("circle_quant: kernel {} cannot read these tapped activations", uk.name));
+  }
+  const size_t tap_k = tapped ? k / a.taps : 0;
 
   // The kernel reads A as uint8 (x86) or int8 (ARM). Activations of the other signedness are
   // moved by 128 (flip the sign bit) into scratch, and so is their zero point: a - za is
@@ -491,7 +501,17 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const int32_t* row_sums = nullptr;
   if (w.has_weight_zero_point) {
     row_sum_buffer.resize(rows);
-    ukernels::q8_row_sums(rows, k, a_rows, a_stride, uk.a_signed, row_sum_buffer.data());
+    if (tapped) {  // the sum over every tap's run
+      thread_local std::vector<int32_t> tap_sums;
+      tap_sums.resize(rows);
+      std::fill(row_sum_buffer.begin(), row_sum_buffer.end(), 0);
+      for (size_t t = 0; t < a.taps; ++t) {
+        ukernels::q8_row_sums(rows, tap_k, a_rows + a.tap_offsets[t], a_stride, uk.a_signed, tap_sums.data());
+        for (size_t i = 0; i < rows; ++i) row_sum_buffer[i] += tap_sums[i];
+      }
+    } else {
+      ukernels::q8_row_sums(rows, k, a_rows, a_stride, uk.a_signed, row_sum_buffer.data());
+    }
     row_sums = row_sum_buffer.data();
   }
 
@@ -536,8 +556,13 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       const size_t mr = std::min(uk.mr, rows - i);
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
-        uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, b_chunk + (nb - chunk) * block_stride,
-                      block_stride, acc, acc_stride);
+        const int8_t* b_tile = b_chunk + (nb - chunk) * block_stride;
+        if (tapped) {
+          uk.accumulate_taps(mr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + i * a_stride, a_stride, b_tile,
+                             block_stride, acc, acc_stride);
+        } else {
+          uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, b_tile, block_stride, acc, acc_stride);
+        }
         const size_t n0 = nb * kGemmNr;
         const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
         const size_t j0 = n0 - static_cast<size_t>(n_begin);

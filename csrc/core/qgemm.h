@@ -215,7 +215,17 @@ struct GemmActivations {
   bool is_signed = false;      // int8 (true) or uint8
   int32_t zero_point = 0;
   size_t stride = 0;
+  // Implicit GEMM (a convolution without im2col): when set, row i's K bytes are `taps` runs of
+  // K / taps bytes at data + i * stride + tap_offsets[t]. Only for kernels with accumulate_taps
+  // (qgemm_taps_supported()), A in the kernel's domain (is_signed == its a_signed) and K / taps a
+  // multiple of ukernels::kTapAlign.
+  const int64_t* tap_offsets = nullptr;
+  size_t taps = 0;
 };
+
+// Whether qgemm() under `isa` reads tapped activations (GemmActivations::tap_offsets) for a call
+// of `rows` rows over `blocks` 16-channel blocks of weights with prepacked layout `layout`.
+bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout);
 
 // out[m, n] for rows [m_begin, m_end) and channels [n_begin, n_end); n_begin must be a multiple
 // of kGemmNr (blocks are not split between threads). bias: int32 at scale sa·sb[n] (n entries) or

@@ -672,6 +672,40 @@ TEST_P(QConvTest, EdgeShapes) {
   check(rng, kernel_is_image);
 }
 
+// Channel counts that are multiples of 64 with groups == 1: where a kernel reads tapped rows (AMX),
+// these run without im2col (each output row's pixels read a padded copy of the image, one offset
+// per tap), and row pieces of fewer pixels than the tile kernel takes fall back to im2col (the
+// random splits of check() make such pieces). Other levels run them through im2col.
+TEST_P(QConvTest, ImplicitGemmShapes) {
+  std::mt19937 rng(64);
+  struct Shape {
+    int64_t batch, h, w, c, oc, k, s, p, d;
+  };
+  const Shape shapes[] = {
+      {2, 20, 13, 64, 64, 3, 1, 1, 1},   // ResNet 3x3, two images, rows of 13
+      {1, 17, 17, 128, 40, 3, 2, 1, 1},  // stride 2, output channels not a multiple of 16
+      {1, 14, 14, 64, 96, 3, 1, 2, 2},   // dilation 2
+      {1, 12, 12, 192, 32, 5, 1, 2, 1},  // 5x5, three 64-byte steps per tap
+      {1, 16, 16, 64, 48, 1, 2, 0, 1},   // strided 1x1: read in place when the domain matches
+      {1, 9, 30, 64, 33, 3, 1, 0, 1},    // no padding
+      {3, 6, 6, 64, 64, 3, 1, 1, 1},     // rows of 6 pixels
+  };
+  for (const Shape& sh : shapes) {
+    ConvCase tc = randomize(rng, ConvCase{});
+    tc.batch = sh.batch;
+    tc.in_h = sh.h;
+    tc.in_w = sh.w;
+    tc.in_c = sh.c;
+    tc.out_c = sh.oc;
+    tc.kernel_h = tc.kernel_w = sh.k;
+    tc.stride_h = tc.stride_w = sh.s;
+    tc.pad_h = tc.pad_w = sh.p;
+    tc.dilation_h = tc.dilation_w = sh.d;
+    check(rng, tc);
+    if (HasFailure()) return;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, QConvTest, ::testing::ValuesIn(architecture_isas()), isa_param_name);
 
 // --- packing -------------------------------------------------------------------------------------

@@ -31,6 +31,16 @@ namespace ukernels {
 using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
                                   const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
 
+// The same sums with A gathered from `taps` places per row, without an im2col copy (the implicit
+// GEMM of a convolution, kernels that have it: GemmMicrokernel::accumulate_taps):
+//   A(i, t · tap_k + kk) = a[i * a_stride + tap_offsets[t] + kk]   for t < taps, kk < tap_k,
+// so k = taps · tap_k and B is the packed weights in that (tap, kk) order. tap_k is a multiple of
+// kTapAlign; the kernel reads nothing of a outside those taps · tap_k bytes per row.
+using GemmAccumulateTapsFn = void (*)(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
+                                      const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                                      int32_t* acc, size_t acc_stride);
+constexpr size_t kTapAlign = 64;
+
 // out(i, j) for i < rows, j < cols:
 //   total = acc[i * acc_stride + j] + channel_term[j] - (row_sum ? zb[j] * row_sum[i] : 0)
 //   (int32 arithmetic modulo 2^32; the exact result fits, see kMaxGemmK)
@@ -87,6 +97,8 @@ struct GemmMicrokernel {
   // Called by the driver after a qgemm()'s last accumulate call on this thread (AMX: releases the
   // tile state the calls kept configured). nullptr: nothing to do.
   void (*finish)() = nullptr;
+  // The implicit-GEMM form of accumulate (see GemmAccumulateTapsFn), or nullptr.
+  GemmAccumulateTapsFn accumulate_taps = nullptr;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so

@@ -68,13 +68,11 @@ inline void step(const uint8_t* a, size_t a_stride, const int8_t* b0, const int8
   }
 }
 
+// Loads the configuration for mr rows (a_bytes of A per row and b_rows k groups of B per step)
+// unless it is already loaded, and zeroes the accumulators.
 template <bool kTwoRowTiles, bool kTwoBlocks>
-void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
-                      int32_t* acc, size_t acc_stride) {
+void begin_tiles(size_t mr, size_t a_bytes, size_t b_rows) {
   const size_t rows0 = kTwoRowTiles ? kTileRows : mr, rows1 = kTwoRowTiles ? mr - kTileRows : 0;
-  // Short K in place: one step over k bytes of A and k / 4 groups of B.
-  const bool short_k = k > 0 && k < kStepK && k % kGemmKr == 0;
-  const size_t a_bytes = short_k ? k : kTileBytes, b_rows = short_k ? k / kGemmKr : kTileRows;
   TileConfig cfg;
   const auto set = [&cfg](int tile, size_t rows, size_t colsb) {
     cfg.rows[tile] = static_cast<uint8_t>(rows);
@@ -94,7 +92,7 @@ void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, co
   }
   TileConfig current;
   _tile_storeconfig(&current);
-  __asm__ volatile("" ::: "memory");  // the same for the configuration read back
+  __asm__ volatile("" ::: "memory");  // see the tail below: the read-back must not be assumed
   if (std::memcmp(&current, &cfg, sizeof cfg) != 0) _tile_loadconfig(&cfg);
   _tile_zero(0);
   if constexpr (kTwoBlocks) _tile_zero(1);
@@ -102,7 +100,25 @@ void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, co
     _tile_zero(2);
     if constexpr (kTwoBlocks) _tile_zero(3);
   }
+}
 
+template <bool kTwoRowTiles, bool kTwoBlocks>
+void store_tiles(int32_t* acc, size_t acc_stride) {
+  const size_t c_stride = acc_stride * sizeof(int32_t);
+  _tile_stored(0, acc, c_stride);
+  if constexpr (kTwoBlocks) _tile_stored(1, acc + kGemmNr, c_stride);
+  if constexpr (kTwoRowTiles) {
+    _tile_stored(2, acc + kTileRows * acc_stride, c_stride);
+    if constexpr (kTwoBlocks) _tile_stored(3, acc + kTileRows * acc_stride + kGemmNr, c_stride);
+  }
+}
+
+template <bool kTwoRowTiles, bool kTwoBlocks>
+void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                      int32_t* acc, size_t acc_stride) {
+  // Short K in place: one step over k bytes of A and k / 4 groups of B.
+  const bool short_k = k > 0 && k < kStepK && k % kGemmKr == 0;
+  begin_tiles<kTwoRowTiles, kTwoBlocks>(mr, short_k ? k : kTileBytes, short_k ? k / kGemmKr : kTileRows);
   const int8_t* b1 = b + block_stride;
   if (short_k) {
     step<kTwoRowTiles, kTwoBlocks>(a, a_stride, b, b1);
@@ -114,8 +130,8 @@ void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, co
     const size_t done = steps * kStepK;
     if (k > done) {
       // Zero-padded copies: A's last bytes need not reach a multiple of 4, and the block's groups
-      // end at (k + 3) / 4; zeros in either make the padded products vanish.
-      // Masked loads: bytes past the tail are neither read (no fault at a page end) nor kept.
+      // end at (k + 3) / 4; zeros in either make the padded products vanish. Masked loads: bytes
+      // past the tail are neither read (no fault at a page end) nor kept.
       alignas(64) uint8_t a_tail[kMr * kTileBytes];
       alignas(64) int8_t b_tail[kBlocks][kTileRows * kTileBytes];
       const size_t tail = k - done, tail_groups = (tail + kGemmKr - 1) / kGemmKr;
@@ -136,14 +152,24 @@ void accumulate_tiles(size_t mr, size_t k, const uint8_t* a, size_t a_stride, co
       step<kTwoRowTiles, kTwoBlocks>(a_tail, kTileBytes, b_tail[0], b_tail[1]);
     }
   }
+  store_tiles<kTwoRowTiles, kTwoBlocks>(acc, acc_stride);
+}
 
-  const size_t c_stride = acc_stride * sizeof(int32_t);
-  _tile_stored(0, acc, c_stride);
-  if constexpr (kTwoBlocks) _tile_stored(1, acc + kGemmNr, c_stride);
-  if constexpr (kTwoRowTiles) {
-    _tile_stored(2, acc + kTileRows * acc_stride, c_stride);
-    if constexpr (kTwoBlocks) _tile_stored(3, acc + kTileRows * acc_stride + kGemmNr, c_stride);
+// Implicit GEMM: tap t's 64-byte steps read A at its offset; B's groups run on in (tap, kk) order.
+template <bool kTwoRowTiles, bool kTwoBlocks>
+void accumulate_tap_tiles(size_t mr, size_t taps, const int64_t* tap_offsets, size_t tap_k, const uint8_t* a,
+                          size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
+  begin_tiles<kTwoRowTiles, kTwoBlocks>(mr, kTileBytes, kTileRows);
+  const int8_t* b1 = b + block_stride;
+  const size_t steps = tap_k / kStepK;
+  size_t done = 0;  // k consumed so far: B's position
+  for (size_t t = 0; t < taps; ++t) {
+    const uint8_t* tap = a + tap_offsets[t];
+    for (size_t s = 0; s < steps; ++s, done += kStepK) {
+      step<kTwoRowTiles, kTwoBlocks>(tap + s * kStepK, a_stride, b + done * kGemmNr, b1 + done * kGemmNr);
+    }
   }
+  store_tiles<kTwoRowTiles, kTwoBlocks>(acc, acc_stride);
 }
 
 void accumulate_amx_32x32(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
@@ -159,6 +185,18 @@ void accumulate_amx_32x32(size_t mr, size_t blocks, size_t k, const uint8_t* a, 
     accumulate_tiles<false, true>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
   } else {
     accumulate_tiles<false, false>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+  }
+}
+
+void accumulate_taps_amx_32x32(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
+                               const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                               size_t acc_stride) {
+  const bool two_row_tiles = mr > kTileRows, two_blocks = blocks > 1;
+  const auto run = [&](auto fn) { fn(mr, taps, tap_offsets, tap_k, a, a_stride, b, block_stride, acc, acc_stride); };
+  if (two_row_tiles) {
+    two_blocks ? run(accumulate_tap_tiles<true, true>) : run(accumulate_tap_tiles<true, false>);
+  } else {
+    two_blocks ? run(accumulate_tap_tiles<false, true>) : run(accumulate_tap_tiles<false, false>);
   }
 }
 
@@ -184,7 +222,8 @@ extern constexpr GemmMicrokernel qu8_gemm_32x32c4_amx = {"qu8-gemm-32x32c4-amx",
                                                          0,
                                                          0,
                                                          nullptr,
-                                                         &release_tiles};
+                                                         &release_tiles,
+                                                         &accumulate_taps_amx_32x32};
 
 }  // namespace ukernels
 }  // namespace circle_quant
