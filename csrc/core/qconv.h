@@ -14,7 +14,9 @@
 //   - general (any groups): per group, the input patches of a tile of output pixels are gathered
 //     into rows of K = KH·KW·Cg bytes in (kh, kw, ic) order (im2col), then qgemm() multiplies
 //     them with the group's packed weights. A 1x1, stride-1, unpadded conv with groups == 1 needs
-//     no gather: the NHWC input rows are the GEMM rows.
+//     no gather: the NHWC input rows are the GEMM rows. Where the GEMM kernel reads tapped rows
+//     (AMX) and groups == 1 with channels a multiple of 64, the gather is replaced by per-tap
+//     offsets into a padded copy of each image (the implicit GEMM, qconv_im2col.cpp).
 //   - depthwise (Cg == 1 and OC == groups): q8-dwconv microkernels (ukernels/qdwconv_ukernels.h),
 //     SIMD across channels, walking output rows; then the GEMM's output stage.
 //   Depthwise with a channel multiplier (Cg == 1, OC = m·groups, m > 1) takes the general path.

@@ -211,6 +211,7 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     return;
   }
 
+  const GemmSession session;  // one tile configuration for the many qgemm() calls below
   // Write the patches in the domain the GEMM kernel reads, so qgemm() need not copy them again.
   const bool kernel_signed = ukernels::gemm_microkernel_for(isa).a_signed;
   const bool flip = x.is_signed != kernel_signed;

@@ -234,6 +234,18 @@ bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout);
 void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w, int64_t n_begin,
            int64_t n_end, const int32_t* bias, const OutputStage& stage, void* out, size_t out_stride);
 
+// Within its scope, qgemm() calls on this thread leave their kernel's state (AMX's tile
+// configuration, about 300 cycles to load) to the next call, and the session releases it when it
+// ends: for callers that make many small calls (the conv driver: one per output row or im2col
+// tile). Sessions nest; only the outermost one releases.
+class GemmSession {
+ public:
+  GemmSession();
+  ~GemmSession();
+  GemmSession(const GemmSession&) = delete;
+  GemmSession& operator=(const GemmSession&) = delete;
+};
+
 // Name of the microkernel qgemm() uses under the active ISA (e.g. "qu8-gemm-8x48c4-avx512vnni").
 const char* qgemm_kernel_name();
 

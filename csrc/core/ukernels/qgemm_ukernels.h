@@ -99,6 +99,9 @@ struct GemmMicrokernel {
   void (*finish)() = nullptr;
   // The implicit-GEMM form of accumulate (see GemmAccumulateTapsFn), or nullptr.
   GemmAccumulateTapsFn accumulate_taps = nullptr;
+  // qgemm() cuts a call's rows into equal tiles rather than mr-row ones and a remainder: a tile of
+  // another row count costs this kernel a reconfiguration (AMX: about 300 cycles).
+  bool balance_row_tiles = false;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so

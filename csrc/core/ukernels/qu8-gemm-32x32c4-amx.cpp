@@ -223,7 +223,8 @@ extern constexpr GemmMicrokernel qu8_gemm_32x32c4_amx = {"qu8-gemm-32x32c4-amx",
                                                          0,
                                                          nullptr,
                                                          &release_tiles,
-                                                         &accumulate_taps_amx_32x32};
+                                                         &accumulate_taps_amx_32x32,
+                                                         /*balance_row_tiles=*/true};
 
 }  // namespace ukernels
 }  // namespace circle_quant
