@@ -576,30 +576,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   // costly configuration (AMX), as equal as the count allows (56 rows: 28 + 28, not 32 + 24).
   const size_t row_tiles = (rows + uk.mr - 1) / uk.mr;
   const size_t tile_rows = uk.balance_row_tiles ? (rows + row_tiles - 1) / row_tiles : uk.mr;
+  alignas(64) int32_t acc[kMaxTile];
   const size_t acc_stride = uk.max_blocks * kGemmNr;
-  // Two accumulator tiles: a tile's output stage runs after the next tile's accumulate is issued,
-  // so the CPU can work on it while tile instructions (AMX), which run beside the vector units,
-  // still compute the next one. Same work and bits for every kernel.
-  alignas(64) int32_t acc[2][kMaxTile];
-  struct Epilogue {
-    const int32_t* acc = nullptr;  // nullptr: nothing pending
-    size_t i = 0, mr = 0, n0 = 0, nc = 0;
-  } pending;
-  const auto output_stage = [&](const Epilogue& e) {
-    const size_t j0 = e.n0 - static_cast<size_t>(n_begin);
-    uint8_t* tile = out_rows + (e.i * out_stride + e.n0) * elem;
-    uk.requantize(e.mr, e.nc, e.acc, acc_stride, channel_term_buffer.data() + j0, w.zero_point + e.n0,
-                  row_sums != nullptr ? row_sums + e.i : nullptr, stage, e.n0, tile, out_stride);
-    if (stage.residual != nullptr) {
-      const ResidualAdd& r = *stage.residual;
-      const size_t row = static_cast<size_t>(m_begin) + e.i;
-      uk.add_residual(e.mr, e.nc, tile, out_stride,
-                      static_cast<const uint8_t*>(r.other) + (row * r.other_stride + e.n0) * elem, r.other_stride,
-                      stage.type, stage.mode, r);
-    }
-  };
 
-  size_t which = 0;
   for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
     const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
     const int8_t* b_chunk = b_blocks + chunk * block_stride;
@@ -608,21 +587,28 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
         const int8_t* b_tile = b_chunk + (nb - chunk) * block_stride;
-        int32_t* tile_acc = acc[which];
-        which ^= 1;
         if (tapped) {
           uk.accumulate_taps(mr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + i * a_stride, a_stride, b_tile,
-                             block_stride, tile_acc, acc_stride);
+                             block_stride, acc, acc_stride);
         } else {
-          uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, b_tile, block_stride, tile_acc, acc_stride);
+          uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, b_tile, block_stride, acc, acc_stride);
         }
-        if (pending.acc != nullptr) output_stage(pending);
         const size_t n0 = nb * kGemmNr;
-        pending = {tile_acc, i, mr, n0, std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0)};
+        const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
+        const size_t j0 = n0 - static_cast<size_t>(n_begin);
+        uint8_t* tile = out_rows + (i * out_stride + n0) * elem;
+        uk.requantize(mr, nc, acc, acc_stride, channel_term_buffer.data() + j0, w.zero_point + n0,
+                      row_sums != nullptr ? row_sums + i : nullptr, stage, n0, tile, out_stride);
+        if (stage.residual != nullptr) {
+          const ResidualAdd& r = *stage.residual;
+          const size_t row = static_cast<size_t>(m_begin) + i;
+          uk.add_residual(mr, nc, tile, out_stride,
+                          static_cast<const uint8_t*>(r.other) + (row * r.other_stride + n0) * elem, r.other_stride,
+                          stage.type, stage.mode, r);
+        }
       }
     }
   }
-  if (pending.acc != nullptr) output_stage(pending);
   finish_or_defer(uk);
 }
 

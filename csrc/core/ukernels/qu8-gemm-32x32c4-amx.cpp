@@ -175,16 +175,11 @@ void accumulate_tap_tiles(size_t mr, size_t taps, const int64_t* tap_offsets, si
 void accumulate_amx_32x32(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
                           size_t block_stride, int32_t* acc, size_t acc_stride) {
   const bool two_row_tiles = mr > kTileRows, two_blocks = blocks > 1;
+  const auto run = [&](auto fn) { fn(mr, k, a, a_stride, b, block_stride, acc, acc_stride); };
   if (two_row_tiles) {
-    if (two_blocks) {
-      accumulate_tiles<true, true>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
-    } else {
-      accumulate_tiles<true, false>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
-    }
-  } else if (two_blocks) {
-    accumulate_tiles<false, true>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+    two_blocks ? run(accumulate_tiles<true, true>) : run(accumulate_tiles<true, false>);
   } else {
-    accumulate_tiles<false, false>(mr, k, a, a_stride, b, block_stride, acc, acc_stride);
+    two_blocks ? run(accumulate_tiles<false, true>) : run(accumulate_tiles<false, false>);
   }
 }
 

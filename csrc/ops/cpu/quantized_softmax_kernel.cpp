@@ -1,9 +1,7 @@
 // CPU kernel of quantized_softmax over the last dimension. Per row: the largest byte; the exps
 // of the (non-positive) dequantized distance to it from one 256-entry table indexed by the byte
 // distance; their float sum; then probability = exp · (1 / sum), quantized like
-// quantize_per_tensor (docs/numerics.md, "Quantized softmax"). One table of 256 exps per call:
-// a table per row maximum (the reference's exact float difference) cost up to 65,536 exps, half
-// of BERT's softmax time.
+// quantize_per_tensor (docs/numerics.md, "Quantized softmax").
 #include <ATen/Parallel.h>
 
 #include <array>
