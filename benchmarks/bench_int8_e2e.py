@@ -446,7 +446,11 @@ class Row:
 # with inductor's kernel profiling on, per generated C++ kernel). First match wins.
 PROFILE_CATEGORIES = [
     ("int8 conv/linear", re.compile(r"^(circle_quant::quantized_(linear|conv2d)|onednn::q(conv|linear))")),
-    ("float matmul/attention", re.compile(r"^aten::(bmm|mm|addmm|baddbmm|matmul|_scaled_dot_product)")),
+    # activation x activation products: float (aten, the peer's SDPA) or ours on integers
+    (
+        "matmul/attention",
+        re.compile(r"^(aten::(bmm|mm|addmm|baddbmm|matmul|_scaled_dot_product)|circle_quant::quantized_matmul)"),
+    ),
     ("pooling", re.compile(r"max_pool|avg_pool|adaptive")),
     # softmax, GELU, norms, quantize / dequantize: inductor's kernels or our integer ops
     ("elementwise", re.compile(r"cpp_fused|kernel_cpp|^circle_quant::(quantized_softmax|lookup_table)")),
@@ -631,7 +635,8 @@ def print_details(rows: List[Row]) -> None:
             print(head + f"{q}compile {b.compile_s:.1f} s, {t}; calls: {top_calls(b.calls)}")
         ours_calls = r.built.get("ours", Built()).calls
         if ours_calls:
-            q = {op: k for op, k in ours_calls.items() if op.startswith("torch.ops.circle_quant.quantized_")}
+            layer_ops = ("torch.ops.circle_quant.quantized_linear", "torch.ops.circle_quant.quantized_conv2d")
+            q = {op: k for op, k in ours_calls.items() if op.startswith(layer_ops)}
             print(
                 f"  {r.model} b{r.batch} ours int8 kernels: {sum(q.values())}/{r.layers} conv+linear as circle_quant "
                 "ops (" + (", ".join(f"{op.replace('torch.ops.', '')} x{k}" for op, k in q.items()) or "none") + ")"
@@ -781,7 +786,7 @@ def main(argv=None) -> int:
         "--profile",
         action="store_true",
         help="also print where the x86 int8 and ours variants spend a forward (torch.profiler, by "
-        "category: int8 layers, float matmuls, pooling, elementwise (inductor's kernels, circle_quant softmax / "
+        "category: int8 layers, attention matmuls, pooling, elementwise (inductor's kernels, circle_quant softmax / "
         "lookup tables), other)",
     )
     args = p.parse_args(argv)

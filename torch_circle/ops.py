@@ -60,6 +60,7 @@ conv2d_prepack = _ops.conv2d_prepack.default
 quantized_conv2d = _ops.quantized_conv2d.default
 quantized_conv2d_add = _ops.quantized_conv2d_add.default
 quantized_softmax = _ops.quantized_softmax.default
+quantized_matmul = _ops.quantized_matmul.default
 lookup_table = _ops.lookup_table.default
 
 # Every ISA name the kernels know, lowest first per architecture (CIRCLE_QUANT_ISA takes the same

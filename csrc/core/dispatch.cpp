@@ -81,6 +81,10 @@ size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bin
   return active(ukernels::histogram_kernels())(x, n, lo, hi, bins, counts);
 }
 
+void lookup_bytes(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table) {
+  active(ukernels::lookup_kernels())(x, y, n, table);
+}
+
 #define INSTANTIATE(Q)                                                                                       \
   template bool quantize<Q>(const float*, Q*, size_t, const QuantizeParams&);                                \
   template bool quantize_channelwise<Q>(const float*, Q*, size_t, const float*, const float*, float, float); \

@@ -4,10 +4,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
 #include <fmt/format.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #include "isa.h"
 #include "ukernels/registry.h"
@@ -47,9 +53,85 @@ int32_t stored_weight_zero_point(const int32_t* zero_point, size_t count, int64_
   return zp - (is_unsigned ? 128 : 0);
 }
 
-bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
-                  const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
-                  int32_t* column_sum_out) {
+namespace {
+
+// out[4 * j + t] = row_t[j] ^ flip for the 16 lanes j and four rows t: one group of a block
+// whose channels are contiguous in memory.
+void interleave_four_rows(const uint8_t* row0, const uint8_t* row1, const uint8_t* row2, const uint8_t* row3,
+                          uint8_t flip, uint8_t* out) {
+#if defined(__SSE2__)
+  const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+  const __m128i r0 = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row0)), f);
+  const __m128i r1 = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row1)), f);
+  const __m128i r2 = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row2)), f);
+  const __m128i r3 = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row3)), f);
+  const __m128i r01_lo = _mm_unpacklo_epi8(r0, r1), r01_hi = _mm_unpackhi_epi8(r0, r1);
+  const __m128i r23_lo = _mm_unpacklo_epi8(r2, r3), r23_hi = _mm_unpackhi_epi8(r2, r3);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(r01_lo, r23_lo));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(r01_lo, r23_lo));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi16(r01_hi, r23_hi));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi16(r01_hi, r23_hi));
+#elif defined(__ARM_NEON)
+  const uint8x16_t f = vdupq_n_u8(flip);
+  uint8x16x4_t rows;
+  rows.val[0] = veorq_u8(vld1q_u8(row0), f);
+  rows.val[1] = veorq_u8(vld1q_u8(row1), f);
+  rows.val[2] = veorq_u8(vld1q_u8(row2), f);
+  rows.val[3] = veorq_u8(vld1q_u8(row3), f);
+  vst4q_u8(out, rows);
+#else
+  const uint8_t* rows[4] = {row0, row1, row2, row3};
+  for (size_t j = 0; j < kGemmNr; ++j)
+    for (size_t t = 0; t < kGemmKr; ++t) out[j * kGemmKr + t] = rows[t][j] ^ flip;
+#endif
+}
+
+// Packs one block of up to kGemmNr channels ([c0, c0 + channels)) of weight element (c, i) at
+// weight[c * n_stride + i * k_stride] into `block` (zeroed by the caller). `flip` (0x80 for uint8
+// weights, else 0) moves uint8 values into the stored int8 domain. The two dense cases get loops
+// a compiler turns into wide moves: quantized matmuls pack B on every call.
+void pack_block(const uint8_t* weight, int64_t c0, int64_t channels, int64_t k, size_t n_stride, size_t k_stride,
+                uint8_t flip, int8_t* block) {
+  const int64_t full_groups = k / static_cast<int64_t>(kGemmKr);
+  uint8_t* out = reinterpret_cast<uint8_t*>(block);
+  auto put = [&](int64_t j, int64_t i) {  // element (c0 + j, i), any strides
+    out[static_cast<size_t>(i / 4) * (kGemmNr * kGemmKr) + static_cast<size_t>(j) * kGemmKr +
+        static_cast<size_t>(i % 4)] =
+        weight[static_cast<size_t>(c0 + j) * n_stride + static_cast<size_t>(i) * k_stride] ^ flip;
+  };
+  if (k_stride == 1) {  // rows of K bytes (torch's [N, K] weights, a transposed [K, N] view)
+    const uint32_t flip4 = flip * 0x01010101u;
+    for (int64_t j = 0; j < channels; ++j) {
+      const uint8_t* row = weight + static_cast<size_t>(c0 + j) * n_stride;
+      uint8_t* dst = out + static_cast<size_t>(j) * kGemmKr;
+      for (int64_t g = 0; g < full_groups; ++g, row += kGemmKr, dst += kGemmNr * kGemmKr) {
+        uint32_t group;
+        std::memcpy(&group, row, sizeof group);
+        group ^= flip4;
+        std::memcpy(dst, &group, sizeof group);
+      }
+    }
+  } else if (n_stride == 1 && channels == static_cast<int64_t>(kGemmNr)) {
+    // Rows of N bytes ([K, N] row major: attention's V): each group interleaves 16 bytes of four
+    // rows into lane-major order, byte t of lane j from row t.
+    for (int64_t g = 0; g < full_groups; ++g) {
+      const uint8_t* r = weight + static_cast<size_t>(g * static_cast<int64_t>(kGemmKr)) * k_stride + c0;
+      interleave_four_rows(r, r + k_stride, r + 2 * k_stride, r + 3 * k_stride, flip,
+                           out + static_cast<size_t>(g) * (kGemmNr * kGemmKr));
+    }
+  } else {
+    for (int64_t j = 0; j < channels; ++j)
+      for (int64_t i = 0; i < full_groups * static_cast<int64_t>(kGemmKr); ++i) put(j, i);
+  }
+  for (int64_t j = 0; j < channels; ++j)  // the K tail: a partial group, zero padded
+    for (int64_t i = full_groups * static_cast<int64_t>(kGemmKr); i < k; ++i) put(j, i);
+}
+
+}  // namespace
+
+bool pack_weights_strided(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t n_stride, size_t k_stride,
+                          const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
+                          int32_t* column_sum_out) {
   check_weight_shape(n, k);
   if (zero_point_count != 1 && zero_point_count != static_cast<size_t>(n)) {
     throw std::invalid_argument(
@@ -62,20 +144,31 @@ bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, si
   for (int64_t c = 0; c < n; ++c) {
     zero_point_out[c] = stored_weight_zero_point(zero_point, zero_point_count, c, is_unsigned);
     any_zero_point |= zero_point_out[c] != 0;
-    int8_t* block = data + static_cast<size_t>(c / kGemmNr) * block_stride;
-    const size_t lane = static_cast<size_t>(c % kGemmNr);
-    int32_t sum = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      const size_t at = static_cast<size_t>(c) * row_stride + static_cast<size_t>(i);
-      const int32_t v = is_unsigned ? static_cast<int32_t>(static_cast<const uint8_t*>(weight)[at]) - 128
-                                    : static_cast<int32_t>(static_cast<const int8_t*>(weight)[at]);
-      block[static_cast<size_t>(i / 4) * (kGemmNr * kGemmKr) + lane * kGemmKr + static_cast<size_t>(i % 4)] =
-          static_cast<int8_t>(v);
-      sum += v;
+  }
+  const uint8_t flip = is_unsigned ? 0x80 : 0;  // b - 128 is b with its top bit flipped, as int8
+  for (int64_t c0 = 0; c0 < n; c0 += static_cast<int64_t>(kGemmNr)) {
+    const int64_t channels = std::min<int64_t>(static_cast<int64_t>(kGemmNr), n - c0);
+    int8_t* block = data + static_cast<size_t>(c0 / static_cast<int64_t>(kGemmNr)) * block_stride;
+    pack_block(static_cast<const uint8_t*>(weight), c0, channels, k, n_stride, k_stride, flip, block);
+    // Column sums from the packed block: byte j of each 64-byte group belongs to lane j / 4.
+    int32_t lane_bytes[kGemmNr * kGemmKr] = {};
+    for (int64_t g = 0; g < kp / static_cast<int64_t>(kGemmKr); ++g) {
+      const int8_t* group = block + static_cast<size_t>(g) * (kGemmNr * kGemmKr);
+      for (size_t b = 0; b < kGemmNr * kGemmKr; ++b) lane_bytes[b] += group[b];
     }
-    column_sum_out[c] = sum;
+    for (int64_t j = 0; j < channels; ++j) {
+      const int32_t* lane = lane_bytes + static_cast<size_t>(j) * kGemmKr;
+      column_sum_out[c0 + j] = lane[0] + lane[1] + lane[2] + lane[3];
+    }
   }
   return any_zero_point;
+}
+
+bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t row_stride,
+                  const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
+                  int32_t* column_sum_out) {
+  return pack_weights_strided(weight, is_unsigned, n, k, row_stride, 1, zero_point, zero_point_count, data,
+                              zero_point_out, column_sum_out);
 }
 
 PackedWeightsView PackedWeights::view() const {

@@ -84,6 +84,13 @@ bool pack_weights(const void* weight, bool is_unsigned, int64_t n, int64_t k, si
                   const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
                   int32_t* column_sum_out);
 
+// The same with element (c, i) at weight[c * n_stride + i * k_stride] (elements): the form for a
+// B that is a run-time tensor, packed on every call (quantized_matmul: [K, N] row major is
+// n_stride = 1, k_stride = N; a transposed [N, K] view is n_stride = K, k_stride = 1).
+bool pack_weights_strided(const void* weight, bool is_unsigned, int64_t n, int64_t k, size_t n_stride, size_t k_stride,
+                          const int32_t* zero_point, size_t zero_point_count, int8_t* data, int32_t* zero_point_out,
+                          int32_t* column_sum_out);
+
 // Weight zero point of `channel` (zero_point has `count` entries, or 1: broadcast) in the stored
 // int8 domain (uint8 zero points minus 128, as the packed weights); throws std::invalid_argument
 // when it is outside the weight type's range. Shared by the GEMM and conv packers.

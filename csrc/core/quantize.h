@@ -53,4 +53,8 @@ bool fake_quantize(const float* x, float* y, uint8_t* mask, size_t n, const Quan
 bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n, const float* inv_scale,
                                const float* zero_point, const float* scale, float qmin, float qmax);
 
+// y[i] = table[x[i]] for n bytes: a function of one quantized byte (the backend's GELU, sigmoid,
+// ... tables) as one lookup per element. table: 256 entries indexed by the raw byte; y may be x.
+void lookup_bytes(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
+
 }  // namespace circle_quant

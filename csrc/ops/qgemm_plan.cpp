@@ -64,25 +64,6 @@ float bits_float(int32_t b) {
   return f;
 }
 
-circle_quant::OutputType output_type(const char* op, at::ScalarType dtype) {
-  switch (dtype) {
-    case at::kByte: return circle_quant::OutputType::kUint8;
-    case at::kChar: return circle_quant::OutputType::kInt8;
-    case at::kShort: return circle_quant::OutputType::kInt16;
-    case at::kFloat: return circle_quant::OutputType::kFloat;
-    default:
-      TORCH_CHECK_TYPE(false, op, ": output_dtype must be torch.uint8, torch.int8, torch.int16 or ",
-                       "torch.float32, got ", dtype_name(dtype));
-  }
-}
-
-circle_quant::RequantMode requant_mode(const char* op, c10::string_view requant) {
-  if (requant == "float") return circle_quant::RequantMode::kFloat;
-  if (requant == "fixed_point") return circle_quant::RequantMode::kFixedPoint;
-  TORCH_CHECK_VALUE(false, op, ": requant must be \"float\" or \"fixed_point\", got \"",
-                    std::string(requant.data(), requant.size()), "\"");
-}
-
 // 1 entry (per tensor) or n entries (per channel), 0-D or 1-D.
 void check_param_count(const char* op, const at::Tensor& t, const char* name, int64_t n) {
   TORCH_CHECK_VALUE(t.dim() <= 1, op, ": ", name, " must be 0-D or 1-D, got shape ", t.sizes());
@@ -169,6 +150,25 @@ GemmPlanArgs check_gemm_plan_args(const char* op, const at::Tensor& weight, cons
 }
 
 }  // namespace
+
+circle_quant::OutputType output_type(const char* op, at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kByte: return circle_quant::OutputType::kUint8;
+    case at::kChar: return circle_quant::OutputType::kInt8;
+    case at::kShort: return circle_quant::OutputType::kInt16;
+    case at::kFloat: return circle_quant::OutputType::kFloat;
+    default:
+      TORCH_CHECK_TYPE(false, op, ": output_dtype must be torch.uint8, torch.int8, torch.int16 or ",
+                       "torch.float32, got ", dtype_name(dtype));
+  }
+}
+
+circle_quant::RequantMode requant_mode(const char* op, c10::string_view requant) {
+  if (requant == "float") return circle_quant::RequantMode::kFloat;
+  if (requant == "fixed_point") return circle_quant::RequantMode::kFixedPoint;
+  TORCH_CHECK_VALUE(false, op, ": requant must be \"float\" or \"fixed_point\", got \"",
+                    std::string(requant.data(), requant.size()), "\"");
+}
 
 at::ScalarType output_scalar_type(circle_quant::OutputType type) {
   switch (type) {

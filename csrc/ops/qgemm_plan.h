@@ -90,6 +90,10 @@ struct GemmPlan : PlanLayer {
 };
 
 at::ScalarType output_scalar_type(circle_quant::OutputType type);
+// The output type of a uint8 / int8 / int16 / float32 output dtype, and the requantization family
+// named "float" or "fixed_point"; anything else is a TORCH_CHECK error naming `op`.
+circle_quant::OutputType output_type(const char* op, at::ScalarType dtype);
+circle_quant::RequantMode requant_mode(const char* op, c10::string_view requant);
 
 // The output stage's scalar fields and output scale, stored at fields[0, kOutputStageEntries) of
 // a plan header, and read back with the per-channel arrays (n entries) pointed at the plan's rows.

@@ -1,7 +1,7 @@
 // quantized_softmax: quantize(softmax(dequantize(input)), dim=-1) on 8-bit integers, the PT2E
 // reference graph's dequantize → softmax → quantize in one pass per row. exp() of a dequantized
-// byte minus the row's maximum takes 256 × 256 values at most, so it is read from tables built
-// once per call for the row maxima that occur (docs/numerics.md, "Quantized softmax").
+// byte minus the row's maximum depends only on their byte distance, so it is read from one
+// 256-entry table built per call (docs/numerics.md, "Quantized softmax").
 #pragma once
 
 #include "common.h"

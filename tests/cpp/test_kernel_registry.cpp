@@ -33,6 +33,7 @@ std::string family_prefix(KernelFamily f, bool a_signed) {
     case KernelFamily::kRequantize: return "qs32-requantize-";
     case KernelFamily::kResidualAdd: return "q8-vadd-";
     case KernelFamily::kDwConv: return "q8-dwconv-";
+    case KernelFamily::kLookup: return "x8-lut-";
   }
   return "?";
 }
@@ -111,6 +112,7 @@ TEST(KernelRegistry, EveryFamilyStartsWithTheScalarReference) {
   expect_scalar_first(uk::requantize_kernels(), "requantize");
   expect_scalar_first(uk::residual_add_kernels(), "residual_add");
   expect_scalar_first(uk::dwconv_kernels(), "dwconv");
+  expect_scalar_first(uk::lookup_kernels(), "lookup");
 }
 
 template <typename Kernel>
@@ -131,6 +133,7 @@ TEST(KernelRegistry, DispatchReachesEveryDispatchedRow) {
   expect_dispatch_reaches_every_row(uk::minmax_kernels());
   expect_dispatch_reaches_every_row(uk::histogram_kernels());
   expect_dispatch_reaches_every_row(uk::dwconv_kernels());
+  expect_dispatch_reaches_every_row(uk::lookup_kernels());
   // GEMM: some level, row count and channel-block count picks each dispatched row.
   std::set<const uk::GemmMicrokernel*> picked;
   for (Isa isa : build_isas()) {
@@ -212,6 +215,7 @@ TEST(KernelRegistry, EveryRowThisCpuRunsIsComparedWithScalarByATest) {
   expect_in_suites(uk::requantize_kernels(), {"Gemm/RequantizeTest"}, false);
   expect_in_suites(uk::residual_add_kernels(), {"Kernel/ResidualAddKernelTest"}, false);
   expect_in_suites(uk::dwconv_kernels(), {"Kernel/DwConvKernels"}, false);
+  expect_in_suites(uk::lookup_kernels(), {"Isa/LookupKernelsTest"}, true);
 }
 
 }  // namespace

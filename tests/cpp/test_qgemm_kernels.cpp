@@ -585,6 +585,47 @@ TEST(GemmPackWeights, LayoutSumsAndZeroPoints) {
   EXPECT_TRUE(pack_weights(w, true, 1, 4, &zero, 1).has_weight_zero_point);
 }
 
+// Run-time B (quantized_matmul): the same packed bytes, sums and zero points from a transposed
+// [K, N] layout (the interleaving path), a [N, K] layout with padded rows, and one with no dense
+// dimension (the general path), as from the dense [N, K] original.
+TEST(GemmPackWeights, StridedLayoutsPackLikeDenseRows) {
+  std::mt19937 rng(11);
+  for (bool is_unsigned : {false, true}) {
+    for (int64_t n : {1, 7, 16, 33, 64}) {
+      for (int64_t k : {0, 1, 3, 4, 6, 64, 129}) {
+        std::vector<uint8_t> dense(static_cast<size_t>(n * k));
+        for (auto& x : dense) x = uniform_int<int>(rng, 0, 255);
+        const int32_t zp = is_unsigned ? 131 : -3;
+        const PackedWeights want = pack_weights(dense.data(), is_unsigned, n, k, &zp, 1);
+        // (n_stride, k_stride) and a buffer holding element (c, i) there.
+        const size_t pad = 3;
+        const std::pair<size_t, size_t> layouts[] = {
+            {1, static_cast<size_t>(n) + pad},    // [K, N + pad]
+            {static_cast<size_t>(k) + pad, 1},    // [N, K + pad]
+            {2, 2 * static_cast<size_t>(n) + 1},  // every other column
+        };
+        for (const auto& [n_stride, k_stride] : layouts) {
+          std::vector<uint8_t> buffer(static_cast<size_t>(n) * n_stride + static_cast<size_t>(k) * k_stride + 1, 0xA5);
+          for (int64_t c = 0; c < n; ++c)
+            for (int64_t i = 0; i < k; ++i)
+              buffer[static_cast<size_t>(c) * n_stride + static_cast<size_t>(i) * k_stride] =
+                  dense[static_cast<size_t>(c * k + i)];
+          std::vector<int8_t> data(packed_weight_bytes(n, k), 0x33);
+          std::vector<int32_t> zero_point(static_cast<size_t>(n)), column_sum(static_cast<size_t>(n));
+          const bool any = pack_weights_strided(buffer.data(), is_unsigned, n, k, n_stride, k_stride, &zp, 1,
+                                                data.data(), zero_point.data(), column_sum.data());
+          const std::string where = "n " + std::to_string(n) + ", k " + std::to_string(k) + ", strides " +
+                                    std::to_string(n_stride) + "/" + std::to_string(k_stride);
+          EXPECT_EQ(data, want.data) << where;
+          EXPECT_EQ(column_sum, want.column_sum) << where;
+          EXPECT_EQ(zero_point, want.zero_point) << where;
+          EXPECT_EQ(any, want.has_weight_zero_point) << where;
+        }
+      }
+    }
+  }
+}
+
 TEST(GemmPackWeights, Errors) {
   const std::vector<uint8_t> w(64, 1);
   const int32_t zps[] = {0, 0};

@@ -22,6 +22,7 @@ FAMILIES = {
     "requantize",
     "residual_add",
     "dwconv",
+    "lookup",
 }
 
 

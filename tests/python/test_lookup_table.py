@@ -21,7 +21,7 @@ def reference_lookup(x, table):
 @pytest.mark.parametrize("in_dtype", [torch.uint8, torch.int8])
 @pytest.mark.parametrize("out_dtype", [torch.uint8, torch.int8])
 @pytest.mark.parametrize("shape", [(0,), (1,), (7, 13), (3, 64, 5, 5), (2, 300_001)])
-def test_every_value_maps_through_its_entry(in_dtype, out_dtype, shape):
+def test_every_value_maps_through_its_entry(isa, in_dtype, out_dtype, shape):
     gen = torch.Generator().manual_seed(sum(shape))
     info = torch.iinfo(in_dtype)
     x = torch.randint(info.min, info.max + 1, shape, generator=gen, dtype=torch.int32).to(in_dtype)

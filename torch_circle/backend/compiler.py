@@ -57,7 +57,13 @@ def _parse_options(options: Optional[Dict[str, Any]]):
 # Nodes inductor cannot improve on: they either are our kernels or copy / reinterpret tensors.
 _NO_COMPUTE = {
     getattr(torch.ops.circle_quant, name).default
-    for name in ("quantized_linear", "quantized_linear_add", "quantized_conv2d", "quantized_conv2d_add")
+    for name in (
+        "quantized_linear",
+        "quantized_linear_add",
+        "quantized_conv2d",
+        "quantized_conv2d_add",
+        "quantized_matmul",
+    )
 }
 _NO_COMPUTE |= DEQUANTIZE | QUANTIZE_PER_TENSOR | QUANTIZE_PER_CHANNEL
 _LAYOUT = {

@@ -17,6 +17,7 @@ class FusionReport:
     integer_ops: int = 0  # max pools / layout ops moved onto the integers (q / dq pairs removed)
     lookup_tables: int = 0  # elementwise chains between dequantize and quantize run as 256-entry tables
     softmaxes: int = 0  # dequantize → softmax → quantize run as quantized_softmax
+    matmuls: int = 0  # matmuls of two dequantized activations (attention) run as quantized_matmul
     delegate: str = ""  # what runs the rest: "inductor" or "eager"
     requant: str = ""
 
@@ -37,6 +38,7 @@ class FusionReport:
             f"{self.integer_ops} pooling / layout op(s) on integers; "
             f"{self.lookup_tables} elementwise chain(s) as lookup tables; "
             f"{self.softmaxes} softmax(es) on integers; "
+            f"{self.matmuls} activation matmul(s) on integers; "
             f"the rest runs on {self.delegate}"
         )
         if self.unmatched:

@@ -446,6 +446,65 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
     return count
 
 
+_MATMUL = {_aten.matmul.default, _aten.bmm.default, torch.matmul, torch.bmm, operator.matmul}
+
+
+def fuse_quantized_matmuls(gm: GraphModule, requant: str) -> int:
+    """Replaces matmul / bmm of two dequantized 8-bit tensors followed by a quantize (attention's
+    Q·Kᵀ and P·V) with circle_quant.quantized_matmul: the integer GEMM with exact int32 sums and
+    one requantization, instead of two float dequantize passes, a float bmm and a quantize pass.
+    Operands must be [..., M, K] and [..., K, N] with equal leading dimensions (or a 2-D right
+    operand), as the op requires. Returns the count."""
+    graph = gm.graph
+    count = 0
+    for q in list(graph.nodes):
+        if not is_call(q, QUANTIZE_PER_TENSOR):
+            continue
+        matmul = q.args[0]
+        if not is_call(matmul, _MATMUL) or len(matmul.users) != 1 or len(matmul.args) != 2 or matmul.kwargs:
+            continue
+        left, right = matmul.args
+        try:
+            left_quant = per_tensor_params(left, INPUT_DTYPES, "matmul input dequantize")
+            right_quant = per_tensor_params(right, INPUT_DTYPES, "matmul other dequantize")
+            out_quant = per_tensor_params(q, OUTPUT_DTYPES, "matmul output quantize")
+        except NoMatch:
+            continue
+        if not is_call(left, DEQUANTIZE_PER_TENSOR) or not is_call(right, DEQUANTIZE_PER_TENSOR):
+            continue
+        a_shape, b_shape = _shape(left), _shape(right)
+        if a_shape is None or b_shape is None or len(a_shape) < 2 or len(b_shape) < 2:
+            continue
+        if a_shape[-1] != b_shape[-2] or (len(b_shape) > 2 and b_shape[:-2] != a_shape[:-2]):
+            continue  # broadcasting matmuls stay float
+        with graph.inserting_before(q):
+            fused = graph.call_function(
+                _cq.quantized_matmul.default,
+                (
+                    left.args[0],
+                    left_quant.scale,
+                    left_quant.zero_point,
+                    right.args[0],
+                    right_quant.scale,
+                    right_quant.zero_point,
+                    out_quant.scale,
+                    out_quant.zero_point,
+                    out_quant.dtype,
+                    requant,
+                ),
+            )
+        fused.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        fused.meta[_SHAPE_KEY] = (*a_shape[:-1], b_shape[-1])
+        q.replace_all_uses_with(fused)
+        graph.erase_node(q)
+        graph.erase_node(matmul)
+        for dq in {left, right}:
+            if not dq.users:
+                graph.erase_node(dq)
+        count += 1
+    return count
+
+
 _DROPOUT = {
     _aten.dropout.default,
     _aten.feature_dropout.default,
@@ -538,6 +597,7 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
     report.integer_ops = fold_integer_ops(gm)
     # Once views run on the integers, an add behind a view of a layer's rows sees the layer.
     report.fused_adds += fuse_residual_adds(gm)
+    report.matmuls = fuse_quantized_matmuls(gm, requant)
     report.lookup_tables = fold_lookup_tables(gm)
     report.softmaxes = fuse_quantized_softmax(gm)
     graph.eliminate_dead_code()

@@ -38,6 +38,7 @@ const char* family_name(KernelFamily family) {
     case KernelFamily::kDequantize: return "dequantize";
     case KernelFamily::kFakeQuantize: return "fake_quantize";
     case KernelFamily::kMinMax: return "minmax";
+    case KernelFamily::kLookup: return "lookup";
     case KernelFamily::kHistogram: return "histogram";
     case KernelFamily::kGemm: return "gemm";
     case KernelFamily::kRequantize: return "requantize";
@@ -170,6 +171,20 @@ const KernelList<ResidualAddFn>& residual_add_kernels() {
   return list;
 }
 
+const KernelList<LookupKernel>& lookup_kernels() {
+  static const KernelList<LookupKernel> list = {
+    {"x8-lut-scalar", Isa::kScalar, &x8_lut_scalar},
+#if defined(__x86_64__)
+    {"x8-lut-avx2", Isa::kAvx2, &x8_lut_avx2},
+    {"x8-lut-avx512", Isa::kAvx512, &x8_lut_avx512},
+#endif
+#if defined(__aarch64__)
+    {"x8-lut-neon", Isa::kNeon, &x8_lut_neon},
+#endif
+  };
+  return list;
+}
+
 const KernelList<DwConvMicrokernel>& dwconv_kernels() {
   static const KernelList<DwConvMicrokernel> list = {
     row(q8_dwconv_c1_scalar, Isa::kScalar),
@@ -284,6 +299,7 @@ std::vector<KernelInfo> registered_kernels() {
   add_rows(&rows, KernelFamily::kRequantize, requantize_kernels());
   add_rows(&rows, KernelFamily::kResidualAdd, residual_add_kernels());
   add_rows(&rows, KernelFamily::kDwConv, dwconv_kernels());
+  add_rows(&rows, KernelFamily::kLookup, lookup_kernels());
   return rows;
 }
 

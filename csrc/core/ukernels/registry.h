@@ -32,13 +32,14 @@ enum class KernelFamily {
   kRequantize,    // qs32-requantize-<isa>: the GEMM / conv output stage
   kResidualAdd,   // q8-vadd-<isa>: the fused residual add
   kDwConv,        // q8-dwconv-c<channels>-<isa>: depthwise conv accumulate
+  kLookup,        // x8-lut-<isa>: a 256-entry byte table (lookup_table)
 };
 constexpr KernelFamily kAllFamilies[] = {
-    KernelFamily::kQuantize,   KernelFamily::kDequantize,  KernelFamily::kFakeQuantize,
-    KernelFamily::kMinMax,     KernelFamily::kHistogram,   KernelFamily::kGemm,
-    KernelFamily::kRequantize, KernelFamily::kResidualAdd, KernelFamily::kDwConv};
+    KernelFamily::kQuantize,  KernelFamily::kDequantize, KernelFamily::kFakeQuantize, KernelFamily::kMinMax,
+    KernelFamily::kHistogram, KernelFamily::kGemm,       KernelFamily::kRequantize,   KernelFamily::kResidualAdd,
+    KernelFamily::kDwConv,    KernelFamily::kLookup};
 // "quantize", "dequantize", "fake_quantize", "minmax", "histogram", "gemm", "requantize",
-// "residual_add", "dwconv".
+// "residual_add", "dwconv", "lookup".
 const char* family_name(KernelFamily family);
 
 template <typename Kernel>
@@ -73,6 +74,7 @@ struct FakeQuantizeKernel {
 };
 using MinMaxKernel = MinMax (*)(const float* x, size_t n);
 using HistogramKernel = size_t (*)(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts);
+using LookupKernel = void (*)(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
 
 // The lists, scalar reference first, then by ISA. Only this architecture's kernels are listed
 // (an x86 build has no NEON rows).
@@ -86,6 +88,7 @@ const KernelList<HistogramKernel>& histogram_kernels();
 // Per ISA, the first GEMM row is that ISA's default kernel (see gemm_microkernel_for).
 const KernelList<GemmMicrokernel>& gemm_kernels();
 const KernelList<RequantizeFn>& requantize_kernels();
+const KernelList<LookupKernel>& lookup_kernels();
 const KernelList<ResidualAddFn>& residual_add_kernels();
 const KernelList<DwConvMicrokernel>& dwconv_kernels();
 

@@ -43,6 +43,17 @@ CIRCLE_QUANT_DECLARE_ISA(avx512)
 
 #undef CIRCLE_QUANT_DECLARE_ISA
 
+// x8-lut-<isa>: y[i] = table[x[i]] for n bytes, table 256 entries indexed by the raw byte (int8
+// callers rotate theirs by 128). Any n, unaligned pointers, y may equal x.
+void x8_lut_scalar(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
+#if defined(__x86_64__)
+void x8_lut_avx2(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
+void x8_lut_avx512(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
+#endif
+#if defined(__aarch64__)
+void x8_lut_neon(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
+#endif
+
 // Every quantized type the kernels are instantiated for. Keep in step with the explicit
 // instantiations at the end of each kernel file (CIRCLE_QUANT_FOR_EACH_QTYPE).
 #define CIRCLE_QUANT_FOR_EACH_QTYPE(M) M(uint8_t) M(int8_t) M(uint16_t) M(int16_t) M(int32_t)
