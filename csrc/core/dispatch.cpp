@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "isa.h"
 #include "observe.h"
@@ -83,6 +84,23 @@ size_t histogram_count(const float* x, size_t n, float lo, float hi, int64_t bin
 
 void lookup_bytes(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table) {
   active(ukernels::lookup_kernels())(x, y, n, table);
+}
+
+void quantized_softmax(const uint8_t* x, bool x_signed, size_t rows, size_t length, const float* exp_of_distance,
+                       const QuantizeParams& out, void* y, bool y_signed) {
+  const ukernels::SoftmaxKernel row_kernel = active(ukernels::softmax_kernels());
+  const auto quantize_u8 = active(ukernels::quantize_kernels<uint8_t>()).tensor;
+  const auto quantize_s8 = active(ukernels::quantize_kernels<int8_t>()).tensor;
+  thread_local std::vector<float> probabilities;
+  probabilities.resize(length);
+  for (size_t r = 0; r < rows; ++r) {
+    row_kernel(x + r * length, length, x_signed ? 0x80 : 0, exp_of_distance, probabilities.data());
+    if (y_signed) {
+      quantize_s8(probabilities.data(), static_cast<int8_t*>(y) + r * length, length, out);
+    } else {
+      quantize_u8(probabilities.data(), static_cast<uint8_t*>(y) + r * length, length, out);
+    }
+  }
 }
 
 #define INSTANTIATE(Q)                                                                                       \

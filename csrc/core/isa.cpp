@@ -125,13 +125,14 @@ bool isa_supported(Isa isa) { return detect(isa); }
 Isa active_isa() {
   const int forced = g_override.load(std::memory_order_relaxed);
   if (forced >= 0) return static_cast<Isa>(forced);
-  // Read the environment once: kernels call this on every invocation.
+  // Read the environment and check it once: kernels call this on every invocation. An
+  // unsupported value throws here and again on the next call (the static stays unset).
   static const int from_env = [] {
     const char* env = std::getenv("CIRCLE_QUANT_ISA");
     if (env == nullptr || *env == '\0') return static_cast<int>(best_supported());
-    return static_cast<int>(parse_isa(env));
+    return static_cast<int>(checked(parse_isa(env), "CIRCLE_QUANT_ISA"));
   }();
-  return checked(static_cast<Isa>(from_env), "CIRCLE_QUANT_ISA");
+  return static_cast<Isa>(from_env);
 }
 
 void set_isa_override(Isa isa) {

@@ -57,4 +57,11 @@ bool fake_quantize_channelwise(const float* x, float* y, uint8_t* mask, size_t n
 // ... tables) as one lookup per element. table: 256 entries indexed by the raw byte; y may be x.
 void lookup_bytes(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
 
+// Quantized softmax over `rows` rows of `length` uint8 (or, x_signed, int8) values
+// (docs/numerics.md, "Quantized softmax"): per row the probabilities, with exp_of_distance[d] =
+// exp(-d · scale) for the 256 byte distances d from the row's maximum, quantized with `out` into
+// y (uint8, or int8 when y_signed). Kernels are looked up once per call.
+void quantized_softmax(const uint8_t* x, bool x_signed, size_t rows, size_t length, const float* exp_of_distance,
+                       const QuantizeParams& out, void* y, bool y_signed);
+
 }  // namespace circle_quant

@@ -34,6 +34,7 @@ std::string family_prefix(KernelFamily f, bool a_signed) {
     case KernelFamily::kResidualAdd: return "q8-vadd-";
     case KernelFamily::kDwConv: return "q8-dwconv-";
     case KernelFamily::kLookup: return "x8-lut-";
+    case KernelFamily::kSoftmax: return "q8-softmax-";
   }
   return "?";
 }
@@ -113,6 +114,7 @@ TEST(KernelRegistry, EveryFamilyStartsWithTheScalarReference) {
   expect_scalar_first(uk::residual_add_kernels(), "residual_add");
   expect_scalar_first(uk::dwconv_kernels(), "dwconv");
   expect_scalar_first(uk::lookup_kernels(), "lookup");
+  expect_scalar_first(uk::softmax_kernels(), "softmax");
 }
 
 template <typename Kernel>
@@ -134,6 +136,7 @@ TEST(KernelRegistry, DispatchReachesEveryDispatchedRow) {
   expect_dispatch_reaches_every_row(uk::histogram_kernels());
   expect_dispatch_reaches_every_row(uk::dwconv_kernels());
   expect_dispatch_reaches_every_row(uk::lookup_kernels());
+  expect_dispatch_reaches_every_row(uk::softmax_kernels());
   // GEMM: some level, row count and channel-block count picks each dispatched row.
   std::set<const uk::GemmMicrokernel*> picked;
   for (Isa isa : build_isas()) {
@@ -216,6 +219,7 @@ TEST(KernelRegistry, EveryRowThisCpuRunsIsComparedWithScalarByATest) {
   expect_in_suites(uk::residual_add_kernels(), {"Kernel/ResidualAddKernelTest"}, false);
   expect_in_suites(uk::dwconv_kernels(), {"Kernel/DwConvKernels"}, false);
   expect_in_suites(uk::lookup_kernels(), {"Isa/LookupKernelsTest"}, true);
+  expect_in_suites(uk::softmax_kernels(), {"Isa/SoftmaxKernelsTest"}, true);
 }
 
 }  // namespace

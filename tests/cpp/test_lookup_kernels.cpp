@@ -1,8 +1,10 @@
-// The byte-table kernels (x8-lut-<isa>) of every ISA against the scalar reference and against a
-// naive loop: every byte value, every table entry, lengths around the vector widths, misaligned
-// pointers, a tail that ends at an inaccessible page, and in-place use.
+// The byte-table kernels (x8-lut-<isa>) and the softmax row kernels (q8-softmax-<isa>) of every
+// ISA against the scalar reference and against naive loops: every byte value, lengths around the
+// vector widths, misaligned pointers, tails that end at an inaccessible page.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -33,7 +35,8 @@ TEST_P(LookupKernelsTest, MatchesScalarOnEveryByteAndLength) {
     // A random table, then ones whose neighbouring entries differ in every bit (a wrong word or
     // half picked by the SIMD paths shows), then the identity.
     std::vector<uint8_t> table = random_table(rng);
-    if (round == 1) for (int i = 0; i < 256; ++i) table[i] = static_cast<uint8_t>(i & 1 ? 0xA5 ^ i : 0x5A ^ i);
+    if (round == 1)
+      for (int i = 0; i < 256; ++i) table[i] = static_cast<uint8_t>(i & 1 ? 0xA5 ^ i : 0x5A ^ i);
     if (round == 2) std::iota(table.begin(), table.end(), 0);
     for (size_t n : test_sizes(rng)) {
       for (size_t offset : kOffsets) {
@@ -76,6 +79,69 @@ TEST(LookupDispatch, FollowsTheActiveIsa) {
     IsaOverride forced(isa);
     lookup_bytes(x.data(), y.data(), x.size(), table.data());
     for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], table[x[i]]) << isa_name(isa) << " at " << i;
+  }
+}
+
+class SoftmaxKernelsTest : public IsaTest {};
+INSTANTIATE_FOR_EACH_ISA(SoftmaxKernelsTest);
+
+std::vector<float> exp_table(float scale) {
+  std::vector<float> table(256);
+  for (int d = 0; d < 256; ++d) table[d] = std::exp(-static_cast<float>(d) * scale);
+  return table;
+}
+
+// The spec written out: maximum, exps by distance, sixteen running sums, pairwise combination.
+std::vector<float> naive_softmax(const uint8_t* x, size_t n, uint8_t flip, const std::vector<float>& table) {
+  int top = 0;
+  for (size_t i = 0; i < n; ++i) top = std::max(top, static_cast<int>(x[i] ^ flip));
+  std::vector<float> p(n), sums(16, 0.f);
+  for (size_t i = 0; i < n; ++i) sums[i % 16] += p[i] = table[top - (x[i] ^ flip)];
+  for (size_t width = 16; width > 1; width /= 2)
+    for (size_t i = 0; i < width / 2; ++i) sums[i] = sums[2 * i] + sums[2 * i + 1];
+  const float inverse = 1.f / sums[0];
+  for (auto& v : p) v *= inverse;
+  return p;
+}
+
+TEST_P(SoftmaxKernelsTest, MatchesScalarBitForBit) {
+  const uk::SoftmaxKernel softmax = uk::kernel_for(uk::softmax_kernels(), GetParam()).kernel;
+  std::mt19937 rng(37);
+  for (float scale : {0.003f, 0.08f, 0.7f, 9.f}) {  // nearly flat rows to one-hot ones
+    const std::vector<float> table = exp_table(scale);
+    for (size_t n : test_sizes(rng)) {
+      if (n == 0) continue;
+      for (uint8_t flip : {uint8_t{0}, uint8_t{0x80}}) {
+        for (size_t offset : kOffsets) {
+          Buffer<uint8_t> x(n, offset, 0xFF);  // a guard byte read as data would be the maximum
+          for (size_t i = 0; i < n; ++i) x[i] = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+          if (n > 3) x[n - 1] = static_cast<uint8_t>(0xFF ^ flip);  // the maximum in the tail
+          Buffer<float> p(n, offset, -1.f);
+          std::vector<float> want(n);
+          softmax(x.data(), n, flip, table.data(), p.data());
+          uk::q8_softmax_scalar(x.data(), n, flip, table.data(), want.data());
+          SCOPED_TRACE(::testing::Message() << "n=" << n << " flip=" << int(flip) << " scale=" << scale);
+          ASSERT_EQ(std::memcmp(p.data(), want.data(), n * sizeof(float)), 0);
+          ASSERT_TRUE(p.guard_intact());
+          const std::vector<float> naive = naive_softmax(x.data(), n, flip, table);
+          ASSERT_EQ(std::memcmp(naive.data(), want.data(), n * sizeof(float)), 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_P(SoftmaxKernelsTest, RowEndsAtAnInaccessiblePage) {
+  const uk::SoftmaxKernel softmax = uk::kernel_for(uk::softmax_kernels(), GetParam()).kernel;
+  std::mt19937 rng(41);
+  const std::vector<float> table = exp_table(0.05f);
+  for (size_t n : {1, 7, 17, 63, 65, 128, 131}) {
+    Guarded<uint8_t> x(n);
+    Guarded<float> p(n);
+    for (size_t i = 0; i < n; ++i) x.data()[i] = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+    softmax(x.data(), n, 0, table.data(), p.data());
+    const std::vector<float> naive = naive_softmax(x.data(), n, 0, table);
+    ASSERT_EQ(std::memcmp(naive.data(), p.data(), n * sizeof(float)), 0) << "n=" << n;
   }
 }
 

@@ -23,6 +23,7 @@ FAMILIES = {
     "residual_add",
     "dwconv",
     "lookup",
+    "softmax",
 }
 
 

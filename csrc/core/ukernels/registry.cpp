@@ -39,6 +39,7 @@ const char* family_name(KernelFamily family) {
     case KernelFamily::kFakeQuantize: return "fake_quantize";
     case KernelFamily::kMinMax: return "minmax";
     case KernelFamily::kLookup: return "lookup";
+    case KernelFamily::kSoftmax: return "softmax";
     case KernelFamily::kHistogram: return "histogram";
     case KernelFamily::kGemm: return "gemm";
     case KernelFamily::kRequantize: return "requantize";
@@ -185,6 +186,17 @@ const KernelList<LookupKernel>& lookup_kernels() {
   return list;
 }
 
+const KernelList<SoftmaxKernel>& softmax_kernels() {
+  static const KernelList<SoftmaxKernel> list = {
+    {"q8-softmax-scalar", Isa::kScalar, &q8_softmax_scalar},
+#if defined(__x86_64__)
+    {"q8-softmax-avx2", Isa::kAvx2, &q8_softmax_avx2},
+    {"q8-softmax-avx512", Isa::kAvx512, &q8_softmax_avx512},
+#endif
+  };
+  return list;
+}
+
 const KernelList<DwConvMicrokernel>& dwconv_kernels() {
   static const KernelList<DwConvMicrokernel> list = {
     row(q8_dwconv_c1_scalar, Isa::kScalar),
@@ -300,6 +312,7 @@ std::vector<KernelInfo> registered_kernels() {
   add_rows(&rows, KernelFamily::kResidualAdd, residual_add_kernels());
   add_rows(&rows, KernelFamily::kDwConv, dwconv_kernels());
   add_rows(&rows, KernelFamily::kLookup, lookup_kernels());
+  add_rows(&rows, KernelFamily::kSoftmax, softmax_kernels());
   return rows;
 }
 

@@ -33,13 +33,14 @@ enum class KernelFamily {
   kResidualAdd,   // q8-vadd-<isa>: the fused residual add
   kDwConv,        // q8-dwconv-c<channels>-<isa>: depthwise conv accumulate
   kLookup,        // x8-lut-<isa>: a 256-entry byte table (lookup_table)
+  kSoftmax,       // q8-softmax-<isa>: one row of quantized_softmax, up to the probabilities
 };
 constexpr KernelFamily kAllFamilies[] = {
     KernelFamily::kQuantize,  KernelFamily::kDequantize, KernelFamily::kFakeQuantize, KernelFamily::kMinMax,
     KernelFamily::kHistogram, KernelFamily::kGemm,       KernelFamily::kRequantize,   KernelFamily::kResidualAdd,
-    KernelFamily::kDwConv,    KernelFamily::kLookup};
+    KernelFamily::kDwConv,    KernelFamily::kLookup,     KernelFamily::kSoftmax};
 // "quantize", "dequantize", "fake_quantize", "minmax", "histogram", "gemm", "requantize",
-// "residual_add", "dwconv", "lookup".
+// "residual_add", "dwconv", "lookup", "softmax".
 const char* family_name(KernelFamily family);
 
 template <typename Kernel>
@@ -75,6 +76,7 @@ struct FakeQuantizeKernel {
 using MinMaxKernel = MinMax (*)(const float* x, size_t n);
 using HistogramKernel = size_t (*)(const float* x, size_t n, float lo, float hi, int64_t bins, uint32_t* counts);
 using LookupKernel = void (*)(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
+using SoftmaxKernel = void (*)(const uint8_t* x, size_t n, uint8_t flip, const float* exp_of_distance, float* p);
 
 // The lists, scalar reference first, then by ISA. Only this architecture's kernels are listed
 // (an x86 build has no NEON rows).
@@ -89,6 +91,7 @@ const KernelList<HistogramKernel>& histogram_kernels();
 const KernelList<GemmMicrokernel>& gemm_kernels();
 const KernelList<RequantizeFn>& requantize_kernels();
 const KernelList<LookupKernel>& lookup_kernels();
+const KernelList<SoftmaxKernel>& softmax_kernels();
 const KernelList<ResidualAddFn>& residual_add_kernels();
 const KernelList<DwConvMicrokernel>& dwconv_kernels();
 

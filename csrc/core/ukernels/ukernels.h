@@ -54,6 +54,22 @@ void x8_lut_avx512(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table)
 void x8_lut_neon(const uint8_t* x, uint8_t* y, size_t n, const uint8_t* table);
 #endif
 
+// q8-softmax-<isa>: one softmax row of n 8-bit values (docs/numerics.md, "Quantized softmax"):
+// p[i] = e[i] / Σ e with e[i] = exp_of_distance[max - x[i]] over the bytes x ^ flip (flip 0x80
+// reads int8 as order-preserving uint8). The sum is sixteen running sums (element i into sum
+// i % 16, in row order) combined by softmax_combine_partial_sums().
+void q8_softmax_scalar(const uint8_t* x, size_t n, uint8_t flip, const float* exp_of_distance, float* p);
+#if defined(__x86_64__)
+void q8_softmax_avx2(const uint8_t* x, size_t n, uint8_t flip, const float* exp_of_distance, float* p);
+void q8_softmax_avx512(const uint8_t* x, size_t n, uint8_t flip, const float* exp_of_distance, float* p);
+#endif
+// ((S0 + S1) + (S2 + S3)) + ... : pairwise, neighbours first, four levels.
+inline float softmax_combine_partial_sums(const float* s) {
+  const float a0 = s[0] + s[1], a1 = s[2] + s[3], a2 = s[4] + s[5], a3 = s[6] + s[7];
+  const float a4 = s[8] + s[9], a5 = s[10] + s[11], a6 = s[12] + s[13], a7 = s[14] + s[15];
+  return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+}
+
 // Every quantized type the kernels are instantiated for. Keep in step with the explicit
 // instantiations at the end of each kernel file (CIRCLE_QUANT_FOR_EACH_QTYPE).
 #define CIRCLE_QUANT_FOR_EACH_QTYPE(M) M(uint8_t) M(int8_t) M(uint16_t) M(int16_t) M(int32_t)

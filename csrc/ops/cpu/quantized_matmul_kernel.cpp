@@ -38,8 +38,7 @@ struct PackedOther {
     // B[k, n] = other[..., k, n]: output channel n steps by other's last stride.
     view.has_weight_zero_point = circle_quant::pack_weights_strided(
         matrix, other.scalar_type() == at::kByte, n, k, static_cast<size_t>(other.stride(-1)),
-        static_cast<size_t>(other.stride(-2)), &zero_point, 1, data.data(), this->zero_point.data(),
-        column_sum.data());
+        static_cast<size_t>(other.stride(-2)), &zero_point, 1, data.data(), this->zero_point.data(), column_sum.data());
     view.data = data.data();
     view.zero_point = this->zero_point.data();
     view.column_sum = column_sum.data();
