@@ -177,6 +177,15 @@ OutputStage shifted_stage(const OutputStage& stage, int64_t p0, int64_t c0, size
 struct PaddedImage {
   std::vector<uint8_t> bytes;
   int64_t padded_w = 0;
+  std::vector<int32_t> pixel_sums;  // Σ of each padded pixel's channels: the GEMM's run sums
+
+  // When the weights have zero points, the row sums they need come from these: each padded
+  // pixel summed once, instead of once per tap that reads it.
+  void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed) {
+    pixel_sums.resize(count);
+    ukernels::q8_row_sums(count, static_cast<size_t>(c), pixels, static_cast<size_t>(c), kernel_signed,
+                          pixel_sums.data());
+  }
 
   void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip) {
     const int64_t padded_h = geo.in_h + 2 * geo.pad_h;
@@ -277,16 +286,20 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     }
     // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
     const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
-    if (n != image && !in_place) {
-      padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip);
-      image = n;
-    }
+    if (n != image && !in_place) padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip);  // may move bytes
     const uint8_t* image_bytes =
         in_place ? x_begin + static_cast<size_t>(n * geo.in_h * geo.in_w * c) : padded.bytes.data();
-    GemmActivations a{image_bytes + static_cast<size_t>((oh * geo.stride_h * padded_w + ow * geo.stride_w) * c),
-                      kernel_signed, za, static_cast<size_t>(geo.stride_w * c)};
+    if (n != image && group0.has_weight_zero_point) {
+      const int64_t pixels = (geo.in_h + 2 * geo.pad_h) * padded_w;
+      padded.sum_pixels(image_bytes, static_cast<size_t>(pixels), c, kernel_signed);
+    }
+    image = n;
+    const int64_t first_pixel = oh * geo.stride_h * padded_w + ow * geo.stride_w;
+    GemmActivations a{image_bytes + static_cast<size_t>(first_pixel * c), kernel_signed, za,
+                      static_cast<size_t>(geo.stride_w * c)};
     a.tap_offsets = tap_offsets.data();
     a.taps = tap_offsets.size();
+    if (group0.has_weight_zero_point) a.tap_run_sums = padded.pixel_sums.data() + first_pixel;
     ResidualAdd residual;
     const OutputStage row_stage = shifted_stage(stage, p, 0, elem, &residual);
     qgemm(a, 0, rows, group0, 0, oc, bias, row_stage, out_bytes + static_cast<size_t>(p * oc) * elem,

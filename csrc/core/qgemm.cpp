@@ -620,7 +620,21 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const int32_t* row_sums = nullptr;
   if (w.has_weight_zero_point) {
     row_sum_buffer.resize(rows);
-    if (tapped) {  // the sum over every tap's run
+    const bool runs_summed = tapped && a.tap_run_sums != nullptr && a.stride % tap_k == 0 &&
+                             std::all_of(a.tap_offsets, a.tap_offsets + a.taps,
+                                         [&](int64_t offset) { return offset % static_cast<int64_t>(tap_k) == 0; });
+    if (runs_summed) {                               // the caller's run sums, one per tap
+      thread_local std::vector<size_t> run_offsets;  // the taps in runs, divided once
+      run_offsets.resize(a.taps);
+      for (size_t t = 0; t < a.taps; ++t) run_offsets[t] = static_cast<size_t>(a.tap_offsets[t]) / tap_k;
+      const size_t row_runs = a.stride / tap_k;
+      const int32_t* runs = a.tap_run_sums + static_cast<size_t>(m_begin) * row_runs;
+      std::fill(row_sum_buffer.begin(), row_sum_buffer.end(), 0);
+      for (size_t t = 0; t < a.taps; ++t) {
+        const int32_t* tap_runs = runs + run_offsets[t];
+        for (size_t i = 0; i < rows; ++i) row_sum_buffer[i] += tap_runs[i * row_runs];
+      }
+    } else if (tapped) {  // the sum over every tap's run
       thread_local std::vector<int32_t> tap_sums;
       tap_sums.resize(rows);
       std::fill(row_sum_buffer.begin(), row_sum_buffer.end(), 0);

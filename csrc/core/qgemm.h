@@ -228,6 +228,11 @@ struct GemmActivations {
   // multiple of ukernels::kTapAlign.
   const int64_t* tap_offsets = nullptr;
   size_t taps = 0;
+  // Optional, tapped only: the byte sums of the runs, tap_run_sums[j] = Σ of the K / taps bytes
+  // at data + j · (K / taps) (stride and tap offsets multiples of K / taps). The weight zero
+  // point's row sums then cost `taps` additions per row instead of a pass over K bytes (a conv
+  // sums each padded pixel once instead of once per tap).
+  const int32_t* tap_run_sums = nullptr;
 };
 
 // Whether qgemm() under `isa` reads tapped activations (GemmActivations::tap_offsets) for a call

@@ -626,6 +626,29 @@ TEST(GemmPackWeights, StridedLayoutsPackLikeDenseRows) {
   }
 }
 
+// Row sums (the weight zero point's compensation): every length around the 16-byte steps, both
+// readings of the bytes, strided rows.
+TEST(GemmRowSums, MatchNaiveSumsForBothSignednesses) {
+  std::mt19937 rng(13);
+  for (size_t k : {0, 1, 15, 16, 17, 64, 100, 4099}) {
+    const size_t rows = 3, stride = k + 5;
+    std::vector<uint8_t> a(rows * stride);
+    for (auto& v : a) v = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+    for (bool a_signed : {false, true}) {
+      std::vector<int32_t> got(rows);
+      ukernels::q8_row_sums(rows, k, a.data(), stride, a_signed, got.data());
+      for (size_t i = 0; i < rows; ++i) {
+        int32_t want = 0;
+        for (size_t j = 0; j < k; ++j) {
+          const uint8_t v = a[i * stride + j];
+          want += a_signed ? static_cast<int8_t>(v) : v;
+        }
+        EXPECT_EQ(got[i], want) << "k " << k << ", row " << i << (a_signed ? ", int8" : ", uint8");
+      }
+    }
+  }
+}
+
 TEST(GemmPackWeights, Errors) {
   const std::vector<uint8_t> w(64, 1);
   const int32_t zps[] = {0, 0};

@@ -15,7 +15,8 @@ void q8_softmax_avx2(const uint8_t* x, size_t n, uint8_t flip, const float* exp_
   __m256i top32 = _mm256_setzero_si256();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    top32 = _mm256_max_epu8(top32, _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), flip32));
+    top32 =
+        _mm256_max_epu8(top32, _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), flip32));
   }
   __m128i top16 = _mm_max_epu8(_mm256_castsi256_si128(top32), _mm256_extracti128_si256(top32, 1));
   alignas(16) uint8_t bytes[16];

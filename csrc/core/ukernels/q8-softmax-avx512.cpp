@@ -36,7 +36,8 @@ void q8_softmax_avx512(const uint8_t* x, size_t n, uint8_t flip, const float* ex
   for (; i + 64 <= n; i += 64) top64 = _mm512_max_epu8(top64, _mm512_xor_si512(_mm512_loadu_si512(x + i), flip64));
   if (i < n) {
     const __mmask64 tail = (uint64_t{1} << (n - i)) - 1;  // n - i < 64
-    top64 = _mm512_max_epu8(top64, _mm512_maskz_mov_epi8(tail, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, x + i), flip64)));
+    top64 = _mm512_max_epu8(
+        top64, _mm512_maskz_mov_epi8(tail, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, x + i), flip64)));
   }
   __m256i top32 = _mm256_max_epu8(_mm512_castsi512_si256(top64), _mm512_extracti64x4_epi64(top64, 1));
   __m128i top16 = _mm_max_epu8(_mm256_castsi256_si128(top32), _mm256_extracti128_si256(top32, 1));

@@ -13,7 +13,8 @@ void q8_softmax_scalar(const uint8_t* x, size_t n, uint8_t flip, const float* ex
   const float* __restrict table = exp_of_distance;
   float* __restrict out = p;
   uint8_t top = 0;
-  for (size_t i = 0; i < n; ++i) top = static_cast<uint8_t>(in[i] ^ flip) > top ? static_cast<uint8_t>(in[i] ^ flip) : top;
+  for (size_t i = 0; i < n; ++i)
+    top = static_cast<uint8_t>(in[i] ^ flip) > top ? static_cast<uint8_t>(in[i] ^ flip) : top;
   float partial[16] = {};
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {  // blocks of 16: sum j is lane j, kept in registers
