@@ -275,11 +275,22 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
       tap_offsets.push_back((kh * geo.dilation_h * padded_w + kw * geo.dilation_w) * c);
     }
   }
+  // Narrow output rows (7 or 14 pixels) would leave the tile kernel's rows half empty: whole
+  // output rows then go to one qgemm() call as virtual rows (qgemm.h), read at one stride across
+  // the row ends, when the pixels computed and dropped there (the padding columns) are at most a
+  // quarter. Output row j, pixel ow is virtual row j · period + ow.
+  const int64_t row_step = geo.stride_h * padded_w;  // input pixels from one output row to the next
+  const int64_t period = row_step % geo.stride_w == 0 ? row_step / geo.stride_w : 0;
+  const bool virtual_rows = period > 0 && out_w < 16 && (period - out_w) * 4 <= period;
   int64_t image = -1;
   for (int64_t p = pixel_begin; p < pixel_end;) {
     const int64_t n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
-    const int64_t rows = std::min(out_w - ow, pixel_end - p);
-    if (!qgemm_taps_supported(isa, blocks, static_cast<size_t>(rows), layout)) {
+    int64_t rows = std::min(out_w - ow, pixel_end - p);
+    // Whole output rows of this image from here, as virtual rows.
+    const int64_t whole_rows = virtual_rows && ow == 0 ? std::min((pixel_end - p) / out_w, out_h - oh) : 0;
+    const int64_t gemm_rows = whole_rows >= 2 ? (whole_rows - 1) * period + out_w : rows;
+    if (whole_rows >= 2) rows = whole_rows * out_w;
+    if (!qgemm_taps_supported(isa, blocks, static_cast<size_t>(gemm_rows), layout)) {
       through_im2col(p, p + rows);  // a row's few pixels at either end of the range
       p += rows;
       continue;
@@ -300,9 +311,13 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     a.tap_offsets = tap_offsets.data();
     a.taps = tap_offsets.size();
     if (group0.has_weight_zero_point) a.tap_run_sums = padded.pixel_sums.data() + first_pixel;
+    if (whole_rows >= 2) {
+      a.row_period = static_cast<size_t>(period);
+      a.row_valid = static_cast<size_t>(out_w);
+    }
     ResidualAdd residual;
     const OutputStage row_stage = shifted_stage(stage, p, 0, elem, &residual);
-    qgemm(a, 0, rows, group0, 0, oc, bias, row_stage, out_bytes + static_cast<size_t>(p * oc) * elem,
+    qgemm(a, 0, gemm_rows, group0, 0, oc, bias, row_stage, out_bytes + static_cast<size_t>(p * oc) * elem,
           static_cast<size_t>(oc));
     p += rows;
   }

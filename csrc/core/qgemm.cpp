@@ -670,7 +670,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   // (a row tile's A, mr · K bytes, stays in L1). Large M thus reads the weights from memory
   // once, and A once per chunk.
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
-  uint8_t* out_rows = static_cast<uint8_t*>(out) + static_cast<size_t>(m_begin) * out_stride * elem;
+  if (a.row_period != 0 && (a.row_valid == 0 || a.row_valid > a.row_period)) {
+    throw std::invalid_argument("circle_quant: qgemm's valid rows per period must be in [1, row_period]");
+  }
   const size_t packed_block_stride = w.block_stride();
   const bool prepacked = uk.prepack_b != nullptr;  // then w carries its layout (gemm_microkernel_for)
   const size_t block_stride = prepacked ? ukernels::working_b_block_stride(uk, groups) : packed_block_stride;
@@ -703,15 +705,30 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
         const size_t n0 = nb * kGemmNr;
         const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
         const size_t j0 = n0 - static_cast<size_t>(n_begin);
-        uint8_t* tile = out_rows + (i * out_stride + n0) * elem;
-        uk.requantize(mr, nc, acc, acc_stride, channel_term_buffer.data() + j0, w.zero_point + n0,
-                      row_sums != nullptr ? row_sums + i : nullptr, stage, n0, tile, out_stride);
-        if (stage.residual != nullptr) {
-          const ResidualAdd& r = *stage.residual;
-          const size_t row = static_cast<size_t>(m_begin) + i;
-          uk.add_residual(mr, nc, tile, out_stride,
-                          static_cast<const uint8_t*>(r.other) + (row * r.other_stride + n0) * elem, r.other_stride,
-                          stage.type, stage.mode, r);
+        // The tile's rows [r0, r1) go to output rows [out_row, ...): all of them, or each run of
+        // valid virtual rows.
+        const auto store = [&](size_t r0, size_t r1, size_t out_row) {
+          uint8_t* tile = static_cast<uint8_t*>(out) + (out_row * out_stride + n0) * elem;
+          uk.requantize(r1 - r0, nc, acc + (r0 - i) * acc_stride, acc_stride, channel_term_buffer.data() + j0,
+                        w.zero_point + n0, row_sums != nullptr ? row_sums + r0 : nullptr, stage, n0, tile, out_stride);
+          if (stage.residual != nullptr) {
+            const ResidualAdd& r = *stage.residual;
+            uk.add_residual(r1 - r0, nc, tile, out_stride,
+                            static_cast<const uint8_t*>(r.other) + (out_row * r.other_stride + n0) * elem,
+                            r.other_stride, stage.type, stage.mode, r);
+          }
+        };
+        if (a.row_period == 0) {
+          store(i, i + mr, static_cast<size_t>(m_begin) + i);
+        } else {
+          for (size_t r0 = i; r0 < i + mr;) {
+            const size_t v = static_cast<size_t>(m_begin) + r0, in_period = v % a.row_period;
+            const size_t r1 = std::min(i + mr, r0 + (a.row_period - in_period));  // to the period's end
+            if (in_period < a.row_valid) {
+              store(r0, std::min(r1, r0 + (a.row_valid - in_period)), v / a.row_period * a.row_valid + in_period);
+            }
+            r0 = r1;
+          }
         }
       }
     }

@@ -233,6 +233,11 @@ struct GemmActivations {
   // point's row sums then cost `taps` additions per row instead of a pass over K bytes (a conv
   // sums each padded pixel once instead of once per tap).
   const int32_t* tap_run_sums = nullptr;
+  // Virtual rows (a convolution's output rows read at one stride across their ends, so that
+  // narrow rows fill whole tiles): when row_period > 0, of every row_period rows only the first
+  // row_valid are outputs; GEMM row v is output row (v / row_period) · row_valid + v % row_period
+  // and the others are computed and dropped. Their A bytes must be readable.
+  size_t row_period = 0, row_valid = 0;
 };
 
 // Whether qgemm() under `isa` reads tapped activations (GemmActivations::tap_offsets) for a call

@@ -689,6 +689,10 @@ TEST_P(QConvTest, ImplicitGemmShapes) {
       {1, 16, 16, 64, 48, 1, 2, 0, 1},   // strided 1x1: read in place when the domain matches
       {1, 9, 30, 64, 33, 3, 1, 0, 1},    // no padding
       {3, 6, 6, 64, 64, 3, 1, 1, 1},     // rows of 6 pixels
+      // Narrow rows as virtual rows (several output rows per call, padding columns dropped):
+      {2, 14, 14, 64, 80, 3, 1, 1, 1},  // ResNet's 14x14 (16 virtual per 14 output pixels)
+      {3, 7, 7, 128, 32, 3, 1, 1, 1},   // ResNet's 7x7 (9 per 7)
+      {2, 9, 11, 64, 16, 3, 1, 0, 1},   // no padding: 11 per 9, read in place
   };
   for (const Shape& sh : shapes) {
     ConvCase tc = randomize(rng, ConvCase{});
