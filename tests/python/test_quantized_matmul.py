@@ -185,10 +185,24 @@ def test_errors_name_the_op_and_argument():
         call(a, 0.1, 0, b, 0.1, 0, 0.1, 0, u8, "nearest")
 
 
-def test_opcheck_and_meta():
+def _opcheck_cases():
     gen = torch.Generator().manual_seed(7)
+    mixed = case((2, 5, 8), (2, 8, 6), torch.uint8, torch.int8, torch.uint8, gen)
+    shared = case((3, 4, 16), (16, 20), torch.int8, torch.int8, torch.int16, gen)
+    return [(cq.quantized_matmul, mixed, {}), (cq.quantized_matmul, shared, {"requant": "fixed_point"})]
+
+
+OPCHECK_CASES = _opcheck_cases()  # test_registry.py checks that every op has some
+
+
+@pytest.mark.parametrize("op,args,kwargs", OPCHECK_CASES)
+def test_opcheck(op, args, kwargs):
+    torch.library.opcheck(op.default, args, kwargs)
+
+
+def test_meta_kernel_shapes():
+    gen = torch.Generator().manual_seed(8)
     args = case((2, 5, 8), (2, 8, 6), torch.uint8, torch.int8, torch.uint8, gen)
-    torch.library.opcheck(cq.quantized_matmul.default, args)
     meta = cq.quantized_matmul(args[0].to("meta"), *args[1:3], args[3].to("meta"), *args[4:])
     assert meta.shape == (2, 5, 6) and meta.dtype == torch.uint8
 

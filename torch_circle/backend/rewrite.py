@@ -351,6 +351,17 @@ def _run_chain(dq: Node, chain: List[Node], q: Node, values: torch.Tensor) -> to
     return target_of(q)(x, *q.args[1:], **q.kwargs)
 
 
+def _replace_quantize(graph: torch.fx.Graph, q: Node, target, args: tuple) -> Node:
+    """Calls `target` on args in place of the quantize q (its users now read the call, which keeps
+    q's source location), erases q and returns the call; the caller erases what fed q."""
+    with graph.inserting_before(q):
+        call = graph.call_function(target, args)
+    call.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
+    q.replace_all_uses_with(call)
+    graph.erase_node(q)
+    return call
+
+
 def fold_lookup_tables(gm: GraphModule) -> int:
     """Replaces dequantize → elementwise ops (GELU, sigmoid, tanh, SiLU, hardswish, exp, ...) →
     quantize on 8-bit per-tensor integers with circle_quant.lookup_table: the chain is a function
@@ -384,10 +395,9 @@ def fold_lookup_tables(gm: GraphModule) -> int:
         name = f"_circle_quant_table_{count}"
         gm.register_buffer(name, table.contiguous())
         with graph.inserting_before(q):
-            looked_up = graph.call_function(_cq.lookup_table.default, (dq.args[0], graph.get_attr(name)))
-        looked_up.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
-        q.replace_all_uses_with(looked_up)
-        for dead in (q, *reversed(chain)):
+            table_node = graph.get_attr(name)
+        _replace_quantize(graph, q, _cq.lookup_table.default, (dq.args[0], table_node))
+        for dead in reversed(chain):
             graph.erase_node(dead)
         count += 1
     return count
@@ -424,23 +434,9 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
             continue
         if dq.kwargs.get("out_dtype") not in (None, torch.float32):
             continue
-        with graph.inserting_before(q):
-            fused = graph.call_function(
-                _cq.quantized_softmax.default,
-                (
-                    dq.args[0],
-                    x_quant.scale,
-                    x_quant.zero_point,
-                    out_quant.scale,
-                    out_quant.zero_point,
-                    arg(q, 3, "quant_min"),
-                    arg(q, 4, "quant_max"),
-                    out_quant.dtype,
-                ),
-            )
-        fused.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
-        q.replace_all_uses_with(fused)
-        graph.erase_node(q)
+        q_range = (arg(q, 3, "quant_min"), arg(q, 4, "quant_max"))
+        args = (dq.args[0], x_quant.scale, x_quant.zero_point, out_quant.scale, out_quant.zero_point, *q_range)
+        _replace_quantize(graph, q, _cq.quantized_softmax.default, (*args, out_quant.dtype))
         graph.erase_node(softmax)
         count += 1
     return count
@@ -477,26 +473,11 @@ def fuse_quantized_matmuls(gm: GraphModule, requant: str) -> int:
             continue
         if a_shape[-1] != b_shape[-2] or (len(b_shape) > 2 and b_shape[:-2] != a_shape[:-2]):
             continue  # broadcasting matmuls stay float
-        with graph.inserting_before(q):
-            fused = graph.call_function(
-                _cq.quantized_matmul.default,
-                (
-                    left.args[0],
-                    left_quant.scale,
-                    left_quant.zero_point,
-                    right.args[0],
-                    right_quant.scale,
-                    right_quant.zero_point,
-                    out_quant.scale,
-                    out_quant.zero_point,
-                    out_quant.dtype,
-                    requant,
-                ),
-            )
-        fused.meta.update({k: v for k, v in q.meta.items() if k in ("stack_trace", "nn_module_stack")})
+        operands = (left.args[0], left_quant.scale, left_quant.zero_point)
+        operands += (right.args[0], right_quant.scale, right_quant.zero_point)
+        output = (out_quant.scale, out_quant.zero_point, out_quant.dtype, requant)
+        fused = _replace_quantize(graph, q, _cq.quantized_matmul.default, (*operands, *output))
         fused.meta[_SHAPE_KEY] = (*a_shape[:-1], b_shape[-1])
-        q.replace_all_uses_with(fused)
-        graph.erase_node(q)
         graph.erase_node(matmul)
         for dq in {left, right}:
             if not dq.users:
