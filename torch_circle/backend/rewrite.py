@@ -362,12 +362,32 @@ def _replace_quantize(graph: torch.fx.Graph, q: Node, target, args: tuple) -> No
     return call
 
 
+def _is_fused_call(node) -> bool:
+    return (
+        isinstance(node, Node)
+        and node.op == "call_function"
+        and getattr(node.target, "namespace", "") == "circle_quant"
+    )
+
+
+def _between_fused_ops(dq: Node, q: Node) -> bool:
+    """Whether the integers come from a fused op and go only to fused ops: nothing around the
+    chain that inductor could fuse it with."""
+    live_users = [u for u in q.users if u.users or u.op == "output"]  # earlier passes leave dead dequantizes
+    return (
+        isinstance(dq, Node) and bool(dq.args) and _is_fused_call(dq.args[0]) and all(map(_is_fused_call, live_users))
+    )
+
+
 def fold_lookup_tables(gm: GraphModule) -> int:
     """Replaces dequantize → elementwise ops (GELU, sigmoid, tanh, SiLU, hardswish, exp, ...) →
     quantize on 8-bit per-tensor integers with circle_quant.lookup_table: the chain is a function
     of one byte, so a 256-entry table, computed here by the reference ops themselves, gives the
-    reference's results with one gather per element instead of a float pass that evaluates the
-    function per element. Returns the count."""
+    reference's results with one lookup per element instead of a float pass that evaluates the
+    function per element. Chains of plain arithmetic (or none: a requantize) stay with inductor,
+    which fuses them into the float work around them, unless fused ops are all that is around them
+    (attention's scaling between its matmul and softmax, a requantize between two layers): then a
+    table is one pass where inductor would run a kernel of its own. Returns the count."""
     graph = gm.graph
     count = 0
     for q in list(graph.nodes):
@@ -378,7 +398,7 @@ def fold_lookup_tables(gm: GraphModule) -> int:
             chain.insert(0, node)
             node = node.args[0]
         dq = node
-        if all(target_of(n).overloadpacket in _CHEAP_STEPS for n in chain):
+        if all(target_of(n).overloadpacket in _CHEAP_STEPS for n in chain) and not _between_fused_ops(dq, q):
             continue
         if not is_call(dq, DEQUANTIZE_PER_TENSOR) or any(
             isinstance(a, Node) for a in (*dq.args[1:], *dq.kwargs.values())
@@ -438,6 +458,8 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
         args = (dq.args[0], x_quant.scale, x_quant.zero_point, out_quant.scale, out_quant.zero_point, *q_range)
         _replace_quantize(graph, q, _cq.quantized_softmax.default, (*args, out_quant.dtype))
         graph.erase_node(softmax)
+        if not dq.users:  # so that the integers' producer counts only live readers
+            graph.erase_node(dq)
         count += 1
     return count
 
@@ -579,8 +601,8 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
     # Once views run on the integers, an add behind a view of a layer's rows sees the layer.
     report.fused_adds += fuse_residual_adds(gm)
     report.matmuls = fuse_quantized_matmuls(gm, requant)
+    report.softmaxes = fuse_quantized_softmax(gm)  # first: a table between it and a matmul sees it
     report.lookup_tables = fold_lookup_tables(gm)
-    report.softmaxes = fuse_quantized_softmax(gm)
     graph.eliminate_dead_code()
     graph.lint()
     gm.recompile()
