@@ -373,10 +373,7 @@ def _is_fused_call(node) -> bool:
 def _between_fused_ops(dq: Node, q: Node) -> bool:
     """Whether the integers come from a fused op and go only to fused ops: nothing around the
     chain that inductor could fuse it with."""
-    live_users = [u for u in q.users if u.users or u.op == "output"]  # earlier passes leave dead dequantizes
-    return (
-        isinstance(dq, Node) and bool(dq.args) and _is_fused_call(dq.args[0]) and all(map(_is_fused_call, live_users))
-    )
+    return isinstance(dq, Node) and bool(dq.args) and _is_fused_call(dq.args[0]) and all(map(_is_fused_call, q.users))
 
 
 def fold_lookup_tables(gm: GraphModule) -> int:
@@ -458,8 +455,6 @@ def fuse_quantized_softmax(gm: GraphModule) -> int:
         args = (dq.args[0], x_quant.scale, x_quant.zero_point, out_quant.scale, out_quant.zero_point, *q_range)
         _replace_quantize(graph, q, _cq.quantized_softmax.default, (*args, out_quant.dtype))
         graph.erase_node(softmax)
-        if not dq.users:  # so that the integers' producer counts only live readers
-            graph.erase_node(dq)
         count += 1
     return count
 
@@ -602,6 +597,7 @@ def fuse(gm: GraphModule, constants: Constants, requant: str, float_output: bool
     report.fused_adds += fuse_residual_adds(gm)
     report.matmuls = fuse_quantized_matmuls(gm, requant)
     report.softmaxes = fuse_quantized_softmax(gm)  # first: a table between it and a matmul sees it
+    graph.eliminate_dead_code()  # drops the dequantizes fused ops replaced: tables look at live readers
     report.lookup_tables = fold_lookup_tables(gm)
     graph.eliminate_dead_code()
     graph.lint()
