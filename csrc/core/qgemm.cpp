@@ -498,6 +498,8 @@ namespace {
 // Weights of one column chunk stay in L2 while every row tile streams past them.
 constexpr size_t kChunkBytes = 256 * 1024;
 constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
+// A row group's (working) A stays in L1 while each block of the chunk passes over it.
+constexpr size_t kGroupABytes = 16 * 1024;
 
 }  // namespace
 
@@ -648,9 +650,10 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     row_sums = row_sum_buffer.data();
   }
 
-  // Kernels with a working layout of their own (ukernels::WidenAFn / PrepackBFn): A is widened
-  // here once per call, and every tile reads the widened copy and the B prepacked with the weights.
-  // The copy starts on a cache line: vector stores that split lines made widening twice as slow.
+  // Kernels with a working layout of their own (ukernels::WidenAFn / PrepackBFn): A is copied
+  // into it here once per call, unless the layout is A's own bytes and K needs no padding, and
+  // every tile reads that and the B prepacked with the weights. The copy starts on a cache line:
+  // vector stores that split lines made widening twice as slow.
   const size_t groups = (k + kGemmKr - 1) / kGemmKr;
   thread_local std::vector<uint8_t> wide_a_storage;
   auto cache_aligned = [](std::vector<uint8_t>& v, size_t bytes) {
@@ -658,7 +661,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     const size_t misalign = reinterpret_cast<uintptr_t>(v.data()) % 64;
     return v.data() + (misalign == 0 ? 0 : 64 - misalign);
   };
-  if (uk.widen_a != nullptr) {
+  const bool a_is_working = uk.a_group_bytes == kGemmKr && k % kGemmKr == 0;
+  if (uk.widen_a != nullptr && !a_is_working) {
     uint8_t* wide_a = cache_aligned(wide_a_storage, rows * groups * uk.a_group_bytes);
     uk.widen_a(rows, k, a_rows, a_stride, wide_a);
     a_rows = wide_a;
@@ -666,8 +670,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   }
 
   // Tiles: uk.mr rows × uk.max_blocks blocks. The channels are cut into chunks of about
-  // kChunkBytes of packed weights; each chunk stays in L2 while every row tile passes over it
-  // (a row tile's A, mr · K bytes, stays in L1). Large M thus reads the weights from memory
+  // kChunkBytes of packed weights; each chunk stays in L2 while every row group passes over it
+  // (a group of row tiles keeps its A, at most kGroupABytes, in L1). Large M thus reads the weights from memory
   // once, and A once per chunk.
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
   if (a.row_period != 0 && (a.row_valid == 0 || a.row_valid > a.row_period)) {
@@ -687,25 +691,35 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t tile_rows = uk.balance_row_tiles ? (rows + row_tiles - 1) / row_tiles : uk.mr;
   alignas(64) int32_t acc[kMaxTile];
   const size_t acc_stride = uk.max_blocks * kGemmNr;
+  // Row tiles are taken in groups that share one output-stage call per block: the call's set-up
+  // (channel constants, tail masks) then spreads over more rows, which matters when K is small
+  // and the output stage costs as much as the products.
+  const size_t group_tiles = std::max<size_t>(
+      1, std::min(kMaxTile / acc_stride / tile_rows, kGroupABytes / std::max<size_t>(tile_rows * a_stride, 1)));
+  const size_t group_rows = group_tiles * tile_rows;
 
   for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
     const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
     const int8_t* b_chunk = b_blocks + chunk * block_stride;
-    for (size_t i = 0; i < rows; i += tile_rows) {
-      const size_t mr = std::min(tile_rows, rows - i);
+    for (size_t i = 0; i < rows; i += group_rows) {
+      const size_t mr = std::min(group_rows, rows - i);  // rows of the group
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
         const int8_t* b_tile = b_chunk + (nb - chunk) * block_stride;
-        if (tapped) {
-          uk.accumulate_taps(mr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + i * a_stride, a_stride, b_tile,
-                             block_stride, acc, acc_stride);
-        } else {
-          uk.accumulate(mr, blocks, k, a_rows + i * a_stride, a_stride, b_tile, block_stride, acc, acc_stride);
+        for (size_t t = i; t < i + mr; t += tile_rows) {
+          const size_t tr = std::min(tile_rows, i + mr - t);
+          int32_t* tile_acc = acc + (t - i) * acc_stride;
+          if (tapped) {
+            uk.accumulate_taps(tr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + t * a_stride, a_stride, b_tile,
+                               block_stride, tile_acc, acc_stride);
+          } else {
+            uk.accumulate(tr, blocks, k, a_rows + t * a_stride, a_stride, b_tile, block_stride, tile_acc, acc_stride);
+          }
         }
         const size_t n0 = nb * kGemmNr;
         const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
         const size_t j0 = n0 - static_cast<size_t>(n_begin);
-        // The tile's rows [r0, r1) go to output rows [out_row, ...): all of them, or each run of
+        // The group's rows [r0, r1) go to output rows [out_row, ...): all of them, or each run of
         // valid virtual rows.
         const auto store = [&](size_t r0, size_t r1, size_t out_row) {
           uint8_t* tile = static_cast<uint8_t*>(out) + (out_row * out_stride + n0) * elem;

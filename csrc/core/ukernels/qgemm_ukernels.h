@@ -61,7 +61,9 @@ using ResidualAddFn = void (*)(size_t rows, size_t cols, void* out, size_t out_s
 
 // Optional working layouts a kernel reads instead of the packed bytes:
 //   widen_a:   rows of A (uint8, a_stride bytes apart, k bytes each) → out, a_group_bytes per k
-//              group of 4 per row (row stride groups · a_group_bytes); built by qgemm() once per call.
+//              group of 4 per row (row stride groups · a_group_bytes); built by qgemm() once per call,
+//              except that a_group_bytes == 4 declares the layout to be A's own bytes with K
+//              padded to whole groups: qgemm() then passes A itself when K is a multiple of 4.
 //   prepack_b: `blocks` packed blocks (block_stride apart) → out, b_group_bytes per k group per
 //              block and b_block_tail_bytes after them (groups = ceil(k / 4)); the kernel defines
 //              what they hold. Built once at pack time (prepack_gemm_b() in qgemm.h, stored in the

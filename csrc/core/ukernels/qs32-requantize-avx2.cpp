@@ -46,7 +46,10 @@ struct Avx2Lanes {
     return _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xAA);
   }
 
-  static I round(F x) { return _mm256_cvttps_epi32(_mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); }
+  // vcvtps2dq rounds as MXCSR says: to nearest, ties to even, unless the caller changed the
+  // rounding mode, which the scalar reference's nearbyint follows too. One instruction, where
+  // vroundps + vcvttps2dq are three uops on the conversion ports.
+  static I round(F x) { return _mm256_cvtps_epi32(x); }
 
   // Packs to Q (the saturating packs only narrow: the lanes are in range); a partial vector goes
   // through a buffer, as AVX2 has no byte-masked store.

@@ -7,7 +7,8 @@
 // for the other.
 //
 // V provides, with I an int32 vector, F a float vector and Mask a per-lane condition:
-//   kLanes; tail(n): the lanes < n; load(mask, const int32_t*), loadf(mask, const float*): masked
+//   kLanes; tail(n): the lanes < n; loadu(const int32_t*): a whole vector; load(mask, const int32_t*), loadf(mask,
+//   const float*): masked
 //     loads (lanes outside the mask are zero and not read);
 //   set1, set1f, zero; add, sub, mullo, min, max, and_, xor_; sllv, srav (per-lane counts);
 //     srai<bits> (these and cvtf, mulf, minf, maxf: CIRCLE_REQUANTIZE_LANE_OPS below);
@@ -33,26 +34,27 @@
 // The lane operations whose intrinsics differ between the two ISAs only in the prefix P (_mm256
 // or _mm512) and, for the whole-register ones, the suffix W (si256 or si512): written once here,
 // expanded inside each file's traits struct (which defines I and F first).
-#define CIRCLE_REQUANTIZE_LANE_OPS(P, W)                           \
-  static I set1(int32_t v) { return P##_set1_epi32(v); }           \
-  static F set1f(float v) { return P##_set1_ps(v); }               \
-  static I zero() { return P##_setzero_##W(); }                    \
-  static I add(I a, I b) { return P##_add_epi32(a, b); }           \
-  static I sub(I a, I b) { return P##_sub_epi32(a, b); }           \
-  static I mullo(I a, I b) { return P##_mullo_epi32(a, b); }       \
-  static I min(I a, I b) { return P##_min_epi32(a, b); }           \
-  static I max(I a, I b) { return P##_max_epi32(a, b); }           \
-  static I and_(I a, I b) { return P##_and_##W(a, b); }            \
-  static I xor_(I a, I b) { return P##_xor_##W(a, b); }            \
-  static I sllv(I a, I count) { return P##_sllv_epi32(a, count); } \
-  static I srav(I a, I count) { return P##_srav_epi32(a, count); } \
-  template <int kBits>                                             \
-  static I srai(I a) {                                             \
-    return P##_srai_epi32(a, kBits);                               \
-  }                                                                \
-  static F cvtf(I a) { return P##_cvtepi32_ps(a); }                \
-  static F mulf(F a, F b) { return P##_mul_ps(a, b); }             \
-  static F minf(F a, F b) { return P##_min_ps(a, b); }             \
+#define CIRCLE_REQUANTIZE_LANE_OPS(P, W)                                                    \
+  static I set1(int32_t v) { return P##_set1_epi32(v); }                                    \
+  static F set1f(float v) { return P##_set1_ps(v); }                                        \
+  static I zero() { return P##_setzero_##W(); }                                             \
+  static I loadu(const int32_t* p) { return P##_loadu_##W(reinterpret_cast<const I*>(p)); } \
+  static I add(I a, I b) { return P##_add_epi32(a, b); }                                    \
+  static I sub(I a, I b) { return P##_sub_epi32(a, b); }                                    \
+  static I mullo(I a, I b) { return P##_mullo_epi32(a, b); }                                \
+  static I min(I a, I b) { return P##_min_epi32(a, b); }                                    \
+  static I max(I a, I b) { return P##_max_epi32(a, b); }                                    \
+  static I and_(I a, I b) { return P##_and_##W(a, b); }                                     \
+  static I xor_(I a, I b) { return P##_xor_##W(a, b); }                                     \
+  static I sllv(I a, I count) { return P##_sllv_epi32(a, count); }                          \
+  static I srav(I a, I count) { return P##_srav_epi32(a, count); }                          \
+  template <int kBits>                                                                      \
+  static I srai(I a) {                                                                      \
+    return P##_srai_epi32(a, kBits);                                                        \
+  }                                                                                         \
+  static F cvtf(I a) { return P##_cvtepi32_ps(a); }                                         \
+  static F mulf(F a, F b) { return P##_mul_ps(a, b); }                                      \
+  static F minf(F a, F b) { return P##_min_ps(a, b); }                                      \
   static F maxf(F a, F b) { return P##_max_ps(a, b); }
 
 namespace circle_quant {
@@ -113,7 +115,9 @@ inline Channels<V> channels(size_t cols, size_t j, const int32_t* channel_term, 
 
 template <typename V>
 inline typename V::I total(const int32_t* acc, const Channels<V>& c, const int32_t* row_sum, size_t i) {
-  typename V::I t = V::add(V::load(c.mask, acc), c.term);
+  // A whole vector by a plain load: the kernel has just stored acc, and a masked load cannot take
+  // its value from the store buffer (it waits for the store to reach the cache).
+  typename V::I t = V::add(c.n == V::kLanes ? V::loadu(acc) : V::load(c.mask, acc), c.term);
   if (row_sum != nullptr) t = V::sub(t, V::mullo(c.zb, V::set1(row_sum[i])));
   return t;
 }
