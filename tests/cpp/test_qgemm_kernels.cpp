@@ -65,6 +65,7 @@ enum class Values {
   kPairsOf127,     // A = 255, k pairs alternating (127, 127) and (-127, -127): every pair unsafe
   kFewUnsafe,      // A = 255, small weights (|w| <= 40) and about one k pair in 200 past 128
   kZeroChannels,   // random, channels 8-15 of every other block all zero (half a block to skip)
+  kRepairable,     // A = 255, k groups by turns: small, safe only as (0, 2)(1, 3), only as (0, 3)(1, 2), never
 };
 const char* values_name(Values v) {
   switch (v) {
@@ -79,6 +80,7 @@ const char* values_name(Values v) {
     case Values::kPairsOf127: return "A=255, B pairs (127, 127) / (-127, -127)";
     case Values::kFewUnsafe: return "A=255, small B with a few unsafe pairs";
     case Values::kZeroChannels: return "random, channels 8-15 of even blocks zero";
+    case Values::kRepairable: return "A=255, groups safe in one pairing of their k only";
   }
   return "?";
 }
@@ -96,7 +98,8 @@ void fill(Values v, std::mt19937& rng, size_t k, std::vector<uint8_t>* a, std::v
       case Values::kMinus127:
       case Values::kSameSignPairs:
       case Values::kPairsOf127:
-      case Values::kFewUnsafe: x = 255; break;
+      case Values::kFewUnsafe:
+      case Values::kRepairable: x = 255; break;
       case Values::kAlternating: x = (&x - a->data()) % 2 == 0 ? 255 : 0; break;
     }
   }
@@ -123,8 +126,25 @@ void fill(Values v, std::mt19937& rng, size_t k, std::vector<uint8_t>* a, std::v
       case Values::kAlternating: x = (&x - w->data()) % 2 == 0 ? 127 : -128; break;
       case Values::kPairsOf127: x = (&x - w->data()) % 4 < 2 ? 127 : -127; break;
       case Values::kFewUnsafe: x = static_cast<int8_t>(uniform_int<int>(rng, -40, 40)); break;
-      case Values::kSameSignPairs: break;  // filled above
+      case Values::kSameSignPairs:
+      case Values::kRepairable: break;  // filled above / below
     }
+  }
+  if (v == Values::kRepairable) {
+    // Per group of 4 k, by turns: small weights (safe as packed); (100, 100, -100, -100), unsafe
+    // as packed, safe paired (0, 2)(1, 3); (120, 30, 30, -50), safe only as (0, 3)(1, 2); all
+    // 127, safe in none. Each (channel, group) gets its own sign.
+    const int patterns[3][4] = {{100, 100, -100, -100}, {120, 30, 30, -50}, {127, 127, 127, 127}};
+    for (size_t c = 0; k > 0 && c < w->size() / k; ++c) {
+      for (size_t g = 0; g * 4 < k; ++g) {
+        const int kind = static_cast<int>(g % 4), sign = uniform_int<int>(rng, 0, 1) ? 1 : -1;
+        for (size_t j = 0; j < 4 && g * 4 + j < k; ++j) {
+          const int value = kind == 0 ? uniform_int<int>(rng, -40, 40) : sign * patterns[kind - 1][j];
+          (*w)[c * k + g * 4 + j] = static_cast<int8_t>(value);
+        }
+      }
+    }
+    return;
   }
   if (v == Values::kZeroChannels) {
     for (size_t c = 0; k > 0 && c < w->size() / k; ++c) {
@@ -201,9 +221,9 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
   // All-255 A with all -128 or all 127 B is where a vpmaddubsw kernel saturates; the sums are
   // also checked against their closed form, not only against the scalar kernel.
   std::mt19937 rng(99);
-  for (Values v :
-       {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA, Values::kExtremeMix, Values::kMinus127,
-        Values::kSameSignPairs, Values::kAlternating, Values::kPairsOf127, Values::kFewUnsafe, Values::kZeroChannels}) {
+  for (Values v : {Values::kSaturationTrapLow, Values::kSaturationTrapHigh, Values::kZeroA, Values::kExtremeMix,
+                   Values::kMinus127, Values::kSameSignPairs, Values::kAlternating, Values::kPairsOf127,
+                   Values::kFewUnsafe, Values::kZeroChannels, Values::kRepairable}) {
     for (size_t k :
          {size_t{1}, size_t{3}, size_t{4}, size_t{17}, size_t{64}, size_t{255}, size_t{1000}, size_t{4100}}) {
       for (size_t mr : {size_t{1}, uk_.mr}) {

@@ -6,35 +6,42 @@
 // when w0 and w1 have one sign and |w0| + |w1| > 128; otherwise it lies in [-255·128, 255·128] =
 // [-32640, 32640]. Which pairs can is known from the weights alone, so the working copy of B,
 // built once when the layer is prepacked (prepack_b, stored in its plan), sorts each 16-channel
-// block's k groups (4 k × 16 channels, 64 bytes) into two lists:
-//   safe tiles (no pair past 128): the packed bytes as they are, multiplied by
+// block's k groups (4 k × 16 channels, 64 bytes) into lists:
+//   safe tiles (no pair past 128): the packed bytes, multiplied by
 //     acc += vpmaddwd(vpmaddubsw(broadcast 4 bytes of A, 32 bytes of B), ones)
 //     (3 instructions per 32 MACs, nothing unpacked: oneDNN's loop, without its wrong answers);
+//   tiles safe once re-paired: which k of a group form the pairs is free as long as A's bytes
+//     move the same way. A tile with an unsafe pair in the order (0, 1)(2, 3) is tried as
+//     (0, 2)(1, 3), then (0, 3)(1, 2), every channel alike; if one is safe, its bytes are stored
+//     in that order and the loop shuffles A's broadcast to match (one vpshufb per row: 4
+//     instructions per 64 MACs more than a safe tile, against 8 on the int16 path);
 //   other tiles: int16 pairs, multiplied by 2 vpmaddwd + 2 vpaddd per 32 MACs on A's words
 //     (a0, a2) and (a1, a3), which two vpshufb make from the same broadcast (exact for any
-//     weight: |a·w| ≤ 255·128). The shuffles run beside the multiplies (port 5 on Intel), so A
-//     needs no widened copy: the kernel reads the caller's rows when K is whole groups.
-// A k group's share of the sum does not depend on the order the groups are added in (exact int32
-// arithmetic), so each list is one branch-free loop. Real (bell-shaped) weights have few unsafe
-// pairs: Gaussian weights quantized per channel leave about a quarter of the tiles on the int16
-// path, uniform ones all (then the kernel costs about 10% more than an int16-only one: the
-// sorting and the larger working copies; benchmarks/README.md, "The AVX2 tier").
+//     weight: |a·w| ≤ 255·128).
+// The shuffles run beside the multiplies (port 5 on Intel), so A needs no widened copy: the
+// kernel reads the caller's rows when K is whole groups. A k group's share of the sum does not
+// depend on the order the groups are added in (exact int32 arithmetic), so each list is one
+// branch-free loop. Gaussian weights quantized per channel leave 24% of the tiles unsafe in the
+// first order and 4% in all three (docs/kernels.md); uniform ones stay on the int16 path
+// (then the kernel costs about 10% more than an int16-only one: the sorting and the larger
+// working copies; benchmarks/README.md, "The AVX2 tier").
 // (Splitting each unsafe pair into a vpmaddubsw-safe main part and a remainder instead costs 6
 // instructions per 32 MACs on every tile with a remainder, against 4 here: slower on uniform weights.)
 //
 // Working A, per row (groups = ceil(K / 4)): the row's bytes, zero from K to 4·groups (qgemm()
 // copies only when K is not whole groups).
 // Working B, per 16-channel block (working_b_block_stride() apart), entries e < groups:
-//   entry e < safe: a safe tile at 64·e, 64 bytes (packed c4 layout);
+//   entries [0, end0): safe tiles at 64·e, 64 bytes (packed c4 layout); [end0, end1) and
+//     [end1, safe): the same, each channel's 4 bytes in order (0, 2, 1, 3) / (0, 3, 1, 2);
 //   entry e ≥ safe: a wide tile at 128·(e + 1), 128 bytes: int16 pairs [even 0-7, odd 0-7,
 //     even 8-15, odd 8-15] with even lane j = (b0[j], b2[j]), odd lane j = (b1[j], b3[j]);
-//   at 128·(groups + 1): int32 A offset 4g of each entry's group; then int32 safe; then int32
-//     half: 1 when channels 8-15 have no non-zero weight (the padding of N = 16j + 1..8, or
-//     channels that are all zero), and the tile multiplies channels 0-7 only.
-// (Safe tiles fill from the front, wide ones from the back, so one branch-free pass writes both.)
+//   at 128·(groups + 1): int32 A offset 4g of each entry's group; then int32 end0, end1, safe;
+//     then int32 half: 1 when channels 8-15 have no non-zero weight (the padding of
+//     N = 16j + 1..8, or channels that are all zero), and the tile multiplies channels 0-7 only.
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "gemm_x86_common.h"
 #include "qgemm_ukernels.h"
@@ -51,14 +58,14 @@ constexpr size_t kAGroupBytes = kGemmKr;                                   // A 
 constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                       // 64
 constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;                      // 128
 constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);          // worst case: every tile wide
-constexpr size_t kBBlockTailBytes = kWideTileBytes + 2 * sizeof(int32_t);  // a spare tile, safe, half
+constexpr size_t kBBlockTailBytes = kWideTileBytes + 4 * sizeof(int32_t);  // a spare tile, 3 counts, half
 // Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes. With B prepacked, measured on the
 // BERT-base shapes (one thread, Gaussian weights; docs/kernels.md): 1 row 0.70-1.29x the 3x16
 // kernel's speed, 2 rows 0.90-1.27x (B past L2 loses: its working copy is larger), 3 rows
 // 1.06-1.49x, 4 rows 1.31-1.65x.
 constexpr size_t kMinRows = 3;
 // The number plans store for the working B below (GemmMicrokernel::prepacked_layout).
-constexpr int32_t kPrepackedLayout = 2;
+constexpr int32_t kPrepackedLayout = 3;
 
 size_t groups_of(size_t k) { return (k + kGemmKr - 1) / kGemmKr; }
 
@@ -91,31 +98,67 @@ inline void widen_tile(const int8_t* tile, int8_t* out) {
   }
 }
 
+// The byte orders of a group's 4 k that pair them (0, 1)(2, 3), (0, 2)(1, 3) and (0, 3)(1, 2), as
+// vpshufb controls for one 32-bit group in every lane: a tile safe in one of them is stored in it,
+// and the kernel shuffles A's broadcast group the same way.
+constexpr uint32_t kPairings[3] = {0x03020100u, 0x03010200u, 0x02010300u};
+constexpr size_t kOrders = 3;
+
+inline __m256i pairing_control(size_t order) { return _mm256_set1_epi32(static_cast<int32_t>(kPairings[order])); }
+// The same order for each channel's group of a tile: vpshufb indexes within 128-bit lanes, so
+// dword j of a lane reads bytes 4j..4j+3.
+inline __m256i weights_control(size_t order) {
+  const __m256i dword_base =
+      _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0C0C0C0C, 0, 0x04040404, 0x08080808, 0x0C0C0C0C);
+  return _mm256_add_epi8(pairing_control(order), dword_base);
+}
+
 void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out) {
   const size_t groups = groups_of(k);
   const size_t out_stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
+  std::vector<uint8_t> kind(groups);  // order 0..2 it is safe in, or kOrders (wide)
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* src = b + nb * block_stride;
     int8_t* dst = out + nb * out_stride;
     int32_t* offsets = reinterpret_cast<int32_t*>(dst + (groups + 1) * kWideTileBytes);
-    // One pass, no branch on the weights (a mispredicted branch per tile costs more than a copy):
-    // each tile is written both as the next safe tile and as the next wide one. The copy of the
-    // kind it is not lands where a later tile of that kind overwrites it, or in the gap between
-    // the two kinds (64·(safe + 1) ≤ 128·(groups − wide) at every step).
-    size_t safe = 0, wide = 0;
     __m256i upper = _mm256_setzero_si256();  // OR of channels 8-15's bytes
     for (size_t g = 0; g < groups; ++g) {
       const int8_t* tile = src + g * kSafeTileBytes;
       upper = _mm256_or_si256(upper, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32)));
-      const bool unsafe = has_unsafe_pair(tile);
-      std::memcpy(dst + safe * kSafeTileBytes, tile, kSafeTileBytes);
-      widen_tile(tile, dst + (groups - wide) * kWideTileBytes);
-      offsets[unsafe ? groups - 1 - wide : safe] = static_cast<int32_t>(g * kGemmKr);
-      safe += unsafe ? 0 : 1;
-      wide += unsafe ? 1 : 0;
+      kind[g] = kOrders;
+      for (size_t order = 0; order < kOrders && kind[g] == kOrders; ++order) {
+        alignas(32) int8_t ordered[kSafeTileBytes];
+        for (size_t h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * h));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(ordered + 32 * h),
+                             _mm256_shuffle_epi8(v, weights_control(order)));
+        }
+        if (!has_unsafe_pair(ordered)) kind[g] = static_cast<uint8_t>(order);
+      }
     }
-    const int32_t tail[2] = {static_cast<int32_t>(safe), _mm256_testz_si256(upper, upper)};
-    std::memcpy(offsets + groups, tail, sizeof tail);
+    // Entries: the tiles safe in order 0, then 1, then 2 (64 bytes each from the front, reordered),
+    // then the wide ones (128 bytes each at 128·(entry + 1)).
+    int32_t counts[kOrders + 2];  // entries that end order 0, 1, 2; half
+    size_t e = 0;
+    for (size_t order = 0; order <= kOrders; ++order) {
+      for (size_t g = 0; g < groups; ++g) {
+        if (kind[g] != order) continue;
+        const int8_t* tile = src + g * kSafeTileBytes;
+        if (order < kOrders) {
+          for (size_t h = 0; h < 2; ++h) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * h));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e * kSafeTileBytes + 32 * h),
+                                _mm256_shuffle_epi8(v, weights_control(order)));
+          }
+        } else {
+          widen_tile(tile, dst + (e + 1) * kWideTileBytes);
+        }
+        offsets[e++] = static_cast<int32_t>(g * kGemmKr);
+      }
+      if (order < kOrders) counts[order] = static_cast<int32_t>(e);
+    }
+    counts[kOrders] = _mm256_testz_si256(upper, upper);
+    std::memcpy(offsets + groups, counts, (kOrders + 1) * sizeof(int32_t));
   }
 }
 
@@ -128,14 +171,13 @@ bool check_prepacked_b(size_t blocks, size_t k, const int8_t* working) {
   const uint32_t end = static_cast<uint32_t>(groups * kGemmKr);
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* tail = working + nb * stride + (groups + 1) * kWideTileBytes;
-    uint32_t bad = 0, offset = 0, safe = 0, half = 0;
+    uint32_t bad = 0, offset = 0, counts[kOrders + 1];
     for (size_t e = 0; e < groups; ++e) {
       std::memcpy(&offset, tail + e * sizeof(int32_t), sizeof offset);
       bad |= (offset >= end ? 1u : 0u) | (offset % kGemmKr);
     }
-    std::memcpy(&safe, tail + groups * sizeof(int32_t), sizeof safe);
-    std::memcpy(&half, tail + (groups + 1) * sizeof(int32_t), sizeof half);
-    if (bad != 0 || safe > groups || half > 1) return false;
+    std::memcpy(counts, tail + groups * sizeof(int32_t), sizeof counts);
+    if (bad != 0 || counts[0] > counts[1] || counts[1] > counts[2] || counts[2] > groups || counts[3] > 1) return false;
   }
   return true;
 }
@@ -146,29 +188,43 @@ inline __m256i broadcast_word(const uint8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// One tile's products: channels 0-7 (V = 1) or 0-15 (V = 2) of the block.
-template <size_t MR, size_t V>
-inline void multiply(size_t groups, const int32_t* offsets, size_t safe, const uint8_t* a, size_t a_stride,
-                     const int8_t* b, __m256i (&vacc)[MR][2]) {
+// Safe tiles [e0, e1) stored in pairing `order`: A's broadcast group is reordered to match (no
+// shuffle for order 0).
+template <size_t MR, size_t V, size_t kOrder>
+inline void multiply_safe(size_t e0, size_t e1, const int32_t* offsets, const uint8_t* a, size_t a_stride,
+                          const int8_t* b, __m256i (&vacc)[MR][2]) {
   const __m256i ones = _mm256_set1_epi16(1);
-  const int8_t* tile = b;  // safe tiles, then (below) the wide ones
-  for (size_t e = 0; e < safe; ++e, tile += kSafeTileBytes) {
+  const __m256i control = pairing_control(kOrder);
+  const int8_t* tile = b + e0 * kSafeTileBytes;
+  for (size_t e = e0; e < e1; ++e, tile += kSafeTileBytes) {
     const uint8_t* a_group = a + offsets[e];
     __m256i w[V];
     CQ_UNROLL for (size_t v = 0; v < V; ++v) w[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile) + v);
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-      const __m256i va = broadcast_word(a_group + r * a_stride);
+      __m256i va = broadcast_word(a_group + r * a_stride);
+      if constexpr (kOrder != 0) va = _mm256_shuffle_epi8(va, control);
       // No pair of this tile leaves int16 (see the top), so the pair sums are exact.
       CQ_UNROLL for (size_t v = 0; v < V; ++v) {
         vacc[r][v] = _mm256_add_epi32(vacc[r][v], _mm256_madd_epi16(_mm256_maddubs_epi16(va, w[v]), ones));
       }
     }
   }
-  tile = b + (safe + 1) * kWideTileBytes;
+}
+
+// One tile's products: channels 0-7 (V = 1) or 0-15 (V = 2) of the block.
+template <size_t MR, size_t V>
+inline void multiply(size_t groups, const int32_t* offsets, const int32_t* counts, const uint8_t* a, size_t a_stride,
+                     const int8_t* b, __m256i (&vacc)[MR][2]) {
+  const size_t end0 = static_cast<size_t>(counts[0]), end1 = static_cast<size_t>(counts[1]);
+  const size_t safe = static_cast<size_t>(counts[2]);
+  multiply_safe<MR, V, 0>(0, end0, offsets, a, a_stride, b, vacc);
+  multiply_safe<MR, V, 1>(end0, end1, offsets, a, a_stride, b, vacc);
+  multiply_safe<MR, V, 2>(end1, safe, offsets, a, a_stride, b, vacc);
   // The int16 lanes (a0, a2) and (a1, a3) of a broadcast group, by byte shuffles (port 5 on
   // Intel, not the multiply ports the products use).
   const __m256i even_bytes = _mm256_set1_epi32(static_cast<int32_t>(0x80028000u));
   const __m256i odd_bytes = _mm256_set1_epi32(static_cast<int32_t>(0x80038001u));
+  const int8_t* tile = b + (safe + 1) * kWideTileBytes;
   for (size_t e = safe; e < groups; ++e, tile += kWideTileBytes) {
     const uint8_t* a_group = a + offsets[e];
     const __m256i* w = reinterpret_cast<const __m256i*>(tile);
@@ -197,14 +253,14 @@ struct Tile {
                   size_t acc_stride) {
     const size_t groups = groups_of(k);
     const int32_t* offsets = reinterpret_cast<const int32_t*>(b + (groups + 1) * kWideTileBytes);
-    int32_t tail[2];  // safe, half
-    std::memcpy(tail, offsets + groups, sizeof tail);
+    int32_t counts[kOrders + 1];  // entries ending orders 0, 1, 2; half
+    std::memcpy(counts, offsets + groups, sizeof counts);
     __m256i vacc[MR][2];
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) vacc[r][0] = vacc[r][1] = _mm256_setzero_si256();
-    if (tail[1] != 0) {
-      multiply<MR, 1>(groups, offsets, static_cast<size_t>(tail[0]), a, a_stride, b, vacc);
+    if (counts[kOrders] != 0) {
+      multiply<MR, 1>(groups, offsets, counts, a, a_stride, b, vacc);
     } else {
-      multiply<MR, 2>(groups, offsets, static_cast<size_t>(tail[0]), a, a_stride, b, vacc);
+      multiply<MR, 2>(groups, offsets, counts, a, a_stride, b, vacc);
     }
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * acc_stride), vacc[r][0]);
