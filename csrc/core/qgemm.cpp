@@ -671,8 +671,8 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
 
   // Tiles: uk.mr rows × uk.max_blocks blocks. The channels are cut into chunks of about
   // kChunkBytes of packed weights; each chunk stays in L2 while every row group passes over it
-  // (a group of row tiles keeps its A, at most kGroupABytes, in L1). Large M thus reads the weights from memory
-  // once, and A once per chunk.
+  // (a group of row tiles keeps its A, at most kGroupABytes, in L1). Large M thus reads the
+  // weights from memory once, and A once per chunk.
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
   if (a.row_period != 0 && (a.row_valid == 0 || a.row_valid > a.row_period)) {
     throw std::invalid_argument("circle_quant: qgemm's valid rows per period must be in [1, row_period]");

@@ -138,7 +138,7 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
     }
     // Entries: the tiles safe in order 0, then 1, then 2 (64 bytes each from the front, reordered),
     // then the wide ones (128 bytes each at 128·(entry + 1)).
-    int32_t counts[kOrders + 2];  // entries that end order 0, 1, 2; half
+    int32_t counts[kOrders + 1];  // entries that end orders 0, 1 and 2; half
     size_t e = 0;
     for (size_t order = 0; order <= kOrders; ++order) {
       for (size_t g = 0; g < groups; ++g) {
@@ -163,8 +163,9 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
 }
 
 // Whether `blocks` working blocks (working_b_block_stride() apart) hold what prepack_b writes
-// where the kernel reads addresses from: a safe count ≤ groups, every A offset a multiple of 4
-// below 4·groups, a half flag of 0 or 1 (a plan's bytes may have been changed after prepacking).
+// where the kernel reads addresses from: the orders' entry counts rising to at most groups, every
+// A offset a multiple of 4 below 4·groups, a half flag of 0 or 1 (a plan's bytes may have been
+// changed after prepacking).
 bool check_prepacked_b(size_t blocks, size_t k, const int8_t* working) {
   const size_t groups = groups_of(k);
   const size_t stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);

@@ -7,9 +7,9 @@
 // for the other.
 //
 // V provides, with I an int32 vector, F a float vector and Mask a per-lane condition:
-//   kLanes; tail(n): the lanes < n; loadu(const int32_t*): a whole vector; load(mask, const int32_t*), loadf(mask,
-//   const float*): masked
-//     loads (lanes outside the mask are zero and not read);
+//   kLanes; tail(n): the lanes < n; loadu(const int32_t*): a whole vector; load(mask,
+//     const int32_t*), loadf(mask, const float*): masked loads (lanes outside the mask are zero
+//     and not read);
 //   set1, set1f, zero; add, sub, mullo, min, max, and_, xor_; sllv, srav (per-lane counts);
 //     srai<bits> (these and cvtf, mulf, minf, maxf: CIRCLE_REQUANTIZE_LANE_OPS below);
 //   eq, gt -> Mask; both(Mask, Mask); select(c, a, b): a where c, else b;
