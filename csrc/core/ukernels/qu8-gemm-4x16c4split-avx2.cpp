@@ -21,8 +21,8 @@
 // The shuffles run beside the multiplies (port 5 on Intel), so A needs no widened copy: the
 // kernel reads the caller's rows when K is whole groups. A k group's share of the sum does not
 // depend on the order the groups are added in (exact int32 arithmetic), so each list is one
-// branch-free loop. Gaussian weights quantized per channel leave 24% of the tiles unsafe in the
-// first order and 4% in all three (docs/kernels.md); uniform ones stay on the int16 path
+// branch-free loop. Most tiles of bell-shaped weights that fail the first order pass another
+// (docs/kernels.md); uniform ones stay on the int16 path
 // (then the kernel costs about 10% more than an int16-only one: the sorting and the larger
 // working copies; benchmarks/README.md, "The AVX2 tier").
 // (Splitting each unsafe pair into a vpmaddubsw-safe main part and a remainder instead costs 6
