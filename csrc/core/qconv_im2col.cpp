@@ -15,6 +15,7 @@
 #endif
 
 #include "qconv_drivers.h"
+#include "scratch.h"
 #include "ukernels/registry.h"
 
 namespace circle_quant {
@@ -27,27 +28,32 @@ namespace {
 // (or the scratch slack, kIm2colSlack) is written afterwards.
 constexpr size_t kIm2colSlack = 32;
 
+// Moves 32 bytes (flipped as copy_bytes says): both halves in registers before either store.
+inline void move_32_bytes(uint8_t* dst, const uint8_t* src, bool flip) {
+#if defined(__SSE2__)
+  // Both halves in registers before either store (this file is built for baseline x86-64).
+  __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
+  if (flip) {
+    const __m128i top = _mm_set1_epi8(static_cast<char>(0x80));
+    lo = _mm_xor_si128(lo, top);
+    hi = _mm_xor_si128(hi, top);
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), lo);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), hi);
+#else
+  uint8_t chunk[32];
+  std::memcpy(chunk, src, 32);
+  if (flip) {
+    for (uint8_t& b : chunk) b ^= 0x80u;
+  }
+  std::memcpy(dst, chunk, 32);
+#endif
+}
+
 inline void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n, bool flip, const uint8_t* src_end) {
   if (n <= 32 && src_end - src >= 32) {
-#if defined(__SSE2__)
-    // Both halves in registers before either store (this file is built for baseline x86-64).
-    __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-    __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
-    if (flip) {
-      const __m128i top = _mm_set1_epi8(static_cast<char>(0x80));
-      lo = _mm_xor_si128(lo, top);
-      hi = _mm_xor_si128(hi, top);
-    }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), lo);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), hi);
-#else
-    uint8_t chunk[32];
-    std::memcpy(chunk, src, 32);
-    if (flip) {
-      for (uint8_t& b : chunk) b ^= 0x80u;
-    }
-    std::memcpy(dst, chunk, 32);
-#endif
+    move_32_bytes(dst, src, flip);
     return;
   }
 #if defined(__SSE2__)
@@ -112,28 +118,40 @@ struct Im2col {
       // are fixed along it.
       const int64_t n = p / (out_h * ow_n), oh = p / ow_n % out_h, ow_first = p % ow_n;
       const int64_t ow_last = std::min(ow_n, ow_first + (end_pixel - p));
+      bool rows_inside = true;  // every kernel row inside the image
       for (int64_t kh = 0; kh < kh_n; ++kh) {
         const int64_t ih = oh * geo->stride_h - geo->pad_h + kh * geo->dilation_h;
         row_ptr[kh] = ih >= 0 && ih < h ? x + static_cast<size_t>(((n * h + ih) * w) * c + g * cg) : nullptr;
+        rows_inside &= row_ptr[kh] != nullptr;
       }
+      // Short runs (a stem conv's KW·C ≤ 32 bytes) of a pixel whose patch lies inside the image
+      // and whose last run can be read as 32 bytes: one move per run, nothing tested per run
+      // (the general loop below cost the 7x7 stem twice its time).
+      const bool short_runs = whole_rows && rows_inside && tap_row <= 32;
+      const uint8_t* const last_row = row_ptr[kh_n - 1];
       for (int64_t ow = ow_first; ow < ow_last; ++ow, out_row += k) {
         const int64_t iw0 = ow * stride_w - pad_w;
         const bool w_inside = iw0 >= 0 && iw0 + (kw_n - 1) * dil_w < w;
         uint8_t* row = out_row;
-        for (int64_t kh = 0; kh < kh_n; ++kh, row += tap_row) {
-          const uint8_t* x_row = row_ptr[kh];
-          if (x_row == nullptr) {
-            std::memset(row, pad_value, tap_row);
-          } else if (whole_rows && w_inside) {
-            copy_bytes(row, x_row + static_cast<size_t>(iw0 * c), tap_row, flip_bytes, end);
-          } else {
-            uint8_t* tap = row;
-            for (int64_t kw = 0; kw < kw_n; ++kw, tap += cg) {
-              const int64_t iw = iw0 + kw * dil_w;
-              if (iw < 0 || iw >= w) {
-                std::memset(tap, pad_value, static_cast<size_t>(cg));
-              } else {
-                copy_bytes(tap, x_row + static_cast<size_t>(iw * c), static_cast<size_t>(cg), flip_bytes, end);
+        if (short_runs && w_inside && end - (last_row + iw0 * c) >= 32) {
+          const size_t offset = static_cast<size_t>(iw0 * c);
+          for (int64_t kh = 0; kh < kh_n; ++kh, row += tap_row) move_32_bytes(row, row_ptr[kh] + offset, flip_bytes);
+        } else {
+          for (int64_t kh = 0; kh < kh_n; ++kh, row += tap_row) {
+            const uint8_t* x_row = row_ptr[kh];
+            if (x_row == nullptr) {
+              std::memset(row, pad_value, tap_row);
+            } else if (whole_rows && w_inside) {
+              copy_bytes(row, x_row + static_cast<size_t>(iw0 * c), tap_row, flip_bytes, end);
+            } else {
+              uint8_t* tap = row;
+              for (int64_t kw = 0; kw < kw_n; ++kw, tap += cg) {
+                const int64_t iw = iw0 + kw * dil_w;
+                if (iw < 0 || iw >= w) {
+                  std::memset(tap, pad_value, static_cast<size_t>(cg));
+                } else {
+                  copy_bytes(tap, x_row + static_cast<size_t>(iw * c), static_cast<size_t>(cg), flip_bytes, end);
+                }
               }
             }
           }
@@ -175,7 +193,8 @@ OutputStage shifted_stage(const OutputStage& stage, int64_t p0, int64_t c0, size
 // One image of the input with its padding rows and columns set to the zero point, in the domain the
 // kernel reads: what the tapped rows of the implicit GEMM point into.
 struct PaddedImage {
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> storage;
+  uint8_t* bytes = nullptr;  // in storage, on a cache line: the tile loads' rows start on lines
   int64_t padded_w = 0;
   std::vector<int32_t> pixel_sums;  // Σ of each padded pixel's channels: the GEMM's run sums
 
@@ -190,12 +209,14 @@ struct PaddedImage {
   void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip) {
     const int64_t padded_h = geo.in_h + 2 * geo.pad_h;
     padded_w = geo.in_w + 2 * geo.pad_w;
-    bytes.assign(static_cast<size_t>(padded_h * padded_w * c), fill_value);
+    const size_t size = static_cast<size_t>(padded_h * padded_w * c);
+    bytes = cache_aligned(storage, size);
+    std::memset(bytes, fill_value, size);
     const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(n * geo.in_h * geo.in_w * c);
     const uint8_t* end = image + static_cast<size_t>(geo.in_h * geo.in_w * c);
     const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
     for (int64_t h = 0; h < geo.in_h; ++h) {
-      uint8_t* dst = bytes.data() + static_cast<size_t>(((h + geo.pad_h) * padded_w + geo.pad_w) * c);
+      uint8_t* dst = bytes + static_cast<size_t>(((h + geo.pad_h) * padded_w + geo.pad_w) * c);
       copy_bytes(dst, image + static_cast<size_t>(h) * row_bytes, row_bytes, flip, end);
     }
   }
@@ -235,16 +256,16 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
 
   const size_t k = static_cast<size_t>(s.gemm_reduction());
   const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(kIm2colTileBytes / k) / 16 * 16, 16, 256);
-  thread_local std::vector<uint8_t> patches;
-  patches.resize(static_cast<size_t>(tile) * k + kIm2colSlack);
+  thread_local std::vector<uint8_t> patch_storage;
+  uint8_t* const patches = cache_aligned(patch_storage, static_cast<size_t>(tile) * k + kIm2colSlack);
 
   // Output pixels [p0, p1) through im2col, tile by tile, group by group.
   const auto through_im2col = [&](int64_t p0_begin, int64_t p1) {
     for (int64_t p0 = p0_begin; p0 < p1; p0 += tile) {
       const int64_t rows = std::min(tile, p1 - p0);
       for (int64_t g = 0; g < s.groups; ++g) {
-        im2col.rows(p0, rows, g, patches.data());
-        const GemmActivations a{patches.data(), kernel_signed, za, k};
+        im2col.rows(p0, rows, g, patches);
+        const GemmActivations a{patches, kernel_signed, za, k};
         const int64_t c0 = g * ng;
         ResidualAdd residual;
         const OutputStage group_stage = shifted_stage(stage, p0, c0, elem, &residual);
@@ -298,8 +319,7 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
     const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
     if (n != image && !in_place) padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip);  // may move bytes
-    const uint8_t* image_bytes =
-        in_place ? x_begin + static_cast<size_t>(n * geo.in_h * geo.in_w * c) : padded.bytes.data();
+    const uint8_t* image_bytes = in_place ? x_begin + static_cast<size_t>(n * geo.in_h * geo.in_w * c) : padded.bytes;
     if (n != image && group0.has_weight_zero_point) {
       const int64_t pixels = (geo.in_h + 2 * geo.pad_h) * padded_w;
       padded.sum_pixels(image_bytes, static_cast<size_t>(pixels), c, kernel_signed);

@@ -16,6 +16,7 @@
 #endif
 
 #include "isa.h"
+#include "scratch.h"
 #include "ukernels/registry.h"
 
 namespace circle_quant {
@@ -652,15 +653,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
 
   // Kernels with a working layout of their own (ukernels::WidenAFn / PrepackBFn): A is copied
   // into it here once per call, unless the layout is A's own bytes and K needs no padding, and
-  // every tile reads that and the B prepacked with the weights. The copy starts on a cache line:
-  // vector stores that split lines made widening twice as slow.
+  // every tile reads that and the B prepacked with the weights. The copy starts on a cache line.
   const size_t groups = (k + kGemmKr - 1) / kGemmKr;
   thread_local std::vector<uint8_t> wide_a_storage;
-  auto cache_aligned = [](std::vector<uint8_t>& v, size_t bytes) {
-    v.resize(bytes + 64);
-    const size_t misalign = reinterpret_cast<uintptr_t>(v.data()) % 64;
-    return v.data() + (misalign == 0 ? 0 : 64 - misalign);
-  };
   const bool a_is_working = uk.a_group_bytes == kGemmKr && k % kGemmKr == 0;
   if (uk.widen_a != nullptr && !a_is_working) {
     uint8_t* wide_a = cache_aligned(wide_a_storage, rows * groups * uk.a_group_bytes);

@@ -422,7 +422,10 @@ std::vector<uint8_t> conv_oracle(const ConvData& d) {
 std::vector<uint8_t> run_qconv(const ConvData& d, const ConvWeights& w, const std::vector<int64_t>& splits) {
   const size_t bytes = static_cast<size_t>(d.pixels() * d.tc.out_c) * d.out_elem();
   Buffer<uint8_t> out(bytes, 0, 0xa5);
-  const ConvActivations x{d.input.data(), d.tc.input_signed, d.tc.input_zero_point};
+  // The input ends at a guard page: im2col's 32-byte moves of short runs must stop short of it.
+  Guarded<uint8_t> input(d.input.size());
+  input.assign(d.input);
+  const ConvActivations x{input.data(), d.tc.input_signed, d.tc.input_zero_point};
   int64_t begin = 0;
   for (int64_t end : splits) {
     qconv2d(x, d.geo, w.view(), d.tc.with_bias ? d.bias.data() : nullptr, d.stage.stage, begin, end, out.data());
