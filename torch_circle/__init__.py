@@ -9,7 +9,7 @@ from ._loader import load_library as _load_library
 _load_library()
 
 from . import ops  # noqa: E402
-from .ops import active_kernel_isa, use_kernel_isa  # noqa: E402
+from .ops import active_kernel_isa, output_cache_stats, release_output_cache, use_kernel_isa  # noqa: E402
 from .workflow import QuantizationReport, calibrate, lower, quantization_report  # noqa: E402
 from .exporter import CircleFileError, CircleModel, ExportError, export, load  # noqa: E402
 
@@ -18,6 +18,8 @@ __all__ = [
     "ops",
     "active_kernel_isa",
     "use_kernel_isa",
+    "output_cache_stats",
+    "release_output_cache",
     "calibrate",
     "lower",
     "quantization_report",

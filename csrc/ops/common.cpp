@@ -132,7 +132,11 @@ void fail_nan(const char* op, const at::Tensor& input, const char* name) {
 }
 
 at::Tensor empty_like_preserve(const at::Tensor& input, at::ScalarType dtype) {
-  return at::empty_like(input, input.options().dtype(dtype), at::MemoryFormat::Preserve);
+  const auto options = input.options().dtype(dtype);
+  if (input.is_cpu() && input.is_non_overlapping_and_dense()) {
+    return empty_output_strided(input.sym_sizes(), input.sym_strides(), options);
+  }
+  return at::empty_like(input, options, at::MemoryFormat::Preserve);
 }
 
 at::Tensor with_strides_of(const at::Tensor& input, const at::Tensor& like) {

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "output_cache.h"
+
 namespace torch_circle {
 
 // --- argument checks (shape / dtype / scalar values; never data-dependent) -------------------

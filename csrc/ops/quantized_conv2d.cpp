@@ -37,7 +37,7 @@ at::Tensor quantized_conv2d_allocate(const at::Tensor& input, const at::Tensor& 
   const auto sizes = conv2d_output_sizes(op, input, out_channels, kernel_size, stride, padding, dilation, groups);
   TORCH_CHECK_VALUE(out_channels % groups == 0, op, ": the prepacked weight's ", out_channels,
                     " output channels are not divisible by groups (", groups, ")");
-  return at::empty_symint(sizes, input.options().dtype(output_dtype), at::MemoryFormat::ChannelsLast);
+  return empty_output(sizes, input.options().dtype(output_dtype), at::MemoryFormat::ChannelsLast);
 }
 
 at::Tensor quantized_conv2d_add_allocate(const at::Tensor& input, const at::Tensor& packed_weight,

@@ -61,7 +61,7 @@ at::Tensor quantized_linear_allocate(const at::Tensor& input, const at::Tensor& 
   // sym_sizes: torch.export / torch.compile trace with symbolic batch dimensions.
   auto sizes = input.sym_sizes().vec();
   sizes.back() = c10::SymInt(n);
-  return at::empty_symint(sizes, input.options().dtype(output_dtype));
+  return empty_output(sizes, input.options().dtype(output_dtype));
 }
 
 at::Tensor quantized_linear_add_allocate(const at::Tensor& input, const at::Tensor& packed_weight,

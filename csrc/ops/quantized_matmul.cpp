@@ -44,7 +44,7 @@ at::Tensor quantized_matmul_allocate(const at::Tensor& input, double input_scale
   check_zero_point(op, output_zero_point, output_range.first, output_range.second);
   auto sizes = in_sizes.vec();
   sizes.back() = other_sizes.back();
-  return at::empty_symint(sizes, input.options().dtype(output_dtype));
+  return empty_output(sizes, input.options().dtype(output_dtype));
 }
 
 TORCH_LIBRARY_FRAGMENT(circle_quant, m)

@@ -18,7 +18,7 @@ at::Tensor quantized_softmax_allocate(const at::Tensor& input, double input_scal
   check_quant_range(op, quant_min, quant_max, dtype);
   check_scale(op, output_scale);
   check_zero_point(op, output_zero_point, quant_min, quant_max);
-  return at::empty_symint(input.sym_sizes(), input.options().dtype(dtype));
+  return empty_output(input.sym_sizes(), input.options().dtype(dtype));
 }
 
 TORCH_LIBRARY_FRAGMENT(circle_quant, m)

@@ -13,6 +13,7 @@
 
 #include "core/isa.h"
 #include "core/ukernels/registry.h"
+#include "ops/output_cache.h"
 
 #include <algorithm>
 #include <optional>
@@ -102,6 +103,15 @@ PYBIND11_MODULE(_C, m) {
         return rows;
       },
       "Every registered microkernel as (family, name, isa, dispatched)");
+  // The kernels' output cache (csrc/ops/output_cache.h).
+  m.def(
+      "output_cache_stats",
+      [] {
+        const auto s = torch_circle::output_cache_stats();
+        return std::make_tuple(s.cached_bytes, s.limit_bytes, s.reused, s.allocated);
+      },
+      "(cached bytes, limit bytes, outputs reused, outputs newly allocated)");
+  m.def("release_output_cache", &torch_circle::release_output_cache, "Gives every cached output block back");
   const auto none = py::none();
   bind<Tensor(const Tensor&, double, int64_t, int64_t, int64_t, ScalarType)>(
       m, "quantize_per_tensor", py::arg("input"), py::arg("scale"), py::arg("zero_point"), py::arg("quant_min"),

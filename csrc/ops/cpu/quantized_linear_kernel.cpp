@@ -51,7 +51,7 @@ at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor&
   const int64_t n = plan.weights.n, k = plan.weights.k;
   c10::SmallVector<int64_t, 6> sizes(input.sizes().begin(), input.sizes().end());
   sizes.back() = n;
-  auto out = at::empty(sizes, input.options().dtype(output_dtype));
+  auto out = empty_output(c10::fromIntArrayRefSlow(sizes), input.options().dtype(output_dtype));
   FusedAdd fused;
   if (add != nullptr) {
     fused = make_fused_add(op, plan.stage, plan.output_scale, out, *add);
