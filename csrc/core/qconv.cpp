@@ -2,6 +2,7 @@
 // im2col + GEMM one (qconv.h). Packing: qconv_pack.cpp; the paths: qconv_drivers.h.
 #include "qconv.h"
 
+#include <cstring>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -19,6 +20,31 @@ int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad
 }
 
 int64_t qconv_macs_per_pixel(const ConvWeightShape& s) { return s.out_channels * s.reduction(); }
+
+namespace {
+
+// The channel count fixed, the compiler turns the loop into byte shuffles.
+template <int64_t kChannels>
+void interleave_planes(const uint8_t* nchw, int64_t channels, int64_t pixels, int64_t begin, int64_t end,
+                       uint8_t* nhwc) {
+  const int64_t c_n = kChannels > 0 ? kChannels : channels;
+  for (int64_t p = begin; p < end; ++p) {
+    for (int64_t c = 0; c < c_n; ++c) nhwc[p * c_n + c] = nchw[c * pixels + p];
+  }
+}
+
+}  // namespace
+
+void nchw_to_nhwc_bytes(const uint8_t* nchw, int64_t channels, int64_t pixels, int64_t pixel_begin, int64_t pixel_end,
+                        uint8_t* nhwc) {
+  switch (channels) {
+    case 1: std::memcpy(nhwc + pixel_begin, nchw + pixel_begin, static_cast<size_t>(pixel_end - pixel_begin)); break;
+    case 2: interleave_planes<2>(nchw, channels, pixels, pixel_begin, pixel_end, nhwc); break;
+    case 3: interleave_planes<3>(nchw, channels, pixels, pixel_begin, pixel_end, nhwc); break;
+    case 4: interleave_planes<4>(nchw, channels, pixels, pixel_begin, pixel_end, nhwc); break;
+    default: interleave_planes<0>(nchw, channels, pixels, pixel_begin, pixel_end, nhwc); break;
+  }
+}
 
 void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
              const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out) {

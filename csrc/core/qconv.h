@@ -150,6 +150,12 @@ struct ConvActivations {
 void qconv2d(const ConvActivations& x, const Conv2dGeometry& geometry, const ConvWeightsView& w, const int32_t* bias,
              const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out);
 
+// Pixels [pixel_begin, pixel_end) of one NCHW image of `channels` planes of `pixels` bytes,
+// written channels-last: nhwc[p·channels + c] = nchw[c·pixels + p]. The first conv of most models
+// gets its input NCHW; ATen's channels-last copy moved few-channel bytes at about 1 GB/s.
+void nchw_to_nhwc_bytes(const uint8_t* nchw, int64_t channels, int64_t pixels, int64_t pixel_begin, int64_t pixel_end,
+                        uint8_t* nhwc);
+
 // Multiply-accumulates per output pixel (for choosing a parallel grain).
 int64_t qconv_macs_per_pixel(const ConvWeightShape& shape);
 

@@ -46,9 +46,7 @@ class OutputCache final : public c10::Allocator {
     return {block->data, block, &give_back, c10::Device(c10::DeviceType::CPU)};
   }
 
-  void copy_data(void* dest, const void* src, std::size_t count) const override {
-    default_copy_data(dest, src, count);
-  }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 
   bool enabled() const { return limit_ > 0; }
 

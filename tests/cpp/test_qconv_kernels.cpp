@@ -755,4 +755,29 @@ TEST(QConvPacking, KindAndSizes) {
   EXPECT_EQ(conv_output_size(5, 3, 1, 0, 3), 0);  // dilated kernel larger than the image
 }
 
+// The conv op's channels-last copy of NCHW input: every channel count (the specialised 1-4 and
+// the general loop), pixel ranges that start and end anywhere, nothing written outside them.
+TEST(QConvInputLayout, NchwToNhwcMatchesNaive) {
+  std::mt19937 rng(11);
+  for (int64_t channels = 1; channels <= 6; ++channels) {
+    for (int64_t pixels : {int64_t{1}, int64_t{7}, int64_t{33}, int64_t{1000}}) {
+      std::vector<uint8_t> nchw(static_cast<size_t>(channels * pixels));
+      for (auto& b : nchw) b = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+      const int64_t begin = uniform_int<int64_t>(rng, 0, pixels - 1),
+                    end = uniform_int<int64_t>(rng, begin + 1, pixels);
+      Guarded<uint8_t> nhwc(nchw.size());
+      std::fill(nhwc.data(), nhwc.data() + nhwc.size(), 0xA5);
+      nchw_to_nhwc_bytes(nchw.data(), channels, pixels, begin, end, nhwc.data());
+      for (int64_t p = 0; p < pixels; ++p) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const bool inside = p >= begin && p < end;
+          ASSERT_EQ(nhwc[static_cast<size_t>(p * channels + c)],
+                    inside ? nchw[static_cast<size_t>(c * pixels + p)] : 0xA5)
+              << "C " << channels << ", pixel " << p << " of " << pixels << ", range [" << begin << ", " << end << ")";
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
