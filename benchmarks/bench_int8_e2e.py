@@ -20,7 +20,8 @@ the "peer int8 kernels" column counts them against the model's conv + linear lay
 when the peer fell back to fp32 (pytorch issue 144434: int8 slower than fp32 when that happens).
 
 Timing: after compilation and warm-up, the variants' timed calls alternate in rounds; cells are
-medians (ms per forward). Every compiled variant gets a fresh dynamo cache per (model, batch), so
+medians (ms per forward). The timings list each variant's minor page faults per call (memory
+mapped on first touch: outputs allocated afresh in every forward pay one per 4 KiB). Every compiled variant gets a fresh dynamo cache per (model, batch), so
 each shape is compiled statically.
 
     python benchmarks/bench_int8_e2e.py                       # all models, batch 1 and 32
@@ -43,6 +44,7 @@ import importlib
 import logging
 import os
 import platform
+import resource
 import re
 import shlex
 import shutil
@@ -377,11 +379,17 @@ def check_cpu_clock(before: Tuple[float, float]) -> None:
         CPU_CLOCK_WARNINGS.append(f"process CPU {process:.2f} s vs timing thread {thread:.2f} s")
 
 
+def minor_faults() -> int:
+    """The process's minor page faults so far (a page mapped on first touch)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_interleaved(
     fns: Dict[str, Callable[[], object]], target_s: float, min_reps: int, rounds: int = 5
-) -> Dict[str, Tuple[float, int, float]]:
-    """(median s, repeats, fastest s) per name. Warm-up of 2 calls each; the repeat count fits target_s of
-    timed calls (at least min_reps); the calls alternate between the variants in rounds."""
+) -> Dict[str, Tuple[float, int, float, float]]:
+    """(median s, repeats, fastest s, minor page faults per call) per name. Warm-up of 2 calls each; the
+    repeat count fits target_s of timed calls (at least min_reps); the calls alternate between the
+    variants in rounds."""
     clock = CLOCK[0]
     plans = {}
     for name, fn in fns.items():
@@ -392,15 +400,18 @@ def time_interleaved(
             warm.append(clock() - t0)
         plans[name] = (fn, max(min_reps, int(target_s / min(warm))), [])
     rounds = min(rounds, min(r for _, r, _ in plans.values()))
+    faults = dict.fromkeys(plans, 0)
     cpu_before = (time.process_time(), time.thread_time())
     for r in range(rounds):
-        for fn, reps, samples in plans.values():
+        for name, (fn, reps, samples) in plans.items():
+            before = minor_faults()
             for _ in range(reps // rounds + (r < reps % rounds)):
                 t0 = clock()
                 fn()
                 samples.append(clock() - t0)
+            faults[name] += minor_faults() - before
     check_cpu_clock(cpu_before)
-    return {name: (statistics.median(s), reps, min(s)) for name, (_, reps, s) in plans.items()}
+    return {name: (statistics.median(s), reps, min(s), faults[name] / reps) for name, (_, reps, s) in plans.items()}
 
 
 def agreement(outputs: Dict[str, torch.Tensor], classifier: bool) -> str:
@@ -435,6 +446,7 @@ class Row:
     reps: Dict[str, int] = field(default_factory=dict)
     fastest_ms: Dict[str, float] = field(default_factory=dict)
     median_ms: Dict[str, float] = field(default_factory=dict)
+    faults: Dict[str, float] = field(default_factory=dict)  # minor page faults per timed call
     built: Dict[str, Built] = field(default_factory=dict)
     peer: str = ""
     agree: str = ""
@@ -524,6 +536,7 @@ def run_one(spec: ModelSpec, batch: int, args) -> Row:
         if name in timed:
             row.fastest_ms[name] = timed[name][2] * 1e3
             row.median_ms[name] = timed[name][0] * 1e3
+            row.faults[name] = timed[name][3]
     progress("  ".join(f"{n} {row.ms[n]:.2f} ms" for n in ready))
     if args.profile:
         for name in ("x86 int8", "ours"):
@@ -615,7 +628,8 @@ def print_details(rows: List[Row]) -> None:
         if "fp32 eager" in r.median_ms:
             print(
                 f"  {r.model} b{r.batch} fp32 eager: median {fmt_ms(r.median_ms['fp32 eager'])} ms, fastest "
-                f"{fmt_ms(r.fastest_ms['fp32 eager'])} ms of {r.reps['fp32 eager']} calls"
+                f"{fmt_ms(r.fastest_ms['fp32 eager'])} ms of {r.reps['fp32 eager']} calls, "
+                f"{r.faults['fp32 eager']:.0f} page faults per call"
             )
         for name in VARIANTS:
             b = r.built.get(name)
@@ -628,7 +642,7 @@ def print_details(rows: List[Row]) -> None:
             q = f"quantize {b.quantize_s:.1f} s, " if b.quantize_s is not None else ""
             t = (
                 f"median {fmt_ms(r.median_ms[name])} ms, fastest {fmt_ms(r.fastest_ms[name])} ms of "
-                f"{r.reps[name]} calls"
+                f"{r.reps[name]} calls, {r.faults[name]:.0f} page faults per call"
                 if name in r.median_ms
                 else "not timed"
             )

@@ -129,7 +129,7 @@ def output_cache_stats() -> OutputCacheStats:
 
     The ops keep each freed CPU output of 1 MiB or more for the next output of about its size,
     with its memory pages already mapped: a new block costs a page fault per 4 KiB the first time
-    a kernel writes it (about a fifth of MobileNetV2's time at batch 32). The cache holds at most
+    a kernel writes it (up to a fifth of MobileNetV2's time at batch 32). The cache holds at most
     CIRCLE_QUANT_OUTPUT_CACHE_MB (read at first use); blocks freed past that are given back.
     """
     return OutputCacheStats(*_C.output_cache_stats())

@@ -126,7 +126,7 @@ struct Im2col {
       }
       // Short runs (a stem conv's KW·C ≤ 32 bytes) of a pixel whose patch lies inside the image
       // and whose last run can be read as 32 bytes: one move per run, nothing tested per run
-      // (the general loop below cost the 7x7 stem twice its time).
+      // (the general loop below took 1.5x the time on MobileNetV2's 3x3 stem).
       const bool short_runs = whole_rows && rows_inside && tap_row <= 32;
       const uint8_t* const last_row = row_ptr[kh_n - 1];
       for (int64_t ow = ow_first; ow < ow_last; ++ow, out_row += k) {

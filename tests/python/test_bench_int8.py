@@ -78,6 +78,8 @@ def test_bench_int8_e2e_quick_verifies_the_x86_peer_calls_onednn_int8():
     assert "top-1" in resnet[0][col["agreement with fp32 eager"]]
     # every row names both sides' ISA tier (oneDNN's from its verbose log)
     assert re.fullmatch(r"ours \w+, oneDNN \w+", resnet[0][col["ISA tier"]]), resnet[0]
+    # each timed variant's page faults per call (what the ops' output cache removes)
+    assert re.search(r"resnet18 b1 ours: .* of \d+ calls, \d+ page faults per call;", out), out
     assert out.rstrip().splitlines()[-1].startswith("reproduce: python benchmarks/bench_int8_e2e.py")
 
 
