@@ -23,7 +23,7 @@ int64_t qconv_macs_per_pixel(const ConvWeightShape& s) { return s.out_channels *
 
 namespace {
 
-// The channel count fixed, the compiler turns the loop into byte shuffles.
+// A fixed channel count lets the compiler unroll the inner loop (ATen's copy walked it generically).
 template <int64_t kChannels>
 void interleave_planes(const uint8_t* nchw, int64_t channels, int64_t pixels, int64_t begin, int64_t end,
                        uint8_t* nhwc) {
