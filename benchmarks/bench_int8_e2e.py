@@ -21,8 +21,9 @@ when the peer fell back to fp32 (pytorch issue 144434: int8 slower than fp32 whe
 
 Timing: after compilation and warm-up, the variants' timed calls alternate in rounds; cells are
 medians (ms per forward). The timings list each variant's minor page faults per call (memory
-mapped on first touch: outputs allocated afresh in every forward pay one per 4 KiB). Every compiled variant gets a fresh dynamo cache per (model, batch), so
-each shape is compiled statically.
+mapped on first touch: outputs allocated afresh in every forward pay one per 4 KiB). Every
+compiled variant gets a fresh dynamo cache per (model, batch), so each shape is compiled
+statically.
 
     python benchmarks/bench_int8_e2e.py                       # all models, batch 1 and 32
     python benchmarks/bench_int8_e2e.py --quick               # smoke test: tiny models, batch 1
