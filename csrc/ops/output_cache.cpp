@@ -1,7 +1,6 @@
 #include "output_cache.h"
 
 #include <ATen/EmptyTensor.h>
-#include <c10/util/irange.h>
 
 #include <cstdlib>
 #include <map>
@@ -104,8 +103,6 @@ class OutputCache final : public c10::Allocator {
   std::mutex mutex_;
   std::multimap<size_t, Block*> free_;  // by size
   size_t cached_bytes_ = 0, reused_ = 0, allocated_ = 0;
-
-  friend OutputCache& cache();
 };
 
 // Never destroyed: outputs may be freed after static destructors ran (at interpreter exit).

@@ -36,7 +36,9 @@ def test_reused_blocks_keep_each_outputs_own_layout():
     x = torch.randn(8, 64, 64, 64).contiguous(memory_format=torch.channels_last)
     expected = quantize(x.contiguous())
     del expected  # its block is now cached: the next output of that size takes it
+    before = torch_circle.output_cache_stats()
     got = quantize(x)
+    assert torch_circle.output_cache_stats().reused == before.reused + 1
     assert got.stride() == x.stride()
     assert torch.equal(got, quantize(x.contiguous()))
 
