@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "isa.h"
 #include "qgemm.h"
 
 namespace circle_quant {
@@ -97,6 +98,18 @@ void prepack_conv_b(int32_t layout, const ConvWeightShape& shape, const int8_t* 
 // check_prepacked_gemm_b() on every group.
 bool check_prepacked_conv_b(int32_t layout, const ConvWeightShape& shape, const int8_t* prepacked);
 
+// Winograd F(2x2, 3x3) weights (layout in ukernels/qwinograd_ukernels.h). Shapes that can take
+// them: 3x3, groups == 1, C ≤ kWinogradMaxChannels (so 4 · the exact sums fits int32).
+bool conv_winograd_shape(const ConvWeightShape& shape);
+// Whether weights packed with this prepacked B layout get them: the layout of the exact AVX2 GEMM
+// (prepacked_b_layout(Isa::kAvx2)), whose levels (avx2, avx512) run the Winograd microkernels.
+bool conv_winograd_layout(int32_t prepacked_layout);
+size_t winograd_weight_bytes(const ConvWeightShape& shape);  // int16, a multiple of 64 bytes
+
+struct ConvWeightsView;
+// The transformed weights of `w` (general path, conv_winograd_shape()), from its packed bytes.
+void pack_winograd_weights(const ConvWeightsView& w, int16_t* out);
+
 struct ConvWeightsView {
   ConvWeightShape shape;
   ConvKind kind = ConvKind::kGemm;
@@ -106,6 +119,7 @@ struct ConvWeightsView {
   bool has_weight_zero_point = false;
   const int8_t* prepacked_b = nullptr;  // conv_prepacked_b_bytes() of prepacked_layout, or nullptr
   int32_t prepacked_layout = 0;
+  const int16_t* winograd = nullptr;  // winograd_weight_bytes(), or nullptr
 
   // The packed GEMM weights of group g (general path only).
   PackedWeightsView group(int64_t g) const;
@@ -120,6 +134,7 @@ struct ConvWeights {
   bool has_weight_zero_point = false;
   std::vector<int8_t> prepacked_b;
   int32_t prepacked_layout = 0;
+  std::vector<int16_t> winograd;  // when the shape and layout take them (any stride: checked per call)
   ConvWeightsView view() const;
 };
 ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWeightShape& shape,
@@ -155,6 +170,16 @@ void qconv2d(const ConvActivations& x, const Conv2dGeometry& geometry, const Con
 // gets its input NCHW; ATen's channels-last copy moved few-channel bytes at about 1 GB/s.
 void nchw_to_nhwc_bytes(const uint8_t* nchw, int64_t channels, int64_t pixels, int64_t pixel_begin, int64_t pixel_end,
                         uint8_t* nhwc);
+
+// Whether qconv2d() runs these weights and geometry under `isa` through Winograd tiles: then
+// the caller's pixel ranges should be whole pairs of output rows (qconv2d_row_pairs()), or the
+// tiles at a range's ends are computed twice.
+bool conv_winograd_runs(const ConvWeightsView& w, const Conv2dGeometry& geometry, Isa isa);
+// Output pixel where the pair of output rows `pair` (of all images, pairs of each image counted
+// from its top, the last pair of an odd height one row) begins; pair = qconv2d_row_pair_count() gives
+// the end of the output.
+int64_t qconv2d_row_pair_count(int64_t batch, int64_t out_h);
+int64_t qconv2d_row_pair_start(int64_t pair, int64_t out_h, int64_t out_w);
 
 // Multiply-accumulates per output pixel (for choosing a parallel grain).
 int64_t qconv_macs_per_pixel(const ConvWeightShape& shape);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "isa.h"
 #include "qconv.h"
@@ -16,11 +17,34 @@ inline size_t element_size(OutputType type) {
   return type == OutputType::kFloat ? 4 : type == OutputType::kInt16 ? 2 : 1;
 }
 
+// One image of the input with its padding rows and columns set to the zero point, in the domain the
+// kernel reads: what the tapped rows of the implicit GEMM and the Winograd tiles point into.
+struct PaddedImage {
+  std::vector<uint8_t> storage;
+  uint8_t* bytes = nullptr;  // in storage, on a cache line: the tile loads' rows start on lines
+  int64_t padded_w = 0;
+  std::vector<int32_t> pixel_sums;  // Σ of each padded pixel's channels: the GEMM's run sums
+
+  // When the weights have zero points, the row sums they need come from these: each padded
+  // pixel summed once, instead of once per tap that reads it.
+  void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed);
+
+  // Image n with pad_h / pad_w of fill_value around it, plus extra_h rows below and extra_w
+  // columns right (the Winograd tiles' overhang) and `slack` bytes after the end; bytes moved by
+  // 128 when `flip`.
+  void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip,
+            int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0);
+};
+
 // Output pixels [pixel_begin, pixel_end) of an out_h × out_w output under `isa` (qconv2d()'s
 // contract; the arguments are checked there).
 void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
                const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
                int64_t out_w, Isa isa);
+// conv_gemm()'s path for calls conv_winograd_runs() accepts (qconv_winograd.cpp).
+void conv_winograd(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
+                   const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
+                   int64_t out_w, Isa isa);
 void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
                     const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
                     int64_t out_w, Isa isa);

@@ -190,43 +190,39 @@ OutputStage shifted_stage(const OutputStage& stage, int64_t p0, int64_t c0, size
   return shifted;
 }
 
-// One image of the input with its padding rows and columns set to the zero point, in the domain the
-// kernel reads: what the tapped rows of the implicit GEMM point into.
-struct PaddedImage {
-  std::vector<uint8_t> storage;
-  uint8_t* bytes = nullptr;  // in storage, on a cache line: the tile loads' rows start on lines
-  int64_t padded_w = 0;
-  std::vector<int32_t> pixel_sums;  // Σ of each padded pixel's channels: the GEMM's run sums
-
-  // When the weights have zero points, the row sums they need come from these: each padded
-  // pixel summed once, instead of once per tap that reads it.
-  void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed) {
-    pixel_sums.resize(count);
-    ukernels::q8_row_sums(count, static_cast<size_t>(c), pixels, static_cast<size_t>(c), kernel_signed,
-                          pixel_sums.data());
-  }
-
-  void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip) {
-    const int64_t padded_h = geo.in_h + 2 * geo.pad_h;
-    padded_w = geo.in_w + 2 * geo.pad_w;
-    const size_t size = static_cast<size_t>(padded_h * padded_w * c);
-    bytes = cache_aligned(storage, size);
-    std::memset(bytes, fill_value, size);
-    const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(n * geo.in_h * geo.in_w * c);
-    const uint8_t* end = image + static_cast<size_t>(geo.in_h * geo.in_w * c);
-    const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
-    for (int64_t h = 0; h < geo.in_h; ++h) {
-      uint8_t* dst = bytes + static_cast<size_t>(((h + geo.pad_h) * padded_w + geo.pad_w) * c);
-      copy_bytes(dst, image + static_cast<size_t>(h) * row_bytes, row_bytes, flip, end);
-    }
-  }
-};
-
 }  // namespace
+
+void PaddedImage::sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed) {
+  pixel_sums.resize(count);
+  ukernels::q8_row_sums(count, static_cast<size_t>(c), pixels, static_cast<size_t>(c), kernel_signed,
+                        pixel_sums.data());
+}
+
+void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value,
+                       bool flip, int64_t extra_h, int64_t extra_w, size_t slack) {
+  const int64_t padded_h = geo.in_h + 2 * geo.pad_h + extra_h;
+  padded_w = geo.in_w + 2 * geo.pad_w + extra_w;
+  const size_t size = static_cast<size_t>(padded_h * padded_w * c) + slack;
+  bytes = cache_aligned(storage, size);
+  std::memset(bytes, fill_value, size);
+  const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(n * geo.in_h * geo.in_w * c);
+  const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
+  for (int64_t h = 0; h < geo.in_h; ++h) {
+    uint8_t* dst = bytes + static_cast<size_t>(((h + geo.pad_h) * padded_w + geo.pad_w) * c);
+    const uint8_t* src = image + static_cast<size_t>(h) * row_bytes;
+    // The row's own end as the readable end: a row shorter than 32 bytes must not take the
+    // 32-byte move, whose extra bytes would land on the right padding.
+    copy_bytes(dst, src, row_bytes, flip, src + row_bytes);
+  }
+}
 
 void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
                const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
                int64_t out_w, Isa isa) {
+  if (conv_winograd_runs(w, geo, isa)) {
+    conv_winograd(x, geo, w, bias, stage, pixel_begin, pixel_end, out, out_h, out_w, isa);
+    return;
+  }
   const ConvWeightShape& s = w.shape;
   const int64_t oc = s.out_channels, ng = s.group_out_channels(), c = s.in_channels();
   const size_t elem = element_size(stage.type);

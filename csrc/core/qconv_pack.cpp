@@ -182,6 +182,7 @@ ConvWeightsView ConvWeights::view() const {
   v.has_weight_zero_point = has_weight_zero_point;
   v.prepacked_b = prepacked_b.empty() ? nullptr : prepacked_b.data();
   v.prepacked_layout = prepacked_b.empty() ? 0 : prepacked_layout;
+  v.winograd = winograd.empty() ? nullptr : winograd.data();
   return v;
 }
 
@@ -200,6 +201,10 @@ ConvWeights pack_conv_weights(const void* weight, bool is_unsigned, const ConvWe
   w.prepacked_b.resize(conv_prepacked_b_bytes(layout, shape));
   w.prepacked_layout = w.prepacked_b.empty() ? 0 : layout;
   prepack_conv_b(w.prepacked_layout, shape, reinterpret_cast<const int8_t*>(w.storage.data()), w.prepacked_b.data());
+  if (conv_winograd_shape(shape) && conv_winograd_layout(w.prepacked_layout)) {
+    w.winograd.resize(winograd_weight_bytes(shape) / sizeof(int16_t));
+    pack_winograd_weights(w.view(), w.winograd.data());
+  }
   return w;
 }
 

@@ -33,7 +33,8 @@ enum ConvPlanHeader : int64_t {
 static_assert(kConvHeaderEntries <= kConvPlanHeader, "conv plan header overflows kConvPlanHeader");
 
 constexpr int32_t kConvMagic = 0x56435143;  // "CQCV" in little-endian bytes
-constexpr int32_t kConvVersion = 3;         // 2: the output scale is stored; 3: the prepacked B
+// 2: the output scale is stored; 3: the prepacked B; 4: Winograd weights after it
+constexpr int32_t kConvVersion = 4;
 
 void check_pair(const char* op, const char* name, at::IntArrayRef v, int64_t min) {
   TORCH_CHECK_VALUE(v.size() == 2, op, ": ", name, " must have 2 entries (height, width), got ", v);
@@ -87,6 +88,15 @@ size_t active_prepacked_bytes(const char* op, const circle_quant::ConvWeightShap
   });
 }
 
+// Bytes of Winograd weights a plan of this layout, shape and geometry carries after its prepacked
+// B (qconv.h): only where qconv2d() can run them (stride 1, dilation 1).
+size_t plan_winograd_bytes(int32_t layout, const circle_quant::ConvWeightShape& s, int64_t stride_h, int64_t stride_w,
+                           int64_t dilation_h, int64_t dilation_w) {
+  const bool runs = circle_quant::conv_winograd_layout(layout) && circle_quant::conv_winograd_shape(s) &&
+                    stride_h == 1 && stride_w == 1 && dilation_h == 1 && dilation_w == 1;
+  return runs ? circle_quant::winograd_weight_bytes(s) : 0;
+}
+
 }  // namespace
 
 void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
@@ -97,8 +107,9 @@ void check_conv_args(const char* op, at::IntArrayRef stride, at::IntArrayRef pad
   TORCH_CHECK_VALUE(groups >= 1, op, ": groups must be >= 1, got ", groups);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, const at::Tensor& weight, int64_t groups,
-                                                               const at::TensorOptions& options) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, const at::Tensor& weight,
+                                                               at::IntArrayRef stride, at::IntArrayRef dilation,
+                                                               int64_t groups, const at::TensorOptions& options) {
   // The same checks and shapes as weight_shape() / packed_shape(), on symbolic sizes so that
   // tracing with dynamic shapes works too.
   TORCH_CHECK_TYPE(weight.scalar_type() == at::kChar || weight.scalar_type() == at::kByte, op,
@@ -130,7 +141,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, c
   } else {
     const int64_t kr = static_cast<int64_t>(circle_quant::kGemmKr);
     packed = {(oc / groups + (nr - 1)) / nr * nr * groups, (k + (kr - 1)) / kr * kr};
-    if (circle_quant::prepacked_b_layout(circle_quant::active_isa()) != 0) {
+    const int32_t layout = circle_quant::prepacked_b_layout(circle_quant::active_isa());
+    if (layout != 0) {
       // The prepacked B's size is the kernel's (working_b_block_stride): weights are constants,
       // so their sizes are concrete here.
       circle_quant::ConvWeightShape s;
@@ -139,7 +151,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, c
       s.kernel_h = sz[2].guard_int(__FILE__, __LINE__);
       s.kernel_w = sz[3].guard_int(__FILE__, __LINE__);
       s.groups = groups;
-      const std::array<int64_t, 2> shape = packed_shape(s, active_prepacked_bytes(op, s));
+      const size_t extra = active_prepacked_bytes(op, s) +
+                           plan_winograd_bytes(layout, s, stride[0], stride[1], dilation[0], dilation[1]);
+      const std::array<int64_t, 2> shape = packed_shape(s, extra);
       packed = {c10::SymInt(shape[0]), c10::SymInt(shape[1])};
     }
   }
@@ -167,13 +181,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
                      output_scale, output_zero_point, output_dtype, activation_min, activation_max, requant);
   const GemmPlan gemm = read_gemm_plan(op, gemm_packed, gemm_params, multiplier);
 
-  auto [packed, params, unused_multiplier] = empty_conv_plan(op, weight, groups, weight.options());
+  auto [packed, params, unused_multiplier] = empty_conv_plan(op, weight, stride, dilation, groups, weight.options());
   const size_t prepacked_bytes = active_prepacked_bytes(op, s);
   const int32_t layout = prepacked_bytes > 0 ? circle_quant::prepacked_b_layout(circle_quant::active_isa()) : 0;
+  const size_t winograd_bytes = plan_winograd_bytes(layout, s, stride[0], stride[1], dilation[0], dilation[1]);
   const size_t packed_bytes = circle_quant::conv_packed_weight_bytes(s);
-  const std::array<int64_t, 2> shape = packed_shape(s, prepacked_bytes);
+  const std::array<int64_t, 2> shape = packed_shape(s, prepacked_bytes + winograd_bytes);
   TORCH_INTERNAL_ASSERT(packed.size(0) == shape[0] && packed.size(1) == shape[1] &&
-                            packed.numel() >= static_cast<int64_t>(packed_bytes + prepacked_bytes),
+                            packed.numel() >= static_cast<int64_t>(packed_bytes + prepacked_bytes + winograd_bytes),
                         op, ": packed_weight's shape disagrees with the core's packed size");
   packed.zero_();
   params.zero_();
@@ -190,6 +205,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
   });
   int8_t* bytes = packed.data_ptr<int8_t>();
   circle_quant::prepack_conv_b(layout, s, bytes, bytes + packed_bytes);
+  if (winograd_bytes > 0) {
+    circle_quant::ConvWeightsView view;
+    view.shape = s;
+    view.kind = circle_quant::conv_kind(s);
+    view.data = bytes;
+    view.zero_point = row(kZeroPointRow);
+    view.column_sum = row(kColumnSumRow);
+    circle_quant::pack_winograd_weights(view, reinterpret_cast<int16_t*>(bytes + packed_bytes + prepacked_bytes));
+  }
   if (gemm.bias != nullptr) std::memcpy(row(kBiasRow), gemm.bias, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedMultRow), gemm.stage.fixed_multiplier, sizeof(int32_t) * oc);
   std::memcpy(row(kFixedShiftRow), gemm.stage.fixed_shift, sizeof(int32_t) * oc);
@@ -247,11 +271,16 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
       read_plan_layer(op, p + kConvLayerIndex, rows, oc, multiplier.const_data_ptr<float>());
   const size_t prepacked_bytes =
       core_call(op, [&] { return circle_quant::conv_prepacked_b_bytes(plan.prepacked_layout, w.shape); });
-  const auto ps = packed_shape(w.shape, prepacked_bytes);
+  const int32_t stride_h = p[kStrideHIndex], stride_w = p[kStrideWIndex];
+  const int32_t dilation_h = p[kDilationHIndex], dilation_w = p[kDilationWIndex];
+  const size_t winograd_bytes =
+      plan_winograd_bytes(plan.prepacked_layout, w.shape, stride_h, stride_w, dilation_h, dilation_w);
+  const auto ps = packed_shape(w.shape, prepacked_bytes + winograd_bytes);
   TORCH_CHECK_VALUE(
       p[kKindIndex] == static_cast<int32_t>(w.kind) && packed_weight.size(0) == ps[0] && packed_weight.size(1) == ps[1],
       op, ": packed_weight ", packed_weight.sizes(), " does not match the params header (expected [", ps[0], ", ",
-      ps[1], "] with ", prepacked_bytes, " bytes of prepacked B, layout ", plan.prepacked_layout, ")");
+      ps[1], "] with ", prepacked_bytes, " bytes of prepacked B and ", winograd_bytes, " of Winograd weights, layout ",
+      plan.prepacked_layout, ")");
 
   w.data = packed_weight.const_data_ptr<int8_t>();
   w.zero_point = rows + kZeroPointRow * oc;
@@ -261,6 +290,10 @@ ConvPlan read_conv_plan(const char* op, const at::Tensor& packed_weight, const a
     w.prepacked_b = w.data + circle_quant::conv_packed_weight_bytes(w.shape);
     w.prepacked_layout = plan.prepacked_layout;
     if (!circle_quant::check_prepacked_conv_b(w.prepacked_layout, w.shape, w.prepacked_b)) prepacked_b_tampered(op);
+    // Winograd weights are plain numbers (no addresses come from them): no check needed.
+    if (winograd_bytes > 0) {
+      w.winograd = reinterpret_cast<const int16_t*>(w.prepacked_b + prepacked_bytes);
+    }
   }
   plan.stride = {p[kStrideHIndex], p[kStrideWIndex]};
   plan.padding = {p[kPadHIndex], p[kPadWIndex]};

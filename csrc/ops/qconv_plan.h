@@ -47,9 +47,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> make_conv_plan(
     int64_t output_zero_point, at::ScalarType output_dtype, double activation_min, double activation_max,
     c10::string_view requant);
 
-// Empty tensors of the plan's shapes for a weight of this shape (the prepack op's Meta kernel).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, const at::Tensor& weight, int64_t groups,
-                                                               const at::TensorOptions& options);
+// Empty tensors of the plan's shapes for a weight of this shape and geometry (the prepack op's
+// Meta kernel; stride and dilation decide whether the plan carries Winograd weights).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_conv_plan(const char* op, const at::Tensor& weight,
+                                                               at::IntArrayRef stride, at::IntArrayRef dilation,
+                                                               int64_t groups, const at::TensorOptions& options);
 
 // Checks the tensors (dtypes, shapes, header) and returns views into them; the tensors must
 // outlive the view.

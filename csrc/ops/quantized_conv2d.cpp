@@ -19,7 +19,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_prepack_allocate(
     c10::optional<double> activation_max, c10::string_view requant) {
   const char* op = "circle_quant::conv2d_prepack";
   check_conv_args(op, stride, padding, dilation, groups);
-  return empty_conv_plan(op, weight, groups, weight.options());
+  return empty_conv_plan(op, weight, stride, dilation, groups, weight.options());
 }
 
 at::Tensor quantized_conv2d_allocate(const at::Tensor& input, const at::Tensor& packed_weight, const at::Tensor& params,

@@ -35,6 +35,7 @@ std::string family_prefix(KernelFamily f, bool a_signed) {
     case KernelFamily::kDwConv: return "q8-dwconv-";
     case KernelFamily::kLookup: return "x8-lut-";
     case KernelFamily::kSoftmax: return "q8-softmax-";
+    case KernelFamily::kWinograd: return "q8-winograd-";
   }
   return "?";
 }
@@ -115,6 +116,7 @@ TEST(KernelRegistry, EveryFamilyStartsWithTheScalarReference) {
   expect_scalar_first(uk::dwconv_kernels(), "dwconv");
   expect_scalar_first(uk::lookup_kernels(), "lookup");
   expect_scalar_first(uk::softmax_kernels(), "softmax");
+  expect_scalar_first(uk::winograd_kernels(), "winograd");
 }
 
 template <typename Kernel>
@@ -137,6 +139,7 @@ TEST(KernelRegistry, DispatchReachesEveryDispatchedRow) {
   expect_dispatch_reaches_every_row(uk::dwconv_kernels());
   expect_dispatch_reaches_every_row(uk::lookup_kernels());
   expect_dispatch_reaches_every_row(uk::softmax_kernels());
+  expect_dispatch_reaches_every_row(uk::winograd_kernels());
   // GEMM: some level, row count and channel-block count picks each dispatched row.
   std::set<const uk::GemmMicrokernel*> picked;
   for (Isa isa : build_isas()) {
@@ -220,6 +223,7 @@ TEST(KernelRegistry, EveryRowThisCpuRunsIsComparedWithScalarByATest) {
   expect_in_suites(uk::dwconv_kernels(), {"Kernel/DwConvKernels"}, false);
   expect_in_suites(uk::lookup_kernels(), {"Kernel/LookupKernelsTest"}, false);
   expect_in_suites(uk::softmax_kernels(), {"Kernel/SoftmaxKernelsTest"}, false);
+  expect_in_suites(uk::winograd_kernels(), {"Kernel/WinogradKernels"}, false);
 }
 
 }  // namespace

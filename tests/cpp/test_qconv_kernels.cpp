@@ -19,6 +19,7 @@
 #include "core/qgemm.h"
 #include "core/ukernels/qdwconv_ukernels.h"
 #include "core/ukernels/qgemm_ukernels.h"
+#include "core/ukernels/qwinograd_ukernels.h"
 #include "test_util.h"
 
 namespace {
@@ -243,6 +244,121 @@ TEST_P(DwConvKernels, ExtremeProducts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, DwConvKernels, ::testing::ValuesIn(runnable_kernels(ukernels::dwconv_kernels())),
+                         kernel_param_name);
+
+// --- Winograd microkernels -----------------------------------------------------------------------
+
+// Parameter: a q8-winograd row (every one this CPU runs, the scalar reference included). Each
+// stage is compared with the scalar row on the same inputs, bit for bit.
+class WinogradKernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  const ukernels::WinogradMicrokernel& kernel() const {
+    return registered(ukernels::winograd_kernels(), GetParam()).kernel;
+  }
+};
+
+const ukernels::WinogradMicrokernel& scalar_winograd() {
+  return registered(ukernels::winograd_kernels(), "q8-winograd-f2x3-scalar").kernel;
+}
+
+TEST_P(WinogradKernels, InputTransformMatchesScalar) {
+  std::mt19937 rng(31);
+  for (int iter = 0; iter < 60 && !HasFailure(); ++iter) {
+    const size_t tiles = uniform_int<size_t>(rng, 1, 9);
+    const size_t channels = ukernels::kWinogradChannelStep * uniform_int<size_t>(rng, 1, 4);
+    const size_t pixel_stride = channels + uniform_int<size_t>(rng, 0, 5);  // a pixel's channels, then others
+    const size_t row_stride = pixel_stride * (2 * tiles + 2) + uniform_int<size_t>(rng, 0, 7);
+    const bool is_signed = uniform_int<int>(rng, 0, 1) == 1;
+    const int32_t za = is_signed ? pick(rng, {-128, 127, uniform_int<int32_t>(rng, -128, 127)})
+                                 : pick(rng, {0, 255, uniform_int<int32_t>(rng, 0, 255)});
+    // The patch rows end at an unmapped page: a kernel reading past its 4 rows faults.
+    Guarded<uint8_t> x(3 * row_stride + (2 * tiles + 1) * pixel_stride + channels);
+    fill_bytes(rng, x.data(), x.size(), 30);
+    const size_t count = tiles * ukernels::kWinogradPositions * channels;
+    std::vector<int16_t> got(count), want(count);
+    kernel().input(tiles, channels, x.data(), row_stride, pixel_stride, is_signed, za, got.data());
+    scalar_winograd().input(tiles, channels, x.data(), row_stride, pixel_stride, is_signed, za, want.data());
+    ASSERT_EQ(got, want) << "tiles " << tiles << " channels " << channels << " za " << za;
+  }
+}
+
+TEST_P(WinogradKernels, GemmAndOutputMatchScalar) {
+  std::mt19937 rng(37);
+  constexpr size_t kPositions = ukernels::kWinogradPositions, kRows = ukernels::kWinogradMaxRows;
+  for (int iter = 0; iter < 80 && !HasFailure(); ++iter) {
+    const size_t rows = uniform_int<size_t>(rng, 1, kRows);
+    const size_t pairs = uniform_int<size_t>(rng, 1, 70);
+    const size_t v_channels = (2 * pairs + 15) / 16 * 16;
+    // V and U at their bounds (±1020, ±2295) a third of the time: products and pair sums stay
+    // exact, and long sums wrap modulo 2^32 in every kernel alike.
+    const bool extreme = iter % 3 == 0;
+    std::vector<int16_t> v(rows * kPositions * v_channels), u(kPositions * pairs * 32);
+    for (auto& e : v) e = static_cast<int16_t>(extreme ? pick(rng, {-1020, 1020}) : uniform_int<int>(rng, -1020, 1020));
+    for (auto& e : u) e = static_cast<int16_t>(extreme ? pick(rng, {-2295, 2295}) : uniform_int<int>(rng, -2295, 2295));
+    const size_t m_stride = kRows * 16;
+    std::vector<int32_t> m_got(kPositions * m_stride, 0x5a5a5a5a), m_want(kPositions * m_stride, 0x5a5a5a5a);
+    kernel().gemm(rows, pairs, v.data(), v_channels, u.data(), m_got.data(), m_stride);
+    scalar_winograd().gemm(rows, pairs, v.data(), v_channels, u.data(), m_want.data(), m_stride);
+    ASSERT_EQ(m_got, m_want) << "rows " << rows << " pairs " << pairs;
+    // The output transform on arbitrary int32 (its sums wrap like the scalar one's).
+    for (auto& e : m_want) e = static_cast<int32_t>(rng());
+    const size_t y_stride = 2 * kRows * 16;
+    std::vector<int32_t> y_got(2 * y_stride, 7), y_want(2 * y_stride, 7);
+    kernel().output(rows, m_want.data(), m_stride, y_got.data(), y_stride);
+    scalar_winograd().output(rows, m_want.data(), m_stride, y_want.data(), y_stride);
+    ASSERT_EQ(y_got, y_want) << "rows " << rows;
+  }
+}
+
+// The three stages on one 4x4 patch and a 3x3 kernel give 4x the direct 2x2 conv's sums.
+TEST_P(WinogradKernels, TransformsComputeTheConv) {
+  std::mt19937 rng(41);
+  constexpr size_t kC = ukernels::kWinogradChannelStep, kPositions = ukernels::kWinogradPositions;
+  for (int iter = 0; iter < 40 && !HasFailure(); ++iter) {
+    std::vector<uint8_t> patch(16 * kC);
+    fill_bytes(rng, patch.data(), patch.size(), 40);
+    const int32_t za = uniform_int<int32_t>(rng, 0, 255);
+    int32_t g[16][kC][3][3];  // output channel j, input channel c
+    for (auto& per_out : g)
+      for (auto& per_in : per_out)
+        for (auto& row : per_in)
+          for (int32_t& e : row) e = pick(rng, {-255, 255, uniform_int<int32_t>(rng, -255, 255)});
+    std::vector<int16_t> u(kPositions * (kC / 2) * 32);
+    const int32_t gp[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+    for (size_t j = 0; j < 16; ++j) {
+      for (size_t c = 0; c < kC; ++c) {
+        for (size_t a = 0; a < 4; ++a) {
+          for (size_t b = 0; b < 4; ++b) {
+            int32_t sum = 0;
+            for (size_t k = 0; k < 3; ++k)
+              for (size_t l = 0; l < 3; ++l) sum += gp[a][k] * g[j][c][k][l] * gp[b][l];
+            u[((4 * a + b) * (kC / 2) + c / 2) * 32 + 2 * j + c % 2] = static_cast<int16_t>(sum);
+          }
+        }
+      }
+    }
+    std::vector<int16_t> v(kPositions * kC);
+    kernel().input(1, kC, patch.data(), 4 * kC, kC, false, za, v.data());
+    std::vector<int32_t> m(kPositions * ukernels::kWinogradMaxRows * 16), y(2 * 2 * ukernels::kWinogradMaxRows * 16);
+    const size_t m_stride = ukernels::kWinogradMaxRows * 16, y_stride = 2 * ukernels::kWinogradMaxRows * 16;
+    kernel().gemm(1, kC / 2, v.data(), kC, u.data(), m.data(), m_stride);
+    kernel().output(1, m.data(), m_stride, y.data(), y_stride);
+    for (size_t dy = 0; dy < 2; ++dy) {
+      for (size_t dx = 0; dx < 2; ++dx) {
+        for (size_t j = 0; j < 16; ++j) {
+          int64_t want = 0;
+          for (size_t c = 0; c < kC; ++c)
+            for (size_t k = 0; k < 3; ++k)
+              for (size_t l = 0; l < 3; ++l)
+                want += (static_cast<int64_t>(patch[((dy + k) * 4 + dx + l) * kC + c]) - za) * g[j][c][k][l];
+          ASSERT_EQ(y[dy * y_stride + dx * 16 + j], want) << "pixel " << dy << "," << dx << " channel " << j;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, WinogradKernels, ::testing::ValuesIn(runnable_kernels(ukernels::winograd_kernels())),
                          kernel_param_name);
 
 // --- the conv driver against a direct convolution ------------------------------------------------
@@ -710,6 +826,73 @@ TEST_P(QConvTest, ImplicitGemmShapes) {
     tc.dilation_h = tc.dilation_w = sh.d;
     check(rng, tc);
     if (HasFailure()) return;
+  }
+}
+
+// 3x3 stride-1 convs that run through Winograd tiles on the levels whose GEMM is the exact AVX2
+// one (elsewhere the same cases check the direct path): odd and even output sizes (the last
+// tile's overhang), paddings 0-2, channel counts off the 16-channel step, several images and
+// the random splits of check() (tiles cut by a range's ends).
+TEST_P(QConvTest, WinogradShapes) {
+  std::mt19937 rng(23);
+  const bool winograd_level = conv_winograd_layout(prepacked_b_layout(GetParam()));
+  for (int iter = 0; iter < 60 && !HasFailure(); ++iter) {
+    ConvCase tc = randomize(rng, ConvCase{});
+    tc.batch = uniform_int<int64_t>(rng, 1, 3);
+    tc.kernel_h = tc.kernel_w = 3;
+    tc.pad_h = uniform_int<int64_t>(rng, 0, 2);
+    tc.pad_w = uniform_int<int64_t>(rng, 0, 2);
+    tc.in_h = uniform_int<int64_t>(rng, 3 - 2 * tc.pad_h > 1 ? 3 - 2 * tc.pad_h : 1, 13);
+    tc.in_w = uniform_int<int64_t>(rng, 3 - 2 * tc.pad_w > 1 ? 3 - 2 * tc.pad_w : 1, 13);
+    tc.in_c = iter < 6 ? int64_t{1} + iter : uniform_int<int64_t>(rng, 1, 70);
+    tc.out_c = uniform_int<int64_t>(rng, 2, 50);
+    IsaOverride isa(GetParam());
+    ConvData d;
+    make_conv_data(rng, tc, &d);
+    const ConvWeights w =
+        pack_conv_weights(d.weight.data(), tc.weight_unsigned, d.shape, d.weight_zp.data(), d.weight_zp.size());
+    ASSERT_EQ(conv_winograd_runs(w.view(), d.geo, GetParam()), winograd_level) << tc.describe();
+    check(rng, tc);
+  }
+}
+
+// The largest channel count Winograd takes, with every product at its extreme (x - za = 255 and
+// w - zb = ±255 everywhere): 4x the exact sums then come within 0.1% of 2^31, and must be exact.
+TEST_P(QConvTest, WinogradLargestSums) {
+  std::mt19937 rng(29);
+  for (int sign : {1, -1}) {
+    ConvCase tc = randomize(rng, ConvCase{});
+    tc.kernel_h = tc.kernel_w = 3;
+    tc.pad_h = tc.pad_w = 0;
+    tc.in_h = tc.in_w = 4;
+    tc.in_c = ukernels::kWinogradMaxChannels;
+    tc.out_c = 3;
+    tc.input_signed = false;
+    tc.input_zero_point = 0;
+    tc.weight_unsigned = true;
+    tc.weight_zero_points = true;
+    tc.per_tensor_weight = true;
+    tc.with_bias = false;
+    tc.out_type = OutputType::kInt16;
+    tc.mode = RequantMode::kFloat;
+    tc.activation = ConvCase::Activation::kNone;
+    SCOPED_TRACE(tc.describe());
+    ConvData d;
+    make_conv_data(rng, tc, &d);
+    std::fill(d.input.begin(), d.input.end(), uint8_t{255});
+    std::fill(d.weight.begin(), d.weight.end(), uint8_t{sign > 0 ? 255 : 0});
+    d.weight_zp.assign(1, sign > 0 ? 0 : 255);
+    const std::vector<int64_t> sums = exact_sums(d);
+    ASSERT_EQ(std::llabs(sums[0]), int64_t{9} * tc.in_c * 255 * 255);
+    ASSERT_LT(4 * std::llabs(sums[0]), int64_t{1} << 31);
+    // An output stage that puts the sums at ±20000 int16 steps: a sum off by a wrap-around shows.
+    const double input_scale = 0.05;
+    const double real = input_scale * d.weight_scale[0] * static_cast<double>(std::llabs(sums[0]));
+    make_output_stage(tc.out_type, tc.mode, input_scale, d.weight_scale.data(), 1, tc.out_c, real / 20000, 0, -INFINITY,
+                      INFINITY, &d.stage);
+    IsaOverride isa(GetParam());
+    const ConvWeights w = pack_conv_weights(d.weight.data(), true, d.shape, d.weight_zp.data(), 1);
+    ASSERT_TRUE(same_output(d, run_qconv(d, w, {d.pixels()}), conv_oracle(d)));
   }
 }
 

@@ -24,6 +24,7 @@ FAMILIES = {
     "dwconv",
     "lookup",
     "softmax",
+    "winograd",
 }
 
 

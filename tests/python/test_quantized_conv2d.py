@@ -521,6 +521,64 @@ def test_avx2_prepacked_b_matches_scalar(shape, weights):
         assert_bits_equal(layer.run(), want)
 
 
+# 3x3, stride 1 convs that plans prepacked under avx2 run as Winograd tiles: odd and even sizes,
+# paddings 0-2, channel counts off the kernels' steps, both presets (docs/kernels.md).
+WINOGRAD_SHAPES = {
+    "resnet": (64, 64, 14, 14, 3, 1, 1, 1, 1),
+    "odd": (37, 21, 9, 7, 3, 1, 1, 1, 1),
+    "unpadded": (5, 17, 8, 11, 3, 1, 0, 1, 1),
+    "pad2": (16, 40, 5, 6, 3, 1, 2, 1, 1),
+    "one_channel": (1, 3, 6, 5, 3, 1, 1, 1, 1),
+}
+
+
+def _plan_rows(layer, isa):
+    with torch_circle.use_kernel_isa(isa):
+        return layer.prepack()[0].shape[0]
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
+@pytest.mark.parametrize("shape", list(WINOGRAD_SHAPES))
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_avx2_winograd_matches_scalar(shape, preset):
+    """Winograd plans (avx2) give the scalar direct convolution's bits, on one or two threads and
+    with a fused residual add; the plan carries the transformed weights only for stride 1."""
+    layer = Layer(preset, WINOGRAD_SHAPES[shape], batch=3, activation="relu")
+    _prepack_avx2(layer, layer.wq)
+    # 16 transform positions x channel pairs x 16-channel blocks of int16, after the prepacked B.
+    c, oc = WINOGRAD_SHAPES[shape][:2]
+    winograd_bytes = (oc + 15) // 16 * 16 * ((c + 1) // 2) * 32 * 2
+    kp = layer.plan[0].shape[1]
+    strided = Layer(preset, WINOGRAD_SHAPES[shape][:5] + (2,) + WINOGRAD_SHAPES[shape][6:], batch=1)
+    extra_rows = layer.plan[0].shape[0] - _plan_rows(strided, "avx2")  # whole rows of kp bytes
+    assert winograd_bytes - kp < extra_rows * kp < winograd_bytes + kp
+    with torch_circle.use_kernel_isa("scalar"):
+        want = layer.run()
+        other = torch.randint(*QRANGE[layer.out_dtype], want.shape, dtype=layer.out_dtype)
+        other = other.contiguous(memory_format=torch.channels_last)
+        add_args = (other, 0.7 * layer.sy, 3, 1.3 * layer.sy, layer.zy, None, None)
+        want_add = cq.quantized_conv2d_add(layer.xq, *layer.args(), *add_args)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch_circle.use_kernel_isa("avx2"):
+                assert_bits_equal(layer.run(), want)
+                assert_bits_equal(cq.quantized_conv2d_add(layer.xq, *layer.args(), *add_args), want_add)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
+def test_avx2_winograd_plan_shapes_match_their_meta_kernel():
+    layer = Layer("uint8", WINOGRAD_SHAPES["odd"])
+    with torch_circle.use_kernel_isa("avx2"):
+        real = layer.prepack()
+        meta_args = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in layer.prepack_args()]
+        meta = cq.conv2d_prepack(*meta_args, layer.amin, layer.amax, "float")
+    assert [t.shape for t in meta] == [t.shape for t in real]
+
+
 @pytest.mark.skipif("avx2" not in SUPPORTED_ISAS, reason="the CPU lacks AVX2")
 def test_avx2_prepacked_b_changed_or_mismatched_is_refused():
     layer = Layer("uint8", SHAPES["grouped"])
@@ -543,5 +601,5 @@ def test_avx2_prepacked_b_changed_or_mismatched_is_refused():
             cq.quantized_conv2d(layer.xq, packed, unknown, multiplier, *rest)
         old = params.clone()
         old[1] = 2
-        with pytest.raises(ValueError, match="version 2 but this build reads version 3"):
+        with pytest.raises(ValueError, match="version 2 but this build reads version 4"):
             cq.quantized_conv2d(layer.xq, packed, old, multiplier, *rest)

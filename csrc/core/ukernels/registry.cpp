@@ -15,6 +15,7 @@ namespace ukernels {
 // The descriptors, constants defined in the kernels' files.
 extern const GemmMicrokernel qu8_gemm_4x16c4_scalar;
 extern const DwConvMicrokernel q8_dwconv_c1_scalar;
+extern const WinogradMicrokernel q8_winograd_f2x3_scalar;
 #if defined(__x86_64__)
 extern const GemmMicrokernel qu8_gemm_3x16c4_avx2;
 extern const GemmMicrokernel qu8_gemm_4x16c4split_avx2;
@@ -26,6 +27,7 @@ extern const GemmMicrokernel qu8_gemm_32x32c4_amx;
 extern const DwConvMicrokernel q8_dwconv_c32_avx2;
 extern const DwConvMicrokernel q8_dwconv_c64_avx512;
 extern const DwConvMicrokernel q8_dwconv_c64_avx512vnni;
+extern const WinogradMicrokernel q8_winograd_f2x3_avx2;
 #endif
 #if defined(__aarch64__)
 extern const GemmMicrokernel qs8_gemm_2x16c4_neon;
@@ -45,6 +47,7 @@ const char* family_name(KernelFamily family) {
     case KernelFamily::kRequantize: return "requantize";
     case KernelFamily::kResidualAdd: return "residual_add";
     case KernelFamily::kDwConv: return "dwconv";
+    case KernelFamily::kWinograd: return "winograd";
   }
   return "unknown";
 }
@@ -290,6 +293,20 @@ const GemmMicrokernel* gemm_microkernel_with_layout(int32_t prepacked_layout) {
 
 const DwConvMicrokernel& dwconv_microkernel_for(Isa isa) { return kernel_for(dwconv_kernels(), isa).kernel; }
 
+const WinogradMicrokernel& winograd_microkernel_for(Isa isa) { return kernel_for(winograd_kernels(), isa).kernel; }
+
+const KernelList<WinogradMicrokernel>& winograd_kernels() {
+  static const KernelList<WinogradMicrokernel> list = {
+    // Conv runs Winograd only on levels whose GEMM is the exact AVX2 one (qconv.h,
+    // conv_winograd_runs()); the scalar row is the reference the tests hold the others to.
+    row(q8_winograd_f2x3_scalar, Isa::kScalar, false),
+#if defined(__x86_64__)
+    row(q8_winograd_f2x3_avx2, Isa::kAvx2),
+#endif
+  };
+  return list;
+}
+
 namespace {
 
 template <typename Kernel>
@@ -313,6 +330,7 @@ std::vector<KernelInfo> registered_kernels() {
   add_rows(&rows, KernelFamily::kDwConv, dwconv_kernels());
   add_rows(&rows, KernelFamily::kLookup, lookup_kernels());
   add_rows(&rows, KernelFamily::kSoftmax, softmax_kernels());
+  add_rows(&rows, KernelFamily::kWinograd, winograd_kernels());
   return rows;
 }
 

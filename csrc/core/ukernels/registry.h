@@ -17,6 +17,7 @@
 #include "../isa.h"
 #include "qdwconv_ukernels.h"
 #include "qgemm_ukernels.h"
+#include "qwinograd_ukernels.h"
 #include "ukernels.h"
 
 namespace circle_quant {
@@ -34,11 +35,12 @@ enum class KernelFamily {
   kDwConv,        // q8-dwconv-c<channels>-<isa>: depthwise conv accumulate
   kLookup,        // x8-lut-<isa>: a 256-entry byte table (lookup_table)
   kSoftmax,       // q8-softmax-<isa>: one row of quantized_softmax, up to the probabilities
+  kWinograd,      // q8-winograd-f2x3-<isa>: transforms and GEMM of the Winograd 3x3 conv
 };
 constexpr KernelFamily kAllFamilies[] = {
     KernelFamily::kQuantize,  KernelFamily::kDequantize, KernelFamily::kFakeQuantize, KernelFamily::kMinMax,
     KernelFamily::kHistogram, KernelFamily::kGemm,       KernelFamily::kRequantize,   KernelFamily::kResidualAdd,
-    KernelFamily::kDwConv,    KernelFamily::kLookup,     KernelFamily::kSoftmax};
+    KernelFamily::kDwConv,    KernelFamily::kLookup,     KernelFamily::kSoftmax,      KernelFamily::kWinograd};
 // "quantize", "dequantize", "fake_quantize", "minmax", "histogram", "gemm", "requantize",
 // "residual_add", "dwconv", "lookup", "softmax".
 const char* family_name(KernelFamily family);
@@ -94,6 +96,7 @@ const KernelList<LookupKernel>& lookup_kernels();
 const KernelList<SoftmaxKernel>& softmax_kernels();
 const KernelList<ResidualAddFn>& residual_add_kernels();
 const KernelList<DwConvMicrokernel>& dwconv_kernels();
+const KernelList<WinogradMicrokernel>& winograd_kernels();
 
 // The level whose kernels of a family run under `isa`: `isa` itself if the family has dispatched
 // rows for it, else the first level down the isa_fallback() chain that has (scalar always has).
@@ -135,6 +138,7 @@ const GemmMicrokernel* prepacked_gemm_microkernel(Isa isa);
 // The kernel of any level with this prepacked layout, or nullptr (layout 0, or unknown here).
 const GemmMicrokernel* gemm_microkernel_with_layout(int32_t prepacked_layout);
 const DwConvMicrokernel& dwconv_microkernel_for(Isa isa);
+const WinogradMicrokernel& winograd_microkernel_for(Isa isa);
 
 // One line per row of every list, for listing (Python, benchmarks) and the registry tests.
 struct KernelInfo {

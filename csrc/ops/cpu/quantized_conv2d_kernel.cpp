@@ -4,6 +4,7 @@
 // not depend on the thread count.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "../common.h"
@@ -104,6 +105,18 @@ at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor&
   const int64_t macs = std::max<int64_t>(1, circle_quant::qconv_macs_per_pixel(shape));
   const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / macs);
   void* out_data = out.data_ptr();
+  const int64_t out_h = out.size(2), out_w = out.size(3);
+  if (circle_quant::conv_winograd_runs(plan.weights, geo, circle_quant::active_isa())) {
+    // Winograd tiles cover two output rows: ranges of whole pairs of rows compute each tile once.
+    const int64_t row_pairs = circle_quant::qconv2d_row_pair_count(geo.batch, out_h);
+    const int64_t pair_grain = std::max<int64_t>(1, grain / (2 * out_w));
+    at::parallel_for(0, row_pairs, pair_grain, [&](int64_t first, int64_t last) {
+      const int64_t begin = circle_quant::qconv2d_row_pair_start(first, out_h, out_w);
+      const int64_t end = std::min(pixels, circle_quant::qconv2d_row_pair_start(last, out_h, out_w));
+      circle_quant::qconv2d(activations, geo, plan.weights, plan.bias, plan.stage, begin, end, out_data);
+    });
+    return out;
+  }
   at::parallel_for(0, pixels, grain, [&](int64_t begin, int64_t end) {
     circle_quant::qconv2d(activations, geo, plan.weights, plan.bias, plan.stage, begin, end, out_data);
   });
