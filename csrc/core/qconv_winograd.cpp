@@ -65,7 +65,8 @@ void pack_winograd_weights(const ConvWeightsView& w, int16_t* out) {
       int32_t g[3][3], gt[4][3];
       for (int64_t t = 0; t < 9; ++t) g[t / 3][t % 3] = weight(o, t * c_n + c);
       for (int i = 0; i < 4; ++i) {  // G' g
-        for (int j = 0; j < 3; ++j) gt[i][j] = g_prime[i][0] * g[0][j] + g_prime[i][1] * g[1][j] + g_prime[i][2] * g[2][j];
+        for (int j = 0; j < 3; ++j)
+          gt[i][j] = g_prime[i][0] * g[0][j] + g_prime[i][1] * g[1][j] + g_prime[i][2] * g[2][j];
       }
       for (int i = 0; i < 4; ++i) {
         for (int j = 0; j < 4; ++j) {  // (G' g) G'ᵀ: |U| ≤ 9 · 255

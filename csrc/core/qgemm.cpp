@@ -554,8 +554,9 @@ GemmSession::~GemmSession() {
 
 const char* qgemm_kernel_name() { return ukernels::gemm_microkernel_for(active_isa()).name; }
 
-bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout) {
-  return ukernels::gemm_microkernel_for(isa, blocks, rows, layout).accumulate_taps != nullptr;
+bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout, size_t tap_k) {
+  const ukernels::GemmMicrokernel& uk = ukernels::gemm_microkernel_for(isa, blocks, rows, layout);
+  return uk.accumulate_taps != nullptr && tap_k % uk.tap_align == 0;
 }
 
 void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w, int64_t n_begin,
@@ -576,7 +577,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t cols = static_cast<size_t>(n_end - n_begin);
   const bool tapped = a.tap_offsets != nullptr;
   if (tapped && (uk.accumulate_taps == nullptr || a.is_signed != uk.a_signed || a.taps == 0 || k % a.taps != 0 ||
-                 (k / a.taps) % ukernels::kTapAlign != 0)) {
+                 (k / a.taps) % uk.tap_align != 0)) {
     throw std::logic_error(fmt::format("circle_quant: kernel {} cannot read these tapped activations", uk.name));
   }
   const size_t tap_k = tapped ? k / a.taps : 0;

@@ -225,7 +225,7 @@ struct GemmActivations {
   // Implicit GEMM (a convolution without im2col): when set, row i's K bytes are `taps` runs of
   // K / taps bytes at data + i * stride + tap_offsets[t]. Only for kernels with accumulate_taps
   // (qgemm_taps_supported()), A in the kernel's domain (is_signed == its a_signed) and K / taps a
-  // multiple of ukernels::kTapAlign.
+  // multiple of the kernel's tap_align (AMX 64, AVX-512 VNNI 16).
   const int64_t* tap_offsets = nullptr;
   size_t taps = 0;
   // Optional, tapped only: the byte sums of the runs, tap_run_sums[j] = Σ of the K / taps bytes
@@ -240,9 +240,10 @@ struct GemmActivations {
   size_t row_period = 0, row_valid = 0;
 };
 
-// Whether qgemm() under `isa` reads tapped activations (GemmActivations::tap_offsets) for a call
-// of `rows` rows over `blocks` 16-channel blocks of weights with prepacked layout `layout`.
-bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout);
+// Whether qgemm() under `isa` reads tapped activations (GemmActivations::tap_offsets) of tap_k
+// bytes per tap for a call of `rows` rows over `blocks` 16-channel blocks of weights with
+// prepacked layout `layout`.
+bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout, size_t tap_k);
 
 // out[m, n] for rows [m_begin, m_end) and channels [n_begin, n_end); n_begin must be a multiple
 // of kGemmNr (blocks are not split between threads). bias: int32 at scale sa·sb[n] (n entries) or

@@ -791,10 +791,10 @@ TEST_P(QConvTest, EdgeShapes) {
   check(rng, kernel_is_image);
 }
 
-// Channel counts that are multiples of 64 with groups == 1: where a kernel reads tapped rows (AMX),
-// these run without im2col (each output row's pixels read a padded copy of the image, one offset
-// per tap), and row pieces of fewer pixels than the tile kernel takes fall back to im2col (the
-// random splits of check() make such pieces). Other levels run them through im2col.
+// Channel counts that are multiples of 64 with groups == 1: where a kernel reads tapped rows (AMX,
+// AVX-512 VNNI), these run without im2col (each output row's pixels read a padded copy of the
+// image, one offset per tap), and row pieces of fewer pixels than the tile kernel takes fall back
+// to im2col (the random splits of check() make such pieces). Other levels run them through im2col.
 TEST_P(QConvTest, ImplicitGemmShapes) {
   std::mt19937 rng(64);
   struct Shape {

@@ -53,8 +53,8 @@ void input_tiles(size_t tiles, size_t channels, const uint8_t* x, size_t row_str
   }
 }
 
-void input_avx2(size_t tiles, size_t channels, const uint8_t* x, size_t row_stride, size_t pixel_stride,
-                bool is_signed, int32_t za, int16_t* v) {
+void input_avx2(size_t tiles, size_t channels, const uint8_t* x, size_t row_stride, size_t pixel_stride, bool is_signed,
+                int32_t za, int16_t* v) {
   if (is_signed) {
     input_tiles<true>(tiles, channels, x, row_stride, pixel_stride, za, v);
   } else {

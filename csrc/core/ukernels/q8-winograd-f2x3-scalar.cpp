@@ -59,7 +59,8 @@ void output_scalar(size_t rows, const int32_t* m, size_t m_stride, int32_t* y, s
   for (size_t r = 0; r < rows; ++r) {
     for (size_t j = 0; j < 16; ++j) {
       uint32_t a[4][4], t[2][4];
-      for (size_t p = 0; p < kWinogradPositions; ++p) a[p / 4][p % 4] = static_cast<uint32_t>(m[p * m_stride + r * 16 + j]);
+      for (size_t p = 0; p < kWinogradPositions; ++p)
+        a[p / 4][p % 4] = static_cast<uint32_t>(m[p * m_stride + r * 16 + j]);
       for (size_t c = 0; c < 4; ++c) {  // Aᵀ M
         t[0][c] = a[0][c] + a[1][c] + a[2][c];
         t[1][c] = a[1][c] - a[2][c] - a[3][c];
@@ -76,8 +77,8 @@ void output_scalar(size_t rows, const int32_t* m, size_t m_stride, int32_t* y, s
 
 }  // namespace
 
-extern constexpr WinogradMicrokernel q8_winograd_f2x3_scalar = {"q8-winograd-f2x3-scalar", &input_scalar,
-                                                                &gemm_scalar, &output_scalar};
+extern constexpr WinogradMicrokernel q8_winograd_f2x3_scalar = {"q8-winograd-f2x3-scalar", &input_scalar, &gemm_scalar,
+                                                                &output_scalar};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -35,11 +35,11 @@ using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint
 // GEMM of a convolution, kernels that have it: GemmMicrokernel::accumulate_taps):
 //   A(i, t · tap_k + kk) = a[i * a_stride + tap_offsets[t] + kk]   for t < taps, kk < tap_k,
 // so k = taps · tap_k and B is the packed weights in that (tap, kk) order. tap_k is a multiple of
-// kTapAlign; the kernel reads nothing of a outside those taps · tap_k bytes per row.
+// the kernel's tap_align; the kernel reads nothing of a outside those taps · tap_k bytes per row.
 using GemmAccumulateTapsFn = void (*)(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
                                       const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
                                       int32_t* acc, size_t acc_stride);
-constexpr size_t kTapAlign = 64;
+constexpr size_t kTapAlign = 64;  // AMX: one tile row of a tap's bytes per load
 
 // out(i, j) for i < rows, j < cols:
 //   total = acc[i * acc_stride + j] + channel_term[j] - (row_sum ? zb[j] * row_sum[i] : 0)
@@ -104,6 +104,8 @@ struct GemmMicrokernel {
   // qgemm() cuts a call's rows into equal tiles rather than mr-row ones and a remainder: a tile of
   // another row count costs this kernel a reconfiguration (AMX: about 300 cycles).
   bool balance_row_tiles = false;
+  // accumulate_taps: the bytes per tap (tap_k) must be a multiple of this.
+  size_t tap_align = kTapAlign;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so

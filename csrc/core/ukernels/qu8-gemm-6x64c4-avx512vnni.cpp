@@ -15,10 +15,17 @@ namespace {
 constexpr size_t kMr = 6;
 constexpr size_t kBlocks = 4;
 constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
+constexpr TapTileTable<kMr, kBlocks> kTapTiles;
 
 void accumulate_avx512vnni_6x64(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
                                 size_t block_stride, int32_t* acc, size_t acc_stride) {
   kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
+}
+
+void accumulate_avx512vnni_6x64_taps(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
+                                     const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
+                                     int32_t* acc, size_t acc_stride) {
+  kTapTiles.fn[mr - 1][blocks - 1](taps, tap_offsets, tap_k, a, a_stride, b, block_stride, acc, acc_stride);
 }
 
 }  // namespace
@@ -29,7 +36,19 @@ extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = {"qu8-gemm-6x64c4-
                                                                kMr,
                                                                kBlocks,
                                                                false,
-                                                               &q8_vadd_avx512};
+                                                               &q8_vadd_avx512,
+                                                               nullptr,
+                                                               nullptr,
+                                                               kGemmKr,
+                                                               kGemmKr* kGemmNr,
+                                                               /*min_rows=*/1,
+                                                               0,
+                                                               0,
+                                                               nullptr,
+                                                               nullptr,
+                                                               &accumulate_avx512vnni_6x64_taps,
+                                                               /*balance_row_tiles=*/false,
+                                                               kVnniTapAlign};
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -14,10 +14,17 @@ namespace {
 constexpr size_t kMr = 8;
 constexpr size_t kBlocks = 3;
 constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
+constexpr TapTileTable<kMr, kBlocks> kTapTiles;
 
 void accumulate_avx512vnni(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
                            size_t block_stride, int32_t* acc, size_t acc_stride) {
   kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
+}
+
+void accumulate_avx512vnni_taps(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
+                                const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                                size_t acc_stride) {
+  kTapTiles.fn[mr - 1][blocks - 1](taps, tap_offsets, tap_k, a, a_stride, b, block_stride, acc, acc_stride);
 }
 
 }  // namespace
@@ -28,7 +35,19 @@ extern constexpr GemmMicrokernel qu8_gemm_8x48c4_avx512vnni = {"qu8-gemm-8x48c4-
                                                                kMr,
                                                                kBlocks,
                                                                false,
-                                                               &q8_vadd_avx512};
+                                                               &q8_vadd_avx512,
+                                                               nullptr,
+                                                               nullptr,
+                                                               kGemmKr,
+                                                               kGemmKr* kGemmNr,
+                                                               /*min_rows=*/1,
+                                                               0,
+                                                               0,
+                                                               nullptr,
+                                                               nullptr,
+                                                               &accumulate_avx512vnni_taps,
+                                                               /*balance_row_tiles=*/false,
+                                                               kVnniTapAlign};
 
 }  // namespace ukernels
 }  // namespace circle_quant
