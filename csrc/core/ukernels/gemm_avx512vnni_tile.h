@@ -50,8 +50,11 @@ void accumulate_tail(size_t bytes, const uint8_t* a, size_t a_stride, const int8
 
 template <size_t MR, size_t NB>
 struct Tile {
-  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
-                  size_t acc_stride) {
+  // Row r's bytes as `runs` runs of run_k at a + r · a_stride + offsets[t], B the packed weights in
+  // that order; run_k is whole steps of every accumulator set. Stores the sums. The implicit GEMM
+  // calls it with one run per tap (GemmAccumulateTapsFn), run() with one run.
+  static void runs(size_t runs, const int64_t* offsets, size_t run_k, const uint8_t* a, size_t a_stride,
+                   const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
     constexpr size_t kSets = accumulator_sets(MR * NB);
     // Written as plain loops over local arrays in one function: GCC then keeps every
     // accumulator in a register (passing the arrays to helpers made it spill them).
@@ -61,68 +64,18 @@ struct Tile {
         CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) vacc[s][r][nb] = _mm512_setzero_si512();
       }
     }
-    const size_t main_groups = k / (kGemmKr * kSets) * kSets;
-    for (size_t g = 0; g < main_groups; g += kSets) {
-      CQ_UNROLL for (size_t s = 0; s < kSets; ++s) {
-        __m512i vb[NB];
-        CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) {
-          vb[nb] = _mm512_loadu_si512(b + nb * block_stride + (g + s) * kGroupBytes);
-          // Keeps B in a register: otherwise GCC folds the load into every vpdpbusd that uses
-          // it, MR loads instead of one.
-          __asm__("" : "+v"(vb[nb]));
-        }
-        CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-          const __m512i va =
-              _mm512_set1_epi32(static_cast<int32_t>(x86::load_group(a + r * a_stride + (g + s) * kGemmKr)));
-          CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) {
-            vacc[s][r][nb] = _mm512_dpbusd_epi32(vacc[s][r][nb], va, vb[nb]);
-          }
-        }
-      }
-    }
-    CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-      CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) {
-        __m512i sum = vacc[0][r][nb];
-        CQ_UNROLL for (size_t s = 1; s < kSets; ++s) sum = _mm512_add_epi32(sum, vacc[s][r][nb]);
-        _mm512_storeu_si512(acc + r * acc_stride + nb * kGemmNr, sum);
-      }
-    }
-    const size_t done = main_groups * kGemmKr;
-    if (k > done) {
-      accumulate_tail<MR, NB>(k - done, a + done, a_stride, b + main_groups * kGroupBytes, block_stride, acc,
-                              acc_stride);
-    }
-  }
-};
-
-// The implicit-GEMM form (GemmAccumulateTapsFn): row r's bytes are `taps` runs of tap_k at
-// a + r · a_stride + tap_offsets[t], B the packed weights in (tap, k) order. tap_k is a multiple
-// of kVnniTapAlign, so every tap is whole steps of every accumulator set: the same loop as Tile,
-// its A pointer moved at each tap, with nothing left for a tail.
-constexpr size_t kVnniTapAlign = 16;
-static_assert(kVnniTapAlign % (kGemmKr * accumulator_sets(1)) == 0, "a tap must be whole steps of every set");
-
-template <size_t MR, size_t NB>
-struct TapTile {
-  static void run(size_t taps, const int64_t* tap_offsets, size_t tap_k, const uint8_t* a, size_t a_stride,
-                  const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride) {
-    constexpr size_t kSets = accumulator_sets(MR * NB);
-    __m512i vacc[kSets][MR][NB];
-    CQ_UNROLL for (size_t s = 0; s < kSets; ++s) {
-      CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-        CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) vacc[s][r][nb] = _mm512_setzero_si512();
-      }
-    }
-    const size_t tap_groups = tap_k / kGemmKr;
-    for (size_t t = 0; t < taps; ++t) {
-      const uint8_t* at = a + tap_offsets[t];
-      const int8_t* bt = b + t * tap_groups * kGroupBytes;
-      for (size_t g = 0; g < tap_groups; g += kSets) {
+    const size_t run_groups = run_k / kGemmKr;
+    for (size_t t = 0; t < runs; ++t) {
+      const uint8_t* at = a + offsets[t];
+      const int8_t* bt = b + t * run_groups * kGroupBytes;
+      for (size_t g = 0; g < run_groups; g += kSets) {
         CQ_UNROLL for (size_t s = 0; s < kSets; ++s) {
           __m512i vb[NB];
           CQ_UNROLL for (size_t nb = 0; nb < NB; ++nb) {
             vb[nb] = _mm512_loadu_si512(bt + nb * block_stride + (g + s) * kGroupBytes);
-            __asm__("" : "+v"(vb[nb]));  // one load per block, as in Tile
+            // Keeps B in a register: otherwise GCC folds the load into every vpdpbusd that uses
+            // it, MR loads instead of one.
+            __asm__("" : "+v"(vb[nb]));
           }
           CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
             const __m512i va =
@@ -142,9 +95,27 @@ struct TapTile {
       }
     }
   }
+
+  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
+                  size_t acc_stride) {
+    constexpr size_t kSets = accumulator_sets(MR * NB);
+    const size_t main_groups = k / (kGemmKr * kSets) * kSets;
+    constexpr int64_t kWhole = 0;
+    runs(1, &kWhole, main_groups * kGemmKr, a, a_stride, b, block_stride, acc, acc_stride);
+    const size_t done = main_groups * kGemmKr;
+    if (k > done) {
+      accumulate_tail<MR, NB>(k - done, a + done, a_stride, b + main_groups * kGroupBytes, block_stride, acc,
+                              acc_stride);
+    }
+  }
 };
 
-// TapTile<mr, blocks> for every partial tile, as x86::TileTable holds Tile's.
+// The implicit-GEMM form (GemmAccumulateTapsFn): tap_k a multiple of kVnniTapAlign, so every tap
+// is whole steps of every accumulator set and Tile::runs needs no tail.
+constexpr size_t kVnniTapAlign = 16;
+static_assert(kVnniTapAlign % (kGemmKr * accumulator_sets(1)) == 0, "a tap must be whole steps of every set");
+
+// Tile<mr, blocks>::runs for every partial tile, as x86::TileTable holds Tile::run.
 using TapTileFn = void (*)(size_t taps, const int64_t* tap_offsets, size_t tap_k, const uint8_t* a, size_t a_stride,
                            const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
 template <size_t MR, size_t NB>
@@ -155,7 +126,7 @@ struct TapTileTable {
  private:
   template <size_t... I>
   constexpr void fill(std::index_sequence<I...>) {
-    ((fn[I / NB][I % NB] = &TapTile<I / NB + 1, I % NB + 1>::run), ...);
+    ((fn[I / NB][I % NB] = &Tile<I / NB + 1, I % NB + 1>::runs), ...);
   }
 };
 
