@@ -130,6 +130,16 @@ struct TapTileTable {
   }
 };
 
+// The descriptor of a VNNI kernel of this tile: everything but its name, shape and entry points
+// is shared (packed B as it is, the AVX-512 output stage and add, taps of kVnniTapAlign bytes).
+constexpr GemmMicrokernel vnni_microkernel(const char* name, GemmAccumulateFn accumulate,
+                                           GemmAccumulateTapsFn accumulate_taps, size_t mr, size_t blocks) {
+  GemmMicrokernel k{name, accumulate, &qs32_requantize_avx512, mr, blocks, false, &q8_vadd_avx512};
+  k.accumulate_taps = accumulate_taps;
+  k.tap_align = kVnniTapAlign;
+  return k;
+}
+
 }  // namespace
 }  // namespace ukernels
 }  // namespace circle_quant

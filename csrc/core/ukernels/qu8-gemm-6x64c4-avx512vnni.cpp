@@ -30,25 +30,8 @@ void accumulate_avx512vnni_6x64_taps(size_t mr, size_t blocks, size_t taps, cons
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = {"qu8-gemm-6x64c4-avx512vnni",
-                                                               &accumulate_avx512vnni_6x64,
-                                                               &qs32_requantize_avx512,
-                                                               kMr,
-                                                               kBlocks,
-                                                               false,
-                                                               &q8_vadd_avx512,
-                                                               nullptr,
-                                                               nullptr,
-                                                               kGemmKr,
-                                                               kGemmKr* kGemmNr,
-                                                               /*min_rows=*/1,
-                                                               0,
-                                                               0,
-                                                               nullptr,
-                                                               nullptr,
-                                                               &accumulate_avx512vnni_6x64_taps,
-                                                               /*balance_row_tiles=*/false,
-                                                               kVnniTapAlign};
+extern constexpr GemmMicrokernel qu8_gemm_6x64c4_avx512vnni = vnni_microkernel(
+    "qu8-gemm-6x64c4-avx512vnni", &accumulate_avx512vnni_6x64, &accumulate_avx512vnni_6x64_taps, kMr, kBlocks);
 
 }  // namespace ukernels
 }  // namespace circle_quant

@@ -29,25 +29,8 @@ void accumulate_avx512vnni_taps(size_t mr, size_t blocks, size_t taps, const int
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_8x48c4_avx512vnni = {"qu8-gemm-8x48c4-avx512vnni",
-                                                               &accumulate_avx512vnni,
-                                                               &qs32_requantize_avx512,
-                                                               kMr,
-                                                               kBlocks,
-                                                               false,
-                                                               &q8_vadd_avx512,
-                                                               nullptr,
-                                                               nullptr,
-                                                               kGemmKr,
-                                                               kGemmKr* kGemmNr,
-                                                               /*min_rows=*/1,
-                                                               0,
-                                                               0,
-                                                               nullptr,
-                                                               nullptr,
-                                                               &accumulate_avx512vnni_taps,
-                                                               /*balance_row_tiles=*/false,
-                                                               kVnniTapAlign};
+extern constexpr GemmMicrokernel qu8_gemm_8x48c4_avx512vnni =
+    vnni_microkernel("qu8-gemm-8x48c4-avx512vnni", &accumulate_avx512vnni, &accumulate_avx512vnni_taps, kMr, kBlocks);
 
 }  // namespace ukernels
 }  // namespace circle_quant
