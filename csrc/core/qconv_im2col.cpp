@@ -293,13 +293,19 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
       tap_offsets.push_back((kh * geo.dilation_h * padded_w + kw * geo.dilation_w) * c);
     }
   }
-  // Narrow output rows (7 or 14 pixels) would leave the tile kernel's rows half empty: whole
-  // output rows then go to one qgemm() call as virtual rows (qgemm.h), read at one stride across
-  // the row ends, when the pixels computed and dropped there (the padding columns) are at most a
-  // quarter. Output row j, pixel ow is virtual row j · period + ow.
+  // An output row per call leaves the last row tile part empty (7 or 14 pixels in tiles of 8 or
+  // 16 rows; 28 in tiles of 8: 4 of 32 rows). Whole output rows then go to one qgemm() call as
+  // virtual rows (qgemm.h), read at one stride across the row ends, when the pixels computed and
+  // dropped there (the padding columns) are at most a quarter, and for rows of 16 pixels or more
+  // a smaller share than the empty tile rows. Output row j, pixel ow is virtual row j · period + ow.
   const int64_t row_step = geo.stride_h * padded_w;  // input pixels from one output row to the next
   const int64_t period = row_step % geo.stride_w == 0 ? row_step / geo.stride_w : 0;
-  const bool virtual_rows = period > 0 && out_w < 16 && (period - out_w) * 4 <= period;
+  const ukernels::GemmMicrokernel& row_kernel =
+      ukernels::gemm_microkernel_for(isa, blocks, static_cast<size_t>(out_w), layout);
+  const int64_t tile_rows = static_cast<int64_t>(row_kernel.mr);
+  const int64_t row_slots = row_kernel.balance_row_tiles ? out_w : (out_w + tile_rows - 1) / tile_rows * tile_rows;
+  const bool virtual_rows = period > 0 && (period - out_w) * 4 <= period &&
+                            (out_w < 16 || (period - out_w) * row_slots < (row_slots - out_w) * period);
   int64_t image = -1;
   for (int64_t p = pixel_begin; p < pixel_end;) {
     const int64_t n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;

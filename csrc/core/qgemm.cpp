@@ -498,9 +498,12 @@ namespace {
 
 // Weights of one column chunk stay in L2 while every row tile streams past them.
 constexpr size_t kChunkBytes = 256 * 1024;
-constexpr size_t kMaxTile = ukernels::kMaxTileAccumulators;
 // A row group's (working) A stays in L1 while each block of the chunk passes over it.
 constexpr size_t kGroupABytes = 16 * 1024;
+// A row group's accumulators over the chunk's channels, read by one output-stage call: at most
+// this many int32 (24 KB, in L1 with the group's A).
+constexpr size_t kGroupAccumulators = 6 * 1024;
+static_assert(ukernels::kMaxTileAccumulators <= kGroupAccumulators, "a kernel's tile must fit the group");
 
 }  // namespace
 
@@ -621,36 +624,45 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       for (size_t j = 0; j < cols; ++j) term[j] += kza * static_cast<uint32_t>(zb[j]);
     }
   }
-  const int32_t* row_sums = nullptr;
-  if (w.has_weight_zero_point) {
-    row_sum_buffer.resize(rows);
-    const bool runs_summed = tapped && a.tap_run_sums != nullptr && a.stride % tap_k == 0 &&
-                             std::all_of(a.tap_offsets, a.tap_offsets + a.taps,
-                                         [&](int64_t offset) { return offset % static_cast<int64_t>(tap_k) == 0; });
-    if (runs_summed) {                               // the caller's run sums, one per tap
-      thread_local std::vector<size_t> run_offsets;  // the taps in runs, divided once
-      run_offsets.resize(a.taps);
-      for (size_t t = 0; t < a.taps; ++t) run_offsets[t] = static_cast<size_t>(a.tap_offsets[t]) / tap_k;
+  // Row sums of A, for weight zero points: row_sums[i] = Σ_k a[i][k], filled group by group in
+  // the first pass over the channels (sum_rows below), while the group's rows are in cache. A
+  // separate pass over every row first read A from memory twice when a call's rows outgrow the
+  // caches (a pointwise conv of a batch: 9% of MobileNetV2's time at batch 32).
+  const bool sums_needed = w.has_weight_zero_point;
+  const bool runs_summed = sums_needed && tapped && a.tap_run_sums != nullptr && a.stride % tap_k == 0 &&
+                           std::all_of(a.tap_offsets, a.tap_offsets + a.taps,
+                                       [&](int64_t offset) { return offset % static_cast<int64_t>(tap_k) == 0; });
+  thread_local std::vector<size_t> run_offsets;  // runs_summed: the taps in runs, divided once
+  if (runs_summed) {
+    run_offsets.resize(a.taps);
+    for (size_t t = 0; t < a.taps; ++t) run_offsets[t] = static_cast<size_t>(a.tap_offsets[t]) / tap_k;
+  }
+  thread_local std::vector<int32_t> tap_sums;
+  if (sums_needed) row_sum_buffer.resize(rows);
+  const int32_t* row_sums = sums_needed ? row_sum_buffer.data() : nullptr;
+  // Rows [i0, i0 + count) of the call, from A as the caller gave it (a_rows and a_stride here).
+  const auto sum_rows = [&, a_rows, a_stride](size_t i0, size_t count) {
+    int32_t* sums = row_sum_buffer.data() + i0;
+    if (runs_summed) {  // the caller's run sums, one per tap
       const size_t row_runs = a.stride / tap_k;
-      const int32_t* runs = a.tap_run_sums + static_cast<size_t>(m_begin) * row_runs;
-      std::fill(row_sum_buffer.begin(), row_sum_buffer.end(), 0);
+      const int32_t* runs = a.tap_run_sums + (static_cast<size_t>(m_begin) + i0) * row_runs;
+      std::fill(sums, sums + count, 0);
       for (size_t t = 0; t < a.taps; ++t) {
         const int32_t* tap_runs = runs + run_offsets[t];
-        for (size_t i = 0; i < rows; ++i) row_sum_buffer[i] += tap_runs[i * row_runs];
+        for (size_t i = 0; i < count; ++i) sums[i] += tap_runs[i * row_runs];
       }
     } else if (tapped) {  // the sum over every tap's run
-      thread_local std::vector<int32_t> tap_sums;
-      tap_sums.resize(rows);
-      std::fill(row_sum_buffer.begin(), row_sum_buffer.end(), 0);
+      tap_sums.resize(count);
+      std::fill(sums, sums + count, 0);
       for (size_t t = 0; t < a.taps; ++t) {
-        ukernels::q8_row_sums(rows, tap_k, a_rows + a.tap_offsets[t], a_stride, uk.a_signed, tap_sums.data());
-        for (size_t i = 0; i < rows; ++i) row_sum_buffer[i] += tap_sums[i];
+        ukernels::q8_row_sums(count, tap_k, a_rows + i0 * a_stride + a.tap_offsets[t], a_stride, uk.a_signed,
+                              tap_sums.data());
+        for (size_t i = 0; i < count; ++i) sums[i] += tap_sums[i];
       }
     } else {
-      ukernels::q8_row_sums(rows, k, a_rows, a_stride, uk.a_signed, row_sum_buffer.data());
+      ukernels::q8_row_sums(count, k, a_rows + i0 * a_stride, a_stride, uk.a_signed, sums);
     }
-    row_sums = row_sum_buffer.data();
-  }
+  };
 
   // Kernels with a working layout of their own (ukernels::WidenAFn / PrepackBFn): A is copied
   // into it here once per call, unless the layout is A's own bytes and K needs no padding, and
@@ -679,32 +691,44 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const int8_t* b_blocks = prepacked ? w.prepacked_b : w.data;
   const size_t first_block = static_cast<size_t>(n_begin) / kGemmNr;
   const size_t end_block = (static_cast<size_t>(n_end) + kGemmNr - 1) / kGemmNr;
-  const size_t chunk_blocks = std::max<size_t>(
-      uk.max_blocks, kChunkBytes / std::max<size_t>(packed_block_stride, 1) / uk.max_blocks * uk.max_blocks);
   // Row tiles of uk.mr rows and a shorter last one, or, for kernels whose row count is part of a
   // costly configuration (AMX), as equal as the count allows (56 rows: 28 + 28, not 32 + 24).
   const size_t row_tiles = (rows + uk.mr - 1) / uk.mr;
   const size_t tile_rows = uk.balance_row_tiles ? (rows + row_tiles - 1) / row_tiles : uk.mr;
-  alignas(64) int32_t acc[kMaxTile];
-  const size_t acc_stride = uk.max_blocks * kGemmNr;
-  // Row tiles are taken in groups that share one output-stage call per block: the call's set-up
-  // (channel constants, tail masks) then spreads over more rows, which matters when K is small
-  // and the output stage costs as much as the products.
-  const size_t group_tiles = std::max<size_t>(
-      1, std::min(kMaxTile / acc_stride / tile_rows, kGroupABytes / std::max<size_t>(tile_rows * a_stride, 1)));
+  // Chunks of about kChunkBytes of packed weights, and no wider than one row tile's accumulators
+  // allow (whole tiles of uk.max_blocks blocks).
+  const size_t max_chunk_blocks =
+      std::max<size_t>(1, kGroupAccumulators / (tile_rows * kGemmNr) / uk.max_blocks) * uk.max_blocks;
+  const size_t chunk_blocks = std::min(
+      max_chunk_blocks, std::max<size_t>(uk.max_blocks, kChunkBytes / std::max<size_t>(packed_block_stride, 1) /
+                                                            uk.max_blocks * uk.max_blocks));
+  // The group's accumulators: one row per GEMM row, the chunk's channels across.
+  const size_t acc_stride =
+      std::min(chunk_blocks, end_block - first_block + uk.max_blocks - 1) / uk.max_blocks * uk.max_blocks * kGemmNr;
+  alignas(64) int32_t acc[kGroupAccumulators];
+  // Row tiles are taken in groups that share one output-stage call over the chunk's channels: the
+  // call's set-up (channel constants, tail masks) spreads over more rows and columns, and wide rows
+  // narrow four vectors at a time (qs32-requantize-*). Matters when K is small and the output
+  // stage costs as much as the products.
+  const size_t group_tiles = std::max<size_t>(1, std::min(kGroupAccumulators / acc_stride / tile_rows,
+                                                          kGroupABytes / std::max<size_t>(tile_rows * a_stride, 1)));
   const size_t group_rows = group_tiles * tile_rows;
 
   for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
     const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
     const int8_t* b_chunk = b_blocks + chunk * block_stride;
+    const size_t n0 = chunk * kGemmNr;
+    const size_t nc = std::min(chunk_end * kGemmNr, static_cast<size_t>(n_end)) - n0;  // the chunk's columns
+    const size_t j0 = n0 - static_cast<size_t>(n_begin);
     for (size_t i = 0; i < rows; i += group_rows) {
       const size_t mr = std::min(group_rows, rows - i);  // rows of the group
+      if (sums_needed && chunk == first_block) sum_rows(i, mr);
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
         const int8_t* b_tile = b_chunk + (nb - chunk) * block_stride;
         for (size_t t = i; t < i + mr; t += tile_rows) {
           const size_t tr = std::min(tile_rows, i + mr - t);
-          int32_t* tile_acc = acc + (t - i) * acc_stride;
+          int32_t* tile_acc = acc + (t - i) * acc_stride + (nb - chunk) * kGemmNr;
           if (tapped) {
             uk.accumulate_taps(tr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + t * a_stride, a_stride, b_tile,
                                block_stride, tile_acc, acc_stride);
@@ -712,33 +736,30 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
             uk.accumulate(tr, blocks, k, a_rows + t * a_stride, a_stride, b_tile, block_stride, tile_acc, acc_stride);
           }
         }
-        const size_t n0 = nb * kGemmNr;
-        const size_t nc = std::min(blocks * kGemmNr, static_cast<size_t>(n_end) - n0);
-        const size_t j0 = n0 - static_cast<size_t>(n_begin);
-        // The group's rows [r0, r1) go to output rows [out_row, ...): all of them, or each run of
-        // valid virtual rows.
-        const auto store = [&](size_t r0, size_t r1, size_t out_row) {
-          uint8_t* tile = static_cast<uint8_t*>(out) + (out_row * out_stride + n0) * elem;
-          uk.requantize(r1 - r0, nc, acc + (r0 - i) * acc_stride, acc_stride, channel_term_buffer.data() + j0,
-                        w.zero_point + n0, row_sums != nullptr ? row_sums + r0 : nullptr, stage, n0, tile, out_stride);
-          if (stage.residual != nullptr) {
-            const ResidualAdd& r = *stage.residual;
-            uk.add_residual(r1 - r0, nc, tile, out_stride,
-                            static_cast<const uint8_t*>(r.other) + (out_row * r.other_stride + n0) * elem,
-                            r.other_stride, stage.type, stage.mode, r);
+      }
+      // The group's rows [r0, r1) go to output rows [out_row, ...): all of them, or each run of
+      // valid virtual rows.
+      const auto store = [&](size_t r0, size_t r1, size_t out_row) {
+        uint8_t* tile = static_cast<uint8_t*>(out) + (out_row * out_stride + n0) * elem;
+        uk.requantize(r1 - r0, nc, acc + (r0 - i) * acc_stride, acc_stride, channel_term_buffer.data() + j0,
+                      w.zero_point + n0, row_sums != nullptr ? row_sums + r0 : nullptr, stage, n0, tile, out_stride);
+        if (stage.residual != nullptr) {
+          const ResidualAdd& r = *stage.residual;
+          uk.add_residual(r1 - r0, nc, tile, out_stride,
+                          static_cast<const uint8_t*>(r.other) + (out_row * r.other_stride + n0) * elem, r.other_stride,
+                          stage.type, stage.mode, r);
+        }
+      };
+      if (a.row_period == 0) {
+        store(i, i + mr, static_cast<size_t>(m_begin) + i);
+      } else {
+        for (size_t r0 = i; r0 < i + mr;) {
+          const size_t v = static_cast<size_t>(m_begin) + r0, in_period = v % a.row_period;
+          const size_t r1 = std::min(i + mr, r0 + (a.row_period - in_period));  // to the period's end
+          if (in_period < a.row_valid) {
+            store(r0, std::min(r1, r0 + (a.row_valid - in_period)), v / a.row_period * a.row_valid + in_period);
           }
-        };
-        if (a.row_period == 0) {
-          store(i, i + mr, static_cast<size_t>(m_begin) + i);
-        } else {
-          for (size_t r0 = i; r0 < i + mr;) {
-            const size_t v = static_cast<size_t>(m_begin) + r0, in_period = v % a.row_period;
-            const size_t r1 = std::min(i + mr, r0 + (a.row_period - in_period));  // to the period's end
-            if (in_period < a.row_valid) {
-              store(r0, std::min(r1, r0 + (a.row_valid - in_period)), v / a.row_period * a.row_valid + in_period);
-            }
-            r0 = r1;
-          }
+          r0 = r1;
         }
       }
     }

@@ -812,6 +812,7 @@ TEST_P(QConvTest, ImplicitGemmShapes) {
       {2, 14, 14, 64, 80, 3, 1, 1, 1},  // ResNet's 14x14 (16 virtual per 14 output pixels)
       {3, 7, 7, 128, 32, 3, 1, 1, 1},   // ResNet's 7x7 (9 per 7)
       {2, 9, 11, 64, 16, 3, 1, 0, 1},   // no padding: 11 per 9, read in place
+      {2, 28, 28, 64, 48, 3, 1, 1, 1},  // ResNet's 28x28: 30 per 28, where 8-row tiles leave 4 of 32 empty
   };
   for (const Shape& sh : shapes) {
     ConvCase tc = randomize(rng, ConvCase{});

@@ -283,8 +283,10 @@ TEST_P(RequantizeTest, MatchesScalarReference) {
   for (int iter = 0; iter < 1500; ++iter) {
     const OutputType type = types[iter % 4];
     const RequantMode mode = (iter / 4) % 2 == 0 ? RequantMode::kFloat : RequantMode::kFixedPoint;
-    const size_t rows = uniform_int<size_t>(rng, 1, 8);
-    const size_t cols = iter < 64 ? static_cast<size_t>(iter + 1) : uniform_int<size_t>(rng, 1, 64);
+    // Rows: a tile's, and sometimes past the 64 the x86 stages take at a time. Columns: every
+    // count to 64, then to 160 (four whole vectors narrow together, then the tail vectors).
+    const size_t rows = iter % 16 == 15 ? uniform_int<size_t>(rng, 60, 70) : uniform_int<size_t>(rng, 1, 8);
+    const size_t cols = iter < 64 ? static_cast<size_t>(iter + 1) : uniform_int<size_t>(rng, 1, 160);
     const size_t n0 = uniform_int<size_t>(rng, 0, 20);
     const size_t acc_stride = cols + uniform_int<size_t>(rng, 0, 5);
     const size_t out_stride = cols + uniform_int<size_t>(rng, 0, 5);
@@ -300,9 +302,15 @@ TEST_P(RequantizeTest, MatchesScalarReference) {
     for (size_t i = 0; i < acc.size(); ++i) acc[i] = random_acc(rng);
     for (size_t j = 0; j < cols; ++j) {
       term[j] = random_acc(rng);
-      zb[j] = uniform_int<int32_t>(rng, -255, 255);
+      // Stored weight zero points (RequantizeFn's bounds), their ends often.
+      zb[j] = uniform_int<int>(rng, 0, 3) == 0 ? pick(rng, {-128, 127}) : uniform_int<int32_t>(rng, -128, 127);
     }
-    for (size_t i = 0; i < rows; ++i) row_sum[i] = uniform_int<int32_t>(rng, 0, 255 * 4100);
+    // Row sums up to 255 · kMaxGemmK, and the signed range of int8 activations (ARM's kernels).
+    constexpr int32_t kLargestRowSum = 255 * static_cast<int32_t>(kMaxGemmK);
+    for (size_t i = 0; i < rows; ++i) {
+      row_sum[i] = uniform_int<int>(rng, 0, 3) == 0 ? pick(rng, {0, kLargestRowSum, -128 * 32768, 255})
+                                                    : uniform_int<int32_t>(rng, -128 * 32768, kLargestRowSum);
+    }
     for (size_t c = 0; c < n0 + cols; ++c) {
       multiplier[c] = random_multiplier(rng, type == OutputType::kFloat);
       if (mode == RequantMode::kFixedPoint && type != OutputType::kFloat) {
@@ -660,7 +668,7 @@ TEST(GemmPackWeights, StridedLayoutsPackLikeDenseRows) {
 // readings of the bytes, strided rows.
 TEST(GemmRowSums, MatchNaiveSumsForBothSignednesses) {
   std::mt19937 rng(13);
-  for (size_t k : {0, 1, 15, 16, 17, 64, 100, 4099}) {
+  for (size_t k : {0, 1, 15, 16, 17, 28, 31, 64, 100, 4099}) {
     const size_t rows = 3, stride = k + 5;
     std::vector<uint8_t> a(rows * stride);
     for (auto& v : a) v = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));

@@ -43,7 +43,9 @@ constexpr size_t kTapAlign = 64;  // AMX: one tile row of a tap's bytes per load
 
 // out(i, j) for i < rows, j < cols:
 //   total = acc[i * acc_stride + j] + channel_term[j] - (row_sum ? zb[j] * row_sum[i] : 0)
-//   (int32 arithmetic modulo 2^32; the exact result fits, see kMaxGemmK)
+//   (int32 arithmetic modulo 2^32; the exact result fits, see kMaxGemmK), where the weight zero
+//   points zb are stored ones, in [-128, 127] (stored_weight_zero_point), and |row_sum| < 2^23
+//   (255 · kMaxGemmK): the x86 stages multiply them as 16-bit halves
 //   then the output stage of `stage` for channel (n0 + j), stored at out + i * out_stride + j
 //   (elements of stage.type).
 // channel_term[j] = bias[j] - za'·column_sum[j] + K·za'·zb[j] (za' = activation zero point in the

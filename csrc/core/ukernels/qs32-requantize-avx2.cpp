@@ -67,6 +67,15 @@ struct Avx2Lanes {
     }
     if (n != kLanes) std::memcpy(y, buf, n * sizeof(Q));
   }
+  // 32 bytes from four whole vectors (Q of one byte). After the packs, 128-bit lane L holds
+  // dwords a[4L..4L+3], b[..], c[..], d[..]; the permute puts each vector's two dwords in order.
+  template <typename Q>
+  static void store4(Q* y, I a, I b, I c, I d) {
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    const __m256i bytes = std::is_same_v<Q, uint8_t> ? _mm256_packus_epi16(ab, cd) : _mm256_packs_epi16(ab, cd);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), _mm256_permutevar8x32_epi32(bytes, order));
+  }
   static void storef(float* y, Mask m, F v) { _mm256_maskstore_ps(y, m, v); }
 };
 
