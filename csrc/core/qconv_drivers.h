@@ -27,7 +27,7 @@ struct PaddedImage {
 
   // When the weights have zero points, the row sums they need come from these: each padded
   // pixel summed once, instead of once per tap that reads it.
-  void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed);
+  void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed, Isa isa);
 
   // Image n with pad_h / pad_w of fill_value around it, plus extra_h rows below and extra_w
   // columns right (the Winograd tiles' overhang) and `slack` bytes after the end; bytes moved by

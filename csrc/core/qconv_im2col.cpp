@@ -193,10 +193,10 @@ OutputStage shifted_stage(const OutputStage& stage, int64_t p0, int64_t c0, size
 
 }  // namespace
 
-void PaddedImage::sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed) {
+void PaddedImage::sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed, Isa isa) {
   pixel_sums.resize(count);
-  ukernels::q8_row_sums(count, static_cast<size_t>(c), pixels, static_cast<size_t>(c), kernel_signed,
-                        pixel_sums.data());
+  ukernels::row_sum_kernel_for(isa)(count, static_cast<size_t>(c), pixels, static_cast<size_t>(c), kernel_signed,
+                                    pixel_sums.data());
 }
 
 void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value,
@@ -325,7 +325,7 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     const uint8_t* image_bytes = in_place ? x_begin + static_cast<size_t>(n * geo.in_h * geo.in_w * c) : padded.bytes;
     if (n != image && group0.has_weight_zero_point) {
       const int64_t pixels = (geo.in_h + 2 * geo.pad_h) * padded_w;
-      padded.sum_pixels(image_bytes, static_cast<size_t>(pixels), c, kernel_signed);
+      padded.sum_pixels(image_bytes, static_cast<size_t>(pixels), c, kernel_signed, isa);
     }
     image = n;
     const int64_t first_pixel = oh * geo.stride_h * padded_w + ow * geo.stride_w;

@@ -638,6 +638,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     for (size_t t = 0; t < a.taps; ++t) run_offsets[t] = static_cast<size_t>(a.tap_offsets[t]) / tap_k;
   }
   thread_local std::vector<int32_t> tap_sums;
+  const ukernels::RowSumFn row_sums_of = ukernels::row_sum_kernel_for(active_isa());
   if (sums_needed) row_sum_buffer.resize(rows);
   const int32_t* row_sums = sums_needed ? row_sum_buffer.data() : nullptr;
   // Rows [i0, i0 + count) of the call, from A as the caller gave it (a_rows and a_stride here).
@@ -655,12 +656,11 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       tap_sums.resize(count);
       std::fill(sums, sums + count, 0);
       for (size_t t = 0; t < a.taps; ++t) {
-        ukernels::q8_row_sums(count, tap_k, a_rows + i0 * a_stride + a.tap_offsets[t], a_stride, uk.a_signed,
-                              tap_sums.data());
+        row_sums_of(count, tap_k, a_rows + i0 * a_stride + a.tap_offsets[t], a_stride, uk.a_signed, tap_sums.data());
         for (size_t i = 0; i < count; ++i) sums[i] += tap_sums[i];
       }
     } else {
-      ukernels::q8_row_sums(count, k, a_rows + i0 * a_stride, a_stride, uk.a_signed, sums);
+      row_sums_of(count, k, a_rows + i0 * a_stride, a_stride, uk.a_signed, sums);
     }
   };
 

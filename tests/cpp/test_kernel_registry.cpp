@@ -36,6 +36,7 @@ std::string family_prefix(KernelFamily f, bool a_signed) {
     case KernelFamily::kLookup: return "x8-lut-";
     case KernelFamily::kSoftmax: return "q8-softmax-";
     case KernelFamily::kWinograd: return "q8-winograd-";
+    case KernelFamily::kRowSum: return "q8-rowsum-";
   }
   return "?";
 }
@@ -117,6 +118,7 @@ TEST(KernelRegistry, EveryFamilyStartsWithTheScalarReference) {
   expect_scalar_first(uk::lookup_kernels(), "lookup");
   expect_scalar_first(uk::softmax_kernels(), "softmax");
   expect_scalar_first(uk::winograd_kernels(), "winograd");
+  expect_scalar_first(uk::rowsum_kernels(), "rowsum");
 }
 
 template <typename Kernel>
@@ -140,6 +142,7 @@ TEST(KernelRegistry, DispatchReachesEveryDispatchedRow) {
   expect_dispatch_reaches_every_row(uk::lookup_kernels());
   expect_dispatch_reaches_every_row(uk::softmax_kernels());
   expect_dispatch_reaches_every_row(uk::winograd_kernels());
+  expect_dispatch_reaches_every_row(uk::rowsum_kernels());
   // GEMM: some level, row count and channel-block count picks each dispatched row.
   std::set<const uk::GemmMicrokernel*> picked;
   for (Isa isa : build_isas()) {
@@ -224,6 +227,7 @@ TEST(KernelRegistry, EveryRowThisCpuRunsIsComparedWithScalarByATest) {
   expect_in_suites(uk::lookup_kernels(), {"Kernel/LookupKernelsTest"}, false);
   expect_in_suites(uk::softmax_kernels(), {"Kernel/SoftmaxKernelsTest"}, false);
   expect_in_suites(uk::winograd_kernels(), {"Kernel/WinogradKernels"}, false);
+  expect_in_suites(uk::rowsum_kernels(), {"Kernel/RowSumKernels"}, false);
 }
 
 }  // namespace

@@ -881,7 +881,7 @@ TEST_P(QConvTest, WinogradLargestSums) {
     ConvData d;
     make_conv_data(rng, tc, &d);
     std::fill(d.input.begin(), d.input.end(), uint8_t{255});
-    std::fill(d.weight.begin(), d.weight.end(), uint8_t{sign > 0 ? 255 : 0});
+    std::fill(d.weight.begin(), d.weight.end(), static_cast<uint8_t>(sign > 0 ? 255 : 0));
     d.weight_zp.assign(1, sign > 0 ? 0 : 255);
     const std::vector<int64_t> sums = exact_sums(d);
     ASSERT_EQ(std::llabs(sums[0]), int64_t{9} * tc.in_c * 255 * 255);

@@ -664,17 +664,28 @@ TEST(GemmPackWeights, StridedLayoutsPackLikeDenseRows) {
   }
 }
 
-// Row sums (the weight zero point's compensation): every length around the 16-byte steps, both
-// readings of the bytes, strided rows.
-TEST(GemmRowSums, MatchNaiveSumsForBothSignednesses) {
+// Row sums (the weight zero point's compensation), every row of the rowsum family: lengths
+// around each kernel's 16-, 32- and 64-byte steps, both readings of the bytes, strided rows, and
+// rows that end at an inaccessible page (a tail must not read past the row's last byte).
+class RowSumKernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { fn_ = registered(ukernels::rowsum_kernels(), GetParam()).kernel; }
+  ukernels::RowSumFn fn_ = nullptr;
+};
+
+TEST_P(RowSumKernels, MatchNaiveSumsForBothSignednesses) {
   std::mt19937 rng(13);
-  for (size_t k : {0, 1, 15, 16, 17, 28, 31, 64, 100, 4099}) {
+  for (size_t k : {0, 1, 15, 16, 17, 28, 31, 32, 33, 63, 64, 65, 100, 127, 128, 200, 4099}) {
     const size_t rows = 3, stride = k + 5;
-    std::vector<uint8_t> a(rows * stride);
-    for (auto& v : a) v = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+    // The last row ends at the page's end.
+    Guarded<uint8_t> a((rows - 1) * stride + k);
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+    if (k == 200) {
+      for (size_t i = 0; i < a.size(); ++i) a[i] = 255;  // the largest sums
+    }
     for (bool a_signed : {false, true}) {
       std::vector<int32_t> got(rows);
-      ukernels::q8_row_sums(rows, k, a.data(), stride, a_signed, got.data());
+      fn_(rows, k, a.data(), stride, a_signed, got.data());
       for (size_t i = 0; i < rows; ++i) {
         int32_t want = 0;
         for (size_t j = 0; j < k; ++j) {
@@ -686,6 +697,9 @@ TEST(GemmRowSums, MatchNaiveSumsForBothSignednesses) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Kernel, RowSumKernels, ::testing::ValuesIn(runnable_kernels(ukernels::rowsum_kernels())),
+                         kernel_param_name);
 
 TEST(GemmPackWeights, Errors) {
   const std::vector<uint8_t> w(64, 1);

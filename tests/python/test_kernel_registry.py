@@ -25,6 +25,7 @@ FAMILIES = {
     "lookup",
     "softmax",
     "winograd",
+    "rowsum",
 }
 
 

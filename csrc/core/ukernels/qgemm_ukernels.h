@@ -171,8 +171,13 @@ inline int32_t qgemm_total(int32_t acc, int32_t channel_term, const int32_t* zb,
   return static_cast<int32_t>(t);
 }
 
-// Row sums Σk A(i, k) in the A domain the kernel reads (uint8 or int8 interpretation).
-void q8_row_sums(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum);
+// Row sums: row_sum[i] = Σk A(i, k) for i < rows, in the A domain the GEMM kernel reads (bytes
+// as uint8, or as int8 when a_signed), for weight zero points. Files q8-rowsum-<isa>.cpp; the
+// registry's rowsum family (row_sum_kernel_for in registry.h) picks the ISA's.
+using RowSumFn = void (*)(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum);
+void q8_rowsum_scalar(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum);
+void q8_rowsum_avx2(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum);
+void q8_rowsum_avx512(size_t rows, size_t k, const uint8_t* a, size_t a_stride, bool a_signed, int32_t* row_sum);
 
 }  // namespace ukernels
 }  // namespace circle_quant

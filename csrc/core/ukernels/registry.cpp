@@ -48,6 +48,7 @@ const char* family_name(KernelFamily family) {
     case KernelFamily::kResidualAdd: return "residual_add";
     case KernelFamily::kDwConv: return "dwconv";
     case KernelFamily::kWinograd: return "winograd";
+    case KernelFamily::kRowSum: return "rowsum";
   }
   return "unknown";
 }
@@ -307,6 +308,19 @@ const KernelList<WinogradMicrokernel>& winograd_kernels() {
   return list;
 }
 
+RowSumFn row_sum_kernel_for(Isa isa) { return kernel_for(rowsum_kernels(), isa).kernel; }
+
+const KernelList<RowSumFn>& rowsum_kernels() {
+  static const KernelList<RowSumFn> list = {
+    {"q8-rowsum-scalar", Isa::kScalar, &q8_rowsum_scalar},
+#if defined(__x86_64__)
+    {"q8-rowsum-avx2", Isa::kAvx2, &q8_rowsum_avx2},
+    {"q8-rowsum-avx512", Isa::kAvx512, &q8_rowsum_avx512},
+#endif
+  };
+  return list;
+}
+
 namespace {
 
 template <typename Kernel>
@@ -331,6 +345,7 @@ std::vector<KernelInfo> registered_kernels() {
   add_rows(&rows, KernelFamily::kLookup, lookup_kernels());
   add_rows(&rows, KernelFamily::kSoftmax, softmax_kernels());
   add_rows(&rows, KernelFamily::kWinograd, winograd_kernels());
+  add_rows(&rows, KernelFamily::kRowSum, rowsum_kernels());
   return rows;
 }
 

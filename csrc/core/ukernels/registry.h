@@ -36,13 +36,15 @@ enum class KernelFamily {
   kLookup,        // x8-lut-<isa>: a 256-entry byte table (lookup_table)
   kSoftmax,       // q8-softmax-<isa>: one row of quantized_softmax, up to the probabilities
   kWinograd,      // q8-winograd-f2x3-<isa>: transforms and GEMM of the Winograd 3x3 conv
+  kRowSum,        // q8-rowsum-<isa>: activation row sums for weight zero points
 };
 constexpr KernelFamily kAllFamilies[] = {
     KernelFamily::kQuantize,  KernelFamily::kDequantize, KernelFamily::kFakeQuantize, KernelFamily::kMinMax,
     KernelFamily::kHistogram, KernelFamily::kGemm,       KernelFamily::kRequantize,   KernelFamily::kResidualAdd,
-    KernelFamily::kDwConv,    KernelFamily::kLookup,     KernelFamily::kSoftmax,      KernelFamily::kWinograd};
+    KernelFamily::kDwConv,    KernelFamily::kLookup,     KernelFamily::kSoftmax,      KernelFamily::kWinograd,
+    KernelFamily::kRowSum};
 // "quantize", "dequantize", "fake_quantize", "minmax", "histogram", "gemm", "requantize",
-// "residual_add", "dwconv", "lookup", "softmax".
+// "residual_add", "dwconv", "lookup", "softmax", "winograd", "rowsum".
 const char* family_name(KernelFamily family);
 
 template <typename Kernel>
@@ -97,6 +99,7 @@ const KernelList<SoftmaxKernel>& softmax_kernels();
 const KernelList<ResidualAddFn>& residual_add_kernels();
 const KernelList<DwConvMicrokernel>& dwconv_kernels();
 const KernelList<WinogradMicrokernel>& winograd_kernels();
+const KernelList<RowSumFn>& rowsum_kernels();
 
 // The level whose kernels of a family run under `isa`: `isa` itself if the family has dispatched
 // rows for it, else the first level down the isa_fallback() chain that has (scalar always has).
@@ -138,6 +141,7 @@ const GemmMicrokernel* prepacked_gemm_microkernel(Isa isa);
 // The kernel of any level with this prepacked layout, or nullptr (layout 0, or unknown here).
 const GemmMicrokernel* gemm_microkernel_with_layout(int32_t prepacked_layout);
 const DwConvMicrokernel& dwconv_microkernel_for(Isa isa);
+RowSumFn row_sum_kernel_for(Isa isa);
 const WinogradMicrokernel& winograd_microkernel_for(Isa isa);
 
 // One line per row of every list, for listing (Python, benchmarks) and the registry tests.
