@@ -155,48 +155,50 @@ TEST_P(DwConvKernels, RowFormMatchesScalar) {
   for (size_t channels : channel_counts) {
     for (size_t kernel_w : {size_t{3}, size_t{5}}) {
       for (size_t stride_w : {size_t{1}, size_t{2}}) {
-        const size_t kernel_h = uniform_int<size_t>(rng, 1, 5);
-        const size_t pixels = uniform_int<size_t>(rng, 1, 40);
-        const bool input_signed = uniform_int<int>(rng, 0, 1) == 1;
-        const bool weight_unsigned = uniform_int<int>(rng, 0, 1) == 1;
-        std::ostringstream what;
-        what << "channels=" << channels << " kernel=" << kernel_h << "x" << kernel_w << " stride_w=" << stride_w
-             << " pixels=" << pixels << (input_signed ? " int8" : " uint8");
-        SCOPED_TRACE(what.str());
-        const size_t taps = kernel_h * kernel_w;
-        std::vector<uint8_t> weight(channels * taps);
-        fill_bytes(rng, weight.data(), weight.size(), 20);
-        std::vector<int32_t> zp(channels);
-        for (auto& z : zp) z = weight_unsigned ? uniform_int<int>(rng, 0, 255) : uniform_int<int>(rng, -128, 127);
-        ConvWeightShape shape;
-        shape.out_channels = shape.groups = static_cast<int64_t>(channels);
-        shape.group_in_channels = 1;
-        shape.kernel_h = static_cast<int64_t>(kernel_h);
-        shape.kernel_w = static_cast<int64_t>(kernel_w);
-        const ConvWeights w = pack_conv_weights(weight.data(), weight_unsigned, shape, zp.data(), zp.size());
-        const ukernels::DwConvWeights dw = ukernels::dwconv_weights(w.view());
-        // Each kernel row reads columns [0, (pixels - 1) · stride + kernel_w) of its input row.
-        const size_t row_bytes = ((pixels - 1) * stride_w + kernel_w) * channels;
-        std::vector<std::unique_ptr<Guarded<uint8_t>>> rows;
-        std::vector<const uint8_t*> row_ptr, taps_ptr;
-        for (size_t kh = 0; kh < kernel_h; ++kh) {
-          rows.push_back(std::make_unique<Guarded<uint8_t>>(row_bytes));
-          fill_bytes(rng, rows.back()->data(), row_bytes, 20);
-          row_ptr.push_back(rows.back()->data());
-          for (size_t kw = 0; kw < kernel_w; ++kw) taps_ptr.push_back(rows.back()->data() + kw * channels);
-        }
-        const size_t stride = acc_stride(channels);
-        std::vector<int32_t> want(pixels * stride, 0);
-        (input_signed ? ref.accumulate_s8 : ref.accumulate_u8)(pixels, channels, taps, taps_ptr.data(),
-                                                               stride_w * channels, dw, want.data(), stride);
-        for (const auto& kernel : kernels) {
-          const ukernels::DwConvRowsFn fn = input_signed ? kernel.rows_s8 : kernel.rows_u8;
-          if (fn == nullptr) continue;
-          SCOPED_TRACE(kernel.name);
-          std::vector<int32_t> got(pixels * stride, 0x5a5a5a5a);
-          fn(pixels, channels, kernel_h, kernel_w, stride_w, row_ptr.data(), dw, got.data(), stride);
-          for (size_t p = 0; p < pixels; ++p) {
-            ASSERT_TRUE(same_bits(got.data() + p * stride, want.data() + p * stride, channels)) << "pixel " << p;
+        // 3 rows every time (3x3 kernels have a form of their own), and a random count.
+        for (size_t kernel_h : {size_t{3}, uniform_int<size_t>(rng, 1, 5)}) {
+          const size_t pixels = uniform_int<size_t>(rng, 1, 40);
+          const bool input_signed = uniform_int<int>(rng, 0, 1) == 1;
+          const bool weight_unsigned = uniform_int<int>(rng, 0, 1) == 1;
+          std::ostringstream what;
+          what << "channels=" << channels << " kernel=" << kernel_h << "x" << kernel_w << " stride_w=" << stride_w
+               << " pixels=" << pixels << (input_signed ? " int8" : " uint8");
+          SCOPED_TRACE(what.str());
+          const size_t taps = kernel_h * kernel_w;
+          std::vector<uint8_t> weight(channels * taps);
+          fill_bytes(rng, weight.data(), weight.size(), 20);
+          std::vector<int32_t> zp(channels);
+          for (auto& z : zp) z = weight_unsigned ? uniform_int<int>(rng, 0, 255) : uniform_int<int>(rng, -128, 127);
+          ConvWeightShape shape;
+          shape.out_channels = shape.groups = static_cast<int64_t>(channels);
+          shape.group_in_channels = 1;
+          shape.kernel_h = static_cast<int64_t>(kernel_h);
+          shape.kernel_w = static_cast<int64_t>(kernel_w);
+          const ConvWeights w = pack_conv_weights(weight.data(), weight_unsigned, shape, zp.data(), zp.size());
+          const ukernels::DwConvWeights dw = ukernels::dwconv_weights(w.view());
+          // Each kernel row reads columns [0, (pixels - 1) · stride + kernel_w) of its input row.
+          const size_t row_bytes = ((pixels - 1) * stride_w + kernel_w) * channels;
+          std::vector<std::unique_ptr<Guarded<uint8_t>>> rows;
+          std::vector<const uint8_t*> row_ptr, taps_ptr;
+          for (size_t kh = 0; kh < kernel_h; ++kh) {
+            rows.push_back(std::make_unique<Guarded<uint8_t>>(row_bytes));
+            fill_bytes(rng, rows.back()->data(), row_bytes, 20);
+            row_ptr.push_back(rows.back()->data());
+            for (size_t kw = 0; kw < kernel_w; ++kw) taps_ptr.push_back(rows.back()->data() + kw * channels);
+          }
+          const size_t stride = acc_stride(channels);
+          std::vector<int32_t> want(pixels * stride, 0);
+          (input_signed ? ref.accumulate_s8 : ref.accumulate_u8)(pixels, channels, taps, taps_ptr.data(),
+                                                                 stride_w * channels, dw, want.data(), stride);
+          for (const auto& kernel : kernels) {
+            const ukernels::DwConvRowsFn fn = input_signed ? kernel.rows_s8 : kernel.rows_u8;
+            if (fn == nullptr) continue;
+            SCOPED_TRACE(kernel.name);
+            std::vector<int32_t> got(pixels * stride, 0x5a5a5a5a);
+            fn(pixels, channels, kernel_h, kernel_w, stride_w, row_ptr.data(), dw, got.data(), stride);
+            for (size_t p = 0; p < pixels; ++p) {
+              ASSERT_TRUE(same_bits(got.data() + p * stride, want.data() + p * stride, channels)) << "pixel " << p;
+            }
           }
         }
       }

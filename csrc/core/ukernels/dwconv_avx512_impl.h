@@ -171,11 +171,85 @@ void dw_rows_block(size_t c, size_t pixels, size_t channels, size_t kernel_h, co
   }
 }
 
+// A 3x3 kernel: kernel rows 0 and 1 of a column as one vector of (row 0, row 1) int16 pairs, so
+// one multiply-add covers two taps (the row form above leaves each lane's high half zero), and
+// all three kernel rows in one pass, the sums in registers: per output pixel and 16 channels, 6
+// multiply-adds and one store, where the row form takes 9, and a load, add and store per kernel
+// row. Weights: (w'(0, kw), w'(1, kw)) pairs and (w'(2, kw), 0).
+
+// One column of kernel rows 0 and 1 (16 channels) as int16 pairs: bytes interleaved, then widened.
+template <bool kSigned>
+inline __m512i row_pair(const uint8_t* x0, const uint8_t* x1, __mmask16 mask) {
+  const __m128i a = _mm_maskz_loadu_epi8(mask, x0), b = _mm_maskz_loadu_epi8(mask, x1);
+  const __m256i ab =
+      _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1);
+  return kSigned ? _mm512_cvtepi8_epi16(ab) : _mm512_cvtepu8_epi16(ab);
+}
+
+// Tap t's weight in the low 16 bits of each lane (high half zero), from the pair layout.
+inline __m512i tap_low(const DwConvWeights& w, size_t c, size_t t) {
+  const __m512i pair = _mm512_loadu_si512(w.pairs + (t / 2) * w.pair_stride + c);
+  return t % 2 ? _mm512_srli_epi32(pair, 16) : _mm512_and_si512(pair, _mm512_set1_epi32(0xFFFF));
+}
+
+template <bool kSigned, typename Madd, int kStride>
+void dw_rows_block_3x3(size_t c, size_t pixels, size_t channels, const uint8_t* const* rows, const DwConvWeights& w,
+                       int32_t* acc, size_t acc_stride) {
+  const __mmask16 mask = avx512::tail_mask(channels - c < 16 ? channels - c : 16);
+  __m512i w01[3], w2[3];
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw) {
+    w01[kw] = _mm512_or_si512(tap_low(w, c, kw), _mm512_slli_epi32(tap_low(w, c, 3 + kw), 16));
+    w2[kw] = tap_low(w, c, 6 + kw);
+  }
+  const uint8_t* x0 = rows[0] + c;
+  const uint8_t* x1 = rows[1] + c;
+  const uint8_t* x2 = rows[2] + c;
+  __m512i pairs[3], third[3];  // the window: columns p·kStride .. p·kStride + 2
+#pragma GCC unroll 3
+  for (int j = 0; j < 3; ++j) {
+    pairs[j] = row_pair<kSigned>(x0 + j * channels, x1 + j * channels, mask);
+    third[j] = widen_masked<kSigned>(x2 + j * channels, mask);
+  }
+  int32_t* out = acc + c;
+  for (size_t p = 0; p < pixels; ++p, out += acc_stride) {
+    if (p > 0) {
+      // Slide by kStride columns: keep the overlap, load the new ones.
+#pragma GCC unroll 3
+      for (int j = 0; j < 3 - kStride; ++j) {
+        pairs[j] = pairs[j + kStride];
+        third[j] = third[j + kStride];
+      }
+      const size_t next = (p * kStride + (3 - kStride)) * channels;
+#pragma GCC unroll 2
+      for (int j = 0; j < kStride; ++j) {
+        const size_t at = next + static_cast<size_t>(j) * channels;
+        pairs[3 - kStride + j] = row_pair<kSigned>(x0 + at, x1 + at, mask);
+        third[3 - kStride + j] = widen_masked<kSigned>(x2 + at, mask);
+      }
+    }
+    __m512i even = Madd::apply(_mm512_setzero_si512(), pairs[0], w01[0]);
+    __m512i odd = Madd::apply(_mm512_setzero_si512(), third[0], w2[0]);
+#pragma GCC unroll 2
+    for (int kw = 1; kw < 3; ++kw) {
+      even = Madd::apply(even, pairs[kw], w01[kw]);
+      odd = Madd::apply(odd, third[kw], w2[kw]);
+    }
+    _mm512_storeu_si512(out, _mm512_add_epi32(even, odd));
+  }
+}
+
 template <bool kSigned, typename Madd>
 void dw_rows_avx512(size_t pixels, size_t channels, size_t kernel_h, size_t kernel_w, size_t stride_w,
                     const uint8_t* const* rows, const DwConvWeights& w, int32_t* acc, size_t acc_stride) {
   for (size_t c = 0; c < channels; c += 16) {
-    if (kernel_w == 3) {
+    if (kernel_h == 3 && kernel_w == 3) {
+      if (stride_w == 1) {
+        dw_rows_block_3x3<kSigned, Madd, 1>(c, pixels, channels, rows, w, acc, acc_stride);
+      } else {
+        dw_rows_block_3x3<kSigned, Madd, 2>(c, pixels, channels, rows, w, acc, acc_stride);
+      }
+    } else if (kernel_w == 3) {
       if (stride_w == 1) {
         dw_rows_block<kSigned, Madd, 3, 1>(c, pixels, channels, kernel_h, rows, w, acc, acc_stride);
       } else {
