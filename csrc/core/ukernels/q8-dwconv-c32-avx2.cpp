@@ -1,4 +1,5 @@
-// AVX2 depthwise microkernel: vpmaddwd on tap pairs, then vpaddd (dwconv_avx2_impl.h).
+// AVX2 depthwise microkernel: vpmaddwd on tap pairs, then vpaddd, and a row form for 3x3 kernels
+// (dwconv_avx2_impl.h).
 #include "dwconv_avx2_impl.h"
 
 namespace circle_quant {
@@ -11,8 +12,9 @@ struct MaddAddAvx2 {
 
 }  // namespace
 
-extern constexpr DwConvMicrokernel q8_dwconv_c32_avx2 = {"q8-dwconv-c32-avx2", &dw_accumulate_avx2<false, MaddAddAvx2>,
-                                                         &dw_accumulate_avx2<true, MaddAddAvx2>};
+extern constexpr DwConvMicrokernel q8_dwconv_c32_avx2 = {
+    "q8-dwconv-c32-avx2", &dw_accumulate_avx2<false, MaddAddAvx2>, &dw_accumulate_avx2<true, MaddAddAvx2>,
+    &dw_rows_avx2<false, MaddAddAvx2>, &dw_rows_avx2<true, MaddAddAvx2>};
 
 }  // namespace ukernels
 }  // namespace circle_quant
