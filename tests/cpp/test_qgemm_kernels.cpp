@@ -676,7 +676,7 @@ class RowSumKernels : public ::testing::TestWithParam<std::string> {
 TEST_P(RowSumKernels, MatchNaiveSumsForBothSignednesses) {
   std::mt19937 rng(13);
   for (size_t k : {0, 1, 15, 16, 17, 28, 31, 32, 33, 63, 64, 65, 100, 127, 128, 200, 4099}) {
-    const size_t rows = 3, stride = k + 5;
+    const size_t rows = 9, stride = k + 5;  // two groups of four rows (summed together) and one
     // The last row ends at the page's end.
     Guarded<uint8_t> a((rows - 1) * stride + k);
     for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
