@@ -638,7 +638,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     for (size_t t = 0; t < a.taps; ++t) run_offsets[t] = static_cast<size_t>(a.tap_offsets[t]) / tap_k;
   }
   thread_local std::vector<int32_t> tap_sums;
-  const ukernels::RowSumFn row_sums_of = ukernels::row_sum_kernel_for(active_isa());
+  const ukernels::RowSumFn row_sums_of = sums_needed ? ukernels::row_sum_kernel_for(active_isa()) : nullptr;
   if (sums_needed) row_sum_buffer.resize(rows);
   const int32_t* row_sums = sums_needed ? row_sum_buffer.data() : nullptr;
   // Rows [i0, i0 + count) of the call, from A as the caller gave it (a_rows and a_stride here).

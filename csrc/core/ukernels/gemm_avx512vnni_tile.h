@@ -115,21 +115,6 @@ struct Tile {
 constexpr size_t kVnniTapAlign = 16;
 static_assert(kVnniTapAlign % (kGemmKr * accumulator_sets(1)) == 0, "a tap must be whole steps of every set");
 
-// Tile<mr, blocks>::runs for every partial tile, as x86::TileTable holds Tile::run.
-using TapTileFn = void (*)(size_t taps, const int64_t* tap_offsets, size_t tap_k, const uint8_t* a, size_t a_stride,
-                           const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
-template <size_t MR, size_t NB>
-struct TapTileTable {
-  TapTileFn fn[MR][NB];
-  constexpr TapTileTable() : fn() { fill(std::make_index_sequence<MR * NB>{}); }
-
- private:
-  template <size_t... I>
-  constexpr void fill(std::index_sequence<I...>) {
-    ((fn[I / NB][I % NB] = &Tile<I / NB + 1, I % NB + 1>::runs), ...);
-  }
-};
-
 // The descriptor of a VNNI kernel of this tile: everything but its name, shape and entry points
 // is shared (packed B as it is, the AVX-512 output stage and add, taps of kVnniTapAlign bytes).
 constexpr GemmMicrokernel vnni_microkernel(const char* name, GemmAccumulateFn accumulate,

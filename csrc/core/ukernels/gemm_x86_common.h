@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "qgemm_ukernels.h"
@@ -35,17 +36,30 @@ inline uint32_t load_group_tail(const uint8_t* p, size_t n) {
 using TileFn = void (*)(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
                         size_t acc_stride);
 
+// Tile<mr, blocks>::runs, the implicit-GEMM form (GemmAccumulateTapsFn's arguments).
+using TapTileFn = void (*)(size_t taps, const int64_t* tap_offsets, size_t tap_k, const uint8_t* a, size_t a_stride,
+                           const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
+
 // Table of Tile<mr, blocks> for mr in 1..MR, blocks in 1..NB, so that partial tiles (the last
-// rows of M, the last blocks of N) keep their accumulators in registers too.
-template <size_t MR, size_t NB, template <size_t, size_t> class Tile>
+// rows of M, the last blocks of N) keep their accumulators in registers too. Fn says which entry:
+// TileFn for Tile::run, TapTileFn for Tile::runs.
+template <size_t MR, size_t NB, template <size_t, size_t> class Tile, typename Fn = TileFn>
 struct TileTable {
-  TileFn fn[MR][NB];
+  Fn fn[MR][NB];
   constexpr TileTable() : fn() { fill(std::make_index_sequence<MR * NB>{}); }
 
  private:
+  template <size_t M, size_t N>
+  static constexpr Fn entry() {
+    if constexpr (std::is_same_v<Fn, TapTileFn>) {
+      return &Tile<M, N>::runs;
+    } else {
+      return &Tile<M, N>::run;
+    }
+  }
   template <size_t... I>
   constexpr void fill(std::index_sequence<I...>) {
-    ((fn[I / NB][I % NB] = &Tile<I / NB + 1, I % NB + 1>::run), ...);
+    ((fn[I / NB][I % NB] = entry<I / NB + 1, I % NB + 1>()), ...);
   }
 };
 

@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kMr = 6;
 constexpr size_t kBlocks = 4;
 constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
-constexpr TapTileTable<kMr, kBlocks> kTapTiles;
+constexpr x86::TileTable<kMr, kBlocks, Tile, x86::TapTileFn> kTapTiles;
 
 void accumulate_avx512vnni_6x64(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
                                 size_t block_stride, int32_t* acc, size_t acc_stride) {
