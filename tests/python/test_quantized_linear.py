@@ -276,7 +276,9 @@ def test_plan_tensors():
 # --- threads ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("m,n,k", [(1, 2048, 1024), (256, 200, 300), (5, 1000, 512)])
+# (67, 300, 256): 19 blocks of channels and 17 row tiles, cut 2 x 2 at 4 threads (uneven parts)
+# and into 3 row parts at 3 (split_work in quantized_linear_kernel.cpp).
+@pytest.mark.parametrize("m,n,k", [(1, 2048, 1024), (256, 200, 300), (5, 1000, 512), (67, 300, 256), (4096, 40, 64)])
 def test_results_do_not_depend_on_the_thread_count(m, n, k):
     layer = Layer(m, n, k, torch.uint8, "uint8_channel")
     sy, zy = layer.output_qparams(torch.uint8, "none")

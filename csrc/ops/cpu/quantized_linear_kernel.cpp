@@ -5,7 +5,7 @@
 // Threading: every output element is computed by the same instructions whatever range of rows
 // and 16-channel blocks a thread gets (qgemm.h), so results do not depend on the thread count.
 // Small calls (BERT at batch 1: M = 1) run on the calling thread when starting the pool would
-// cost more than the work; larger ones split rows when there are enough of them, else channels.
+// cost more than the work; larger ones split channels first, then rows (split_work).
 #include <ATen/Parallel.h>
 
 #include <limits>
@@ -20,6 +20,32 @@ namespace {
 
 constexpr int64_t kNr = static_cast<int64_t>(circle_quant::kGemmNr);
 constexpr int64_t kRowTile = 4;  // rows per microkernel tile on every ISA: splits stay aligned to it
+// A thread's share of the channels when they are split: at least this many 16-channel blocks, so
+// its calls still run whole wide tiles and spread their set-up over enough columns.
+constexpr int64_t kMinSplitBlocks = 8;
+
+// How a call's output is cut into row_parts x col_parts tasks, one per thread.
+//
+// Channels first: threads that take different channels of the same rows read the same rows of A
+// at about the same time, so a large A passes through the shared L3 once per weight chunk, not
+// once per thread, and each thread reads only its share of the weights. Rows are split only for
+// the threads the channels cannot occupy (kMinSplitBlocks each). On 2 threads this took the BERT
+// encoder at batch 32 from 0.73x to 0.83x the x86 int8 path at the AVX2 tier and from 1.17x to
+// 1.23x at AVX-512 VNNI (benchmarks/README.md, "Tenth session"). col_parts divides `tasks`, so
+// every thread gets one task; with too few rows for that, no split is returned (parts 0) and the
+// caller splits channels.
+struct Split {
+  int64_t row_parts = 0, col_parts = 0;
+};
+Split split_work(int64_t tasks, int64_t blocks, int64_t row_tiles) {
+  Split split;
+  for (int64_t c = std::min(tasks, blocks / kMinSplitBlocks); c >= 1 && split.col_parts == 0; --c) {
+    if (tasks % c == 0) split.col_parts = c;
+  }
+  if (split.col_parts == 0) split.col_parts = 1;
+  split.row_parts = tasks / split.col_parts;
+  return split.row_parts <= row_tiles ? split : Split{};
+}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_cpu(
     const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
@@ -88,14 +114,22 @@ at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor&
     return out;
   }
   const int64_t row_tiles = (m + kRowTile - 1) / kRowTile;
-  if (row_tiles >= threads) {
-    // Enough rows for every thread: each streams all weights (they stay in L2 per chunk, qgemm).
-    const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / (kRowTile * row_macs));
-    at::parallel_for(0, row_tiles, grain,
-                     [&](int64_t t0, int64_t t1) { run(t0 * kRowTile, std::min(m, t1 * kRowTile), 0, n); });
+  const Split split = split_work(std::min<int64_t>(threads, m * row_macs / kMinTaskMacs), blocks, row_tiles);
+  if (split.row_parts > 0) {
+    const int64_t tile_step = (row_tiles + split.row_parts - 1) / split.row_parts;
+    const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
+    at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r = t / split.col_parts, c = t % split.col_parts;
+        const int64_t m0 = r * tile_step * kRowTile, b0 = c * block_step;
+        if (m0 < m && b0 < blocks) {
+          run(m0, std::min(m, m0 + tile_step * kRowTile), b0 * kNr, std::min(n, (b0 + block_step) * kNr));
+        }
+      }
+    });
   } else {
-    // Few rows (M = 1 decoding, small batches): split output channels, each thread reads only its
-    // share of the weights.
+    // Fewer rows than threads need (M = 1 decoding, small batches): channels split as finely as
+    // the work allows, each thread reading only its share of the weights.
     const int64_t block_macs = m * kNr * plan.weights.k_padded;
     const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / std::max<int64_t>(1, block_macs));
     at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) { run(0, m, b0 * kNr, std::min(n, b1 * kNr)); });
