@@ -205,15 +205,26 @@ void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int6
   padded_w = geo.in_w + 2 * geo.pad_w + extra_w;
   const size_t size = static_cast<size_t>(padded_h * padded_w * c) + slack;
   bytes = cache_aligned(storage, size);
-  std::memset(bytes, fill_value, size);
   const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(n * geo.in_h * geo.in_w * c);
   const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
-  for (int64_t h = 0; h < geo.in_h; ++h) {
-    uint8_t* dst = bytes + static_cast<size_t>(((h + geo.pad_h) * padded_w + geo.pad_w) * c);
+  uint8_t* const end = bytes + size;
+  if (geo.in_h == 0 || geo.in_w == 0) {
+    std::memset(bytes, fill_value, size);
+    return;
+  }
+  // Only the padding is filled: the rows above and the first row's left padding, then from each
+  // row's end through the next row's left padding, and after the last row everything to the end
+  // (the rows below, extra rows and the slack).
+  uint8_t* dst = bytes + static_cast<size_t>((geo.pad_h * padded_w + geo.pad_w) * c);
+  const size_t padded_row_bytes = static_cast<size_t>(padded_w * c);
+  std::memset(bytes, fill_value, static_cast<size_t>(dst - bytes));
+  for (int64_t h = 0; h < geo.in_h; ++h, dst += padded_row_bytes) {
     const uint8_t* src = image + static_cast<size_t>(h) * row_bytes;
     // The row's own end as the readable end: a row shorter than 32 bytes must not take the
     // 32-byte move, whose extra bytes would land on the right padding.
     copy_bytes(dst, src, row_bytes, flip, src + row_bytes);
+    uint8_t* const gap_end = h + 1 < geo.in_h ? dst + padded_row_bytes : end;
+    std::memset(dst + row_bytes, fill_value, static_cast<size_t>(gap_end - (dst + row_bytes)));
   }
 }
 

@@ -650,7 +650,11 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       std::fill(sums, sums + count, 0);
       for (size_t t = 0; t < a.taps; ++t) {
         const int32_t* tap_runs = runs + run_offsets[t];
-        for (size_t i = 0; i < count; ++i) sums[i] += tap_runs[i * row_runs];
+        if (row_runs == 1) {  // stride 1: consecutive rows' runs are adjacent, and this loop vectorizes
+          for (size_t i = 0; i < count; ++i) sums[i] += tap_runs[i];
+        } else {
+          for (size_t i = 0; i < count; ++i) sums[i] += tap_runs[i * row_runs];
+        }
       }
     } else if (tapped) {  // the sum over every tap's run
       tap_sums.resize(count);
