@@ -1074,14 +1074,15 @@ TEST(QgemmTileChoice, Avx2SplitsPairsFromMinRows) {
 TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
   // The patterns where a vpmaddubsw kernel saturates, through the whole driver (both AVX2
   // kernels, every tile edge): all ±127 / -128 weights, same-sign k pairs past 128, alternating
-  // extremes; activations at 0 / 255 with zero points at the other end; K not a multiple of 4
-  // or of a vector; M = 1 and N not a multiple of the tile; random shapes and zero points.
+  // extremes, groups that pair only across two groups; activations at 0 / 255 with zero points at
+  // the other end; K not a multiple of 4 or of a vector; M = 1 and N not a multiple of the tile;
+  // random shapes and zero points.
   IsaOverride force(GetParam());
   std::mt19937 rng(31337);
   const int64_t shapes[][3] = {{1, 16, 64},   {1, 17, 3},   {2, 33, 5},     {3, 48, 31}, {4, 16, 33},
                                {5, 50, 130},  {8, 97, 257}, {13, 20, 1023}, {17, 3, 4},  {9, 40, 66},
                                {33, 70, 130}, {16, 33, 7},  {23, 50, 257}};
-  for (int pattern = 0; pattern < 7; ++pattern) {
+  for (int pattern = 0; pattern < 8; ++pattern) {
     for (const auto& s : shapes) {
       GemmProblem p = random_problem(rng, s[0], s[1], s[2]);
       p.a_signed = false;
@@ -1106,6 +1107,15 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
             v = kk % 2 == 1 && uniform_int<int>(rng, 0, 30) == 0 ? (static_cast<int8_t>(p.w[i - 1]) >= 0 ? 127 : -128)
                                                                  : uniform_int<int>(rng, -100, 100);
             break;
+          case 7: {  // k groups of three 127s, then of three -128s, a 0 where the channel says: no
+                     // pairing of a group is safe, one across the two groups is, per channel;
+                     // some channels put 127 for both 0s (five 127s: no safe pairing at all)
+            const size_t channel = i / k, group = kk / 4;
+            const bool other_here = kk % 4 == (channel * 3 + group) % 4;
+            const int other = (channel * 7 + group / 2) % 8 == 0 ? 127 : 0;
+            v = other_here ? other : group % 2 == 0 ? 127 : -128;
+            break;
+          }
         }
         p.w[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
       }

@@ -15,6 +15,12 @@
 //     (0, 2)(1, 3), then (0, 3)(1, 2), every channel alike; if one is safe, its bytes are stored
 //     in that order and the loop shuffles A's broadcast to match (one vpshufb per row: 4
 //     instructions per 64 MACs more than a safe tile, against 8 on the int16 path);
+//   pairs of tiles safe once each channel pairs its own k: two adjacent groups g, g + 1 whose 8 k
+//     each channel matches into 4 pairs of its own choosing (say a weight of 127 with one of the
+//     negative ones), when both tiles would otherwise cost more than the pair (int16, or one
+//     re-paired tile and one int16: per-channel ranges over few weights, where one pairing for
+//     16 channels rarely exists, docs/kernels.md). A's 8 bytes are broadcast and one vpshufb per
+//     row and 8 channels puts each channel's pairs in its lane (8 instructions per 64 MACs);
 //   other tiles: int16 pairs, multiplied by 2 vpmaddwd + 2 vpaddd per 32 MACs on A's words
 //     (a0, a2) and (a1, a3), which two vpshufb make from the same broadcast (exact for any
 //     weight: |a·w| ≤ 255·128).
@@ -30,16 +36,22 @@
 //
 // Working A, per row (groups = ceil(K / 4)): the row's bytes, zero from K to 4·groups (qgemm()
 // copies only when K is not whole groups).
-// Working B, per 16-channel block (working_b_block_stride() apart), entries e < groups:
+// Working B, per 16-channel block (working_b_block_stride() apart); P paired entries each stand
+// for two groups, so there are groups - P entries:
 //   entries [0, end0): safe tiles at 64·e, 64 bytes (packed c4 layout); [end0, end1) and
 //     [end1, safe): the same, each channel's 4 bytes in order (0, 2, 1, 3) / (0, 3, 1, 2);
-//   entry e ≥ safe: a wide tile at 128·(e + 1), 128 bytes: int16 pairs [even 0-7, odd 0-7,
+//   entries [safe, paired), P = paired - safe: a pair of tiles at 128·(safe + 1) + 256·(e - safe),
+//     256 bytes: the weights of dword d = 0, 1 of each channel (its pairs 2d and 2d + 1) for
+//     channels 0-7 and 8-15 (4 x 32 bytes, d major), then the vpshufb controls that gather A's
+//     bytes for them from a broadcast of the groups' 8 bytes (4 x 32 bytes, the same order);
+//   entries e ≥ paired: a wide tile at 128·(e + 1 + P), 128 bytes: int16 pairs [even 0-7, odd 0-7,
 //     even 8-15, odd 8-15] with even lane j = (b0[j], b2[j]), odd lane j = (b1[j], b3[j]);
-//   at 128·(groups + 1): int32 A offset 4g of each entry's group; then int32 end0, end1, safe;
-//     then int32 half: 1 when channels 8-15 have no non-zero weight (the padding of
+//   at 128·(groups + 1): int32 A offset 4g of each entry's (first) group; then int32 end0, end1,
+//     safe, paired; then int32 half: 1 when channels 8-15 have no non-zero weight (the padding of
 //     N = 16j + 1..8, or channels that are all zero), and the tile multiplies channels 0-7 only.
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -54,18 +66,20 @@ namespace {
 
 constexpr size_t kMr = 4;  // 6 rows measured no faster: its accumulators spill (16 ymm registers)
 constexpr size_t kBlocks = 1;
-constexpr size_t kAGroupBytes = kGemmKr;                                   // A as it is, K padded to whole groups
-constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                       // 64
-constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;                      // 128
-constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);          // worst case: every tile wide
-constexpr size_t kBBlockTailBytes = kWideTileBytes + 4 * sizeof(int32_t);  // a spare tile, 3 counts, half
+constexpr size_t kAGroupBytes = kGemmKr;                                         // A as it is, K padded to whole groups
+constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                             // 64
+constexpr size_t kWideTileBytes = 2 * kSafeTileBytes;                            // 128
+constexpr size_t kPairedTileBytes = 2 * kWideTileBytes;                          // 256: two groups' worth
+constexpr size_t kBGroupBytes = kWideTileBytes + sizeof(int32_t);                // worst case: every tile wide
+constexpr size_t kCounts = 5;                                                    // end0, end1, safe, paired, half
+constexpr size_t kBBlockTailBytes = kWideTileBytes + kCounts * sizeof(int32_t);  // a spare tile, the counts
 // Below: qu8-gemm-3x16c4-avx2, which reads the packed bytes. With B prepacked, measured on the
 // BERT-base shapes (one thread, Gaussian weights; docs/kernels.md): 1 row 0.70-1.29x the 3x16
 // kernel's speed, 2 rows 0.90-1.27x (B past L2 loses: its working copy is larger), 3 rows
 // 1.06-1.49x, 4 rows 1.31-1.65x.
 constexpr size_t kMinRows = 3;
 // The number plans store for the working B below (GemmMicrokernel::prepacked_layout).
-constexpr int32_t kPrepackedLayout = 3;
+constexpr int32_t kPrepackedLayout = 4;
 
 size_t groups_of(size_t k) { return (k + kGemmKr - 1) / kGemmKr; }
 
@@ -113,10 +127,88 @@ inline __m256i weights_control(size_t order) {
   return _mm256_add_epi8(pairing_control(order), dword_base);
 }
 
+// The 105 ways to match 8 k (two groups) into 4 pairs: k[0..3] are the pairs of a channel's
+// dword 0, k[4..7] those of dword 1.
+struct Matchings {
+  uint8_t k[105][8];
+};
+constexpr Matchings make_matchings() {
+  Matchings m{};
+  size_t n = 0;
+  for (uint8_t a = 1; a < 8; ++a) {  // k 0 pairs with a; then the smallest left pairs with another
+    uint8_t rest[6] = {};
+    for (uint8_t i = 1, j = 0; i < 8; ++i) {
+      if (i != a) rest[j++] = i;
+    }
+    for (uint8_t b = 1; b < 6; ++b) {
+      uint8_t last[4] = {};
+      for (uint8_t i = 1, j = 0; i < 6; ++i) {
+        if (i != b) last[j++] = rest[i];
+      }
+      for (uint8_t c = 1; c < 4; ++c) {
+        const uint8_t d0 = c == 1 ? 2 : 1, d1 = c == 3 ? 2 : 3;
+        const uint8_t k[8] = {0, a, rest[0], rest[b], last[0], last[c], last[d0], last[d1]};
+        for (size_t i = 0; i < 8; ++i) m.k[n][i] = k[i];
+        ++n;
+      }
+    }
+  }
+  return m;
+}
+constexpr Matchings kMatchings = make_matchings();
+constexpr size_t kMatchingCount = sizeof(kMatchings.k) / sizeof(kMatchings.k[0]);
+
+// Instructions per row and 64 MACs of each kind of entry (the top of the file): what the sort
+// weighs to pair two groups (kPairedCost for both) rather than keep them apart.
+constexpr int kOrderCost[kOrders + 1] = {6, 7, 7, 10};
+constexpr int kPairedCost = 16;
+constexpr uint8_t kPaired = kOrders + 1;  // kind of both groups of a paired entry
+
+// For each of a block's 16 channels a matching of its 8 weights in groups g and g + 1 (tiles t0,
+// t1) whose pairs cannot saturate, or false if some channel has none.
+bool match_channels(const int8_t* t0, const int8_t* t1, uint8_t (&chosen)[kGemmNr]) {
+  for (size_t ch = 0; ch < kGemmNr; ++ch) {
+    int w[8];
+    for (size_t i = 0; i < 4; ++i) {
+      w[i] = t0[ch * kGemmKr + i];
+      w[4 + i] = t1[ch * kGemmKr + i];
+    }
+    size_t m = 0;
+    for (; m < kMatchingCount; ++m) {
+      const uint8_t* k = kMatchings.k[m];
+      bool safe = true;
+      for (size_t p = 0; p < 8 && safe; p += 2) safe = std::abs(w[k[p]] + w[k[p + 1]]) <= 128;
+      if (safe) break;
+    }
+    if (m == kMatchingCount) return false;
+    chosen[ch] = static_cast<uint8_t>(m);
+  }
+  return true;
+}
+
+// A paired entry (the layout above) for tiles t0, t1 and the channels' matchings.
+void write_paired(const int8_t* t0, const int8_t* t1, const uint8_t* chosen, int8_t* out) {
+  for (size_t d = 0; d < 2; ++d) {
+    for (size_t v = 0; v < 2; ++v) {
+      int8_t* weights = out + 64 * d + 32 * v;
+      int8_t* control = out + kWideTileBytes + 64 * d + 32 * v;
+      for (size_t c = 0; c < 8; ++c) {
+        const size_t ch = 8 * v + c;
+        for (size_t i = 0; i < 4; ++i) {
+          const uint8_t kk = kMatchings.k[chosen[ch]][4 * d + i];
+          weights[4 * c + i] = kk < 4 ? t0[ch * kGemmKr + kk] : t1[ch * kGemmKr + kk - 4];
+          control[4 * c + i] = static_cast<int8_t>(kk);  // A's 8 bytes sit at 0-7 of either 128-bit lane
+        }
+      }
+    }
+  }
+}
+
 void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out) {
   const size_t groups = groups_of(k);
   const size_t out_stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
-  std::vector<uint8_t> kind(groups);  // order 0..2 it is safe in, or kOrders (wide)
+  std::vector<uint8_t> kind(groups);                     // order 0..2 it is safe in, kOrders (wide) or kPaired
+  std::vector<uint8_t> matchings(groups / 2 * kGemmNr);  // per group pair, each channel's matching
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* src = b + nb * block_stride;
     int8_t* dst = out + nb * out_stride;
@@ -136,49 +228,80 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
         if (!has_unsafe_pair(ordered)) kind[g] = static_cast<uint8_t>(order);
       }
     }
+    // Groups 2j and 2j + 1 are paired when that costs less than keeping them apart.
+    for (size_t g = 0; g + 1 < groups; g += 2) {
+      uint8_t chosen[kGemmNr];
+      if (kOrderCost[kind[g]] + kOrderCost[kind[g + 1]] > kPairedCost &&
+          match_channels(src + g * kSafeTileBytes, src + (g + 1) * kSafeTileBytes, chosen)) {
+        kind[g] = kind[g + 1] = kPaired;
+        std::memcpy(matchings.data() + g / 2 * kGemmNr, chosen, kGemmNr);
+      }
+    }
     // Entries: the tiles safe in order 0, then 1, then 2 (64 bytes each from the front, reordered),
-    // then the wide ones (128 bytes each at 128·(entry + 1)).
-    int32_t counts[kOrders + 1];  // entries that end orders 0, 1 and 2; half
+    // then the paired ones (256 bytes each from 128·(safe + 1)), then the wide ones (128 bytes each).
+    int32_t counts[kCounts];  // entries that end orders 0, 1 and 2 and the paired ones; half
     size_t e = 0;
-    for (size_t order = 0; order <= kOrders; ++order) {
+    for (size_t order = 0; order < kOrders; ++order) {
       for (size_t g = 0; g < groups; ++g) {
         if (kind[g] != order) continue;
         const int8_t* tile = src + g * kSafeTileBytes;
-        if (order < kOrders) {
-          for (size_t h = 0; h < 2; ++h) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * h));
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e * kSafeTileBytes + 32 * h),
-                                _mm256_shuffle_epi8(v, weights_control(order)));
-          }
-        } else {
-          widen_tile(tile, dst + (e + 1) * kWideTileBytes);
+        for (size_t h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * h));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + e * kSafeTileBytes + 32 * h),
+                              _mm256_shuffle_epi8(v, weights_control(order)));
         }
         offsets[e++] = static_cast<int32_t>(g * kGemmKr);
       }
-      if (order < kOrders) counts[order] = static_cast<int32_t>(e);
+      counts[order] = static_cast<int32_t>(e);
     }
-    counts[kOrders] = _mm256_testz_si256(upper, upper);
-    std::memcpy(offsets + groups, counts, (kOrders + 1) * sizeof(int32_t));
+    const size_t safe = e;
+    int8_t* const paired_tiles = dst + (safe + 1) * kWideTileBytes;
+    for (size_t g = 0; g + 1 < groups; g += 2) {
+      if (kind[g] != kPaired) continue;
+      const int8_t* tile = src + g * kSafeTileBytes;
+      write_paired(tile, tile + kSafeTileBytes, matchings.data() + g / 2 * kGemmNr,
+                   paired_tiles + (e - safe) * kPairedTileBytes);
+      offsets[e++] = static_cast<int32_t>(g * kGemmKr);
+    }
+    counts[kOrders] = static_cast<int32_t>(e);
+    const size_t pairs = e - safe;
+    for (size_t g = 0; g < groups; ++g) {
+      if (kind[g] != kOrders) continue;
+      widen_tile(src + g * kSafeTileBytes, dst + (e + 1 + pairs) * kWideTileBytes);
+      offsets[e++] = static_cast<int32_t>(g * kGemmKr);
+    }
+    counts[kOrders + 1] = _mm256_testz_si256(upper, upper);
+    std::memcpy(offsets + groups, counts, sizeof counts);
   }
 }
 
 // Whether `blocks` working blocks (working_b_block_stride() apart) hold what prepack_b writes
-// where the kernel reads addresses from: the orders' entry counts rising to at most groups, every
-// A offset a multiple of 4 below 4·groups, a half flag of 0 or 1 (a plan's bytes may have been
-// changed after prepacking).
+// where the kernel reads addresses from: the entry counts rising (the paired entries, two groups
+// each, leave room for the rest), every A offset a multiple of 4 whose bytes (8 for a paired
+// entry) lie below 4·groups, a half flag of 0 or 1 (a plan's bytes may have been changed after
+// prepacking).
 bool check_prepacked_b(size_t blocks, size_t k, const int8_t* working) {
   const size_t groups = groups_of(k);
   const size_t stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
-  const uint32_t end = static_cast<uint32_t>(groups * kGemmKr);
+  const size_t end = groups * kGemmKr;
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* tail = working + nb * stride + (groups + 1) * kWideTileBytes;
-    uint32_t bad = 0, offset = 0, counts[kOrders + 1];
-    for (size_t e = 0; e < groups; ++e) {
-      std::memcpy(&offset, tail + e * sizeof(int32_t), sizeof offset);
-      bad |= (offset >= end ? 1u : 0u) | (offset % kGemmKr);
-    }
+    int32_t counts[kCounts];
     std::memcpy(counts, tail + groups * sizeof(int32_t), sizeof counts);
-    if (bad != 0 || counts[0] > counts[1] || counts[1] > counts[2] || counts[2] > groups || counts[3] > 1) return false;
+    if (counts[0] < 0 || counts[0] > counts[1] || counts[1] > counts[2] || counts[2] > counts[3] ||
+        static_cast<size_t>(counts[3]) > groups || counts[4] < 0 || counts[4] > 1) {
+      return false;
+    }
+    const size_t safe = static_cast<size_t>(counts[2]), paired = static_cast<size_t>(counts[3]);
+    if (safe + 2 * (paired - safe) > groups) return false;
+    uint32_t bad = 0;
+    for (size_t e = 0; e < groups - (paired - safe); ++e) {
+      int32_t offset = 0;
+      std::memcpy(&offset, tail + e * sizeof(int32_t), sizeof offset);
+      const size_t reads = e >= safe && e < paired ? 2 * kGemmKr : kGemmKr;
+      bad |= (offset < 0 || static_cast<size_t>(offset) + reads > end ? 1u : 0u) | (offset % kGemmKr != 0 ? 1u : 0u);
+    }
+    if (bad != 0) return false;
   }
   return true;
 }
@@ -212,21 +335,50 @@ inline void multiply_safe(size_t e0, size_t e1, const int32_t* offsets, const ui
   }
 }
 
+// Paired entries [e0, e1), from `tiles`: A's 8 bytes broadcast, and each channel's pairs gathered
+// into its lane by the entry's controls, one vpshufb per row, dword and 8 channels.
+template <size_t MR, size_t V>
+inline void multiply_paired(size_t e0, size_t e1, const int32_t* offsets, const uint8_t* a, size_t a_stride,
+                            const int8_t* tiles, __m256i (&vacc)[MR][2]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* tile = tiles;
+  for (size_t e = e0; e < e1; ++e, tile += kPairedTileBytes) {
+    const uint8_t* a_groups = a + offsets[e];
+    const __m256i* w = reinterpret_cast<const __m256i*>(tile);
+    const __m256i* control = reinterpret_cast<const __m256i*>(tile + kWideTileBytes);
+    CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
+      int64_t bytes;
+      std::memcpy(&bytes, a_groups + r * a_stride, sizeof bytes);
+      const __m256i va = _mm256_set1_epi64x(bytes);
+      CQ_UNROLL for (size_t d = 0; d < 2; ++d) {
+        CQ_UNROLL for (size_t v = 0; v < V; ++v) {
+          // Each channel's pairs are ones it chose so that neither leaves int16: exact.
+          const __m256i x = _mm256_shuffle_epi8(va, _mm256_loadu_si256(control + 2 * d + v));
+          const __m256i products = _mm256_maddubs_epi16(x, _mm256_loadu_si256(w + 2 * d + v));
+          vacc[r][v] = _mm256_add_epi32(vacc[r][v], _mm256_madd_epi16(products, ones));
+        }
+      }
+    }
+  }
+}
+
 // One tile's products: channels 0-7 (V = 1) or 0-15 (V = 2) of the block.
 template <size_t MR, size_t V>
 inline void multiply(size_t groups, const int32_t* offsets, const int32_t* counts, const uint8_t* a, size_t a_stride,
                      const int8_t* b, __m256i (&vacc)[MR][2]) {
   const size_t end0 = static_cast<size_t>(counts[0]), end1 = static_cast<size_t>(counts[1]);
-  const size_t safe = static_cast<size_t>(counts[2]);
+  const size_t safe = static_cast<size_t>(counts[2]), paired = static_cast<size_t>(counts[3]);
+  const size_t pairs = paired - safe;
   multiply_safe<MR, V, 0>(0, end0, offsets, a, a_stride, b, vacc);
   multiply_safe<MR, V, 1>(end0, end1, offsets, a, a_stride, b, vacc);
   multiply_safe<MR, V, 2>(end1, safe, offsets, a, a_stride, b, vacc);
+  multiply_paired<MR, V>(safe, paired, offsets, a, a_stride, b + (safe + 1) * kWideTileBytes, vacc);
   // The int16 lanes (a0, a2) and (a1, a3) of a broadcast group, by byte shuffles (port 5 on
   // Intel, not the multiply ports the products use).
   const __m256i even_bytes = _mm256_set1_epi32(static_cast<int32_t>(0x80028000u));
   const __m256i odd_bytes = _mm256_set1_epi32(static_cast<int32_t>(0x80038001u));
-  const int8_t* tile = b + (safe + 1) * kWideTileBytes;
-  for (size_t e = safe; e < groups; ++e, tile += kWideTileBytes) {
+  const int8_t* tile = b + (paired + 1 + pairs) * kWideTileBytes;
+  for (size_t e = paired; e < groups - pairs; ++e, tile += kWideTileBytes) {
     const uint8_t* a_group = a + offsets[e];
     const __m256i* w = reinterpret_cast<const __m256i*>(tile);
     __m256i even[V], odd[V];
@@ -254,11 +406,11 @@ struct Tile {
                   size_t acc_stride) {
     const size_t groups = groups_of(k);
     const int32_t* offsets = reinterpret_cast<const int32_t*>(b + (groups + 1) * kWideTileBytes);
-    int32_t counts[kOrders + 1];  // entries ending orders 0, 1, 2; half
+    int32_t counts[kCounts];  // entries ending orders 0, 1, 2 and the paired ones; half
     std::memcpy(counts, offsets + groups, sizeof counts);
     __m256i vacc[MR][2];
     CQ_UNROLL for (size_t r = 0; r < MR; ++r) vacc[r][0] = vacc[r][1] = _mm256_setzero_si256();
-    if (counts[kOrders] != 0) {
+    if (counts[kOrders + 1] != 0) {
       multiply<MR, 1>(groups, offsets, counts, a, a_stride, b, vacc);
     } else {
       multiply<MR, 2>(groups, offsets, counts, a, a_stride, b, vacc);
