@@ -1074,15 +1074,15 @@ TEST(QgemmTileChoice, Avx2SplitsPairsFromMinRows) {
 TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
   // The patterns where a vpmaddubsw kernel saturates, through the whole driver (both AVX2
   // kernels, every tile edge): all ±127 / -128 weights, same-sign k pairs past 128, alternating
-  // extremes, groups that pair only across two groups; activations at 0 / 255 with zero points at
-  // the other end; K not a multiple of 4 or of a vector; M = 1 and N not a multiple of the tile;
-  // random shapes and zero points.
+  // extremes, groups that pair only across two groups (or not at all); activations at 0 / 255
+  // with zero points at the other end; K not a multiple of 4 or of a vector; M = 1 and N not a
+  // multiple of the tile; random shapes and zero points.
   IsaOverride force(GetParam());
   std::mt19937 rng(31337);
   const int64_t shapes[][3] = {{1, 16, 64},   {1, 17, 3},   {2, 33, 5},     {3, 48, 31}, {4, 16, 33},
                                {5, 50, 130},  {8, 97, 257}, {13, 20, 1023}, {17, 3, 4},  {9, 40, 66},
                                {33, 70, 130}, {16, 33, 7},  {23, 50, 257}};
-  for (int pattern = 0; pattern < 8; ++pattern) {
+  for (int pattern = 0; pattern < 10; ++pattern) {
     for (const auto& s : shapes) {
       GemmProblem p = random_problem(rng, s[0], s[1], s[2]);
       p.a_signed = false;
@@ -1116,6 +1116,14 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
             v = other_here ? other : group % 2 == 0 ? 127 : -128;
             break;
           }
+          case 8:  // two groups of 127s, then two of -128s (a 0 or -127 here and there): neither
+                   // a group nor two adjacent groups can be paired safely
+            v = uniform_int<int>(rng, 0, 12) == 0 ? pick(rng, {0, -127}) : kk / 4 % 4 < 2 ? 127 : -128;
+            break;
+          case 9:  // groups (127, 2, 2, 2) and (65, 65, 65, 2): every pairing of the two groups'
+                   // 8 k has an unsafe pair (127 with a 2, or two 65s), so nothing may be matched
+            v = kk / 4 % 2 == 0 ? (kk % 4 == i / k % 4 ? 127 : 2) : (kk % 4 == 3 ? 2 : 65);
+            break;
         }
         p.w[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
       }
