@@ -31,9 +31,9 @@ constexpr int64_t kMinSplitBlocks = 8;
 // once per thread, and each thread reads only its share of the weights. Rows are split only for
 // the threads the channels cannot occupy (kMinSplitBlocks each). On 2 threads this took the BERT
 // encoder at batch 32 from 0.73x to 0.83x the x86 int8 path at the AVX2 tier and from 1.17x to
-// 1.23x at AVX-512 VNNI (benchmarks/README.md, "Tenth session"). col_parts divides `tasks`, so
-// every thread gets one task; with too few rows for that, no split is returned (parts 0) and the
-// caller splits channels.
+// 1.23x at AVX-512 VNNI (benchmarks/README.md, the end-to-end "Latest runs"). col_parts divides
+// `tasks`, so every thread gets one task; with too few rows for that, no split is returned (parts
+// 0) and the caller splits channels.
 struct Split {
   int64_t row_parts = 0, col_parts = 0;
 };
