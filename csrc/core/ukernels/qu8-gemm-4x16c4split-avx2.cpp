@@ -51,6 +51,7 @@
 //     N = 16j + 1..8, or channels that are all zero), and the tile multiplies channels 0-7 only.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -127,67 +128,38 @@ inline __m256i weights_control(size_t order) {
   return _mm256_add_epi8(pairing_control(order), dword_base);
 }
 
-// The 105 ways to match 8 k (two groups) into 4 pairs: k[0..3] are the pairs of a channel's
-// dword 0, k[4..7] those of dword 1.
-struct Matchings {
-  uint8_t k[105][8];
-};
-constexpr Matchings make_matchings() {
-  Matchings m{};
-  size_t n = 0;
-  for (uint8_t a = 1; a < 8; ++a) {  // k 0 pairs with a; then the smallest left pairs with another
-    uint8_t rest[6] = {};
-    for (uint8_t i = 1, j = 0; i < 8; ++i) {
-      if (i != a) rest[j++] = i;
-    }
-    for (uint8_t b = 1; b < 6; ++b) {
-      uint8_t last[4] = {};
-      for (uint8_t i = 1, j = 0; i < 6; ++i) {
-        if (i != b) last[j++] = rest[i];
-      }
-      for (uint8_t c = 1; c < 4; ++c) {
-        const uint8_t d0 = c == 1 ? 2 : 1, d1 = c == 3 ? 2 : 3;
-        const uint8_t k[8] = {0, a, rest[0], rest[b], last[0], last[c], last[d0], last[d1]};
-        for (size_t i = 0; i < 8; ++i) m.k[n][i] = k[i];
-        ++n;
-      }
-    }
-  }
-  return m;
-}
-constexpr Matchings kMatchings = make_matchings();
-constexpr size_t kMatchingCount = sizeof(kMatchings.k) / sizeof(kMatchings.k[0]);
-
 // Instructions per row and 64 MACs of each kind of entry (the top of the file): what the sort
 // weighs to pair two groups (kPairedCost for both) rather than keep them apart.
 constexpr int kOrderCost[kOrders + 1] = {6, 7, 7, 10};
 constexpr int kPairedCost = 16;
 constexpr uint8_t kPaired = kOrders + 1;  // kind of both groups of a paired entry
 
-// For each of a block's 16 channels a matching of its 8 weights in groups g and g + 1 (tiles t0,
-// t1) whose pairs cannot saturate, or false if some channel has none.
-bool match_channels(const int8_t* t0, const int8_t* t1, uint8_t (&chosen)[kGemmNr]) {
+// Each channel's pairing of its 8 weights in groups g and g + 1 (tiles t0, t1): pairs[8·ch + 2i]
+// and pairs[8·ch + 2i + 1] are the k (0-7) of its pair i. The weights sorted, the smallest pairs
+// with the largest, the second with the second largest, and so on: no pairing has a smaller
+// largest pair sum nor a larger smallest one, so if any pairing keeps every sum in [-128, 128]
+// (none can saturate), this one does. False if some channel has none.
+bool match_channels(const int8_t* t0, const int8_t* t1, uint8_t* pairs) {
   for (size_t ch = 0; ch < kGemmNr; ++ch) {
+    uint8_t k[8];
     int w[8];
+    for (size_t i = 0; i < 8; ++i) {
+      k[i] = static_cast<uint8_t>(i);
+      w[i] = (i < 4 ? t0 : t1)[ch * kGemmKr + i % 4];
+    }
+    std::sort(k, k + 8, [&](uint8_t x, uint8_t y) { return w[x] < w[y]; });
     for (size_t i = 0; i < 4; ++i) {
-      w[i] = t0[ch * kGemmKr + i];
-      w[4 + i] = t1[ch * kGemmKr + i];
+      if (std::abs(w[k[i]] + w[k[7 - i]]) > 128) return false;
+      pairs[8 * ch + 2 * i] = k[i];
+      pairs[8 * ch + 2 * i + 1] = k[7 - i];
     }
-    size_t m = 0;
-    for (; m < kMatchingCount; ++m) {
-      const uint8_t* k = kMatchings.k[m];
-      bool safe = true;
-      for (size_t p = 0; p < 8 && safe; p += 2) safe = std::abs(w[k[p]] + w[k[p + 1]]) <= 128;
-      if (safe) break;
-    }
-    if (m == kMatchingCount) return false;
-    chosen[ch] = static_cast<uint8_t>(m);
   }
   return true;
 }
 
-// A paired entry (the layout above) for tiles t0, t1 and the channels' matchings.
-void write_paired(const int8_t* t0, const int8_t* t1, const uint8_t* chosen, int8_t* out) {
+// A paired entry (the layout above) for tiles t0, t1 and the channels' pairs (match_channels):
+// dword d of a channel holds its pairs 2d and 2d + 1.
+void write_paired(const int8_t* t0, const int8_t* t1, const uint8_t* pairs, int8_t* out) {
   for (size_t d = 0; d < 2; ++d) {
     for (size_t v = 0; v < 2; ++v) {
       int8_t* weights = out + 64 * d + 32 * v;
@@ -195,8 +167,8 @@ void write_paired(const int8_t* t0, const int8_t* t1, const uint8_t* chosen, int
       for (size_t c = 0; c < 8; ++c) {
         const size_t ch = 8 * v + c;
         for (size_t i = 0; i < 4; ++i) {
-          const uint8_t kk = kMatchings.k[chosen[ch]][4 * d + i];
-          weights[4 * c + i] = kk < 4 ? t0[ch * kGemmKr + kk] : t1[ch * kGemmKr + kk - 4];
+          const uint8_t kk = pairs[8 * ch + 4 * d + i];
+          weights[4 * c + i] = (kk < 4 ? t0 : t1)[ch * kGemmKr + kk % 4];
           control[4 * c + i] = static_cast<int8_t>(kk);  // A's 8 bytes sit at 0-7 of either 128-bit lane
         }
       }
@@ -208,7 +180,7 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
   const size_t groups = groups_of(k);
   const size_t out_stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
   std::vector<uint8_t> kind(groups);                     // order 0..2 it is safe in, kOrders (wide) or kPaired
-  std::vector<uint8_t> matchings(groups / 2 * kGemmNr);  // per group pair, each channel's matching
+  std::vector<uint8_t> pairs(groups / 2 * kGemmNr * 8);  // per group pair, each channel's pairs
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* src = b + nb * block_stride;
     int8_t* dst = out + nb * out_stride;
@@ -230,11 +202,10 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
     }
     // Groups 2j and 2j + 1 are paired when that costs less than keeping them apart.
     for (size_t g = 0; g + 1 < groups; g += 2) {
-      uint8_t chosen[kGemmNr];
       if (kOrderCost[kind[g]] + kOrderCost[kind[g + 1]] > kPairedCost &&
-          match_channels(src + g * kSafeTileBytes, src + (g + 1) * kSafeTileBytes, chosen)) {
+          match_channels(src + g * kSafeTileBytes, src + (g + 1) * kSafeTileBytes,
+                         pairs.data() + g / 2 * kGemmNr * 8)) {
         kind[g] = kind[g + 1] = kPaired;
-        std::memcpy(matchings.data() + g / 2 * kGemmNr, chosen, kGemmNr);
       }
     }
     // Entries: the tiles safe in order 0, then 1, then 2 (64 bytes each from the front, reordered),
@@ -259,7 +230,7 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
     for (size_t g = 0; g + 1 < groups; g += 2) {
       if (kind[g] != kPaired) continue;
       const int8_t* tile = src + g * kSafeTileBytes;
-      write_paired(tile, tile + kSafeTileBytes, matchings.data() + g / 2 * kGemmNr,
+      write_paired(tile, tile + kSafeTileBytes, pairs.data() + g / 2 * kGemmNr * 8,
                    paired_tiles + (e - safe) * kPairedTileBytes);
       offsets[e++] = static_cast<int32_t>(g * kGemmKr);
     }

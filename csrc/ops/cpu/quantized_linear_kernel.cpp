@@ -32,19 +32,22 @@ constexpr int64_t kMinSplitBlocks = 8;
 // the threads the channels cannot occupy (kMinSplitBlocks each). On 2 threads this took the BERT
 // encoder at batch 32 from 0.73x to 0.83x the x86 int8 path at the AVX2 tier and from 1.17x to
 // 1.23x at AVX-512 VNNI (benchmarks/README.md, the end-to-end "Latest runs"). col_parts divides
-// `tasks`, so every thread gets one task; with too few rows for that, no split is returned (parts
-// 0) and the caller splits channels.
+// `tasks`, so every thread gets one task. With fewer row tiles than the rows would need (M = 1
+// decoding, small batches), the channels alone are split, as finely as `tasks` allows.
 struct Split {
-  int64_t row_parts = 0, col_parts = 0;
+  int64_t row_parts = 1, col_parts = 1;
 };
 Split split_work(int64_t tasks, int64_t blocks, int64_t row_tiles) {
   Split split;
-  for (int64_t c = std::min(tasks, blocks / kMinSplitBlocks); c >= 1 && split.col_parts == 0; --c) {
-    if (tasks % c == 0) split.col_parts = c;
+  for (int64_t c = std::min(tasks, blocks / kMinSplitBlocks); c > 1; --c) {
+    if (tasks % c == 0) {
+      split.col_parts = c;
+      break;
+    }
   }
-  if (split.col_parts == 0) split.col_parts = 1;
   split.row_parts = tasks / split.col_parts;
-  return split.row_parts <= row_tiles ? split : Split{};
+  if (split.row_parts > row_tiles) split = Split{1, std::min(tasks, blocks)};
+  return split;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_cpu(
@@ -115,25 +118,17 @@ at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor&
   }
   const int64_t row_tiles = (m + kRowTile - 1) / kRowTile;
   const Split split = split_work(std::min<int64_t>(threads, m * row_macs / kMinTaskMacs), blocks, row_tiles);
-  if (split.row_parts > 0) {
-    const int64_t tile_step = (row_tiles + split.row_parts - 1) / split.row_parts;
-    const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
-    at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t r = t / split.col_parts, c = t % split.col_parts;
-        const int64_t m0 = r * tile_step * kRowTile, b0 = c * block_step;
-        if (m0 < m && b0 < blocks) {
-          run(m0, std::min(m, m0 + tile_step * kRowTile), b0 * kNr, std::min(n, (b0 + block_step) * kNr));
-        }
+  const int64_t tile_step = (row_tiles + split.row_parts - 1) / split.row_parts;
+  const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
+  at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / split.col_parts, c = t % split.col_parts;
+      const int64_t m0 = r * tile_step * kRowTile, b0 = c * block_step;
+      if (m0 < m && b0 < blocks) {
+        run(m0, std::min(m, m0 + tile_step * kRowTile), b0 * kNr, std::min(n, (b0 + block_step) * kNr));
       }
-    });
-  } else {
-    // Fewer rows than threads need (M = 1 decoding, small batches): channels split as finely as
-    // the work allows, each thread reading only its share of the weights.
-    const int64_t block_macs = m * kNr * plan.weights.k_padded;
-    const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / std::max<int64_t>(1, block_macs));
-    at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) { run(0, m, b0 * kNr, std::min(n, b1 * kNr)); });
-  }
+    }
+  });
   return out;
 }
 
