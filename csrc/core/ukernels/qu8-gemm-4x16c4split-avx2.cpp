@@ -51,7 +51,6 @@
 //     N = 16j + 1..8, or channels that are all zero), and the tile multiplies channels 0-7 only.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -141,13 +140,17 @@ constexpr uint8_t kPaired = kOrders + 1;  // kind of both groups of a paired ent
 // (none can saturate), this one does. False if some channel has none.
 bool match_channels(const int8_t* t0, const int8_t* t1, uint8_t* pairs) {
   for (size_t ch = 0; ch < kGemmNr; ++ch) {
-    uint8_t k[8];
     int w[8];
-    for (size_t i = 0; i < 8; ++i) {
-      k[i] = static_cast<uint8_t>(i);
-      w[i] = (i < 4 ? t0 : t1)[ch * kGemmKr + i % 4];
+    for (size_t i = 0; i < 4; ++i) {
+      w[i] = t0[ch * kGemmKr + i];
+      w[4 + i] = t1[ch * kGemmKr + i];
     }
-    std::sort(k, k + 8, [&](uint8_t x, uint8_t y) { return w[x] < w[y]; });
+    uint8_t k[8];  // k sorted by weight (insertion sort: 8 elements)
+    for (size_t i = 0; i < 8; ++i) {
+      size_t j = i;
+      for (; j > 0 && w[k[j - 1]] > w[i]; --j) k[j] = k[j - 1];
+      k[j] = static_cast<uint8_t>(i);
+    }
     for (size_t i = 0; i < 4; ++i) {
       if (std::abs(w[k[i]] + w[k[7 - i]]) > 128) return false;
       pairs[8 * ch + 2 * i] = k[i];
@@ -168,7 +171,7 @@ void write_paired(const int8_t* t0, const int8_t* t1, const uint8_t* pairs, int8
         const size_t ch = 8 * v + c;
         for (size_t i = 0; i < 4; ++i) {
           const uint8_t kk = pairs[8 * ch + 4 * d + i];
-          weights[4 * c + i] = (kk < 4 ? t0 : t1)[ch * kGemmKr + kk % 4];
+          weights[4 * c + i] = kk < 4 ? t0[ch * kGemmKr + kk] : t1[ch * kGemmKr + kk - 4];
           control[4 * c + i] = static_cast<int8_t>(kk);  // A's 8 bytes sit at 0-7 of either 128-bit lane
         }
       }
