@@ -730,8 +730,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
         const int8_t* b_tile = b_chunk + (nb - chunk) * block_stride;
-        for (size_t t = i; t < i + mr; t += tile_rows) {
-          const size_t tr = std::min(tile_rows, i + mr - t);
+        const size_t call_rows = uk.any_rows && !tapped ? mr : tile_rows;  // rows per accumulate call
+        for (size_t t = i; t < i + mr; t += call_rows) {
+          const size_t tr = std::min(call_rows, i + mr - t);
           int32_t* tile_acc = acc + (t - i) * acc_stride + (nb - chunk) * kGemmNr;
           if (tapped) {
             uk.accumulate_taps(tr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + t * a_stride, a_stride, b_tile,

@@ -163,6 +163,7 @@ void fill(Values v, std::mt19937& rng, size_t k, std::vector<uint8_t>* a, std::v
 
 // One accumulate call of `uk` against the scalar kernel on the same packed inputs; A and B end
 // at an inaccessible page, and acc entries outside the tile must keep their sentinel.
+// mr: up to uk.mr, or any count for a kernel that takes any (GemmMicrokernel::any_rows).
 ::testing::AssertionResult check_accumulate(const GemmMicrokernel& uk, size_t mr, size_t blocks, size_t k,
                                             Values values, std::mt19937& rng) {
   const size_t a_stride = k + uniform_int<size_t>(rng, 0, 9);
@@ -188,8 +189,11 @@ void fill(Values v, std::mt19937& rng, size_t k, std::vector<uint8_t>* a, std::v
   const int32_t sentinel = 0x5eed5eed;
   std::vector<int32_t> got(mr * acc_stride + 16, sentinel), want(mr * acc_stride + 16, sentinel);
   ukernels::accumulate_packed(uk, mr, blocks, k, a.data(), a_stride, b.data(), block_stride, got.data(), acc_stride);
-  registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4-scalar")
-      .kernel.accumulate(mr, blocks, k, a.data(), a_stride, b.data(), block_stride, want.data(), acc_stride);
+  const GemmMicrokernel& scalar = registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4-scalar").kernel;
+  for (size_t r = 0; r < mr; r += scalar.mr) {  // the reference a tile at a time (mr may pass uk's tile: any_rows)
+    scalar.accumulate(std::min(scalar.mr, mr - r), blocks, k, a.data() + r * a_stride, a_stride, b.data(), block_stride,
+                      want.data() + r * acc_stride, acc_stride);
+  }
   for (size_t i = 0; i < got.size(); ++i) {
     const size_t r = i / acc_stride, c = i % acc_stride;
     const bool inside = r < mr && c < blocks * kGemmNr;
@@ -208,8 +212,10 @@ const size_t kTestKs[] = {0,  1,  2,  3,  4,  5,   7,   8,   15,  16,   17,   31
 
 TEST_P(MicrokernelTest, AccumulateMatchesScalarOnEveryTileShape) {
   std::mt19937 rng(1234);
+  // A kernel that loops over its own tiles: several tiles and every remainder.
+  const size_t max_rows = uk_.any_rows ? 3 * uk_.mr + uk_.mr - 1 : uk_.mr;
   for (size_t k : kTestKs) {
-    for (size_t mr = 1; mr <= uk_.mr; ++mr) {
+    for (size_t mr = 1; mr <= max_rows; ++mr) {
       for (size_t blocks = 1; blocks <= uk_.max_blocks; ++blocks) {
         ASSERT_TRUE(check_accumulate(uk_, mr, blocks, k, Values::kRandom, rng));
       }
@@ -226,7 +232,7 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
                    Values::kFewUnsafe, Values::kZeroChannels, Values::kRepairable}) {
     for (size_t k :
          {size_t{1}, size_t{3}, size_t{4}, size_t{17}, size_t{64}, size_t{255}, size_t{1000}, size_t{4100}}) {
-      for (size_t mr : {size_t{1}, uk_.mr}) {
+      for (size_t mr : {size_t{1}, uk_.mr, uk_.any_rows ? 2 * uk_.mr + 1 : uk_.mr}) {
         for (size_t blocks : {size_t{1}, uk_.max_blocks}) {
           ASSERT_TRUE(check_accumulate(uk_, mr, blocks, k, v, rng));
         }
@@ -1056,7 +1062,7 @@ TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
 TEST(QgemmTileChoice, Avx2SplitsPairsFromMinRows) {
   // Few rows: the kernel that reads the packed bytes (splitting B per call would cost a pass over
   // the weights); from min_rows on, vpmaddubsw on B split into pairs that cannot saturate.
-  const GemmMicrokernel& split = registered(ukernels::gemm_kernels(), "qu8-gemm-4x16c4split-avx2").kernel;
+  const GemmMicrokernel& split = registered(ukernels::gemm_kernels(), "qu8-gemm-5x16c4split-avx2").kernel;
   const std::string name = split.name;
   const size_t min_rows = split.min_rows;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {

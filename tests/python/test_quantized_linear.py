@@ -479,8 +479,8 @@ def test_gemm_kernel_name_follows_the_isa_and_the_row_count():
         with torch_circle.use_kernel_isa("avx2"):
             assert torch_circle.ops.gemm_kernel_name(1) == "qu8-gemm-3x16c4-avx2"
             assert torch_circle.ops.gemm_kernel_name(2) == "qu8-gemm-3x16c4-avx2"
-            assert torch_circle.ops.gemm_kernel_name(3) == "qu8-gemm-4x16c4split-avx2"
-            assert torch_circle.ops.gemm_kernel_name(512) == "qu8-gemm-4x16c4split-avx2"
+            assert torch_circle.ops.gemm_kernel_name(3) == "qu8-gemm-5x16c4split-avx2"
+            assert torch_circle.ops.gemm_kernel_name(512) == "qu8-gemm-5x16c4split-avx2"
     for isa in SUPPORTED_ISAS:
         with torch_circle.use_kernel_isa(isa):
             name = torch_circle.ops.gemm_kernel_name()

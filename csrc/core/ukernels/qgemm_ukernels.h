@@ -27,7 +27,8 @@ namespace ukernels {
 //   (K need not be a multiple of 4), and nothing of rows i ≥ mr.
 //   B: `blocks` consecutive packed blocks starting at b, block_stride bytes apart.
 // Exact int32 arithmetic (callers guarantee K ≤ kMaxGemmK so no sum can overflow).
-// blocks ≤ max_blocks, 1 ≤ mr ≤ GemmMicrokernel::mr, acc_stride ≥ 16 · blocks.
+// blocks ≤ max_blocks, 1 ≤ mr ≤ GemmMicrokernel::mr (any mr ≥ 1 when GemmMicrokernel::any_rows),
+// acc_stride ≥ 16 · blocks.
 using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride,
                                   const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
 
@@ -108,6 +109,10 @@ struct GemmMicrokernel {
   bool balance_row_tiles = false;
   // accumulate_taps: the bytes per tap (tap_k) must be a multiple of this.
   size_t tap_align = kTapAlign;
+  // accumulate takes any number of rows (mr above is its tile's), and loops over its tiles itself:
+  // qgemm() then makes one call per block for a group of rows, and the kernel reads a block's
+  // set-up once for all of them.
+  bool any_rows = false;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so

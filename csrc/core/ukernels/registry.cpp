@@ -18,7 +18,7 @@ extern const DwConvMicrokernel q8_dwconv_c1_scalar;
 extern const WinogradMicrokernel q8_winograd_f2x3_scalar;
 #if defined(__x86_64__)
 extern const GemmMicrokernel qu8_gemm_3x16c4_avx2;
-extern const GemmMicrokernel qu8_gemm_4x16c4split_avx2;
+extern const GemmMicrokernel qu8_gemm_5x16c4split_avx2;
 extern const GemmMicrokernel qu8_gemm_6x16c4_avxvnni;
 extern const GemmMicrokernel qu8_gemm_6x16c4_evex_avx512vnni;
 extern const GemmMicrokernel qu8_gemm_8x48c4_avx512vnni;
@@ -130,7 +130,7 @@ const KernelList<GemmMicrokernel>& gemm_kernels() {
     row(qu8_gemm_4x16c4_scalar, Isa::kScalar),
 #if defined(__x86_64__)
     row(qu8_gemm_3x16c4_avx2, Isa::kAvx2),       // default: unpacks A and B in registers
-    row(qu8_gemm_4x16c4split_avx2, Isa::kAvx2),  // from min_rows on: vpmaddubsw where exact
+    row(qu8_gemm_5x16c4split_avx2, Isa::kAvx2),  // from min_rows on: vpmaddubsw where exact
     row(qu8_gemm_6x16c4_avxvnni, Isa::kAvxVnni),
     row(qu8_gemm_8x48c4_avx512vnni, Isa::kAvx512Vnni),
     row(qu8_gemm_6x64c4_avx512vnni, Isa::kAvx512Vnni),  // when 64 fills the last tile better

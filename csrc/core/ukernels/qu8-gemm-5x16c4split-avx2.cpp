@@ -1,4 +1,4 @@
-// AVX2: exact u8×s8 dot products, 4 rows × 16 channels per tile: vpmaddubsw where it cannot
+// AVX2: exact u8×s8 dot products, 5 rows × 16 channels per tile: vpmaddubsw where it cannot
 // saturate, vpmaddwd on int16 where it could.
 //
 // vpmaddubsw adds two u8·s8 products into int16 with saturation. For a in [0, 255] and a weight
@@ -64,7 +64,10 @@ namespace circle_quant {
 namespace ukernels {
 namespace {
 
-constexpr size_t kMr = 4;  // 6 rows measured no faster: its accumulators spill (16 ymm registers)
+// 5 rows: 10 accumulators, 2 B vectors, the ones, A's broadcast and a product fill the 16 ymm
+// registers (6 rows spill). Against 4 rows, the MobileNetV2 / ResNet-18 layers at 7x7 (49 rows:
+// 10 tiles, not 12 and a 1-row one) gained a few per cent, the rest measured the same.
+constexpr size_t kMr = 5;
 constexpr size_t kBlocks = 1;
 constexpr size_t kAGroupBytes = kGemmKr;                                         // A as it is, K padded to whole groups
 constexpr size_t kSafeTileBytes = kGemmNr * kGemmKr;                             // 64
@@ -372,40 +375,58 @@ inline void multiply(size_t groups, const int32_t* offsets, const int32_t* count
   }
 }
 
-template <size_t MR, size_t NB>
-struct Tile {
-  static_assert(NB == 1, "one block per tile");
-  // a: working A (row stride a_stride bytes), b: working B of one block.
-  static void run(size_t k, const uint8_t* a, size_t a_stride, const int8_t* b, size_t /*block_stride*/, int32_t* acc,
-                  size_t acc_stride) {
-    const size_t groups = groups_of(k);
-    const int32_t* offsets = reinterpret_cast<const int32_t*>(b + (groups + 1) * kWideTileBytes);
-    int32_t counts[kCounts];  // entries ending orders 0, 1, 2 and the paired ones; half
-    std::memcpy(counts, offsets + groups, sizeof counts);
-    __m256i vacc[MR][2];
-    CQ_UNROLL for (size_t r = 0; r < MR; ++r) vacc[r][0] = vacc[r][1] = _mm256_setzero_si256();
-    if (counts[kOrders + 1] != 0) {
-      multiply<MR, 1>(groups, offsets, counts, a, a_stride, b, vacc);
-    } else {
-      multiply<MR, 2>(groups, offsets, counts, a, a_stride, b, vacc);
-    }
-    CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * acc_stride), vacc[r][0]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * acc_stride + 8), vacc[r][1]);
-    }
+// One tile of MR rows: its products, stored to acc.
+template <size_t MR, size_t V>
+__attribute__((always_inline)) inline void tile(size_t groups, const int32_t* offsets, const int32_t* counts,
+                                                const uint8_t* a, size_t a_stride, const int8_t* b, int32_t* acc,
+                                                size_t acc_stride) {
+  __m256i vacc[MR][2];
+  CQ_UNROLL for (size_t r = 0; r < MR; ++r) vacc[r][0] = vacc[r][1] = _mm256_setzero_si256();
+  multiply<MR, V>(groups, offsets, counts, a, a_stride, b, vacc);
+  CQ_UNROLL for (size_t r = 0; r < MR; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * acc_stride), vacc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * acc_stride + 8), vacc[r][1]);
   }
-};
+}
 
-constexpr x86::TileTable<kMr, kBlocks, Tile> kTiles;
+// Any number of rows of one block, kMr at a time: the block's lists are read once per call, not
+// once per tile (at K = 16-32 a tile's products are a few dozen instructions, and a call's set-up
+// and the driver's loop cost as much again; docs/kernels.md).
+template <size_t V>
+void rows_of_block(size_t rows, size_t groups, const int32_t* offsets, const int32_t* counts, const uint8_t* a,
+                   size_t a_stride, const int8_t* b, int32_t* acc, size_t acc_stride) {
+  size_t r = 0;
+  for (; r + kMr <= rows; r += kMr) {
+    tile<kMr, V>(groups, offsets, counts, a + r * a_stride, a_stride, b, acc + r * acc_stride, acc_stride);
+  }
+  static_assert(kMr == 5, "the remainder below is 1-4 rows");
+  switch (rows - r) {
+    case 1: tile<1, V>(groups, offsets, counts, a + r * a_stride, a_stride, b, acc + r * acc_stride, acc_stride); break;
+    case 2: tile<2, V>(groups, offsets, counts, a + r * a_stride, a_stride, b, acc + r * acc_stride, acc_stride); break;
+    case 3: tile<3, V>(groups, offsets, counts, a + r * a_stride, a_stride, b, acc + r * acc_stride, acc_stride); break;
+    case 4: tile<4, V>(groups, offsets, counts, a + r * a_stride, a_stride, b, acc + r * acc_stride, acc_stride); break;
+    default: break;
+  }
+}
 
-void accumulate_avx2_split(size_t mr, size_t blocks, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
-                           size_t block_stride, int32_t* acc, size_t acc_stride) {
-  kTiles.fn[mr - 1][blocks - 1](k, a, a_stride, b, block_stride, acc, acc_stride);
+// a: working A (row stride a_stride bytes), b: working B of one block; rows: any count
+// (GemmMicrokernel::any_rows).
+void accumulate_avx2_split(size_t rows, size_t /*blocks*/, size_t k, const uint8_t* a, size_t a_stride, const int8_t* b,
+                           size_t /*block_stride*/, int32_t* acc, size_t acc_stride) {
+  const size_t groups = groups_of(k);
+  const int32_t* offsets = reinterpret_cast<const int32_t*>(b + (groups + 1) * kWideTileBytes);
+  int32_t counts[kCounts];  // entries ending orders 0, 1, 2 and the paired ones; half
+  std::memcpy(counts, offsets + groups, sizeof counts);
+  if (counts[kOrders + 1] != 0) {
+    rows_of_block<1>(rows, groups, offsets, counts, a, a_stride, b, acc, acc_stride);
+  } else {
+    rows_of_block<2>(rows, groups, offsets, counts, a, a_stride, b, acc, acc_stride);
+  }
 }
 
 }  // namespace
 
-extern constexpr GemmMicrokernel qu8_gemm_4x16c4split_avx2 = {"qu8-gemm-4x16c4split-avx2",
+extern constexpr GemmMicrokernel qu8_gemm_5x16c4split_avx2 = {"qu8-gemm-5x16c4split-avx2",
                                                               &accumulate_avx2_split,
                                                               &qs32_requantize_avx2,
                                                               kMr,
@@ -419,7 +440,12 @@ extern constexpr GemmMicrokernel qu8_gemm_4x16c4split_avx2 = {"qu8-gemm-4x16c4sp
                                                               kMinRows,
                                                               kBBlockTailBytes,
                                                               kPrepackedLayout,
-                                                              &check_prepacked_b};
+                                                              &check_prepacked_b,
+                                                              nullptr,  // finish
+                                                              nullptr,  // accumulate_taps
+                                                              false,    // balance_row_tiles
+                                                              kTapAlign,
+                                                              true};  // any_rows
 
 }  // namespace ukernels
 }  // namespace circle_quant
