@@ -1088,7 +1088,7 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
   const int64_t shapes[][3] = {{1, 16, 64},   {1, 17, 3},   {2, 33, 5},     {3, 48, 31}, {4, 16, 33},
                                {5, 50, 130},  {8, 97, 257}, {13, 20, 1023}, {17, 3, 4},  {9, 40, 66},
                                {33, 70, 130}, {16, 33, 7},  {23, 50, 257}};
-  for (int pattern = 0; pattern < 10; ++pattern) {
+  for (int pattern = 0; pattern < 11; ++pattern) {
     for (const auto& s : shapes) {
       GemmProblem p = random_problem(rng, s[0], s[1], s[2]);
       p.a_signed = false;
@@ -1130,6 +1130,16 @@ TEST_P(QgemmTest, AdversarialWeightsMatchOracle) {
                    // 8 k has an unsafe pair (127 with a 2, or two 65s), so nothing may be matched
             v = kk / 4 % 2 == 0 ? (kk % 4 == i / k % 4 ? 127 : 2) : (kk % 4 == 3 ? 2 : 65);
             break;
+          case 10: {  // pattern 7's two groups between two of small weights, from group 1 on: only
+                      // the groups (4j + 1, 4j + 2) can be matched, a pair starting at an odd group
+            const size_t channel = i / k, group = kk / 4;
+            if (group % 4 == 0 || group % 4 == 3) {
+              v = uniform_int<int>(rng, -40, 40);
+            } else {
+              v = kk % 4 == (channel * 3 + group) % 4 ? 0 : group % 4 == 1 ? 127 : -128;
+            }
+            break;
+          }
         }
         p.w[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
       }

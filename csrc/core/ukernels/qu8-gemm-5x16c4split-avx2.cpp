@@ -17,9 +17,9 @@
 //     instructions per 64 MACs more than a safe tile, against 8 on the int16 path);
 //   pairs of tiles safe once each channel pairs its own k: two adjacent groups g, g + 1 whose 8 k
 //     each channel matches into 4 pairs of its own choosing (say a weight of 127 with one of the
-//     negative ones), when both tiles would otherwise cost more than the pair (int16, or one
-//     re-paired tile and one int16: per-channel ranges over few weights, where one pairing for
-//     16 channels rarely exists, docs/kernels.md). A's 8 bytes are broadcast and one vpshufb per
+//     negative ones), where that lowers the block's cost (the pairs chosen over the whole chain
+//     of groups, at odd groups too: mostly int16 tiles, from per-channel ranges over few weights,
+//     where one pairing for 16 channels rarely exists, docs/kernels.md). A's 8 bytes are broadcast and one vpshufb per
 //     row and 8 channels puts each channel's pairs in its lane (8 instructions per 64 MACs);
 //   other tiles: int16 pairs, multiplied by 2 vpmaddwd + 2 vpaddd per 32 MACs on A's words
 //     (a0, a2) and (a1, a3), which two vpshufb make from the same broadcast (exact for any
@@ -185,8 +185,10 @@ void write_paired(const int8_t* t0, const int8_t* t1, const uint8_t* pairs, int8
 void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, int8_t* out) {
   const size_t groups = groups_of(k);
   const size_t out_stride = working_b_block_stride(kBGroupBytes, kBBlockTailBytes, groups);
-  std::vector<uint8_t> kind(groups);                     // order 0..2 it is safe in, kOrders (wide) or kPaired
-  std::vector<uint8_t> pairs(groups / 2 * kGemmNr * 8);  // per group pair, each channel's pairs
+  std::vector<uint8_t> kind(groups);                 // order 0..2 it is safe in, kOrders (wide) or kPaired
+  std::vector<uint8_t> pairs(groups * kGemmNr * 8);  // per pair of groups (by its first), each channel's pairs
+  std::vector<int> cost(groups + 1);
+  std::vector<uint8_t> ends_paired(groups + 1);
   for (size_t nb = 0; nb < blocks; ++nb) {
     const int8_t* src = b + nb * block_stride;
     int8_t* dst = out + nb * out_stride;
@@ -206,12 +208,26 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
         if (!has_unsafe_pair(ordered)) kind[g] = static_cast<uint8_t>(order);
       }
     }
-    // Groups 2j and 2j + 1 are paired when that costs less than keeping them apart.
-    for (size_t g = 0; g + 1 < groups; g += 2) {
-      if (kOrderCost[kind[g]] + kOrderCost[kind[g + 1]] > kPairedCost &&
-          match_channels(src + g * kSafeTileBytes, src + (g + 1) * kSafeTileBytes,
-                         pairs.data() + g / 2 * kGemmNr * 8)) {
-        kind[g] = kind[g + 1] = kPaired;
+    // Which adjacent groups g, g + 1 to pair (any g, not only even ones): the choice of least
+    // cost over the whole block, by dynamic programming over its first i groups. cost[i]: the
+    // least cost of groups [0, i); ends_paired[i]: that choice pairs groups i - 2 and i - 1.
+    cost[0] = 0;
+    for (size_t i = 1; i <= groups; ++i) {
+      cost[i] = cost[i - 1] + kOrderCost[kind[i - 1]];
+      ends_paired[i] = 0;
+      if (i >= 2 && cost[i - 2] + kPairedCost < cost[i] &&
+          match_channels(src + (i - 2) * kSafeTileBytes, src + (i - 1) * kSafeTileBytes,
+                         pairs.data() + (i - 2) * kGemmNr * 8)) {
+        cost[i] = cost[i - 2] + kPairedCost;
+        ends_paired[i] = 1;
+      }
+    }
+    for (size_t i = groups; i >= 2;) {
+      if (ends_paired[i] != 0) {
+        kind[i - 2] = kind[i - 1] = kPaired;
+        i -= 2;
+      } else {
+        --i;
       }
     }
     // Entries: the tiles safe in order 0, then 1, then 2 (64 bytes each from the front, reordered),
@@ -233,12 +249,13 @@ void prepack_b(size_t blocks, size_t k, const int8_t* b, size_t block_stride, in
     }
     const size_t safe = e;
     int8_t* const paired_tiles = dst + (safe + 1) * kWideTileBytes;
-    for (size_t g = 0; g + 1 < groups; g += 2) {
-      if (kind[g] != kPaired) continue;
+    for (size_t g = 0; g + 1 < groups; ++g) {
+      if (kind[g] != kPaired) continue;  // else g is the first of a pair (pairs do not overlap)
       const int8_t* tile = src + g * kSafeTileBytes;
-      write_paired(tile, tile + kSafeTileBytes, pairs.data() + g / 2 * kGemmNr * 8,
+      write_paired(tile, tile + kSafeTileBytes, pairs.data() + g * kGemmNr * 8,
                    paired_tiles + (e - safe) * kPairedTileBytes);
       offsets[e++] = static_cast<int32_t>(g * kGemmKr);
+      ++g;
     }
     counts[kOrders] = static_cast<int32_t>(e);
     const size_t pairs = e - safe;
