@@ -717,6 +717,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const size_t group_tiles = std::max<size_t>(1, std::min(kGroupAccumulators / acc_stride / tile_rows,
                                                           kGroupABytes / std::max<size_t>(tile_rows * a_stride, 1)));
   const size_t group_rows = group_tiles * tile_rows;
+  // Rows per accumulate call: a tile's, or the whole group's for a kernel that loops over its own
+  // tiles (GemmMicrokernel::any_rows; not the tapped form).
+  const size_t call_rows = uk.any_rows && !tapped ? group_rows : tile_rows;
 
   for (size_t chunk = first_block; chunk < end_block; chunk += chunk_blocks) {
     const size_t chunk_end = std::min(end_block, chunk + chunk_blocks);
@@ -730,7 +733,6 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
       for (size_t nb = chunk; nb < chunk_end; nb += uk.max_blocks) {
         const size_t blocks = std::min(uk.max_blocks, chunk_end - nb);
         const int8_t* b_tile = b_chunk + (nb - chunk) * block_stride;
-        const size_t call_rows = uk.any_rows && !tapped ? mr : tile_rows;  // rows per accumulate call
         for (size_t t = i; t < i + mr; t += call_rows) {
           const size_t tr = std::min(call_rows, i + mr - t);
           int32_t* tile_acc = acc + (t - i) * acc_stride + (nb - chunk) * kGemmNr;
