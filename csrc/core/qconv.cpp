@@ -46,10 +46,23 @@ void nchw_to_nhwc_bytes(const uint8_t* nchw, int64_t channels, int64_t pixels, i
   }
 }
 
+bool qconv2d_splits_channels(const ConvWeightsView& w) { return w.kind == ConvKind::kGemm && w.shape.groups == 1; }
+
 void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
-             const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out) {
-  if (pixel_begin >= pixel_end) return;
+             const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, int64_t channel_begin,
+             int64_t channel_end, void* out) {
+  if (pixel_begin >= pixel_end || channel_begin >= channel_end) return;
   const ConvWeightShape& s = w.shape;
+  if (channel_begin < 0 || channel_end > s.out_channels || channel_begin % static_cast<int64_t>(kGemmNr) != 0) {
+    throw std::invalid_argument(fmt::format(
+        "circle_quant: conv output channels [{}, {}) are not a range of the {} channels starting at a multiple of {}",
+        channel_begin, channel_end, s.out_channels, kGemmNr));
+  }
+  if ((channel_begin > 0 || channel_end < s.out_channels) && !qconv2d_splits_channels(w)) {
+    throw std::invalid_argument(
+        fmt::format("circle_quant: a {} conv ({} groups) computes all its output channels per call, not [{}, {})",
+                    w.kind == ConvKind::kDepthwise ? "depthwise" : "grouped", s.groups, channel_begin, channel_end));
+  }
   const int64_t out_h = conv_output_size(geo.in_h, s.kernel_h, geo.stride_h, geo.pad_h, geo.dilation_h);
   const int64_t out_w = conv_output_size(geo.in_w, s.kernel_w, geo.stride_w, geo.pad_w, geo.dilation_w);
   if (pixel_begin < 0 || pixel_end > geo.batch * out_h * out_w) {
@@ -63,7 +76,8 @@ void qconv2d(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeig
   if (w.kind == ConvKind::kDepthwise) {
     conv_detail::conv_depthwise(x, geo, w, bias, stage, pixel_begin, pixel_end, out, out_h, out_w, isa);
   } else {
-    conv_detail::conv_gemm(x, geo, w, bias, stage, pixel_begin, pixel_end, out, out_h, out_w, isa);
+    conv_detail::conv_gemm(x, geo, w, bias, stage, pixel_begin, pixel_end, channel_begin, channel_end, out, out_h,
+                           out_w, isa);
   }
 }
 

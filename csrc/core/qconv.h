@@ -158,12 +158,18 @@ struct ConvActivations {
   int32_t zero_point = 0;      // inside the type's range
 };
 
-// Output pixels [pixel_begin, pixel_end) of the flattened (n, oh, ow) index, all channels:
-// out is NHWC contiguous [batch, out_h, out_w, OC] of stage.type. bias: int32 at scale sa·sb[oc]
-// (OC entries) or nullptr. Single-threaded (thread-local scratch only); every output pixel is
-// computed on its own, so any split across threads gives the same bits.
+// Output pixels [pixel_begin, pixel_end) of the flattened (n, oh, ow) index, output channels
+// [channel_begin, channel_end): out is NHWC contiguous [batch, out_h, out_w, OC] of stage.type.
+// bias: int32 at scale sa·sb[oc] (OC entries) or nullptr. channel_begin is a multiple of kGemmNr,
+// and a range short of all OC channels needs qconv2d_splits_channels(w). Single-threaded
+// (thread-local scratch only); every output element is computed by the same instructions whatever
+// part of the output a call covers, so any split across threads gives the same bits.
 void qconv2d(const ConvActivations& x, const Conv2dGeometry& geometry, const ConvWeightsView& w, const int32_t* bias,
-             const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out);
+             const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, int64_t channel_begin,
+             int64_t channel_end, void* out);
+// Whether qconv2d() takes part of these weights' output channels: the GEMM path with one group
+// (a depthwise or grouped conv's channels are its groups, split with the pixels).
+bool qconv2d_splits_channels(const ConvWeightsView& w);
 
 // Pixels [pixel_begin, pixel_end) of one NCHW image of `channels` planes of `pixels` bytes,
 // written channels-last: nhwc[p·channels + c] = nchw[c·pixels + p]. The first conv of most models

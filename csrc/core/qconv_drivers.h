@@ -36,15 +36,16 @@ struct PaddedImage {
             int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0);
 };
 
-// Output pixels [pixel_begin, pixel_end) of an out_h × out_w output under `isa` (qconv2d()'s
-// contract; the arguments are checked there).
+// Output pixels [pixel_begin, pixel_end) of an out_h × out_w output under `isa`, the GEMM paths'
+// channels [channel_begin, channel_end), the depthwise path's all (qconv2d()'s contract; the
+// arguments are checked there).
 void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
-               const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
-               int64_t out_w, Isa isa);
+               const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, int64_t channel_begin,
+               int64_t channel_end, void* out, int64_t out_h, int64_t out_w, Isa isa);
 // conv_gemm()'s path for calls conv_winograd_runs() accepts (qconv_winograd.cpp).
 void conv_winograd(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
-                   const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
-                   int64_t out_w, Isa isa);
+                   const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, int64_t channel_begin,
+                   int64_t channel_end, void* out, int64_t out_h, int64_t out_w, Isa isa);
 void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
                     const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
                     int64_t out_w, Isa isa);

@@ -266,10 +266,10 @@ void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int6
 }
 
 void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
-               const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
-               int64_t out_w, Isa isa) {
+               const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, int64_t channel_begin,
+               int64_t channel_end, void* out, int64_t out_h, int64_t out_w, Isa isa) {
   if (conv_winograd_runs(w, geo, isa)) {
-    conv_winograd(x, geo, w, bias, stage, pixel_begin, pixel_end, out, out_h, out_w, isa);
+    conv_winograd(x, geo, w, bias, stage, pixel_begin, pixel_end, channel_begin, channel_end, out, out_h, out_w, isa);
     return;
   }
   const ConvWeightShape& s = w.shape;
@@ -282,7 +282,7 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   if (pointwise) {
     // out_h == in_h, out_w == in_w: output pixel p reads input pixel p.
     GemmActivations a{x.data, x.is_signed, x.zero_point, static_cast<size_t>(c)};
-    qgemm(a, pixel_begin, pixel_end, w.group(0), 0, oc, bias, stage, out, static_cast<size_t>(oc));
+    qgemm(a, pixel_begin, pixel_end, w.group(0), channel_begin, channel_end, bias, stage, out, static_cast<size_t>(oc));
     return;
   }
 
@@ -304,7 +304,9 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   thread_local std::vector<uint8_t> patch_storage;
   uint8_t* const patches = cache_aligned(patch_storage, static_cast<size_t>(tile) * k + kIm2colSlack);
 
-  // Output pixels [p0, p1) through im2col, tile by tile, group by group.
+  // Output pixels [p0, p1) through im2col, tile by tile, group by group (one group: the channel
+  // range; several: each group's channels, all of them).
+  const int64_t group_n_begin = s.groups == 1 ? channel_begin : 0, group_n_end = s.groups == 1 ? channel_end : ng;
   const auto through_im2col = [&](int64_t p0_begin, int64_t p1) {
     for (int64_t p0 = p0_begin; p0 < p1; p0 += tile) {
       const int64_t rows = std::min(tile, p1 - p0);
@@ -314,7 +316,7 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
         const int64_t c0 = g * ng;
         ResidualAdd residual;
         const OutputStage group_stage = shifted_stage(stage, p0, c0, elem, &residual);
-        qgemm(a, 0, rows, w.group(g), 0, ng, bias != nullptr ? bias + c0 : nullptr, group_stage,
+        qgemm(a, 0, rows, w.group(g), group_n_begin, group_n_end, bias != nullptr ? bias + c0 : nullptr, group_stage,
               out_bytes + static_cast<size_t>(p0 * oc + c0) * elem, static_cast<size_t>(oc));
       }
     }
@@ -322,7 +324,9 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
 
   const PackedWeightsView group0 = w.group(0);
   const int32_t layout = group0.prepacked_b != nullptr ? group0.prepacked_layout : 0;
-  const size_t blocks = static_cast<size_t>((oc + static_cast<int64_t>(kGemmNr) - 1) / static_cast<int64_t>(kGemmNr));
+  // The blocks of the call's channels: qgemm() picks its kernel by them.
+  const size_t blocks = static_cast<size_t>((channel_end - channel_begin + static_cast<int64_t>(kGemmNr) - 1) /
+                                            static_cast<int64_t>(kGemmNr));
   const bool tapped =
       s.groups == 1 && qgemm_taps_supported(isa, blocks, static_cast<size_t>(out_w), layout, static_cast<size_t>(c));
   if (!tapped) {
@@ -388,8 +392,8 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     }
     ResidualAdd residual;
     const OutputStage row_stage = shifted_stage(stage, p, 0, elem, &residual);
-    qgemm(a, 0, gemm_rows, group0, 0, oc, bias, row_stage, out_bytes + static_cast<size_t>(p * oc) * elem,
-          static_cast<size_t>(oc));
+    qgemm(a, 0, gemm_rows, group0, channel_begin, channel_end, bias, row_stage,
+          out_bytes + static_cast<size_t>(p * oc) * elem, static_cast<size_t>(oc));
     p += rows;
   }
 }

@@ -19,7 +19,8 @@
 namespace circle_quant {
 namespace {
 
-constexpr size_t kBlockChannels = 16;           // output channels per U block
+constexpr size_t kBlockChannels = 16;  // output channels per U block
+static_assert(kBlockChannels == kGemmNr, "qconv2d()'s channel ranges start at multiples of kGemmNr");
 constexpr size_t kTileBlockBytes = 512 * 1024;  // V of one block of tiles: stays in L2
 
 size_t channel_pairs(const ConvWeightShape& s) { return static_cast<size_t>((s.in_channels() + 1) / 2); }
@@ -98,8 +99,8 @@ int64_t qconv2d_row_pair_start(int64_t pair, int64_t out_h, int64_t out_w) {
 namespace conv_detail {
 
 void conv_winograd(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWeightsView& w, const int32_t* bias,
-                   const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, void* out, int64_t out_h,
-                   int64_t out_w, Isa isa) {
+                   const OutputStage& stage, int64_t pixel_begin, int64_t pixel_end, int64_t channel_begin,
+                   int64_t channel_end, void* out, int64_t out_h, int64_t out_w, Isa isa) {
   const ukernels::WinogradMicrokernel& kernel = ukernels::winograd_microkernel_for(isa);
   const ukernels::GemmMicrokernel& gemm = ukernels::gemm_microkernel_for(isa);  // its output stage and add
   const ConvWeightShape& s = w.shape;
@@ -131,6 +132,9 @@ void conv_winograd(const ConvActivations& x, const Conv2dGeometry& geo, const Co
   alignas(64) int32_t y[2 * 2 * kRows * kBlockChannels];
   const size_t m_stride = kRows * kBlockChannels, y_row_stride = 2 * kRows * kBlockChannels;
   const int32_t za = x.zero_point;
+  // The call's channels: whole U blocks (channel_begin is a multiple of kBlockChannels).
+  const size_t first_block = static_cast<size_t>(channel_begin) / kBlockChannels;
+  const size_t end_block = (static_cast<size_t>(channel_end) + kBlockChannels - 1) / kBlockChannels;
   int64_t image = -1;
 
   for (int64_t t0 = 0; t0 < tiles; t0 += block_tiles) {
@@ -152,10 +156,10 @@ void conv_winograd(const ConvActivations& x, const Conv2dGeometry& geo, const Co
                    static_cast<size_t>(c), x.is_signed, za, v_storage.data() + static_cast<size_t>(t - t0) * tile_v);
       t += run;
     }
-    for (size_t b = 0; b < blocks; ++b) {
+    for (size_t b = first_block; b < end_block; ++b) {
       const int16_t* u = w.winograd + b * kPositions * pairs * 32;
       const int64_t n0 = static_cast<int64_t>(b * kBlockChannels);
-      const size_t nc = static_cast<size_t>(std::min<int64_t>(kBlockChannels, oc - n0));
+      const size_t nc = static_cast<size_t>(std::min<int64_t>(kBlockChannels, channel_end - n0));
       for (int64_t r0 = t0; r0 < t1; r0 += static_cast<int64_t>(kRows)) {
         const size_t rows = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(kRows), t1 - r0));
         kernel.gemm(rows, pairs, v_storage.data() + static_cast<size_t>(r0 - t0) * tile_v, vc, u, m, m_stride);

@@ -73,6 +73,9 @@ constexpr int64_t kGrainSize = 1 << 15;  // as ATen: smaller tasks cost more to 
 // thread: ~10 us on a VNNI core (50-100 GMAC/s), against a few microseconds to start an OpenMP
 // region, and much more when the other cores are busy and the team has to wait for them.
 constexpr int64_t kMinTaskMacs = int64_t{1} << 20;
+// Rows a fused linear / conv / matmul thread's range is aligned to: the microkernels' row tile on
+// most ISAs, so a split does not leave a short tile on every thread.
+constexpr int64_t kRowTile = 4;
 
 }  // namespace torch_circle
 

@@ -537,16 +537,26 @@ std::vector<uint8_t> conv_oracle(const ConvData& d) {
   return out;
 }
 
-std::vector<uint8_t> run_qconv(const ConvData& d, const ConvWeights& w, const std::vector<int64_t>& splits) {
+// qconv2d() over the pixel ranges ending at `splits` times the channel ranges ending at
+// `channel_splits` (all channels when empty), from channel `channel_begin` on; the output bytes
+// it does not write stay 0xa5.
+std::vector<uint8_t> run_qconv(const ConvData& d, const ConvWeights& w, const std::vector<int64_t>& splits,
+                               std::vector<int64_t> channel_splits = {}, int64_t channel_begin = 0) {
   const size_t bytes = static_cast<size_t>(d.pixels() * d.tc.out_c) * d.out_elem();
   Buffer<uint8_t> out(bytes, 0, 0xa5);
   // The input ends at a guard page: im2col's 32-byte moves of short runs must stop short of it.
   Guarded<uint8_t> input(d.input.size());
   input.assign(d.input);
   const ConvActivations x{input.data(), d.tc.input_signed, d.tc.input_zero_point};
+  if (channel_splits.empty()) channel_splits = {d.tc.out_c};
   int64_t begin = 0;
   for (int64_t end : splits) {
-    qconv2d(x, d.geo, w.view(), d.tc.with_bias ? d.bias.data() : nullptr, d.stage.stage, begin, end, out.data());
+    int64_t c0 = channel_begin;
+    for (int64_t c1 : channel_splits) {
+      qconv2d(x, d.geo, w.view(), d.tc.with_bias ? d.bias.data() : nullptr, d.stage.stage, begin, end, c0, c1,
+              out.data());
+      c0 = c1;
+    }
     begin = end;
   }
   EXPECT_TRUE(out.guard_intact()) << "wrote outside the output";
@@ -602,6 +612,33 @@ class QConvTest : public IsaTest {
       splits.push_back(d.pixels());
       std::sort(splits.begin(), splits.end());
       ASSERT_TRUE(same_output(d, run_qconv(d, w, splits), want)) << "split range";
+    }
+    // Channel ranges of whole 16-channel blocks (the last one ragged), as the threads take them.
+    const int64_t blocks = (tc.out_c + 15) / 16;
+    if (qconv2d_splits_channels(w.view()) && blocks > 1) {
+      std::vector<int64_t> channel_splits;
+      for (int i = 0; i < 2; ++i) channel_splits.push_back(16 * uniform_int<int64_t>(rng, 0, blocks));
+      channel_splits.push_back(tc.out_c);
+      std::sort(channel_splits.begin(), channel_splits.end());
+      for (int64_t& end : channel_splits) end = std::min(end, tc.out_c);
+      const std::vector<int64_t> pixel_splits = {d.pixels() / 2, d.pixels()};
+      ASSERT_TRUE(same_output(d, run_qconv(d, w, pixel_splits, channel_splits), want))
+          << "channel ranges ending at " << ::testing::PrintToString(channel_splits);
+      // One range alone writes its channels and nothing else (another thread owns the rest).
+      const int64_t c0 = 16 * uniform_int<int64_t>(rng, 0, blocks - 1);
+      const int64_t c1 = std::min(tc.out_c, c0 + 16 * uniform_int<int64_t>(rng, 1, blocks));
+      const std::vector<uint8_t> part = run_qconv(d, w, {d.pixels()}, {c1}, c0);
+      const size_t elem = d.out_elem();
+      for (int64_t p = 0; p < d.pixels(); ++p) {
+        for (int64_t o = 0; o < tc.out_c; ++o) {
+          const size_t at = static_cast<size_t>(p * tc.out_c + o) * elem;
+          const bool inside = o >= c0 && o < c1;
+          for (size_t byte = 0; byte < elem; ++byte) {
+            ASSERT_EQ(part[at + byte], inside ? want[at + byte] : 0xa5)
+                << "channels [" << c0 << ", " << c1 << ") alone: pixel " << p << " channel " << o;
+          }
+        }
+      }
     }
   }
 
@@ -925,6 +962,41 @@ TEST(QConvPacking, RejectsBadShapesAndZeroPoints) {
   huge.group_in_channels = 4096;
   huge.kernel_h = huge.kernel_w = 3;  // K = 36864 > kMaxGemmK
   EXPECT_THROW(check_conv_weight_shape(huge), std::invalid_argument);
+}
+
+// qconv2d()'s channel ranges: whole 16-channel blocks inside the output, and only for the GEMM path
+// with one group (a depthwise or grouped conv computes all its channels per call).
+TEST(QConvRanges, RejectsChannelRangesItCannotTake) {
+  std::vector<uint8_t> input(4 * 4 * 32, 3), out(4 * 4 * 32 * 4, 0);
+  const int32_t zp = 0;
+  Conv2dGeometry geo;
+  geo.batch = 1;
+  geo.in_h = geo.in_w = 4;
+  OutputStageStorage st;
+  const std::vector<float> scale(32, 0.01f);
+  make_output_stage(OutputType::kUint8, RequantMode::kFloat, 0.1, scale.data(), scale.size(), 32, 0.1, 0, -INFINITY,
+                    INFINITY, &st);
+  const ConvActivations x{input.data(), false, 0};
+
+  ConvWeightShape dense;
+  dense.out_channels = 32;
+  dense.group_in_channels = 32;
+  const std::vector<uint8_t> weight(32 * 32 * 9, 130);
+  const ConvWeights w = pack_conv_weights(weight.data(), true, dense, &zp, 1);
+  ASSERT_TRUE(qconv2d_splits_channels(w.view()));
+  EXPECT_NO_THROW(qconv2d(x, geo, w.view(), nullptr, st.stage, 0, 16, 16, 32, out.data()));
+  EXPECT_THROW(qconv2d(x, geo, w.view(), nullptr, st.stage, 0, 16, 8, 32, out.data()), std::invalid_argument);
+  EXPECT_THROW(qconv2d(x, geo, w.view(), nullptr, st.stage, 0, 16, 0, 48, out.data()), std::invalid_argument);
+
+  ConvWeightShape dw;
+  dw.out_channels = dw.groups = 32;
+  dw.group_in_channels = 1;
+  dw.kernel_h = dw.kernel_w = 3;
+  geo.pad_h = geo.pad_w = 1;
+  const ConvWeights wd = pack_conv_weights(weight.data(), true, dw, &zp, 1);
+  ASSERT_FALSE(qconv2d_splits_channels(wd.view()));
+  EXPECT_NO_THROW(qconv2d(x, geo, wd.view(), nullptr, st.stage, 0, 16, 0, 32, out.data()));
+  EXPECT_THROW(qconv2d(x, geo, wd.view(), nullptr, st.stage, 0, 16, 0, 16, out.data()), std::invalid_argument);
 }
 
 TEST(QConvPacking, KindAndSizes) {

@@ -1049,7 +1049,7 @@ class ResidualAddQconvTest : public IsaTest {
       make_output_stage(OutputType::kFloat, RequantMode::kFloat, sa, wscale.data(), wscale.size(), s.out_c, 1.0, 0,
                         -kInf, kInf, &fst);
       std::vector<float> real(static_cast<size_t>(pixels) * oc);
-      qconv2d(x, geo, w.view(), bias.data(), fst.stage, 0, pixels, real.data());
+      qconv2d(x, geo, w.view(), bias.data(), fst.stage, 0, pixels, 0, s.out_c, real.data());
       float largest = 0;
       for (float v : real) largest = std::max(largest, std::fabs(v));
       const double levels = type == OutputType::kInt16 ? 20000.0 : 100.0;
@@ -1069,7 +1069,7 @@ class ResidualAddQconvTest : public IsaTest {
     const size_t out_bytes = static_cast<size_t>(pixels) * oc * elem;
     const std::vector<uint8_t> residual_before = res.data->to_vector();
     Buffer<uint8_t> want(out_bytes, 0, 0xA5);
-    qconv2d(x, geo, w.view(), bias.data(), st.stage, 0, pixels, want.data());
+    qconv2d(x, geo, w.view(), bias.data(), st.stage, 0, pixels, 0, s.out_c, want.data());
     ukernels::q8_vadd_scalar(static_cast<size_t>(pixels), oc, want.data(), oc, res.data->data(), res.stride, type, mode,
                              res.add);
     const std::vector<uint8_t> want_bytes(want.data(), want.data() + out_bytes);
@@ -1095,11 +1095,22 @@ class ResidualAddQconvTest : public IsaTest {
       }
       for (size_t r = ends.size(); r-- > 0;) {
         const int64_t b = r == 0 ? 0 : ends[r - 1];
-        qconv2d(x, geo, w.view(), bias.data(), fused, b, ends[r], got.data());
+        qconv2d(x, geo, w.view(), bias.data(), fused, b, ends[r], 0, s.out_c, got.data());
       }
       EXPECT_TRUE(got.guard_intact()) << "wrote outside the output";
       ASSERT_TRUE(same_elements(std::vector<uint8_t>(got.data(), got.data() + out_bytes), want_bytes, type, oc))
           << "pixel ranges " << desc.str();
+    }
+    // Channel ranges (as the threads take them when they split a wide layer's channels), the later
+    // first: each call must index the residual and the per-channel terms from its own channels.
+    if (qconv2d_splits_channels(w.view()) && s.out_c > 16) {
+      const int64_t cut = 16 * uniform_int<int64_t>(rng, 1, (s.out_c - 1) / 16);
+      Buffer<uint8_t> got(out_bytes, 0, 0xA5);
+      qconv2d(x, geo, w.view(), bias.data(), fused, 0, pixels, cut, s.out_c, got.data());
+      qconv2d(x, geo, w.view(), bias.data(), fused, 0, pixels, 0, cut, got.data());
+      EXPECT_TRUE(got.guard_intact()) << "wrote outside the output";
+      ASSERT_TRUE(same_elements(std::vector<uint8_t>(got.data(), got.data() + out_bytes), want_bytes, type, oc))
+          << "channel ranges [0, " << cut << ") [" << cut << ", " << s.out_c << ")";
     }
     ASSERT_TRUE(res.data->to_vector() == residual_before) << "the residual operand was modified";
   }

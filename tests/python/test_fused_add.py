@@ -188,19 +188,23 @@ def test_saturation_at_both_ends():
     assert fused.min().item() == 0 and fused.max().item() == 255
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    layer = ConvLayer("uint8", (32, 48, 20, 20, 3, 1, 1, 1, 1), batch=3)
+# 48 channels: threads split the pixels; 272 (17 blocks of 16): the channels, alone or with the
+# pixels (4 threads), so each thread indexes the residual from its own channels.
+@pytest.mark.parametrize("out_channels", [48, 272])
+def test_results_do_not_depend_on_the_thread_count(out_channels):
+    layer = ConvLayer("uint8", (32, out_channels, 20, 20, 3, 1, 1, 1, 1), batch=3)
     y = layer.run()
     other = torch.randint(0, 256, y.shape, dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
     threads = torch.get_num_threads()
     try:
         results = []
-        for t in (1, 2):
+        for t in (1, 2, 4):
             torch.set_num_threads(t)
             results.append(conv_add(layer, other, 0.03, 100, 0.05, 90, "relu"))
     finally:
         torch.set_num_threads(threads)
-    assert_bits_equal(results[0], results[1])
+    for result in results[1:]:
+        assert_bits_equal(result, results[0])
 
 
 # --- errors, Meta, export ------------------------------------------------------------------------

@@ -258,19 +258,28 @@ def test_padding_with_extreme_zero_point():
         assert_within_one_quantum(layer.run(), layer.reference())
 
 
-@pytest.mark.parametrize("shape", ["3x3", "depthwise", "pointwise", "grouped", "stem7x7s2"])
-def test_thread_count_does_not_change_results(shape):
-    c, oc, _, _, k, s, p, d, g = SHAPES[shape]
-    layer = Layer("uint8", (c, oc, 33, 31, k, s, p, d, g), batch=3)
+# Wide layers (17 blocks of 16 channels) whose threads split the channels, alone or with the
+# pixels (4 threads: 2 x 2), with a ragged last block.
+WIDE_SHAPES = {"wide3x3": (32, 272, 9, 7, 3, 1, 1, 1, 1), "wide_pointwise": (40, 280, 9, 7, 1, 1, 0, 1, 1)}
+
+
+@pytest.mark.parametrize("shape", ["3x3", "depthwise", "pointwise", "grouped", "stem7x7s2", *WIDE_SHAPES])
+def test_thread_count_does_not_change_results(shape, isa):
+    if shape in WIDE_SHAPES:
+        layer = Layer("uint8", WIDE_SHAPES[shape], batch=3)
+    else:
+        c, oc, _, _, k, s, p, d, g = SHAPES[shape]
+        layer = Layer("uint8", (c, oc, 33, 31, k, s, p, d, g), batch=3)
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        one = layer.run()
-        torch.set_num_threads(2)
-        two = layer.run()
+        results = {}
+        for t in (1, 2, 3, 4):
+            torch.set_num_threads(t)
+            results[t] = layer.run()
     finally:
         torch.set_num_threads(threads)
-    assert_bits_equal(two, one)
+    for t in (2, 3, 4):
+        assert_bits_equal(results[t], results[1])
 
 
 def test_every_isa_gives_the_same_bits():

@@ -1,7 +1,8 @@
 // CPU kernels of the quantized conv2d ops: conv2d_prepack builds the plan (qconv_plan.h);
 // quantized_conv2d checks the input against it and runs circle_quant::qconv2d() over ranges of
-// output pixels on the intra-op threads. Each output pixel is computed on its own, so results do
-// not depend on the thread count.
+// output pixels and channels on the intra-op threads (output_split.h: channels first where the
+// weights are wide). Each output element is computed by the same instructions whatever range a
+// thread gets, so results do not depend on the thread count.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "../common.h"
 #include "../fused_add.h"
+#include "../output_split.h"
 #include "../qconv_plan.h"
 #include "../quantized_conv2d.h"
 #include "core/qconv.h"
@@ -102,23 +104,39 @@ at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor&
   if (pixels == 0) return out;
 
   const circle_quant::ConvActivations activations{x.const_data_ptr(), plan.input_signed, plan.input_zero_point};
-  const int64_t macs = std::max<int64_t>(1, circle_quant::qconv_macs_per_pixel(shape));
-  const int64_t grain = std::max<int64_t>(1, kMinTaskMacs / macs);
   void* out_data = out.data_ptr();
-  const int64_t out_h = out.size(2), out_w = out.size(3);
-  if (circle_quant::conv_winograd_runs(plan.weights, geo, circle_quant::active_isa())) {
-    // Winograd tiles cover two output rows: ranges of whole pairs of rows compute each tile once.
-    const int64_t row_pairs = circle_quant::qconv2d_row_pair_count(geo.batch, out_h);
-    const int64_t pair_grain = std::max<int64_t>(1, grain / (2 * out_w));
-    at::parallel_for(0, row_pairs, pair_grain, [&](int64_t first, int64_t last) {
-      const int64_t begin = circle_quant::qconv2d_row_pair_start(first, out_h, out_w);
-      const int64_t end = std::min(pixels, circle_quant::qconv2d_row_pair_start(last, out_h, out_w));
-      circle_quant::qconv2d(activations, geo, plan.weights, plan.bias, plan.stage, begin, end, out_data);
-    });
+  const int64_t out_h = out.size(2), out_w = out.size(3), out_channels = shape.out_channels;
+  const auto run = [&](int64_t begin, int64_t end, int64_t channel_begin, int64_t channel_end) {
+    circle_quant::qconv2d(activations, geo, plan.weights, plan.bias, plan.stage, begin, end, channel_begin, channel_end,
+                          out_data);
+  };
+  const int64_t macs = pixels * std::max<int64_t>(1, circle_quant::qconv_macs_per_pixel(shape));
+  const int64_t tasks = std::min<int64_t>(at::get_num_threads(), macs / kMinTaskMacs);
+  if (tasks <= 1 || at::in_parallel_region()) {
+    run(0, pixels, 0, out_channels);
     return out;
   }
-  at::parallel_for(0, pixels, grain, [&](int64_t begin, int64_t end) {
-    circle_quant::qconv2d(activations, geo, plan.weights, plan.bias, plan.stage, begin, end, out_data);
+  // Rows of the split: Winograd tiles cover two output rows, so its ranges are whole pairs of rows
+  // (each tile computed once); other paths take ranges of pixels, counted in tiles of kRowTile.
+  const bool row_pairs = circle_quant::conv_winograd_runs(plan.weights, geo, circle_quant::active_isa());
+  const int64_t units =
+      row_pairs ? circle_quant::qconv2d_row_pair_count(geo.batch, out_h) : (pixels + kRowTile - 1) / kRowTile;
+  const int64_t blocks = circle_quant::qconv2d_splits_channels(plan.weights) ? (out_channels + kNr - 1) / kNr : 1;
+  const OutputSplit split = split_output(tasks, blocks, units);
+  const int64_t unit_step = (units + split.row_parts - 1) / split.row_parts;
+  const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
+  const auto pixel_of = [&](int64_t unit) {
+    return std::min(pixels, row_pairs ? circle_quant::qconv2d_row_pair_start(unit, out_h, out_w) : unit * kRowTile);
+  };
+  at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / split.col_parts, c = t % split.col_parts;
+      const int64_t u0 = r * unit_step, b0 = c * block_step;
+      if (u0 >= units || b0 >= blocks) continue;
+      const int64_t u1 = std::min(units, u0 + unit_step);
+      const int64_t channel_end = blocks == 1 ? out_channels : std::min(out_channels, (b0 + block_step) * kNr);
+      run(pixel_of(u0), pixel_of(u1), b0 * kNr, channel_end);
+    }
   });
   return out;
 }

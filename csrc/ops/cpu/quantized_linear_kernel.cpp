@@ -5,50 +5,19 @@
 // Threading: every output element is computed by the same instructions whatever range of rows
 // and 16-channel blocks a thread gets (qgemm.h), so results do not depend on the thread count.
 // Small calls (BERT at batch 1: M = 1) run on the calling thread when starting the pool would
-// cost more than the work; larger ones split channels first, then rows (split_work).
+// cost more than the work; larger ones split channels first, then rows (output_split.h).
 #include <ATen/Parallel.h>
 
 #include <limits>
 
 #include "../common.h"
 #include "../fused_add.h"
+#include "../output_split.h"
 #include "../qgemm_plan.h"
 #include "../quantized_linear.h"
 
 namespace torch_circle {
 namespace {
-
-constexpr int64_t kNr = static_cast<int64_t>(circle_quant::kGemmNr);
-constexpr int64_t kRowTile = 4;  // rows per microkernel tile on every ISA: splits stay aligned to it
-// A thread's share of the channels when they are split: at least this many 16-channel blocks, so
-// its calls still run whole wide tiles and spread their set-up over enough columns.
-constexpr int64_t kMinSplitBlocks = 8;
-
-// How a call's output is cut into row_parts x col_parts tasks, one per thread.
-//
-// Channels first: threads that take different channels of the same rows read the same rows of A
-// at about the same time, so a large A passes through the shared L3 once per weight chunk, not
-// once per thread, and each thread reads only its share of the weights. Rows are split only for
-// the threads the channels cannot occupy (kMinSplitBlocks each). On 2 threads this took the BERT
-// encoder at batch 32 from 0.73x to 0.83x the x86 int8 path at the AVX2 tier and from 1.17x to
-// 1.23x at AVX-512 VNNI (benchmarks/README.md, the end-to-end "Latest runs"). col_parts divides
-// `tasks`, so every thread gets one task. With fewer row tiles than the rows would need (M = 1
-// decoding, small batches), the channels alone are split, as finely as `tasks` allows.
-struct Split {
-  int64_t row_parts = 1, col_parts = 1;
-};
-Split split_work(int64_t tasks, int64_t blocks, int64_t row_tiles) {
-  Split split;
-  for (int64_t c = std::min(tasks, blocks / kMinSplitBlocks); c > 1; --c) {
-    if (tasks % c == 0) {
-      split.col_parts = c;
-      break;
-    }
-  }
-  split.row_parts = tasks / split.col_parts;
-  if (split.row_parts > row_tiles) split = Split{1, std::min(tasks, blocks)};
-  return split;
-}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_prepack_cpu(
     const at::Tensor& weight, const at::Tensor& weight_scale, const at::Tensor& weight_zero_point,
@@ -117,7 +86,7 @@ at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor&
     return out;
   }
   const int64_t row_tiles = (m + kRowTile - 1) / kRowTile;
-  const Split split = split_work(std::min<int64_t>(threads, m * row_macs / kMinTaskMacs), blocks, row_tiles);
+  const OutputSplit split = split_output(std::min<int64_t>(threads, m * row_macs / kMinTaskMacs), blocks, row_tiles);
   const int64_t tile_step = (row_tiles + split.row_parts - 1) / split.row_parts;
   const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
   at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {

@@ -17,8 +17,6 @@
 namespace torch_circle {
 namespace {
 
-constexpr int64_t kRowTile = 4;  // rows per microkernel tile on every ISA: splits stay aligned to it
-
 // One B packed for qgemm, in buffers a thread reuses from call to call.
 struct PackedOther {
   std::vector<int8_t> data;
