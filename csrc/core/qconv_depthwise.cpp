@@ -105,6 +105,19 @@ void conv_depthwise(const ConvActivations& x, const Conv2dGeometry& geo, const C
       row_ptr[kh] = ih >= 0 && ih < geo.in_h ? input + static_cast<size_t>((n * geo.in_h + ih) * geo.in_w) * pixel_bytes
                                              : zero_row.data();
     }
+    // The input rows of the next output row of this image that this one does not read, asked
+    // for now: at a large batch they come from memory, and the taps walk several rows at once,
+    // which the hardware prefetchers follow poorly.
+    if (oh + 1 < out_h) {
+      const int64_t first_new = oh * geo.stride_h - geo.pad_h + (kernel_h - 1) * geo.dilation_h + 1;
+      for (int64_t kh = 0; kh < kernel_h; ++kh) {
+        const int64_t ih = (oh + 1) * geo.stride_h - geo.pad_h + kh * geo.dilation_h;
+        if (ih < first_new || ih < 0 || ih >= geo.in_h) continue;
+        const uint8_t* row = input + static_cast<size_t>((n * geo.in_h + ih) * geo.in_w) * pixel_bytes;
+        const size_t row_bytes = static_cast<size_t>(geo.in_w) * pixel_bytes;
+        for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b, 0, 3);
+      }
+    }
     for (int64_t q = 0; q < row_pixels; q += tile) {
       const int64_t ow_end = row_first + std::min(row_pixels, q + tile);
       int64_t rows = 0;
