@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -993,6 +993,8 @@ def reproduce(args, threads: Sequence[int]) -> str:
         argv += ["--isa", args.isa]
     if args.weights != "uniform":
         argv += ["--weights", args.weights]
+    if args.batch != 1:
+        argv += ["--batch", str(args.batch)]
     return shlex.join(argv)
 
 
@@ -1141,8 +1143,16 @@ def main(argv=None) -> int:
         default="uniform",
         help="int8 weights uniform in [-127, 127] (default) or Gaussian quantized per channel (as trained layers)",
     )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="images per conv call (default 1): at 32 a layer's activations no longer fit the caches",
+    )
     p.add_argument("--rows-json", default=None, help=argparse.SUPPRESS)  # a tier child's rows, for its parent
     args = p.parse_args(argv)
+    if args.batch < 1:
+        p.error(f"--batch must be at least 1, got {args.batch}")
     tiers = args.isa.split(",")
     for t in tiers:
         if t not in TIER_ENV:
@@ -1174,6 +1184,7 @@ def main(argv=None) -> int:
     shapes = QUICK_SHAPES if args.quick else BERT_LINEARS + CONVS
     if args.only:
         shapes = [s for s in shapes if s.kind == args.only]
+    shapes = [replace(s, batch=args.batch) if s.kind == "conv" else s for s in shapes]
     command = reproduce(args, threads)
     print(f"reproduce: {command}")
     print()
@@ -1201,7 +1212,7 @@ def main(argv=None) -> int:
 
     print(
         "int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights "
-        f"({args.weights}), float bias, uint8 output requantized in the kernel; conv batch 1, channels-last input"
+        f"({args.weights}), float bias, uint8 output requantized in the kernel; conv batch {args.batch}, channels-last input"
     )
     print(f"CPU:     {cpu}; {flags}")
     print(

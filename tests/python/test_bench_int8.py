@@ -57,6 +57,21 @@ def test_bench_int8_kernels_quick_prints_table_peak_and_command():
     assert out.rstrip().splitlines()[-1].startswith("reproduce: python benchmarks/bench_int8_kernels.py")
 
 
+def test_bench_int8_kernels_batch_runs_every_conv_at_that_batch():
+    out = _run("bench_int8_kernels.py", "--only", "conv", "--batch", "3")
+    assert out.splitlines()[0].endswith("--only conv --batch 3"), out.splitlines()[0]
+    assert "conv batch 3, channels-last input" in out
+    header, convs = _table(out, "MobileNetV2 conv")
+    col = {h: i for i, h in enumerate(header)}
+    assert convs and all(row[col["shape"]].endswith(" b3") for row in convs), convs
+    for row in convs:  # ours and oneDNN ran the batch and agree with the exact result
+        assert re.fullmatch(r"\d+\.\d\dx", row[col["ours vs oneDNN"]]), row
+        assert (
+            "ours 0" in row[col["max diff vs float ref (steps)"]]
+            or "ours 1" in row[col["max diff vs float ref (steps)"]]
+        )
+
+
 def test_bench_int8_e2e_quick_verifies_the_x86_peer_calls_onednn_int8():
     out = _run("bench_int8_e2e.py")
     assert out.startswith("reproduce: python benchmarks/bench_int8_e2e.py --quick")
