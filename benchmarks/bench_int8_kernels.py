@@ -1212,7 +1212,8 @@ def main(argv=None) -> int:
 
     print(
         "int8 kernels: uint8 activations (zero point 115), int8 symmetric per-channel weights "
-        f"({args.weights}), float bias, uint8 output requantized in the kernel; conv batch {args.batch}, channels-last input"
+        f"({args.weights}), float bias, uint8 output requantized in the kernel; "
+        f"conv batch {args.batch}, channels-last input"
     )
     print(f"CPU:     {cpu}; {flags}")
     print(
