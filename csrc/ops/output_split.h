@@ -12,6 +12,8 @@
 // batches), the channels alone are split, as finely as `tasks` allows.
 #pragma once
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -41,6 +43,20 @@ inline OutputSplit split_output(int64_t tasks, int64_t blocks, int64_t row_tiles
   split.row_parts = tasks / split.col_parts;
   if (split.row_parts > row_tiles) split = OutputSplit{1, std::min(tasks, blocks)};
   return split;
+}
+
+// Runs part(u0, u1, b0, b1) on the intra-op threads, once per task of `split`: row units [u0, u1)
+// of `units` (the caller's row tiles) and channel blocks [b0, b1) of `blocks`.
+template <typename Part>
+void parallel_over_split(const OutputSplit& split, int64_t units, int64_t blocks, const Part& part) {
+  const int64_t unit_step = (units + split.row_parts - 1) / split.row_parts;
+  const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
+  at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t u0 = t / split.col_parts * unit_step, b0 = t % split.col_parts * block_step;
+      if (u0 < units && b0 < blocks) part(u0, std::min(units, u0 + unit_step), b0, std::min(blocks, b0 + block_step));
+    }
+  });
 }
 
 }  // namespace torch_circle

@@ -259,7 +259,7 @@ def test_padding_with_extreme_zero_point():
 
 
 # Wide layers (17 blocks of 16 channels) whose threads split the channels, alone or with the
-# pixels (4 threads: 2 x 2), with a ragged last block.
+# pixels (4 threads on the 3x3: 2 x 2), with a ragged last block.
 WIDE_SHAPES = {"wide3x3": (32, 272, 9, 7, 3, 1, 1, 1, 1), "wide_pointwise": (40, 280, 9, 7, 1, 1, 0, 1, 1)}
 
 

@@ -123,20 +123,11 @@ at::Tensor run_conv2d(const char* op, const at::Tensor& input, const at::Tensor&
       row_pairs ? circle_quant::qconv2d_row_pair_count(geo.batch, out_h) : (pixels + kRowTile - 1) / kRowTile;
   const int64_t blocks = circle_quant::qconv2d_splits_channels(plan.weights) ? (out_channels + kNr - 1) / kNr : 1;
   const OutputSplit split = split_output(tasks, blocks, units);
-  const int64_t unit_step = (units + split.row_parts - 1) / split.row_parts;
-  const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
   const auto pixel_of = [&](int64_t unit) {
     return std::min(pixels, row_pairs ? circle_quant::qconv2d_row_pair_start(unit, out_h, out_w) : unit * kRowTile);
   };
-  at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / split.col_parts, c = t % split.col_parts;
-      const int64_t u0 = r * unit_step, b0 = c * block_step;
-      if (u0 >= units || b0 >= blocks) continue;
-      const int64_t u1 = std::min(units, u0 + unit_step);
-      const int64_t channel_end = blocks == 1 ? out_channels : std::min(out_channels, (b0 + block_step) * kNr);
-      run(pixel_of(u0), pixel_of(u1), b0 * kNr, channel_end);
-    }
+  parallel_over_split(split, units, blocks, [&](int64_t u0, int64_t u1, int64_t b0, int64_t b1) {
+    run(pixel_of(u0), pixel_of(u1), b0 * kNr, blocks == 1 ? out_channels : std::min(out_channels, b1 * kNr));
   });
   return out;
 }

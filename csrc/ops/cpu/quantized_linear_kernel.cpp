@@ -87,16 +87,8 @@ at::Tensor run_linear(const char* op, const at::Tensor& input, const at::Tensor&
   }
   const int64_t row_tiles = (m + kRowTile - 1) / kRowTile;
   const OutputSplit split = split_output(std::min<int64_t>(threads, m * row_macs / kMinTaskMacs), blocks, row_tiles);
-  const int64_t tile_step = (row_tiles + split.row_parts - 1) / split.row_parts;
-  const int64_t block_step = (blocks + split.col_parts - 1) / split.col_parts;
-  at::parallel_for(0, split.row_parts * split.col_parts, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / split.col_parts, c = t % split.col_parts;
-      const int64_t m0 = r * tile_step * kRowTile, b0 = c * block_step;
-      if (m0 < m && b0 < blocks) {
-        run(m0, std::min(m, m0 + tile_step * kRowTile), b0 * kNr, std::min(n, (b0 + block_step) * kNr));
-      }
-    }
+  parallel_over_split(split, row_tiles, blocks, [&](int64_t u0, int64_t u1, int64_t b0, int64_t b1) {
+    run(u0 * kRowTile, std::min(m, u1 * kRowTile), b0 * kNr, std::min(n, b1 * kNr));
   });
   return out;
 }
