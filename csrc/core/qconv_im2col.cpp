@@ -345,7 +345,9 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
       tap_offsets.push_back((kh * geo.dilation_h * padded_w + kw * geo.dilation_w) * c);
     }
   }
-  // An output row per call leaves the last row tile part empty (7 or 14 pixels in tiles of 8 or
+  // Kernels that read rows by offset (AVX-512 VNNI) take an image's pixels of the range in one
+  // call, each GEMM row at its own offset (below). For the others (AMX: tile loads take one
+  // stride), an output row per call leaves the last row tile part empty (7 or 14 pixels in tiles of 8 or
   // 16 rows; 28 in tiles of 8: 4 of 32 rows). Whole output rows then go to one qgemm() call as
   // virtual rows (qgemm.h), read at one stride across the row ends, when the pixels computed and
   // dropped there (the padding columns) are at most a quarter, and for rows of 16 pixels or more
@@ -358,12 +360,25 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   const int64_t row_slots = row_kernel.balance_row_tiles ? out_w : (out_w + tile_rows - 1) / tile_rows * tile_rows;
   const bool virtual_rows = period > 0 && (period - out_w) * 4 <= period &&
                             (out_w < 16 || (period - out_w) * row_slots < (row_slots - out_w) * period);
+  // Rows by offset cost the tile a few percent (it steps a pointer per row): rows that read as
+  // virtual rows with at most 1/16 of them dropped (56 x 56 layers: 2 of 58) stay so.
+  const bool offsets_pay = !(virtual_rows && (period - out_w) * 16 <= period);
+  thread_local std::vector<int64_t> row_offsets;
   int64_t image = -1;
   for (int64_t p = pixel_begin; p < pixel_end;) {
     const int64_t n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
-    int64_t rows = std::min(out_w - ow, pixel_end - p);
-    // Whole output rows of this image from here, as virtual rows.
-    const int64_t whole_rows = virtual_rows && ow == 0 ? std::min((pixel_end - p) / out_w, out_h - oh) : 0;
+    // Kernels that read rows by offset take the range's pixels of this image in one call, exactly
+    // (virtual rows computed a quarter more pixels than ResNet's 7x7 layers have, and an eighth
+    // at 14x14).
+    const int64_t image_rows = std::min(pixel_end, (n + 1) * out_h * out_w) - p;
+    const bool by_offset =
+        offsets_pay &&
+        qgemm_taps_supported(isa, blocks, static_cast<size_t>(image_rows), layout, static_cast<size_t>(c)) &&
+        qgemm_rows_by_offset(isa, blocks, static_cast<size_t>(image_rows), layout);
+    int64_t rows = by_offset ? image_rows : std::min(out_w - ow, pixel_end - p);
+    // Otherwise whole output rows of this image from here, as virtual rows.
+    const int64_t whole_rows =
+        virtual_rows && !by_offset && ow == 0 ? std::min((pixel_end - p) / out_w, out_h - oh) : 0;
     const int64_t gemm_rows = whole_rows >= 2 ? (whole_rows - 1) * period + out_w : rows;
     if (whole_rows >= 2) rows = whole_rows * out_w;
     if (!qgemm_taps_supported(isa, blocks, static_cast<size_t>(gemm_rows), layout, static_cast<size_t>(c))) {
@@ -380,12 +395,20 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
       padded.sum_pixels(image_bytes, static_cast<size_t>(pixels), c, kernel_signed, isa);
     }
     image = n;
-    const int64_t first_pixel = oh * geo.stride_h * padded_w + ow * geo.stride_w;
+    // The first pixel's input pixel in the padded image (rows by offset: each pixel's, from 0).
+    const int64_t first_pixel = by_offset ? 0 : oh * geo.stride_h * padded_w + ow * geo.stride_w;
     GemmActivations a{image_bytes + static_cast<size_t>(first_pixel * c), kernel_signed, za,
                       static_cast<size_t>(geo.stride_w * c)};
     a.tap_offsets = tap_offsets.data();
     a.taps = tap_offsets.size();
     if (group0.has_weight_zero_point) a.tap_run_sums = padded.pixel_sums.data() + first_pixel;
+    if (by_offset) {
+      row_offsets.resize(static_cast<size_t>(rows));
+      for (int64_t i = 0, q = oh * out_w + ow; i < rows; ++i, ++q) {
+        row_offsets[static_cast<size_t>(i)] = (q / out_w * geo.stride_h * padded_w + q % out_w * geo.stride_w) * c;
+      }
+      a.row_offsets = row_offsets.data();
+    }
     if (whole_rows >= 2) {
       a.row_period = static_cast<size_t>(period);
       a.row_valid = static_cast<size_t>(out_w);

@@ -562,6 +562,10 @@ bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout, s
   return uk.accumulate_taps != nullptr && tap_k % uk.tap_align == 0;
 }
 
+bool qgemm_rows_by_offset(Isa isa, size_t blocks, size_t rows, int32_t layout) {
+  return ukernels::gemm_microkernel_for(isa, blocks, rows, layout).reads_row_offsets;
+}
+
 void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const PackedWeightsView& w, int64_t n_begin,
            int64_t n_end, const int32_t* bias, const OutputStage& stage, void* out, size_t out_stride) {
   if (m_begin >= m_end || n_begin >= n_end) return;
@@ -584,6 +588,14 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
     throw std::logic_error(fmt::format("circle_quant: kernel {} cannot read these tapped activations", uk.name));
   }
   const size_t tap_k = tapped ? k / a.taps : 0;
+  const bool by_offset = a.row_offsets != nullptr;
+  if (by_offset && (!tapped || !uk.reads_row_offsets || a.row_period != 0 ||
+                    (w.has_weight_zero_point && a.tap_run_sums == nullptr))) {
+    throw std::logic_error(fmt::format(
+        "circle_quant: kernel {} cannot read rows by offset here (tapped, no virtual rows, run sums for weight "
+        "zero points)",
+        uk.name));
+  }
 
   // The kernel reads A as uint8 (x86) or int8 (ARM). Activations of the other signedness are
   // moved by 128 (flip the sign bit) into scratch, and so is their zero point: a - za is
@@ -591,7 +603,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const bool flip = a.is_signed != uk.a_signed;
   const int32_t za = a.zero_point + (flip ? (a.is_signed ? 128 : -128) : 0);
   thread_local std::vector<uint8_t> flipped;
-  const uint8_t* a_rows = static_cast<const uint8_t*>(a.data) + static_cast<size_t>(m_begin) * a.stride;
+  // Rows by offset: a_rows is A's base and row i's offset a.row_offsets[m_begin + i].
+  const uint8_t* a_rows =
+      static_cast<const uint8_t*>(a.data) + (by_offset ? 0 : static_cast<size_t>(m_begin) * a.stride);
   size_t a_stride = a.stride;
   if (flip && k > 0) {
     flipped.resize(rows * k);
@@ -629,7 +643,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   // separate pass over every row first read A from memory twice when a call's rows outgrow the
   // caches (a pointwise conv of a batch: 9% of MobileNetV2's time at batch 32).
   const bool sums_needed = w.has_weight_zero_point;
-  const bool runs_summed = sums_needed && tapped && a.tap_run_sums != nullptr && a.stride % tap_k == 0 &&
+  const bool runs_summed = sums_needed && tapped && a.tap_run_sums != nullptr && (by_offset || a.stride % tap_k == 0) &&
                            std::all_of(a.tap_offsets, a.tap_offsets + a.taps,
                                        [&](int64_t offset) { return offset % static_cast<int64_t>(tap_k) == 0; });
   thread_local std::vector<size_t> run_offsets;  // runs_summed: the taps in runs, divided once
@@ -644,7 +658,15 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   // Rows [i0, i0 + count) of the call, from A as the caller gave it (a_rows and a_stride here).
   const auto sum_rows = [&, a_rows, a_stride](size_t i0, size_t count) {
     int32_t* sums = row_sum_buffer.data() + i0;
-    if (runs_summed) {  // the caller's run sums, one per tap
+    if (runs_summed && by_offset) {  // the caller's run sums at each row's offset
+      const int64_t* offsets = a.row_offsets + m_begin + static_cast<int64_t>(i0);
+      for (size_t i = 0; i < count; ++i) {
+        const int32_t* runs = a.tap_run_sums + static_cast<size_t>(offsets[i]) / tap_k;  // one division a row
+        int32_t sum = 0;
+        for (size_t t = 0; t < a.taps; ++t) sum += runs[run_offsets[t]];
+        sums[i] = sum;
+      }
+    } else if (runs_summed) {  // the caller's run sums, one per tap
       const size_t row_runs = a.stride / tap_k;
       const int32_t* runs = a.tap_run_sums + (static_cast<size_t>(m_begin) + i0) * row_runs;
       std::fill(sums, sums + count, 0);
@@ -736,9 +758,13 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
         for (size_t t = i; t < i + mr; t += call_rows) {
           const size_t tr = std::min(call_rows, i + mr - t);
           int32_t* tile_acc = acc + (t - i) * acc_stride + (nb - chunk) * kGemmNr;
-          if (tapped) {
-            uk.accumulate_taps(tr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + t * a_stride, a_stride, b_tile,
-                               block_stride, tile_acc, acc_stride);
+          if (by_offset) {
+            uk.accumulate_taps(tr, blocks, a.taps, a.tap_offsets, tap_k, a_rows, a_stride,
+                               a.row_offsets + m_begin + static_cast<int64_t>(t), b_tile, block_stride, tile_acc,
+                               acc_stride);
+          } else if (tapped) {
+            uk.accumulate_taps(tr, blocks, a.taps, a.tap_offsets, tap_k, a_rows + t * a_stride, a_stride, nullptr,
+                               b_tile, block_stride, tile_acc, acc_stride);
           } else {
             uk.accumulate(tr, blocks, k, a_rows + t * a_stride, a_stride, b_tile, block_stride, tile_acc, acc_stride);
           }

@@ -238,12 +238,19 @@ struct GemmActivations {
   // row_valid are outputs; GEMM row v is output row (v / row_period) · row_valid + v % row_period
   // and the others are computed and dropped. Their A bytes must be readable.
   size_t row_period = 0, row_valid = 0;
+  // Optional, tapped only, for kernels that read them (GemmMicrokernel::reads_row_offsets, see
+  // qgemm_rows_by_offset()): row i starts at data + row_offsets[i] (i from 0, not m_begin), not
+  // at data + i * stride; with tap_run_sums the offsets are multiples of K / taps too. A conv's
+  // GEMM rows are then exactly its output pixels, across the ends of output rows.
+  const int64_t* row_offsets = nullptr;
 };
 
 // Whether qgemm() under `isa` reads tapped activations (GemmActivations::tap_offsets) of tap_k
 // bytes per tap for a call of `rows` rows over `blocks` 16-channel blocks of weights with
 // prepacked layout `layout`.
 bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout, size_t tap_k);
+// Whether such a call also takes GemmActivations::row_offsets.
+bool qgemm_rows_by_offset(Isa isa, size_t blocks, size_t rows, int32_t layout);
 
 // out[m, n] for rows [m_begin, m_end) and channels [n_begin, n_end); n_begin must be a multiple
 // of kGemmNr (blocks are not split between threads). bias: int32 at scale sa·sb[n] (n entries) or

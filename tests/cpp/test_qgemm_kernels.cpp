@@ -254,6 +254,75 @@ TEST_P(MicrokernelTest, AccumulateExtremeValuesAreExact) {
 
 INSTANTIATE_TEST_SUITE_P(Gemm, MicrokernelTest, ::testing::ValuesIn(unsigned_a_gemm_kernels()), kernel_param_name);
 
+// --- the implicit-GEMM form (accumulate_taps) ----------------------------------------------------
+
+std::vector<std::string> tapped_gemm_kernels() {
+  return runnable_kernels(ukernels::gemm_kernels(),
+                          [](const auto& row) { return row.kernel.accumulate_taps != nullptr; });
+}
+
+class TappedMicrokernelTest : public MicrokernelTest {};
+
+// Rows of A at one stride, and (kernels that read them) at arbitrary offsets: unordered,
+// overlapping, and shared between rows, as a conv's output pixels across the ends of output rows
+// are. Checked against sums written out from the unpacked weights, with every accumulator outside
+// the tile left alone.
+TEST_P(TappedMicrokernelTest, TapsMatchNaiveSumsWithRowsByStrideAndByOffset) {
+  std::mt19937 rng(77);
+  for (int trial = 0; trial < 60; ++trial) {
+    const size_t mr = uniform_int<size_t>(rng, 1, uk_.mr), blocks = uniform_int<size_t>(rng, 1, uk_.max_blocks);
+    const size_t taps = uniform_int<size_t>(rng, 1, 9), tap_k = uk_.tap_align * uniform_int<size_t>(rng, 1, 3);
+    const size_t k = taps * tap_k, n = blocks * kGemmNr - uniform_int<size_t>(rng, 0, kGemmNr - 1);
+    std::vector<int8_t> w(n * k);
+    for (int8_t& v : w) v = static_cast<int8_t>(uniform_int<int>(rng, -128, 127));
+    const int32_t zero = 0;
+    const PackedWeights packed =
+        pack_weights(w.data(), false, static_cast<int64_t>(n), static_cast<int64_t>(k), &zero, 1);
+    std::vector<uint8_t> a(8192);
+    for (uint8_t& v : a) v = static_cast<uint8_t>(uniform_int<int>(rng, 0, 255));
+    std::vector<int64_t> tap_offsets(taps);
+    for (int64_t& o : tap_offsets) o = uniform_int<int64_t>(rng, 0, 2048);
+    const size_t a_stride = uniform_int<size_t>(rng, 1, 300);
+    for (bool by_offset : {false, true}) {
+      if (by_offset && !uk_.reads_row_offsets) continue;  // stride-only kernel (AMX)
+      std::vector<int64_t> row_offsets(mr);
+      for (size_t r = 0; r < mr; ++r) {
+        row_offsets[r] = by_offset ? (r > 0 && uniform_int<int>(rng, 0, 3) == 0 ? row_offsets[r - 1]
+                                                                                : uniform_int<int64_t>(rng, 0, 2048))
+                                   : static_cast<int64_t>(r * a_stride);
+      }
+      const size_t acc_stride = blocks * kGemmNr + uniform_int<size_t>(rng, 0, 8);
+      const int32_t sentinel = 0x5eed5eed;
+      std::vector<int32_t> got(mr * acc_stride, sentinel);
+      uk_.accumulate_taps(mr, blocks, taps, tap_offsets.data(), tap_k, a.data(), a_stride,
+                          by_offset ? row_offsets.data() : nullptr, packed.data.data(), packed.view().block_stride(),
+                          got.data(), acc_stride);
+      if (uk_.finish != nullptr) uk_.finish();
+      for (size_t r = 0; r < mr; ++r) {
+        for (size_t j = 0; j < acc_stride; ++j) {
+          int32_t want = sentinel;
+          if (j < n) {
+            want = 0;
+            for (size_t t = 0; t < taps; ++t) {
+              const uint8_t* run = a.data() + row_offsets[r] + tap_offsets[t];
+              for (size_t kk = 0; kk < tap_k; ++kk) want += run[kk] * w[j * k + t * tap_k + kk];
+            }
+          } else if (j < blocks * kGemmNr) {
+            want = 0;  // a padded channel of the last block: zero weights
+          }
+          ASSERT_EQ(got[r * acc_stride + j], want)
+              << uk_.name << (by_offset ? " rows by offset" : " rows by stride") << ": row " << r << ", column " << j
+              << " (mr " << mr << ", blocks " << blocks << ", taps " << taps << ", tap_k " << tap_k << ")";
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Gemm, TappedMicrokernelTest, ::testing::ValuesIn(tapped_gemm_kernels()), kernel_param_name);
+// CPUs without AVX-512 VNNI or AMX have no tapped kernel (their convs take im2col): no cases there.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TappedMicrokernelTest);
+
 // --- output stages -----------------------------------------------------------------------------
 
 // A random multiplier for channel c: tiny, ties-prone powers of two, near 1, above 1 (left

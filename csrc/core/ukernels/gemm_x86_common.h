@@ -38,7 +38,8 @@ using TileFn = void (*)(size_t k, const uint8_t* a, size_t a_stride, const int8_
 
 // Tile<mr, blocks>::runs, the implicit-GEMM form (GemmAccumulateTapsFn's arguments).
 using TapTileFn = void (*)(size_t taps, const int64_t* tap_offsets, size_t tap_k, const uint8_t* a, size_t a_stride,
-                           const int8_t* b, size_t block_stride, int32_t* acc, size_t acc_stride);
+                           const int64_t* row_offsets, const int8_t* b, size_t block_stride, int32_t* acc,
+                           size_t acc_stride);
 
 // Table of Tile<mr, blocks> for mr in 1..MR, blocks in 1..NB, so that partial tiles (the last
 // rows of M, the last blocks of N) keep their accumulators in registers too. Fn says which entry:

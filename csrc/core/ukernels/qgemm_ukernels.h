@@ -34,12 +34,14 @@ using GemmAccumulateFn = void (*)(size_t mr, size_t blocks, size_t k, const uint
 
 // The same sums with A gathered from `taps` places per row, without an im2col copy (the implicit
 // GEMM of a convolution, kernels that have it: GemmMicrokernel::accumulate_taps):
-//   A(i, t · tap_k + kk) = a[i * a_stride + tap_offsets[t] + kk]   for t < taps, kk < tap_k,
-// so k = taps · tap_k and B is the packed weights in that (tap, kk) order. tap_k is a multiple of
+//   A(i, t · tap_k + kk) = row_i[tap_offsets[t] + kk]   for t < taps, kk < tap_k,
+// where row_i = a + i * a_stride, or a + row_offsets[i] when row_offsets is not null (a conv's
+// output pixels across row ends; only kernels with GemmMicrokernel::reads_row_offsets take it).
+// So k = taps · tap_k and B is the packed weights in that (tap, kk) order. tap_k is a multiple of
 // the kernel's tap_align; the kernel reads nothing of a outside those taps · tap_k bytes per row.
 using GemmAccumulateTapsFn = void (*)(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
-                                      const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride,
-                                      int32_t* acc, size_t acc_stride);
+                                      const uint8_t* a, size_t a_stride, const int64_t* row_offsets, const int8_t* b,
+                                      size_t block_stride, int32_t* acc, size_t acc_stride);
 constexpr size_t kTapAlign = 64;  // AMX: one tile row of a tap's bytes per load
 
 // out(i, j) for i < rows, j < cols:
@@ -113,6 +115,9 @@ struct GemmMicrokernel {
   // qgemm() then makes one call per block for a group of rows, and the kernel reads a block's
   // set-up once for all of them.
   bool any_rows = false;
+  // accumulate_taps takes row_offsets (rows anywhere in A): a conv then gives its GEMM exactly its
+  // output pixels (qconv_im2col.cpp); without it, whole output rows read at one stride.
+  bool reads_row_offsets = false;
 };
 
 // Distance between two working B blocks: the groups and the tail, rounded up to a cache line so

@@ -183,9 +183,11 @@ void accumulate_amx_32x32(size_t mr, size_t blocks, size_t k, const uint8_t* a, 
   }
 }
 
+// Rows at one stride only (tile loads take one stride): row_offsets is always null here, as the
+// descriptor does not set reads_row_offsets.
 void accumulate_taps_amx_32x32(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
-                               const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
-                               size_t acc_stride) {
+                               const uint8_t* a, size_t a_stride, const int64_t* /*row_offsets*/, const int8_t* b,
+                               size_t block_stride, int32_t* acc, size_t acc_stride) {
   const bool two_row_tiles = mr > kTileRows, two_blocks = blocks > 1;
   const auto run = [&](auto fn) { fn(mr, taps, tap_offsets, tap_k, a, a_stride, b, block_stride, acc, acc_stride); };
   if (two_row_tiles) {

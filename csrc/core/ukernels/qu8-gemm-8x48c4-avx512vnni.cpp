@@ -22,9 +22,10 @@ void accumulate_avx512vnni(size_t mr, size_t blocks, size_t k, const uint8_t* a,
 }
 
 void accumulate_avx512vnni_taps(size_t mr, size_t blocks, size_t taps, const int64_t* tap_offsets, size_t tap_k,
-                                const uint8_t* a, size_t a_stride, const int8_t* b, size_t block_stride, int32_t* acc,
-                                size_t acc_stride) {
-  kTapTiles.fn[mr - 1][blocks - 1](taps, tap_offsets, tap_k, a, a_stride, b, block_stride, acc, acc_stride);
+                                const uint8_t* a, size_t a_stride, const int64_t* row_offsets, const int8_t* b,
+                                size_t block_stride, int32_t* acc, size_t acc_stride) {
+  kTapTiles.fn[mr - 1][blocks - 1](taps, tap_offsets, tap_k, a, a_stride, row_offsets, b, block_stride, acc,
+                                   acc_stride);
 }
 
 }  // namespace
