@@ -72,6 +72,32 @@ def test_bench_int8_kernels_batch_runs_every_conv_at_that_batch():
         )
 
 
+def test_bench_int8_kernels_x_zero_point_reaches_every_implementation():
+    # Zero point 0 (a layer after ReLU) is where oneDNN skips its compensation: all three must
+    # compute with it, and agree with the float reference built with it.
+    out = _run("bench_int8_kernels.py", "--only", "conv", "--x-zero-point", "0")
+    assert out.splitlines()[0].endswith("--only conv --x-zero-point 0"), out.splitlines()[0]
+    assert "uint8 activations (zero point 0)" in out
+    header, convs = _table(out, "ResNet-18 conv")
+    col = {h: i for i, h in enumerate(header)}
+    assert convs, out
+    for row in convs:
+        diffs = row[col["max diff vs float ref (steps)"]]
+        for impl in ("oneDNN", "FBGEMM", "ours"):
+            assert re.search(rf"{impl} [01]\b", diffs), row
+
+
+def test_bench_int8_kernels_rejects_a_zero_point_outside_uint8():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_int8_kernels.py"), "--x-zero-point", "256"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2 and "--x-zero-point must be in [0, 255]" in done.stderr, done.stderr
+
+
 def test_bench_int8_e2e_quick_verifies_the_x86_peer_calls_onednn_int8():
     out = _run("bench_int8_e2e.py")
     assert out.startswith("reproduce: python benchmarks/bench_int8_e2e.py --quick")
