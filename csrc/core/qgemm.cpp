@@ -589,12 +589,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   }
   const size_t tap_k = tapped ? k / a.taps : 0;
   const bool by_offset = a.row_offsets != nullptr;
-  if (by_offset && (!tapped || !uk.reads_row_offsets || a.row_period != 0 ||
-                    (w.has_weight_zero_point && a.tap_run_sums == nullptr))) {
-    throw std::logic_error(fmt::format(
-        "circle_quant: kernel {} cannot read rows by offset here (tapped, no virtual rows, run sums for weight "
-        "zero points)",
-        uk.name));
+  if (by_offset && (!tapped || !uk.reads_row_offsets || a.row_period != 0)) {
+    throw std::logic_error(
+        fmt::format("circle_quant: kernel {} cannot read rows by offset here (tapped, without virtual rows)", uk.name));
   }
 
   // The kernel reads A as uint8 (x86) or int8 (ARM). Activations of the other signedness are
@@ -646,6 +643,9 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   const bool runs_summed = sums_needed && tapped && a.tap_run_sums != nullptr && (by_offset || a.stride % tap_k == 0) &&
                            std::all_of(a.tap_offsets, a.tap_offsets + a.taps,
                                        [&](int64_t offset) { return offset % static_cast<int64_t>(tap_k) == 0; });
+  if (by_offset && sums_needed && !runs_summed) {  // the sums below read rows at one stride
+    throw std::logic_error("circle_quant: rows by offset with weight zero points need the taps' run sums");
+  }
   thread_local std::vector<size_t> run_offsets;  // runs_summed: the taps in runs, divided once
   if (runs_summed) {
     run_offsets.resize(a.taps);

@@ -239,9 +239,10 @@ struct GemmActivations {
   // and the others are computed and dropped. Their A bytes must be readable.
   size_t row_period = 0, row_valid = 0;
   // Optional, tapped only, for kernels that read them (GemmMicrokernel::reads_row_offsets, see
-  // qgemm_rows_by_offset()): row i starts at data + row_offsets[i] (i from 0, not m_begin), not
-  // at data + i * stride; with tap_run_sums the offsets are multiples of K / taps too. A conv's
-  // GEMM rows are then exactly its output pixels, across the ends of output rows.
+  // qgemm_rows_by_offset()): GEMM row i (m_begin <= i < m_end) starts at data + row_offsets[i]
+  // instead of data + i * stride; with weight zero points tap_run_sums must be given and the
+  // offsets be multiples of K / taps. A conv's GEMM rows are then exactly its output pixels,
+  // across the ends of output rows.
   const int64_t* row_offsets = nullptr;
 };
 

@@ -1113,6 +1113,42 @@ TEST_P(QgemmTest, KernelName) {
   }
 }
 
+// Rows by offset (GemmActivations::row_offsets) only where the kernel reads them, for tapped
+// calls, and with weight zero points only with the taps' run sums: otherwise a logic_error, never
+// rows read at the wrong place.
+TEST_P(QgemmTest, RowsByOffsetOnlyWhereTheyCanBeRead) {
+  IsaOverride force(GetParam());
+  const int64_t n = 32, k = 64, m = 8;
+  const std::vector<int8_t> weight(static_cast<size_t>(n * k), 3);
+  const int32_t zero = 0, five = 5;
+  const PackedWeights symmetric = pack_weights(weight.data(), false, n, k, &zero, 1);
+  const PackedWeights with_zero_point = pack_weights(weight.data(), false, n, k, &five, 1);
+  OutputStageStorage st;
+  const float scale = 0.01f;
+  make_output_stage(OutputType::kUint8, RequantMode::kFloat, 0.1, &scale, 1, n, 0.5, 0, -kInf, kInf, &st);
+  std::vector<uint8_t> a(4096, 7), out(static_cast<size_t>(m * n), 0);
+  std::vector<int64_t> row_offsets(m);
+  for (int64_t i = 0; i < m; ++i) row_offsets[static_cast<size_t>(i)] = (m - 1 - i) * k;  // any order
+  const int64_t tap_offsets[1] = {0};
+  GemmActivations rows{a.data(), false, 0, static_cast<size_t>(k)};
+  rows.row_offsets = row_offsets.data();
+  const auto call = [&](const GemmActivations& x, const PackedWeights& w) {
+    qgemm(x, 0, m, w.view(), 0, n, nullptr, st.stage, out.data(), static_cast<size_t>(n));
+  };
+  EXPECT_THROW(call(rows, symmetric), std::logic_error);  // not tapped
+  GemmActivations tapped = rows;
+  tapped.tap_offsets = tap_offsets;
+  tapped.taps = 1;
+  const int32_t layout = symmetric.view().prepacked_b != nullptr ? symmetric.view().prepacked_layout : 0;
+  if (qgemm_taps_supported(GetParam(), 2, m, layout, k) && qgemm_rows_by_offset(GetParam(), 2, m, layout)) {
+    call(tapped, symmetric);
+    for (uint8_t v : out) ASSERT_EQ(v, 3);  // 64 · 7 · 3 at scale 0.1 · 0.01, over 0.5: 2.688
+    EXPECT_THROW(call(tapped, with_zero_point), std::logic_error);  // no run sums
+  } else {
+    EXPECT_THROW(call(tapped, symmetric), std::logic_error);
+  }
+}
+
 #if defined(__x86_64__)
 TEST(QgemmTileChoice, AvxVnni512PicksTheWidthWhoseLastTileIsFullest) {
   // The choice reads the registry's data only: it runs on any CPU, whatever the kernels' ISA.
