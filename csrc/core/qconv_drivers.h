@@ -29,11 +29,11 @@ struct PaddedImage {
   // pixel summed once, instead of once per tap that reads it.
   void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed, Isa isa);
 
-  // Image n with pad_h / pad_w of fill_value around it, plus extra_h rows below and extra_w
-  // columns right (the Winograd tiles' overhang) and `slack` bytes after the end; bytes moved by
-  // 128 when `flip`.
+  // Images [n, n + count) each with pad_h / pad_w of fill_value around it, plus extra_h rows below
+  // and extra_w columns right (the Winograd tiles' overhang), one after another, and `slack` bytes
+  // after the last; bytes moved by 128 when `flip`.
   void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip,
-            int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0);
+            int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0, int64_t count = 1);
 };
 
 // Output pixels [pixel_begin, pixel_end) of an out_h × out_w output under `isa`, the GEMM paths'

@@ -29,6 +29,10 @@ namespace {
 // (or the scratch slack, kIm2colSlack) is written afterwards.
 constexpr size_t kIm2colSlack = 32;
 
+// At most this many bytes of padded input images per qgemm() call when the call's rows span
+// images (conv_gemm): with one of qgemm()'s weight chunks (kGemmChunkBytes) they stay in a 512 KB L2.
+constexpr size_t kImageGroupBytes = 256 * 1024;
+
 // Moves 32 bytes (flipped as copy_bytes says): both halves in registers before either store.
 inline void move_32_bytes(uint8_t* dst, const uint8_t* src, bool flip) {
 #if defined(__SSE2__)
@@ -237,31 +241,37 @@ void PaddedImage::sum_pixels(const uint8_t* pixels, size_t count, int64_t c, boo
 }
 
 void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value,
-                       bool flip, int64_t extra_h, int64_t extra_w, size_t slack) {
+                       bool flip, int64_t extra_h, int64_t extra_w, size_t slack, int64_t count) {
   const int64_t padded_h = geo.in_h + 2 * geo.pad_h + extra_h;
   padded_w = geo.in_w + 2 * geo.pad_w + extra_w;
-  const size_t size = static_cast<size_t>(padded_h * padded_w * c) + slack;
+  const size_t image_stride = static_cast<size_t>(padded_h * padded_w * c);
+  const size_t size = image_stride * static_cast<size_t>(count) + slack;
   bytes = cache_aligned(storage, size);
-  const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>(n * geo.in_h * geo.in_w * c);
-  const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
-  uint8_t* const end = bytes + size;
   if (geo.in_h == 0 || geo.in_w == 0) {
     std::memset(bytes, fill_value, size);
     return;
   }
-  // Only the padding is filled: the rows above and the first row's left padding, then from each
-  // row's end through the next row's left padding, and after the last row everything to the end
-  // (the rows below, extra rows and the slack).
-  uint8_t* dst = bytes + static_cast<size_t>((geo.pad_h * padded_w + geo.pad_w) * c);
+  const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
   const size_t padded_row_bytes = static_cast<size_t>(padded_w * c);
+  // Only the padding is filled: the rows above and the first row's left padding, then from each
+  // row's end through the next row's left padding (or, after an image's last row, through the
+  // next image's first row's), and after the last image everything to the end (its rows below,
+  // extra rows and the slack).
+  uint8_t* dst = bytes + static_cast<size_t>((geo.pad_h * padded_w + geo.pad_w) * c);
   std::memset(bytes, fill_value, static_cast<size_t>(dst - bytes));
-  for (int64_t h = 0; h < geo.in_h; ++h, dst += padded_row_bytes) {
-    const uint8_t* src = image + static_cast<size_t>(h) * row_bytes;
-    // The row's own end as the readable end: a row shorter than 32 bytes must not take the
-    // 32-byte move, whose extra bytes would land on the right padding.
-    copy_bytes(dst, src, row_bytes, flip, src + row_bytes);
-    uint8_t* const gap_end = h + 1 < geo.in_h ? dst + padded_row_bytes : end;
-    std::memset(dst + row_bytes, fill_value, static_cast<size_t>(gap_end - (dst + row_bytes)));
+  for (int64_t j = 0; j < count; ++j) {
+    const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>((n + j) * geo.in_h * geo.in_w * c);
+    uint8_t* row = dst + image_stride * static_cast<size_t>(j);
+    for (int64_t h = 0; h < geo.in_h; ++h, row += padded_row_bytes) {
+      const uint8_t* src = image + static_cast<size_t>(h) * row_bytes;
+      // The row's own end as the readable end: a row shorter than 32 bytes must not take the
+      // 32-byte move, whose extra bytes would land on the right padding.
+      copy_bytes(row, src, row_bytes, flip, src + row_bytes);
+      uint8_t* const gap_end = h + 1 < geo.in_h ? row + padded_row_bytes
+                               : j + 1 < count  ? dst + image_stride * static_cast<size_t>(j + 1)
+                                                : bytes + size;
+      std::memset(row + row_bytes, fill_value, static_cast<size_t>(gap_end - (row + row_bytes)));
+    }
   }
 }
 
@@ -364,18 +374,32 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   // virtual rows with at most 1/16 of them dropped (56 x 56 layers: 2 of 58) stay so.
   const bool offsets_pay = !(virtual_rows && (period - out_w) * 16 <= period);
   thread_local std::vector<int64_t> row_offsets;
-  int64_t image = -1;
+  // Rows by offset may span images. When the call's weights are more than one of qgemm()'s column
+  // chunks, each chunk is read from memory once per call: per image, a 512-channel 3x3 layer's
+  // 2.4 MB were read 32 times at batch 32. So the pixels of several whole images, up to
+  // kImageGroupBytes of (padded) input, go to one call, and the chunk is read once per group.
+  const int64_t image_pixels = out_h * out_w;
+  // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
+  const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
+  const int64_t input_pixels = (geo.in_h + 2 * geo.pad_h) * padded_w;  // of one (padded) image
+  const size_t padded_image_bytes = static_cast<size_t>(input_pixels * c);
+  const bool weights_span_chunks = group0.block_stride() * blocks > kGemmChunkBytes;
+  const int64_t images_per_call =
+      weights_span_chunks
+          ? std::max<int64_t>(1, static_cast<int64_t>(kImageGroupBytes / std::max<size_t>(padded_image_bytes, 1)))
+          : 1;
+  int64_t first_image = -1, images = 0;  // those in `padded` (in place: those its pixel sums cover)
   for (int64_t p = pixel_begin; p < pixel_end;) {
-    const int64_t n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
-    // Kernels that read rows by offset take the range's pixels of this image in one call, exactly
-    // (virtual rows computed a quarter more pixels than ResNet's 7x7 layers have, and an eighth
-    // at 14x14).
-    const int64_t image_rows = std::min(pixel_end, (n + 1) * out_h * out_w) - p;
+    const int64_t n = p / image_pixels, oh = p / out_w % out_h, ow = p % out_w;
+    // Kernels that read rows by offset take the range's pixels of this image (and of the next
+    // whole ones, above) in one call, exactly (virtual rows computed a quarter more pixels than
+    // ResNet's 7x7 layers have, and an eighth at 14x14).
+    const int64_t call_pixels = std::min(pixel_end, (n + images_per_call) * image_pixels) - p;
     const bool by_offset =
         offsets_pay &&
-        qgemm_taps_supported(isa, blocks, static_cast<size_t>(image_rows), layout, static_cast<size_t>(c)) &&
-        qgemm_rows_by_offset(isa, blocks, static_cast<size_t>(image_rows), layout);
-    int64_t rows = by_offset ? image_rows : std::min(out_w - ow, pixel_end - p);
+        qgemm_taps_supported(isa, blocks, static_cast<size_t>(call_pixels), layout, static_cast<size_t>(c)) &&
+        qgemm_rows_by_offset(isa, blocks, static_cast<size_t>(call_pixels), layout);
+    int64_t rows = by_offset ? call_pixels : std::min(out_w - ow, pixel_end - p);
     // Otherwise whole output rows of this image from here, as virtual rows.
     const int64_t whole_rows =
         virtual_rows && !by_offset && ow == 0 ? std::min((pixel_end - p) / out_w, out_h - oh) : 0;
@@ -386,26 +410,34 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
       p += rows;
       continue;
     }
-    // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
-    const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
-    if (n != image && !in_place) padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip);  // may move bytes
-    const uint8_t* image_bytes = in_place ? x_begin + static_cast<size_t>(n * geo.in_h * geo.in_w * c) : padded.bytes;
-    if (n != image && group0.has_weight_zero_point) {
-      const int64_t pixels = (geo.in_h + 2 * geo.pad_h) * padded_w;
-      padded.sum_pixels(image_bytes, static_cast<size_t>(pixels), c, kernel_signed, isa);
+    const int64_t call_images = (p + rows - 1) / image_pixels - n + 1;
+    if (n < first_image || n + call_images > first_image + images) {
+      if (!in_place) padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip, 0, 0, 0, call_images);
+      first_image = n;
+      images = call_images;
+      if (group0.has_weight_zero_point) {
+        const uint8_t* first = in_place ? x_begin + static_cast<size_t>(n) * padded_image_bytes : padded.bytes;
+        padded.sum_pixels(first, static_cast<size_t>(images * input_pixels), c, kernel_signed, isa);
+      }
     }
-    image = n;
+    const size_t image_offset = static_cast<size_t>(n - first_image) * padded_image_bytes;  // of image n
+    const uint8_t* image_begin =
+        (in_place ? x_begin + static_cast<size_t>(first_image) * padded_image_bytes : padded.bytes) + image_offset;
     // The first pixel's input pixel in the padded image (rows by offset: each pixel's, from 0).
     const int64_t first_pixel = by_offset ? 0 : oh * geo.stride_h * padded_w + ow * geo.stride_w;
-    GemmActivations a{image_bytes + static_cast<size_t>(first_pixel * c), kernel_signed, za,
+    GemmActivations a{image_begin + static_cast<size_t>(first_pixel * c), kernel_signed, za,
                       static_cast<size_t>(geo.stride_w * c)};
     a.tap_offsets = tap_offsets.data();
     a.taps = tap_offsets.size();
-    if (group0.has_weight_zero_point) a.tap_run_sums = padded.pixel_sums.data() + first_pixel;
-    if (by_offset) {
+    if (group0.has_weight_zero_point) {
+      a.tap_run_sums = padded.pixel_sums.data() + image_offset / static_cast<size_t>(c) + first_pixel;
+    }
+    if (by_offset) {  // pixel q of image n + j reads from j · padded_image_bytes
       row_offsets.resize(static_cast<size_t>(rows));
       for (int64_t i = 0, q = oh * out_w + ow; i < rows; ++i, ++q) {
-        row_offsets[static_cast<size_t>(i)] = (q / out_w * geo.stride_h * padded_w + q % out_w * geo.stride_w) * c;
+        const int64_t j = q / image_pixels, r = q % image_pixels;
+        row_offsets[static_cast<size_t>(i)] = j * static_cast<int64_t>(padded_image_bytes) +
+                                              (r / out_w * geo.stride_h * padded_w + r % out_w * geo.stride_w) * c;
       }
       a.row_offsets = row_offsets.data();
     }

@@ -496,8 +496,6 @@ void make_residual_add(OutputType type, RequantMode mode, double layer_scale, in
 
 namespace {
 
-// Weights of one column chunk stay in L2 while every row tile streams past them.
-constexpr size_t kChunkBytes = 256 * 1024;
 // A row group's (working) A stays in L1 while each block of the chunk passes over it.
 constexpr size_t kGroupABytes = 16 * 1024;
 // A row group's accumulators over the chunk's channels, read by one output-stage call: at most
@@ -704,7 +702,7 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   }
 
   // Tiles: uk.mr rows × uk.max_blocks blocks. The channels are cut into chunks of about
-  // kChunkBytes of packed weights; each chunk stays in L2 while every row group passes over it
+  // kGemmChunkBytes of packed weights; each chunk stays in L2 while every row group passes over it
   // (a group of row tiles keeps its A, at most kGroupABytes, in L1). Large M thus reads the
   // weights from memory once, and A once per chunk.
   const size_t elem = stage.type == OutputType::kFloat ? 4 : stage.type == OutputType::kInt16 ? 2 : 1;
@@ -721,12 +719,12 @@ void qgemm(const GemmActivations& a, int64_t m_begin, int64_t m_end, const Packe
   // costly configuration (AMX), as equal as the count allows (56 rows: 28 + 28, not 32 + 24).
   const size_t row_tiles = (rows + uk.mr - 1) / uk.mr;
   const size_t tile_rows = uk.balance_row_tiles ? (rows + row_tiles - 1) / row_tiles : uk.mr;
-  // Chunks of about kChunkBytes of packed weights, and no wider than one row tile's accumulators
+  // Chunks of about kGemmChunkBytes of packed weights, and no wider than one row tile's accumulators
   // allow (whole tiles of uk.max_blocks blocks).
   const size_t max_chunk_blocks =
       std::max<size_t>(1, kGroupAccumulators / (tile_rows * kGemmNr) / uk.max_blocks) * uk.max_blocks;
   const size_t chunk_blocks = std::min(
-      max_chunk_blocks, std::max<size_t>(uk.max_blocks, kChunkBytes / std::max<size_t>(packed_block_stride, 1) /
+      max_chunk_blocks, std::max<size_t>(uk.max_blocks, kGemmChunkBytes / std::max<size_t>(packed_block_stride, 1) /
                                                             uk.max_blocks * uk.max_blocks));
   // The group's accumulators: one row per GEMM row, the chunk's channels across.
   const size_t acc_stride =

@@ -253,6 +253,11 @@ bool qgemm_taps_supported(Isa isa, size_t blocks, size_t rows, int32_t layout, s
 // Whether such a call also takes GemmActivations::row_offsets.
 bool qgemm_rows_by_offset(Isa isa, size_t blocks, size_t rows, int32_t layout);
 
+// qgemm() reads the weights in column chunks of about this many bytes, each kept in L2 while every
+// row of the call passes over it: weights larger than this are read from memory once per call, so
+// callers with many rows (a conv's several images) give them to one call.
+constexpr size_t kGemmChunkBytes = 256 * 1024;
+
 // out[m, n] for rows [m_begin, m_end) and channels [n_begin, n_end); n_begin must be a multiple
 // of kGemmNr (blocks are not split between threads). bias: int32 at scale sa·sb[n] (n entries) or
 // nullptr. out: row stride out_stride (elements), element type from stage.type. Single-threaded;

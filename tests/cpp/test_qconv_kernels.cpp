@@ -855,6 +855,12 @@ TEST_P(QConvTest, ImplicitGemmShapes) {
       // Kernels that read rows by offset (AVX-512 VNNI) take the shapes above pixel by pixel; rows
       // whose padding is at most 1/16 of them stay virtual rows there too:
       {2, 40, 34, 64, 64, 3, 1, 1, 1},  // 36 per 34
+      // Weights over one of qgemm()'s chunks (kGemmChunkBytes): there, the pixels of several
+      // images go to one call (all five images here; two of 7x7x2048 padded bytes per call, then
+      // one; a strided 1x1 read in place):
+      {5, 4, 4, 512, 64, 3, 1, 1, 1},
+      {3, 5, 5, 2048, 16, 3, 1, 1, 1},
+      {4, 6, 6, 1024, 272, 1, 2, 0, 1},
   };
   for (const Shape& sh : shapes) {
     ConvCase tc = randomize(rng, ConvCase{});
