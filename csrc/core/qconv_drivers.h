@@ -26,14 +26,26 @@ struct PaddedImage {
   std::vector<int32_t> pixel_sums;  // Σ of each padded pixel's channels: the GEMM's run sums
 
   // When the weights have zero points, the row sums they need come from these: each padded
-  // pixel summed once, instead of once per tap that reads it.
-  void sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed, Isa isa);
+  // pixel summed once, instead of once per tap that reads it. Pixels [first, first + count) of
+  // the padded images from `images` (bytes, or the input read in place); the others stay unsummed.
+  void sum_pixels(const uint8_t* images, size_t first, size_t count, int64_t c, bool kernel_signed, Isa isa);
 
   // Images [n, n + count) each with pad_h / pad_w of fill_value around it, plus extra_h rows below
   // and extra_w columns right (the Winograd tiles' overhang), one after another, and `slack` bytes
   // after the last; bytes moved by 128 when `flip`.
   void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip,
             int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0, int64_t count = 1);
+  // fill() without extra rows, columns or slack, writing only padded rows [row_begin, row_end) of
+  // the images stacked as one (image j's row r is row j · padded_h + r): those a thread's range
+  // of output pixels reads. The other rows keep whatever they held.
+  void fill_rows(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, int64_t count,
+                 int64_t row_begin, int64_t row_end, uint8_t fill_value, bool flip);
+
+ private:
+  // Sizes the storage for `count` images of padded_h rows (plus slack) and writes rows
+  // [row_begin, row_end) of them.
+  void write_rows(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, int64_t count,
+                  int64_t padded_h, int64_t row_begin, int64_t row_end, uint8_t fill_value, bool flip, size_t slack);
 };
 
 // Output pixels [pixel_begin, pixel_end) of an out_h × out_w output under `isa`, the GEMM paths'

@@ -234,44 +234,48 @@ OutputStage shifted_stage(const OutputStage& stage, int64_t p0, int64_t c0, size
 
 }  // namespace
 
-void PaddedImage::sum_pixels(const uint8_t* pixels, size_t count, int64_t c, bool kernel_signed, Isa isa) {
-  pixel_sums.resize(count);
-  ukernels::row_sum_kernel_for(isa)(count, static_cast<size_t>(c), pixels, static_cast<size_t>(c), kernel_signed,
-                                    pixel_sums.data());
+void PaddedImage::sum_pixels(const uint8_t* images, size_t first, size_t count, int64_t c, bool kernel_signed,
+                             Isa isa) {
+  pixel_sums.resize(first + count);
+  ukernels::row_sum_kernel_for(isa)(count, static_cast<size_t>(c), images + first * static_cast<size_t>(c),
+                                    static_cast<size_t>(c), kernel_signed, pixel_sums.data() + first);
 }
 
 void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value,
                        bool flip, int64_t extra_h, int64_t extra_w, size_t slack, int64_t count) {
   const int64_t padded_h = geo.in_h + 2 * geo.pad_h + extra_h;
   padded_w = geo.in_w + 2 * geo.pad_w + extra_w;
-  const size_t image_stride = static_cast<size_t>(padded_h * padded_w * c);
-  const size_t size = image_stride * static_cast<size_t>(count) + slack;
-  bytes = cache_aligned(storage, size);
-  if (geo.in_h == 0 || geo.in_w == 0) {
-    std::memset(bytes, fill_value, size);
-    return;
-  }
-  const size_t row_bytes = static_cast<size_t>(geo.in_w * c);
+  write_rows(x, geo, c, n, count, padded_h, 0, count * padded_h, fill_value, flip, slack);
+}
+
+void PaddedImage::fill_rows(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, int64_t count,
+                            int64_t row_begin, int64_t row_end, uint8_t fill_value, bool flip) {
+  padded_w = geo.in_w + 2 * geo.pad_w;
+  write_rows(x, geo, c, n, count, geo.in_h + 2 * geo.pad_h, row_begin, row_end, fill_value, flip, 0);
+}
+
+void PaddedImage::write_rows(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, int64_t count,
+                             int64_t padded_h, int64_t row_begin, int64_t row_end, uint8_t fill_value, bool flip,
+                             size_t slack) {
   const size_t padded_row_bytes = static_cast<size_t>(padded_w * c);
-  // Only the padding is filled: the rows above and the first row's left padding, then from each
-  // row's end through the next row's left padding (or, after an image's last row, through the
-  // next image's first row's), and after the last image everything to the end (its rows below,
-  // extra rows and the slack).
-  uint8_t* dst = bytes + static_cast<size_t>((geo.pad_h * padded_w + geo.pad_w) * c);
-  std::memset(bytes, fill_value, static_cast<size_t>(dst - bytes));
-  for (int64_t j = 0; j < count; ++j) {
-    const uint8_t* image = static_cast<const uint8_t*>(x.data) + static_cast<size_t>((n + j) * geo.in_h * geo.in_w * c);
-    uint8_t* row = dst + image_stride * static_cast<size_t>(j);
-    for (int64_t h = 0; h < geo.in_h; ++h, row += padded_row_bytes) {
-      const uint8_t* src = image + static_cast<size_t>(h) * row_bytes;
-      // The row's own end as the readable end: a row shorter than 32 bytes must not take the
-      // 32-byte move, whose extra bytes would land on the right padding.
-      copy_bytes(row, src, row_bytes, flip, src + row_bytes);
-      uint8_t* const gap_end = h + 1 < geo.in_h ? row + padded_row_bytes
-                               : j + 1 < count  ? dst + image_stride * static_cast<size_t>(j + 1)
-                                                : bytes + size;
-      std::memset(row + row_bytes, fill_value, static_cast<size_t>(gap_end - (row + row_bytes)));
+  const size_t rows_bytes = static_cast<size_t>(count * padded_h) * padded_row_bytes;
+  bytes = cache_aligned(storage, rows_bytes + slack);
+  std::memset(bytes + rows_bytes, fill_value, slack);
+  const size_t row_bytes = static_cast<size_t>(geo.in_w * c), left_bytes = static_cast<size_t>(geo.pad_w * c);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    uint8_t* dst = bytes + static_cast<size_t>(r) * padded_row_bytes;
+    const int64_t h = r % padded_h - geo.pad_h;  // the input row, if any
+    if (h < 0 || h >= geo.in_h || geo.in_w == 0) {
+      std::memset(dst, fill_value, padded_row_bytes);
+      continue;
     }
+    const uint8_t* src =
+        static_cast<const uint8_t*>(x.data) + static_cast<size_t>((n + r / padded_h) * geo.in_h + h) * row_bytes;
+    std::memset(dst, fill_value, left_bytes);
+    // The row's own end as the readable end: a row shorter than 32 bytes must not take the 32-byte
+    // move, whose extra bytes land on the right padding (written after it).
+    copy_bytes(dst + left_bytes, src, row_bytes, flip, src + row_bytes);
+    std::memset(dst + left_bytes + row_bytes, fill_value, padded_row_bytes - left_bytes - row_bytes);
   }
 }
 
@@ -381,7 +385,11 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   const int64_t image_pixels = out_h * out_w;
   // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
   const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
-  const int64_t input_pixels = (geo.in_h + 2 * geo.pad_h) * padded_w;  // of one (padded) image
+  const int64_t input_rows = geo.in_h + 2 * geo.pad_h, input_pixels = input_rows * padded_w;  // of one (padded) image
+  // Each thread pads only the rows of its range: the last image's end, one past the last row read.
+  const int64_t last_image = (pixel_end - 1) / image_pixels;
+  const int64_t last_row_end =
+      std::min(input_rows, (pixel_end - 1) / out_w % out_h * geo.stride_h + (s.kernel_h - 1) * geo.dilation_h + 1);
   const size_t padded_image_bytes = static_cast<size_t>(input_pixels * c);
   const bool weights_span_chunks = group0.block_stride() * blocks > kGemmChunkBytes;
   const int64_t images_per_call =
@@ -412,12 +420,17 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
     }
     const int64_t call_images = (p + rows - 1) / image_pixels - n + 1;
     if (n < first_image || n + call_images > first_image + images) {
-      if (!in_place) padded.fill(x, geo, c, n, static_cast<uint8_t>(za), flip, 0, 0, 0, call_images);
       first_image = n;
       images = call_images;
+      // The padded rows the range reads in these images, stacked: from its first output row's
+      // (in the range's first image) to its last one's last kernel row (in its last image).
+      const int64_t row_begin = n == pixel_begin / image_pixels ? pixel_begin / out_w % out_h * geo.stride_h : 0;
+      const int64_t row_end = (images - 1) * input_rows + (n + images - 1 == last_image ? last_row_end : input_rows);
+      if (!in_place) padded.fill_rows(x, geo, c, n, images, row_begin, row_end, static_cast<uint8_t>(za), flip);
       if (group0.has_weight_zero_point) {
         const uint8_t* first = in_place ? x_begin + static_cast<size_t>(n) * padded_image_bytes : padded.bytes;
-        padded.sum_pixels(first, static_cast<size_t>(images * input_pixels), c, kernel_signed, isa);
+        padded.sum_pixels(first, static_cast<size_t>(row_begin * padded_w),
+                          static_cast<size_t>((row_end - row_begin) * padded_w), c, kernel_signed, isa);
       }
     }
     const size_t image_offset = static_cast<size_t>(n - first_image) * padded_image_bytes;  // of image n
