@@ -30,14 +30,15 @@ struct PaddedImage {
   // the padded images from `images` (bytes, or the input read in place); the others stay unsummed.
   void sum_pixels(const uint8_t* images, size_t first, size_t count, int64_t c, bool kernel_signed, Isa isa);
 
-  // Images [n, n + count) each with pad_h / pad_w of fill_value around it, plus extra_h rows below
-  // and extra_w columns right (the Winograd tiles' overhang), one after another, and `slack` bytes
-  // after the last; bytes moved by 128 when `flip`.
+  // Image n with pad_h / pad_w of fill_value around it, plus extra_h rows below and extra_w
+  // columns right (the Winograd tiles' overhang) and `slack` bytes after the end; bytes moved by
+  // 128 when `flip`.
   void fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value, bool flip,
-            int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0, int64_t count = 1);
-  // fill() without extra rows, columns or slack, writing only padded rows [row_begin, row_end) of
-  // the images stacked as one (image j's row r is row j · padded_h + r): those a thread's range
-  // of output pixels reads. The other rows keep whatever they held.
+            int64_t extra_h = 0, int64_t extra_w = 0, size_t slack = 0);
+  // Images [n, n + count) padded as fill() pads one (no extra rows, columns or slack), one after
+  // another, writing only rows [row_begin, row_end) of them stacked as one image (image j's row r
+  // is row j · padded_h + r): those a thread's range of output pixels reads. The other rows keep
+  // whatever they held.
   void fill_rows(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, int64_t count,
                  int64_t row_begin, int64_t row_end, uint8_t fill_value, bool flip);
 

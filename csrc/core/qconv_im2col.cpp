@@ -242,10 +242,10 @@ void PaddedImage::sum_pixels(const uint8_t* images, size_t first, size_t count, 
 }
 
 void PaddedImage::fill(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, uint8_t fill_value,
-                       bool flip, int64_t extra_h, int64_t extra_w, size_t slack, int64_t count) {
+                       bool flip, int64_t extra_h, int64_t extra_w, size_t slack) {
   const int64_t padded_h = geo.in_h + 2 * geo.pad_h + extra_h;
   padded_w = geo.in_w + 2 * geo.pad_w + extra_w;
-  write_rows(x, geo, c, n, count, padded_h, 0, count * padded_h, fill_value, flip, slack);
+  write_rows(x, geo, c, n, 1, padded_h, 0, padded_h, fill_value, flip, slack);
 }
 
 void PaddedImage::fill_rows(const ConvActivations& x, const Conv2dGeometry& geo, int64_t c, int64_t n, int64_t count,
@@ -273,7 +273,7 @@ void PaddedImage::write_rows(const ConvActivations& x, const Conv2dGeometry& geo
         static_cast<const uint8_t*>(x.data) + static_cast<size_t>((n + r / padded_h) * geo.in_h + h) * row_bytes;
     std::memset(dst, fill_value, left_bytes);
     // The row's own end as the readable end: a row shorter than 32 bytes must not take the 32-byte
-    // move, whose extra bytes land on the right padding (written after it).
+    // move, whose extra bytes would be read past the row (past the input, for the last one).
     copy_bytes(dst + left_bytes, src, row_bytes, flip, src + row_bytes);
     std::memset(dst + left_bytes + row_bytes, fill_value, padded_row_bytes - left_bytes - row_bytes);
   }
@@ -378,19 +378,20 @@ void conv_gemm(const ConvActivations& x, const Conv2dGeometry& geo, const ConvWe
   // virtual rows with at most 1/16 of them dropped (56 x 56 layers: 2 of 58) stay so.
   const bool offsets_pay = !(virtual_rows && (period - out_w) * 16 <= period);
   thread_local std::vector<int64_t> row_offsets;
-  // Rows by offset may span images. When the call's weights are more than one of qgemm()'s column
-  // chunks, each chunk is read from memory once per call: per image, a 512-channel 3x3 layer's
-  // 2.4 MB were read 32 times at batch 32. So the pixels of several whole images, up to
-  // kImageGroupBytes of (padded) input, go to one call, and the chunk is read once per group.
   const int64_t image_pixels = out_h * out_w;
   // Unpadded input in the kernel's domain (a strided 1x1 conv) is read where it is.
   const bool in_place = geo.pad_h == 0 && geo.pad_w == 0 && !flip;
   const int64_t input_rows = geo.in_h + 2 * geo.pad_h, input_pixels = input_rows * padded_w;  // of one (padded) image
-  // Each thread pads only the rows of its range: the last image's end, one past the last row read.
+  const size_t padded_image_bytes = static_cast<size_t>(input_pixels * c);
+  // Each thread pads only the input rows its range reads: in the range's last image, up to its
+  // last output row's last kernel row.
   const int64_t last_image = (pixel_end - 1) / image_pixels;
   const int64_t last_row_end =
       std::min(input_rows, (pixel_end - 1) / out_w % out_h * geo.stride_h + (s.kernel_h - 1) * geo.dilation_h + 1);
-  const size_t padded_image_bytes = static_cast<size_t>(input_pixels * c);
+  // Rows by offset may span images. When the call's weights are more than one of qgemm()'s column
+  // chunks, each chunk is read from memory once per call: per image, a 512-channel 3x3 layer's
+  // 2.4 MB were read 32 times at batch 32. So the pixels of several whole images, up to
+  // kImageGroupBytes of (padded) input, go to one call, and the chunk is read once per group.
   const bool weights_span_chunks = group0.block_stride() * blocks > kGemmChunkBytes;
   const int64_t images_per_call =
       weights_span_chunks
